@@ -1,0 +1,3 @@
+def clamp(value, low, high):
+	"""Keep a tag value inside its engineering range."""
+	return max(low, min(high, value))

@@ -1,0 +1,106 @@
+//! Command-line interface (clap).
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Stoker agent: keeps an Ignition gateway's data directory in sync with Git.
+#[derive(Debug, Parser)]
+#[command(name = "stoker-agent", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    /// Log level filter (e.g. `info`, `stoker_sync=debug`); `RUST_LOG` wins when set.
+    #[arg(long, global = true, default_value = "warn", env = "STOKER_LOG")]
+    pub log_level: String,
+
+    /// Log format on stderr.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Log formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line (for log collectors).
+    Json,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Sync once: render a GatewaySync profile into a directory and print what changed.
+    ///
+    /// Example:
+    ///   stoker-agent sync --config examples/gatewaysync.yaml --source examples/repo \
+    ///       --dest /tmp/ignition-data --profile area --gateway-name site1
+    Sync(SyncArgs),
+}
+
+/// Arguments of `stoker-agent sync`.
+#[derive(Debug, Args)]
+pub struct SyncArgs {
+    /// The GatewaySync manifest (YAML, exactly what you `kubectl apply`).
+    #[arg(long, short = 'c', value_name = "FILE")]
+    pub config: PathBuf,
+
+    /// The gateway data directory to sync into (created when missing).
+    #[arg(long, short = 'd', value_name = "DIR")]
+    pub dest: PathBuf,
+
+    /// Read the files from this directory instead of the manifest's Git repository.
+    #[arg(long, short = 's', value_name = "DIR")]
+    pub source: Option<PathBuf>,
+
+    /// Profile from spec.sync.profiles [default: the only profile, or the one named "default"].
+    #[arg(long, short = 'p', value_name = "NAME")]
+    pub profile: Option<String>,
+
+    /// The gateway's name, for {{.GatewayName}} in templates.
+    #[arg(long, value_name = "NAME", env = "GATEWAY_NAME")]
+    pub gateway_name: Option<String>,
+
+    /// A template variable {{.Vars.KEY}}; wins over the profile's vars. Repeatable.
+    #[arg(long = "var", value_name = "KEY=VALUE", value_parser = parse_key_value)]
+    pub vars: Vec<(String, String)>,
+
+    /// A pod label {{.Labels.KEY}}. Repeatable.
+    #[arg(long = "label", value_name = "KEY=VALUE", value_parser = parse_key_value)]
+    pub labels: Vec<(String, String)>,
+
+    /// Show what would change; write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// fsync every written file before renaming it into place (survives power loss; slower).
+    #[arg(long)]
+    pub fsync: bool,
+
+    /// Output format on stdout.
+    #[arg(long, short = 'o', value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
+}
+
+/// Output formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    /// A short human summary, then the changed paths.
+    Text,
+    /// The SyncReport as JSON.
+    Json,
+}
+
+/// Parses `KEY=VALUE`.
+pub fn parse_key_value(raw: &str) -> Result<(String, String), String> {
+    let (key, value) = raw
+        .split_once('=')
+        .ok_or_else(|| format!("{raw:?} is not KEY=VALUE"))?;
+    if key.is_empty() {
+        return Err(format!("{raw:?} has an empty KEY"));
+    }
+    Ok((key.to_owned(), value.to_owned()))
+}

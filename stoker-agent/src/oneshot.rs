@@ -1,0 +1,129 @@
+//! `stoker-agent sync`: one sync from a GatewaySync manifest into a directory.
+
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use serde::Deserialize as _;
+use stoker_core::spec::GatewaySyncDocument;
+use stoker_core::{LocalSource, Source, TemplateContext};
+use stoker_sync::pipeline::{Pipeline, SyncJob};
+use stoker_sync::{ApplyOptions, MergeStrategy};
+
+use crate::cli::{OutputFormat, SyncArgs};
+use crate::output;
+
+/// Reads a GatewaySync manifest; errors name the file.
+pub fn load_manifest(path: &Path) -> anyhow::Result<GatewaySyncDocument> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading manifest {}", path.display()))?;
+    let mut found = None;
+    for document in serde_yaml::Deserializer::from_str(&text) {
+        let value = serde_yaml::Value::deserialize(document)
+            .with_context(|| format!("manifest {} is not valid YAML", path.display()))?;
+        if value.get("kind").and_then(|k| k.as_str()) == Some(stoker_core::spec::KIND) {
+            if found.is_some() {
+                bail!(
+                    "manifest {} holds several GatewaySync documents; keep one per file",
+                    path.display()
+                );
+            }
+            found = Some(value);
+        }
+    }
+    let value = found.with_context(|| {
+        format!(
+            "manifest {} holds no document of kind GatewaySync",
+            path.display()
+        )
+    })?;
+    let document: GatewaySyncDocument = serde_yaml::from_value(value)
+        .with_context(|| format!("manifest {} is not a valid GatewaySync", path.display()))?;
+    document
+        .check_type()
+        .map_err(|message| anyhow::anyhow!("manifest {}: {message}", path.display()))?;
+    Ok(document)
+}
+
+/// Runs `stoker-agent sync`.
+pub async fn sync(args: SyncArgs) -> anyhow::Result<ExitCode> {
+    let document = load_manifest(&args.config)?;
+    let profile_name = document
+        .profile_name(args.profile.as_deref())
+        .map_err(|message| anyhow::anyhow!("manifest {}: {message}", args.config.display()))?
+        .to_owned();
+    let profile = document
+        .spec
+        .sync
+        .resolve(&profile_name)
+        .with_context(|| format!("manifest {}", args.config.display()))?;
+    if document.spec.paused || profile.paused {
+        eprintln!(
+            "sync skipped: {} is paused (spec.paused or the profile's paused is true)",
+            args.config.display()
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+
+    let source: Arc<dyn Source> = match &args.source {
+        Some(dir) => {
+            if !dir.is_dir() {
+                bail!("--source {}: not a directory", dir.display());
+            }
+            Arc::new(LocalSource::new(dir))
+        }
+        None => bail!(
+            "reading spec.git.repo ({}) needs the git source, which this build does not have yet; pass --source DIR with a checkout",
+            document.spec.git.repo
+        ),
+    };
+    let reference = document.spec.git.reference.clone();
+    let dry_run = args.dry_run || profile.dry_run;
+    if profile.dry_run && !args.dry_run {
+        eprintln!("dry run: profile {profile_name:?} has dryRun: true; nothing will be written");
+    }
+
+    let mut context = TemplateContext {
+        gateway_name: args.gateway_name.clone(),
+        cr_name: document.metadata.name.clone(),
+        namespace: document.metadata.namespace.clone(),
+        ..TemplateContext::default()
+    };
+    context.vars.extend(args.vars.iter().cloned());
+    context.labels.extend(args.labels.iter().cloned());
+
+    let strategy = MergeStrategy::new(ApplyOptions {
+        fsync: args.fsync,
+        ..ApplyOptions::default()
+    });
+    let pipeline = Pipeline::new(source).with_strategy(strategy);
+    let report = pipeline
+        .run(SyncJob {
+            reference,
+            profile,
+            context,
+            live: args.dest.clone(),
+            dry_run,
+        })
+        .await
+        .map_err(|error| hint(error, &args))?;
+
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    match args.output {
+        OutputFormat::Text => output::write_text(&mut out, &report, &args.dest)?,
+        OutputFormat::Json => output::write_json(&mut out, &report)?,
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Adds the flag that fixes a common mistake to an error.
+fn hint(error: stoker_sync::Error, args: &SyncArgs) -> anyhow::Error {
+    let text = error.to_string();
+    let error = anyhow::Error::new(error);
+    if text.contains(".GatewayName is not set") && args.gateway_name.is_none() {
+        return error.context("the profile uses {{.GatewayName}}: pass --gateway-name NAME");
+    }
+    error
+}

@@ -1,0 +1,50 @@
+//! # stoker-core
+//!
+//! The vocabulary shared by Stoker's engine, operator, agent and plugins:
+//!
+//! - [`Revision`], [`ContentId`], and [`Artifact`] (a read-only tree at one revision);
+//! - [`SyncSpec`] / [`Profile`] / [`Mapping`] / [`Patch`], with serde names identical to the
+//!   `GatewaySync` resource's `spec.sync`, and profile resolution;
+//! - [`template`] rendering (the Go `{{.Field.Path}}` syntax users write) and [`patch`]
+//!   (JSON fields set by dot path, feature `patch`);
+//! - the traits [`Source`], [`SyncStrategy`], [`Notifier`] and [`Gateway`];
+//! - [`LocalSource`], a directory as a source (feature `local`, on by default).
+//!
+//! With `default-features = false` it depends only on serde, thiserror, async-trait and globset.
+#![forbid(unsafe_code)]
+
+pub mod artifact;
+pub mod content_id;
+pub mod context;
+pub mod error;
+pub mod gateway;
+#[cfg(feature = "local")]
+pub mod local;
+pub mod notify;
+#[cfg(feature = "patch")]
+pub mod patch;
+pub mod profile;
+pub mod relpath;
+pub mod report;
+pub mod revision;
+pub mod source;
+pub mod spec;
+pub mod strategy;
+pub mod template;
+
+pub use artifact::{Artifact, Entry, EntryKind, Listing};
+pub use content_id::ContentId;
+pub use context::TemplateContext;
+pub use error::{Error, Result};
+pub use gateway::{Gateway, Health, PreSyncCheck};
+#[cfg(feature = "local")]
+pub use local::{LocalArtifact, LocalSource};
+pub use notify::{Event, EventKind, Notifier};
+pub use profile::{
+    DesignerSessionPolicy, Mapping, MappingType, Patch, Profile, ProfileSpec, SyncDefaults,
+    SyncSpec,
+};
+pub use report::{FileChange, SyncReport};
+pub use revision::Revision;
+pub use source::Source;
+pub use strategy::{SyncRequest, SyncStrategy};

@@ -1,0 +1,419 @@
+//! Sync profiles as users write them in a `GatewaySync` (`spec.sync`), and their resolution.
+
+use std::collections::BTreeMap;
+
+use globset::{Glob, GlobSet, GlobSetBuilder};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// Exclude patterns used when `sync.defaults.excludePatterns` is not given.
+pub const DEFAULT_EXCLUDES: &[&str] = &["**/.git/**", "**/.gitkeep"];
+
+/// Paths the engine never writes or deletes, whatever the mappings say (the engine's own
+/// `.stoker/` directory at the live root is protected too).
+pub const PROTECTED_PATTERNS: &[&str] = &["**/.resources/**"];
+
+/// `spec.sync` of a `GatewaySync`: defaults and named profiles.
+///
+/// ```
+/// use stoker_core::SyncSpec;
+/// let spec: SyncSpec = serde_json::from_str(r#"{
+///   "defaults": {"vars": {"site": "1"}, "excludePatterns": ["**/*.bak"]},
+///   "profiles": {"standard": {"mappings": [{"source": "projects", "destination": "projects"}],
+///                             "vars": {"site": "2"}}}
+/// }"#).unwrap();
+/// let profile = spec.resolve("standard").unwrap();
+/// assert_eq!(profile.vars["site"], "2");
+/// assert_eq!(profile.exclude_patterns, vec!["**/*.bak".to_string()]);
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SyncSpec {
+    /// Settings every profile inherits unless it overrides them.
+    #[serde(default)]
+    pub defaults: SyncDefaults,
+    /// Named profiles; a gateway picks one with the `stoker.io/profile` annotation.
+    #[serde(default)]
+    pub profiles: BTreeMap<String, ProfileSpec>,
+}
+
+/// `spec.sync.defaults`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SyncDefaults {
+    /// Doublestar globs matched against destination paths. When absent,
+    /// [`DEFAULT_EXCLUDES`] apply; when given, they replace them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exclude_patterns: Option<Vec<String>>,
+    /// Template variables (`{{.Vars.key}}`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub vars: BTreeMap<String, String>,
+    /// Agent-side resync interval in seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sync_period: Option<u32>,
+    /// What to do when Designer sessions are open.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub designer_session_policy: Option<DesignerSessionPolicy>,
+    /// Compute and report, write nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dry_run: Option<bool>,
+    /// Stop syncing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paused: Option<bool>,
+}
+
+/// `spec.sync.profiles.<name>`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ProfileSpec {
+    /// Ordered source → destination mappings; later ones overlay earlier ones.
+    #[serde(default)]
+    pub mappings: Vec<Mapping>,
+    /// Extra exclude globs, added to the defaults' ones.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exclude_patterns: Vec<String>,
+    /// Variables; a key here wins over the same key in the defaults.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub vars: BTreeMap<String, String>,
+    /// Overrides `defaults.syncPeriod`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sync_period: Option<u32>,
+    /// Overrides `defaults.dryRun`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dry_run: Option<bool>,
+    /// Overrides `defaults.designerSessionPolicy`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub designer_session_policy: Option<DesignerSessionPolicy>,
+    /// Overrides `defaults.paused`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paused: Option<bool>,
+}
+
+/// One source → destination mapping.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Mapping {
+    /// Repository-relative path; a template.
+    pub source: String,
+    /// Path relative to the gateway data directory; a template.
+    pub destination: String,
+    /// `dir` or `file`; inferred from the source when omitted.
+    #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
+    pub kind: Option<MappingType>,
+    /// Fail the sync when the source does not exist (otherwise the mapping is skipped).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub required: bool,
+    /// Render file contents as templates.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub template: bool,
+    /// JSON field patches applied to the mapped files.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub patches: Vec<Patch>,
+}
+
+/// The kind of a mapping.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MappingType {
+    /// Every file below `source` goes to `destination/<rest>`.
+    Dir,
+    /// One file.
+    File,
+}
+
+/// JSON fields to set in the files a glob matches.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Patch {
+    /// Glob relative to the mapping's destination (`config.json`, `**/resource.json`); for a
+    /// `file` mapping, matched against the file's name.
+    pub file: String,
+    /// Dot path → value template (`connection.host: "db-{{.Vars.site}}"`).
+    #[serde(default)]
+    pub set: BTreeMap<String, String>,
+}
+
+/// What an agent does when Ignition Designer sessions are open.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DesignerSessionPolicy {
+    /// Log a warning and sync.
+    #[default]
+    Proceed,
+    /// Retry until sessions close (up to 5 minutes).
+    Wait,
+    /// Refuse the sync and report it.
+    Fail,
+}
+
+/// A profile with the defaults merged in: what the engine and agent use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Profile {
+    /// The profile's name.
+    pub name: String,
+    /// Ordered mappings.
+    pub mappings: Vec<Mapping>,
+    /// Defaults' excludes (or [`DEFAULT_EXCLUDES`]) followed by the profile's.
+    pub exclude_patterns: Vec<String>,
+    /// Defaults' vars overlaid with the profile's.
+    pub vars: BTreeMap<String, String>,
+    /// Resync interval in seconds (default 30).
+    pub sync_period: u32,
+    /// Designer session policy (default `proceed`).
+    pub designer_session_policy: DesignerSessionPolicy,
+    /// Dry run (default false).
+    pub dry_run: bool,
+    /// Paused (default false).
+    pub paused: bool,
+}
+
+/// The default resync interval, in seconds.
+pub const DEFAULT_SYNC_PERIOD: u32 = 30;
+
+impl SyncSpec {
+    /// Resolves the profile `name`: defaults merged with the profile, profile wins per key,
+    /// excludes concatenated. Checks variable names and exclude globs.
+    pub fn resolve(&self, name: &str) -> Result<Profile> {
+        let spec = self.profiles.get(name).ok_or_else(|| Error::Profile {
+            profile: name.to_owned(),
+            message: format!(
+                "no such profile (defined: {})",
+                if self.profiles.is_empty() {
+                    "none".to_owned()
+                } else {
+                    self.profiles.keys().cloned().collect::<Vec<_>>().join(", ")
+                }
+            ),
+        })?;
+        let defaults = &self.defaults;
+        let mut exclude_patterns: Vec<String> = match &defaults.exclude_patterns {
+            Some(patterns) => patterns.clone(),
+            None => DEFAULT_EXCLUDES.iter().map(|p| (*p).to_owned()).collect(),
+        };
+        exclude_patterns.extend(spec.exclude_patterns.iter().cloned());
+        let mut vars = defaults.vars.clone();
+        vars.extend(spec.vars.iter().map(|(k, v)| (k.clone(), v.clone())));
+        let profile = Profile {
+            name: name.to_owned(),
+            mappings: spec.mappings.clone(),
+            exclude_patterns,
+            vars,
+            sync_period: spec
+                .sync_period
+                .or(defaults.sync_period)
+                .unwrap_or(DEFAULT_SYNC_PERIOD),
+            designer_session_policy: spec
+                .designer_session_policy
+                .or(defaults.designer_session_policy)
+                .unwrap_or_default(),
+            dry_run: spec.dry_run.or(defaults.dry_run).unwrap_or(false),
+            paused: spec.paused.or(defaults.paused).unwrap_or(false),
+        };
+        profile.validate()?;
+        Ok(profile)
+    }
+}
+
+impl Profile {
+    /// A profile with these mappings and the built-in defaults for everything else.
+    pub fn new(name: impl Into<String>, mappings: Vec<Mapping>) -> Self {
+        Profile {
+            name: name.into(),
+            mappings,
+            exclude_patterns: DEFAULT_EXCLUDES.iter().map(|p| (*p).to_owned()).collect(),
+            vars: BTreeMap::new(),
+            sync_period: DEFAULT_SYNC_PERIOD,
+            designer_session_policy: DesignerSessionPolicy::default(),
+            dry_run: false,
+            paused: false,
+        }
+    }
+
+    /// Checks what can be checked without an artifact: variable names are identifiers,
+    /// excludes and patch globs compile, mappings have a source and a destination.
+    pub fn validate(&self) -> Result<()> {
+        let fail = |message: String| Error::Profile {
+            profile: self.name.clone(),
+            message,
+        };
+        for key in self.vars.keys() {
+            if !is_identifier(key) {
+                return Err(fail(format!(
+                    "variable name {key:?} is not an identifier ([A-Za-z_][A-Za-z0-9_]*), so {{{{.Vars.{key}}}}} could not read it"
+                )));
+            }
+        }
+        self.excludes()?;
+        for (index, mapping) in self.mappings.iter().enumerate() {
+            if mapping.source.trim().is_empty() {
+                return Err(fail(format!("mappings[{index}].source is empty")));
+            }
+            if mapping.destination.trim().is_empty() {
+                return Err(fail(format!("mappings[{index}].destination is empty")));
+            }
+            for (patch_index, patch) in mapping.patches.iter().enumerate() {
+                compile_glob(&patch.file).map_err(|message| {
+                    fail(format!(
+                        "mappings[{index}].patches[{patch_index}].file {:?}: {message}",
+                        patch.file
+                    ))
+                })?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The exclude patterns compiled into one matcher.
+    pub fn excludes(&self) -> Result<GlobSet> {
+        build_globset(&self.exclude_patterns).map_err(|(pattern, message)| Error::Profile {
+            profile: self.name.clone(),
+            message: format!("exclude pattern {pattern:?}: {message}"),
+        })
+    }
+}
+
+/// True for `[A-Za-z_][A-Za-z0-9_]*`, the keys Go templates can read with `.Vars.key`.
+pub fn is_identifier(key: &str) -> bool {
+    let mut chars = key.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// Compiles one doublestar glob the way Stoker matches paths: `*` stays within a path
+/// component, `**` crosses components, and a pattern ending in `/` (`**/.git/`) matches
+/// everything below that directory.
+pub fn compile_glob(pattern: &str) -> std::result::Result<Glob, String> {
+    let normalized = match pattern.strip_suffix('/') {
+        Some(dir) => format!("{dir}/**"),
+        None => pattern.to_owned(),
+    };
+    globset::GlobBuilder::new(&normalized)
+        .literal_separator(true)
+        .backslash_escape(true)
+        .build()
+        .map_err(|error| error.kind().to_string())
+}
+
+/// Compiles several globs (see [`compile_glob`]) into one set; the error names the bad pattern.
+pub fn build_globset(patterns: &[String]) -> std::result::Result<GlobSet, (String, String)> {
+    let mut builder = GlobSetBuilder::new();
+    for pattern in patterns {
+        builder.add(compile_glob(pattern).map_err(|message| (pattern.clone(), message))?);
+    }
+    builder
+        .build()
+        .map_err(|error| (patterns.join(", "), error.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec() -> SyncSpec {
+        serde_json::from_value(serde_json::json!({
+            "defaults": {
+                "vars": {"site": "1", "region": "eu"},
+                "syncPeriod": 45,
+                "designerSessionPolicy": "wait",
+                "paused": true
+            },
+            "profiles": {
+                "standard": {
+                    "mappings": [{"source": "a", "destination": "b", "type": "dir", "required": true}],
+                    "vars": {"site": "2"},
+                    "excludePatterns": ["**/*.bak"],
+                    "paused": false
+                }
+            }
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn profile_wins_per_key_over_defaults() {
+        let profile = spec().resolve("standard").unwrap();
+        assert_eq!(profile.vars["site"], "2");
+        assert_eq!(profile.vars["region"], "eu");
+        assert_eq!(profile.sync_period, 45);
+        assert_eq!(profile.designer_session_policy, DesignerSessionPolicy::Wait);
+        assert!(!profile.paused);
+    }
+
+    #[test]
+    fn excludes_are_merged_with_builtin_defaults_when_defaults_omit_them() {
+        let profile = spec().resolve("standard").unwrap();
+        assert_eq!(
+            profile.exclude_patterns,
+            vec!["**/.git/**", "**/.gitkeep", "**/*.bak"]
+        );
+    }
+
+    #[test]
+    fn unknown_profile_names_the_defined_ones() {
+        let error = spec().resolve("nope").unwrap_err().to_string();
+        assert!(error.contains("nope") && error.contains("standard"), "{error}");
+    }
+
+    #[test]
+    fn variable_names_must_be_identifiers() {
+        let mut spec = spec();
+        spec.profiles
+            .get_mut("standard")
+            .unwrap()
+            .vars
+            .insert("site-number".into(), "3".into());
+        let error = spec.resolve("standard").unwrap_err().to_string();
+        assert!(error.contains("site-number"), "{error}");
+    }
+
+    #[test]
+    fn bad_exclude_glob_is_an_error_naming_it() {
+        let mut spec = spec();
+        spec.defaults.exclude_patterns = Some(vec!["a/[".into()]);
+        let error = spec.resolve("standard").unwrap_err().to_string();
+        assert!(error.contains("a/["), "{error}");
+    }
+
+    #[test]
+    fn serde_field_names_match_the_gatewaysync_spec() {
+        let yaml = r#"
+defaults:
+  excludePatterns: ["**/.git/"]
+  designerSessionPolicy: fail
+  dryRun: true
+profiles:
+  p:
+    mappings:
+      - source: "services/{{.GatewayName}}/projects"
+        destination: projects
+        type: dir
+        required: true
+        template: true
+        patches:
+          - file: "**/config.json"
+            set: {"connection.host": "db"}
+"#;
+        let spec: SyncSpec = serde_yaml::from_str(yaml).unwrap();
+        let mapping = &spec.profiles["p"].mappings[0];
+        assert_eq!(mapping.kind, Some(MappingType::Dir));
+        assert!(mapping.required && mapping.template);
+        assert_eq!(mapping.patches[0].set["connection.host"], "db");
+        assert_eq!(spec.defaults.dry_run, Some(true));
+    }
+
+    #[test]
+    fn trailing_slash_glob_matches_everything_below() {
+        let set = build_globset(&["**/.git/".to_owned()]).unwrap();
+        assert!(set.is_match(".git/config"));
+        assert!(set.is_match("a/.git/objects/x"));
+        assert!(!set.is_match("a/.github/x"));
+    }
+
+    #[test]
+    fn single_star_stays_within_a_component() {
+        let set = build_globset(&["*.json".to_owned()]).unwrap();
+        assert!(set.is_match("a.json"));
+        assert!(!set.is_match("dir/a.json"));
+    }
+}

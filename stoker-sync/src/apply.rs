@@ -1,0 +1,241 @@
+//! Applying a plan: clear, create directories, write atomically, delete orphans, prune emptied
+//! directories, record the manifest. Crash-safe at every step.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use rayon::prelude::*;
+use stoker_core::relpath;
+use stoker_core::{ContentId, FileChange, SyncReport};
+
+use crate::content;
+use crate::diff_report;
+use crate::error::{Error, Result};
+use crate::fsops::{self, Steps};
+use crate::journal;
+use crate::live::LiveKind;
+use crate::manifest::{self, MANIFEST_VERSION, Manifest, ManifestEntry};
+use crate::plan::{Delete, Plan, WriteKind};
+
+/// Knobs for `apply`.
+#[derive(Debug, Clone)]
+pub struct ApplyOptions {
+    /// `fsync` every written file before renaming it into place (durable across power loss;
+    /// slower). Renames are atomic against process crashes either way.
+    pub fsync: bool,
+    /// How many JSON diff reports to keep in `.stoker/reports/`.
+    pub keep_reports: usize,
+    /// Crash tests only: fail when this file-system step completes.
+    pub fail_at_step: Option<u64>,
+}
+
+impl Default for ApplyOptions {
+    fn default() -> Self {
+        ApplyOptions {
+            fsync: false,
+            keep_reports: 20,
+            fail_at_step: None,
+        }
+    }
+}
+
+/// Carries out a plan and reports what it did.
+pub fn apply(plan: Plan, options: &ApplyOptions) -> Result<SyncReport> {
+    if plan.dry_run {
+        return dry_run_report(plan);
+    }
+    let live = plan.live.clone();
+    let steps = Steps::failing_at(options.fail_at_step);
+    let mut warnings = plan.warnings.clone();
+
+    // A previous run that died left temporaries: remove them before anything else.
+    let recovered = journal::recover(&live)?;
+    if recovered > 0 {
+        warnings.push(format!(
+            "removed {recovered} temporary file(s) left by an interrupted sync"
+        ));
+    }
+    let write_dirs: BTreeSet<String> = plan
+        .writes
+        .iter()
+        .map(|w| relpath::parent(&w.path).unwrap_or("").to_owned())
+        .collect();
+    if !plan.writes.is_empty() {
+        journal::begin(&live, &write_dirs)?;
+    }
+
+    for delete in &plan.clears {
+        fsops::remove(&live.join(&delete.path), delete.kind, &steps)?;
+    }
+    for dir in &write_dirs {
+        fsops::create_dirs(&live, dir, &steps)?;
+    }
+
+    let written: Vec<Result<(String, ContentId, ManifestEntry, u64)>> = plan
+        .writes
+        .par_iter()
+        .map(|write| {
+            let bytes = content::produce(plan.artifact.as_ref(), &write.path, &write.file, &plan.context)?;
+            let id = ContentId::of_blob(&bytes);
+            let stat = fsops::write_atomic(
+                &live.join(&write.path),
+                &bytes,
+                write.file.executable,
+                options.fsync,
+                &steps,
+            )?;
+            Ok((write.path.clone(), id, ManifestEntry { id, stat }, bytes.len() as u64))
+        })
+        .collect();
+    let mut written_ids = std::collections::HashMap::with_capacity(written.len());
+    let mut bytes_written = 0u64;
+    let mut files = std::collections::BTreeMap::new();
+    for result in written {
+        let (path, id, entry, bytes) = result?;
+        bytes_written += bytes;
+        written_ids.insert(path.clone(), id);
+        files.insert(path, entry);
+    }
+
+    plan.deletes
+        .par_iter()
+        .try_for_each(|delete| fsops::remove(&live.join(&delete.path), delete.kind, &steps))?;
+    prune_empty_dirs(&live, &plan, &steps)?;
+
+    for (path, entry) in &plan.unchanged {
+        files.insert(path.clone(), *entry);
+    }
+    let manifest = Manifest {
+        version: MANIFEST_VERSION,
+        revision: Some(plan.artifact.revision().clone()),
+        profile: plan.profile.clone(),
+        files,
+    };
+    steps.step()?;
+    manifest::store(&live, &manifest)?;
+    journal::finish(&live)?;
+
+    let report = report(&plan, warnings, bytes_written, |path| written_ids.get(path).copied());
+    if let Err(error) = diff_report::store(&live, plan.previous.as_ref(), &report, options.keep_reports) {
+        // The sync itself succeeded; a report that could not be kept is worth a warning only.
+        tracing::warn!(live = %live.display(), %error, "could not keep the JSON diff report");
+    }
+    tracing::info!(
+        live = %live.display(),
+        revision = %report.revision,
+        added = report.added.len(),
+        modified = report.modified.len(),
+        deleted = report.deleted.len(),
+        unchanged = report.unchanged,
+        bytes_written,
+        "sync applied"
+    );
+    Ok(report)
+}
+
+/// A dry run: the same report, computing content ids by reading, writing nothing.
+fn dry_run_report(plan: Plan) -> Result<SyncReport> {
+    let ids: Vec<Result<(String, ContentId, u64)>> = plan
+        .writes
+        .par_iter()
+        .map(|write| {
+            let bytes = content::produce(plan.artifact.as_ref(), &write.path, &write.file, &plan.context)?;
+            Ok((write.path.clone(), ContentId::of_blob(&bytes), bytes.len() as u64))
+        })
+        .collect();
+    let mut map = std::collections::HashMap::new();
+    let mut bytes = 0;
+    for id in ids {
+        let (path, id, len) = id?;
+        bytes += len;
+        map.insert(path, id);
+    }
+    let warnings = plan.warnings.clone();
+    Ok(report(&plan, warnings, bytes, |path| map.get(path).copied()))
+}
+
+fn report(
+    plan: &Plan,
+    warnings: Vec<String>,
+    bytes_written: u64,
+    id_of: impl Fn(&str) -> Option<ContentId>,
+) -> SyncReport {
+    let mut added = Vec::new();
+    let mut modified = Vec::new();
+    for write in &plan.writes {
+        let change = FileChange {
+            path: write.path.clone(),
+            content_id: id_of(&write.path),
+            previous_content_id: write.previous_id,
+        };
+        match write.kind {
+            WriteKind::Add => added.push(change),
+            WriteKind::Modify => modified.push(change),
+        }
+    }
+    let mut deleted: Vec<FileChange> = plan
+        .deletes()
+        .filter(|d: &&Delete| d.kind != LiveKind::Dir)
+        .map(|d| FileChange {
+            path: d.path.clone(),
+            content_id: None,
+            previous_content_id: d.previous_id,
+        })
+        .collect();
+    deleted.sort_by(|a, b| a.path.cmp(&b.path));
+    SyncReport {
+        revision: plan.artifact.revision().clone(),
+        profile: plan.profile.clone(),
+        dry_run: plan.dry_run,
+        added,
+        modified,
+        deleted,
+        unchanged: plan.unchanged.len() as u64,
+        bytes_written,
+        warnings,
+        duration: plan.started.elapsed(),
+        projects: crate::desired::projects(&plan.desired.files),
+    }
+}
+
+/// Removes directories that the deletions emptied, strictly below a managed directory root.
+fn prune_empty_dirs(live: &Path, plan: &Plan, steps: &Steps) -> Result<()> {
+    let scope = &plan.desired.scope;
+    let top = scope.top_roots();
+    let mut candidates: BTreeSet<String> = BTreeSet::new();
+    for delete in plan.deletes() {
+        let Some(root) = top
+            .iter()
+            .find(|root| root.kind == crate::scope::RootKind::Dir && root.manages(&delete.path))
+        else {
+            continue;
+        };
+        let mut dir = relpath::parent(&delete.path);
+        while let Some(current) = dir {
+            if current == root.path || !relpath::is_within(current, &root.path) {
+                break;
+            }
+            candidates.insert(current.to_owned());
+            dir = relpath::parent(current);
+        }
+    }
+    // Deepest first; a directory that is not empty stays (and so do its parents).
+    let mut ordered: Vec<&String> = candidates.iter().collect();
+    ordered.sort_by_key(|p| std::cmp::Reverse(p.matches('/').count()));
+    for dir in ordered {
+        if scope.is_protected(dir) {
+            continue;
+        }
+        match std::fs::remove_dir(live.join(dir)) {
+            Ok(()) => steps.step()?,
+            Err(error)
+                if matches!(
+                    error.kind(),
+                    std::io::ErrorKind::DirectoryNotEmpty | std::io::ErrorKind::NotFound
+                ) => {}
+            Err(error) if error.raw_os_error() == Some(20) => {} // ENOTDIR: replaced by a file
+            Err(source) => return Err(Error::io("removing empty directory", live.join(dir), source)),
+        }
+    }
+    Ok(())
+}

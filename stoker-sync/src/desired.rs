@@ -1,0 +1,328 @@
+//! The desired set: what the live directory should hold, computed from the artifact's listing
+//! and the profile's mappings. Pure: reads no file content.
+
+use std::collections::{BTreeMap, HashMap};
+
+use globset::GlobSet;
+use stoker_core::profile::{PROTECTED_PATTERNS, build_globset};
+use stoker_core::relpath::{self, is_within, join};
+use stoker_core::{ContentId, EntryKind, Listing, MappingType, Profile, TemplateContext, template};
+
+use crate::error::{Error, Result};
+use crate::scope::{ManagedRoot, RootKind, Scope};
+
+/// How a desired file's content is made from its source file.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Transform {
+    /// Render the content as a template.
+    pub template: bool,
+    /// Rendered `(dot path, value)` pairs to set, in order.
+    pub patches: Vec<(String, String)>,
+}
+
+impl Transform {
+    /// True when the content is the source's bytes unchanged.
+    pub fn is_identity(&self) -> bool {
+        !self.template && self.patches.is_empty()
+    }
+}
+
+/// One file the live directory should hold.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DesiredFile {
+    /// Which mapping produced it (the last one, when several map to the same destination).
+    pub mapping: usize,
+    /// Path in the artifact.
+    pub source: String,
+    /// Executable bit.
+    pub executable: bool,
+    /// Size of the source file.
+    pub source_size: u64,
+    /// The source's content id, when the artifact knows it for free.
+    pub source_id: Option<ContentId>,
+    /// Template rendering and patches.
+    pub transform: Transform,
+}
+
+impl DesiredFile {
+    /// The content id of the desired content, when known without reading anything.
+    pub fn known_id(&self) -> Option<ContentId> {
+        if self.transform.is_identity() {
+            self.source_id
+        } else {
+            None
+        }
+    }
+}
+
+/// What the profile asks for at one revision.
+#[derive(Debug, Clone)]
+pub struct DesiredSet {
+    /// Destination path → file, sorted.
+    pub files: BTreeMap<String, DesiredFile>,
+    /// What may be touched.
+    pub scope: Scope,
+    /// Skipped entries and mappings, for the report.
+    pub warnings: Vec<String>,
+}
+
+/// The effective template context: the profile's vars overlaid by the caller's (a `--var` on
+/// the command line wins over the profile).
+pub fn effective_context(profile: &Profile, context: &TemplateContext) -> TemplateContext {
+    let mut effective = context.clone();
+    let mut vars = profile.vars.clone();
+    vars.extend(context.vars.iter().map(|(k, v)| (k.clone(), v.clone())));
+    effective.vars = vars;
+    effective
+}
+
+/// The protected-path matcher (`**/.resources/**`).
+pub fn protected_globs() -> GlobSet {
+    let patterns: Vec<String> = PROTECTED_PATTERNS.iter().map(|p| (*p).to_owned()).collect();
+    // The built-in patterns are valid globs; an empty set is the safe fallback never reached.
+    build_globset(&patterns).unwrap_or_else(|_| GlobSet::empty())
+}
+
+/// Computes the desired set (DESIGN section 3, "Desired set" and "Managed roots").
+pub fn desired_set(
+    listing: &Listing,
+    profile: &Profile,
+    context: &TemplateContext,
+) -> Result<DesiredSet> {
+    let context = effective_context(profile, context);
+    let excludes = profile.excludes()?;
+    let protected = protected_globs();
+    let mut roots: Vec<ManagedRoot> = Vec::new();
+    let mut files: BTreeMap<String, DesiredFile> = BTreeMap::new();
+    let mut warnings = listing.warnings.clone();
+    // A scope without roots, only to ask "protected?" / "excluded?" while building.
+    let rules = Scope::new(Vec::new(), excludes.clone(), protected.clone());
+
+    for (index, mapping) in profile.mappings.iter().enumerate() {
+        let source_raw = template::render(&format!("mappings[{index}].source"), &mapping.source, &context)?;
+        let destination_raw = template::render(
+            &format!("mappings[{index}].destination"),
+            &mapping.destination,
+            &context,
+        )?;
+        let source = relpath::normalize(&source_raw, &format!("mappings[{index}].source"))?;
+        let destination =
+            relpath::normalize(&destination_raw, &format!("mappings[{index}].destination"))?;
+        let mapping_error = |message: String| Error::Mapping {
+            index,
+            source_path: source_raw.clone(),
+            destination: destination_raw.clone(),
+            message,
+        };
+
+        let source_entry = if source.is_empty() { None } else { listing.get(&source) };
+        let has_children = listing.below(&source).next().is_some();
+        let inferred = match source_entry {
+            Some(entry) if entry.kind.is_regular() => Some(MappingType::File),
+            Some(entry) => {
+                warnings.push(format!(
+                    "mappings[{index}]: source {source:?} is a {} in the repository; skipped (never followed)",
+                    kind_name(entry.kind)
+                ));
+                continue;
+            }
+            None if has_children => Some(MappingType::Dir),
+            None => None,
+        };
+        let kind = match (mapping.kind, inferred) {
+            (_, None) => {
+                if mapping.required {
+                    return Err(mapping_error(format!(
+                        "required source {source:?} does not exist at revision {}",
+                        context.commit.as_deref().unwrap_or("(unknown)")
+                    )));
+                }
+                warnings.push(format!(
+                    "mappings[{index}]: source {source:?} does not exist; mapping skipped, destination {destination:?} left as it is"
+                ));
+                continue;
+            }
+            (Some(given), Some(found)) if given != found => {
+                return Err(mapping_error(format!(
+                    "type is {} but the source is a {}",
+                    type_name(given),
+                    type_name(found)
+                )));
+            }
+            (_, Some(found)) => found,
+        };
+        if kind == MappingType::File && destination.is_empty() {
+            return Err(mapping_error(
+                "a file mapping needs a destination file path, not the live root".to_owned(),
+            ));
+        }
+        if rules.is_protected(&destination) && !destination.is_empty() {
+            warnings.push(format!(
+                "mappings[{index}]: destination {destination:?} is protected; mapping skipped"
+            ));
+            continue;
+        }
+
+        let patch_rules = compile_patches(index, mapping, &context, &mapping_error)?;
+        let mut add = |source_path: &str, relative: &str, entry: &stoker_core::Entry| -> Result<()> {
+            let dest = join(&destination, relative);
+            if dest.len() > relpath::MAX_PATH_BYTES {
+                return Err(mapping_error(format!(
+                    "destination path for {source_path:?} is longer than 4096 bytes"
+                )));
+            }
+            if rules.is_protected(&dest) || rules.is_excluded(&dest) {
+                return Ok(());
+            }
+            let patch_target = if relative.is_empty() {
+                crate::scope::file_name(&dest)
+            } else {
+                relative
+            };
+            let patches: Vec<(String, String)> = patch_rules
+                .iter()
+                .filter(|(glob, _)| glob.is_match(patch_target))
+                .flat_map(|(_, sets)| sets.iter().cloned())
+                .collect();
+            files.insert(
+                dest,
+                DesiredFile {
+                    mapping: index,
+                    source: source_path.to_owned(),
+                    executable: entry.kind == EntryKind::Executable,
+                    source_size: entry.size,
+                    source_id: entry.content_id,
+                    transform: Transform {
+                        template: mapping.template,
+                        patches,
+                    },
+                },
+            );
+            Ok(())
+        };
+
+        match kind {
+            MappingType::File => {
+                let entry = source_entry.ok_or_else(|| mapping_error("source vanished".into()))?;
+                add(&source, "", entry)?;
+                roots.push(ManagedRoot {
+                    path: destination.clone(),
+                    kind: RootKind::File,
+                });
+            }
+            MappingType::Dir => {
+                for entry in listing.below(&source) {
+                    let relative = if source.is_empty() {
+                        entry.path.as_str()
+                    } else {
+                        &entry.path[source.len() + 1..]
+                    };
+                    if !entry.kind.is_regular() {
+                        warnings.push(format!(
+                            "skipped {}: a {} in the repository is never followed",
+                            entry.path,
+                            kind_name(entry.kind)
+                        ));
+                        continue;
+                    }
+                    add(&entry.path, relative, entry)?;
+                }
+                roots.push(ManagedRoot {
+                    path: destination.clone(),
+                    kind: RootKind::Dir,
+                });
+            }
+        }
+    }
+
+    check_conflicts(&files)?;
+    Ok(DesiredSet {
+        files,
+        scope: Scope::new(roots, excludes, protected),
+        warnings,
+    })
+}
+
+type PatchRules = Vec<(globset::GlobMatcher, Vec<(String, String)>)>;
+
+fn compile_patches(
+    index: usize,
+    mapping: &stoker_core::Mapping,
+    context: &TemplateContext,
+    mapping_error: &dyn Fn(String) -> Error,
+) -> Result<PatchRules> {
+    let mut rules = Vec::with_capacity(mapping.patches.len());
+    for (patch_index, patch) in mapping.patches.iter().enumerate() {
+        let glob = stoker_core::profile::compile_glob(&patch.file).map_err(|message| {
+            mapping_error(format!("patches[{patch_index}].file {:?}: {message}", patch.file))
+        })?;
+        let mut sets = Vec::with_capacity(patch.set.len());
+        for (path, value) in &patch.set {
+            let rendered = template::render(
+                &format!("mappings[{index}].patches[{patch_index}].set.{path}"),
+                value,
+                context,
+            )?;
+            sets.push((path.clone(), rendered));
+        }
+        rules.push((glob.compile_matcher(), sets));
+    }
+    Ok(rules)
+}
+
+/// A desired file cannot also be a directory of another desired file.
+fn check_conflicts(files: &BTreeMap<String, DesiredFile>) -> Result<()> {
+    let mut directories: HashMap<&str, (&str, usize)> = HashMap::new();
+    for (path, file) in files {
+        let mut current = path.as_str();
+        while let Some(parent) = relpath::parent(current) {
+            if parent.is_empty() {
+                break;
+            }
+            directories.entry(parent).or_insert((path.as_str(), file.mapping));
+            current = parent;
+        }
+    }
+    for (path, file) in files {
+        if let Some((below, below_mapping)) = directories.get(path.as_str()) {
+            debug_assert!(is_within(below, path));
+            return Err(Error::Conflict {
+                path: path.clone(),
+                mapping: file.mapping,
+                other: (*below).to_owned(),
+                other_mapping: *below_mapping,
+            });
+        }
+    }
+    Ok(())
+}
+
+fn kind_name(kind: EntryKind) -> &'static str {
+    match kind {
+        EntryKind::File | EntryKind::Executable => "file",
+        EntryKind::Symlink => "symlink",
+        EntryKind::Other => "special entry",
+    }
+}
+
+fn type_name(kind: MappingType) -> &'static str {
+    match kind {
+        MappingType::Dir => "dir",
+        MappingType::File => "file",
+    }
+}
+
+/// Ignition projects in a desired set: `projects/<name>/project.json`.
+pub fn projects(files: &BTreeMap<String, DesiredFile>) -> Vec<String> {
+    let mut names: Vec<String> = files
+        .keys()
+        .filter_map(|path| {
+            let rest = path.strip_prefix("projects/")?;
+            let name = rest.strip_suffix("/project.json")?;
+            (!name.contains('/')).then(|| name.to_owned())
+        })
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+}

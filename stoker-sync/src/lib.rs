@@ -1,0 +1,36 @@
+//! # stoker-sync
+//!
+//! The engine that turns "these files at this revision, through this profile" into a live
+//! directory (DESIGN section 3): [`MergeStrategy`] implements
+//! [`stoker_core::SyncStrategy`].
+//!
+//! - **Desired set** ([`desired`]): mappings in order, later ones overlaying earlier ones;
+//!   templated paths; type inference; `required`; excludes; symlinks in the source skipped.
+//! - **Scope** ([`scope`]): managed roots (a `dir` destination manages everything below it, a
+//!   `file` destination exactly that file), protected paths (`**/.resources/**`, `.stoker/`).
+//! - **Plan** ([`plan`]): compare with the live directory, trusting the manifest when `lstat`
+//!   still matches, hashing otherwise.
+//! - **Apply** ([`apply`]): atomic per-file writes (temporary + rename), orphan deletion inside
+//!   managed roots only, empty-directory pruning, manifest, JSON diff report; a lock and a
+//!   journal make it safe against concurrent runs and crashes.
+#![forbid(unsafe_code)]
+
+pub mod apply;
+pub mod content;
+pub mod desired;
+pub mod diff_report;
+pub mod error;
+pub mod fsops;
+pub mod journal;
+pub mod live;
+pub mod lock;
+pub mod manifest;
+pub mod pipeline;
+pub mod plan;
+pub mod scope;
+pub mod strategy;
+
+pub use apply::ApplyOptions;
+pub use error::{Error, Result};
+pub use plan::Plan;
+pub use strategy::MergeStrategy;

@@ -1,0 +1,331 @@
+//! Planning: compare the desired set with the live directory and decide every step.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use rayon::prelude::*;
+use stoker_core::relpath;
+use stoker_core::{Artifact, ContentId, SyncRequest, TemplateContext};
+
+use crate::content;
+use crate::desired::{self, DesiredFile, DesiredSet};
+use crate::error::{Error, Result};
+use crate::live::{self, LiveEntry, LiveKind, LiveTree};
+use crate::lock::LiveLock;
+use crate::manifest::{self, Manifest, ManifestEntry};
+
+/// Whether a write creates or replaces a file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteKind {
+    /// Nothing (or only cleared entries) at the path.
+    Add,
+    /// A different file, a symlink or a special file is replaced.
+    Modify,
+}
+
+/// One file to write.
+#[derive(Debug, Clone)]
+pub struct Write {
+    /// Destination path.
+    pub path: String,
+    /// Add or modify.
+    pub kind: WriteKind,
+    /// What to write.
+    pub file: DesiredFile,
+    /// Content id of what is replaced, when known.
+    pub previous_id: Option<ContentId>,
+}
+
+/// One live entry to remove.
+#[derive(Debug, Clone)]
+pub struct Delete {
+    /// Live path.
+    pub path: String,
+    /// What it is.
+    pub kind: LiveKind,
+    /// Its content id, when the manifest vouches for it.
+    pub previous_id: Option<ContentId>,
+}
+
+/// Everything `apply` will do, decided up front.
+pub struct Plan {
+    pub(crate) live: PathBuf,
+    pub(crate) dry_run: bool,
+    pub(crate) artifact: Arc<dyn Artifact>,
+    pub(crate) context: TemplateContext,
+    pub(crate) profile: String,
+    pub(crate) desired: DesiredSet,
+    /// Entries removed before writing because a desired path needs their place.
+    pub(crate) clears: Vec<Delete>,
+    pub(crate) writes: Vec<Write>,
+    pub(crate) deletes: Vec<Delete>,
+    pub(crate) unchanged: Vec<(String, ManifestEntry)>,
+    pub(crate) warnings: Vec<String>,
+    pub(crate) previous: Option<stoker_core::Revision>,
+    pub(crate) started: Instant,
+    pub(crate) _lock: Option<LiveLock>,
+}
+
+impl std::fmt::Debug for Plan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Plan")
+            .field("live", &self.live)
+            .field("revision", self.artifact.revision())
+            .field("writes", &self.writes.len())
+            .field("clears", &self.clears.len())
+            .field("deletes", &self.deletes.len())
+            .field("unchanged", &self.unchanged.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Plan {
+    /// Files to write, sorted by path.
+    pub fn writes(&self) -> &[Write] {
+        &self.writes
+    }
+
+    /// Orphans to delete (including entries cleared to make room), sorted by path.
+    pub fn deletes(&self) -> impl Iterator<Item = &Delete> {
+        self.clears.iter().chain(self.deletes.iter())
+    }
+
+    /// Number of desired files already up to date.
+    pub fn unchanged(&self) -> usize {
+        self.unchanged.len()
+    }
+
+    /// The desired set the plan was computed from.
+    pub fn desired(&self) -> &DesiredSet {
+        &self.desired
+    }
+
+    /// Warnings gathered while planning.
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
+    }
+
+    /// True when applying would change nothing.
+    pub fn is_noop(&self) -> bool {
+        self.writes.is_empty() && self.clears.is_empty() && self.deletes.is_empty()
+    }
+}
+
+/// What the comparison of one desired file found.
+enum Verdict {
+    Unchanged(ManifestEntry),
+    Write(Write),
+}
+
+/// Builds a plan. Takes the live directory's lock (unless this is a dry run on a directory
+/// Stoker never wrote to, which must stay untouched).
+pub fn plan(request: &SyncRequest) -> Result<Plan> {
+    let started = Instant::now();
+    let live = request.live.as_path();
+    let lock = if request.dry_run {
+        if live.join(crate::scope::STATE_DIR).is_dir() {
+            Some(LiveLock::acquire(live)?)
+        } else {
+            None
+        }
+    } else {
+        Some(LiveLock::acquire(live)?)
+    };
+    let listing = request.artifact.list()?;
+    let context = desired::effective_context(&request.profile, &request.context);
+    let desired = desired::desired_set(&listing, &request.profile, &context)?;
+    let (manifest, manifest_warning) = manifest::load(live);
+    let tree = live::scan(live, &desired.scope)?;
+    let mut warnings = desired.warnings.clone();
+    warnings.extend(manifest_warning);
+    warnings.extend(tree.warnings.iter().cloned());
+
+    let clears = clearing_deletes(live, &desired, &tree, manifest.as_ref())?;
+    let cleared: BTreeSet<&str> = clears.iter().map(|d| d.path.as_str()).collect();
+
+    let artifact = request.artifact.as_ref();
+    let verdicts: Vec<Result<(String, Verdict)>> = desired
+        .files
+        .par_iter()
+        .map(|(path, file)| {
+            let entry = if cleared.contains(path.as_str()) {
+                None
+            } else {
+                tree.entries.get(path)
+            };
+            let verdict = compare(live, artifact, &context, path, file, entry, manifest.as_ref())?;
+            Ok((path.clone(), verdict))
+        })
+        .collect();
+    let mut writes = Vec::new();
+    let mut unchanged = Vec::new();
+    for verdict in verdicts {
+        match verdict? {
+            (path, Verdict::Unchanged(entry)) => unchanged.push((path, entry)),
+            (_, Verdict::Write(write)) => writes.push(write),
+        }
+    }
+
+    let mut deletes = Vec::new();
+    for (path, entry) in &tree.entries {
+        if entry.kind == LiveKind::Dir
+            || desired.files.contains_key(path)
+            || cleared.contains(path.as_str())
+            || !desired.scope.may_touch(path)
+        {
+            continue;
+        }
+        deletes.push(Delete {
+            path: path.clone(),
+            kind: entry.kind,
+            previous_id: previous_id(manifest.as_ref(), path, entry),
+        });
+    }
+
+    Ok(Plan {
+        live: live.to_path_buf(),
+        dry_run: request.dry_run,
+        artifact: request.artifact.clone(),
+        context,
+        profile: request.profile.name.clone(),
+        desired,
+        clears,
+        writes,
+        deletes,
+        unchanged,
+        warnings,
+        previous: manifest.and_then(|m| m.revision).or_else(|| request.previous.clone()),
+        started,
+        _lock: lock,
+    })
+}
+
+fn previous_id(manifest: Option<&Manifest>, path: &str, entry: &LiveEntry) -> Option<ContentId> {
+    if entry.kind != LiveKind::File {
+        return None;
+    }
+    manifest?.files.get(path)?.id_if_unchanged(&entry.stat)
+}
+
+/// Live entries that occupy a place a desired file needs: a file or symlink where a directory
+/// must be, a directory where a file must be. They are managed (or the plan fails), and they are
+/// removed before writing.
+fn clearing_deletes(
+    live: &Path,
+    desired: &DesiredSet,
+    tree: &LiveTree,
+    manifest: Option<&Manifest>,
+) -> Result<Vec<Delete>> {
+    let mut clears: BTreeSet<String> = BTreeSet::new();
+    let scope = &desired.scope;
+    let refuse_untouchable = |path: &str, needed_by: &str| -> Result<()> {
+        if scope.may_touch(path) {
+            Ok(())
+        } else {
+            Err(Error::unsafe_live(
+                live.join(path),
+                format!(
+                    "must be replaced to write {needed_by}, but it is protected, excluded or not managed"
+                ),
+            ))
+        }
+    };
+    for path in desired.files.keys() {
+        // Ancestors that are not directories.
+        let mut ancestor = relpath::parent(path);
+        while let Some(dir) = ancestor {
+            if dir.is_empty() {
+                break;
+            }
+            if let Some(entry) = tree.entries.get(dir)
+                && entry.kind != LiveKind::Dir
+            {
+                refuse_untouchable(dir, path)?;
+                clears.insert(dir.to_owned());
+            }
+            ancestor = relpath::parent(dir);
+        }
+        // A directory where the file goes: everything in it must go.
+        if let Some(entry) = tree.entries.get(path)
+            && entry.kind == LiveKind::Dir
+        {
+            refuse_untouchable(path, path)?;
+            for (below, _) in tree.below(path) {
+                refuse_untouchable(below, path)?;
+                clears.insert(below.clone());
+            }
+            clears.insert(path.clone());
+        }
+    }
+    // Deepest first, so directories are empty when removed.
+    let mut ordered: Vec<String> = clears.into_iter().collect();
+    ordered.sort_by(|a, b| {
+        let depth = |p: &str| p.matches('/').count();
+        depth(b).cmp(&depth(a)).then_with(|| a.cmp(b))
+    });
+    Ok(ordered
+        .into_iter()
+        .filter_map(|path| {
+            let entry = tree.entries.get(&path)?;
+            Some(Delete {
+                previous_id: previous_id(manifest, &path, entry),
+                kind: entry.kind,
+                path,
+            })
+        })
+        .collect())
+}
+
+fn compare(
+    live: &Path,
+    artifact: &dyn Artifact,
+    context: &TemplateContext,
+    path: &str,
+    file: &DesiredFile,
+    entry: Option<&LiveEntry>,
+    manifest: Option<&Manifest>,
+) -> Result<Verdict> {
+    let write = |kind, previous_id| {
+        Ok(Verdict::Write(Write {
+            path: path.to_owned(),
+            kind,
+            file: file.clone(),
+            previous_id,
+        }))
+    };
+    let Some(entry) = entry else {
+        return write(WriteKind::Add, None);
+    };
+    if entry.kind != LiveKind::File {
+        // A symlink or special file where a file goes: replaced, never followed.
+        return write(WriteKind::Modify, None);
+    }
+    let recorded = manifest
+        .and_then(|m| m.files.get(path))
+        .and_then(|m| m.id_if_unchanged(&entry.stat));
+    if entry.stat.executable() != file.executable {
+        return write(WriteKind::Modify, recorded);
+    }
+    // Same source size but different live size: changed, without reading anything.
+    if file.transform.is_identity() && recorded.is_none() && entry.stat.size != file.source_size {
+        return write(WriteKind::Modify, None);
+    }
+    let desired_id = content::desired_id(artifact, path, file, context)?;
+    let live_id = match recorded {
+        Some(id) => id,
+        None => {
+            let full = live.join(path);
+            content::hash_file(&full).map_err(|source| Error::io("reading live file", full, source))?
+        }
+    };
+    if live_id == desired_id {
+        Ok(Verdict::Unchanged(ManifestEntry {
+            id: desired_id,
+            stat: entry.stat,
+        }))
+    } else {
+        write(WriteKind::Modify, Some(live_id))
+    }
+}

@@ -1,0 +1,114 @@
+//! Which live paths the engine may touch: managed roots, protected paths, excludes.
+
+use globset::GlobSet;
+use stoker_core::relpath::is_within;
+
+/// The engine's own directory at the live root (manifest, lock, journal, reports).
+pub const STATE_DIR: &str = ".stoker";
+
+/// Prefix of the engine's temporary files; a name with it is never synced from a source.
+pub const TEMP_PREFIX: &str = ".stoker-tmp-";
+
+/// What a managed root covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum RootKind {
+    /// Everything below the path.
+    Dir,
+    /// Exactly the path.
+    File,
+}
+
+/// A mapping destination: the part of the live directory a mapping manages.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub struct ManagedRoot {
+    /// Normalised relative path (`""` is the whole live directory).
+    pub path: String,
+    /// Directory or file.
+    pub kind: RootKind,
+}
+
+impl ManagedRoot {
+    /// True when this root manages `path`.
+    pub fn manages(&self, path: &str) -> bool {
+        match self.kind {
+            RootKind::Dir => is_within(path, &self.path),
+            RootKind::File => path == self.path,
+        }
+    }
+}
+
+/// The rules deciding what the engine may touch.
+#[derive(Debug, Clone)]
+pub struct Scope {
+    roots: Vec<ManagedRoot>,
+    excludes: GlobSet,
+    protected: GlobSet,
+}
+
+impl Scope {
+    /// Builds a scope; `roots` may be in any order and overlap.
+    pub fn new(roots: Vec<ManagedRoot>, excludes: GlobSet, protected: GlobSet) -> Self {
+        Scope {
+            roots,
+            excludes,
+            protected,
+        }
+    }
+
+    /// All managed roots, as given.
+    pub fn roots(&self) -> &[ManagedRoot] {
+        &self.roots
+    }
+
+    /// The roots not covered by another directory root: the ones to scan.
+    pub fn top_roots(&self) -> Vec<ManagedRoot> {
+        let mut top: Vec<ManagedRoot> = Vec::new();
+        let mut sorted = self.roots.clone();
+        // Directories first at equal paths, so a file root at a dir root's path is covered.
+        sorted.sort_by(|a, b| {
+            a.path
+                .cmp(&b.path)
+                .then((a.kind == RootKind::File).cmp(&(b.kind == RootKind::File)))
+        });
+        sorted.dedup();
+        for root in sorted {
+            let covered = top
+                .iter()
+                .any(|outer| outer.kind == RootKind::Dir && is_within(&root.path, &outer.path));
+            if !covered {
+                top.push(root);
+            }
+        }
+        top
+    }
+
+    /// True when some root manages `path`.
+    pub fn is_managed(&self, path: &str) -> bool {
+        self.roots.iter().any(|root| root.manages(path))
+    }
+
+    /// True for paths never written or deleted: `**/.resources/**`, the engine's state
+    /// directory, and temporary-file names.
+    pub fn is_protected(&self, path: &str) -> bool {
+        is_within(path, STATE_DIR)
+            || self.protected.is_match(path)
+            || file_name(path).starts_with(TEMP_PREFIX)
+    }
+
+    /// True when an exclude pattern matches the destination path.
+    pub fn is_excluded(&self, path: &str) -> bool {
+        self.excludes.is_match(path)
+    }
+
+    /// True when the engine may delete or overwrite `path` (managed, not protected, not
+    /// excluded).
+    pub fn may_touch(&self, path: &str) -> bool {
+        self.is_managed(path) && !self.is_protected(path) && !self.is_excluded(path)
+    }
+}
+
+/// The last component of a `/`-separated path.
+pub(crate) fn file_name(path: &str) -> &str {
+    path.rsplit('/').next().unwrap_or(path)
+}
