@@ -397,41 +397,29 @@ mod tests {
     #[test]
     fn array_segment_must_be_a_decimal_index() {
         let mut doc = json!({"a": {"items": []}});
-        for segment in [
-            "x",
-            "-1",
-            "+0",
-            "01",
-            "1.5e0",
-            "٣",
-            "99999999999999999999999",
-        ] {
-            let err = set(&mut doc, &format!("a.items.{segment}"), json!(0)).unwrap_err();
-            match err {
-                PathError::NotAnIndex { .. } if segment == "1.5e0" => unreachable!(),
-                PathError::NotAnIndex { at, segment: s } => {
-                    assert_eq!(at, "a.items");
-                    assert_eq!(s, segment);
+        for segment in ["x", "-1", "+0", "01", "1e0", "٣", "99999999999999999999999"] {
+            let err = set(&mut doc, &format!("a.items.{segment}.b"), json!(0)).unwrap_err();
+            assert_eq!(
+                err,
+                PathError::NotAnIndex {
+                    at: "a.items".into(),
+                    segment: segment.into()
                 }
-                // `1.5e0` splits into `1` (past the end) then more segments.
-                PathError::IndexOutOfBounds { .. } if segment == "1.5e0" => {}
-                other => panic!("{segment}: {other:?}"),
-            }
+            );
         }
+        assert_eq!(doc, json!({"a": {"items": []}}));
     }
 
     #[test]
     fn setting_inside_a_scalar_is_an_error() {
         let mut doc = json!({"a": {"s": "x", "n": 1, "b": true, "z": null}});
-        for (path, kind) in [
-            ("a.s.x", "a string"),
-            ("a.n.x", "a number"),
-            ("a.b.0", "a boolean"),
-            ("a.z.x.y", "null"),
+        for (path, at, kind) in [
+            ("a.s.x", "a.s", "a string"),
+            ("a.n.x", "a.n", "a number"),
+            ("a.b.0", "a.b", "a boolean"),
+            ("a.z.x.y", "a.z", "null"),
         ] {
             let err = set(&mut doc, path, json!(0)).unwrap_err();
-            let at = path.rsplitn(2, '.').nth(1).unwrap();
-            let at = if kind == "null" { "a.z" } else { at };
             assert_eq!(
                 err,
                 PathError::NotAContainer {

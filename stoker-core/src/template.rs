@@ -302,11 +302,11 @@ fn lex_action(text: &str, start: usize) -> Result<Action, String> {
     };
     let mut body = inner.get(after_marker..close).unwrap_or_default();
     let mut trim_right = false;
-    if let Some(stripped) = body.strip_suffix('-') {
-        if stripped.ends_with(is_go_space) {
-            trim_right = true;
-            body = stripped;
-        }
+    if let Some(stripped) = body.strip_suffix('-')
+        && stripped.ends_with(is_go_space)
+    {
+        trim_right = true;
+        body = stripped;
     }
     let body = body.trim_matches(is_go_space);
     if body.is_empty() {

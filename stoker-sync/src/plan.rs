@@ -124,6 +124,10 @@ enum Verdict {
 pub fn plan(request: &SyncRequest) -> Result<Plan> {
     let started = Instant::now();
     let live = request.live.as_path();
+    let listing = request.artifact.list()?;
+    let context = desired::effective_context(&request.profile, &request.context);
+    let desired = desired::desired_set(&listing, &request.profile, &context)?;
+    // Lock only once the profile is known to be valid, so a bad profile leaves no trace.
     let lock = if request.dry_run {
         if live.join(crate::scope::STATE_DIR).is_dir() {
             Some(LiveLock::acquire(live)?)
@@ -133,9 +137,6 @@ pub fn plan(request: &SyncRequest) -> Result<Plan> {
     } else {
         Some(LiveLock::acquire(live)?)
     };
-    let listing = request.artifact.list()?;
-    let context = desired::effective_context(&request.profile, &request.context);
-    let desired = desired::desired_set(&listing, &request.profile, &context)?;
     let (manifest, manifest_warning) = manifest::load(live);
     let tree = live::scan(live, &desired.scope)?;
     let mut warnings = desired.warnings.clone();
