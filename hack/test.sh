@@ -20,5 +20,14 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 step "cargo test (workspace)"
 cargo test --workspace --locked
 
+step "stoker-core without default features: builds, tests pass, only the promised dependencies"
+cargo test -p stoker-core --no-default-features --locked
+deps=$(cargo tree -p stoker-core --no-default-features --edges normal --depth 1 --prefix none --locked \
+  | tail -n +2 | awk '{print $1}' | sort -u | tr '\n' ' ')
+if [ "$deps" != "async-trait globset serde thiserror " ]; then
+  echo "stoker-core --no-default-features depends on: $deps (expected: async-trait globset serde thiserror)" >&2
+  exit 1
+fi
+
 step "benchmarks compile"
 cargo bench -p stoker-benches --no-run --locked

@@ -11,7 +11,11 @@ pub const MAX_LISTED: usize = 50;
 /// A short summary, then the changed paths (`+` added, `~` modified, `-` deleted), then
 /// warnings.
 pub fn write_text(out: &mut dyn Write, report: &SyncReport, dest: &Path) -> std::io::Result<()> {
-    let verb = if report.dry_run { "would sync" } else { "synced" };
+    let verb = if report.dry_run {
+        "would sync"
+    } else {
+        "synced"
+    };
     writeln!(
         out,
         "{verb} {} (profile {}) into {} in {:.2}s",

@@ -45,7 +45,10 @@ fn example_syncs_gateway_files_and_prints_a_summary() {
     let output = sync(dest.path(), &["--gateway-name", "site1"]);
     assert!(output.status.success(), "{}", stderr(&output));
     let text = stdout(&output);
-    assert!(text.contains("11 added, 0 modified, 0 deleted, 0 unchanged"), "{text}");
+    assert!(
+        text.contains("11 added, 0 modified, 0 deleted, 0 unchanged"),
+        "{text}"
+    );
     assert!(text.contains("projects: global, site1-hmi"), "{text}");
     assert!(text.contains("+ projects/site1-hmi/project.json"), "{text}");
 
@@ -58,8 +61,10 @@ fn example_syncs_gateway_files_and_prints_a_summary() {
     assert_eq!(versions["gateway"], "site1");
     assert_eq!(versions["ref"], "main");
     let db: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(live.join("config/resources/core/ignition/database-connection/plantdb/config.json"))
-            .unwrap(),
+        &std::fs::read(
+            live.join("config/resources/core/ignition/database-connection/plantdb/config.json"),
+        )
+        .unwrap(),
     )
     .unwrap();
     assert_eq!(db["connectURL"], "jdbc:postgresql://db-site1:5432/plant");
@@ -86,21 +91,38 @@ fn resources_and_unmanaged_files_survive_a_profile_switch() {
         text.contains("- config/resources/core/ignition/database-connection/plantdb/config.json"),
         "{text}"
     );
-    assert!(text.contains("+ config/resources/dev/ignition/logging/config.json"), "{text}");
+    assert!(
+        text.contains("+ config/resources/dev/ignition/logging/config.json"),
+        "{text}"
+    );
     // Excluded by the dev profile (**/*.md) and by default (**/.gitkeep).
     assert!(!live.join("config/resources/dev/README.md").exists());
     assert!(!live.join("config/resources/dev/ignition/.gitkeep").exists());
     // Emptied directory below a managed root is gone.
-    assert!(!live.join("config/resources/core/ignition/database-connection").exists());
+    assert!(
+        !live
+            .join("config/resources/core/ignition/database-connection")
+            .exists()
+    );
     assert_eq!(std::fs::read(&protected).unwrap(), b"\0gateway-owned");
-    assert_eq!(std::fs::read_to_string(live.join("local-notes.txt")).unwrap(), "mine");
-    assert_eq!(std::fs::read_to_string(live.join("logs/wrapper.log")).unwrap(), "log");
+    assert_eq!(
+        std::fs::read_to_string(live.join("local-notes.txt")).unwrap(),
+        "mine"
+    );
+    assert_eq!(
+        std::fs::read_to_string(live.join("logs/wrapper.log")).unwrap(),
+        "log"
+    );
 }
 
 #[test]
 fn second_run_changes_nothing() {
     let dest = tempfile::tempdir().unwrap();
-    assert!(sync(dest.path(), &["--gateway-name", "site2"]).status.success());
+    assert!(
+        sync(dest.path(), &["--gateway-name", "site2"])
+            .status
+            .success()
+    );
     let output = sync(dest.path(), &["--gateway-name", "site2"]);
     assert!(output.status.success());
     assert!(
@@ -113,22 +135,35 @@ fn second_run_changes_nothing() {
 #[test]
 fn json_output_is_the_sync_report() {
     let dest = tempfile::tempdir().unwrap();
-    let output = sync(dest.path(), &["--gateway-name", "site2", "--output", "json"]);
+    let output = sync(
+        dest.path(),
+        &["--gateway-name", "site2", "--output", "json"],
+    );
     assert!(output.status.success(), "{}", stderr(&output));
     let report: stoker_core::SyncReport = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(report.added.len(), 11);
     assert_eq!(report.profile, "default");
     assert_eq!(report.revision.reference.as_deref(), Some("main"));
     let versions = std::fs::read(dest.path().join(".versions.json")).unwrap();
-    let added = report.added.iter().find(|c| c.path == ".versions.json").unwrap();
-    assert_eq!(added.content_id, Some(stoker_core::ContentId::of_blob(&versions)));
+    let added = report
+        .added
+        .iter()
+        .find(|c| c.path == ".versions.json")
+        .unwrap();
+    assert_eq!(
+        added.content_id,
+        Some(stoker_core::ContentId::of_blob(&versions))
+    );
 }
 
 #[test]
 fn dry_run_writes_nothing_and_reports_the_same_changes() {
     let dest = tempfile::tempdir().unwrap();
     let live = dest.path().join("data");
-    let dry = sync(&live, &["--gateway-name", "site1", "--dry-run", "-o", "json"]);
+    let dry = sync(
+        &live,
+        &["--gateway-name", "site1", "--dry-run", "-o", "json"],
+    );
     assert!(dry.status.success(), "{}", stderr(&dry));
     assert!(!live.exists(), "a dry run must not create the destination");
     let dry: stoker_core::SyncReport = serde_json::from_slice(&dry.stdout).unwrap();
@@ -145,8 +180,14 @@ fn missing_gateway_name_is_one_clear_line_naming_the_flag() {
     assert!(!output.status.success());
     let err = stderr(&output);
     assert_eq!(err.trim_end().lines().count(), 1, "{err}");
-    assert!(err.contains("--gateway-name") && err.contains("mappings[0].source"), "{err}");
-    assert!(std::fs::read_dir(dest.path()).unwrap().next().is_none(), "nothing written");
+    assert!(
+        err.contains("--gateway-name") && err.contains("mappings[0].source"),
+        "{err}"
+    );
+    assert!(
+        std::fs::read_dir(dest.path()).unwrap().next().is_none(),
+        "nothing written"
+    );
 }
 
 #[test]
@@ -155,23 +196,71 @@ fn bad_inputs_name_the_input() {
     let d = dest.path().to_str().unwrap();
     let cases: Vec<(Vec<&str>, &str)> = vec![
         (
-            vec!["sync", "--config", "examples/nope.yaml", "--source", "examples/repo", "--dest", d],
+            vec![
+                "sync",
+                "--config",
+                "examples/nope.yaml",
+                "--source",
+                "examples/repo",
+                "--dest",
+                d,
+            ],
             "examples/nope.yaml",
         ),
         (
-            vec!["sync", "--config", "examples/gatewaysync.yaml", "--source", "examples/nope", "--dest", d],
+            vec![
+                "sync",
+                "--config",
+                "examples/gatewaysync.yaml",
+                "--source",
+                "examples/nope",
+                "--dest",
+                d,
+            ],
             "examples/nope",
         ),
         (
-            vec!["sync", "--config", "examples/gatewaysync.yaml", "--source", "examples/repo", "--dest", d, "--profile", "prod", "--gateway-name", "x"],
+            vec![
+                "sync",
+                "--config",
+                "examples/gatewaysync.yaml",
+                "--source",
+                "examples/repo",
+                "--dest",
+                d,
+                "--profile",
+                "prod",
+                "--gateway-name",
+                "x",
+            ],
             "\"prod\"",
         ),
         (
-            vec!["sync", "--config", "examples/gatewaysync.yaml", "--source", "examples/repo", "--dest", d, "--gateway-name", "nosuchsite"],
+            vec![
+                "sync",
+                "--config",
+                "examples/gatewaysync.yaml",
+                "--source",
+                "examples/repo",
+                "--dest",
+                d,
+                "--gateway-name",
+                "nosuchsite",
+            ],
             "services/nosuchsite/projects",
         ),
         (
-            vec!["sync", "--config", "examples/gatewaysync.yaml", "--source", "examples/repo", "--dest", d, "--gateway-name", "../../etc"],
+            vec![
+                "sync",
+                "--config",
+                "examples/gatewaysync.yaml",
+                "--source",
+                "examples/repo",
+                "--dest",
+                d,
+                "--gateway-name",
+                "../../etc",
+            ],
             "..",
         ),
     ];
@@ -179,7 +268,10 @@ fn bad_inputs_name_the_input() {
         let output = agent(&args);
         assert!(!output.status.success(), "{args:?}");
         let err = stderr(&output);
-        assert!(err.starts_with("error: ") && err.contains(needle), "{args:?}: {err}");
+        assert!(
+            err.starts_with("error: ") && err.contains(needle),
+            "{args:?}: {err}"
+        );
         assert_eq!(err.trim_end().lines().count(), 1, "{err}");
     }
 }
@@ -194,9 +286,16 @@ fn manifest_typos_and_wrong_kinds_are_rejected() {
     )
     .unwrap();
     let wrong = dir.path().join("wrong.yaml");
-    std::fs::write(&wrong, "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n").unwrap();
+    std::fs::write(
+        &wrong,
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n",
+    )
+    .unwrap();
     let dest = dir.path().join("live");
-    for (file, needle) in [(&typo, "destinaton"), (&wrong, "no document of kind GatewaySync")] {
+    for (file, needle) in [
+        (&typo, "destinaton"),
+        (&wrong, "no document of kind GatewaySync"),
+    ] {
         let output = agent(&[
             "sync",
             "--config",
@@ -208,7 +307,10 @@ fn manifest_typos_and_wrong_kinds_are_rejected() {
         ]);
         assert!(!output.status.success());
         let err = stderr(&output);
-        assert!(err.contains(needle) && err.contains(file.to_str().unwrap()), "{err}");
+        assert!(
+            err.contains(needle) && err.contains(file.to_str().unwrap()),
+            "{err}"
+        );
     }
 }
 
@@ -217,7 +319,16 @@ fn help_explains_the_sync_command() {
     let output = agent(&["sync", "--help"]);
     assert!(output.status.success());
     let text = stdout(&output);
-    for flag in ["--config", "--dest", "--source", "--profile", "--gateway-name", "--var", "--dry-run", "--output"] {
+    for flag in [
+        "--config",
+        "--dest",
+        "--source",
+        "--profile",
+        "--gateway-name",
+        "--var",
+        "--dry-run",
+        "--output",
+    ] {
         assert!(text.contains(flag), "{flag} missing from --help:\n{text}");
     }
 }

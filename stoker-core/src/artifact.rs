@@ -100,5 +100,4 @@ pub trait Artifact: Send + Sync {
         let _ = path;
         None
     }
-
 }

@@ -110,11 +110,7 @@ impl Artifact for LocalArtifact {
     }
 
     fn list(&self) -> Result<Listing> {
-        if let Some(listing) = self.listing.get() {
-            return Ok(listing.clone());
-        }
-        let listing = list_directory(&self.root)?;
-        Ok(self.listing.get_or_init(|| listing).clone())
+        Ok(self.listing()?.clone())
     }
 
     fn read(&self, path: &str) -> Result<Vec<u8>> {
@@ -124,7 +120,8 @@ impl Artifact for LocalArtifact {
 
     fn open(&self, path: &str) -> Result<Box<dyn std::io::Read + Send + '_>> {
         let full = self.checked_path(path)?;
-        let file = std::fs::File::open(&full).map_err(|source| Error::io("opening", full, source))?;
+        let file =
+            std::fs::File::open(&full).map_err(|source| Error::io("opening", full, source))?;
         Ok(Box::new(file))
     }
 
@@ -134,11 +131,30 @@ impl Artifact for LocalArtifact {
 }
 
 impl LocalArtifact {
-    /// The full path of a listed regular file; refuses anything else, so a symlink planted after
-    /// listing is not followed.
+    fn listing(&self) -> Result<&Listing> {
+        if let Some(listing) = self.listing.get() {
+            return Ok(listing);
+        }
+        let listing = list_directory(&self.root)?;
+        Ok(self.listing.get_or_init(|| listing))
+    }
+
+    /// The full path of a listed regular file. Only paths the listing reached without following
+    /// a symlink are readable, so `link-to-elsewhere/file` is refused; the final component is
+    /// checked again in case it was replaced by a symlink after listing.
     fn checked_path(&self, path: &str) -> Result<PathBuf> {
         let normalized = crate::relpath::normalize(path, "local artifact path")?;
         let full = self.root.join(&normalized);
+        if !self
+            .listing()?
+            .get(&normalized)
+            .is_some_and(|entry| entry.kind.is_regular())
+        {
+            return Err(Error::NotFound {
+                path: normalized,
+                revision: self.revision.id.clone(),
+            });
+        }
         let metadata = std::fs::symlink_metadata(&full)
             .map_err(|source| Error::io("reading", &full, source))?;
         if !metadata.file_type().is_file() {

@@ -13,6 +13,10 @@ use serde_json::Value;
 
 use crate::error::{Error, Result};
 
+/// The deepest nesting of arrays and objects [`set_path`] produces: the most `serde_json`
+/// parses, so a patched document can always be read back.
+pub const MAX_NESTING: usize = 127;
+
 /// Why a value could not be set at a dot path.
 ///
 /// Positions and prefixes refer to the dot path: in `a.b.c`, segment 1 is `b` and the prefix
@@ -49,6 +53,13 @@ pub enum PathError {
         index: usize,
         /// The array's length.
         len: usize,
+    },
+    /// The value would end up nested in more than [`MAX_NESTING`] arrays and objects (path
+    /// segments plus the value's own nesting), more than `serde_json` reads back.
+    #[error("the value would be nested more than {max} levels deep")]
+    TooDeep {
+        /// The limit, [`MAX_NESTING`].
+        max: usize,
     },
     /// The path goes through a string, number, boolean or null.
     #[error("cannot set a field inside {}: it is {kind}, not an object or array", describe(.at))]
@@ -98,7 +109,8 @@ pub fn infer_value(raw: &str) -> Value {
 /// segments. On an array, a segment must be a decimal index without leading zeros, less than
 /// the length (replace) or equal to it (append; `{}` for an intermediate segment). The last
 /// segment replaces whatever is there. Going through a string, number, boolean or null is an
-/// error, and so is an empty path or an empty segment. On error `doc` may already hold the
+/// error, and so is an empty path, an empty segment, or a value that would end up nested more
+/// than [`MAX_NESTING`] levels deep. On error `doc` may already hold the
 /// intermediate objects created before the failing segment.
 ///
 /// ```
@@ -126,6 +138,11 @@ pub fn set_path(doc: &mut Value, dot_path: &str, value: Value) -> Result<(), Pat
     let segments: Vec<&str> = dot_path.split('.').collect();
     if let Some(index) = segments.iter().position(|segment| segment.is_empty()) {
         return Err(PathError::EmptySegment { index });
+    }
+    if !fits_nesting(&value, MAX_NESTING.saturating_sub(segments.len()))
+        || segments.len() > MAX_NESTING
+    {
+        return Err(PathError::TooDeep { max: MAX_NESTING });
     }
     let Some((last, parents)) = segments.split_last() else {
         return Err(PathError::EmptyPath);
@@ -203,6 +220,24 @@ fn array_index(
         });
     }
     Ok(index)
+}
+
+/// Whether `value` has at most `max` levels of nested arrays and objects (a scalar has 0).
+fn fits_nesting(value: &Value, max: usize) -> bool {
+    // Iterative, so that a deep value cannot exhaust the stack.
+    let mut stack = vec![(value, 0_usize)];
+    while let Some((value, depth)) = stack.pop() {
+        let is_container = matches!(value, Value::Array(_) | Value::Object(_));
+        if is_container && depth >= max {
+            return false;
+        }
+        match value {
+            Value::Array(items) => stack.extend(items.iter().map(|child| (child, depth + 1))),
+            Value::Object(map) => stack.extend(map.values().map(|child| (child, depth + 1))),
+            _ => {}
+        }
+    }
+    true
 }
 
 /// `0` or `[1-9][0-9]*` fitting `usize`, as JSON pointers require.
@@ -453,6 +488,25 @@ mod tests {
             Err(PathError::EmptySegment { index: 1 })
         );
         assert_eq!(doc, json!({}));
+    }
+
+    #[test]
+    fn values_nested_deeper_than_serde_json_reads_are_refused() {
+        let nested = |n: usize| infer_value(&("[".repeat(n) + &"]".repeat(n)));
+        let mut doc = json!({});
+        let path = vec!["a"; 100].join(".");
+        set(&mut doc, &path, nested(27)).unwrap();
+        assert_eq!(
+            set(&mut doc, &path, nested(28)),
+            Err(PathError::TooDeep { max: MAX_NESTING })
+        );
+        let long = vec!["a"; 128].join(".");
+        assert_eq!(
+            set(&mut json!({}), &long, json!(1)),
+            Err(PathError::TooDeep { max: MAX_NESTING })
+        );
+        let out = apply_patches("f", b"{}", &[(path, "[".repeat(27) + &"]".repeat(27))]).unwrap();
+        assert!(serde_json::from_slice::<Value>(&out).is_ok());
     }
 
     #[test]

@@ -352,7 +352,10 @@ mod tests {
     #[test]
     fn unknown_profile_names_the_defined_ones() {
         let error = spec().resolve("nope").unwrap_err().to_string();
-        assert!(error.contains("nope") && error.contains("standard"), "{error}");
+        assert!(
+            error.contains("nope") && error.contains("standard"),
+            "{error}"
+        );
     }
 
     #[test]

@@ -103,13 +103,23 @@ mod tests {
     fn dot_dot_anywhere_is_refused() {
         for bad in ["..", "a/../b", "a/..", "../a", "./.."] {
             let error = normalize(bad, "mappings[2].destination").unwrap_err();
-            assert!(error.to_string().contains("mappings[2].destination"), "{error}");
+            assert!(
+                error.to_string().contains("mappings[2].destination"),
+                "{error}"
+            );
         }
     }
 
     #[test]
     fn absolute_and_windows_paths_are_refused() {
-        for bad in ["/", "/etc", "C:\\Windows", "c:/x", "a\\b", "\\\\server\\share"] {
+        for bad in [
+            "/",
+            "/etc",
+            "C:\\Windows",
+            "c:/x",
+            "a\\b",
+            "\\\\server\\share",
+        ] {
             assert!(normalize(bad, "x").is_err(), "{bad}");
         }
     }

@@ -2,7 +2,6 @@
 //! directories, record the manifest. Crash-safe at every step.
 
 use std::collections::BTreeSet;
-use std::path::Path;
 
 use rayon::prelude::*;
 use stoker_core::relpath;
@@ -10,7 +9,7 @@ use stoker_core::{ContentId, FileChange, SyncReport};
 
 use crate::content;
 use crate::diff_report;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::fsops::{self, Steps};
 use crate::journal;
 use crate::live::LiveKind;
@@ -48,8 +47,9 @@ pub fn apply(plan: Plan, options: &ApplyOptions) -> Result<SyncReport> {
     let steps = Steps::failing_at(options.fail_at_step);
     let mut warnings = plan.warnings.clone();
 
-    // A previous run that died left temporaries: remove them before anything else.
-    let recovered = journal::recover(&live)?;
+    // A previous run that died left temporaries (and maybe directories to prune): clean up
+    // before anything else.
+    let recovered = journal::recover(&live, &plan.desired.scope)?;
     if recovered > 0 {
         warnings.push(format!(
             "removed {recovered} temporary file(s) left by an interrupted sync"
@@ -60,8 +60,9 @@ pub fn apply(plan: Plan, options: &ApplyOptions) -> Result<SyncReport> {
         .iter()
         .map(|w| relpath::parent(&w.path).unwrap_or("").to_owned())
         .collect();
-    if !plan.writes.is_empty() {
-        journal::begin(&live, &write_dirs)?;
+    let prune_dirs = prune_candidates(&plan);
+    if !plan.is_noop() {
+        journal::begin(&live, &write_dirs, &prune_dirs)?;
     }
 
     for delete in &plan.clears {
@@ -75,7 +76,12 @@ pub fn apply(plan: Plan, options: &ApplyOptions) -> Result<SyncReport> {
         .writes
         .par_iter()
         .map(|write| {
-            let bytes = content::produce(plan.artifact.as_ref(), &write.path, &write.file, &plan.context)?;
+            let bytes = content::produce(
+                plan.artifact.as_ref(),
+                &write.path,
+                &write.file,
+                &plan.context,
+            )?;
             let id = ContentId::of_blob(&bytes);
             let stat = fsops::write_atomic(
                 &live.join(&write.path),
@@ -84,7 +90,12 @@ pub fn apply(plan: Plan, options: &ApplyOptions) -> Result<SyncReport> {
                 options.fsync,
                 &steps,
             )?;
-            Ok((write.path.clone(), id, ManifestEntry { id, stat }, bytes.len() as u64))
+            Ok((
+                write.path.clone(),
+                id,
+                ManifestEntry { id, stat },
+                bytes.len() as u64,
+            ))
         })
         .collect();
     let mut written_ids = std::collections::HashMap::with_capacity(written.len());
@@ -100,7 +111,7 @@ pub fn apply(plan: Plan, options: &ApplyOptions) -> Result<SyncReport> {
     plan.deletes
         .par_iter()
         .try_for_each(|delete| fsops::remove(&live.join(&delete.path), delete.kind, &steps))?;
-    prune_empty_dirs(&live, &plan, &steps)?;
+    fsops::remove_empty_dirs(&live, &prune_dirs, &steps)?;
 
     for (path, entry) in &plan.unchanged {
         files.insert(path.clone(), *entry);
@@ -115,8 +126,12 @@ pub fn apply(plan: Plan, options: &ApplyOptions) -> Result<SyncReport> {
     manifest::store(&live, &manifest)?;
     journal::finish(&live)?;
 
-    let report = report(&plan, warnings, bytes_written, |path| written_ids.get(path).copied());
-    if let Err(error) = diff_report::store(&live, plan.previous.as_ref(), &report, options.keep_reports) {
+    let report = report(&plan, warnings, bytes_written, |path| {
+        written_ids.get(path).copied()
+    });
+    if let Err(error) =
+        diff_report::store(&live, plan.previous.as_ref(), &report, options.keep_reports)
+    {
         // The sync itself succeeded; a report that could not be kept is worth a warning only.
         tracing::warn!(live = %live.display(), %error, "could not keep the JSON diff report");
     }
@@ -139,8 +154,17 @@ fn dry_run_report(plan: Plan) -> Result<SyncReport> {
         .writes
         .par_iter()
         .map(|write| {
-            let bytes = content::produce(plan.artifact.as_ref(), &write.path, &write.file, &plan.context)?;
-            Ok((write.path.clone(), ContentId::of_blob(&bytes), bytes.len() as u64))
+            let bytes = content::produce(
+                plan.artifact.as_ref(),
+                &write.path,
+                &write.file,
+                &plan.context,
+            )?;
+            Ok((
+                write.path.clone(),
+                ContentId::of_blob(&bytes),
+                bytes.len() as u64,
+            ))
         })
         .collect();
     let mut map = std::collections::HashMap::new();
@@ -151,7 +175,9 @@ fn dry_run_report(plan: Plan) -> Result<SyncReport> {
         map.insert(path, id);
     }
     let warnings = plan.warnings.clone();
-    Ok(report(&plan, warnings, bytes, |path| map.get(path).copied()))
+    Ok(report(&plan, warnings, bytes, |path| {
+        map.get(path).copied()
+    }))
 }
 
 fn report(
@@ -198,44 +224,19 @@ fn report(
     }
 }
 
-/// Removes directories that the deletions emptied, strictly below a managed directory root.
-fn prune_empty_dirs(live: &Path, plan: &Plan, steps: &Steps) -> Result<()> {
+/// Directories the deletions (and clears) may empty: their ancestors that may be pruned
+/// (strictly below a directory root, not protected nor excluded). Whichever of them are empty
+/// after the deletions are removed.
+fn prune_candidates(plan: &Plan) -> BTreeSet<String> {
     let scope = &plan.desired.scope;
-    let top = scope.top_roots();
-    let mut candidates: BTreeSet<String> = BTreeSet::new();
+    let mut candidates = BTreeSet::new();
     for delete in plan.deletes() {
-        let Some(root) = top
-            .iter()
-            .find(|root| root.kind == crate::scope::RootKind::Dir && root.manages(&delete.path))
-        else {
-            continue;
-        };
         let mut dir = relpath::parent(&delete.path);
-        while let Some(current) = dir {
-            if current == root.path || !relpath::is_within(current, &root.path) {
-                break;
-            }
+        // An ancestor that may not be pruned stays, and so do the directories above it.
+        while let Some(current) = dir.filter(|current| scope.may_prune(current)) {
             candidates.insert(current.to_owned());
             dir = relpath::parent(current);
         }
     }
-    // Deepest first; a directory that is not empty stays (and so do its parents).
-    let mut ordered: Vec<&String> = candidates.iter().collect();
-    ordered.sort_by_key(|p| std::cmp::Reverse(p.matches('/').count()));
-    for dir in ordered {
-        if scope.is_protected(dir) {
-            continue;
-        }
-        match std::fs::remove_dir(live.join(dir)) {
-            Ok(()) => steps.step()?,
-            Err(error)
-                if matches!(
-                    error.kind(),
-                    std::io::ErrorKind::DirectoryNotEmpty | std::io::ErrorKind::NotFound
-                ) => {}
-            Err(error) if error.raw_os_error() == Some(20) => {} // ENOTDIR: replaced by a file
-            Err(source) => return Err(Error::io("removing empty directory", live.join(dir), source)),
-        }
-    }
-    Ok(())
+    candidates
 }

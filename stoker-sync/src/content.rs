@@ -67,16 +67,18 @@ pub fn desired_id(
     }
     if file.transform.is_identity() {
         let mut reader = artifact.open(&file.source)?;
-        return hash_reader(&mut reader, file.source_size).map_err(|source| {
-            Error::io("reading source", file.source.clone(), source)
-        });
+        return hash_reader(&mut reader, file.source_size)
+            .map_err(|source| Error::io("reading source", file.source.clone(), source));
     }
     Ok(ContentId::of_blob(&produce(artifact, path, file, context)?))
 }
 
 /// Hashes a reader as a Git blob. The length is not trusted: the bytes are buffered when the
 /// reader yields a different amount than `expected_len`.
-pub fn hash_reader(reader: &mut dyn std::io::Read, expected_len: u64) -> std::io::Result<ContentId> {
+pub fn hash_reader(
+    reader: &mut dyn std::io::Read,
+    expected_len: u64,
+) -> std::io::Result<ContentId> {
     // Small files (the common case) are read whole; the hasher needs the length up front.
     let mut bytes = Vec::with_capacity(usize::try_from(expected_len).unwrap_or(0).min(1 << 20));
     reader.read_to_end(&mut bytes)?;

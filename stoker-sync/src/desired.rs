@@ -99,31 +99,55 @@ pub fn desired_set(
     let rules = Scope::new(Vec::new(), excludes.clone(), protected.clone());
 
     for (index, mapping) in profile.mappings.iter().enumerate() {
-        let source_raw = template::render(&format!("mappings[{index}].source"), &mapping.source, &context)?;
+        let source_raw = template::render(
+            &format!("mappings[{index}].source"),
+            &mapping.source,
+            &context,
+        )?;
         let destination_raw = template::render(
             &format!("mappings[{index}].destination"),
             &mapping.destination,
             &context,
         )?;
-        let source = relpath::normalize(&source_raw, &format!("mappings[{index}].source"))?;
-        let destination =
-            relpath::normalize(&destination_raw, &format!("mappings[{index}].destination"))?;
         let mapping_error = |message: String| Error::Mapping {
             index,
             source_path: source_raw.clone(),
             destination: destination_raw.clone(),
             message,
         };
+        // A template that renders to nothing (a variable set to "") is a mistake, not a request
+        // for the root: as a destination it would manage, and clean, the whole live directory.
+        // The root is written `.`.
+        for (field, rendered) in [("source", &source_raw), ("destination", &destination_raw)] {
+            if rendered.is_empty() {
+                return Err(mapping_error(format!(
+                    "{field} renders to an empty path (write \".\" for the root)"
+                )));
+            }
+        }
+        let source = relpath::normalize(&source_raw, &format!("mappings[{index}].source"))?;
+        let destination =
+            relpath::normalize(&destination_raw, &format!("mappings[{index}].destination"))?;
 
-        let source_entry = if source.is_empty() { None } else { listing.get(&source) };
+        let source_entry = if source.is_empty() {
+            None
+        } else {
+            listing.get(&source)
+        };
         let has_children = listing.below(&source).next().is_some();
         let inferred = match source_entry {
             Some(entry) if entry.kind.is_regular() => Some(MappingType::File),
             Some(entry) => {
-                warnings.push(format!(
-                    "mappings[{index}]: source {source:?} is a {} in the repository; skipped (never followed)",
+                let message = format!(
+                    "source {source:?} is a {} in the repository, never followed",
                     kind_name(entry.kind)
-                ));
+                );
+                // Nothing can be mapped from it: for a required mapping that is as bad as a
+                // missing source.
+                if mapping.required {
+                    return Err(mapping_error(message));
+                }
+                warnings.push(format!("mappings[{index}]: {message}; mapping skipped"));
                 continue;
             }
             None if has_children => Some(MappingType::Dir),
@@ -164,42 +188,43 @@ pub fn desired_set(
         }
 
         let patch_rules = compile_patches(index, mapping, &context, &mapping_error)?;
-        let mut add = |source_path: &str, relative: &str, entry: &stoker_core::Entry| -> Result<()> {
-            let dest = join(&destination, relative);
-            if dest.len() > relpath::MAX_PATH_BYTES {
-                return Err(mapping_error(format!(
-                    "destination path for {source_path:?} is longer than 4096 bytes"
-                )));
-            }
-            if rules.is_protected(&dest) || rules.is_excluded(&dest) {
-                return Ok(());
-            }
-            let patch_target = if relative.is_empty() {
-                crate::scope::file_name(&dest)
-            } else {
-                relative
-            };
-            let patches: Vec<(String, String)> = patch_rules
-                .iter()
-                .filter(|(glob, _)| glob.is_match(patch_target))
-                .flat_map(|(_, sets)| sets.iter().cloned())
-                .collect();
-            files.insert(
-                dest,
-                DesiredFile {
-                    mapping: index,
-                    source: source_path.to_owned(),
-                    executable: entry.kind == EntryKind::Executable,
-                    source_size: entry.size,
-                    source_id: entry.content_id,
-                    transform: Transform {
-                        template: mapping.template,
-                        patches,
+        let mut add =
+            |source_path: &str, relative: &str, entry: &stoker_core::Entry| -> Result<()> {
+                let dest = join(&destination, relative);
+                if dest.len() > relpath::MAX_PATH_BYTES {
+                    return Err(mapping_error(format!(
+                        "destination path for {source_path:?} is longer than 4096 bytes"
+                    )));
+                }
+                if rules.is_protected(&dest) || rules.is_excluded(&dest) {
+                    return Ok(());
+                }
+                let patch_target = if relative.is_empty() {
+                    crate::scope::file_name(&dest)
+                } else {
+                    relative
+                };
+                let patches: Vec<(String, String)> = patch_rules
+                    .iter()
+                    .filter(|(glob, _)| glob.is_match(patch_target))
+                    .flat_map(|(_, sets)| sets.iter().cloned())
+                    .collect();
+                files.insert(
+                    dest,
+                    DesiredFile {
+                        mapping: index,
+                        source: source_path.to_owned(),
+                        executable: entry.kind == EntryKind::Executable,
+                        source_size: entry.size,
+                        source_id: entry.content_id,
+                        transform: Transform {
+                            template: mapping.template,
+                            patches,
+                        },
                     },
-                },
-            );
-            Ok(())
-        };
+                );
+                Ok(())
+            };
 
         match kind {
             MappingType::File => {
@@ -254,7 +279,10 @@ fn compile_patches(
     let mut rules = Vec::with_capacity(mapping.patches.len());
     for (patch_index, patch) in mapping.patches.iter().enumerate() {
         let glob = stoker_core::profile::compile_glob(&patch.file).map_err(|message| {
-            mapping_error(format!("patches[{patch_index}].file {:?}: {message}", patch.file))
+            mapping_error(format!(
+                "patches[{patch_index}].file {:?}: {message}",
+                patch.file
+            ))
         })?;
         let mut sets = Vec::with_capacity(patch.set.len());
         for (path, value) in &patch.set {
@@ -279,7 +307,9 @@ fn check_conflicts(files: &BTreeMap<String, DesiredFile>) -> Result<()> {
             if parent.is_empty() {
                 break;
             }
-            directories.entry(parent).or_insert((path.as_str(), file.mapping));
+            directories
+                .entry(parent)
+                .or_insert((path.as_str(), file.mapping));
             current = parent;
         }
     }

@@ -95,7 +95,9 @@ pub fn store(live: &Path, from: Option<&Revision>, report: &SyncReport, keep: us
     let dir = live.join(STATE_DIR).join("reports");
     std::fs::create_dir_all(&dir).map_err(|source| Error::io("creating", &dir, source))?;
     let diff = DiffReport::new(from, report);
-    let stamp = jiff::Timestamp::now().strftime("%Y%m%dT%H%M%S%.fZ").to_string();
+    let stamp = jiff::Timestamp::now()
+        .strftime("%Y%m%dT%H%M%S%.fZ")
+        .to_string();
     let file = dir.join(format!("{stamp}-{}.json", report.revision.short_id()));
     let bytes = serde_json::to_vec_pretty(&diff).map_err(|source| Error::Json {
         path: file.clone(),

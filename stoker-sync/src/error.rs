@@ -27,7 +27,9 @@ pub enum Error {
     },
 
     /// Two desired files cannot both exist (one would have to be a directory).
-    #[error("destination conflict: {path:?} (from mappings[{mapping}]) is a file, but mappings[{other_mapping}] puts {other:?} below it")]
+    #[error(
+        "destination conflict: {path:?} (from mappings[{mapping}]) is a file, but mappings[{other_mapping}] puts {other:?} below it"
+    )]
     Conflict {
         /// The file path.
         path: String,
@@ -110,7 +112,11 @@ pub enum Error {
 }
 
 impl Error {
-    pub(crate) fn io(action: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+    pub(crate) fn io(
+        action: &'static str,
+        path: impl Into<PathBuf>,
+        source: std::io::Error,
+    ) -> Self {
         Error::Io {
             action,
             path: path.into(),

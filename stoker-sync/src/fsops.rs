@@ -137,9 +137,37 @@ pub fn remove(path: &Path, kind: LiveKind, steps: &Steps) -> Result<()> {
     }
 }
 
+/// Removes the directories `live/<dir>` that are empty, deepest first (so a parent emptied by
+/// its children's removal goes too). A directory that is not empty, is gone, or is no longer a
+/// directory stays as it is.
+pub fn remove_empty_dirs(
+    live: &Path,
+    dirs: &std::collections::BTreeSet<String>,
+    steps: &Steps,
+) -> Result<()> {
+    let mut ordered: Vec<&String> = dirs.iter().collect();
+    ordered.sort_by_key(|p| std::cmp::Reverse(p.matches('/').count()));
+    for dir in ordered {
+        let full = live.join(dir);
+        match std::fs::remove_dir(&full) {
+            Ok(()) => steps.step()?,
+            Err(error)
+                if matches!(
+                    error.kind(),
+                    std::io::ErrorKind::DirectoryNotEmpty
+                        | std::io::ErrorKind::NotFound
+                        | std::io::ErrorKind::NotADirectory
+                ) => {}
+            Err(source) => return Err(Error::io("removing empty directory", full, source)),
+        }
+    }
+    Ok(())
+}
+
 /// Makes sure `live/.stoker` is a real directory (creating `live` too when needed).
 pub fn ensure_state_dir(live: &Path) -> Result<PathBuf> {
-    std::fs::create_dir_all(live).map_err(|source| Error::io("creating live directory", live, source))?;
+    std::fs::create_dir_all(live)
+        .map_err(|source| Error::io("creating live directory", live, source))?;
     let dir = live.join(STATE_DIR);
     match lstat(&dir)? {
         Some(metadata) if metadata.file_type().is_dir() => Ok(dir),
@@ -162,7 +190,10 @@ pub fn write_state_file(target: &Path, bytes: &[u8]) -> Result<()> {
         .ok_or_else(|| Error::unsafe_live(target, "has no parent directory"))?;
     let temp = parent.join(temp_name());
     let result = (|| -> std::io::Result<()> {
-        let mut file = OpenOptions::new().write(true).create_new(true).open(&temp)?;
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&temp)?;
         file.write_all(bytes)?;
         file.sync_all()?;
         drop(file);

@@ -81,7 +81,10 @@ pub struct LiveTree {
 
 impl LiveTree {
     /// Entries strictly below `dir`.
-    pub fn below<'a>(&'a self, dir: &'a str) -> impl Iterator<Item = (&'a String, &'a LiveEntry)> + 'a {
+    pub fn below<'a>(
+        &'a self,
+        dir: &'a str,
+    ) -> impl Iterator<Item = (&'a String, &'a LiveEntry)> + 'a {
         let prefix = format!("{dir}/");
         self.entries
             .range(prefix.clone()..)
@@ -194,7 +197,8 @@ fn walk_root(full: &Path, root: &str, scope: &Scope, tree: &mut LiveTree) -> Res
             let name = entry.file_name();
             // Never enter protected directories; the state dir only counts at the live root.
             !(entry.file_type().is_dir()
-                && (name == ".resources" || (root.is_empty() && entry.depth() == 1 && name == STATE_DIR)))
+                && (name == ".resources"
+                    || (root.is_empty() && entry.depth() == 1 && name == STATE_DIR)))
         });
     for item in walker {
         let item = item.map_err(|error| {

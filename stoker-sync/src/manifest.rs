@@ -77,9 +77,19 @@ pub fn load(live: &Path) -> (Option<Manifest>, Option<String>) {
         ),
         Err(error) => (
             None,
-            Some(format!("ignored corrupt manifest {}: {error}", file.display())),
+            Some(format!(
+                "ignored corrupt manifest {}: {error}",
+                file.display()
+            )),
         ),
     }
+}
+
+/// When the manifest was written: its file's mtime, in nanoseconds since the epoch (the file
+/// system's clock, the one live files' ctimes come from). `None` when it cannot be read.
+pub fn written_at(live: &Path) -> Option<i64> {
+    let metadata = std::fs::symlink_metadata(path(live)).ok()?;
+    Some(Stat::of(&metadata).mtime)
 }
 
 /// Writes the manifest atomically and durably.

@@ -131,7 +131,8 @@ impl Pipeline {
         tracing::info!(revision = %revision, source = self.source.kind(), "resolved");
         let artifact = self.source.fetch(&revision).await?;
         if !job.dry_run {
-            self.check_designers(job.profile.designer_session_policy).await?;
+            self.check_designers(job.profile.designer_session_policy)
+                .await?;
         }
         let mut context = job.context;
         context.reference = Some(job.reference.clone());

@@ -138,6 +138,7 @@ pub fn plan(request: &SyncRequest) -> Result<Plan> {
         Some(LiveLock::acquire(live)?)
     };
     let (manifest, manifest_warning) = manifest::load(live);
+    let manifest_written = manifest.as_ref().and_then(|_| manifest::written_at(live));
     let tree = live::scan(live, &desired.scope)?;
     let mut warnings = desired.warnings.clone();
     warnings.extend(manifest_warning);
@@ -156,7 +157,11 @@ pub fn plan(request: &SyncRequest) -> Result<Plan> {
             } else {
                 tree.entries.get(path)
             };
-            let verdict = compare(live, artifact, &context, path, file, entry, manifest.as_ref())?;
+            let recorded = Recorded {
+                manifest: manifest.as_ref(),
+                written: manifest_written,
+            };
+            let verdict = compare(live, artifact, &context, path, file, entry, recorded)?;
             Ok((path.clone(), verdict))
         })
         .collect();
@@ -197,12 +202,16 @@ pub fn plan(request: &SyncRequest) -> Result<Plan> {
         deletes,
         unchanged,
         warnings,
-        previous: manifest.and_then(|m| m.revision).or_else(|| request.previous.clone()),
+        previous: manifest
+            .and_then(|m| m.revision)
+            .or_else(|| request.previous.clone()),
         started,
         _lock: lock,
     })
 }
 
+/// The id of a file about to be replaced or deleted, for the report. (Unlike [`Recorded::id`]
+/// this accepts racy-clean entries: it decides nothing, and the file goes either way.)
 fn previous_id(manifest: Option<&Manifest>, path: &str, entry: &LiveEntry) -> Option<ContentId> {
     if entry.kind != LiveKind::File {
         return None;
@@ -279,6 +288,31 @@ fn clearing_deletes(
         .collect())
 }
 
+/// The previous manifest and when it was written (its file's mtime, in file-system time).
+#[derive(Clone, Copy)]
+struct Recorded<'a> {
+    manifest: Option<&'a Manifest>,
+    written: Option<i64>,
+}
+
+impl Recorded<'_> {
+    /// The recorded content id when the file's `lstat` still matches. Good for the report's
+    /// previous id; to decide that a file is unchanged, see [`Recorded::trusted_id`].
+    fn id(&self, path: &str, stat: &crate::live::Stat) -> Option<ContentId> {
+        self.manifest?.files.get(path)?.id_if_unchanged(stat)
+    }
+
+    /// The content id the manifest vouches for, when the live file may be trusted unread.
+    fn trusted_id(&self, path: &str, stat: &crate::live::Stat) -> Option<ContentId> {
+        let id = self.id(path, stat)?;
+        // "Racy clean", as Git calls it: on file systems with coarse timestamps a change made
+        // in the same clock tick as the manifest write leaves size, mtime and ctime as
+        // recorded. Only a file whose ctime is strictly older than the manifest is trusted
+        // without reading it; the others are hashed (and trusted from the next manifest on).
+        (self.written? > stat.ctime).then_some(id)
+    }
+}
+
 fn compare(
     live: &Path,
     artifact: &dyn Artifact,
@@ -286,7 +320,7 @@ fn compare(
     path: &str,
     file: &DesiredFile,
     entry: Option<&LiveEntry>,
-    manifest: Option<&Manifest>,
+    recorded: Recorded<'_>,
 ) -> Result<Verdict> {
     let write = |kind, previous_id| {
         Ok(Verdict::Write(Write {
@@ -296,6 +330,14 @@ fn compare(
             previous_id,
         }))
     };
+    // Transformed content can fail (a binary file with `template: true`, a patch on a file that
+    // is not JSON): produce it while planning, so that such an input stops the sync before
+    // anything is written rather than halfway through `apply`.
+    let transformed_id = if file.transform.is_identity() {
+        None
+    } else {
+        Some(content::desired_id(artifact, path, file, context)?)
+    };
     let Some(entry) = entry else {
         return write(WriteKind::Add, None);
     };
@@ -303,22 +345,25 @@ fn compare(
         // A symlink or special file where a file goes: replaced, never followed.
         return write(WriteKind::Modify, None);
     }
-    let recorded = manifest
-        .and_then(|m| m.files.get(path))
-        .and_then(|m| m.id_if_unchanged(&entry.stat));
+    let previous = recorded.id(path, &entry.stat);
+    let trusted = recorded.trusted_id(path, &entry.stat);
     if entry.stat.executable() != file.executable {
-        return write(WriteKind::Modify, recorded);
+        return write(WriteKind::Modify, previous);
     }
     // Same source size but different live size: changed, without reading anything.
-    if file.transform.is_identity() && recorded.is_none() && entry.stat.size != file.source_size {
-        return write(WriteKind::Modify, None);
+    if file.transform.is_identity() && trusted.is_none() && entry.stat.size != file.source_size {
+        return write(WriteKind::Modify, previous);
     }
-    let desired_id = content::desired_id(artifact, path, file, context)?;
-    let live_id = match recorded {
+    let desired_id = match transformed_id {
+        Some(id) => id,
+        None => content::desired_id(artifact, path, file, context)?,
+    };
+    let live_id = match trusted {
         Some(id) => id,
         None => {
             let full = live.join(path);
-            content::hash_file(&full).map_err(|source| Error::io("reading live file", full, source))?
+            content::hash_file(&full)
+                .map_err(|source| Error::io("reading live file", full, source))?
         }
     };
     if live_id == desired_id {

@@ -101,6 +101,17 @@ impl Scope {
         self.excludes.is_match(path)
     }
 
+    /// True when the directory `dir` may be removed once empty: strictly below a directory
+    /// root (the root itself stays), not protected or excluded, and not a `.resources`
+    /// directory (protected itself, not only its content).
+    pub fn may_prune(&self, dir: &str) -> bool {
+        self.roots.iter().any(|root| {
+            root.kind == RootKind::Dir && root.path != dir && is_within(dir, &root.path)
+        }) && !self.is_protected(dir)
+            && !self.is_excluded(dir)
+            && file_name(dir) != ".resources"
+    }
+
     /// True when the engine may delete or overwrite `path` (managed, not protected, not
     /// excluded).
     pub fn may_touch(&self, path: &str) -> bool {

@@ -1,1 +1,2116 @@
-//! stub
+//! One test per rule of DESIGN section 3 ("The sync engine — exact semantics"), each named
+//! after the rule it checks. Regression tests for engine bugs say so in their doc comment.
+
+mod common;
+
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use common::*;
+use stoker_core::{ContentId, EntryKind, Mapping, TemplateContext};
+use stoker_sync::{ApplyOptions, Error};
+
+fn live() -> tempfile::TempDir {
+    tempfile::tempdir().unwrap()
+}
+
+fn id(bytes: &[u8]) -> ContentId {
+    ContentId::of_blob(bytes)
+}
+
+fn error_text(result: stoker_sync::Result<stoker_core::SyncReport>) -> String {
+    match result {
+        Ok(report) => panic!("expected an error, got {report:?}"),
+        Err(error) => {
+            // The whole chain, so that a wrapped core error's context shows.
+            let mut text = error.to_string();
+            let mut source = std::error::Error::source(&error);
+            while let Some(inner) = source {
+                text.push_str(": ");
+                text.push_str(&inner.to_string());
+                source = inner.source();
+            }
+            text
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Desired set: mappings, overlay, types, required
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn ordered_overlay_later_mapping_wins_at_the_same_destination() {
+    let repo = Repo::new();
+    repo.file("base/projects/a/view.json", "base view")
+        .file("base/projects/a/only-base.json", "base only")
+        .file("site/projects/a/view.json", "site view");
+    let live = live();
+    let request = request(
+        repo.artifact("r1"),
+        vec![dir("base", "."), dir("site", ".")],
+        live.path(),
+    );
+    sync(&request).unwrap();
+    let tree = snapshot_live(live.path());
+    assert_eq!(tree["projects/a/view.json"], text("site view"));
+    assert_eq!(tree["projects/a/only-base.json"], text("base only"));
+
+    // Reversed order: the earlier mapping's file is overlaid.
+    let reversed = common::request(
+        repo.artifact("r1"),
+        vec![dir("site", "."), dir("base", ".")],
+        live.path(),
+    );
+    let report = sync(&reversed).unwrap();
+    assert_eq!(paths(&report.modified), ["projects/a/view.json"]);
+    assert_eq!(
+        snapshot_live(live.path())["projects/a/view.json"],
+        text("base view")
+    );
+}
+
+#[test]
+fn ordered_overlay_a_file_mapping_overlays_a_file_of_an_earlier_dir_mapping() {
+    let repo = Repo::new();
+    repo.file("config/db.json", "generic")
+        .file("config/other.json", "other")
+        .file("sites/north/db.json", "north");
+    let live = live();
+    let request = request(
+        repo.artifact("r1"),
+        vec![
+            dir("config", "data/config"),
+            file("sites/north/db.json", "data/config/db.json"),
+        ],
+        live.path(),
+    );
+    let report = sync(&request).unwrap();
+    assert_eq!(report.added.len(), 2);
+    let tree = snapshot_live(live.path());
+    assert_eq!(tree["data/config/db.json"], text("north"));
+    assert_eq!(tree["data/config/other.json"], text("other"));
+}
+
+#[test]
+fn dir_mapping_maps_every_file_below_source_to_destination_rest() {
+    let repo = Repo::new();
+    repo.file("src/a.json", "a")
+        .file("src/deep/er/b.json", "b")
+        .file("srcx/not-below.json", "x")
+        .file("other/c.json", "c");
+    let live = live();
+    sync(&request(
+        repo.artifact("r1"),
+        vec![dir("src", "dst/here")],
+        live.path(),
+    ))
+    .unwrap();
+    let tree = snapshot_live(live.path());
+    let files: Vec<&str> = tree
+        .iter()
+        .filter(|(_, node)| matches!(node, Node::File { .. }))
+        .map(|(path, _)| path.as_str())
+        .collect();
+    assert_eq!(files, ["dst/here/a.json", "dst/here/deep/er/b.json"]);
+}
+
+#[test]
+fn dir_mapping_of_the_repository_root_maps_everything() {
+    let repo = Repo::new();
+    repo.file("a.json", "a").file("b/c.json", "c");
+    let live = live();
+    sync(&request(
+        repo.artifact("r1"),
+        vec![dir(".", "gw")],
+        live.path(),
+    ))
+    .unwrap();
+    let tree = snapshot_live(live.path());
+    assert_eq!(tree["gw/a.json"], text("a"));
+    assert_eq!(tree["gw/b/c.json"], text("c"));
+}
+
+#[test]
+fn file_mapping_maps_exactly_one_file() {
+    let repo = Repo::new();
+    repo.file("dir/one.json", "one").file("dir/two.json", "two");
+    let live = live();
+    let report = sync(&request(
+        repo.artifact("r1"),
+        vec![file("dir/one.json", "target/renamed.json")],
+        live.path(),
+    ))
+    .unwrap();
+    assert_eq!(paths(&report.added), ["target/renamed.json"]);
+    let tree = snapshot_live(live.path());
+    assert_eq!(tree.len(), 2, "{tree:?}"); // target/ and the file
+    assert_eq!(tree["target/renamed.json"], text("one"));
+}
+
+#[test]
+fn omitted_type_is_inferred_from_the_artifact() {
+    let repo = Repo::new();
+    repo.file("projects/a/project.json", "{}")
+        .file("versions.json", "1");
+    let live = live();
+    sync(&request(
+        repo.artifact("r1"),
+        vec![
+            map("projects", "projects"),
+            map("versions.json", ".versions.json"),
+        ],
+        live.path(),
+    ))
+    .unwrap();
+    let tree = snapshot_live(live.path());
+    assert_eq!(tree["projects/a/project.json"], text("{}"));
+    assert_eq!(tree[".versions.json"], text("1"));
+}
+
+#[test]
+fn given_type_mismatching_the_source_is_an_error_naming_the_mapping() {
+    let repo = Repo::new();
+    repo.file("projects/a/project.json", "{}")
+        .file("versions.json", "1");
+    let live = live();
+    write(live.path(), "projects/keep.json", "keep");
+    let before = snapshot(live.path());
+
+    let as_file = error_text(sync(&request(
+        repo.artifact("r1"),
+        vec![map("versions.json", "v.json"), file("projects", "projects")],
+        live.path(),
+    )));
+    assert!(as_file.contains("mappings[1]"), "{as_file}");
+    assert!(as_file.contains("type is file"), "{as_file}");
+
+    let as_dir = error_text(sync(&request(
+        repo.artifact("r1"),
+        vec![dir("versions.json", "v")],
+        live.path(),
+    )));
+    assert!(as_dir.contains("mappings[0]"), "{as_dir}");
+    assert!(as_dir.contains("type is dir"), "{as_dir}");
+    // Planning failed: nothing was written, not even a partial set.
+    assert_eq!(snapshot_live(live.path()), before);
+}
+
+#[test]
+fn required_mapping_with_missing_source_is_an_error_naming_the_mapping() {
+    let repo = Repo::new();
+    repo.file("projects/a/project.json", "{}");
+    let live = live();
+    let mut required = map("gateways/missing", "projects");
+    required.required = true;
+    let text = error_text(sync(&request(
+        repo.artifact("r1"),
+        vec![map("projects", "projects"), required],
+        live.path(),
+    )));
+    assert!(text.contains("mappings[1]"), "{text}");
+    assert!(text.contains("gateways/missing"), "{text}");
+    assert!(snapshot_live(live.path()).is_empty());
+}
+
+#[test]
+fn required_mapping_whose_source_is_a_symlink_is_an_error_naming_the_mapping() {
+    let outside = tempfile::tempdir().unwrap();
+    write(outside.path(), "projects/a/project.json", "{}");
+    let repo = Repo::new();
+    repo.file("x.json", "{}");
+    symlink(repo.path(), "projects", outside.path().join("projects"));
+    let live = live();
+    let mut required = map("projects", "projects");
+    required.required = true;
+    let text = error_text(sync(&request(
+        repo.artifact("r1"),
+        vec![required],
+        live.path(),
+    )));
+    assert!(text.contains("mappings[0]"), "{text}");
+    assert!(text.contains("symlink"), "{text}");
+    // Not required: skipped with a warning.
+    let report = sync(&request(
+        repo.artifact("r1"),
+        vec![map("projects", "projects")],
+        live.path(),
+    ))
+    .unwrap();
+    assert!(
+        report
+            .warnings
+            .iter()
+            .any(|w| w.contains("mappings[0]") && w.contains("symlink"))
+    );
+    assert_eq!(report.changed(), 0);
+}
+
+#[test]
+fn optional_mapping_with_missing_source_is_skipped_with_a_warning_and_destination_untouched() {
+    let repo = Repo::new();
+    repo.file("projects/a/project.json", "{}");
+    let live = live();
+    write(
+        live.path(),
+        "config/resources/dev/existing.json",
+        "live only",
+    );
+    write(
+        live.path(),
+        "config/resources/dev/sub/deeper.json",
+        "live only too",
+    );
+    let before = fingerprints(&live.path().join("config"));
+
+    let mut with_name = request(
+        repo.artifact("r1"),
+        vec![
+            map("projects", "projects"),
+            map("config/{{.GatewayName}}", "config/resources/dev"),
+        ],
+        live.path(),
+    );
+    with_name.context = TemplateContext::default().with_gateway_name("gw1");
+    let report = sync(&with_name).unwrap();
+    assert!(
+        report
+            .warnings
+            .iter()
+            .any(|w| w.contains("mappings[1]") && w.contains("config/gw1")),
+        "{:?}",
+        report.warnings
+    );
+    assert!(report.deleted.is_empty());
+    assert_eq!(fingerprints(&live.path().join("config")), before);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Templated paths and hostile paths
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn templated_source_and_destination_are_rendered() {
+    let repo = Repo::new();
+    repo.file("gateways/gw1/projects/a/project.json", "{}")
+        .file("gateways/gw2/projects/b/project.json", "{}")
+        .file("config/dev/db.json", "dev db")
+        .file("sites/north.json", "north");
+    let live = live();
+    let mut request = request(
+        repo.artifact("r1"),
+        vec![
+            map("gateways/{{.GatewayName}}/projects", "projects"),
+            map("config/{{ .Vars.env }}", "config/resources/{{.Vars.env}}"),
+            map("sites/{{.Labels.site}}.json", "site-{{.Labels.site}}.json"),
+        ],
+        live.path(),
+    );
+    request.profile.vars.insert("env".into(), "dev".into());
+    request.context = TemplateContext::default()
+        .with_gateway_name("gw1")
+        .with_label("site", "north");
+    let report = sync(&request).unwrap();
+    assert_eq!(
+        paths(&report.added),
+        [
+            "config/resources/dev/db.json",
+            "projects/a/project.json",
+            "site-north.json"
+        ]
+    );
+    assert_eq!(report.projects, ["a"]);
+}
+
+#[test]
+fn context_vars_win_over_profile_vars() {
+    let repo = Repo::new();
+    repo.file("config/dev/db.json", "dev")
+        .file("config/prod/db.json", "prod");
+    let live = live();
+    let mut request = request(
+        repo.artifact("r1"),
+        vec![map("config/{{.Vars.env}}", "config")],
+        live.path(),
+    );
+    request.profile.vars.insert("env".into(), "dev".into());
+    request.context = TemplateContext::default().with_var("env", "prod");
+    sync(&request).unwrap();
+    assert_eq!(snapshot_live(live.path())["config/db.json"], text("prod"));
+}
+
+/// Runs a one-mapping (plus a valid first mapping) sync whose second mapping is `bad` and
+/// returns the error text; checks nothing was written.
+fn refused(bad: Mapping, vars: &[(&str, &str)]) -> String {
+    let repo = Repo::new();
+    repo.file("projects/a/project.json", "{}")
+        .file("etc/passwd", "x");
+    let live = live();
+    let mut request = request(
+        repo.artifact("r1"),
+        vec![map("projects", "projects"), bad],
+        live.path(),
+    );
+    for (key, value) in vars {
+        request.profile.vars.insert((*key).into(), (*value).into());
+    }
+    let text = error_text(sync(&request));
+    assert!(
+        snapshot_live(live.path()).is_empty(),
+        "something was written"
+    );
+    text
+}
+
+#[test]
+fn absolute_destination_is_an_error_naming_the_mapping() {
+    let text = refused(map("projects", "/etc"), &[]);
+    assert!(text.contains("mappings[1].destination"), "{text}");
+    assert!(text.contains("absolute"), "{text}");
+}
+
+#[test]
+fn absolute_source_is_an_error_naming_the_mapping() {
+    let text = refused(map("/etc/passwd", "passwd"), &[]);
+    assert!(text.contains("mappings[1].source"), "{text}");
+}
+
+#[test]
+fn destination_with_dot_dot_is_an_error_naming_the_mapping() {
+    for bad in ["..", "../outside", "projects/../../x", "a/.."] {
+        let text = refused(map("projects", bad), &[]);
+        assert!(text.contains("mappings[1].destination"), "{bad}: {text}");
+        assert!(text.contains(".."), "{bad}: {text}");
+    }
+}
+
+#[test]
+fn source_with_dot_dot_is_an_error_naming_the_mapping() {
+    let text = refused(map("projects/../../../etc", "x"), &[]);
+    assert!(text.contains("mappings[1].source"), "{text}");
+}
+
+#[test]
+fn template_rendering_to_dot_dot_or_an_absolute_path_is_refused() {
+    for (value, expected) in [
+        ("..", ".."),
+        ("../..", ".."),
+        ("/etc", "absolute"),
+        ("//etc", "absolute"),
+        ("ok/../../etc", ".."),
+    ] {
+        let text = refused(map("projects", "{{.Vars.target}}"), &[("target", value)]);
+        assert!(text.contains("mappings[1].destination"), "{value}: {text}");
+        assert!(text.contains(expected), "{value}: {text}");
+        let text = refused(map("{{.Vars.target}}", "x"), &[("target", value)]);
+        assert!(text.contains("mappings[1].source"), "{value}: {text}");
+    }
+}
+
+#[test]
+fn empty_rendered_destination_of_a_file_mapping_is_an_error_naming_the_mapping() {
+    for value in ["", ".", "./"] {
+        let text = refused(map("etc/passwd", "{{.Vars.target}}"), &[("target", value)]);
+        assert!(text.contains("mappings[1]"), "{value:?}: {text}");
+    }
+}
+
+#[test]
+fn empty_rendered_path_is_an_error_naming_the_mapping() {
+    // A template that renders to nothing is never the live root (or the repository root) by
+    // accident: that would put the whole gateway directory under management.
+    let text = refused(map("projects", "{{.Vars.target}}"), &[("target", "")]);
+    assert!(text.contains("mappings[1]"), "{text}");
+    assert!(text.contains("empty"), "{text}");
+    let text = refused(map("{{.Vars.target}}", "projects"), &[("target", "")]);
+    assert!(text.contains("mappings[1]"), "{text}");
+    assert!(text.contains("empty"), "{text}");
+}
+
+#[test]
+fn rendered_path_longer_than_4096_bytes_is_an_error_naming_the_mapping() {
+    let long = "d/".repeat(2100);
+    let text = refused(map("projects", &long), &[]);
+    assert!(text.contains("mappings[1].destination"), "{text}");
+    assert!(text.contains("4096"), "{text}");
+    let text = refused(map("projects", "{{.Vars.long}}"), &[("long", &long)]);
+    assert!(text.contains("mappings[1].destination"), "{text}");
+}
+
+#[test]
+fn destination_of_a_dir_mapping_longer_than_4096_bytes_is_an_error_naming_the_mapping() {
+    // Source and destination are short, but destination + the file's path below the source
+    // is not.
+    let component = "c".repeat(200);
+    let deep = vec![component.as_str(); 20].join("/");
+    let artifact = MemArtifact::new("r1", true).file(&format!("src/{deep}/f.json"), "x");
+    let live = live();
+    let text = error_text(sync(&request(
+        Arc::new(artifact),
+        vec![map("src", &"d".repeat(200))],
+        live.path(),
+    )));
+    assert!(text.contains("mappings[0]"), "{text}");
+    assert!(text.contains("4096"), "{text}");
+    assert!(snapshot_live(live.path()).is_empty());
+}
+
+#[test]
+fn unknown_template_variable_is_an_error_naming_the_template() {
+    let text = refused(map("projects", "{{.Vars.nope}}"), &[]);
+    assert!(text.contains("mappings[1].destination"), "{text}");
+    assert!(text.contains(".Vars.nope"), "{text}");
+    let text = refused(map("{{.Gateway}}", "projects"), &[]);
+    assert!(text.contains("mappings[1].source"), "{text}");
+    assert!(text.contains("unknown variable .Gateway"), "{text}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Excludes
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn default_excludes_drop_git_directories_and_gitkeep_files() {
+    let repo = Repo::new();
+    repo.file("projects/.git/config", "[core]")
+        .file("projects/a/.git/HEAD", "ref")
+        .file("projects/a/.gitkeep", "")
+        .file("projects/a/.github/ok.json", "kept")
+        .file("projects/a/project.json", "{}");
+    let live = live();
+    let report = sync(&request(
+        repo.artifact("r1"),
+        vec![map("projects", "projects")],
+        live.path(),
+    ))
+    .unwrap();
+    assert_eq!(
+        paths(&report.added),
+        ["projects/a/.github/ok.json", "projects/a/project.json"]
+    );
+}
+
+#[test]
+fn excluded_files_are_neither_written_nor_deleted_in_live() {
+    let repo = Repo::new();
+    repo.file("projects/a/project.json", "{}")
+        .file("projects/a/notes.bak", "from repo")
+        .file("projects/a/deep/x.bak", "from repo");
+    let live = live();
+    write(live.path(), "projects/a/notes.bak", "live notes");
+    write(live.path(), "projects/b/keep.bak", "live only");
+    write(live.path(), "projects/.git/config", "live git");
+    write(live.path(), "projects/a/.gitkeep", "");
+    let mut request = request(
+        repo.artifact("r1"),
+        vec![map("projects", "projects")],
+        live.path(),
+    );
+    request.profile.exclude_patterns.push("**/*.bak".into());
+    let report = sync(&request).unwrap();
+    assert_eq!(paths(&report.added), ["projects/a/project.json"]);
+    assert!(report.deleted.is_empty(), "{:?}", report.deleted);
+    let tree = snapshot_live(live.path());
+    assert_eq!(tree["projects/a/notes.bak"], text("live notes"));
+    assert_eq!(tree["projects/b/keep.bak"], text("live only"));
+    assert_eq!(tree["projects/.git/config"], text("live git"));
+    assert!(tree.contains_key("projects/a/.gitkeep"));
+    assert!(!tree.contains_key("projects/a/deep/x.bak"));
+}
+
+#[test]
+fn excludes_are_doublestar_globs_matched_against_the_destination_path() {
+    let repo = Repo::new();
+    repo.file("src/a/x.tmp", "1")
+        .file("src/a/b/y.tmp", "2")
+        .file("src/z.tmp", "3")
+        .file("src/keep.json", "4");
+    let live = live();
+    let mut request = request(repo.artifact("r1"), vec![map("src", "dst")], live.path());
+    // Against the destination (`dst/...`), not the source (`src/...`); `*` stays within a
+    // component, `**` crosses them.
+    request.profile.exclude_patterns = vec!["src/**".into(), "dst/*/*.tmp".into()];
+    let report = sync(&request).unwrap();
+    assert_eq!(
+        paths(&report.added),
+        ["dst/a/b/y.tmp", "dst/keep.json", "dst/z.tmp"]
+    );
+    request.profile.exclude_patterns = vec!["dst/**/*.tmp".into()];
+    let report = sync(&request).unwrap();
+    // `dst/**/*.tmp` also matches `dst/z.tmp`: excluded now, so left alone in live.
+    assert_eq!(paths(&report.added), Vec::<&str>::new());
+    assert!(report.deleted.is_empty());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Symlinks and special entries in the artifact
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn symlinks_and_special_entries_in_the_artifact_are_skipped_with_warnings() {
+    let artifact = MemArtifact::new("r1", true)
+        .file("projects/a/project.json", "{}")
+        .with("projects/a/link.json", EntryKind::Symlink, "")
+        .with("projects/a/submodule", EntryKind::Other, "");
+    let live = live();
+    let report = sync(&request(
+        Arc::new(artifact),
+        vec![map("projects", "projects")],
+        live.path(),
+    ))
+    .unwrap();
+    assert_eq!(paths(&report.added), ["projects/a/project.json"]);
+    assert_eq!(report.warnings.len(), 2, "{:?}", report.warnings);
+    assert!(
+        report
+            .warnings
+            .iter()
+            .any(|w| w.contains("projects/a/link.json"))
+    );
+    assert!(
+        report
+            .warnings
+            .iter()
+            .any(|w| w.contains("projects/a/submodule"))
+    );
+    assert_eq!(snapshot_live(live.path()).len(), 3); // projects, projects/a, project.json
+}
+
+#[test]
+fn special_files_in_a_local_repository_are_skipped_with_a_warning() {
+    let repo = Repo::new();
+    repo.file("projects/a/project.json", "{}");
+    let _socket =
+        std::os::unix::net::UnixListener::bind(repo.path().join("projects/a/agent.sock")).unwrap();
+    let live = live();
+    let report = sync(&request(
+        repo.artifact("r1"),
+        vec![map("projects", "projects")],
+        live.path(),
+    ))
+    .unwrap();
+    assert_eq!(paths(&report.added), ["projects/a/project.json"]);
+    assert!(
+        report.warnings.iter().any(|w| w.contains("agent.sock")),
+        "{:?}",
+        report.warnings
+    );
+}
+
+#[test]
+fn repository_symlink_pointing_outside_the_repository_is_never_followed() {
+    let outside = tempfile::tempdir().unwrap();
+    write(outside.path(), "secret.txt", "SECRET");
+    write(outside.path(), "dir/inner.txt", "SECRET");
+    let repo = Repo::new();
+    repo.file("projects/a/project.json", "{}");
+    symlink(
+        repo.path(),
+        "projects/a/secret.txt",
+        outside.path().join("secret.txt"),
+    );
+    symlink(repo.path(), "projects/linked", outside.path().join("dir"));
+    symlink(
+        repo.path(),
+        "linked-file",
+        outside.path().join("secret.txt"),
+    );
+    symlink(repo.path(), "linked-dir", outside.path().join("dir"));
+    let live = live();
+    let mut optional_into_link = map("linked-dir/inner.txt", "inner.txt");
+    optional_into_link.required = false;
+    let report = sync(&request(
+        repo.artifact("r1"),
+        vec![
+            map("projects", "projects"),
+            map("linked-file", "file.txt"),
+            map("linked-dir", "dir"),
+            optional_into_link,
+        ],
+        live.path(),
+    ))
+    .unwrap();
+    assert_eq!(paths(&report.added), ["projects/a/project.json"]);
+    for (path, node) in snapshot(live.path()) {
+        if let Node::File { bytes, .. } = node {
+            assert!(
+                !bytes.windows(6).any(|w| w == b"SECRET"),
+                "{path} has the secret"
+            );
+        }
+    }
+    assert!(report.warnings.len() >= 4, "{:?}", report.warnings);
+
+    // Required through a symlinked directory: the path does not exist in the repository.
+    let mut required = map("linked-dir/inner.txt", "inner.txt");
+    required.required = true;
+    let text = error_text(sync(&request(
+        repo.artifact("r1"),
+        vec![required],
+        live.path(),
+    )));
+    assert!(text.contains("mappings[0]"), "{text}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Content: templates and patches
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn template_true_renders_file_contents() {
+    let repo = Repo::new();
+    repo.file(
+        "config/gateway.json",
+        "{\"name\": \"{{.GatewayName}}\", \"site\": \"{{.Vars.site}}\", \"view\": \"{view.params.x}\"}",
+    )
+    .file("plain/raw.json", "{{.GatewayName}}");
+    let live = live();
+    let mut templated = map("config", "config");
+    templated.template = true;
+    let mut request = request(
+        repo.artifact("r1"),
+        vec![templated, map("plain", "plain")],
+        live.path(),
+    );
+    request.profile.vars.insert("site".into(), "7".into());
+    request.context = TemplateContext::default().with_gateway_name("gw1");
+    let report = sync(&request).unwrap();
+    let rendered = b"{\"name\": \"gw1\", \"site\": \"7\", \"view\": \"{view.params.x}\"}";
+    let tree = snapshot_live(live.path());
+    assert_eq!(tree["config/gateway.json"], text(rendered));
+    // Without `template: true` the braces are content.
+    assert_eq!(tree["plain/raw.json"], text("{{.GatewayName}}"));
+    let change = report
+        .added
+        .iter()
+        .find(|c| c.path == "config/gateway.json")
+        .unwrap();
+    assert_eq!(change.content_id, Some(id(rendered)));
+    // The rendered content is what the manifest vouches for: a rerun changes nothing.
+    assert_eq!(sync(&request).unwrap().changed(), 0);
+}
+
+#[test]
+fn binary_file_with_template_true_is_an_error_naming_the_file() {
+    let repo = Repo::new();
+    repo.file("config/a.json", "fine")
+        .file("config/logo.png", b"\x89PNG\0\0\x01{{.GatewayName}}");
+    let live = live();
+    let mut templated = map("config", "config");
+    templated.template = true;
+    let mut request = request(repo.artifact("r1"), vec![templated], live.path());
+    request.context = TemplateContext::default().with_gateway_name("gw1");
+    let text = error_text(sync(&request));
+    assert!(text.contains("config/logo.png"), "{text}");
+    assert!(text.contains("binary"), "{text}");
+    // Found while planning: not even the good file was written.
+    assert!(
+        snapshot_live(live.path()).is_empty(),
+        "{:?}",
+        snapshot(live.path())
+    );
+    assert!(dry_run(&request).is_err());
+}
+
+#[test]
+fn unknown_variable_in_a_templated_file_is_an_error_naming_the_file() {
+    let repo = Repo::new();
+    repo.file("config/a.json", "{{.Vars.missing}}");
+    let live = live();
+    let mut templated = map("config", "config");
+    templated.template = true;
+    let text = error_text(sync(&request(
+        repo.artifact("r1"),
+        vec![templated],
+        live.path(),
+    )));
+    assert!(text.contains("config/a.json"), "{text}");
+    assert!(text.contains(".Vars.missing"), "{text}");
+}
+
+#[test]
+fn patches_set_json_fields_by_dot_path_with_type_inference() {
+    let repo = Repo::new();
+    repo.file(
+        "config/db/config.json",
+        "{\"connection\": {\"host\": \"old\", \"port\": 1}, \"items\": [{\"name\": \"a\"}]}\n",
+    )
+    .file("config/other/config.json", "{\"untouched\": true}")
+    .file("config/db/notes.txt", "not json, not matched");
+    let live = live();
+    let mut patched = map("config", "cfg");
+    patched.patches = vec![patch(
+        "db/*.json",
+        &[
+            ("connection.host", "db-{{.Vars.site}}"),
+            ("connection.port", "5432"),
+            ("connection.tls", "true"),
+            ("connection.label", "\"5432\""),
+            ("items.0.name", "first"),
+        ],
+    )];
+    let mut request = request(repo.artifact("r1"), vec![patched], live.path());
+    request.profile.vars.insert("site".into(), "north".into());
+    sync(&request).unwrap();
+    let tree = snapshot_live(live.path());
+    let doc: serde_json::Value =
+        serde_json::from_slice(tree["cfg/db/config.json"].bytes()).unwrap();
+    assert_eq!(
+        doc,
+        serde_json::json!({
+            "connection": {"host": "db-north", "port": 5432, "tls": true, "label": "5432"},
+            "items": [{"name": "first"}]
+        })
+    );
+    assert_eq!(tree["cfg/other/config.json"], text("{\"untouched\": true}"));
+    assert_eq!(tree["cfg/db/notes.txt"], text("not json, not matched"));
+    assert_eq!(sync(&request).unwrap().changed(), 0);
+}
+
+#[test]
+fn patch_glob_is_relative_to_the_destination_and_to_the_file_name_for_a_file_mapping() {
+    let repo = Repo::new();
+    repo.file("src/a/resource.json", "{}")
+        .file("src/resource.json", "{}")
+        .file("single.json", "{}");
+    let live = live();
+    let mut by_dir = map("src", "dst");
+    // Relative to the destination `dst`: not `dst/**` nor `src/**`.
+    by_dir.patches = vec![
+        patch("**/resource.json", &[("deep", "1")]),
+        patch("resource.json", &[("top", "1")]),
+        patch("dst/**", &[("wrong", "1")]),
+    ];
+    let mut by_file = map("single.json", "some/where/renamed.json");
+    by_file.patches = vec![patch("renamed.json", &[("single", "1")])];
+    sync(&request(
+        repo.artifact("r1"),
+        vec![by_dir, by_file],
+        live.path(),
+    ))
+    .unwrap();
+    let tree = snapshot_live(live.path());
+    let json =
+        |path: &str| -> serde_json::Value { serde_json::from_slice(tree[path].bytes()).unwrap() };
+    assert_eq!(json("dst/a/resource.json"), serde_json::json!({"deep": 1}));
+    assert_eq!(
+        json("dst/resource.json"),
+        serde_json::json!({"deep": 1, "top": 1})
+    );
+    assert_eq!(
+        json("some/where/renamed.json"),
+        serde_json::json!({"single": 1})
+    );
+}
+
+#[test]
+fn non_json_patch_target_is_an_error_naming_the_file() {
+    let repo = Repo::new();
+    repo.file("config/good.json", "{}")
+        .file("config/bad.json", "this is not json");
+    let live = live();
+    let mut patched = map("config", "config");
+    patched.patches = vec![patch("*.json", &[("a.b", "1")])];
+    let request = request(repo.artifact("r1"), vec![patched], live.path());
+    let text = error_text(sync(&request));
+    assert!(text.contains("config/bad.json"), "{text}");
+    assert!(text.contains("not a JSON document"), "{text}");
+    assert!(
+        snapshot_live(live.path()).is_empty(),
+        "{:?}",
+        snapshot(live.path())
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Protected paths
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn protected_resources_are_never_written_or_deleted() {
+    let repo = Repo::new();
+    repo.file("projects/a/project.json", "{}")
+        .file("projects/a/.resources/abc/data.bin", "from repo")
+        .file("projects/.resources/top", "from repo")
+        .file("res/x.bin", "from repo");
+    let live = live();
+    write(
+        live.path(),
+        "projects/a/.resources/abc/data.bin",
+        "live resource",
+    );
+    write(
+        live.path(),
+        "projects/gone/.resources/orphan.bin",
+        "live orphan resource",
+    );
+    write(live.path(), ".resources/root.bin", "root resource");
+    let report = sync(&request(
+        repo.artifact("r1"),
+        vec![
+            map("projects", "projects"),
+            // Mappings that target protected paths directly.
+            map("res", "projects/a/.resources/abc"),
+            map("res/x.bin", ".resources/root.bin"),
+        ],
+        live.path(),
+    ))
+    .unwrap();
+    assert_eq!(paths(&report.added), ["projects/a/project.json"]);
+    assert!(report.deleted.is_empty(), "{:?}", report.deleted);
+    let tree = snapshot_live(live.path());
+    assert_eq!(
+        tree["projects/a/.resources/abc/data.bin"],
+        text("live resource")
+    );
+    assert_eq!(
+        tree["projects/gone/.resources/orphan.bin"],
+        text("live orphan resource")
+    );
+    assert_eq!(tree[".resources/root.bin"], text("root resource"));
+    assert!(!tree.contains_key("projects/.resources/top"));
+    assert!(!tree.contains_key("projects/a/.resources/abc/x.bin"));
+}
+
+#[test]
+fn state_dir_is_never_written_or_deleted_by_mappings() {
+    let repo = Repo::new();
+    repo.file("tree/.stoker/manifest.json", "hostile manifest")
+        .file("tree/.stoker/lock", "hostile")
+        .file("tree/a.json", "a")
+        .file("x.json", "x");
+    let live = live();
+    write(live.path(), "unrelated.txt", "keep");
+    let report = sync(&request(
+        repo.artifact("r1"),
+        vec![
+            // The whole live directory is managed here: `.stoker/` still is not.
+            map("tree", "."),
+            map("x.json", ".stoker/manifest.json"),
+            map("tree", ".stoker"),
+        ],
+        live.path(),
+    ))
+    .unwrap();
+    assert_eq!(paths(&report.added), ["a.json"]);
+    assert_eq!(paths(&report.deleted), ["unrelated.txt"]);
+    let manifest = std::fs::read(live.path().join(".stoker/manifest.json")).unwrap();
+    assert!(serde_json::from_slice::<serde_json::Value>(&manifest).is_ok());
+    // The second run trusts its own (untouched) manifest.
+    assert_eq!(
+        sync(&request(
+            repo.artifact("r1"),
+            vec![map("tree", ".")],
+            live.path()
+        ))
+        .unwrap()
+        .changed(),
+        0
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Managed roots and orphans
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn orphans_under_a_dir_destination_are_deleted() {
+    let repo = Repo::new();
+    repo.file("projects/a/project.json", "{}");
+    let live = live();
+    write(live.path(), "projects/a/stale.json", "stale");
+    write(live.path(), "projects/old/project.json", "{}");
+    write(live.path(), "projects/old/views/v/view.json", "{}");
+    symlink(live.path(), "projects/a/dangling", "/nonexistent");
+    let report = sync(&request(
+        repo.artifact("r1"),
+        vec![map("projects", "projects")],
+        live.path(),
+    ))
+    .unwrap();
+    assert_eq!(
+        paths(&report.deleted),
+        [
+            "projects/a/dangling",
+            "projects/a/stale.json",
+            "projects/old/project.json",
+            "projects/old/views/v/view.json"
+        ]
+    );
+    let tree = snapshot_live(live.path());
+    assert_eq!(
+        tree.keys().map(String::as_str).collect::<Vec<_>>(),
+        ["projects", "projects/a", "projects/a/project.json"]
+    );
+}
+
+#[test]
+fn orphans_of_a_previous_revision_are_deleted() {
+    let repo = Repo::new();
+    repo.file("projects/a/project.json", "{}")
+        .file("projects/a/old.json", "old");
+    let live = live();
+    let request = request(
+        repo.artifact("r1"),
+        vec![map("projects", "projects")],
+        live.path(),
+    );
+    sync(&request).unwrap();
+    repo.remove("projects/a/old.json");
+    let mut next = request.clone();
+    next.artifact = repo.artifact("r2");
+    let report = sync(&next).unwrap();
+    assert_eq!(paths(&report.deleted), ["projects/a/old.json"]);
+    assert_eq!(report.deleted[0].previous_content_id, Some(id(b"old")));
+}
+
+/// Regression (reference operator bug): a root-level file mapping made the whole live directory
+/// managed, so every unrelated gateway file was deleted as an orphan.
+#[test]
+fn root_level_file_mapping_does_not_manage_the_whole_live_dir() {
+    let repo = Repo::new();
+    repo.file("versions.json", "{\"v\": 2}")
+        .file("projects/a/project.json", "{}");
+    let live = live();
+    write(live.path(), "db/config.idb", "gateway database");
+    write(live.path(), "unrelated.txt", "keep");
+    write(live.path(), "projects/a/stale.json", "stale");
+    write(live.path(), ".versions.json", "{\"v\": 1}");
+    let before = fingerprints(live.path());
+    let report = sync(&request(
+        repo.artifact("r1"),
+        vec![map("versions.json", ".versions.json")],
+        live.path(),
+    ))
+    .unwrap();
+    assert_eq!(paths(&report.modified), [".versions.json"]);
+    assert!(report.deleted.is_empty(), "{:?}", report.deleted);
+    let after = fingerprints(live.path());
+    for path in [
+        "db",
+        "db/config.idb",
+        "unrelated.txt",
+        "projects",
+        "projects/a",
+        "projects/a/stale.json",
+    ] {
+        assert_eq!(after[path], before[path], "{path} was touched");
+    }
+}
+
+/// Regression: orphans inside a nested managed root (`config/resources/dev` under an unmanaged
+/// `config/`) were not deleted, or the siblings in `config/` were.
+#[test]
+fn orphans_in_nested_managed_roots_are_deleted_and_siblings_survive() {
+    let repo = Repo::new();
+    repo.file("config/dev/db.json", "{}");
+    let live = live();
+    write(live.path(), "config/resources/dev/db.json", "{\"old\": 1}");
+    write(live.path(), "config/resources/dev/orphan.json", "orphan");
+    write(
+        live.path(),
+        "config/resources/dev/sub/orphan2.json",
+        "orphan",
+    );
+    write(live.path(), "config/resources/core/keep.json", "core");
+    write(
+        live.path(),
+        "config/resources/devices/keep.json",
+        "prefix sibling",
+    );
+    write(live.path(), "config/local.json", "local");
+    let before = fingerprints(live.path());
+    let report = sync(&request(
+        repo.artifact("r1"),
+        vec![map("config/dev", "config/resources/dev")],
+        live.path(),
+    ))
+    .unwrap();
+    assert_eq!(
+        paths(&report.deleted),
+        [
+            "config/resources/dev/orphan.json",
+            "config/resources/dev/sub/orphan2.json"
+        ]
+    );
+    assert_eq!(paths(&report.modified), ["config/resources/dev/db.json"]);
+    let after = fingerprints(live.path());
+    for path in [
+        "config/resources/core",
+        "config/resources/core/keep.json",
+        "config/resources/devices",
+        "config/resources/devices/keep.json",
+        "config/local.json",
+    ] {
+        assert_eq!(after[path], before[path], "{path} was touched");
+    }
+    assert!(!after.contains_key("config/resources/dev/sub"));
+}
+
+#[test]
+fn files_outside_managed_roots_are_never_touched() {
+    let repo = Repo::new();
+    repo.file("projects/a/project.json", "{}")
+        .file("projects/a/view.json", "v1")
+        .file("v.json", "1");
+    let live = live();
+    write(live.path(), "projects-backup/a/project.json", "backup");
+    write(live.path(), "project", "file named like a prefix");
+    write(live.path(), "v.json.bak", "prefix of a file root");
+    write(live.path(), "data/db.idb", "db");
+    symlink(live.path(), "data/link", "/etc/passwd");
+    mkdir(live.path(), "empty-unrelated");
+    let unrelated = |tree: &std::collections::BTreeMap<String, Fingerprint>| {
+        tree.iter()
+            .filter(|(path, _)| {
+                !path.starts_with("projects/")
+                    && *path != "projects"
+                    && *path != "v.json"
+                    && !path.starts_with(".stoker")
+            })
+            .map(|(path, print)| (path.clone(), print.clone()))
+            .collect::<Vec<_>>()
+    };
+    let before = unrelated(&fingerprints(live.path()));
+    let request = request(
+        repo.artifact("r1"),
+        vec![map("projects", "projects"), map("v.json", "v.json")],
+        live.path(),
+    );
+    sync(&request).unwrap();
+    repo.file("projects/a/view.json", "v2").remove("v.json");
+    let mut next = request.clone();
+    next.artifact = repo.artifact("r2");
+    sync(&next).unwrap();
+    assert_eq!(unrelated(&fingerprints(live.path())), before);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Empty directories
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn directories_emptied_strictly_below_a_managed_root_are_removed_and_the_root_stays() {
+    let repo = Repo::new();
+    repo.file("projects/keep.json", "{}")
+        .file("projects/a/project.json", "{}")
+        .file("projects/b/views/main/view.json", "{}")
+        .file("cfg/dev/db/db.json", "{}");
+    let live = live();
+    mkdir(live.path(), "unrelated-empty");
+    mkdir(live.path(), "config/unrelated-empty");
+    mkdir(live.path(), "projects/pre-existing-empty");
+    let mappings = vec![
+        map("projects", "projects"),
+        map("cfg/dev", "config/resources/dev"),
+    ];
+    sync(&request(repo.artifact("r1"), mappings.clone(), live.path())).unwrap();
+    repo.remove("projects/b/views/main/view.json")
+        .remove("projects/a/project.json")
+        .remove("cfg/dev/db/db.json")
+        // The mapping still exists (its source has an excluded file), with nothing to map.
+        .file("cfg/dev/.gitkeep", "");
+    let report = sync(&request(repo.artifact("r2"), mappings, live.path())).unwrap();
+    assert_eq!(report.deleted.len(), 3);
+    let tree = snapshot_live(live.path());
+    assert_eq!(
+        tree.keys().map(String::as_str).collect::<Vec<_>>(),
+        [
+            "config",
+            "config/resources",
+            "config/resources/dev",
+            "config/unrelated-empty",
+            "projects",
+            "projects/keep.json",
+            "projects/pre-existing-empty",
+            "unrelated-empty"
+        ]
+    );
+}
+
+/// Regression: an emptied directory matched by an exclude pattern was pruned.
+#[test]
+fn excluded_directories_are_not_pruned() {
+    let repo = Repo::new();
+    repo.file("projects/a/project.json", "{}");
+    let live = live();
+    write(live.path(), "projects/a/cache/old.json", "orphan");
+    write(live.path(), "projects/b/cache/old.json", "orphan");
+    let mut request = request(
+        repo.artifact("r1"),
+        vec![map("projects", "projects")],
+        live.path(),
+    );
+    request.profile.exclude_patterns.push("**/cache".into());
+    let report = sync(&request).unwrap();
+    assert_eq!(
+        paths(&report.deleted),
+        ["projects/a/cache/old.json", "projects/b/cache/old.json"]
+    );
+    let tree = snapshot_live(live.path());
+    assert_eq!(tree["projects/a/cache"], Node::Dir);
+    assert_eq!(tree["projects/b/cache"], Node::Dir);
+}
+
+#[test]
+fn directories_with_left_alone_entries_are_not_removed() {
+    let repo = Repo::new();
+    repo.file("projects/a/project.json", "{}");
+    let live = live();
+    write(live.path(), "projects/b/old.json", "orphan");
+    write(live.path(), "projects/b/.resources/r.bin", "protected");
+    write(live.path(), "projects/c/old.json", "orphan");
+    write(live.path(), "projects/c/.gitkeep", "");
+    sync(&request(
+        repo.artifact("r1"),
+        vec![map("projects", "projects")],
+        live.path(),
+    ))
+    .unwrap();
+    let tree = snapshot_live(live.path());
+    assert!(tree.contains_key("projects/b/.resources/r.bin"));
+    assert!(tree.contains_key("projects/c/.gitkeep"));
+    assert!(!tree.contains_key("projects/b/old.json"));
+    assert!(!tree.contains_key("projects/c/old.json"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Symlinks in live
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn live_symlink_where_a_managed_dir_should_be_is_replaced_by_a_real_dir() {
+    let outside = tempfile::tempdir().unwrap();
+    write(outside.path(), "a/project.json", "outside content");
+    write(outside.path(), "keep.txt", "outside");
+    let outside_before = fingerprints(outside.path());
+    let repo = Repo::new();
+    repo.file("projects/a/project.json", "{}")
+        .file("projects/b/project.json", "{}");
+    let live = live();
+    symlink(live.path(), "projects", outside.path());
+    let report = sync(&request(
+        repo.artifact("r1"),
+        vec![map("projects", "projects")],
+        live.path(),
+    ))
+    .unwrap();
+    assert_eq!(paths(&report.deleted), ["projects"]);
+    let metadata = std::fs::symlink_metadata(live.path().join("projects")).unwrap();
+    assert!(metadata.is_dir() && !metadata.file_type().is_symlink());
+    assert_eq!(fingerprints(outside.path()), outside_before);
+    assert_eq!(
+        snapshot_live(live.path())["projects/a/project.json"],
+        text("{}")
+    );
+
+    // Deeper: a symlinked directory below a managed root.
+    std::fs::remove_dir_all(live.path().join("projects/b")).unwrap();
+    symlink(live.path(), "projects/b", outside.path());
+    sync(&request(
+        repo.artifact("r1"),
+        vec![map("projects", "projects")],
+        live.path(),
+    ))
+    .unwrap();
+    assert!(
+        std::fs::symlink_metadata(live.path().join("projects/b"))
+            .unwrap()
+            .is_dir()
+    );
+    assert_eq!(fingerprints(outside.path()), outside_before);
+}
+
+#[test]
+fn live_symlink_at_a_managed_file_path_is_replaced_never_written_through() {
+    let outside = tempfile::tempdir().unwrap();
+    write(outside.path(), "target.json", "outside");
+    let outside_before = fingerprints(outside.path());
+    let repo = Repo::new();
+    repo.file("projects/a/project.json", "{}")
+        .file("v.json", "2");
+    let live = live();
+    symlink(
+        live.path(),
+        "projects/a/project.json",
+        outside.path().join("target.json"),
+    );
+    symlink(
+        live.path(),
+        ".versions.json",
+        outside.path().join("target.json"),
+    );
+    let report = sync(&request(
+        repo.artifact("r1"),
+        vec![map("projects", "projects"), map("v.json", ".versions.json")],
+        live.path(),
+    ))
+    .unwrap();
+    assert_eq!(
+        paths(&report.modified),
+        [".versions.json", "projects/a/project.json"]
+    );
+    let tree = snapshot_live(live.path());
+    assert_eq!(tree["projects/a/project.json"], text("{}"));
+    assert_eq!(tree[".versions.json"], text("2"));
+    assert_eq!(fingerprints(outside.path()), outside_before);
+}
+
+#[test]
+fn live_symlink_ancestor_outside_managed_roots_is_an_error_and_nothing_is_written_outside() {
+    let outside = tempfile::tempdir().unwrap();
+    write(outside.path(), "resources/dev/db.json", "outside");
+    write(
+        outside.path(),
+        "resources/dev/orphan.json",
+        "outside orphan",
+    );
+    let outside_before = fingerprints(outside.path());
+    let repo = Repo::new();
+    repo.file("config/dev/db.json", "{}")
+        .file("projects/a/project.json", "{}");
+    let live = live();
+    symlink(live.path(), "config", outside.path());
+    for mapping in [
+        map("config/dev", "config/resources/dev"),
+        map("config/dev/db.json", "config/resources/dev/db.json"),
+    ] {
+        let text = error_text(sync(&request(
+            repo.artifact("r1"),
+            vec![map("projects", "projects"), mapping],
+            live.path(),
+        )));
+        assert!(text.contains("symlink"), "{text}");
+        assert!(
+            text.contains(&live.path().join("config").display().to_string()),
+            "{text}"
+        );
+        assert_eq!(fingerprints(outside.path()), outside_before);
+        assert!(
+            !live.path().join("projects").exists(),
+            "wrote before failing"
+        );
+    }
+}
+
+#[test]
+fn live_state_dir_that_is_a_symlink_is_refused() {
+    let outside = tempfile::tempdir().unwrap();
+    let repo = Repo::new();
+    repo.file("projects/a/project.json", "{}");
+    let live = live();
+    symlink(live.path(), ".stoker", outside.path());
+    let result = sync(&request(
+        repo.artifact("r1"),
+        vec![map("projects", "projects")],
+        live.path(),
+    ));
+    assert!(
+        matches!(result, Err(Error::UnsafeLive { .. })),
+        "{result:?}"
+    );
+    assert!(snapshot(outside.path()).is_empty());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Atomic writes, executable bits
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn atomic_writes_leave_no_temporary_files() {
+    let repo = Repo::new();
+    for i in 0..50 {
+        repo.file(&format!("projects/p{}/f{i}.json", i % 5), format!("{i}"));
+    }
+    let live = live();
+    let request = request(
+        repo.artifact("r1"),
+        vec![map("projects", "projects")],
+        live.path(),
+    );
+    sync(&request).unwrap();
+    assert_eq!(temporaries(live.path()), Vec::<String>::new());
+    for i in 0..50 {
+        repo.file(&format!("projects/p{}/f{i}.json", i % 5), format!("v2 {i}"));
+    }
+    let mut next = request.clone();
+    next.artifact = repo.artifact("r2");
+    assert_eq!(sync(&next).unwrap().modified.len(), 50);
+    assert_eq!(temporaries(live.path()), Vec::<String>::new());
+}
+
+#[test]
+fn executable_bits_are_preserved() {
+    let repo = Repo::new();
+    repo.exec("scripts/run.sh", "#!/bin/sh\n")
+        .file("scripts/lib.sh", "x");
+    let live = live();
+    sync(&request(
+        repo.artifact("r1"),
+        vec![map("scripts", "scripts")],
+        live.path(),
+    ))
+    .unwrap();
+    let tree = snapshot_live(live.path());
+    assert_eq!(
+        tree["scripts/run.sh"],
+        Node::File {
+            bytes: b"#!/bin/sh\n".to_vec(),
+            executable: true
+        }
+    );
+    assert_eq!(tree["scripts/lib.sh"], text("x"));
+}
+
+#[test]
+fn changing_only_the_executable_bit_counts_as_modified() {
+    let repo = Repo::new();
+    repo.file("scripts/run.sh", "#!/bin/sh\n");
+    let live = live();
+    // A new artifact each time: a local artifact lists its directory once.
+    let run = |revision: &str| {
+        sync(&request(
+            repo.artifact(revision),
+            vec![map("scripts", "scripts")],
+            live.path(),
+        ))
+        .unwrap()
+    };
+    run("r1");
+    chmod(repo.path(), "scripts/run.sh", 0o755);
+    let report = run("r2");
+    assert_eq!(paths(&report.modified), ["scripts/run.sh"]);
+    let change = &report.modified[0];
+    assert_eq!(change.content_id, change.previous_content_id);
+    assert_eq!(
+        snapshot_live(live.path())["scripts/run.sh"],
+        Node::File {
+            bytes: b"#!/bin/sh\n".to_vec(),
+            executable: true
+        }
+    );
+    assert_eq!(run("r2").changed(), 0);
+    // And back; also when the live file gained its bit behind the engine's back.
+    chmod(repo.path(), "scripts/run.sh", 0o644);
+    assert_eq!(run("r3").modified.len(), 1);
+    chmod(live.path(), "scripts/run.sh", 0o755);
+    assert_eq!(run("r3").modified.len(), 1);
+    assert_eq!(
+        snapshot_live(live.path())["scripts/run.sh"],
+        text("#!/bin/sh\n")
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Change detection: manifest, stat fast path, drift
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn noop_resync_reads_nothing_from_a_source_with_content_ids() {
+    let mut artifact = MemArtifact::new("r1", true);
+    for i in 0..20 {
+        artifact = artifact.file(&format!("projects/p/f{i}.json"), format!("content {i}"));
+    }
+    let artifact = Arc::new(artifact);
+    let live = live();
+    let request = request(
+        artifact.clone(),
+        vec![map("projects", "projects")],
+        live.path(),
+    );
+    assert_eq!(sync(&request).unwrap().added.len(), 20);
+    let after_first = artifact.reads();
+    assert_eq!(after_first, 20, "each new file is read once");
+    for _ in 0..2 {
+        let report = sync(&request).unwrap();
+        assert_eq!((report.changed(), report.unchanged), (0, 20));
+        assert_eq!(
+            artifact.reads(),
+            after_first,
+            "a no-op resync read the source"
+        );
+    }
+
+    // One changed file: only that one is read.
+    let mut changed = MemArtifact::new("r2", true);
+    for i in 0..20 {
+        let content = if i == 3 {
+            "changed".to_owned()
+        } else {
+            format!("content {i}")
+        };
+        changed = changed.file(&format!("projects/p/f{i}.json"), content);
+    }
+    let changed = Arc::new(changed);
+    let mut next = request.clone();
+    next.artifact = changed.clone();
+    let report = sync(&next).unwrap();
+    assert_eq!(paths(&report.modified), ["projects/p/f3.json"]);
+    assert_eq!(changed.reads(), 1);
+}
+
+fn set_mtime(path: &Path, mtime: SystemTime) {
+    std::fs::File::options()
+        .write(true)
+        .open(path)
+        .unwrap()
+        .set_modified(mtime)
+        .unwrap();
+}
+
+fn mtime_of(path: &Path) -> SystemTime {
+    std::fs::symlink_metadata(path).unwrap().modified().unwrap()
+}
+
+#[test]
+fn drift_with_same_size_and_restored_mtime_is_detected_and_rewritten() {
+    let artifact = Arc::new(MemArtifact::new("r1", true).file("projects/a/view.json", "original"));
+    let live = live();
+    let request = request(
+        artifact.clone(),
+        vec![map("projects", "projects")],
+        live.path(),
+    );
+    sync(&request).unwrap();
+    let path = live.path().join("projects/a/view.json");
+    let mtime = mtime_of(&path);
+    // In place (same inode), same size, mtime put back: only ctime tells.
+    {
+        use std::io::Write;
+        let mut file = std::fs::File::options().write(true).open(&path).unwrap();
+        file.write_all(b"tampered").unwrap();
+        file.set_modified(mtime).unwrap();
+    }
+    assert_eq!(mtime_of(&path), mtime);
+    let report = sync(&request).unwrap();
+    assert_eq!(paths(&report.modified), ["projects/a/view.json"]);
+    assert_eq!(
+        report.modified[0].previous_content_id,
+        Some(id(b"tampered"))
+    );
+    assert_eq!(std::fs::read(&path).unwrap(), b"original");
+}
+
+#[test]
+fn drift_by_replacing_the_file_is_detected_and_rewritten() {
+    let artifact = Arc::new(MemArtifact::new("r1", true).file("projects/a/view.json", "original"));
+    let live = live();
+    let request = request(
+        artifact.clone(),
+        vec![map("projects", "projects")],
+        live.path(),
+    );
+    sync(&request).unwrap();
+    let path = live.path().join("projects/a/view.json");
+    let mtime = mtime_of(&path);
+    // An editor's save: new file (new inode), same size, mtime put back.
+    let replacement = live.path().join("projects/a/.view.json.swp");
+    std::fs::write(&replacement, "tampered").unwrap();
+    set_mtime(&replacement, mtime);
+    std::fs::rename(&replacement, &path).unwrap();
+    let report = sync(&request).unwrap();
+    assert_eq!(paths(&report.modified), ["projects/a/view.json"]);
+    assert_eq!(std::fs::read(&path).unwrap(), b"original");
+    assert_eq!(
+        artifact.reads(),
+        2,
+        "the desired content is read to write it again"
+    );
+}
+
+/// Regression: on file systems with coarse timestamps a change made in the same clock tick as
+/// the manifest write leaves `lstat` unchanged ("racy clean" in Git's terms); the manifest
+/// trusted such entries and the drift was never seen.
+#[test]
+fn drift_in_the_same_timestamp_tick_as_the_manifest_write_is_detected() {
+    let artifact = Arc::new(MemArtifact::new("r1", true).file("projects/a/view.json", "original"));
+    let live = live();
+    let request = request(
+        artifact.clone(),
+        vec![map("projects", "projects")],
+        live.path(),
+    );
+    sync(&request).unwrap();
+    let path = live.path().join("projects/a/view.json");
+    std::fs::write(&path, "tampered").unwrap();
+    // Simulate a coarse clock: the manifest records the tampered file's stat (as if the change
+    // happened before the engine's lstat within the same tick) and was written in that tick.
+    let (manifest, _) = stoker_sync::manifest::load(live.path());
+    let mut manifest = manifest.unwrap();
+    let metadata = std::fs::symlink_metadata(&path).unwrap();
+    manifest.files.get_mut("projects/a/view.json").unwrap().stat =
+        stoker_sync::live::Stat::of(&metadata);
+    stoker_sync::manifest::store(live.path(), &manifest).unwrap();
+    let tick = UNIX_EPOCH
+        + Duration::new(
+            u64::try_from(metadata.ctime()).unwrap(),
+            u32::try_from(metadata.ctime_nsec()).unwrap(),
+        );
+    set_mtime(&stoker_sync::manifest::path(live.path()), tick);
+
+    let report = sync(&request).unwrap();
+    assert_eq!(paths(&report.modified), ["projects/a/view.json"]);
+    assert_eq!(std::fs::read(&path).unwrap(), b"original");
+    // Repaired, and the source (whose ids are known) is not read for the check.
+    let reads = artifact.reads();
+    assert_eq!(sync(&request).unwrap().changed(), 0);
+    assert_eq!(artifact.reads(), reads);
+}
+
+#[test]
+fn corrupt_manifest_is_ignored_and_everything_is_rehashed() {
+    let repo = Repo::new();
+    repo.file("projects/a/project.json", "{}");
+    let live = live();
+    let request = request(
+        repo.artifact("r1"),
+        vec![map("projects", "projects")],
+        live.path(),
+    );
+    sync(&request).unwrap();
+    std::fs::write(stoker_sync::manifest::path(live.path()), "{not json").unwrap();
+    write(live.path(), "projects/a/project.json", "[]");
+    let report = sync(&request).unwrap();
+    assert_eq!(paths(&report.modified), ["projects/a/project.json"]);
+    assert!(
+        report.warnings.iter().any(|w| w.contains("manifest")),
+        "{:?}",
+        report.warnings
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Lock
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn a_held_lock_makes_a_sync_fail_with_locked_naming_the_dir() {
+    let repo = Repo::new();
+    repo.file("projects/a/project.json", "{}");
+    let live = live();
+    let lock = stoker_sync::lock::LiveLock::acquire(live.path()).unwrap();
+    let result = sync(&request(
+        repo.artifact("r1"),
+        vec![map("projects", "projects")],
+        live.path(),
+    ));
+    match &result {
+        Err(error @ Error::Locked { live: locked, .. }) => {
+            assert_eq!(locked, live.path());
+            assert!(
+                error
+                    .to_string()
+                    .contains(&live.path().display().to_string())
+            );
+        }
+        other => panic!("expected Locked, got {other:?}"),
+    }
+    assert!(!live.path().join("projects").exists());
+    drop(lock);
+    sync(&request(
+        repo.artifact("r1"),
+        vec![map("projects", "projects")],
+        live.path(),
+    ))
+    .unwrap();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Crash recovery
+// ---------------------------------------------------------------------------------------------
+
+/// The revision-1 repository, the revision-2 repository, the mappings.
+fn crash_fixture() -> (Repo, Repo, Vec<Mapping>) {
+    let r1 = Repo::new();
+    r1.file("projects/a/project.json", "{\"title\": \"a\"}")
+        .file("projects/a/view.json", "view v1")
+        .file("projects/a/sub/x.json", "x in a dir that becomes a file")
+        .file("projects/a/f", "a file that becomes a dir")
+        .file("projects/b/project.json", "{}")
+        .file("projects/b/old.json", "old")
+        .file("scripts/run.sh", "#!/bin/sh\necho 1\n")
+        .file("config/dev/db.json", "{\"host\": \"x\"}")
+        .file("versions.json", "1");
+    let r2 = Repo::new();
+    r2.file("projects/a/project.json", "{\"title\": \"a\"}")
+        .file("projects/a/view.json", "view v2, longer than before")
+        .file("projects/a/sub", "now a file")
+        .file("projects/a/f/inner.json", "now a dir")
+        .file("projects/a/link", "replaces a live symlink")
+        .file("projects/d/project.json", "{\"new\": true}")
+        .file("projects/d/views/main/view.json", "new view")
+        .exec("scripts/run.sh", "#!/bin/sh\necho 1\n")
+        .file("config/dev/db.json", "{\"host\": \"y\"}")
+        .file("versions.json", "2");
+    let mappings = vec![
+        map("projects", "projects"),
+        map("scripts", "scripts"),
+        map("config/dev", "config/resources/dev"),
+        map("versions.json", ".versions.json"),
+    ];
+    (r1, r2, mappings)
+}
+
+/// A live directory synced to revision 1, plus things the engine must handle or leave alone.
+fn crash_start(r1: &Repo, mappings: &[Mapping]) -> tempfile::TempDir {
+    let live = live();
+    sync(&request(r1.artifact("r1"), mappings.to_vec(), live.path())).unwrap();
+    write(live.path(), "projects/a/orphan.txt", "orphan");
+    symlink(live.path(), "projects/a/link", "/etc/hostname");
+    write(live.path(), "config/local.json", "unmanaged");
+    write(live.path(), "unrelated.txt", "unmanaged");
+    write(live.path(), "projects/a/.resources/r.bin", "protected");
+    live
+}
+
+#[test]
+fn a_crash_at_any_step_leaves_old_or_new_files_and_the_rerun_converges() {
+    let (r1, r2, mappings) = crash_fixture();
+    let old = snapshot_live(crash_start(&r1, &mappings).path());
+    let clean = {
+        let live = crash_start(&r1, &mappings);
+        sync(&request(r2.artifact("r2"), mappings.clone(), live.path())).unwrap();
+        snapshot_live(live.path())
+    };
+    assert_ne!(old, clean);
+
+    let mut failed = 0;
+    for step in 1.. {
+        assert!(step < 1000, "the sync never got through");
+        let live = crash_start(&r1, &mappings);
+        let request = request(r2.artifact("r2"), mappings.clone(), live.path());
+        let options = ApplyOptions {
+            fail_at_step: Some(step),
+            ..ApplyOptions::default()
+        };
+        let result = sync_with(options, &request);
+        let crashed = match result {
+            Ok(_) => false,
+            Err(Error::Injected(at)) => {
+                assert_eq!(at, step);
+                true
+            }
+            Err(other) => panic!("step {step}: unexpected error {other}"),
+        };
+        // Every live file is the old or the new one, whole.
+        for (path, node) in snapshot_live(live.path()) {
+            if node == Node::Dir || path.rsplit('/').next().unwrap().starts_with(".stoker-tmp-") {
+                continue;
+            }
+            assert!(
+                old.get(&path) == Some(&node) || clean.get(&path) == Some(&node),
+                "step {step}: {path} is neither old nor new: {node:?}"
+            );
+        }
+        if !crashed {
+            assert_eq!(
+                snapshot_live(live.path()),
+                clean,
+                "step {step}: unfailed run"
+            );
+            break;
+        }
+        failed += 1;
+        sync(&request).unwrap();
+        assert_eq!(
+            snapshot_live(live.path()),
+            clean,
+            "step {step}: rerun did not converge"
+        );
+        assert_eq!(
+            temporaries(live.path()),
+            Vec::<String>::new(),
+            "step {step}"
+        );
+        assert_eq!(
+            sync(&request).unwrap().changed(),
+            0,
+            "step {step}: third run"
+        );
+    }
+    assert!(failed > 20, "only {failed} steps: the fixture is too small");
+}
+
+/// Regression: a crash after the deletions but before the pruning left directories that the
+/// next run took for "already empty" and kept, so it never converged.
+#[test]
+fn a_crash_between_deleting_and_pruning_is_pruned_by_the_next_run() {
+    let repo = Repo::new();
+    repo.file("projects/a/project.json", "{}")
+        .file("projects/b/views/v.json", "{}");
+    let live = live();
+    let mappings = vec![map("projects", "projects")];
+    sync(&request(repo.artifact("r1"), mappings.clone(), live.path())).unwrap();
+    repo.remove("projects/b/views/v.json");
+    let request = request(repo.artifact("r2"), mappings, live.path());
+    // Step 1 is the one deletion; the failure comes right after it.
+    let options = ApplyOptions {
+        fail_at_step: Some(1),
+        ..ApplyOptions::default()
+    };
+    assert!(matches!(
+        sync_with(options, &request),
+        Err(Error::Injected(1))
+    ));
+    assert!(!live.path().join("projects/b/views/v.json").exists());
+    assert!(live.path().join("projects/b/views").is_dir());
+    let report = sync(&request).unwrap();
+    assert_eq!(report.changed(), 0);
+    assert_eq!(
+        snapshot_live(live.path())
+            .keys()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+        ["projects", "projects/a", "projects/a/project.json"]
+    );
+}
+
+#[test]
+fn hostile_journal_cannot_steer_cleanup_outside_what_the_engine_may_touch() {
+    let outside = tempfile::tempdir().unwrap();
+    write(outside.path(), "in/.stoker-tmp-victim", "not ours");
+    mkdir(outside.path(), "in/empty");
+    let repo = Repo::new();
+    repo.file("projects/a/project.json", "{}");
+    let live = live();
+    let request = request(
+        repo.artifact("r1"),
+        vec![map("projects", "projects")],
+        live.path(),
+    );
+    sync(&request).unwrap();
+    symlink(live.path(), "projects/link", outside.path().join("in"));
+    mkdir(live.path(), "config/empty-unmanaged");
+    write(
+        live.path(),
+        "config/.stoker-tmp-unmanaged",
+        "not in a journaled dir... but named",
+    );
+    mkdir(live.path(), "projects/a/.resources");
+    mkdir(live.path(), "projects/a/empty-managed");
+    let outside_name = outside.path().file_name().unwrap().to_str().unwrap();
+    let journal = serde_json::json!({
+        "temporaries": [
+            "../",
+            format!("../{outside_name}/in"),
+            outside.path().join("in").display().to_string(),
+            "projects/link",
+        ],
+        "prune": [
+            "..",
+            format!("../{outside_name}/in/empty"),
+            outside.path().join("in/empty").display().to_string(),
+            "projects/link/empty",
+            "config/empty-unmanaged",
+            "config",
+            "projects/a/.resources",
+            "projects",
+            "projects/a/empty-managed",
+        ],
+    });
+    std::fs::write(
+        live.path().join(".stoker/journal.json"),
+        journal.to_string(),
+    )
+    .unwrap();
+    let outside_before = fingerprints(outside.path());
+    sync(&request).unwrap();
+    assert_eq!(fingerprints(outside.path()), outside_before);
+    let tree = snapshot_live(live.path());
+    for kept in [
+        "config/empty-unmanaged",
+        "config/.stoker-tmp-unmanaged",
+        "projects/a/.resources",
+        "projects",
+    ] {
+        assert!(tree.contains_key(kept), "{kept} was removed");
+    }
+    // What the engine may prune, it does (the symlink, an orphan, is deleted as usual).
+    assert!(!tree.contains_key("projects/a/empty-managed"));
+    assert!(!tree.contains_key("projects/link"));
+    assert!(!live.path().join(".stoker/journal.json").exists());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Dry run
+// ---------------------------------------------------------------------------------------------
+
+fn comparable(report: &stoker_core::SyncReport) -> stoker_core::SyncReport {
+    let mut report = report.clone();
+    report.duration = Duration::ZERO;
+    report.dry_run = false;
+    report
+}
+
+#[test]
+fn dry_run_computes_the_same_report_as_the_real_sync_and_writes_nothing() {
+    let (r1, r2, mappings) = crash_fixture();
+
+    // On a directory Stoker already manages (manifest, lock and reports exist).
+    let managed = crash_start(&r1, &mappings);
+    let request = request(r2.artifact("r2"), mappings.clone(), managed.path());
+    let before = fingerprints(managed.path());
+    let dry = dry_run(&request).unwrap();
+    assert!(dry.dry_run);
+    assert_eq!(
+        fingerprints(managed.path()),
+        before,
+        "the dry run changed live"
+    );
+    let real = sync(&request).unwrap();
+    assert!(!real.dry_run);
+    assert_eq!(comparable(&dry), comparable(&real));
+    assert!(dry.changed() > 5);
+
+    // On a fresh directory: not even `.stoker/` is created.
+    let fresh = live();
+    write(fresh.path(), "projects/stale/project.json", "{}");
+    write(fresh.path(), "unrelated.txt", "x");
+    let request = common::request(r2.artifact("r2"), mappings, fresh.path());
+    let before = fingerprints(fresh.path());
+    let dry = dry_run(&request).unwrap();
+    assert_eq!(fingerprints(fresh.path()), before);
+    assert!(!fresh.path().join(".stoker").exists());
+    let real = sync(&request).unwrap();
+    assert_eq!(comparable(&dry), comparable(&real));
+    assert_eq!(paths(&dry.deleted), ["projects/stale/project.json"]);
+}
+
+#[test]
+fn dry_run_on_a_missing_live_dir_creates_nothing() {
+    let repo = Repo::new();
+    repo.file("projects/a/project.json", "{}");
+    let parent = tempfile::tempdir().unwrap();
+    let live = parent.path().join("not-yet");
+    let report = dry_run(&request(
+        repo.artifact("r1"),
+        vec![map("projects", "projects")],
+        &live,
+    ))
+    .unwrap();
+    assert_eq!(paths(&report.added), ["projects/a/project.json"]);
+    assert!(!live.exists());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Report
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn sync_report_lists_changes_with_git_blob_ids() {
+    let repo = Repo::new();
+    repo.file("projects/a/project.json", "hello\n")
+        .file("projects/a/old.json", "{\"a\":1}");
+    let live = live();
+    let request = request(
+        repo.artifact("r1"),
+        vec![map("projects", "projects")],
+        live.path(),
+    );
+    let first = sync(&request).unwrap();
+    let hello = "ce013625030ba8dba906f756967f9e9ca394464a"; // git hash-object of "hello\n"
+    let a1 = "daa5053ecf5f9a37b2de733d0751cc1ab53ac010"; // of {"a":1}
+    let v2 = "8c1384d825dbbe41309b7dc18ee7991a9085c46e"; // of "v2\n"
+    let ids =
+        |changes: &[stoker_core::FileChange]| -> Vec<(String, Option<String>, Option<String>)> {
+            changes
+                .iter()
+                .map(|c| {
+                    (
+                        c.path.clone(),
+                        c.content_id.map(|i| i.to_string()),
+                        c.previous_content_id.map(|i| i.to_string()),
+                    )
+                })
+                .collect()
+        };
+    assert_eq!(
+        ids(&first.added),
+        [
+            ("projects/a/old.json".into(), Some(a1.into()), None),
+            ("projects/a/project.json".into(), Some(hello.into()), None),
+        ]
+    );
+    repo.file("projects/a/project.json", "v2\n")
+        .remove("projects/a/old.json");
+    let mut next = request.clone();
+    next.artifact = repo.artifact("r2");
+    let second = sync(&next).unwrap();
+    assert!(second.added.is_empty());
+    assert_eq!(
+        ids(&second.modified),
+        [(
+            "projects/a/project.json".into(),
+            Some(v2.into()),
+            Some(hello.into())
+        )]
+    );
+    assert_eq!(
+        ids(&second.deleted),
+        [("projects/a/old.json".into(), None, Some(a1.into()))]
+    );
+}
+
+#[test]
+fn sync_report_counts_unchanged_bytes_written_and_projects() {
+    let repo = Repo::new();
+    repo.file("projects/alpha/project.json", "{}")
+        .file("projects/alpha/views/v/view.json", "12345")
+        .file("projects/beta/project.json", "{}")
+        .file("projects/beta/nested/project.json", "not a project marker")
+        .file("projects/notaproject/resource.json", "{}");
+    let live = live();
+    let request = request(
+        repo.artifact("r1"),
+        vec![map("projects", "projects")],
+        live.path(),
+    );
+    let first = sync(&request).unwrap();
+    assert_eq!(first.projects, ["alpha", "beta"]);
+    assert_eq!((first.added.len(), first.unchanged), (5, 0));
+    assert_eq!(first.bytes_written, 2 + 5 + 2 + 20 + 2);
+    assert_eq!(first.revision.id, "r1");
+    repo.file("projects/alpha/views/v/view.json", "1234567");
+    let mut next = request.clone();
+    next.artifact = repo.artifact("r2");
+    let second = sync(&next).unwrap();
+    assert_eq!(
+        (
+            second.modified.len(),
+            second.unchanged,
+            second.bytes_written
+        ),
+        (1, 4, 7)
+    );
+    assert_eq!(second.projects, ["alpha", "beta"]);
+    assert_eq!(second.revision.id, "r2");
+}
+
+#[test]
+fn json_diff_report_has_from_to_counts_and_changes() {
+    let repo = Repo::new();
+    repo.file("projects/a/project.json", "hello\n")
+        .file("projects/a/gone.json", "x");
+    let live = live();
+    let request = request(
+        repo.artifact("r1"),
+        vec![map("projects", "projects")],
+        live.path(),
+    );
+    sync(&request).unwrap();
+    repo.file("projects/a/project.json", "v2\n")
+        .file("projects/a/new.json", "{\"a\":1}")
+        .remove("projects/a/gone.json");
+    let mut next = request.clone();
+    next.artifact = repo.artifact("r2");
+    sync(&next).unwrap();
+
+    let dir = live.path().join(".stoker/reports");
+    let mut reports: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    reports.sort();
+    assert_eq!(reports.len(), 2);
+    let first: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&reports[0]).unwrap()).unwrap();
+    assert_eq!(first["fromCommit"], serde_json::Value::Null);
+    assert_eq!(first["toCommit"], "r1");
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&reports[1]).unwrap()).unwrap();
+    assert_eq!(report["fromCommit"], "r1");
+    assert_eq!(report["toCommit"], "r2");
+    assert_eq!(
+        report["counts"],
+        serde_json::json!({"added": 1, "modified": 1, "deleted": 1, "unchanged": 0})
+    );
+    assert_eq!(
+        report["changes"],
+        serde_json::json!([
+            {"path": "projects/a/gone.json", "action": "deleted",
+             "previousContentId": id(b"x").to_string()},
+            {"path": "projects/a/new.json", "action": "added",
+             "contentId": "daa5053ecf5f9a37b2de733d0751cc1ab53ac010"},
+            {"path": "projects/a/project.json", "action": "modified",
+             "contentId": "8c1384d825dbbe41309b7dc18ee7991a9085c46e",
+             "previousContentId": "ce013625030ba8dba906f756967f9e9ca394464a"},
+        ])
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Hostile names
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn non_utf8_file_name_in_the_source_is_skipped_with_a_warning() {
+    use std::os::unix::ffi::OsStrExt;
+    let repo = Repo::new();
+    repo.file("projects/a/project.json", "{}");
+    std::fs::write(
+        repo.path()
+            .join("projects/a")
+            .join(std::ffi::OsStr::from_bytes(b"bad\xffname.json")),
+        "x",
+    )
+    .unwrap();
+    let live = live();
+    let report = sync(&request(
+        repo.artifact("r1"),
+        vec![map("projects", "projects")],
+        live.path(),
+    ))
+    .unwrap();
+    assert_eq!(paths(&report.added), ["projects/a/project.json"]);
+    assert!(
+        report.warnings.iter().any(|w| w.contains("UTF-8")),
+        "{:?}",
+        report.warnings
+    );
+}
+
+#[test]
+fn non_utf8_file_name_in_live_is_left_alone() {
+    use std::os::unix::ffi::OsStrExt;
+    let repo = Repo::new();
+    repo.file("projects/a/project.json", "{}");
+    let live = live();
+    mkdir(live.path(), "projects/old");
+    let odd = live
+        .path()
+        .join("projects/old")
+        .join(std::ffi::OsStr::from_bytes(b"bad\xffname.json"));
+    std::fs::write(&odd, "x").unwrap();
+    write(live.path(), "projects/old/orphan.json", "orphan");
+    let report = sync(&request(
+        repo.artifact("r1"),
+        vec![map("projects", "projects")],
+        live.path(),
+    ))
+    .unwrap();
+    assert_eq!(paths(&report.deleted), ["projects/old/orphan.json"]);
+    assert!(
+        report.warnings.iter().any(|w| w.contains("UTF-8")),
+        "{:?}",
+        report.warnings
+    );
+    assert_eq!(std::fs::read(&odd).unwrap(), b"x");
+}
+
+#[test]
+fn artifact_entries_with_engine_temporary_names_are_not_synced() {
+    let artifact = MemArtifact::new("r1", true)
+        .file("projects/a/project.json", "{}")
+        .file("projects/a/.stoker-tmp-1-2-3", "looks like ours");
+    let live = live();
+    let report = sync(&request(
+        Arc::new(artifact),
+        vec![map("projects", "projects")],
+        live.path(),
+    ))
+    .unwrap();
+    assert_eq!(paths(&report.added), ["projects/a/project.json"]);
+    assert_eq!(temporaries(live.path()), Vec::<String>::new());
+}

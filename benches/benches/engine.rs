@@ -1,0 +1,130 @@
+//! Criterion benchmarks of the sync engine on a generated Ignition-shaped tree.
+//!
+//! The tree (about `STOKER_BENCH_FILES` files, default 2000) comes from
+//! `../shared/bench/gen-ignition-repo` and is cached in `target/bench-data/`; both of its commits
+//! are extracted into plain directories and read through a `LocalSource`. The profile maps the
+//! whole tree (`.` → `.`).
+//!
+//! - `plan_cold`: plan into an empty live directory (lists the source, nothing to compare).
+//! - `apply_cold`: apply that plan (read, hash and write every file; manifest).
+//! - `plan_noop`: plan against a live directory already synced to the same tree; the manifest
+//!   vouches for every live file, but a local source has no free content ids, so every source
+//!   file is read and hashed.
+//! - `sync_incremental_1pct`: plan + apply from the first commit's synced state to the second
+//!   (1% of views and scripts rewritten, one file added, one deleted). The reset to the first
+//!   commit is a sync too, outside the measurement.
+
+use std::hint::black_box;
+use std::path::Path;
+use std::time::Duration;
+
+use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
+use stoker_benches::{Checkouts, checkouts, request};
+use stoker_core::SyncStrategy;
+use stoker_sync::MergeStrategy;
+
+fn files() -> usize {
+    std::env::var("STOKER_BENCH_FILES")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(2000)
+}
+
+fn data() -> Checkouts {
+    match checkouts(files()) {
+        Ok(checkouts) => checkouts,
+        Err(error) => panic!("generating benchmark data: {error}"),
+    }
+}
+
+fn tempdir() -> tempfile::TempDir {
+    match tempfile::tempdir() {
+        Ok(dir) => dir,
+        Err(error) => panic!("creating a temporary directory: {error}"),
+    }
+}
+
+fn sync(engine: &MergeStrategy, source: &Path, revision: &str, live: &Path) {
+    if let Err(error) = engine.sync(&request(source, revision, live)) {
+        panic!(
+            "sync of {} into {}: {error}",
+            source.display(),
+            live.display()
+        );
+    }
+}
+
+fn engine_benches(c: &mut Criterion) {
+    let data = data();
+    let engine = MergeStrategy::default();
+    let [c1, c2] = &data.commits;
+    let mut group = c.benchmark_group("engine");
+
+    group.bench_function("plan_cold", |b| {
+        b.iter_batched(
+            || {
+                let live = tempdir();
+                let request = request(&data.first, c1, live.path());
+                (live, request)
+            },
+            |(live, request)| {
+                let plan = engine.plan(&request).expect("plan");
+                // Drop the plan (and its lock) inside, the directory outside the measurement.
+                black_box(plan.writes().len());
+                live
+            },
+            BatchSize::PerIteration,
+        );
+    });
+
+    group.bench_function("apply_cold", |b| {
+        b.iter_batched(
+            || {
+                let live = tempdir();
+                let plan = engine
+                    .plan(&request(&data.first, c1, live.path()))
+                    .expect("plan");
+                (live, plan)
+            },
+            |(live, plan)| {
+                let report = engine.apply(plan).expect("apply");
+                (live, report)
+            },
+            BatchSize::PerIteration,
+        );
+    });
+
+    let synced = tempdir();
+    sync(&engine, &data.first, c1, synced.path());
+    group.bench_function("plan_noop", |b| {
+        let request = request(&data.first, c1, synced.path());
+        b.iter(|| {
+            let plan = engine.plan(&request).expect("plan");
+            assert!(plan.is_noop(), "a synced live directory plans nothing");
+            plan
+        });
+    });
+
+    group.bench_function("sync_incremental_1pct", |b| {
+        let live = synced.path();
+        b.iter_batched(
+            || {
+                sync(&engine, &data.first, c1, live);
+                request(&data.second, c2, live)
+            },
+            |request| engine.sync(&request).expect("sync"),
+            BatchSize::PerIteration,
+        );
+    });
+    group.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default()
+        .sample_size(10)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3));
+    targets = engine_benches
+}
+criterion_main!(benches);

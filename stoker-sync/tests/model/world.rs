@@ -1,0 +1,690 @@
+//! Generated cases and the real directories they stand for: building an artifact (a
+//! `LocalSource` directory or an in-memory artifact with content ids), a live directory, and
+//! snapshots of it.
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use proptest::prelude::*;
+use proptest::sample::select;
+use stoker_core::{
+    Artifact, ContentId, Entry, EntryKind, Listing, LocalSource, Mapping, MappingType, Profile,
+    Revision, SyncRequest, TemplateContext,
+};
+
+use super::spec::{self, ArtEntry, ArtTree, Exclude, MapSpec, Node, ProfileSpec, SITE, Tree};
+
+// ---------------------------------------------------------------------------------------------
+// Cases
+
+/// Where a live symlink points (never inside what the test compares, except the relative ones).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Target {
+    /// A directory outside the live directory (writing through it would show there).
+    OutsideDir,
+    /// A file outside the live directory.
+    OutsideFile,
+    /// Nothing.
+    Dangling,
+    /// `../a`, relative.
+    Up,
+}
+
+/// One live entry to create before the sync.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LiveSpec {
+    File(String, &'static str, bool),
+    Dir(String),
+    Link(String, Target),
+}
+
+/// An artifact: regular files (path, content, executable) and symlink entries.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Art {
+    pub files: Vec<(String, &'static str, bool)>,
+    pub links: Vec<String>,
+}
+
+/// What happened to the live directory before the sync under test.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Pre {
+    /// Nothing: no manifest.
+    Nothing,
+    /// A sync of the same artifact (the manifest then vouches for most files).
+    Same,
+    /// A sync of another artifact.
+    Other(Art),
+}
+
+/// Changes made behind the engine's back after the pre-sync (index into the live files).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Drift {
+    /// Same size, other bytes, modification time put back.
+    Rewrite(usize),
+    ToggleExec(usize),
+    Remove(usize),
+    /// Replaced by a symlink to a directory outside.
+    Link(usize),
+}
+
+/// One generated test case.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Case {
+    pub art: Art,
+    /// An in-memory artifact that knows content ids (the manifest fast path) instead of a
+    /// `LocalSource` directory.
+    pub with_ids: bool,
+    pub profile: ProfileSpec,
+    pub live: Vec<LiveSpec>,
+    pub pre: Pre,
+    pub drift: Vec<Drift>,
+}
+
+const DIRS: &[&str] = &["a", "b", "projects", "config"];
+const FILES: &[&str] = &["a", "b", "c", "x.bak", ".gitkeep", ".versions.json"];
+const CONTENTS: &[&str] = &["", "1", "xx", "yy", "hello", "site={{.Vars.site}}", "\0bin"];
+
+fn join_parts(dirs: Vec<&str>, last: &str) -> String {
+    let mut parts = dirs;
+    parts.push(last);
+    parts.join("/")
+}
+
+fn art_dir() -> impl Strategy<Value = &'static str> {
+    prop_oneof![8 => select(DIRS), 1 => Just(".resources"), 1 => Just(".git")]
+}
+
+fn live_dir() -> impl Strategy<Value = &'static str> {
+    prop_oneof![8 => select(DIRS), 2 => Just(".resources"), 1 => Just(".git")]
+}
+
+fn any_name() -> impl Strategy<Value = &'static str> {
+    prop_oneof![select(DIRS), select(FILES)]
+}
+
+fn art_strategy() -> impl Strategy<Value = Art> {
+    let file = (
+        (prop::collection::vec(art_dir(), 0..=2), select(FILES))
+            .prop_map(|(d, f)| join_parts(d, f)),
+        select(CONTENTS),
+        prop::bool::weighted(0.2),
+    );
+    let link = prop::collection::vec(art_dir(), 0..=2).prop_map(|d| join_parts(d, "lnk"));
+    (
+        prop::collection::vec(file, 0..8),
+        prop::collection::vec(link, 0..=1),
+    )
+        .prop_map(|(files, links)| Art { files, links })
+}
+
+/// Paths of the artifact a source may name: files and their directories.
+fn source_candidates(art: &Art) -> Vec<String> {
+    let tree = art_tree(art);
+    let mut candidates: Vec<String> = Vec::new();
+    for (path, entry) in &tree {
+        for ancestor in spec::ancestors(path) {
+            candidates.push(ancestor.to_owned());
+        }
+        if matches!(entry, ArtEntry::File { .. }) {
+            candidates.push(path.clone());
+        }
+    }
+    candidates.sort();
+    candidates.dedup();
+    candidates
+}
+
+fn mapping_strategy(candidates: Vec<String>) -> impl Strategy<Value = MapSpec> {
+    let random_source = prop_oneof![
+        prop::collection::vec(select(DIRS), 1..=2).prop_map(|d| d.join("/")),
+        (prop::collection::vec(select(DIRS), 0..=1), select(FILES))
+            .prop_map(|(d, f)| join_parts(d, f)),
+    ];
+    let source = if candidates.is_empty() {
+        random_source.boxed()
+    } else {
+        prop_oneof![3 => select(candidates), 1 => random_source].boxed()
+    };
+    let dest_dir = prop_oneof![6 => select(DIRS), 1 => Just(spec::SITE_VAR)];
+    let destination = prop_oneof![
+        30 => Just(None), // same as the source
+        40 => (prop::collection::vec(dest_dir, 0..=1), any_name()).prop_map(|(d, f)| Some(join_parts(d, f))),
+        5 => Just(Some(".versions.json".to_owned())),
+        4 => Just(Some(".".to_owned())),
+        2 => select(vec!["../a", "/abs/a", "a/../b"]).prop_map(|p| Some(p.to_owned())),
+    ];
+    let kind = prop_oneof![
+        6 => Just(None),
+        2 => Just(Some(MappingType::Dir)),
+        2 => Just(Some(MappingType::File)),
+    ];
+    (
+        source,
+        destination,
+        kind,
+        prop::bool::weighted(0.15),
+        prop::bool::weighted(0.1),
+    )
+        .prop_map(|(source, destination, kind, required, template)| MapSpec {
+            destination: destination.unwrap_or_else(|| source.clone()),
+            source,
+            kind,
+            required,
+            template,
+        })
+}
+
+fn live_strategy(
+    art_files: Vec<(String, &'static str, bool)>,
+) -> impl Strategy<Value = Vec<LiveSpec>> {
+    let path = || {
+        (prop::collection::vec(live_dir(), 0..=3), any_name()).prop_map(|(d, f)| join_parts(d, f))
+    };
+    let file = (path(), select(CONTENTS), prop::bool::weighted(0.2))
+        .prop_map(|(p, c, x)| LiveSpec::File(p, c, x));
+    let dir = (prop::collection::vec(live_dir(), 0..=2), select(DIRS))
+        .prop_map(|(d, f)| LiveSpec::Dir(join_parts(d, f)));
+    let target = prop_oneof![
+        Just(Target::OutsideDir),
+        Just(Target::OutsideFile),
+        Just(Target::Dangling),
+        Just(Target::Up),
+    ];
+    let link = (path(), target).prop_map(|(p, t)| LiveSpec::Link(p, t));
+    let entry = if art_files.is_empty() {
+        prop_oneof![5 => file, 1 => dir, 2 => link].boxed()
+    } else {
+        // A copy of an artifact file, often identical.
+        let copy = (
+            select(art_files),
+            prop::option::weighted(0.4, select(CONTENTS)),
+            prop::bool::weighted(0.1),
+        )
+            .prop_map(|((p, c, x), other, flip)| LiveSpec::File(p, other.unwrap_or(c), x ^ flip));
+        prop_oneof![5 => file, 4 => copy, 1 => dir, 2 => link].boxed()
+    };
+    prop::collection::vec(entry, 0..10)
+}
+
+fn drift_strategy() -> impl Strategy<Value = Drift> {
+    prop_oneof![
+        3 => (0usize..8).prop_map(Drift::Rewrite),
+        1 => (0usize..8).prop_map(Drift::ToggleExec),
+        1 => (0usize..8).prop_map(Drift::Remove),
+        1 => (0usize..8).prop_map(Drift::Link),
+    ]
+}
+
+/// The whole case.
+pub fn case_strategy() -> impl Strategy<Value = Case> {
+    art_strategy().prop_flat_map(|art| {
+        let candidates = source_candidates(&art);
+        let profile = (
+            prop::collection::vec(mapping_strategy(candidates), 1..=4),
+            prop::collection::vec(select(Exclude::EXTRA.to_vec()), 0..=2),
+        )
+            .prop_map(|(mappings, excludes)| ProfileSpec { mappings, excludes });
+        let pre = prop_oneof![
+            2 => Just(Pre::Nothing),
+            1 => Just(Pre::Same),
+            1 => art_strategy().prop_map(Pre::Other),
+        ];
+        (
+            Just(art.clone()),
+            prop::bool::weighted(0.3),
+            profile,
+            live_strategy(art.files.clone()),
+            pre,
+            prop::collection::vec(drift_strategy(), 0..=2),
+        )
+            .prop_map(|(art, with_ids, profile, live, pre, drift)| Case {
+                art,
+                with_ids,
+                profile,
+                live,
+                pre,
+                drift,
+            })
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Trees
+
+/// Inserts `node` at `path` unless something is in the way; adds missing parent directories.
+fn insert(tree: &mut BTreeMap<String, Node>, path: &str, node: Node) -> bool {
+    if path.is_empty() || tree.contains_key(path) {
+        return false;
+    }
+    let parents = spec::ancestors(path);
+    if parents
+        .iter()
+        .any(|p| tree.get(*p).is_some_and(|n| !n.is_dir()))
+    {
+        return false;
+    }
+    for parent in parents {
+        tree.insert(parent.to_owned(), Node::Dir);
+    }
+    tree.insert(path.to_owned(), node);
+    true
+}
+
+/// The artifact as the model sees it (entries in the way of earlier ones are dropped).
+pub fn art_tree(art: &Art) -> ArtTree {
+    let mut tree: BTreeMap<String, Node> = BTreeMap::new();
+    for (path, content, exec) in &art.files {
+        insert(
+            &mut tree,
+            path,
+            Node::File {
+                bytes: content.as_bytes().to_vec(),
+                exec: *exec,
+            },
+        );
+    }
+    for path in &art.links {
+        insert(&mut tree, path, Node::Symlink(String::new()));
+    }
+    tree.into_iter()
+        .filter_map(|(path, node)| match node {
+            Node::Dir => None,
+            Node::File { bytes, exec } => Some((path, ArtEntry::File { bytes, exec })),
+            Node::Symlink(_) => Some((path, ArtEntry::Symlink)),
+        })
+        .collect()
+}
+
+fn live_tree(live: &[LiveSpec], outside: &Path) -> Tree {
+    let mut tree = Tree::new();
+    for entry in live {
+        match entry {
+            LiveSpec::File(path, content, exec) => insert(
+                &mut tree,
+                path,
+                Node::File {
+                    bytes: content.as_bytes().to_vec(),
+                    exec: *exec,
+                },
+            ),
+            LiveSpec::Dir(path) => insert(&mut tree, path, Node::Dir),
+            LiveSpec::Link(path, target) => insert(
+                &mut tree,
+                path,
+                Node::Symlink(target_path(*target, outside)),
+            ),
+        };
+    }
+    tree
+}
+
+fn target_path(target: Target, outside: &Path) -> String {
+    match target {
+        Target::OutsideDir => outside.join("dir").display().to_string(),
+        Target::OutsideFile => outside.join("file").display().to_string(),
+        Target::Dangling => outside.join("nothing-here").display().to_string(),
+        Target::Up => "../a".to_owned(),
+    }
+}
+
+fn set_mode(path: &Path, exec: bool) {
+    let mode = if exec { 0o755 } else { 0o644 };
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("chmod");
+}
+
+/// Creates `tree` below `root`.
+pub fn write_tree(root: &Path, tree: &Tree) {
+    std::fs::create_dir_all(root).expect("mkdir root");
+    for (path, node) in tree {
+        let full = root.join(path);
+        match node {
+            Node::Dir => std::fs::create_dir_all(&full).expect("mkdir"),
+            Node::File { bytes, exec } => {
+                std::fs::create_dir_all(full.parent().expect("parent")).expect("mkdir parent");
+                std::fs::write(&full, bytes).expect("write");
+                set_mode(&full, *exec);
+            }
+            Node::Symlink(target) => {
+                std::fs::create_dir_all(full.parent().expect("parent")).expect("mkdir parent");
+                std::os::unix::fs::symlink(target, &full).expect("symlink");
+            }
+        }
+    }
+}
+
+fn art_as_tree(art: &ArtTree) -> Tree {
+    art.iter()
+        .map(|(path, entry)| {
+            let node = match entry {
+                ArtEntry::File { bytes, exec } => Node::File {
+                    bytes: bytes.clone(),
+                    exec: *exec,
+                },
+                ArtEntry::Symlink => Node::Symlink("a".to_owned()),
+            };
+            (path.clone(), node)
+        })
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Snapshots
+
+/// A directory as the model sees it, with modification times (ns).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Snap {
+    pub tree: Tree,
+    pub mtimes: BTreeMap<String, i128>,
+}
+
+/// Snapshots `root`, never following symlinks; `.stoker/` at the root is left out unless
+/// `with_state`.
+pub fn snapshot(root: &Path, with_state: bool) -> Snap {
+    let mut snap = Snap {
+        tree: Tree::new(),
+        mtimes: BTreeMap::new(),
+    };
+    walk(root, "", with_state, &mut snap);
+    snap
+}
+
+fn walk(dir: &Path, prefix: &str, with_state: bool, snap: &mut Snap) {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .expect("read_dir")
+        .map(|e| {
+            e.expect("dir entry")
+                .file_name()
+                .into_string()
+                .expect("utf-8 name")
+        })
+        .collect();
+    names.sort();
+    for name in names {
+        let path = if prefix.is_empty() {
+            name.clone()
+        } else {
+            format!("{prefix}/{name}")
+        };
+        if !with_state && path == ".stoker" {
+            continue;
+        }
+        let full = dir.join(&name);
+        let meta = std::fs::symlink_metadata(&full).expect("lstat");
+        let mtime = i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec());
+        snap.mtimes.insert(path.clone(), mtime);
+        let file_type = meta.file_type();
+        if file_type.is_symlink() {
+            let target = std::fs::read_link(&full).expect("readlink");
+            snap.tree
+                .insert(path, Node::Symlink(target.display().to_string()));
+        } else if file_type.is_dir() {
+            snap.tree.insert(path.clone(), Node::Dir);
+            walk(&full, &path, with_state, snap);
+        } else {
+            let bytes = std::fs::read(&full).expect("read");
+            snap.tree.insert(
+                path,
+                Node::File {
+                    bytes,
+                    exec: meta.mode() & 0o100 != 0,
+                },
+            );
+        }
+    }
+}
+
+/// Paths of the engine's temporaries anywhere below `root` (`.stoker/` included).
+pub fn temporaries(root: &Path) -> Vec<String> {
+    snapshot(root, true)
+        .tree
+        .keys()
+        .filter(|p| {
+            p.rsplit('/')
+                .next()
+                .is_some_and(|n| n.starts_with(".stoker-tmp-"))
+        })
+        .cloned()
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Artifacts
+
+/// An artifact held in memory that knows content ids (like a Git tree).
+struct MemArtifact {
+    revision: Revision,
+    listing: Listing,
+    blobs: BTreeMap<String, Vec<u8>>,
+}
+
+impl Artifact for MemArtifact {
+    fn revision(&self) -> &Revision {
+        &self.revision
+    }
+
+    fn list(&self) -> stoker_core::Result<Listing> {
+        Ok(self.listing.clone())
+    }
+
+    fn read(&self, path: &str) -> stoker_core::Result<Vec<u8>> {
+        self.blobs
+            .get(path)
+            .cloned()
+            .ok_or_else(|| stoker_core::Error::NotFound {
+                path: path.to_owned(),
+                revision: self.revision.id.clone(),
+            })
+    }
+}
+
+fn mem_artifact(art: &ArtTree, revision: &str) -> MemArtifact {
+    let mut listing = Listing::default();
+    let mut blobs = BTreeMap::new();
+    for (path, entry) in art {
+        match entry {
+            ArtEntry::File { bytes, exec } => {
+                listing.entries.push(Entry {
+                    path: path.clone(),
+                    kind: if *exec {
+                        EntryKind::Executable
+                    } else {
+                        EntryKind::File
+                    },
+                    size: bytes.len() as u64,
+                    content_id: Some(ContentId::of_blob(bytes)),
+                });
+                blobs.insert(path.clone(), bytes.clone());
+            }
+            ArtEntry::Symlink => listing.entries.push(Entry {
+                path: path.clone(),
+                kind: EntryKind::Symlink,
+                size: 0,
+                content_id: None,
+            }),
+        }
+    }
+    MemArtifact {
+        revision: Revision::new(revision),
+        listing,
+        blobs,
+    }
+}
+
+fn make_artifact(art: &ArtTree, with_ids: bool, dir: &Path, revision: &str) -> Arc<dyn Artifact> {
+    if with_ids {
+        Arc::new(mem_artifact(art, revision))
+    } else {
+        write_tree(dir, &art_as_tree(art));
+        Arc::new(LocalSource::new(dir).artifact(Revision::new(revision)))
+    }
+}
+
+/// The engine's profile for a model profile.
+pub fn profile(spec: &ProfileSpec) -> Profile {
+    let mappings = spec
+        .mappings
+        .iter()
+        .map(|m| Mapping {
+            source: m.source.clone(),
+            destination: m.destination.clone(),
+            kind: m.kind,
+            required: m.required,
+            template: m.template,
+            patches: Vec::new(),
+        })
+        .collect();
+    let mut profile = Profile::new("model", mappings);
+    profile
+        .exclude_patterns
+        .extend(spec.excludes.iter().map(|e| e.pattern().to_owned()));
+    profile.vars.insert("site".to_owned(), SITE.to_owned());
+    profile
+}
+
+// ---------------------------------------------------------------------------------------------
+// Worlds
+
+/// A case made real: temporary directories, the artifact, the live directory after the
+/// pre-sync and drift.
+pub struct World {
+    _dir: tempfile::TempDir,
+    pub live: PathBuf,
+    pub outside: PathBuf,
+    pub art: ArtTree,
+    pub artifact: Arc<dyn Artifact>,
+    pub profile: Profile,
+}
+
+impl World {
+    pub fn new(case: &Case) -> World {
+        let dir = tempfile::Builder::new()
+            .prefix("stoker-model-")
+            .tempdir()
+            .expect("tempdir");
+        let live = dir.path().join("live");
+        let outside = dir.path().join("outside");
+        write_tree(
+            &outside,
+            &[
+                ("dir".to_owned(), Node::Dir),
+                (
+                    "dir/inner".to_owned(),
+                    Node::File {
+                        bytes: b"outside".to_vec(),
+                        exec: false,
+                    },
+                ),
+                (
+                    "file".to_owned(),
+                    Node::File {
+                        bytes: b"secret".to_vec(),
+                        exec: false,
+                    },
+                ),
+            ]
+            .into(),
+        );
+        write_tree(&live, &live_tree(&case.live, &outside));
+        let art = art_tree(&case.art);
+        let artifact = make_artifact(&art, case.with_ids, &dir.path().join("repo"), "main");
+        let profile = profile(&case.profile);
+        let world = World {
+            _dir: dir,
+            live,
+            outside,
+            art,
+            artifact,
+            profile,
+        };
+        let pre = match &case.pre {
+            Pre::Nothing => None,
+            Pre::Same => Some(world.artifact.clone()),
+            Pre::Other(other) => Some(make_artifact(
+                &art_tree(other),
+                case.with_ids,
+                &world._dir.path().join("repo-pre"),
+                "pre",
+            )),
+        };
+        if let Some(pre) = pre {
+            let mut request = world.request(false);
+            request.artifact = pre;
+            // An invalid pre-sync leaves the live directory as it was; that is a case too.
+            let _ = stoker_sync::MergeStrategy::default().sync(&request);
+            world.drift(&case.drift);
+        }
+        world
+    }
+
+    /// A request for the case's artifact.
+    pub fn request(&self, dry_run: bool) -> SyncRequest {
+        SyncRequest {
+            artifact: self.artifact.clone(),
+            profile: self.profile.clone(),
+            context: TemplateContext::default(),
+            live: self.live.clone(),
+            dry_run,
+            changed_paths: None,
+            previous: None,
+        }
+    }
+
+    fn drift(&self, drift: &[Drift]) {
+        for change in drift {
+            let files: Vec<String> = snapshot(&self.live, false)
+                .tree
+                .into_iter()
+                .filter(|(_, n)| matches!(n, Node::File { .. }))
+                .map(|(p, _)| p)
+                .collect();
+            if files.is_empty() {
+                return;
+            }
+            let pick = |i: usize| self.live.join(&files[i % files.len()]);
+            match *change {
+                Drift::Rewrite(i) => {
+                    let path = pick(i);
+                    let mut bytes = std::fs::read(&path).expect("read");
+                    if bytes.is_empty() {
+                        continue;
+                    }
+                    bytes[0] ^= 1;
+                    let mtime = std::fs::metadata(&path)
+                        .expect("stat")
+                        .modified()
+                        .expect("mtime");
+                    let file = std::fs::OpenOptions::new()
+                        .write(true)
+                        .truncate(true)
+                        .open(&path)
+                        .expect("open");
+                    std::io::Write::write_all(&mut &file, &bytes).expect("rewrite");
+                    file.set_modified(mtime).expect("set mtime");
+                }
+                Drift::ToggleExec(i) => {
+                    let path = pick(i);
+                    let mode = std::fs::metadata(&path).expect("stat").mode();
+                    set_mode(&path, mode & 0o100 == 0);
+                }
+                Drift::Remove(i) => std::fs::remove_file(pick(i)).expect("remove"),
+                Drift::Link(i) => {
+                    let path = pick(i);
+                    std::fs::remove_file(&path).expect("remove");
+                    std::os::unix::fs::symlink(self.outside.join("dir"), &path).expect("symlink");
+                }
+            }
+        }
+    }
+
+    /// The live directory now (without `.stoker/`).
+    pub fn snap(&self) -> Snap {
+        snapshot(&self.live, false)
+    }
+
+    /// The directory symlinks point to, which no sync may change.
+    pub fn outside_snap(&self) -> Snap {
+        snapshot(&self.outside, true)
+    }
+}
