@@ -237,6 +237,16 @@ pub fn desired_set(
             }
             MappingType::Dir => {
                 for entry in listing.below(&source) {
+                    // Entry paths come from the source: a hostile archive or bucket can list
+                    // `../x` or `/x`, which would land outside the live directory. Only
+                    // normalised relative paths are mapped.
+                    if !is_normalized(&entry.path) {
+                        warnings.push(format!(
+                            "skipped {:?}: not a normalised relative path",
+                            entry.path
+                        ));
+                        continue;
+                    }
                     let relative = if source.is_empty() {
                         entry.path.as_str()
                     } else {
@@ -325,6 +335,12 @@ fn check_conflicts(files: &BTreeMap<String, DesiredFile>) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// True when `path` is relative, without `..`, `.` or empty components (what
+/// [`relpath::normalize`] returns unchanged).
+fn is_normalized(path: &str) -> bool {
+    relpath::normalize(path, "artifact entry").is_ok_and(|normalized| normalized == path)
 }
 
 fn kind_name(kind: EntryKind) -> &'static str {

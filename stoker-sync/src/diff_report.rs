@@ -95,10 +95,7 @@ pub fn store(live: &Path, from: Option<&Revision>, report: &SyncReport, keep: us
     let dir = live.join(STATE_DIR).join("reports");
     std::fs::create_dir_all(&dir).map_err(|source| Error::io("creating", &dir, source))?;
     let diff = DiffReport::new(from, report);
-    let stamp = jiff::Timestamp::now()
-        .strftime("%Y%m%dT%H%M%S%.fZ")
-        .to_string();
-    let file = dir.join(format!("{stamp}-{}.json", report.revision.short_id()));
+    let file = dir.join(file_name(jiff::Timestamp::now(), &report.revision));
     let bytes = serde_json::to_vec_pretty(&diff).map_err(|source| Error::Json {
         path: file.clone(),
         source,
@@ -116,4 +113,39 @@ pub fn store(live: &Path, from: Option<&Revision>, report: &SyncReport, keep: us
         let _ = std::fs::remove_file(old);
     }
     Ok(())
+}
+
+/// The report's file name. Names sort in time order (the pruning above keeps the last ones by
+/// name), so the fraction of a second has a fixed width: `%.f` trims trailing zeros, and
+/// `…05.12Z` would sort after `…05.123Z`.
+fn file_name(time: jiff::Timestamp, revision: &Revision) -> String {
+    let stamp = time.strftime("%Y%m%dT%H%M%S%.9fZ");
+    format!("{stamp}-{}.json", revision.short_id())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Regression: with a trimmed fraction, report names did not sort in time order, so the
+    /// newest reports could be the ones deleted.
+    #[test]
+    fn report_file_names_sort_in_time_order() {
+        let revision = Revision::new("0123456789");
+        let times = [
+            "2026-11-23T01:02:03Z",
+            "2026-11-23T01:02:03.12Z",
+            "2026-11-23T01:02:03.123Z",
+            "2026-11-23T01:02:03.5Z",
+            "2026-11-23T01:02:04Z",
+        ];
+        let names: Vec<String> = times
+            .iter()
+            .map(|t| file_name(t.parse().unwrap(), &revision))
+            .collect();
+        let mut sorted = names.clone();
+        sorted.sort();
+        assert_eq!(sorted, names);
+        assert_eq!(names[1], "20261123T010203.120000000Z-0123456.json");
+    }
 }

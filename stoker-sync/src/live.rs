@@ -1,13 +1,13 @@
 //! Reading the live directory: only below the managed roots, never following a symlink.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 use stoker_core::relpath::join;
 
 use crate::error::{Error, Result};
-use crate::scope::{ManagedRoot, RootKind, STATE_DIR, Scope};
+use crate::scope::{ManagedRoot, RESOURCES_DIR, RootKind, STATE_DIR, Scope};
 
 /// What sits at a live path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,6 +77,10 @@ pub struct LiveTree {
     pub entries: BTreeMap<String, LiveEntry>,
     /// Entries skipped (non-UTF-8 names).
     pub warnings: Vec<String>,
+    /// Directories holding entries the scan did not list (names that are not UTF-8, the content
+    /// of a directory found where a file root is): the engine leaves those alone, so it can
+    /// never empty these directories.
+    pub unlisted_in: BTreeSet<String>,
 }
 
 impl LiveTree {
@@ -180,7 +184,18 @@ pub fn scan(live: &Path, scope: &Scope) -> Result<LiveTree> {
                 },
             );
         }
-        if root.kind == RootKind::File || kind != LiveKind::Dir {
+        if kind != LiveKind::Dir {
+            continue;
+        }
+        if root.kind == RootKind::File {
+            // A directory where a file root is: its content is not managed and is not listed.
+            // Only note whether it has any, so that a plan needing its place refuses unless it
+            // is empty (instead of failing halfway through the apply).
+            let mut entries =
+                std::fs::read_dir(&full).map_err(|source| Error::io("scanning", &full, source))?;
+            if entries.next().is_some() {
+                tree.unlisted_in.insert(root.path.clone());
+            }
             continue;
         }
         walk_root(&full, &root.path, scope, &mut tree)?;
@@ -189,18 +204,11 @@ pub fn scan(live: &Path, scope: &Scope) -> Result<LiveTree> {
 }
 
 fn walk_root(full: &Path, root: &str, scope: &Scope, tree: &mut LiveTree) -> Result<()> {
-    let walker = walkdir::WalkDir::new(full)
+    let mut walker = walkdir::WalkDir::new(full)
         .follow_links(false)
         .min_depth(1)
-        .into_iter()
-        .filter_entry(|entry| {
-            let name = entry.file_name();
-            // Never enter protected directories; the state dir only counts at the live root.
-            !(entry.file_type().is_dir()
-                && (name == ".resources"
-                    || (root.is_empty() && entry.depth() == 1 && name == STATE_DIR)))
-        });
-    for item in walker {
+        .into_iter();
+    while let Some(item) = walker.next() {
         let item = item.map_err(|error| {
             let path = error.path().unwrap_or(full).to_path_buf();
             Error::io(
@@ -211,16 +219,36 @@ fn walk_root(full: &Path, root: &str, scope: &Scope, tree: &mut LiveTree) -> Res
                     .unwrap_or_else(|| std::io::Error::other("file system loop")),
             )
         })?;
+        let is_dir = item.file_type().is_dir();
+        // The state dir only counts at the live root.
+        if is_dir && root.is_empty() && item.depth() == 1 && item.file_name() == STATE_DIR {
+            walker.skip_current_dir();
+            continue;
+        }
+        // Protected `.resources` directories are never entered, but they are listed (as
+        // untouchable entries) so that a plan needing their place refuses up front instead of
+        // failing halfway through clearing their parent.
+        let resources = is_dir && item.file_name() == RESOURCES_DIR;
+        if resources {
+            walker.skip_current_dir();
+        }
         let relative = item.path().strip_prefix(full).unwrap_or(item.path());
-        let Some(relative) = relative.to_str() else {
+        let Some(relative_str) = relative.to_str() else {
             tree.warnings.push(format!(
                 "left alone {}: file name is not valid UTF-8",
                 item.path().display()
             ));
+            if is_dir {
+                walker.skip_current_dir();
+            }
+            // Its directory can never be emptied by the engine: remember it (the parent's name
+            // is UTF-8, or the walk would not have entered it).
+            let parent = relative.parent().and_then(Path::to_str).unwrap_or("");
+            tree.unlisted_in.insert(join(root, parent));
             continue;
         };
-        let path = join(root, relative);
-        if scope.is_protected(&path) && item.file_type().is_dir() {
+        let path = join(root, relative_str);
+        if scope.is_protected(&path) && is_dir && !resources {
             continue;
         }
         let metadata = item

@@ -5,6 +5,11 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 use crate::fsops;
+use crate::live::lstat;
+use crate::scope::STATE_DIR;
+
+/// The lock file's name in `live/.stoker/`.
+pub const LOCK_FILE: &str = "lock";
 
 /// Holds the lock until dropped. The lock is released by the kernel if the process dies, so a
 /// crash never leaves a stale lock behind.
@@ -19,7 +24,17 @@ impl LiveLock {
     /// [`Error::Locked`] when another sync holds it.
     pub fn acquire(live: &Path) -> Result<LiveLock> {
         let dir = fsops::ensure_state_dir(live)?;
-        let path = dir.join("lock");
+        let path = dir.join(LOCK_FILE);
+        // Opening with `create` follows a symlink (and creates its target, wherever it points):
+        // anything but a regular file planted there is refused instead.
+        if let Some(metadata) = lstat(&path)?
+            && !metadata.file_type().is_file()
+        {
+            return Err(Error::unsafe_live(
+                path,
+                "is not a regular file; Stoker keeps its lock there and will not follow or replace it",
+            ));
+        }
         let file = OpenOptions::new()
             .read(true)
             .write(true)
@@ -34,6 +49,15 @@ impl LiveLock {
                 lock: path,
             }),
             Err(TryLockError::Error(source)) => Err(Error::io("locking", path, source)),
+        }
+    }
+
+    /// Takes the lock only if the lock file exists (for a dry run, which must not create
+    /// anything); `None` when it does not.
+    pub fn acquire_existing(live: &Path) -> Result<Option<LiveLock>> {
+        match lstat(&live.join(STATE_DIR).join(LOCK_FILE))? {
+            None => Ok(None),
+            Some(_) => LiveLock::acquire(live).map(Some),
         }
     }
 

@@ -129,11 +129,9 @@ pub fn plan(request: &SyncRequest) -> Result<Plan> {
     let desired = desired::desired_set(&listing, &request.profile, &context)?;
     // Lock only once the profile is known to be valid, so a bad profile leaves no trace.
     let lock = if request.dry_run {
-        if live.join(crate::scope::STATE_DIR).is_dir() {
-            Some(LiveLock::acquire(live)?)
-        } else {
-            None
-        }
+        // A dry run writes nothing, not even the lock file: it takes the lock only when a sync
+        // already made it.
+        LiveLock::acquire_existing(live)?
     } else {
         Some(LiveLock::acquire(live)?)
     };
@@ -262,6 +260,20 @@ fn clearing_deletes(
             && entry.kind == LiveKind::Dir
         {
             refuse_untouchable(path, path)?;
+            // Entries the scan did not list are left alone, so the directory cannot be emptied:
+            // refuse now rather than fail after clearing part of it.
+            if let Some(unlisted) = tree
+                .unlisted_in
+                .iter()
+                .find(|dir| relpath::is_within(dir, path))
+            {
+                return Err(Error::unsafe_live(
+                    live.join(path),
+                    format!(
+                        "must be replaced to write {path}, but {unlisted} holds entries Stoker does not manage (outside the managed paths, or a name that is not UTF-8)"
+                    ),
+                ));
+            }
             for (below, _) in tree.below(path) {
                 refuse_untouchable(below, path)?;
                 clears.insert(below.clone());

@@ -6,6 +6,9 @@ use stoker_core::relpath::is_within;
 /// The engine's own directory at the live root (manifest, lock, journal, reports).
 pub const STATE_DIR: &str = ".stoker";
 
+/// Name of Ignition's protected resource directories (`**/.resources/**`).
+pub const RESOURCES_DIR: &str = ".resources";
+
 /// Prefix of the engine's temporary files; a name with it is never synced from a source.
 pub const TEMP_PREFIX: &str = ".stoker-tmp-";
 
@@ -93,6 +96,9 @@ impl Scope {
     pub fn is_protected(&self, path: &str) -> bool {
         is_within(path, STATE_DIR)
             || self.protected.is_match(path)
+            // `**/.resources/**` matches what is inside; the `.resources` entry itself is just
+            // as much the gateway's (removing or replacing it would take its content along).
+            || file_name(path) == RESOURCES_DIR
             || file_name(path).starts_with(TEMP_PREFIX)
     }
 
@@ -102,14 +108,12 @@ impl Scope {
     }
 
     /// True when the directory `dir` may be removed once empty: strictly below a directory
-    /// root (the root itself stays), not protected or excluded, and not a `.resources`
-    /// directory (protected itself, not only its content).
+    /// root (the root itself stays), neither protected nor excluded.
     pub fn may_prune(&self, dir: &str) -> bool {
         self.roots.iter().any(|root| {
             root.kind == RootKind::Dir && root.path != dir && is_within(dir, &root.path)
         }) && !self.is_protected(dir)
             && !self.is_excluded(dir)
-            && file_name(dir) != ".resources"
     }
 
     /// True when the engine may delete or overwrite `path` (managed, not protected, not

@@ -1,5 +1,7 @@
 //! One test per rule of DESIGN section 3 ("The sync engine — exact semantics"), each named
 //! after the rule it checks. Regression tests for engine bugs say so in their doc comment.
+// Helpers outside `#[test]` functions panic on failure just as the tests do.
+#![allow(clippy::unwrap_used)]
 
 mod common;
 
@@ -875,6 +877,121 @@ fn protected_resources_are_never_written_or_deleted() {
 }
 
 #[test]
+fn resources_entries_themselves_are_protected() {
+    let repo = Repo::new();
+    repo.file("projects/a/project.json", "{}")
+        .file("projects/b/.resources", "a file named .resources")
+        .file("x.json", "{}");
+    let live = live();
+    mkdir(live.path(), "projects/c/.resources");
+    let report = sync(&request(
+        repo.artifact("r1"),
+        vec![
+            map("projects", "projects"),
+            map("x.json", "config/.resources"),
+        ],
+        live.path(),
+    ))
+    .unwrap();
+    assert_eq!(paths(&report.added), ["projects/a/project.json"]);
+    let tree = snapshot_live(live.path());
+    assert!(!tree.contains_key("projects/b/.resources"));
+    assert!(!tree.contains_key("config/.resources"));
+    // An empty `.resources` directory is not pruned either.
+    assert_eq!(tree["projects/c/.resources"], Node::Dir);
+}
+
+/// Regression: a live directory that had to become a file was cleared entry by entry, and the
+/// sync failed halfway (after deleting managed files) on content it may not touch, which the
+/// scan had not listed: a `.resources` directory, a name that is not UTF-8.
+#[test]
+fn a_live_dir_holding_untouchable_entries_is_never_cleared_to_make_room_for_a_file() {
+    use std::os::unix::ffi::OsStrExt;
+    let repo = Repo::new();
+    repo.file("projects/a/sub", "now a file")
+        .file("projects/a/project.json", "{}");
+    for untouchable in ["resources", "non-utf8"] {
+        let live = live();
+        write(
+            live.path(),
+            "projects/a/sub/x.json",
+            "managed, would be deleted",
+        );
+        if untouchable == "resources" {
+            write(
+                live.path(),
+                "projects/a/sub/deeper/.resources/r.bin",
+                "protected",
+            );
+        } else {
+            mkdir(live.path(), "projects/a/sub/deeper");
+            std::fs::write(
+                live.path()
+                    .join("projects/a/sub/deeper")
+                    .join(std::ffi::OsStr::from_bytes(b"bad\xffname")),
+                "odd",
+            )
+            .unwrap();
+        }
+        let before = snapshot_live(live.path());
+        let result = sync(&request(
+            repo.artifact("r1"),
+            vec![map("projects", "projects")],
+            live.path(),
+        ));
+        match &result {
+            Err(error @ Error::UnsafeLive { .. }) => {
+                assert!(
+                    error.to_string().contains("projects/a/sub"),
+                    "{untouchable}: {error}"
+                );
+            }
+            other => panic!("{untouchable}: expected UnsafeLive, got {other:?}"),
+        }
+        assert_eq!(
+            snapshot_live(live.path()),
+            before,
+            "{untouchable}: live changed"
+        );
+    }
+}
+
+/// Regression: a file mapping's destination held by a live directory with content (which a
+/// file root does not manage) failed halfway through the apply, after other writes.
+#[test]
+fn a_live_dir_at_a_file_destination_is_replaced_only_when_empty() {
+    let repo = Repo::new();
+    repo.file("projects/a/project.json", "{}")
+        .file("v.json", "2");
+    let mappings = vec![map("projects", "projects"), map("v.json", ".versions.json")];
+    let live = live();
+    write(
+        live.path(),
+        ".versions.json/unmanaged.txt",
+        "not managed by a file root",
+    );
+    let before = snapshot_live(live.path());
+    let result = sync(&request(repo.artifact("r1"), mappings.clone(), live.path()));
+    match &result {
+        Err(error @ Error::UnsafeLive { .. }) => {
+            assert!(error.to_string().contains(".versions.json"), "{error}");
+        }
+        other => panic!("expected UnsafeLive, got {other:?}"),
+    }
+    assert_eq!(snapshot_live(live.path()), before);
+
+    std::fs::remove_file(live.path().join(".versions.json/unmanaged.txt")).unwrap();
+    let report = sync(&request(repo.artifact("r1"), mappings, live.path())).unwrap();
+    // No file was there: an addition (the empty directory is not a file deletion).
+    assert_eq!(
+        paths(&report.added),
+        [".versions.json", "projects/a/project.json"]
+    );
+    assert!(report.deleted.is_empty());
+    assert_eq!(snapshot_live(live.path())[".versions.json"], text("2"));
+}
+
+#[test]
 fn state_dir_is_never_written_or_deleted_by_mappings() {
     let repo = Repo::new();
     repo.file("tree/.stoker/manifest.json", "hostile manifest")
@@ -1293,6 +1410,31 @@ fn live_symlink_ancestor_outside_managed_roots_is_an_error_and_nothing_is_writte
             "wrote before failing"
         );
     }
+}
+
+/// Regression: the lock was opened with `create`, following a symlink planted at
+/// `.stoker/lock` and creating its target outside the live directory.
+#[test]
+fn live_lock_file_that_is_a_symlink_is_refused() {
+    let outside = tempfile::tempdir().unwrap();
+    let repo = Repo::new();
+    repo.file("projects/a/project.json", "{}");
+    let live = live();
+    mkdir(live.path(), ".stoker");
+    symlink(live.path(), ".stoker/lock", outside.path().join("created"));
+    let request = request(
+        repo.artifact("r1"),
+        vec![map("projects", "projects")],
+        live.path(),
+    );
+    for result in [sync(&request), dry_run(&request)] {
+        assert!(
+            matches!(result, Err(Error::UnsafeLive { .. })),
+            "{result:?}"
+        );
+    }
+    assert!(snapshot(outside.path()).is_empty());
+    assert!(!live.path().join("projects").exists());
 }
 
 #[test]
@@ -1878,6 +2020,26 @@ fn dry_run_computes_the_same_report_as_the_real_sync_and_writes_nothing() {
     assert_eq!(paths(&dry.deleted), ["projects/stale/project.json"]);
 }
 
+/// Regression: a dry run on a directory with a `.stoker/` but no lock file created the lock.
+#[test]
+fn dry_run_never_creates_the_lock_file() {
+    let repo = Repo::new();
+    repo.file("projects/a/project.json", "{}");
+    let live = live();
+    let request = request(
+        repo.artifact("r1"),
+        vec![map("projects", "projects")],
+        live.path(),
+    );
+    sync(&request).unwrap();
+    std::fs::remove_file(live.path().join(".stoker/lock")).unwrap();
+    write(live.path(), "projects/a/project.json", "changed");
+    let before = fingerprints(live.path());
+    let report = dry_run(&request).unwrap();
+    assert_eq!(paths(&report.modified), ["projects/a/project.json"]);
+    assert_eq!(fingerprints(live.path()), before);
+}
+
 #[test]
 fn dry_run_on_a_missing_live_dir_creates_nothing() {
     let repo = Repo::new();
@@ -2040,6 +2202,36 @@ fn json_diff_report_has_from_to_counts_and_changes() {
     );
 }
 
+#[test]
+fn json_diff_reports_keep_only_the_newest() {
+    let repo = Repo::new();
+    repo.file("projects/a/project.json", "1");
+    let live = live();
+    let options = ApplyOptions {
+        keep_reports: 2,
+        ..ApplyOptions::default()
+    };
+    for revision in ["r1", "r2", "r3"] {
+        repo.file("projects/a/project.json", revision);
+        let request = request(
+            repo.artifact(revision),
+            vec![map("projects", "projects")],
+            live.path(),
+        );
+        sync_with(options.clone(), &request).unwrap();
+    }
+    let mut kept: Vec<String> = std::fs::read_dir(live.path().join(".stoker/reports"))
+        .unwrap()
+        .map(|entry| {
+            let report: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(entry.unwrap().path()).unwrap()).unwrap();
+            report["toCommit"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    kept.sort();
+    assert_eq!(kept, ["r2", "r3"]);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Hostile names
 // ---------------------------------------------------------------------------------------------
@@ -2097,6 +2289,35 @@ fn non_utf8_file_name_in_live_is_left_alone() {
         report.warnings
     );
     assert_eq!(std::fs::read(&odd).unwrap(), b"x");
+}
+
+/// Regression: entry paths from the artifact were trusted to be normalised; a hostile source
+/// (an archive, a bucket) listing `../x` or `/abs/x` made the engine write outside the live
+/// directory.
+#[test]
+fn hostile_artifact_entry_paths_are_skipped_never_written_outside_live() {
+    let parent = tempfile::tempdir().unwrap();
+    let outside = tempfile::tempdir().unwrap();
+    let live = parent.path().join("live");
+    let absolute = outside.path().join("abs.txt");
+    let artifact = MemArtifact::new("r1", true)
+        .file("ok.json", "{}")
+        .file("../escape.txt", "escaped")
+        .file("a/../../escape2.txt", "escaped")
+        .file(absolute.to_str().unwrap(), "escaped")
+        .file("b//c.json", "not canonical")
+        .file("d/./e.json", "not canonical");
+    let report = sync(&request(Arc::new(artifact), vec![dir(".", ".")], &live)).unwrap();
+    assert_eq!(paths(&report.added), ["ok.json"]);
+    assert_eq!(report.warnings.len(), 5, "{:?}", report.warnings);
+    assert!(!absolute.exists());
+    assert_eq!(
+        snapshot(parent.path())
+            .keys()
+            .filter(|p| !p.starts_with("live/.stoker"))
+            .collect::<Vec<_>>(),
+        ["live", "live/ok.json"]
+    );
 }
 
 #[test]

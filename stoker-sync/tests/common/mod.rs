@@ -1,6 +1,6 @@
 //! Shared helpers for the engine's integration tests: repository directories, sync requests,
 //! an in-memory artifact that counts reads, and live-tree snapshots.
-#![allow(dead_code, missing_docs)]
+#![allow(dead_code, missing_docs, clippy::unwrap_used)]
 
 use std::collections::BTreeMap;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
