@@ -11,6 +11,9 @@ export PROPTEST_CASES="${PROPTEST_CASES:-256}"
 
 step() { printf '\n==> %s\n' "$*"; }
 
+step "test infrastructure: git, git-http-backend, git daemon, sshd (installed once, cached)"
+bash hack/git-servers.sh install
+
 step "cargo fmt --check"
 cargo fmt --all -- --check
 

@@ -1,0 +1,27 @@
+//! Test infrastructure for Stoker: real Git servers on loopback, and Git repositories to serve.
+//!
+//! This crate is never shipped (`publish = false`); only tests and `hack/` scripts use it.
+//!
+//! - [`git_http`]: smart HTTP in front of git's own `git http-backend`, optionally behind a
+//!   token, with fault injection (status codes, delays) controllable at run time.
+//! - [`git_daemon`]: `git daemon` on a free loopback port.
+//! - [`sshd`]: OpenSSH's `sshd` on a free loopback port with a throw-away host key, client key
+//!   and `known_hosts` (plus a wrong one, to test host-key refusal).
+//! - [`repo`]: bare repositories built with the `git` CLI, deterministic author and dates.
+//! - [`git`]: all of the above started once per test binary ([`git::servers`]), or reused from
+//!   `STOKER_TEST_GIT_*` environment variables set by `hack/git-servers.sh start`.
+//! - [`process`]: servers started as child processes die with the test binary, even when it is
+//!   killed: they run under `hack/lib/reap-on-eof.sh`, which watches a pipe we hold.
+//!
+//! Nothing here ever talks to anything but 127.0.0.1.
+#![forbid(unsafe_code)]
+
+pub mod error;
+pub mod git;
+pub mod git_daemon;
+pub mod git_http;
+pub mod process;
+pub mod repo;
+pub mod sshd;
+
+pub use error::{Error, Result};
