@@ -32,5 +32,8 @@ if [ "$deps" != "async-trait globset serde thiserror " ]; then
   exit 1
 fi
 
+step "fuzz targets compile (running them needs nightly: ./hack/fuzz.sh)"
+cargo check --manifest-path fuzz/Cargo.toml --locked
+
 step "benchmarks compile"
 cargo bench -p stoker-benches --no-run --locked
