@@ -120,7 +120,11 @@ pub fn lstat(path: &Path) -> Result<Option<std::fs::Metadata>> {
 /// Checks that the live directory's path down to a root crosses only real directories (or
 /// nothing yet), so writing below the root never goes through a symlink the engine does not
 /// manage.
-fn check_ancestors(live: &Path, root: &ManagedRoot) -> Result<()> {
+///
+/// Returns `false` when an ancestor is a non-directory that is itself managed (a `file`
+/// destination `a` above a root `a/b`): nothing can exist below it, and replacing it is the
+/// managing mapping's business, so there is nothing to scan.
+fn check_ancestors(live: &Path, root: &ManagedRoot, scope: &Scope) -> Result<bool> {
     let mut prefix = String::new();
     let components: Vec<&str> = root.path.split('/').filter(|c| !c.is_empty()).collect();
     let ancestors = components.len().saturating_sub(1);
@@ -128,8 +132,9 @@ fn check_ancestors(live: &Path, root: &ManagedRoot) -> Result<()> {
         prefix = join(&prefix, component);
         let full = live.join(&prefix);
         match lstat(&full)? {
-            None => return Ok(()),
+            None => return Ok(true),
             Some(metadata) if metadata.file_type().is_dir() => continue,
+            Some(_) if scope.is_managed(&prefix) => return Ok(false),
             Some(metadata) if metadata.file_type().is_symlink() => {
                 return Err(Error::unsafe_live(
                     full,
@@ -150,7 +155,7 @@ fn check_ancestors(live: &Path, root: &ManagedRoot) -> Result<()> {
             }
         }
     }
-    Ok(())
+    Ok(true)
 }
 
 /// Scans the live entries below every managed root. Protected directories (`.resources`, the
@@ -165,7 +170,9 @@ pub fn scan(live: &Path, scope: &Scope) -> Result<LiveTree> {
         Some(_) => {}
     }
     for root in scope.top_roots() {
-        check_ancestors(live, &root)?;
+        if !check_ancestors(live, &root, scope)? {
+            continue;
+        }
         let full = if root.path.is_empty() {
             live.to_path_buf()
         } else {

@@ -19,6 +19,14 @@
 //!   through, never removed).
 //! - A file mapping whose destination renders to the live root is an error; a skipped mapping
 //!   needs no destination, so it is not.
+//! - "Directories that become empty strictly below a managed root": a directory that is itself
+//!   a (nested) `dir` root but lies strictly below another `dir` root is removed when emptied.
+//! - An error that can be known before writing (invalid profile, binary file with `template`,
+//!   a refused live state) leaves the live directory unchanged (the brief's requirement; the
+//!   spec only promises per-file atomicity).
+//! - The report counts a file replacing a directory, symlink or FIFO as added or modified (both
+//!   accepted); files removed to make room count as deleted. Each symlink a `dir` mapping skips
+//!   (where it would land on a path neither protected nor excluded) is named in a warning.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -38,6 +46,8 @@ pub enum Node {
     File { bytes: Vec<u8>, exec: bool },
     /// A symbolic link and its target.
     Symlink(String),
+    /// A FIFO (never to be opened).
+    Fifo,
 }
 
 impl Node {
@@ -238,6 +248,8 @@ impl Scope {
 pub struct Desired {
     pub files: BTreeMap<String, (Vec<u8>, bool)>,
     pub scope: Scope,
+    /// Symlinks of the artifact a mapping skipped (each worth a warning).
+    pub skipped: BTreeSet<String>,
 }
 
 /// Computes the desired set, or the reason the profile is invalid for this artifact.
@@ -250,6 +262,7 @@ pub fn desired(art: &ArtTree, profile: &ProfileSpec) -> Result<Desired, String> 
     };
     // destination → (bytes, exec, template, mapping index)
     let mut files: BTreeMap<String, (Vec<u8>, bool, bool, usize)> = BTreeMap::new();
+    let mut skipped = BTreeSet::new();
     for (index, mapping) in profile.mappings.iter().enumerate() {
         let source = normalize(&render(&mapping.source))
             .map_err(|e| format!("mappings[{index}].source: {e}"))?;
@@ -291,15 +304,20 @@ pub fn desired(art: &ArtTree, profile: &ProfileSpec) -> Result<Desired, String> 
                     if !strictly_within(path, &source) {
                         continue;
                     }
-                    let ArtEntry::File { bytes, exec } = entry else {
-                        continue; // symlinks are skipped, never followed
-                    };
                     let rest = if source.is_empty() {
                         path.as_str()
                     } else {
                         &path[source.len() + 1..]
                     };
-                    mapped.push((join(&destination, rest), bytes.clone(), *exec));
+                    let target = join(&destination, rest);
+                    let ArtEntry::File { bytes, exec } = entry else {
+                        // Never followed; worth a warning where it would have landed somewhere.
+                        if !Scope::protected(&target) && !scope.excluded(&target) {
+                            skipped.insert(path.clone());
+                        }
+                        continue;
+                    };
+                    mapped.push((target, bytes.clone(), *exec));
                 }
             }
         }
@@ -340,6 +358,7 @@ pub fn desired(art: &ArtTree, profile: &ProfileSpec) -> Result<Desired, String> 
     Ok(Desired {
         files: rendered,
         scope,
+        skipped,
     })
 }
 
@@ -374,6 +393,8 @@ pub struct Expected {
     /// About how many file-system steps the apply takes.
     pub steps: u64,
     pub scope: Scope,
+    /// Artifact symlinks the report must warn about.
+    pub skipped: BTreeSet<String>,
 }
 
 impl Outcome {
@@ -540,6 +561,7 @@ pub fn sync(art: &ArtTree, profile: &ProfileSpec, live: &Tree) -> Outcome {
         unchanged,
         steps,
         scope,
+        skipped: desired.skipped,
     })
 }
 

@@ -1,18 +1,21 @@
 //! Generated cases and the real directories they stand for: building an artifact (a
-//! `LocalSource` directory or an in-memory artifact with content ids), a live directory, and
-//! snapshots of it.
+//! `LocalSource` directory or an in-memory artifact with content ids), a live directory (files,
+//! directories, `.resources/` content, symlinks to a directory outside, hard links to a file
+//! outside, FIFOs), an optional earlier sync plus changes behind the engine's back, and
+//! snapshots.
 
 use std::collections::BTreeMap;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError, RwLock};
 
 use proptest::prelude::*;
 use proptest::sample::select;
 use stoker_core::{
     Artifact, ContentId, Entry, EntryKind, Listing, LocalSource, Mapping, MappingType, Profile,
-    Revision, SyncRequest, TemplateContext,
+    Revision, SyncReport, SyncRequest, TemplateContext,
 };
+use stoker_sync::MergeStrategy;
 
 use super::spec::{self, ArtEntry, ArtTree, Exclude, MapSpec, Node, ProfileSpec, SITE, Tree};
 
@@ -38,6 +41,10 @@ pub enum LiveSpec {
     File(String, &'static str, bool),
     Dir(String),
     Link(String, Target),
+    /// A hard link to the file outside (writing in place would change it).
+    HardLink(String),
+    /// A FIFO: opening it to read would hang the engine.
+    Fifo(String),
 }
 
 /// An artifact: regular files (path, content, executable) and symlink entries.
@@ -136,7 +143,26 @@ fn source_candidates(art: &Art) -> Vec<String> {
     candidates
 }
 
-fn mapping_strategy(candidates: Vec<String>) -> impl Strategy<Value = MapSpec> {
+/// How a mapping's `type` is written.
+#[derive(Clone, Copy, Debug)]
+enum KindChoice {
+    Omitted,
+    /// The source's actual type (a guess when it is missing).
+    Right(bool),
+    /// The other type.
+    Wrong(bool),
+}
+
+fn source_kind(art: &ArtTree, source: &str) -> Option<MappingType> {
+    match art.get(source) {
+        Some(ArtEntry::File { .. }) => Some(MappingType::File),
+        Some(ArtEntry::Symlink) => None,
+        None if art.keys().any(|p| spec::strictly_within(p, source)) => Some(MappingType::Dir),
+        None => None,
+    }
+}
+
+fn mapping_strategy(art: ArtTree, candidates: Vec<String>) -> impl Strategy<Value = MapSpec> {
     let random_source = prop_oneof![
         prop::collection::vec(select(DIRS), 1..=2).prop_map(|d| d.join("/")),
         (prop::collection::vec(select(DIRS), 0..=1), select(FILES))
@@ -152,27 +178,46 @@ fn mapping_strategy(candidates: Vec<String>) -> impl Strategy<Value = MapSpec> {
         30 => Just(None), // same as the source
         40 => (prop::collection::vec(dest_dir, 0..=1), any_name()).prop_map(|(d, f)| Some(join_parts(d, f))),
         5 => Just(Some(".versions.json".to_owned())),
-        4 => Just(Some(".".to_owned())),
-        2 => select(vec!["../a", "/abs/a", "a/../b"]).prop_map(|p| Some(p.to_owned())),
+        3 => Just(Some(".".to_owned())),
+        1 => select(vec!["../a", "/abs/a", "a/../b"]).prop_map(|p| Some(p.to_owned())),
     ];
     let kind = prop_oneof![
-        6 => Just(None),
-        2 => Just(Some(MappingType::Dir)),
-        2 => Just(Some(MappingType::File)),
+        12 => Just(KindChoice::Omitted),
+        7 => any::<bool>().prop_map(KindChoice::Right),
+        1 => any::<bool>().prop_map(KindChoice::Wrong),
     ];
     (
         source,
         destination,
         kind,
-        prop::bool::weighted(0.15),
+        prop::bool::weighted(0.1),
         prop::bool::weighted(0.1),
     )
-        .prop_map(|(source, destination, kind, required, template)| MapSpec {
-            destination: destination.unwrap_or_else(|| source.clone()),
-            source,
-            kind,
-            required,
-            template,
+        .prop_map(move |(source, destination, kind, required, template)| {
+            let flip = |kind: MappingType| match kind {
+                MappingType::Dir => MappingType::File,
+                MappingType::File => MappingType::Dir,
+            };
+            let guess = |dir: bool| {
+                if dir {
+                    MappingType::Dir
+                } else {
+                    MappingType::File
+                }
+            };
+            let kind = match (kind, source_kind(&art, &source)) {
+                (KindChoice::Omitted, _) => None,
+                (KindChoice::Right(_), Some(found)) => Some(found),
+                (KindChoice::Wrong(_), Some(found)) => Some(flip(found)),
+                (KindChoice::Right(dir) | KindChoice::Wrong(dir), None) => Some(guess(dir)),
+            };
+            MapSpec {
+                destination: destination.unwrap_or_else(|| source.clone()),
+                source,
+                kind,
+                required,
+                template,
+            }
         })
 }
 
@@ -193,17 +238,42 @@ fn live_strategy(
         Just(Target::Up),
     ];
     let link = (path(), target).prop_map(|(p, t)| LiveSpec::Link(p, t));
+    let hard_link = path().prop_map(LiveSpec::HardLink);
+    let fifo = path().prop_map(LiveSpec::Fifo);
     let entry = if art_files.is_empty() {
-        prop_oneof![5 => file, 1 => dir, 2 => link].boxed()
+        prop_oneof![5 => file, 1 => dir, 2 => link, 1 => hard_link, 1 => fifo].boxed()
     } else {
         // A copy of an artifact file, often identical.
         let copy = (
-            select(art_files),
+            select(art_files.clone()),
             prop::option::weighted(0.4, select(CONTENTS)),
             prop::bool::weighted(0.1),
         )
             .prop_map(|((p, c, x), other, flip)| LiveSpec::File(p, other.unwrap_or(c), x ^ flip));
-        prop_oneof![5 => file, 4 => copy, 1 => dir, 2 => link].boxed()
+        // A neighbour of an artifact file: an orphan-to-be below a managed root.
+        let neighbour = (
+            select(art_files),
+            prop::option::of(select(DIRS)),
+            any_name(),
+            select(CONTENTS),
+        )
+            .prop_map(|((p, _, _), dir, name, c)| {
+                let parent = spec::ancestors(&p)
+                    .last()
+                    .map_or(String::new(), |d| format!("{d}/"));
+                let sub = dir.map_or(String::new(), |d| format!("{d}/"));
+                LiveSpec::File(format!("{parent}{sub}{name}"), c, false)
+            });
+        prop_oneof![
+            5 => file,
+            4 => copy,
+            3 => neighbour,
+            1 => dir,
+            2 => link,
+            1 => hard_link,
+            1 => fifo,
+        ]
+        .boxed()
     };
     prop::collection::vec(entry, 0..10)
 }
@@ -221,15 +291,28 @@ fn drift_strategy() -> impl Strategy<Value = Drift> {
 pub fn case_strategy() -> impl Strategy<Value = Case> {
     art_strategy().prop_flat_map(|art| {
         let candidates = source_candidates(&art);
+        let tree = art_tree(&art);
         let profile = (
-            prop::collection::vec(mapping_strategy(candidates), 1..=4),
+            prop::collection::vec(mapping_strategy(tree, candidates), 1..=4),
             prop::collection::vec(select(Exclude::EXTRA.to_vec()), 0..=2),
         )
             .prop_map(|(mappings, excludes)| ProfileSpec { mappings, excludes });
+        // The previous revision: some of these files and some others.
+        let len = art.files.len();
+        let previous = (
+            prop::sample::subsequence(art.files.clone(), 0..=len),
+            art_strategy(),
+        )
+            .prop_map(|(kept, other)| {
+                Pre::Other(Art {
+                    files: kept.into_iter().chain(other.files).collect(),
+                    links: other.links,
+                })
+            });
         let pre = prop_oneof![
             2 => Just(Pre::Nothing),
             1 => Just(Pre::Same),
-            1 => art_strategy().prop_map(Pre::Other),
+            2 => previous,
         ];
         (
             Just(art.clone()),
@@ -290,15 +373,17 @@ pub fn art_tree(art: &Art) -> ArtTree {
     }
     tree.into_iter()
         .filter_map(|(path, node)| match node {
-            Node::Dir => None,
+            Node::Dir | Node::Fifo => None,
             Node::File { bytes, exec } => Some((path, ArtEntry::File { bytes, exec })),
             Node::Symlink(_) => Some((path, ArtEntry::Symlink)),
         })
         .collect()
 }
 
-fn live_tree(live: &[LiveSpec], outside: &Path) -> Tree {
+/// The live tree to create, and which of its files are hard links to the outside file.
+fn live_tree(live: &[LiveSpec], outside: &Path) -> (Tree, Vec<String>) {
     let mut tree = Tree::new();
+    let mut hard_links = Vec::new();
     for entry in live {
         match entry {
             LiveSpec::File(path, content, exec) => insert(
@@ -315,10 +400,25 @@ fn live_tree(live: &[LiveSpec], outside: &Path) -> Tree {
                 path,
                 Node::Symlink(target_path(*target, outside)),
             ),
+            LiveSpec::HardLink(path) => {
+                let node = Node::File {
+                    bytes: OUTSIDE_FILE.to_vec(),
+                    exec: false,
+                };
+                let inserted = insert(&mut tree, path, node);
+                if inserted {
+                    hard_links.push(path.clone());
+                }
+                inserted
+            }
+            LiveSpec::Fifo(path) => insert(&mut tree, path, Node::Fifo),
         };
     }
-    tree
+    (tree, hard_links)
 }
+
+/// The content of the file outside the live directory.
+const OUTSIDE_FILE: &[u8] = b"secret";
 
 fn target_path(target: Target, outside: &Path) -> String {
     match target {
@@ -335,6 +435,18 @@ fn set_mode(path: &Path, exec: bool) {
 }
 
 /// Creates `tree` below `root`.
+/// Held for reading by every sync, for writing while a child process is spawned.
+static FORK: RwLock<()> = RwLock::new(());
+
+/// The engine's result, its error boxed.
+pub type SyncResult = Result<SyncReport, Box<stoker_sync::Error>>;
+
+/// Runs a sync (never while this test process is spawning a child).
+fn run(engine: &MergeStrategy, request: &SyncRequest) -> SyncResult {
+    let _no_fork = FORK.read().unwrap_or_else(PoisonError::into_inner);
+    engine.sync(request).map_err(Box::new)
+}
+
 pub fn write_tree(root: &Path, tree: &Tree) {
     std::fs::create_dir_all(root).expect("mkdir root");
     for (path, node) in tree {
@@ -349,6 +461,17 @@ pub fn write_tree(root: &Path, tree: &Tree) {
             Node::Symlink(target) => {
                 std::fs::create_dir_all(full.parent().expect("parent")).expect("mkdir parent");
                 std::os::unix::fs::symlink(target, &full).expect("symlink");
+            }
+            Node::Fifo => {
+                std::fs::create_dir_all(full.parent().expect("parent")).expect("mkdir parent");
+                // No sync may run while a child process is forked: it would inherit the
+                // descriptor of that sync's lock and hold the lock after the sync ends.
+                let _no_sync = FORK.write().unwrap_or_else(PoisonError::into_inner);
+                let status = std::process::Command::new("mkfifo")
+                    .arg(&full)
+                    .status()
+                    .expect("run mkfifo");
+                assert!(status.success(), "mkfifo {}", full.display());
             }
         }
     }
@@ -422,6 +545,8 @@ fn walk(dir: &Path, prefix: &str, with_state: bool, snap: &mut Snap) {
         } else if file_type.is_dir() {
             snap.tree.insert(path.clone(), Node::Dir);
             walk(&full, &path, with_state, snap);
+        } else if std::os::unix::fs::FileTypeExt::is_fifo(&file_type) {
+            snap.tree.insert(path, Node::Fifo);
         } else {
             let bytes = std::fs::read(&full).expect("read");
             snap.tree.insert(
@@ -579,14 +704,20 @@ impl World {
                 (
                     "file".to_owned(),
                     Node::File {
-                        bytes: b"secret".to_vec(),
+                        bytes: OUTSIDE_FILE.to_vec(),
                         exec: false,
                     },
                 ),
             ]
             .into(),
         );
-        write_tree(&live, &live_tree(&case.live, &outside));
+        let (tree, hard_links) = live_tree(&case.live, &outside);
+        write_tree(&live, &tree);
+        for path in hard_links {
+            let full = live.join(&path);
+            std::fs::remove_file(&full).expect("remove");
+            std::fs::hard_link(outside.join("file"), &full).expect("hard link");
+        }
         let art = art_tree(&case.art);
         let artifact = make_artifact(&art, case.with_ids, &dir.path().join("repo"), "main");
         let profile = profile(&case.profile);
@@ -612,10 +743,15 @@ impl World {
             let mut request = world.request(false);
             request.artifact = pre;
             // An invalid pre-sync leaves the live directory as it was; that is a case too.
-            let _ = stoker_sync::MergeStrategy::default().sync(&request);
+            let _ = run(&MergeStrategy::default(), &request);
             world.drift(&case.drift);
         }
         world
+    }
+
+    /// Syncs the case's artifact.
+    pub fn sync(&self, engine: &MergeStrategy, dry_run: bool) -> SyncResult {
+        run(engine, &self.request(dry_run))
     }
 
     /// A request for the case's artifact.
