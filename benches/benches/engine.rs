@@ -13,9 +13,14 @@
 //! - `sync_incremental_1pct`: plan + apply from the first commit's synced state to the second
 //!   (1% of views and scripts rewritten, one file added, one deleted). The reset to the first
 //!   commit is a sync too, outside the measurement.
+//!
+//! Live directories are never deleted while measuring: on ext4 without a journal, creating many
+//! files soon after deleting many is much slower (the inode allocator checks every recently
+//! deleted inode), which would make each sample depend on the previous one. They all go when the
+//! group is done.
 
 use std::hint::black_box;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
@@ -37,10 +42,24 @@ fn data() -> Checkouts {
     }
 }
 
-fn tempdir() -> tempfile::TempDir {
-    match tempfile::tempdir() {
-        Ok(dir) => dir,
-        Err(error) => panic!("creating a temporary directory: {error}"),
+/// Fresh live directories below one temporary directory, removed only when dropped.
+struct Scratch {
+    root: tempfile::TempDir,
+    next: usize,
+}
+
+impl Scratch {
+    fn new() -> Self {
+        match tempfile::Builder::new().prefix("stoker-bench-").tempdir() {
+            Ok(root) => Scratch { root, next: 0 },
+            Err(error) => panic!("creating a temporary directory: {error}"),
+        }
+    }
+
+    /// A path that does not exist yet (the engine creates the live directory).
+    fn fresh(&mut self) -> PathBuf {
+        self.next += 1;
+        self.root.path().join(format!("live-{}", self.next))
     }
 }
 
@@ -58,21 +77,13 @@ fn engine_benches(c: &mut Criterion) {
     let data = data();
     let engine = MergeStrategy::default();
     let [c1, c2] = &data.commits;
+    let mut scratch = Scratch::new();
     let mut group = c.benchmark_group("engine");
 
     group.bench_function("plan_cold", |b| {
         b.iter_batched(
-            || {
-                let live = tempdir();
-                let request = request(&data.first, c1, live.path());
-                (live, request)
-            },
-            |(live, request)| {
-                let plan = engine.plan(&request).expect("plan");
-                // Drop the plan (and its lock) inside, the directory outside the measurement.
-                black_box(plan.writes().len());
-                live
-            },
+            || request(&data.first, c1, &scratch.fresh()),
+            |request| black_box(engine.plan(&request).expect("plan").writes().len()),
             BatchSize::PerIteration,
         );
     });
@@ -80,24 +91,19 @@ fn engine_benches(c: &mut Criterion) {
     group.bench_function("apply_cold", |b| {
         b.iter_batched(
             || {
-                let live = tempdir();
-                let plan = engine
-                    .plan(&request(&data.first, c1, live.path()))
-                    .expect("plan");
-                (live, plan)
+                engine
+                    .plan(&request(&data.first, c1, &scratch.fresh()))
+                    .expect("plan")
             },
-            |(live, plan)| {
-                let report = engine.apply(plan).expect("apply");
-                (live, report)
-            },
+            |plan| engine.apply(plan).expect("apply"),
             BatchSize::PerIteration,
         );
     });
 
-    let synced = tempdir();
-    sync(&engine, &data.first, c1, synced.path());
+    let synced = scratch.fresh();
+    sync(&engine, &data.first, c1, &synced);
     group.bench_function("plan_noop", |b| {
-        let request = request(&data.first, c1, synced.path());
+        let request = request(&data.first, c1, &synced);
         b.iter(|| {
             let plan = engine.plan(&request).expect("plan");
             assert!(plan.is_noop(), "a synced live directory plans nothing");
@@ -106,7 +112,7 @@ fn engine_benches(c: &mut Criterion) {
     });
 
     group.bench_function("sync_incremental_1pct", |b| {
-        let live = synced.path();
+        let live = synced.as_path();
         b.iter_batched(
             || {
                 sync(&engine, &data.first, c1, live);
@@ -117,6 +123,7 @@ fn engine_benches(c: &mut Criterion) {
         );
     });
     group.finish();
+    drop(scratch);
 }
 
 criterion_group! {

@@ -10,7 +10,8 @@ use std::process::Command;
 use std::sync::Arc;
 
 use stoker_core::{
-    LocalSource, Mapping, MappingType, Profile, Revision, SyncRequest, TemplateContext,
+    Artifact, ContentId, Listing, LocalArtifact, LocalSource, Mapping, MappingType, Profile,
+    Revision, SyncRequest, TemplateContext,
 };
 
 /// The workspace root (the parent of this crate's directory).
@@ -140,8 +141,16 @@ pub fn whole_tree_profile() -> Profile {
 
 /// A sync request from directory `source` (as revision `revision`) into `live`.
 pub fn request(source: &Path, revision: &str, live: &Path) -> SyncRequest {
+    request_from(
+        Arc::new(LocalSource::new(source).artifact(Revision::new(revision))),
+        live,
+    )
+}
+
+/// A sync request from any artifact into `live`, with the whole-tree profile.
+pub fn request_from(artifact: Arc<dyn Artifact>, live: &Path) -> SyncRequest {
     SyncRequest {
-        artifact: Arc::new(LocalSource::new(source).artifact(Revision::new(revision))),
+        artifact,
         profile: whole_tree_profile(),
         context: TemplateContext::default(),
         live: live.to_path_buf(),
@@ -161,5 +170,50 @@ pub fn remove_tree(path: &Path) -> std::io::Result<()> {
     match std::fs::remove_dir_all(path) {
         Err(error) if error.kind() != std::io::ErrorKind::NotFound => Err(error),
         _ => Ok(()),
+    }
+}
+
+/// A local directory whose listing carries every file's content id, computed up front: what the
+/// engine sees from a source that knows blob ids for free (a Git tree). Benchmarks use it to
+/// show the engine's cost without source hashing.
+#[derive(Debug)]
+pub struct KnownIds {
+    inner: LocalArtifact,
+    listing: Listing,
+}
+
+impl KnownIds {
+    /// Lists `source` and hashes every regular file.
+    pub fn new(source: &Path, revision: &str) -> stoker_core::Result<Self> {
+        let inner = LocalSource::new(source).artifact(Revision::new(revision));
+        let mut listing = inner.list()?;
+        for entry in &mut listing.entries {
+            if entry.kind.is_regular() {
+                entry.content_id = Some(ContentId::of_blob(&inner.read(&entry.path)?));
+            }
+        }
+        Ok(KnownIds { inner, listing })
+    }
+}
+
+impl Artifact for KnownIds {
+    fn revision(&self) -> &Revision {
+        self.inner.revision()
+    }
+
+    fn list(&self) -> stoker_core::Result<Listing> {
+        Ok(self.listing.clone())
+    }
+
+    fn read(&self, path: &str) -> stoker_core::Result<Vec<u8>> {
+        self.inner.read(path)
+    }
+
+    fn open(&self, path: &str) -> stoker_core::Result<Box<dyn std::io::Read + Send + '_>> {
+        self.inner.open(path)
+    }
+
+    fn local_path(&self, path: &str) -> Option<PathBuf> {
+        self.inner.local_path(path)
     }
 }

@@ -72,6 +72,11 @@ pub struct SyncArgs {
     #[arg(long = "label", value_name = "KEY=VALUE", value_parser = parse_key_value)]
     pub labels: Vec<(String, String)>,
 
+    /// Where Stoker keeps caches (Git objects, content ids of --source files).
+    /// [default: $XDG_CACHE_HOME/stoker or ~/.cache/stoker]
+    #[arg(long, value_name = "DIR", env = "STOKER_CACHE_DIR")]
+    pub cache_dir: Option<PathBuf>,
+
     /// Show what would change; write nothing.
     #[arg(long)]
     pub dry_run: bool,
@@ -92,6 +97,14 @@ pub enum OutputFormat {
     Text,
     /// The SyncReport as JSON.
     Json,
+}
+
+/// The per-user cache directory: `$XDG_CACHE_HOME/stoker`, else `$HOME/.cache/stoker`.
+pub fn default_cache_dir() -> Option<PathBuf> {
+    let from = |var: &str| std::env::var_os(var).filter(|v| !v.is_empty()).map(PathBuf::from);
+    from("XDG_CACHE_HOME")
+        .or_else(|| from("HOME").map(|home| home.join(".cache")))
+        .map(|base| base.join("stoker"))
 }
 
 /// Parses `KEY=VALUE`.

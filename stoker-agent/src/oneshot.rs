@@ -71,7 +71,12 @@ pub async fn sync(args: SyncArgs) -> anyhow::Result<ExitCode> {
             if !dir.is_dir() {
                 bail!("--source {}: not a directory", dir.display());
             }
-            Arc::new(LocalSource::new(dir))
+            let mut source = LocalSource::new(dir);
+            let cache_dir = args.cache_dir.clone().or_else(crate::cli::default_cache_dir);
+            if let Some(cache_dir) = cache_dir {
+                source = source.with_id_cache(local_id_cache_file(&cache_dir, dir));
+            }
+            Arc::new(source)
         }
         None => bail!(
             "reading spec.git.repo ({}) needs the git source, which this build does not have yet; pass --source DIR with a checkout",
@@ -116,6 +121,14 @@ pub async fn sync(args: SyncArgs) -> anyhow::Result<ExitCode> {
         OutputFormat::Json => output::write_json(&mut out, &report)?,
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `CACHE/local/<blob id of the source's absolute path>.json`: one content-id cache per source
+/// directory.
+pub fn local_id_cache_file(cache_dir: &Path, source: &Path) -> std::path::PathBuf {
+    let absolute = std::path::absolute(source).unwrap_or_else(|_| source.to_path_buf());
+    let key = stoker_core::ContentId::of_blob(absolute.to_string_lossy().as_bytes());
+    cache_dir.join("local").join(format!("{key}.json"))
 }
 
 /// Adds the flag that fixes a common mistake to an error.

@@ -13,6 +13,8 @@ fn agent(args: &[&str]) -> Output {
         .current_dir(workspace())
         .env_remove("GATEWAY_NAME")
         .env_remove("RUST_LOG")
+        // Keep the content-id cache out of the user's home directory.
+        .env("STOKER_CACHE_DIR", std::env::temp_dir().join("stoker-agent-cli-tests"))
         .output()
         .expect("run stoker-agent")
 }

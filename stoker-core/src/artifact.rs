@@ -100,4 +100,11 @@ pub trait Artifact: Send + Sync {
         let _ = path;
         None
     }
+
+    /// Tells the artifact the content id the engine computed for `path` by reading it, so a
+    /// source without free ids can remember it (the local source keeps a stat-keyed cache and
+    /// lists remembered ids next time). The default forgets it.
+    fn record_content_id(&self, path: &str, id: ContentId) {
+        let _ = (path, id);
+    }
 }

@@ -83,6 +83,9 @@ pub fn apply(plan: Plan, options: &ApplyOptions) -> Result<SyncReport> {
                 &plan.context,
             )?;
             let id = ContentId::of_blob(&bytes);
+            if write.file.transform.is_identity() && write.file.source_id.is_none() {
+                plan.artifact.record_content_id(&write.file.source, id);
+            }
             let stat = fsops::write_atomic(
                 &live.join(&write.path),
                 &bytes,
@@ -122,8 +125,10 @@ pub fn apply(plan: Plan, options: &ApplyOptions) -> Result<SyncReport> {
         profile: plan.profile.clone(),
         files,
     };
-    steps.step()?;
-    manifest::store(&live, &manifest)?;
+    if !plan.manifest_current {
+        steps.step()?;
+        manifest::store(&live, &manifest)?;
+    }
     journal::finish(&live)?;
 
     let report = report(&plan, warnings, bytes_written, |path| {

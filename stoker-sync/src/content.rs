@@ -67,8 +67,11 @@ pub fn desired_id(
     }
     if file.transform.is_identity() {
         let mut reader = artifact.open(&file.source)?;
-        return hash_reader(&mut reader, file.source_size)
-            .map_err(|source| Error::io("reading source", file.source.clone(), source));
+        let id = hash_reader(&mut reader, file.source_size)
+            .map_err(|source| Error::io("reading source", file.source.clone(), source))?;
+        // A source without free ids (a local directory) may remember it for next time.
+        artifact.record_content_id(&file.source, id);
+        return Ok(id);
     }
     Ok(ContentId::of_blob(&produce(artifact, path, file, context)?))
 }

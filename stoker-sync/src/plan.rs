@@ -64,6 +64,8 @@ pub struct Plan {
     pub(crate) unchanged: Vec<(String, ManifestEntry)>,
     pub(crate) warnings: Vec<String>,
     pub(crate) previous: Option<stoker_core::Revision>,
+    /// The manifest on disk already describes the result: no need to rewrite it.
+    pub(crate) manifest_current: bool,
     pub(crate) started: Instant,
     pub(crate) _lock: Option<LiveLock>,
 }
@@ -188,7 +190,23 @@ pub fn plan(request: &SyncRequest) -> Result<Plan> {
         });
     }
 
+    // Nothing to do and the manifest already says exactly this (and vouches for every file):
+    // apply then skips rewriting it, so a no-op sync writes nothing but its report.
+    let manifest_current = writes.is_empty()
+        && clears.is_empty()
+        && deletes.is_empty()
+        && manifest.as_ref().is_some_and(|m| {
+            m.revision.as_ref() == Some(request.artifact.revision())
+                && m.profile == request.profile.name
+                && m.files.len() == unchanged.len()
+                && unchanged.iter().all(|(path, entry)| {
+                    m.files.get(path) == Some(entry)
+                        && manifest_written.is_some_and(|written| written > entry.stat.ctime)
+                })
+        });
+
     Ok(Plan {
+        manifest_current,
         live: live.to_path_buf(),
         dry_run: request.dry_run,
         artifact: request.artifact.clone(),

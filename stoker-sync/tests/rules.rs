@@ -2335,3 +2335,61 @@ fn artifact_entries_with_engine_temporary_names_are_not_synced() {
     assert_eq!(paths(&report.added), ["projects/a/project.json"]);
     assert_eq!(temporaries(live.path()), Vec::<String>::new());
 }
+
+#[test]
+fn noop_resync_does_not_rewrite_the_manifest() {
+    let mut artifact = MemArtifact::new("r1", true);
+    for i in 0..5 {
+        artifact = artifact.file(&format!("projects/p/f{i}.json"), format!("content {i}"));
+    }
+    let live = live();
+    let request = request(Arc::new(artifact), vec![map("projects", "projects")], live.path());
+    sync(&request).unwrap();
+    // The first resync may rehash files written in the manifest's own clock tick and record
+    // them; from then on the manifest vouches for everything and is left alone.
+    sync(&request).unwrap();
+    let manifest = live.path().join(".stoker/manifest.json");
+    let before = std::fs::symlink_metadata(&manifest).unwrap();
+    let report = sync(&request).unwrap();
+    assert_eq!(report.changed(), 0);
+    let after = std::fs::symlink_metadata(&manifest).unwrap();
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!((before.ino(), before.mtime_nsec()), (after.ino(), after.mtime_nsec()));
+}
+
+#[test]
+fn local_source_id_cache_spares_rereading_unchanged_files() {
+    // The local source has no free ids; with an id cache, the ids the engine computed are
+    // listed next time, so a resync compares without reading the source.
+    let repo = tempfile::tempdir().unwrap();
+    for i in 0..5 {
+        write(repo.path(), &format!("projects/p/f{i}.json"), format!("content {i}"));
+    }
+    // Age the files beyond the cache's racy window by using a zero window.
+    let cache = tempfile::tempdir().unwrap();
+    let source = stoker_core::LocalSource::new(repo.path())
+        .with_id_cache(cache.path().join("ids.json"))
+        .with_id_cache_min_age(std::time::Duration::ZERO);
+    let live = live();
+    let first = request(
+        Arc::new(source.artifact(stoker_core::Revision::new("1"))),
+        vec![map("projects", "projects")],
+        live.path(),
+    );
+    assert_eq!(sync(&first).unwrap().added.len(), 5);
+    drop(first);
+    let listing = stoker_core::Artifact::list(&source.artifact(stoker_core::Revision::new("2"))).unwrap();
+    assert!(
+        listing.entries.iter().all(|e| e.content_id.is_some()),
+        "ids recorded while writing are listed: {listing:?}"
+    );
+    write(repo.path(), "projects/p/f1.json", "changed");
+    let second = request(
+        Arc::new(source.artifact(stoker_core::Revision::new("3"))),
+        vec![map("projects", "projects")],
+        live.path(),
+    );
+    let report = sync(&second).unwrap();
+    assert_eq!(paths(&report.modified), vec!["projects/p/f1.json"]);
+    assert_eq!(report.unchanged, 4);
+}
