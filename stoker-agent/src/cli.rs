@@ -101,7 +101,11 @@ pub enum OutputFormat {
 
 /// The per-user cache directory: `$XDG_CACHE_HOME/stoker`, else `$HOME/.cache/stoker`.
 pub fn default_cache_dir() -> Option<PathBuf> {
-    let from = |var: &str| std::env::var_os(var).filter(|v| !v.is_empty()).map(PathBuf::from);
+    let from = |var: &str| {
+        std::env::var_os(var)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
     from("XDG_CACHE_HOME")
         .or_else(|| from("HOME").map(|home| home.join(".cache")))
         .map(|base| base.join("stoker"))

@@ -72,7 +72,10 @@ pub async fn sync(args: SyncArgs) -> anyhow::Result<ExitCode> {
                 bail!("--source {}: not a directory", dir.display());
             }
             let mut source = LocalSource::new(dir);
-            let cache_dir = args.cache_dir.clone().or_else(crate::cli::default_cache_dir);
+            let cache_dir = args
+                .cache_dir
+                .clone()
+                .or_else(crate::cli::default_cache_dir);
             if let Some(cache_dir) = cache_dir {
                 source = source.with_id_cache(local_id_cache_file(&cache_dir, dir));
             }

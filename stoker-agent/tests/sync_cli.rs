@@ -1,4 +1,5 @@
 //! `stoker-agent sync` as a user runs it: the real binary on the example repository.
+#![allow(clippy::unwrap_used)] // test helpers: a panic is the right failure
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -14,7 +15,10 @@ fn agent(args: &[&str]) -> Output {
         .env_remove("GATEWAY_NAME")
         .env_remove("RUST_LOG")
         // Keep the content-id cache out of the user's home directory.
-        .env("STOKER_CACHE_DIR", std::env::temp_dir().join("stoker-agent-cli-tests"))
+        .env(
+            "STOKER_CACHE_DIR",
+            std::env::temp_dir().join("stoker-agent-cli-tests"),
+        )
         .output()
         .expect("run stoker-agent")
 }

@@ -85,6 +85,79 @@ pub enum Error {
         #[source]
         source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
     },
+
+    /// A Git source operation failed. The URL is always redacted (no credentials); `kind` tells
+    /// whether waiting, fixing credentials or fixing the reference is the remedy.
+    #[error("git {operation} of {url}{}: {message}", .reference.as_ref().map(|r| format!(" at {r:?}")).unwrap_or_default())]
+    Git {
+        /// What was being done: `resolve`, `fetch`, `read`, `diff`.
+        operation: &'static str,
+        /// The repository URL, with credentials redacted.
+        url: String,
+        /// The reference or commit involved, if any.
+        reference: Option<String>,
+        /// The class of failure.
+        kind: GitErrorKind,
+        /// What happened, without credentials.
+        message: String,
+        /// The underlying error, if any.
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
+    },
+}
+
+/// The class of a [`Error::Git`] failure: what the caller can do about it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum GitErrorKind {
+    /// Credentials were missing or rejected (HTTP 401/403, SSH permission denied). Not retried.
+    Auth,
+    /// The SSH host key could not be verified (unknown, changed, or no `known_hosts`). Not
+    /// retried.
+    HostKey,
+    /// The server's TLS certificate is not trusted (unknown issuer, wrong name, expired). Not
+    /// retried.
+    Certificate,
+    /// The reference does not exist on the remote (or an abbreviated SHA matches no ref tip).
+    /// Not retried.
+    RefNotFound,
+    /// The commit is not available from the remote or not in the cache.
+    CommitNotFound,
+    /// A network failure, timeout or server error (HTTP 5xx) that persisted through every retry.
+    Transient,
+    /// The local cache could not be repaired.
+    Corrupt,
+    /// The configuration is unusable (bad URL, unreadable key or token file, wrong auth for the
+    /// URL's scheme).
+    Config,
+    /// The operation was cancelled.
+    Cancelled,
+    /// Anything else the remote or the local repository reported.
+    Other,
+}
+
+impl GitErrorKind {
+    /// True for failures worth retrying later without changing anything (network, 5xx).
+    pub fn is_transient(self) -> bool {
+        matches!(self, GitErrorKind::Transient)
+    }
+}
+
+impl std::fmt::Display for GitErrorKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            GitErrorKind::Auth => "authentication failed",
+            GitErrorKind::HostKey => "host key verification failed",
+            GitErrorKind::Certificate => "certificate verification failed",
+            GitErrorKind::RefNotFound => "reference not found",
+            GitErrorKind::CommitNotFound => "commit not found",
+            GitErrorKind::Transient => "transient failure",
+            GitErrorKind::Corrupt => "corrupt cache",
+            GitErrorKind::Config => "invalid configuration",
+            GitErrorKind::Cancelled => "cancelled",
+            GitErrorKind::Other => "failed",
+        })
+    }
 }
 
 impl Error {
@@ -94,6 +167,14 @@ impl Error {
             action,
             path: path.into(),
             source,
+        }
+    }
+
+    /// The class of a Git failure, for [`Error::Git`].
+    pub fn git_kind(&self) -> Option<GitErrorKind> {
+        match self {
+            Error::Git { kind, .. } => Some(*kind),
+            _ => None,
         }
     }
 

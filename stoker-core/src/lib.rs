@@ -8,7 +8,8 @@
 //! - [`template`] rendering (the Go `{{.Field.Path}}` syntax users write) and [`patch`]
 //!   (JSON fields set by dot path, feature `patch`);
 //! - the traits [`Source`], [`SyncStrategy`], [`Notifier`] and [`Gateway`];
-//! - [`LocalSource`], a directory as a source (feature `local`, on by default).
+//! - [`LocalSource`], a directory as a source (feature `local`, on by default);
+//! - [`git::GitSource`], a Git repository as a source (feature `git`, gix, on by default).
 //!
 //! With `default-features = false` it depends only on serde, thiserror, async-trait and globset.
 #![forbid(unsafe_code)]
@@ -18,6 +19,8 @@ pub mod content_id;
 pub mod context;
 pub mod error;
 pub mod gateway;
+#[cfg(feature = "git")]
+pub mod git;
 #[cfg(feature = "local")]
 pub mod local;
 pub mod notify;
@@ -35,8 +38,10 @@ pub mod template;
 pub use artifact::{Artifact, Entry, EntryKind, Listing};
 pub use content_id::ContentId;
 pub use context::TemplateContext;
-pub use error::{Error, Result};
+pub use error::{Error, GitErrorKind, Result};
 pub use gateway::{Gateway, Health, PreSyncCheck};
+#[cfg(feature = "git")]
+pub use git::{GitArtifact, GitAuth, GitSource, GitSourceConfig, RetryPolicy};
 #[cfg(feature = "local")]
 pub use local::{LocalArtifact, LocalSource};
 pub use notify::{Event, EventKind, Notifier};

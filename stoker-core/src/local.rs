@@ -45,8 +45,11 @@ pub struct LocalSource {
     id_cache: Option<PathBuf>,
     id_cache_min_age: std::time::Duration,
     /// The scan `resolve` made, handed to the next `fetch` of the same revision.
-    resolved: Arc<Mutex<Option<(String, Arc<Scan>)>>>,
+    resolved: Arc<Mutex<Option<ResolvedScan>>>,
 }
+
+/// A revision id and the scan it was computed from.
+type ResolvedScan = (String, Arc<Scan>);
 
 /// The `lstat` fields that key a remembered content id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -277,13 +280,16 @@ impl LocalArtifact {
     }
 }
 
+/// Path → the `lstat` an id was computed at, and the id.
+type RememberedIds = HashMap<String, (FileStat, ContentId)>;
+
 /// Content ids remembered between runs, keyed by path and `lstat`.
 #[derive(Debug)]
 struct IdCache {
     file: PathBuf,
     root: String,
-    known: HashMap<String, (FileStat, ContentId)>,
-    recorded: Mutex<HashMap<String, (FileStat, ContentId)>>,
+    known: RememberedIds,
+    recorded: Mutex<RememberedIds>,
     dirty: AtomicBool,
     min_age_nanos: i64,
 }
@@ -292,7 +298,7 @@ struct IdCache {
 struct IdCacheFile {
     version: u32,
     root: String,
-    entries: HashMap<String, (FileStat, ContentId)>,
+    entries: RememberedIds,
 }
 
 const ID_CACHE_VERSION: u32 = 1;
@@ -353,7 +359,7 @@ impl IdCache {
         if !self.dirty.load(Ordering::Relaxed) && !stale {
             return Ok(());
         }
-        let mut entries: HashMap<String, (FileStat, ContentId)> = self
+        let mut entries: RememberedIds = self
             .known
             .iter()
             .filter(|(path, (stat, _))| current.get(*path) == Some(stat))

@@ -11,7 +11,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 pub enum Error {
     /// An error from `stoker-core` (template, path, profile, artifact read…).
     #[error(transparent)]
-    Core(#[from] stoker_core::Error),
+    Core(Box<stoker_core::Error>),
 
     /// A mapping cannot be used as written.
     #[error("mappings[{index}] ({source_path} -> {destination}): {message}")]
@@ -80,7 +80,7 @@ pub enum Error {
         message: String,
         /// The underlying error.
         #[source]
-        source: Option<stoker_core::Error>,
+        source: Option<Box<stoker_core::Error>>,
     },
 
     /// The manifest or diff report could not be serialised.
@@ -109,6 +109,13 @@ pub enum Error {
     /// A failure injected by a test (feature `fault-injection`), standing for a crash.
     #[error("injected failure after {0} file-system steps")]
     Injected(u64),
+}
+
+// Boxed: `stoker_core::Error` carries Git context and would make every `Result` here large.
+impl From<stoker_core::Error> for Error {
+    fn from(error: stoker_core::Error) -> Self {
+        Error::Core(Box::new(error))
+    }
 }
 
 impl Error {

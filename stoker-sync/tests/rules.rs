@@ -2343,7 +2343,11 @@ fn noop_resync_does_not_rewrite_the_manifest() {
         artifact = artifact.file(&format!("projects/p/f{i}.json"), format!("content {i}"));
     }
     let live = live();
-    let request = request(Arc::new(artifact), vec![map("projects", "projects")], live.path());
+    let request = request(
+        Arc::new(artifact),
+        vec![map("projects", "projects")],
+        live.path(),
+    );
     sync(&request).unwrap();
     // The first resync may rehash files written in the manifest's own clock tick and record
     // them; from then on the manifest vouches for everything and is left alone.
@@ -2354,7 +2358,10 @@ fn noop_resync_does_not_rewrite_the_manifest() {
     assert_eq!(report.changed(), 0);
     let after = std::fs::symlink_metadata(&manifest).unwrap();
     use std::os::unix::fs::MetadataExt;
-    assert_eq!((before.ino(), before.mtime_nsec()), (after.ino(), after.mtime_nsec()));
+    assert_eq!(
+        (before.ino(), before.mtime_nsec()),
+        (after.ino(), after.mtime_nsec())
+    );
 }
 
 #[test]
@@ -2363,7 +2370,11 @@ fn local_source_id_cache_spares_rereading_unchanged_files() {
     // listed next time, so a resync compares without reading the source.
     let repo = tempfile::tempdir().unwrap();
     for i in 0..5 {
-        write(repo.path(), &format!("projects/p/f{i}.json"), format!("content {i}"));
+        write(
+            repo.path(),
+            &format!("projects/p/f{i}.json"),
+            format!("content {i}"),
+        );
     }
     // Age the files beyond the cache's racy window by using a zero window.
     let cache = tempfile::tempdir().unwrap();
@@ -2378,7 +2389,8 @@ fn local_source_id_cache_spares_rereading_unchanged_files() {
     );
     assert_eq!(sync(&first).unwrap().added.len(), 5);
     drop(first);
-    let listing = stoker_core::Artifact::list(&source.artifact(stoker_core::Revision::new("2"))).unwrap();
+    let listing =
+        stoker_core::Artifact::list(&source.artifact(stoker_core::Revision::new("2"))).unwrap();
     assert!(
         listing.entries.iter().all(|e| e.content_id.is_some()),
         "ids recorded while writing are listed: {listing:?}"

@@ -59,7 +59,9 @@ fn parse() -> Result<Args, String> {
             "--revision" => revision = Some(args.next().ok_or("--revision needs a value")?),
             "--breakdown" => breakdown = true,
             "--known-ids" => known_ids = true,
-            "--id-cache" => id_cache = Some(PathBuf::from(args.next().ok_or("--id-cache needs a file")?)),
+            "--id-cache" => {
+                id_cache = Some(PathBuf::from(args.next().ok_or("--id-cache needs a file")?))
+            }
             "-h" | "--help" => return Err(String::new()),
             flag if flag.starts_with("--") => return Err(format!("unknown flag {flag}")),
             _ => positional.push(PathBuf::from(arg)),
