@@ -36,6 +36,7 @@ missing_packages() {
   [ -x "$sshd_bin" ] || missing+=(openssh-server)
   command -v ssh >/dev/null 2>&1 || missing+=(openssh-client)
   command -v ssh-keygen >/dev/null 2>&1 || missing+=(openssh-client)
+  command -v openssl >/dev/null 2>&1 || missing+=(openssl) # the HTTPS test front makes its CA
   printf '%s\n' "${missing[@]}" | sort -u | sed '/^$/d'
 }
 
