@@ -53,8 +53,60 @@ pub struct SyncArgs {
     pub dest: PathBuf,
 
     /// Read the files from this directory instead of the manifest's Git repository.
-    #[arg(long, short = 's', value_name = "DIR")]
+    #[arg(long, short = 's', value_name = "DIR", conflicts_with = "reference")]
     pub source: Option<PathBuf>,
+
+    /// Git ref to sync (branch, tag, SHA) instead of spec.git.ref.
+    #[arg(long = "ref", value_name = "REF")]
+    pub reference: Option<String>,
+
+    /// HTTPS token for spec.git.repo, read from a file (as a mounted Secret provides it).
+    #[arg(long, value_name = "FILE", env = "GIT_TOKEN_FILE", group = "git_auth")]
+    pub git_token_file: Option<PathBuf>,
+
+    /// SSH private key for spec.git.repo.
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "GIT_SSH_KEY_FILE",
+        group = "git_auth"
+    )]
+    pub git_ssh_key_file: Option<PathBuf>,
+
+    /// known_hosts file the SSH server's host key must be in (checked strictly).
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "GIT_KNOWN_HOSTS_FILE",
+        requires = "git_ssh_key_file"
+    )]
+    pub git_known_hosts_file: Option<PathBuf>,
+
+    /// Connect over SSH without checking the host key (logs a warning on every connect).
+    #[arg(
+        long,
+        requires = "git_ssh_key_file",
+        conflicts_with = "git_known_hosts_file"
+    )]
+    pub git_insecure_skip_host_key_check: bool,
+
+    /// The GitHub App's private key (PEM), for spec.git.auth.githubApp.
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "GITHUB_APP_KEY_FILE",
+        group = "git_auth"
+    )]
+    pub github_app_key_file: Option<PathBuf>,
+
+    /// Extra CA certificates (PEM) to trust for an HTTPS Git server.
+    #[arg(long, value_name = "FILE")]
+    pub git_ca_file: Option<PathBuf>,
+
+    /// How many times a transient Git failure (network, 5xx, timeout) is tried in all; delays
+    /// double from 30 s up to 5 min.
+    #[arg(long, value_name = "N", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
+    pub git_attempts: u32,
 
     /// Profile from spec.sync.profiles [default: the only profile, or the one named "default"].
     #[arg(long, short = 'p', value_name = "NAME")]

@@ -6,7 +6,10 @@ use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use serde::Deserialize as _;
+use std::io::IsTerminal;
 use stoker_core::spec::GatewaySyncDocument;
+
+use stoker_core::git::{GitAuth, GitSource, GitSourceConfig, RetryPolicy};
 use stoker_core::{LocalSource, Source, TemplateContext};
 use stoker_sync::pipeline::{Pipeline, SyncJob};
 use stoker_sync::{ApplyOptions, MergeStrategy};
@@ -66,27 +69,32 @@ pub async fn sync(args: SyncArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
 
+    let cache_dir = args
+        .cache_dir
+        .clone()
+        .or_else(crate::cli::default_cache_dir);
     let source: Arc<dyn Source> = match &args.source {
         Some(dir) => {
             if !dir.is_dir() {
                 bail!("--source {}: not a directory", dir.display());
             }
             let mut source = LocalSource::new(dir);
-            let cache_dir = args
-                .cache_dir
-                .clone()
-                .or_else(crate::cli::default_cache_dir);
-            if let Some(cache_dir) = cache_dir {
-                source = source.with_id_cache(local_id_cache_file(&cache_dir, dir));
+            if let Some(cache_dir) = &cache_dir {
+                source = source.with_id_cache(local_id_cache_file(cache_dir, dir));
             }
             Arc::new(source)
         }
-        None => bail!(
-            "reading spec.git.repo ({}) needs the git source, which this build does not have yet; pass --source DIR with a checkout",
-            document.spec.git.repo
-        ),
+        None => {
+            let cache_dir = cache_dir.context(
+                "no cache directory for Git objects: pass --cache-dir (neither XDG_CACHE_HOME nor HOME is set)",
+            )?;
+            Arc::new(git_source(&document, &args, &cache_dir)?)
+        }
     };
-    let reference = document.spec.git.reference.clone();
+    let reference = args
+        .reference
+        .clone()
+        .unwrap_or_else(|| document.spec.git.reference.clone());
     let dry_run = args.dry_run || profile.dry_run;
     if profile.dry_run && !args.dry_run {
         eprintln!("dry run: profile {profile_name:?} has dryRun: true; nothing will be written");
@@ -124,6 +132,73 @@ pub async fn sync(args: SyncArgs) -> anyhow::Result<ExitCode> {
         OutputFormat::Json => output::write_json(&mut out, &report)?,
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The Git source for `spec.git`, with credentials from the flags.
+pub fn git_source(
+    document: &GatewaySyncDocument,
+    args: &SyncArgs,
+    cache_dir: &Path,
+) -> anyhow::Result<GitSource> {
+    let git = &document.spec.git;
+    let wanted =
+        match &git.auth {
+            Some(auth) => Some(auth.method().map_err(|message| {
+                anyhow::anyhow!("manifest {}: {message}", args.config.display())
+            })?),
+            None => None,
+        };
+    let auth = if let Some(token_file) = &args.git_token_file {
+        GitAuth::Token {
+            token_file: token_file.clone(),
+        }
+    } else if let Some(key_file) = &args.git_ssh_key_file {
+        GitAuth::SshKey {
+            key_file: key_file.clone(),
+            known_hosts_file: args.git_known_hosts_file.clone(),
+            accept_unknown_host_keys: args.git_insecure_skip_host_key_check,
+        }
+    } else if let Some(private_key_file) = &args.github_app_key_file {
+        let app = git.auth.as_ref().and_then(|a| a.github_app.as_ref()).with_context(|| {
+            format!(
+                "--github-app-key-file needs spec.git.auth.githubApp (appId, installationId) in {}",
+                args.config.display()
+            )
+        })?;
+        GitAuth::GithubApp {
+            app_id: app.app_id.to_string(),
+            installation_id: app.installation_id,
+            private_key_file: private_key_file.clone(),
+            api_base_url: app
+                .api_base_url
+                .clone()
+                .unwrap_or_else(|| "https://api.github.com".to_owned()),
+        }
+    } else {
+        if let Some(method) = wanted {
+            let flag = match method {
+                "token" => "--git-token-file",
+                "sshKey" => "--git-ssh-key-file (and --git-known-hosts-file)",
+                _ => "--github-app-key-file",
+            };
+            bail!(
+                "manifest {} uses spec.git.auth.{method}: pass {flag} with the secret's content",
+                args.config.display()
+            );
+        }
+        GitAuth::None
+    };
+    let mut config = GitSourceConfig::new(git.repo.clone(), cache_dir.join("git"))
+        .with_auth(auth)
+        .with_retry(RetryPolicy {
+            max_attempts: args.git_attempts,
+            ..RetryPolicy::default()
+        })
+        .with_progress(std::io::stderr().is_terminal());
+    if let Some(ca_file) = &args.git_ca_file {
+        config = config.with_ca_file(ca_file);
+    }
+    Ok(GitSource::new(config)?)
 }
 
 /// `CACHE/local/<blob id of the source's absolute path>.json`: one content-id cache per source

@@ -62,6 +62,116 @@ pub struct GitSpec {
     /// Branch, tag or commit.
     #[serde(rename = "ref")]
     pub reference: String,
+    /// How to authenticate (at most one method).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth: Option<GitAuthSpec>,
+}
+
+/// `spec.git.auth`: exactly one of the methods. In a cluster the secrets come from the
+/// referenced Secrets; on the command line from files given by flags.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GitAuthSpec {
+    /// HTTPS token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<SecretRefHolder>,
+    /// SSH deploy key and known_hosts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ssh_key: Option<SshKeySpec>,
+    /// GitHub App installation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub github_app: Option<GithubAppSpec>,
+}
+
+/// A reference to one key of a Secret.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SecretKeyRef {
+    /// The Secret's name.
+    pub name: String,
+    /// The key in the Secret's data.
+    #[serde(default)]
+    pub key: String,
+}
+
+/// `{secretRef: {...}}`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretRefHolder {
+    /// The Secret key holding the value.
+    pub secret_ref: SecretKeyRef,
+}
+
+/// `spec.git.auth.sshKey`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SshKeySpec {
+    /// The private key.
+    pub secret_ref: SecretKeyRef,
+    /// The `known_hosts` file's Secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub known_hosts: Option<SecretRefHolder>,
+}
+
+/// `spec.git.auth.githubApp`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GithubAppSpec {
+    /// The App's id (a number, or the client id string).
+    pub app_id: NumberOrString,
+    /// The installation id.
+    pub installation_id: u64,
+    /// The App's private key.
+    pub private_key_secret_ref: SecretKeyRef,
+    /// REST API base, for GitHub Enterprise Server (`https://HOST/api/v3`).
+    #[serde(
+        default,
+        rename = "apiBaseURL",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub api_base_url: Option<String>,
+}
+
+/// A YAML value written either as a number or as a string.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum NumberOrString {
+    /// `appId: 12345`.
+    Number(u64),
+    /// `appId: "Iv1.abc"`.
+    String(String),
+}
+
+impl std::fmt::Display for NumberOrString {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            NumberOrString::Number(n) => write!(f, "{n}"),
+            NumberOrString::String(s) => f.write_str(s),
+        }
+    }
+}
+
+impl GitAuthSpec {
+    /// The method's name (`token`, `sshKey`, `githubApp`), or an error when not exactly one is
+    /// set.
+    pub fn method(&self) -> Result<&'static str, String> {
+        let set: Vec<&'static str> = [
+            (self.token.is_some(), "token"),
+            (self.ssh_key.is_some(), "sshKey"),
+            (self.github_app.is_some(), "githubApp"),
+        ]
+        .into_iter()
+        .filter_map(|(set, name)| set.then_some(name))
+        .collect();
+        match set.as_slice() {
+            [one] => Ok(one),
+            [] => Err("spec.git.auth sets no method (token, sshKey or githubApp)".to_owned()),
+            several => Err(format!(
+                "spec.git.auth sets {} methods ({}); exactly one is allowed",
+                several.len(),
+                several.join(", ")
+            )),
+        }
+    }
 }
 
 impl GatewaySyncDocument {

@@ -1,0 +1,206 @@
+//! `stoker-agent sync` reading `spec.git` from a real Git repository (loopback servers from
+//! stoker-testkit, `file://`).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers: a panic is the right failure
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use stoker_testkit::repo::Repo;
+
+const MANIFEST: &str = r#"apiVersion: stoker.io/v1alpha1
+kind: GatewaySync
+metadata: {name: plant, namespace: ignition}
+spec:
+  git:
+    repo: REPO
+    ref: main
+AUTH
+  sync:
+    profiles:
+      default:
+        mappings:
+          - source: "services/{{.GatewayName}}"
+            destination: projects
+          - source: versions.json
+            destination: .versions.json
+            template: true
+"#;
+
+struct Setup {
+    _dir: tempfile::TempDir,
+    root: PathBuf,
+    repo: Repo,
+}
+
+impl Setup {
+    fn new(auth: &str) -> Setup {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().to_path_buf();
+        let repo = Repo::init(&root.join("repo.git")).unwrap();
+        repo.commit(
+            "main",
+            &[
+                ("services/site1/a/project.json", b"{}".as_slice()),
+                ("services/site1/a/view.json", b"{\"v\": 1}"),
+                (
+                    "versions.json",
+                    b"{\"commit\": \"{{.Commit}}\", \"ref\": \"{{.Ref}}\"}",
+                ),
+            ],
+            "first",
+        )
+        .unwrap();
+        let manifest = MANIFEST
+            .replace("REPO", &repo.file_url())
+            .replace("AUTH", auth);
+        std::fs::write(root.join("gs.yaml"), manifest).unwrap();
+        Setup {
+            _dir: dir,
+            root,
+            repo,
+        }
+    }
+
+    fn sync(&self, extra: &[&str]) -> Output {
+        let root = &self.root;
+        let mut args: Vec<String> = [
+            "sync",
+            "--config",
+            "gs.yaml",
+            "--dest",
+            "live",
+            "--cache-dir",
+            "cache",
+            "--gateway-name",
+            "site1",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        args.extend(extra.iter().map(|s| s.to_string()));
+        Command::new(env!("CARGO_BIN_EXE_stoker-agent"))
+            .args(&args)
+            .current_dir(root)
+            .env_remove("GIT_TOKEN_FILE")
+            .env_remove("GIT_SSH_KEY_FILE")
+            .env_remove("GIT_KNOWN_HOSTS_FILE")
+            .env_remove("GITHUB_APP_KEY_FILE")
+            .output()
+            .expect("run stoker-agent")
+    }
+
+    fn live(&self, path: &str) -> PathBuf {
+        self.root.join("live").join(path)
+    }
+}
+
+fn ok(output: &Output) -> String {
+    assert!(
+        output.status.success(),
+        "stoker-agent failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn failure(output: &Output) -> String {
+    assert!(!output.status.success(), "expected a failure");
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap()
+}
+
+#[test]
+fn syncs_spec_git_then_only_what_the_next_commit_changed() {
+    let setup = Setup::new("");
+    let first = setup.repo.rev_parse("main").unwrap();
+    let text = ok(&setup.sync(&[]));
+    assert!(text.contains("3 added"), "{text}");
+    assert_eq!(read(&setup.live("projects/a/view.json")), "{\"v\": 1}");
+    let versions = read(&setup.live(".versions.json"));
+    assert!(
+        versions.contains(&first) && versions.contains("\"ref\": \"main\""),
+        "{versions}"
+    );
+    // The cache is a bare repository: no checkout anywhere.
+    assert!(setup.root.join("cache/git").is_dir());
+
+    setup
+        .repo
+        .commit(
+            "main",
+            &[("services/site1/a/view.json", b"{\"v\": 2}".as_slice())],
+            "second",
+        )
+        .unwrap();
+    let text = ok(&setup.sync(&[]));
+    assert!(
+        text.contains("0 added, 2 modified, 0 deleted, 1 unchanged"),
+        "{text}"
+    );
+    assert_eq!(read(&setup.live("projects/a/view.json")), "{\"v\": 2}");
+}
+
+#[test]
+fn ref_flag_syncs_a_tag_and_names_a_missing_ref() {
+    let setup = Setup::new("");
+    setup.repo.tag("v1.0.0", "main").unwrap();
+    setup
+        .repo
+        .commit(
+            "main",
+            &[("services/site1/a/view.json", b"{\"v\": 2}".as_slice())],
+            "second",
+        )
+        .unwrap();
+    ok(&setup.sync(&["--ref", "v1.0.0"]));
+    assert_eq!(read(&setup.live("projects/a/view.json")), "{\"v\": 1}");
+    assert!(read(&setup.live(".versions.json")).contains("\"ref\": \"v1.0.0\""));
+
+    let err = failure(&setup.sync(&["--ref", "no-such-branch"]));
+    assert!(
+        err.contains("no-such-branch") && err.contains("repo.git"),
+        "{err}"
+    );
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+}
+
+#[test]
+fn manifest_auth_needs_the_matching_secret_file() {
+    let setup = Setup::new("    auth:\n      token:\n        secretRef: {name: git, key: token}");
+    let err = failure(&setup.sync(&[]));
+    assert!(
+        err.contains("--git-token-file") && err.contains("spec.git.auth.token"),
+        "{err}"
+    );
+
+    let two = Setup::new(
+        "    auth:\n      token:\n        secretRef: {name: git, key: token}\n      sshKey:\n        secretRef: {name: git, key: id}",
+    );
+    let err = failure(&two.sync(&[]));
+    assert!(err.contains("exactly one"), "{err}");
+}
+
+#[test]
+fn token_is_refused_over_plain_http_and_never_printed() {
+    let setup = Setup::new("");
+    let servers = stoker_testkit::git::servers();
+    let remote = servers.new_repo("agent-token");
+    remote
+        .commit(
+            "main",
+            &[("services/site1/a/project.json", b"{}".as_slice())],
+            "first",
+        )
+        .unwrap();
+    let manifest = MANIFEST
+        .replace("REPO", &servers.http_token_url(&remote))
+        .replace("AUTH", "");
+    std::fs::write(setup.root.join("gs.yaml"), manifest).unwrap();
+    std::fs::write(setup.root.join("token"), format!("{}\n", servers.token())).unwrap();
+    let err = failure(&setup.sync(&["--git-token-file", "token", "--git-attempts", "1"]));
+    assert!(err.contains("http://"), "{err}");
+    assert!(!err.contains(servers.token()), "the token leaked: {err}");
+}
