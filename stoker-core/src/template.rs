@@ -22,6 +22,7 @@
 
 use crate::context::{LookupError, TemplateContext};
 use crate::error::{Error, Result};
+use crate::profile::is_identifier;
 
 /// Longest excerpt of an unsupported action quoted in an error message, in bytes.
 const MAX_QUOTED: usize = 64;
@@ -344,15 +345,6 @@ fn parse_field_path(body: &str) -> Option<Vec<String>> {
     rest.split('.')
         .map(|segment| is_identifier(segment).then(|| segment.to_owned()))
         .collect()
-}
-
-/// `[A-Za-z_][A-Za-z0-9_]*`.
-fn is_identifier(segment: &str) -> bool {
-    let mut bytes = segment.bytes();
-    bytes
-        .next()
-        .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
-        && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_')
 }
 
 /// At most [`MAX_QUOTED`] bytes of `body`, cut on a char boundary, with `…` when cut.
