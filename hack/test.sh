@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 # Property tests: enough cases that CI spends about a minute on them (override with PROPTEST_CASES).
-export PROPTEST_CASES="${PROPTEST_CASES:-256}"
+export PROPTEST_CASES="${PROPTEST_CASES:-400}"
 
 step() { printf '\n==> %s\n' "$*"; }
 
