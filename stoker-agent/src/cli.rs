@@ -35,9 +35,14 @@ pub enum LogFormat {
 pub enum Command {
     /// Sync once: render a GatewaySync profile into a directory and print what changed.
     ///
-    /// Example:
+    /// Examples:
+    ///   # from a directory
     ///   stoker-agent sync --config examples/gatewaysync.yaml --source examples/repo \
-    ///       --dest /tmp/ignition-data --profile area --gateway-name site1
+    ///       --dest /tmp/ignition-data --gateway-name site1
+    ///   # from spec.git, at a tag, with a token
+    ///   stoker-agent sync --config gatewaysync.yaml --ref v2.2.3 \
+    ///       --git-token-file /var/run/secrets/git/token --dest /ignition-data --profile dev
+    #[command(verbatim_doc_comment)]
     Sync(SyncArgs),
 }
 
