@@ -289,6 +289,11 @@ pub fn desired(art: &ArtTree, profile: &ProfileSpec) -> Result<Desired, String> 
                 "mappings[{index}]: type {given:?} but source is {found:?}"
             ));
         }
+        // A mapping whose destination is itself protected could write nothing: it is skipped
+        // (with a warning) and manages nothing, so nothing above it needs to be a directory.
+        if !destination.is_empty() && Scope::protected(&destination) {
+            continue;
+        }
         let mut mapped: Vec<(String, Vec<u8>, bool)> = Vec::new();
         match found {
             MappingType::File => {
