@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs Stoker's whole test suite: formatting, lints, every test of every crate.
-# CI runs exactly this (see .ci/run). Test infrastructure that later suites need (API server,
-# Git servers, …) is started here by the scripts next to this one, and stopped on exit.
+# CI runs exactly this (see .ci/run). Test infrastructure that later suites need (Git servers now;
+# the API server later) is installed by the scripts next to this one; the tests start and stop the servers.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -10,6 +10,10 @@ export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 export PROPTEST_CASES="${PROPTEST_CASES:-400}"
 
 step() { printf '\n==> %s\n' "$*"; }
+
+# Every `cargo test` below is logged here too, for the summary line at the end.
+results=$(mktemp)
+trap 'rm -f "$results"' EXIT
 
 step "test infrastructure: git, git-http-backend, git daemon, sshd (installed once, cached)"
 bash hack/git-servers.sh install
@@ -21,10 +25,10 @@ step "cargo clippy (all targets, warnings are errors)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
 step "cargo test (workspace)"
-cargo test --workspace --locked
+cargo test --workspace --locked 2>&1 | tee -a "$results"
 
 step "stoker-core without default features: builds, tests pass, only the promised dependencies"
-cargo test -p stoker-core --no-default-features --locked
+cargo test -p stoker-core --no-default-features --locked 2>&1 | tee -a "$results"
 deps=$(cargo tree -p stoker-core --no-default-features --edges normal --depth 1 --prefix none --locked \
   | tail -n +2 | awk '{print $1}' | sort -u | tr '\n' ' ')
 if [ "$deps" != "async-trait globset serde thiserror " ]; then
@@ -37,3 +41,6 @@ cargo check --manifest-path fuzz/Cargo.toml --locked
 
 step "benchmarks compile"
 cargo bench -p stoker-benches --no-run --locked
+
+# One closing line for people and CI: every test of every `cargo test` run above.
+awk '/^test result:/ { passed += $4; failed += $6 } END { printf "\ntests: %d passed, %d failed\n", passed, failed }' "$results"
