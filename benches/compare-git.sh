@@ -1,0 +1,114 @@
+#!/usr/bin/env bash
+# Stoker's Git path against git itself and rsync (issue 3's targets), on the 20k-file repository
+# from ../shared/bench/gen-ignition-repo served over smart HTTP on loopback (stoker-git-http:
+# git's own http-backend). ROUNDS rounds (default 3), medians; the cold case alternates which side
+# goes first, the incremental and no-op cases run Stoker first (both sides then start from
+# commit 1's state in their own directories).
+#
+#   first fetch + cold sync   stoker-agent sync (empty cache, empty dest)  vs  git clone --depth 1 URL
+#   incremental 1%            stoker-agent sync commit 1 → 2 (cache and dest at commit 1)
+#                                                                          vs  rsync -a --checksum --delete
+#   no-op with drift check    stoker-agent sync of the same commit again   vs  rsync -a --delete (no-op)
+#
+# Targets (issue 3): ≤ 1.2× time and ≤ 1.0× peak memory of git clone; incremental ≤ 0.05× rsync
+# --checksum; no-op ≤ 1.0× rsync -a --delete. Needs benches/compare.sh's data (generated here when
+# missing) and hack/bench-deps.sh's rsync and GNU time.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+ROUNDS=${ROUNDS:-3}
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
+DATA=$ROOT/target/bench-data
+RUN=$DATA/run-git
+log() { printf '==> %s\n' "$*" >&2; }
+
+bash hack/bench-deps.sh >&2
+cargo build --release --quiet -p stoker-agent --bin stoker-agent -p stoker-testkit --bin stoker-git-http
+AGENT=$CARGO_TARGET_DIR/release/stoker-agent
+HTTP=$CARGO_TARGET_DIR/release/stoker-git-http
+
+REPO=$DATA/repo-20000
+if [ ! -d "$REPO" ]; then
+  log "generating the 20k-file repository"
+  python3 ../shared/bench/gen-ignition-repo "$REPO" --files 20000 --commits 2 --churn 1 >"$DATA/repo-20000.json"
+fi
+mapfile -t COMMITS < <(python3 -c 'import json,sys; print("\n".join(json.load(open(sys.argv[1]))["commits"]))' "$DATA/repo-20000.json")
+for i in 0 1; do
+  dir=$DATA/repo-20000-c$((i + 1))
+  [ -d "$dir" ] || { mkdir -p "$dir" && git -C "$REPO" archive "${COMMITS[$i]}" | tar -x -C "$dir"; }
+done
+
+rm -rf "$RUN" && mkdir -p "$RUN"
+"$HTTP" --root "$DATA" >"$RUN/http.json" 2>"$RUN/http.log" &
+HTTP_PID=$!
+trap 'kill $HTTP_PID 2>/dev/null || true; rm -rf "$RUN"' EXIT
+for _ in $(seq 100); do [ -s "$RUN/http.json" ] && break; sleep 0.1; done
+BASE=$(python3 -c 'import json,sys; print(json.loads(open(sys.argv[1]).readline())["url"])' "$RUN/http.json")
+URL=${BASE%/}/repo-20000
+log "serving $URL"
+
+cat >"$RUN/gs.yaml" <<YAML
+apiVersion: stoker.io/v1alpha1
+kind: GatewaySync
+metadata: {name: bench}
+spec:
+  git: {repo: "$URL", ref: main}
+  sync:
+    profiles:
+      default:
+        mappings: [{source: ".", destination: "."}]
+YAML
+
+# timed CMD...: sets S (seconds) and RSS (MB)
+timed() {
+  sync
+  local start end
+  start=$(date +%s%N)
+  /usr/bin/time -f %M -o "$RUN/.rss" "$@" >"$RUN/.out" 2>"$RUN/.err" || { cat "$RUN/.err" >&2; exit 1; }
+  end=$(date +%s%N)
+  S=$(awk -v a="$start" -v b="$end" 'BEGIN { printf "%.3f", (b - a) / 1e9 }')
+  RSS=$(awk '{ printf "%.0f", $1 / 1024 }' "$RUN/.rss")
+}
+median() { printf '%s\n' "$@" | sort -g | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
+agent() { echo "$AGENT sync --config $RUN/gs.yaml --cache-dir $1 --dest $2 --ref $3 --output json"; }
+
+declare -A ST BL SR BR
+for ((r = 1; r <= ROUNDS; r++)); do
+  order=(st bl)
+  if ((r % 2 == 0)); then order=(bl st); fi
+  for side in "${order[@]}"; do
+    if [ "$side" = st ]; then
+      timed $(agent "$RUN/cache-$r" "$RUN/live-$r" "${COMMITS[0]}")
+      ST[cold]+="$S " && SR[cold]+="$RSS "
+    else
+      timed git clone -q --depth 1 "$URL" "$RUN/clone-$r"
+      BL[cold]+="$S " && BR[cold]+="$RSS "
+    fi
+  done
+  # incremental: both sides start at commit 1
+  cp -a "$DATA/repo-20000-c1" "$RUN/rs-$r"
+  timed $(agent "$RUN/cache-$r" "$RUN/live-$r" "${COMMITS[1]}")
+  ST[inc]+="$S " && SR[inc]+="$RSS "
+  timed rsync -a --checksum --delete "$DATA/repo-20000-c2/" "$RUN/rs-$r/"
+  BL[inc]+="$S " && BR[inc]+="$RSS "
+  # no-op with drift check
+  timed $(agent "$RUN/cache-$r" "$RUN/live-$r" "${COMMITS[1]}")
+  ST[noop]+="$S " && SR[noop]+="$RSS "
+  timed rsync -a --delete "$DATA/repo-20000-c2/" "$RUN/rs-$r/"
+  BL[noop]+="$S " && BR[noop]+="$RSS "
+  diff -r -x .stoker -x .git "$DATA/repo-20000-c2" "$RUN/live-$r" >/dev/null || { echo "live-$r differs from commit 2" >&2; exit 1; }
+  log "round $r done"
+done
+
+printf '\nStoker Git path — %s, 2 cores, load %s; %d rounds, medians\n\n' "$(date -u +%FT%RZ)" "$(cut -d' ' -f1-3 /proc/loadavg)" "$ROUNDS"
+printf '| case | stoker (s) | baseline | baseline (s) | ratio | target | peak RSS stoker / baseline (MB) |\n|---|---:|---|---:|---:|---:|---:|\n'
+row() {
+  local key=$1 name=$2 base=$3 target=$4 st bl
+  st=$(median ${ST[$key]}) && bl=$(median ${BL[$key]})
+  printf '| %s | %s | %s | %s | %.2f× | %s | %s / %s |\n' "$name" "$st" "$base" "$bl" \
+    "$(awk -v a="$st" -v b="$bl" 'BEGIN { print a / b }')" "$target" \
+    "$(printf '%s\n' ${SR[$key]} | sort -g | tail -1)" "$(printf '%s\n' ${BR[$key]} | sort -g | tail -1)"
+}
+row cold "first fetch + cold sync (smart HTTP)" '`git clone --depth 1`' "≤ 1.2×, RSS ≤ 1.0×"
+row inc "incremental 1% (fetch + sync)" '`rsync -a --checksum --delete`' "≤ 0.05×"
+row noop "no-op with drift check" '`rsync -a --delete`' "≤ 1.0×"
