@@ -357,10 +357,7 @@ impl Remote {
             .to_thread_local();
         let account = self.http_account()?;
         let result = (|| -> gix::Result<Vec<AdvertisedRef>> {
-            let remote = scratch
-                .remote_at(self.url.as_str())?
-                .with_fetch_tags(Tags::None)
-                .with_refspecs(refspecs.iter().map(String::as_str), Direction::Fetch)?;
+            let remote = self.remote(&scratch, refspecs)?;
             let mut connection = remote
                 .connect(Direction::Fetch)?
                 .with_credentials(credentials_callback(account));
@@ -396,10 +393,7 @@ impl Remote {
         };
         let started = Instant::now();
         let result = (|| -> gix::Result<gix::remote::fetch::Outcome> {
-            let remote = repo
-                .remote_at(self.url.as_str())?
-                .with_fetch_tags(Tags::None)
-                .with_refspecs(refspecs.iter().map(String::as_str), Direction::Fetch)?;
+            let remote = self.remote(repo, refspecs)?;
             let mut connection = remote
                 .connect(Direction::Fetch)?
                 .with_credentials(credentials_callback(account));
@@ -441,6 +435,17 @@ impl Remote {
     }
 
     /// HTTP transport options with the extra CAs, when there are any (`None`: gix's defaults).
+    /// An anonymous remote for the URL in `repo`, fetching exactly `refspecs` and no tags.
+    fn remote<'repo>(
+        &self,
+        repo: &'repo gix::Repository,
+        refspecs: &[String],
+    ) -> gix::Result<gix::Remote<'repo>> {
+        repo.remote_at(self.url.as_str())?
+            .with_fetch_tags(Tags::None)
+            .with_refspecs(refspecs.iter().map(String::as_str), Direction::Fetch)
+    }
+
     fn transport_options(
         &self,
         repo: &gix::Repository,
