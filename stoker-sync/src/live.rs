@@ -195,13 +195,21 @@ pub fn scan(live: &Path, scope: &Scope) -> Result<LiveTree> {
             continue;
         }
         if root.kind == RootKind::File {
-            // A directory where a file root is: its content is not managed and is not listed.
-            // Only note whether it has any, so that a plan needing its place refuses unless it
-            // is empty (instead of failing halfway through the apply).
-            let mut entries =
+            // A directory where a file root is: its content is not listed here. Children that
+            // other roots manage are scanned by those roots; any other child is not managed, so
+            // a plan needing this place refuses (instead of failing halfway through the apply).
+            let entries =
                 std::fs::read_dir(&full).map_err(|source| Error::io("scanning", &full, source))?;
-            if entries.next().is_some() {
-                tree.unlisted_in.insert(root.path.clone());
+            for child in entries {
+                let child = child.map_err(|source| Error::io("scanning", &full, source))?;
+                let managed = child
+                    .file_name()
+                    .to_str()
+                    .is_some_and(|name| scope.is_managed(&join(&root.path, name)));
+                if !managed {
+                    tree.unlisted_in.insert(root.path.clone());
+                    break;
+                }
             }
             continue;
         }
