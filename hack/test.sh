@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs Stoker's whole test suite: formatting, lints, every test of every crate.
-# CI runs exactly this (see .ci/run). Test infrastructure that later suites need (Git servers now;
-# the API server later) is installed by the scripts next to this one; the tests start and stop the servers.
+# CI runs exactly this (see .ci/run). Test infrastructure is installed by the scripts next to this
+# one (hack/git-servers.sh: git and sshd from Debian; hack/kube.sh: etcd, kube-apiserver and
+# kubectl built from the Go module proxy, cached); the tests start and stop the servers.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,6 +22,12 @@ trap 'rm -f "$results"' EXIT
 
 step "test infrastructure: git, git-http-backend, git daemon, sshd (installed once, cached)"
 bash hack/git-servers.sh install
+
+step "test infrastructure: etcd, kube-apiserver, kubectl (built from the Go module proxy once, cached)"
+bash hack/kube.sh install
+# Tests start their API servers from these binaries (stoker_testkit::kube_api).
+STOKER_KUBE_BIN_DIR=$(bash hack/kube.sh bin-dir)
+export STOKER_KUBE_BIN_DIR
 
 step "cargo fmt --check"
 cargo fmt --all -- --check

@@ -45,12 +45,44 @@ pub enum Error {
     /// Bad configuration (environment variables, arguments) or a bad answer from a server.
     #[error("{0}")]
     Invalid(String),
+    /// `etcd`, `kube-apiserver` or `kubectl` has not been built (see [`crate::kube_api`]).
+    #[error(
+        "the test Kubernetes binaries are not built{}: {detail}; run `hack/kube.sh install` \
+         (builds etcd, kube-apiserver and kubectl once, then caches them)",
+        dir.as_ref().map(|d| format!(" in {}", d.display())).unwrap_or_default()
+    )]
+    KubeBinaries {
+        /// Where they were looked for, when known.
+        dir: Option<PathBuf>,
+        /// What is missing.
+        detail: String,
+    },
+    /// A Kubernetes client operation (loading a kubeconfig, a request) failed.
+    #[error("{what}: {source}")]
+    Kube {
+        /// What was being done, with the resource name.
+        what: String,
+        /// The underlying error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync + 'static>,
+    },
 }
 
 /// `Result` with this crate's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
+    /// An [`Error::Kube`] with context.
+    pub fn kube(
+        what: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        Self::Kube {
+            what: what.into(),
+            source: Box::new(source),
+        }
+    }
+
     /// An [`Error::Io`] with context.
     pub fn io(what: impl Into<String>, source: std::io::Error) -> Self {
         Self::Io {

@@ -1,4 +1,5 @@
-//! Test infrastructure for Stoker: real Git servers on loopback, and Git repositories to serve.
+//! Test infrastructure for Stoker: real Git servers and a real Kubernetes API server on
+//! loopback, and Git repositories to serve.
 //!
 //! This crate is never shipped (`publish = false`); only tests and `hack/` scripts use it.
 //!
@@ -10,6 +11,9 @@
 //! - [`repo`]: bare repositories built with the `git` CLI, deterministic author and dates.
 //! - [`git`]: all of the above started once per test binary ([`git::servers`]), or reused from
 //!   `STOKER_TEST_GIT_*` environment variables set by `hack/git-servers.sh start`.
+//! - [`kube_api`]: a real `kube-apiserver` + etcd on loopback ([`kube_api::cluster`]), built
+//!   and cached by `hack/kube.sh install`, one per test binary or reused from
+//!   `STOKER_TEST_KUBECONFIG`; fresh namespaces per test, `kubectl`, API server restarts.
 //! - [`process`]: servers started as child processes die with the test binary, even when it is
 //!   killed: they run under `hack/lib/reap-on-eof.sh`, which watches a pipe we hold.
 //!
@@ -20,6 +24,7 @@ pub mod error;
 pub mod git;
 pub mod git_daemon;
 pub mod git_http;
+pub mod kube_api;
 pub mod process;
 pub mod repo;
 pub mod sshd;
