@@ -1,7 +1,7 @@
 //! Applying a plan: clear, create directories, write atomically, delete orphans, prune emptied
 //! directories, record the manifest. Crash-safe at every step.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use rayon::prelude::*;
 use stoker_core::relpath;
@@ -12,7 +12,7 @@ use crate::diff_report;
 use crate::error::Result;
 use crate::fsops::{self, Steps};
 use crate::journal;
-use crate::live::LiveKind;
+use crate::live::{self, DirRecord, LiveKind};
 use crate::manifest::{self, MANIFEST_VERSION, Manifest, ManifestEntry};
 use crate::plan::{Delete, Plan, WriteKind};
 
@@ -119,13 +119,21 @@ pub fn apply(plan: Plan, options: &ApplyOptions) -> Result<SyncReport> {
     for (path, entry) in &plan.unchanged {
         files.insert(path.clone(), *entry);
     }
+    let manifest_current = plan.manifest_current;
+    let dirs = if manifest_current {
+        // Unused: the manifest on disk stays.
+        std::collections::BTreeMap::new()
+    } else {
+        directory_records(&plan)
+    };
     let manifest = Manifest {
         version: MANIFEST_VERSION,
         revision: Some(plan.artifact.revision().clone()),
         profile: plan.profile.clone(),
         files,
+        dirs,
     };
-    if !plan.manifest_current {
+    if !manifest_current {
         steps.step()?;
         manifest::store(&live, &manifest)?;
     }
@@ -227,6 +235,56 @@ fn report(
         duration: plan.started.elapsed(),
         projects: crate::desired::projects(&plan.desired.files),
     }
+}
+
+/// At most this many directories changed by a sync are listed again for the manifest; past it
+/// (a first sync into an empty directory), their records are dropped and the next sync lists
+/// them, as it would without a manifest.
+const REFRESH_LIMIT: usize = 1024;
+
+/// The directory records for the next manifest: the plan's scan, with the directories this apply
+/// changed listed again (after every change, right before the manifest is written).
+///
+/// Nothing here decides correctness: a record whose directory changed since (recovery removing
+/// an interrupted sync's temporaries, the gateway adding a file) no longer matches its `lstat`,
+/// so the next scan lists that directory.
+fn directory_records(plan: &Plan) -> BTreeMap<String, DirRecord> {
+    let mut dirs = plan.dirs.clone();
+    let mut changed: BTreeSet<String> = BTreeSet::new();
+    let changed_paths = plan
+        .clears
+        .iter()
+        .map(|d| (d.path.as_str(), d.kind == LiveKind::Dir))
+        .chain(
+            plan.deletes
+                .iter()
+                .map(|d| (d.path.as_str(), d.kind == LiveKind::Dir)),
+        )
+        .chain(plan.writes.iter().map(|w| (w.path.as_str(), false)));
+    for (path, is_dir) in changed_paths {
+        if is_dir {
+            changed.insert(path.to_owned());
+        }
+        // Every ancestor: writes may have created them, deletions may have pruned them.
+        let mut dir = relpath::parent(path);
+        while let Some(current) = dir {
+            if !changed.insert(current.to_owned()) {
+                break;
+            }
+            dir = relpath::parent(current);
+        }
+    }
+    if changed.is_empty() {
+        return dirs;
+    }
+    if changed.len() > REFRESH_LIMIT {
+        for dir in &changed {
+            dirs.remove(dir);
+        }
+        return dirs;
+    }
+    live::refresh(&plan.live, &plan.desired.scope, &mut dirs, &changed);
+    dirs
 }
 
 /// Directories the deletions (and clears) may empty: their ancestors that may be pruned

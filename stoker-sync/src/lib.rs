@@ -9,7 +9,9 @@
 //! - **Scope** ([`scope`]): managed roots (a `dir` destination manages everything below it, a
 //!   `file` destination exactly that file), protected paths (`**/.resources/**`, `.stoker/`).
 //! - **Plan** ([`plan`]): compare with the live directory, trusting the manifest when `lstat`
-//!   still matches, hashing otherwise.
+//!   still matches, hashing otherwise. The live scan ([`live`]) `lstat`s every entry (the drift
+//!   check) but lists only the directories whose `lstat` changed since the manifest recorded
+//!   them.
 //! - **Apply** ([`apply`]): atomic per-file writes (temporary + rename), orphan deletion inside
 //!   managed roots only, empty-directory pruning, manifest, JSON diff report; a lock and a
 //!   journal make it safe against concurrent runs and crashes.

@@ -1,10 +1,18 @@
 //! Reading the live directory: only below the managed roots, never following a symlink.
+//!
+//! [`scan`] lists every directory it enters and `lstat`s every entry. [`scan_guided`] walks the
+//! same way, but takes a directory's entry names from the previous sync's record (a
+//! [`DirRecord`], kept in the manifest) when the directory's `lstat` still matches and was
+//! already older than the manifest then (Git's untracked cache works the same way: creating,
+//! removing or renaming an entry changes its directory's mtime and ctime). Every entry is still
+//! `lstat`ed — that is the drift check — so both return the same [`LiveTree`].
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
-use stoker_core::relpath::join;
+use rayon::prelude::*;
+use stoker_core::relpath::{is_within, join};
 
 use crate::error::{Error, Result};
 use crate::scope::{ManagedRoot, RESOURCES_DIR, RootKind, STATE_DIR, Scope};
@@ -70,8 +78,17 @@ pub struct LiveEntry {
     pub stat: Stat,
 }
 
+impl LiveEntry {
+    fn of(metadata: &std::fs::Metadata) -> Self {
+        LiveEntry {
+            kind: kind_of(metadata.file_type()),
+            stat: Stat::of(metadata),
+        }
+    }
+}
+
 /// The live entries below the managed roots.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct LiveTree {
     /// Relative path → entry, including directories below directory roots.
     pub entries: BTreeMap<String, LiveEntry>,
@@ -94,6 +111,61 @@ impl LiveTree {
             .range(prefix.clone()..)
             .take_while(move |(path, _)| path.starts_with(&prefix))
     }
+}
+
+/// What a directory held when it was last listed: its `lstat` just before, and the names of its
+/// entries. Kept in the manifest; a later scan trusts the names while the directory's `lstat`
+/// matches (see [`scan_guided`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirRecord {
+    /// The directory's `lstat`, taken before it was listed.
+    pub stat: Stat,
+    /// Its entries' names, sorted, joined with `/` (which no name contains); empty for an empty
+    /// directory. Directories holding a name that is not UTF-8 are never recorded.
+    pub names: String,
+}
+
+impl DirRecord {
+    /// The recorded entry names.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.names.split('/').filter(|name| !name.is_empty())
+    }
+}
+
+/// The previous sync's directory records and when they were written.
+#[derive(Debug, Clone, Copy)]
+pub struct Guide<'a> {
+    /// Directory path (relative, `""` for the live root) → record.
+    pub dirs: &'a BTreeMap<String, DirRecord>,
+    /// When the records were written (the manifest's mtime, in file-system time).
+    pub written: i64,
+}
+
+impl<'a> Guide<'a> {
+    /// The record of `dir`, when its `lstat` is `stat` and it is older than the record: the
+    /// names are then still those the directory holds.
+    fn vouched(self, dir: &str, stat: &Stat) -> Option<&'a DirRecord> {
+        // "Racy clean": on a coarse clock a change in the same tick as the record leaves the
+        // times as recorded, so only a directory whose ctime is strictly older than the manifest
+        // is trusted (the rule the manifest's files follow).
+        self.dirs
+            .get(dir)
+            .filter(|record| record.stat == *stat && stat.ctime < self.written)
+    }
+}
+
+/// A scan's result, and what the next sync may keep of it.
+#[derive(Debug, Clone, Default)]
+pub struct Scan {
+    /// The live entries.
+    pub tree: LiveTree,
+    /// Every directory the walk listed or took from the guide (except those holding names that
+    /// are not UTF-8), for the next manifest.
+    pub dirs: BTreeMap<String, DirRecord>,
+    /// Directories read from disk.
+    pub listed: usize,
+    /// Directories whose names came from the guide.
+    pub vouched: usize,
 }
 
 fn kind_of(file_type: std::fs::FileType) -> LiveKind {
@@ -158,18 +230,33 @@ fn check_ancestors(live: &Path, root: &ManagedRoot, scope: &Scope) -> Result<boo
     Ok(true)
 }
 
-/// Scans the live entries below every managed root. Protected directories (`.resources`, the
-/// engine's `.stoker`) are not entered.
+/// Scans the live entries below every managed root, listing every directory. Protected
+/// directories (`.resources`, the engine's `.stoker`) are not entered.
 pub fn scan(live: &Path, scope: &Scope) -> Result<LiveTree> {
-    let mut tree = LiveTree::default();
+    Ok(scan_guided(live, scope, None)?.tree)
+}
+
+/// Scans like [`scan`], taking the names of unchanged directories from `guide` (every entry is
+/// still `lstat`ed, in parallel). The tree is the one [`scan`] returns.
+pub fn scan_guided(live: &Path, scope: &Scope, guide: Option<Guide<'_>>) -> Result<Scan> {
     match lstat(live)? {
-        None => return Ok(tree),
+        None => return Ok(Scan::default()),
         Some(metadata) if !metadata.is_dir() && !metadata.file_type().is_symlink() => {
             return Err(Error::unsafe_live(live, "is not a directory"));
         }
         Some(_) => {}
     }
-    for root in scope.top_roots() {
+    let top = scope.top_roots();
+    let mut walker = Walker {
+        live,
+        scope,
+        guide,
+        prefetched: guide
+            .map(|guide| prefetch(live, &top, guide))
+            .unwrap_or_default(),
+        scan: Scan::default(),
+    };
+    for root in top {
         if !check_ancestors(live, &root, scope)? {
             continue;
         }
@@ -181,17 +268,11 @@ pub fn scan(live: &Path, scope: &Scope) -> Result<LiveTree> {
         let Some(metadata) = lstat(&full)? else {
             continue;
         };
-        let kind = kind_of(metadata.file_type());
+        let entry = LiveEntry::of(&metadata);
         if !root.path.is_empty() {
-            tree.entries.insert(
-                root.path.clone(),
-                LiveEntry {
-                    kind,
-                    stat: Stat::of(&metadata),
-                },
-            );
+            walker.scan.tree.entries.insert(root.path.clone(), entry);
         }
-        if kind != LiveKind::Dir {
+        if entry.kind != LiveKind::Dir {
             continue;
         }
         if root.kind == RootKind::File {
@@ -207,75 +288,229 @@ pub fn scan(live: &Path, scope: &Scope) -> Result<LiveTree> {
                     .to_str()
                     .is_some_and(|name| scope.is_managed(&join(&root.path, name)));
                 if !managed {
-                    tree.unlisted_in.insert(root.path.clone());
+                    walker.scan.tree.unlisted_in.insert(root.path.clone());
                     break;
                 }
             }
             continue;
         }
-        walk_root(&full, &root.path, scope, &mut tree)?;
+        let stat = if root.path.is_empty() {
+            // The live directory itself may be a symlink to the real one: its directory counts.
+            Stat::of(
+                &std::fs::metadata(live).map_err(|source| Error::io("scanning", live, source))?,
+            )
+        } else {
+            entry.stat
+        };
+        walker.walk(&root.path, &stat)?;
     }
-    Ok(tree)
+    Ok(walker.scan)
 }
 
-fn walk_root(full: &Path, root: &str, scope: &Scope, tree: &mut LiveTree) -> Result<()> {
-    let mut walker = walkdir::WalkDir::new(full)
-        .follow_links(false)
-        .min_depth(1)
-        .into_iter();
-    while let Some(item) = walker.next() {
-        let item = item.map_err(|error| {
-            let path = error.path().unwrap_or(full).to_path_buf();
-            Error::io(
-                "scanning",
-                path,
-                error
-                    .into_io_error()
-                    .unwrap_or_else(|| std::io::Error::other("file system loop")),
-            )
-        })?;
-        let is_dir = item.file_type().is_dir();
-        // The state dir only counts at the live root.
-        if is_dir && root.is_empty() && item.depth() == 1 && item.file_name() == STATE_DIR {
-            walker.skip_current_dir();
-            continue;
+/// `lstat`s, in parallel, every entry the guide lists below the top directory roots: the walk
+/// then mostly finds its answers here.
+fn prefetch(live: &Path, top: &[ManagedRoot], guide: Guide<'_>) -> HashMap<String, LiveEntry> {
+    let mut paths: Vec<String> = Vec::new();
+    for (dir, record) in guide.dirs {
+        let walked = top
+            .iter()
+            .any(|root| root.kind == RootKind::Dir && is_within(dir, &root.path));
+        if walked {
+            paths.extend(record.names().map(|name| join(dir, name)));
         }
-        // Protected `.resources` directories are never entered, but they are listed (as
-        // untouchable entries) so that a plan needing their place refuses up front instead of
-        // failing halfway through clearing their parent.
-        let resources = is_dir && item.file_name() == RESOURCES_DIR;
-        if resources {
-            walker.skip_current_dir();
-        }
-        let relative = item.path().strip_prefix(full).unwrap_or(item.path());
-        let Some(relative_str) = relative.to_str() else {
-            tree.warnings.push(format!(
-                "left alone {}: file name is not valid UTF-8",
-                item.path().display()
-            ));
-            if is_dir {
-                walker.skip_current_dir();
-            }
-            // Its directory can never be emptied by the engine: remember it (the parent's name
-            // is UTF-8, or the walk would not have entered it).
-            let parent = relative.parent().and_then(Path::to_str).unwrap_or("");
-            tree.unlisted_in.insert(join(root, parent));
-            continue;
-        };
-        let path = join(root, relative_str);
-        if scope.is_protected(&path) && is_dir && !resources {
-            continue;
-        }
-        let metadata = item
-            .metadata()
-            .map_err(|error| Error::io("scanning", item.path(), std::io::Error::other(error)))?;
-        tree.entries.insert(
-            path,
-            LiveEntry {
-                kind: kind_of(metadata.file_type()),
-                stat: Stat::of(&metadata),
-            },
-        );
     }
-    Ok(())
+    paths
+        .into_par_iter()
+        .with_min_len(256)
+        .filter_map(|path| {
+            let metadata = std::fs::symlink_metadata(live.join(&path)).ok()?;
+            Some((path, LiveEntry::of(&metadata)))
+        })
+        .collect()
+}
+
+struct Walker<'a> {
+    live: &'a Path,
+    scope: &'a Scope,
+    guide: Option<Guide<'a>>,
+    /// `lstat`s taken up front; a missing one is taken when needed.
+    prefetched: HashMap<String, LiveEntry>,
+    scan: Scan,
+}
+
+impl Walker<'_> {
+    fn lstat_entry(&mut self, path: &str) -> Result<Option<LiveEntry>> {
+        if let Some(entry) = self.prefetched.remove(path) {
+            return Ok(Some(entry));
+        }
+        Ok(lstat(&self.live.join(path))?.map(|metadata| LiveEntry::of(&metadata)))
+    }
+
+    /// Walks the directory `dir` (relative; `stat` is its `lstat`, taken before listing it).
+    fn walk(&mut self, dir: &str, stat: &Stat) -> Result<()> {
+        let children = self.children(dir, stat)?;
+        for (name, entry) in children {
+            let is_dir = entry.kind == LiveKind::Dir;
+            // The state dir only counts at the live root.
+            if is_dir && dir.is_empty() && name == STATE_DIR {
+                continue;
+            }
+            // Protected `.resources` directories are never entered, but they are listed (as
+            // untouchable entries) so that a plan needing their place refuses up front instead
+            // of failing halfway through clearing their parent.
+            let resources = is_dir && name == RESOURCES_DIR;
+            let path = join(dir, &name);
+            if is_dir && !resources && self.scope.is_protected(&path) {
+                // Not listed, but entered (what is below may be managed).
+                self.walk(&path, &entry.stat)?;
+                continue;
+            }
+            self.scan.tree.entries.insert(path.clone(), entry);
+            if is_dir && !resources {
+                self.walk(&path, &entry.stat)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The entries of `dir` with their `lstat`, sorted by name: from the guide when it vouches
+    /// for the directory and every recorded entry is still there, otherwise read from disk.
+    fn children(&mut self, dir: &str, stat: &Stat) -> Result<Vec<(String, LiveEntry)>> {
+        if let Some(record) = self.guide.and_then(|guide| guide.vouched(dir, stat)) {
+            let mut children = Vec::new();
+            let mut complete = true;
+            for name in record.names() {
+                match self.lstat_entry(&join(dir, name))? {
+                    Some(entry) => children.push((name.to_owned(), entry)),
+                    // Changed behind the record's back (a clock going backwards): list it.
+                    None => {
+                        complete = false;
+                        break;
+                    }
+                }
+            }
+            if complete {
+                self.scan.vouched += 1;
+                self.scan.dirs.insert(dir.to_owned(), record.clone());
+                return Ok(children);
+            }
+        }
+        self.scan.listed += 1;
+        let full = self.live.join(dir);
+        let mut names = Vec::new();
+        let mut recordable = true;
+        let entries =
+            std::fs::read_dir(&full).map_err(|source| Error::io("scanning", &full, source))?;
+        for entry in entries {
+            let entry = entry.map_err(|source| Error::io("scanning", &full, source))?;
+            match entry.file_name().into_string() {
+                Ok(name) => names.push(name),
+                Err(_) => {
+                    self.scan.tree.warnings.push(format!(
+                        "left alone {}: file name is not valid UTF-8",
+                        entry.path().display()
+                    ));
+                    // Its directory can never be emptied by the engine: remember it.
+                    self.scan.tree.unlisted_in.insert(dir.to_owned());
+                    recordable = false;
+                }
+            }
+        }
+        names.sort();
+        let mut children = Vec::with_capacity(names.len());
+        for name in &names {
+            let path = join(dir, name);
+            let entry = self.lstat_entry(&path)?.ok_or_else(|| {
+                Error::io(
+                    "scanning",
+                    self.live.join(&path),
+                    std::io::Error::from(std::io::ErrorKind::NotFound),
+                )
+            })?;
+            children.push((name.clone(), entry));
+        }
+        if recordable {
+            self.scan.dirs.insert(
+                dir.to_owned(),
+                DirRecord {
+                    stat: *stat,
+                    names: names.join("/"),
+                },
+            );
+        }
+        Ok(children)
+    }
+}
+
+/// Brings the records of directories a sync changed up to date: each directory in `changed`
+/// that the walk enters (below a directory root) is `lstat`ed, then listed; one that is gone or
+/// no longer a directory loses its record and those below it. A directory that cannot be read
+/// only loses its record (the next scan lists it).
+pub fn refresh(
+    live: &Path,
+    scope: &Scope,
+    dirs: &mut BTreeMap<String, DirRecord>,
+    changed: &BTreeSet<String>,
+) {
+    let walked = |dir: &str| {
+        scope
+            .roots()
+            .iter()
+            .any(|root| root.kind == RootKind::Dir && is_within(dir, &root.path))
+    };
+    let targets: Vec<&String> = changed.iter().filter(|dir| walked(dir)).collect();
+    let fresh: Vec<(&String, Option<DirRecord>)> = targets
+        .into_par_iter()
+        .map(|dir| (dir, record_now(live, dir)))
+        .collect();
+    for (dir, record) in fresh {
+        match record {
+            Some(record) => {
+                dirs.insert(dir.clone(), record);
+            }
+            None => {
+                dirs.remove(dir);
+                if let Ok(metadata) = std::fs::symlink_metadata(live.join(dir))
+                    && metadata.is_dir()
+                {
+                    continue; // unreadable, or a name that is not UTF-8: listed next time
+                }
+                let prefix = format!("{dir}/");
+                let below: Vec<String> = dirs
+                    .range(prefix.clone()..)
+                    .take_while(|(path, _)| path.starts_with(&prefix))
+                    .map(|(path, _)| path.clone())
+                    .collect();
+                for path in below {
+                    dirs.remove(&path);
+                }
+            }
+        }
+    }
+}
+
+/// `lstat`, then list, one directory.
+fn record_now(live: &Path, dir: &str) -> Option<DirRecord> {
+    let full = if dir.is_empty() {
+        live.to_path_buf()
+    } else {
+        live.join(dir)
+    };
+    let metadata = if dir.is_empty() {
+        std::fs::metadata(&full).ok()?
+    } else {
+        std::fs::symlink_metadata(&full).ok()?
+    };
+    if !metadata.is_dir() {
+        return None;
+    }
+    let mut names = Vec::new();
+    for entry in std::fs::read_dir(&full).ok()? {
+        names.push(entry.ok()?.file_name().into_string().ok()?);
+    }
+    names.sort();
+    Some(DirRecord {
+        stat: Stat::of(&metadata),
+        names: names.join("/"),
+    })
 }

@@ -1,5 +1,16 @@
 //! The manifest in `live/.stoker/manifest.json`: what the last sync wrote, with the `lstat`
-//! fields that let the next sync trust a file without reading it.
+//! fields that let the next sync trust a file without reading it, and what each directory below
+//! the managed roots held, which lets it skip listing unchanged directories.
+//!
+//! Format (version 2), compact because it is read on every sync:
+//!
+//! ```json
+//! {"version": 2, "revision": {"id": "…", "reference": "main"}, "profile": "default",
+//!  "files": {"projects/a/project.json": ["<blob id>", size, mtime, ctime, ino, mode]},
+//!  "dirs": {"projects/a": [size, mtime, ctime, ino, mode, "name/name/…"]}}
+//! ```
+//!
+//! Times are nanoseconds since the epoch; a directory's names are sorted and joined with `/`.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -9,20 +20,110 @@ use stoker_core::{ContentId, Revision};
 
 use crate::error::{Error, Result};
 use crate::fsops;
-use crate::live::Stat;
+use crate::live::{DirRecord, Stat};
 use crate::scope::STATE_DIR;
 
-/// Manifest format version; another version is ignored (everything is rehashed).
-pub const MANIFEST_VERSION: u32 = 1;
+/// Manifest format version; another version is ignored (everything is rehashed and every
+/// directory listed).
+///
+/// Version 2 added `dirs` and stores entries as arrays.
+pub const MANIFEST_VERSION: u32 = 2;
 
 /// One file the engine wrote or confirmed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "EntryWire", into = "EntryWire")]
 pub struct ManifestEntry {
     /// Content id of the file as written.
     pub id: ContentId,
     /// Its `lstat` right after.
-    #[serde(flatten)]
     pub stat: Stat,
+}
+
+/// `[id, size, mtime, ctime, ino, mode]`.
+#[derive(Serialize, Deserialize)]
+struct EntryWire(ContentId, u64, i64, i64, u64, u32);
+
+impl From<EntryWire> for ManifestEntry {
+    fn from(EntryWire(id, size, mtime, ctime, ino, mode): EntryWire) -> Self {
+        ManifestEntry {
+            id,
+            stat: Stat {
+                size,
+                mtime,
+                ctime,
+                ino,
+                mode,
+            },
+        }
+    }
+}
+
+impl From<ManifestEntry> for EntryWire {
+    fn from(entry: ManifestEntry) -> Self {
+        let Stat {
+            size,
+            mtime,
+            ctime,
+            ino,
+            mode,
+        } = entry.stat;
+        EntryWire(entry.id, size, mtime, ctime, ino, mode)
+    }
+}
+
+/// `[size, mtime, ctime, ino, mode, names]`.
+#[derive(Serialize, Deserialize)]
+struct DirWire(u64, i64, i64, u64, u32, String);
+
+impl From<DirWire> for DirRecord {
+    fn from(DirWire(size, mtime, ctime, ino, mode, names): DirWire) -> Self {
+        DirRecord {
+            stat: Stat {
+                size,
+                mtime,
+                ctime,
+                ino,
+                mode,
+            },
+            names,
+        }
+    }
+}
+
+impl From<DirRecord> for DirWire {
+    fn from(record: DirRecord) -> Self {
+        let Stat {
+            size,
+            mtime,
+            ctime,
+            ino,
+            mode,
+        } = record.stat;
+        DirWire(size, mtime, ctime, ino, mode, record.names)
+    }
+}
+
+mod dirs_wire {
+    //! `dirs` as a map of [`DirWire`](super::DirWire) arrays.
+    use super::{BTreeMap, DirRecord, DirWire};
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(
+        dirs: &BTreeMap<String, DirRecord>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        serializer.collect_map(dirs.iter().map(|(path, record)| {
+            let wire: DirWire = record.clone().into();
+            (path, wire)
+        }))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<BTreeMap<String, DirRecord>, D::Error> {
+        let wire = BTreeMap::<String, DirWire>::deserialize(deserializer)?;
+        Ok(wire.into_iter().map(|(p, w)| (p, w.into())).collect())
+    }
 }
 
 impl ManifestEntry {
@@ -44,6 +145,10 @@ pub struct Manifest {
     pub profile: String,
     /// Desired files after the last apply.
     pub files: BTreeMap<String, ManifestEntry>,
+    /// Directories below the managed roots and what they held after the last apply (see
+    /// [`crate::live::scan_guided`]). Empty when unknown: the next scan lists everything.
+    #[serde(default, with = "dirs_wire")]
+    pub dirs: BTreeMap<String, DirRecord>,
 }
 
 /// Path of the manifest.
@@ -65,24 +170,45 @@ pub fn load(live: &Path) -> (Option<Manifest>, Option<String>) {
             );
         }
     };
+    let version_warning = |version: u32| {
+        format!(
+            "ignored manifest {}: version {version} (expected {MANIFEST_VERSION})",
+            file.display()
+        )
+    };
     match serde_json::from_slice::<Manifest>(&bytes) {
         Ok(manifest) if manifest.version == MANIFEST_VERSION => (Some(manifest), None),
-        Ok(manifest) => (
-            None,
-            Some(format!(
-                "ignored manifest {}: version {} (expected {MANIFEST_VERSION})",
-                file.display(),
-                manifest.version
-            )),
-        ),
-        Err(error) => (
-            None,
-            Some(format!(
-                "ignored corrupt manifest {}: {error}",
-                file.display()
-            )),
-        ),
+        Ok(manifest) => (None, Some(version_warning(manifest.version))),
+        // An older format does not parse as this one: say so rather than "corrupt".
+        Err(error) => match serde_json::from_slice::<Head>(&bytes) {
+            Ok(head) if head.version != MANIFEST_VERSION => {
+                (None, Some(version_warning(head.version)))
+            }
+            _ => (
+                None,
+                Some(format!(
+                    "ignored corrupt manifest {}: {error}",
+                    file.display()
+                )),
+            ),
+        },
     }
+}
+
+/// The first fields of a manifest (the rest is skipped unparsed).
+#[derive(Deserialize)]
+struct Head {
+    version: u32,
+    #[serde(default)]
+    revision: Option<Revision>,
+}
+
+/// The revision the live directory was last synced to, according to its manifest (`None` when
+/// there is no usable manifest). Cheaper than [`load`]: the entries are skipped, not built.
+pub fn last_revision(live: &Path) -> Option<Revision> {
+    let bytes = std::fs::read(path(live)).ok()?;
+    let head: Head = serde_json::from_slice(&bytes).ok()?;
+    (head.version == MANIFEST_VERSION).then_some(head.revision?)
 }
 
 /// When the manifest was written: its file's mtime, in nanoseconds since the epoch (the file

@@ -1,6 +1,6 @@
 //! Planning: compare the desired set with the live directory and decide every step.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
@@ -12,7 +12,7 @@ use stoker_core::{Artifact, ContentId, SyncRequest, TemplateContext};
 use crate::content;
 use crate::desired::{self, DesiredFile, DesiredSet};
 use crate::error::{Error, Result};
-use crate::live::{self, LiveEntry, LiveKind, LiveTree};
+use crate::live::{self, DirRecord, LiveEntry, LiveKind, LiveTree};
 use crate::lock::LiveLock;
 use crate::manifest::{self, Manifest, ManifestEntry};
 
@@ -62,6 +62,9 @@ pub struct Plan {
     pub(crate) writes: Vec<Write>,
     pub(crate) deletes: Vec<Delete>,
     pub(crate) unchanged: Vec<(String, ManifestEntry)>,
+    /// What the scan saw of each directory, for the next manifest (`apply` updates the
+    /// directories it changes).
+    pub(crate) dirs: BTreeMap<String, DirRecord>,
     pub(crate) warnings: Vec<String>,
     pub(crate) previous: Option<stoker_core::Revision>,
     /// The manifest on disk already describes the result: no need to rewrite it.
@@ -139,7 +142,25 @@ pub fn plan(request: &SyncRequest) -> Result<Plan> {
     };
     let (manifest, manifest_warning) = manifest::load(live);
     let manifest_written = manifest.as_ref().and_then(|_| manifest::written_at(live));
-    let tree = live::scan(live, &desired.scope)?;
+    // The previous sync's directory records spare listing the directories that did not change;
+    // every entry is still `lstat`ed (the drift check).
+    let guide = manifest
+        .as_ref()
+        .zip(manifest_written)
+        .map(|(m, written)| live::Guide {
+            dirs: &m.dirs,
+            written,
+        });
+    let scanning = Instant::now();
+    let scan = live::scan_guided(live, &desired.scope, guide)?;
+    tracing::debug!(
+        entries = scan.tree.entries.len(),
+        dirs_listed = scan.listed,
+        dirs_vouched = scan.vouched,
+        elapsed_ms = scanning.elapsed().as_millis() as u64,
+        "live directory scanned"
+    );
+    let live::Scan { tree, dirs, .. } = scan;
     let mut warnings = desired.warnings.clone();
     warnings.extend(manifest_warning);
     warnings.extend(tree.warnings.iter().cloned());
@@ -190,14 +211,17 @@ pub fn plan(request: &SyncRequest) -> Result<Plan> {
         });
     }
 
-    // Nothing to do and the manifest already says exactly this (and vouches for every file):
-    // apply then skips rewriting it, so a no-op sync writes nothing but its report.
+    // Nothing to do and the manifest already says exactly this (and vouches for every file and
+    // directory): apply then skips rewriting it, so a no-op sync writes nothing but its report.
     let manifest_current = writes.is_empty()
         && clears.is_empty()
         && deletes.is_empty()
         && manifest.as_ref().is_some_and(|m| {
             m.revision.as_ref() == Some(request.artifact.revision())
                 && m.profile == request.profile.name
+                // The same directory records (a directory listed again only because it changed
+                // in the manifest's clock tick stays listed each time, which is cheap).
+                && m.dirs == dirs
                 && m.files.len() == unchanged.len()
                 && unchanged.iter().all(|(path, entry)| {
                     m.files.get(path) == Some(entry)
@@ -217,6 +241,7 @@ pub fn plan(request: &SyncRequest) -> Result<Plan> {
         writes,
         deletes,
         unchanged,
+        dirs,
         warnings,
         previous: manifest
             .and_then(|m| m.revision)

@@ -1701,6 +1701,124 @@ fn drift_in_the_same_timestamp_tick_as_the_manifest_write_is_detected() {
     assert_eq!(artifact.reads(), reads);
 }
 
+fn guided_scan(live: &Path, scope: &stoker_sync::scope::Scope) -> stoker_sync::live::Scan {
+    let (manifest, _) = stoker_sync::manifest::load(live);
+    let manifest = manifest.unwrap();
+    let written = stoker_sync::manifest::written_at(live).unwrap();
+    let guide = stoker_sync::live::Guide {
+        dirs: &manifest.dirs,
+        written,
+    };
+    stoker_sync::live::scan_guided(live, scope, Some(guide)).unwrap()
+}
+
+fn scope_of(request: &stoker_core::SyncRequest) -> stoker_sync::scope::Scope {
+    let listing = request.artifact.list().unwrap();
+    stoker_sync::desired::desired_set(&listing, &request.profile, &request.context)
+        .unwrap()
+        .scope
+}
+
+/// The drift check without listing every directory: after a sync, the manifest's records vouch
+/// for every unchanged directory (only `lstat`s are needed), and a directory where something
+/// appeared is listed again, so the stray is found and deleted.
+#[test]
+fn unchanged_directories_are_not_listed_again_and_a_changed_one_is() {
+    let artifact = MemArtifact::new("r1", true)
+        .file("projects/a/view.json", "a")
+        .file("projects/b/view.json", "b")
+        .file("projects/b/deep/x.json", "x");
+    let live = live();
+    let request = request(
+        Arc::new(artifact),
+        vec![map("projects", "projects")],
+        live.path(),
+    );
+    sync(&request).unwrap();
+    // On a coarse clock, directories changed in the manifest's own tick are not trusted (and
+    // listed each time): as if the manifest had been written a second later.
+    let manifest = stoker_sync::manifest::path(live.path());
+    set_mtime(&manifest, mtime_of(&manifest) + Duration::from_secs(1));
+    let scope = scope_of(&request);
+    let scan = guided_scan(live.path(), &scope);
+    assert_eq!((scan.listed, scan.vouched), (0, 4), "{scan:?}");
+    assert_eq!(
+        scan.tree,
+        stoker_sync::live::scan(live.path(), &scope).unwrap()
+    );
+
+    write(live.path(), "projects/b/deep/stray.json", "left by someone");
+    let scan = guided_scan(live.path(), &scope);
+    assert_eq!(scan.listed, 1, "only projects/b/deep is listed again");
+    assert!(scan.tree.entries.contains_key("projects/b/deep/stray.json"));
+    let report = sync(&request).unwrap();
+    assert_eq!(paths(&report.deleted), ["projects/b/deep/stray.json"]);
+}
+
+/// A directory record is trusted only when the directory is older than the manifest ("racy
+/// clean", the rule files follow): on a coarse clock, an entry added in the tick the record was
+/// taken in leaves the directory's stat as recorded.
+#[test]
+fn directory_changed_in_the_tick_of_the_manifest_write_is_listed_again() {
+    let artifact = MemArtifact::new("r1", true).file("projects/a/view.json", "a");
+    let live = live();
+    let request = request(
+        Arc::new(artifact),
+        vec![map("projects", "projects")],
+        live.path(),
+    );
+    sync(&request).unwrap();
+    write(live.path(), "projects/a/stray.json", "stray");
+    // Simulate a coarse clock: the record carries the directory's stat after the change, but
+    // not the new name, and the manifest was written in that same tick.
+    let (manifest, _) = stoker_sync::manifest::load(live.path());
+    let mut manifest = manifest.unwrap();
+    let dir = live.path().join("projects/a");
+    let metadata = std::fs::symlink_metadata(&dir).unwrap();
+    let record = manifest.dirs.get_mut("projects/a").unwrap();
+    assert_eq!(record.names, "view.json");
+    record.stat = stoker_sync::live::Stat::of(&metadata);
+    stoker_sync::manifest::store(live.path(), &manifest).unwrap();
+    let tick = UNIX_EPOCH
+        + Duration::new(
+            u64::try_from(metadata.ctime()).unwrap(),
+            u32::try_from(metadata.ctime_nsec()).unwrap(),
+        );
+    set_mtime(&stoker_sync::manifest::path(live.path()), tick);
+
+    let report = sync(&request).unwrap();
+    assert_eq!(paths(&report.deleted), ["projects/a/stray.json"]);
+}
+
+/// A manifest of the previous format (version 1, without directory records) is ignored with a
+/// warning: every file is rehashed and every directory listed, and the result is the same.
+#[test]
+fn manifest_of_an_older_version_is_ignored_with_a_warning() {
+    let artifact = MemArtifact::new("r1", true).file("projects/a/view.json", "a");
+    let live = live();
+    let request = request(
+        Arc::new(artifact),
+        vec![map("projects", "projects")],
+        live.path(),
+    );
+    sync(&request).unwrap();
+    let old = r#"{"version":1,"revision":{"id":"r1"},"profile":"test","files":{"projects/a/view.json":{"id":"2e65efe2a145dda7ee51d1741299f848e5bf752e","size":1,"mtime":0,"ctime":0,"ino":0,"mode":33188}}}"#;
+    std::fs::write(stoker_sync::manifest::path(live.path()), old).unwrap();
+    write(live.path(), "projects/a/stray.json", "stray");
+    let report = sync(&request).unwrap();
+    assert_eq!(paths(&report.deleted), ["projects/a/stray.json"]);
+    assert!(
+        report.warnings.iter().any(|w| w.contains("version 1")),
+        "{:?}",
+        report.warnings
+    );
+    let (manifest, _) = stoker_sync::manifest::load(live.path());
+    assert_eq!(
+        manifest.unwrap().version,
+        stoker_sync::manifest::MANIFEST_VERSION
+    );
+}
+
 #[test]
 fn corrupt_manifest_is_ignored_and_everything_is_rehashed() {
     let repo = Repo::new();

@@ -824,3 +824,189 @@ impl World {
         snapshot(&self.outside, true)
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Mess: any change behind the engine's back after a sync (the guided scan's property)
+
+/// Names a mess uses (colliding with the generator's paths, protected names included).
+const MESS_NAMES: &[&str] = &[
+    "a",
+    "b",
+    "c",
+    "x.bak",
+    ".gitkeep",
+    "projects",
+    "config",
+    ".resources",
+    ".git",
+    "new",
+];
+
+/// One change to the live directory, applied to whatever is there (indices wrap around).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mess {
+    /// A new file in a directory (the live root included).
+    AddFile(usize, &'static str, &'static str),
+    /// A new directory holding a stray file, one level deeper when `deep`.
+    AddDir(usize, &'static str, bool),
+    /// New content for a file (the size may stay), modification time put back or not.
+    Rewrite(usize, &'static str, bool),
+    /// The executable bit flipped.
+    Chmod(usize),
+    /// An entry removed (a directory with its content).
+    Remove(usize),
+    /// An entry replaced by a directory holding a stray file.
+    ToDir(usize),
+    /// An entry replaced by a file.
+    ToFile(usize, &'static str),
+    /// An entry replaced by a symlink to the directory outside.
+    ToLink(usize),
+    /// An entry renamed within its directory (when the new name is free).
+    Rename(usize, &'static str),
+}
+
+/// A list of changes.
+pub fn mess_strategy() -> impl Strategy<Value = Vec<Mess>> {
+    let index = || 0usize..64;
+    let name = || select(MESS_NAMES);
+    let one = prop_oneof![
+        3 => (index(), name(), select(CONTENTS)).prop_map(|(i, n, c)| Mess::AddFile(i, n, c)),
+        2 => (index(), name(), any::<bool>()).prop_map(|(i, n, d)| Mess::AddDir(i, n, d)),
+        3 => (index(), select(CONTENTS), any::<bool>()).prop_map(|(i, c, k)| Mess::Rewrite(i, c, k)),
+        1 => index().prop_map(Mess::Chmod),
+        2 => index().prop_map(Mess::Remove),
+        1 => index().prop_map(Mess::ToDir),
+        1 => (index(), select(CONTENTS)).prop_map(|(i, c)| Mess::ToFile(i, c)),
+        1 => index().prop_map(Mess::ToLink),
+        1 => (index(), name()).prop_map(|(i, n)| Mess::Rename(i, n)),
+    ];
+    prop::collection::vec(one, 1..=4)
+}
+
+fn remove_any(path: &Path) {
+    let metadata = std::fs::symlink_metadata(path).expect("lstat");
+    if metadata.is_dir() {
+        std::fs::remove_dir_all(path).expect("remove dir");
+    } else {
+        std::fs::remove_file(path).expect("remove");
+    }
+}
+
+impl World {
+    /// Applies changes behind the engine's back.
+    pub fn mess(&self, mess: &[Mess]) {
+        for change in mess {
+            let tree = snapshot(&self.live, false).tree;
+            let entries: Vec<&String> = tree.keys().collect();
+            let dirs: Vec<String> = std::iter::once(String::new())
+                .chain(
+                    tree.iter()
+                        .filter(|(_, n)| n.is_dir())
+                        .map(|(p, _)| p.clone()),
+                )
+                .collect();
+            let files: Vec<&String> = tree
+                .iter()
+                .filter(|(_, n)| matches!(n, Node::File { .. }))
+                .map(|(p, _)| p)
+                .collect();
+            let entry = |i: usize| {
+                entries
+                    .get(i % entries.len().max(1))
+                    .map(|p| self.live.join(p))
+            };
+            let child = |i: usize, name: &str| {
+                let dir = &dirs[i % dirs.len()];
+                self.live.join(if dir.is_empty() {
+                    name.to_owned()
+                } else {
+                    format!("{dir}/{name}")
+                })
+            };
+            match *change {
+                Mess::AddFile(i, name, content) => {
+                    let path = child(i, name);
+                    if std::fs::symlink_metadata(&path).is_err() {
+                        std::fs::write(&path, content).expect("add file");
+                    }
+                }
+                Mess::AddDir(i, name, deep) => {
+                    let path = child(i, name);
+                    if std::fs::symlink_metadata(&path).is_err() {
+                        let inner = if deep { path.join("new") } else { path.clone() };
+                        std::fs::create_dir_all(&inner).expect("add dir");
+                        std::fs::write(inner.join("a"), "stray").expect("stray");
+                    }
+                }
+                Mess::Rewrite(i, content, keep_mtime) => {
+                    let Some(path) = files.get(i % files.len().max(1)).map(|p| self.live.join(p))
+                    else {
+                        continue;
+                    };
+                    let mtime = std::fs::symlink_metadata(&path)
+                        .expect("stat")
+                        .modified()
+                        .expect("mtime");
+                    let file = std::fs::OpenOptions::new()
+                        .write(true)
+                        .truncate(true)
+                        .open(&path)
+                        .expect("open");
+                    std::io::Write::write_all(&mut &file, content.as_bytes()).expect("rewrite");
+                    if keep_mtime {
+                        file.set_modified(mtime).expect("set mtime");
+                    }
+                }
+                Mess::Chmod(i) => {
+                    let Some(path) = files.get(i % files.len().max(1)).map(|p| self.live.join(p))
+                    else {
+                        continue;
+                    };
+                    let mode = std::fs::metadata(&path).expect("stat").mode();
+                    set_mode(&path, mode & 0o100 == 0);
+                }
+                Mess::Remove(i) => {
+                    if let Some(path) = entry(i) {
+                        remove_any(&path);
+                    }
+                }
+                Mess::ToDir(i) => {
+                    if let Some(path) = entry(i) {
+                        remove_any(&path);
+                        std::fs::create_dir(&path).expect("mkdir");
+                        std::fs::write(path.join("b"), "stray").expect("stray");
+                    }
+                }
+                Mess::ToFile(i, content) => {
+                    if let Some(path) = entry(i) {
+                        remove_any(&path);
+                        std::fs::write(&path, content).expect("write");
+                    }
+                }
+                Mess::ToLink(i) => {
+                    if let Some(path) = entry(i) {
+                        remove_any(&path);
+                        std::os::unix::fs::symlink(self.outside.join("dir"), &path)
+                            .expect("symlink");
+                    }
+                }
+                Mess::Rename(i, name) => {
+                    if let Some(path) = entry(i) {
+                        let target = path.with_file_name(name);
+                        if std::fs::symlink_metadata(&target).is_err() {
+                            std::fs::rename(&path, &target).expect("rename");
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// The scope the case's profile gives (`None` when the profile is invalid).
+    pub fn scope(&self) -> Option<stoker_sync::scope::Scope> {
+        let listing = self.artifact.list().ok()?;
+        stoker_sync::desired::desired_set(&listing, &self.profile, &TemplateContext::default())
+            .ok()
+            .map(|set| set.scope)
+    }
+}
