@@ -137,14 +137,15 @@ impl Pipeline {
         let mut context = job.context;
         context.reference = Some(job.reference.clone());
         context.commit = Some(revision.id.clone());
+        let (previous, changed_paths) = self.changes_since_last_sync(&job.live, &revision).await;
         let request = SyncRequest {
             artifact,
             profile: job.profile,
             context,
             live: job.live,
             dry_run: job.dry_run,
-            changed_paths: None,
-            previous: None,
+            changed_paths,
+            previous,
         };
         let strategy = self.strategy.clone();
         let report = tokio::task::spawn_blocking(move || strategy.sync(&request))
@@ -157,6 +158,45 @@ impl Pipeline {
             gateway.post_sync(&report).await?;
         }
         Ok(report)
+    }
+
+    /// The revision the live directory was last synced to (from its manifest) and, when the
+    /// source can tell, the source paths changed since. A failed diff (the previous commit is
+    /// beyond a shallow cache's history, say) is logged and means "unknown": the engine then
+    /// compares everything, as it always may.
+    async fn changes_since_last_sync(
+        &self,
+        live: &std::path::Path,
+        revision: &Revision,
+    ) -> (Option<Revision>, Option<Vec<String>>) {
+        let manifest_live = live.to_path_buf();
+        let previous =
+            tokio::task::spawn_blocking(move || crate::manifest::last_revision(&manifest_live))
+                .await
+                .ok()
+                .flatten();
+        let Some(previous) = previous else {
+            return (None, None);
+        };
+        if previous.id == revision.id {
+            return (Some(previous), Some(Vec::new()));
+        }
+        let started = Instant::now();
+        let changed = match self.source.changed_paths(&previous, revision).await {
+            Ok(changed) => changed,
+            Err(error) => {
+                tracing::warn!(%error, from = %previous, to = %revision, "could not diff the revisions; planning every file");
+                None
+            }
+        };
+        tracing::debug!(
+            from = %previous,
+            to = %revision,
+            changed = changed.as_ref().map(Vec::len),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "changes since the last sync"
+        );
+        (Some(previous), changed)
     }
 
     async fn check_designers(&self, policy: DesignerSessionPolicy) -> Result<()> {
