@@ -30,6 +30,8 @@ pub mod profile;
 pub mod relpath;
 pub mod report;
 pub mod revision;
+#[cfg(feature = "schema")]
+mod schema;
 pub mod source;
 pub mod spec;
 pub mod strategy;

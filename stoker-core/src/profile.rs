@@ -27,62 +27,85 @@ pub const PROTECTED_PATTERNS: &[&str] = &["**/.resources/**"];
 /// assert_eq!(profile.vars["site"], "2");
 /// assert_eq!(profile.exclude_patterns, vec!["**/*.bak".to_string()]);
 /// ```
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "schema", schemars(transform = crate::schema::require_profiles))]
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SyncSpec {
     /// Settings every profile inherits unless it overrides them.
     #[serde(default)]
     pub defaults: SyncDefaults,
-    /// Named profiles; a gateway picks one with the `stoker.io/profile` annotation.
+    /// Named profiles; a gateway picks one with its `stoker.io/profile` annotation (a pod
+    /// without it uses the only profile, or the one named `default`). At least one is required.
     #[serde(default)]
+    #[cfg_attr(
+        feature = "schema",
+        schemars(
+            skip_serializing_if = "BTreeMap::is_empty",
+            extend("minProperties" = 1)
+        )
+    )]
     pub profiles: BTreeMap<String, ProfileSpec>,
 }
 
 /// `spec.sync.defaults`.
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SyncDefaults {
-    /// Doublestar globs matched against destination paths. When absent,
-    /// [`DEFAULT_EXCLUDES`] apply; when given, they replace them.
+    /// Doublestar globs matched against destination paths; matching files are neither written
+    /// nor deleted. When absent, the built-in `**/.git/**` and `**/.gitkeep` apply
+    /// (`DEFAULT_EXCLUDES`); when given, they replace them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(extend("default" = ["**/.git/**", "**/.gitkeep"])))]
     pub exclude_patterns: Option<Vec<String>>,
-    /// Template variables (`{{.Vars.key}}`).
+    /// Template variables every profile inherits (`{{.Vars.key}}`); a profile's own `vars`
+    /// win per key. Keys must be identifiers (`[A-Za-z_][A-Za-z0-9_]*`).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub vars: BTreeMap<String, String>,
-    /// Agent-side resync interval in seconds.
+    /// How often the agent re-checks and re-applies the profile, in seconds (default 30).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(range(min = 1), extend("default" = 30)))]
     pub sync_period: Option<u32>,
-    /// What to do when Designer sessions are open.
+    /// What the agent does when Ignition Designer sessions are open: `proceed` (log a warning
+    /// and sync), `wait` (retry until they close, up to 5 minutes) or `fail` (refuse the sync).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(extend("default" = "proceed")))]
     pub designer_session_policy: Option<DesignerSessionPolicy>,
-    /// Compute and report, write nothing.
+    /// Compute and report what would change, write nothing (default false).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dry_run: Option<bool>,
-    /// Stop syncing.
+    /// Stop syncing every profile that does not override it (default false).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub paused: Option<bool>,
 }
 
-/// `spec.sync.profiles.<name>`.
+/// A sync profile (`spec.sync.profiles.<name>`): ordered mappings, plus overrides of
+/// `spec.sync.defaults`.
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ProfileSpec {
-    /// Ordered source → destination mappings; later ones overlay earlier ones.
+    /// Ordered source → destination mappings; a later mapping's file overlays an earlier one
+    /// at the same destination.
     #[serde(default)]
     pub mappings: Vec<Mapping>,
-    /// Extra exclude globs, added to the defaults' ones.
+    /// Extra exclude globs (doublestar, matched against destination paths), added to
+    /// `defaults.excludePatterns`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub exclude_patterns: Vec<String>,
-    /// Variables; a key here wins over the same key in the defaults.
+    /// Template variables (`{{.Vars.key}}`); a key here wins over the same key in
+    /// `defaults.vars`. Keys must be identifiers (`[A-Za-z_][A-Za-z0-9_]*`).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub vars: BTreeMap<String, String>,
-    /// Overrides `defaults.syncPeriod`.
+    /// Overrides `defaults.syncPeriod` (seconds).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(range(min = 1)))]
     pub sync_period: Option<u32>,
     /// Overrides `defaults.dryRun`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dry_run: Option<bool>,
-    /// Overrides `defaults.designerSessionPolicy`.
+    /// Overrides `defaults.designerSessionPolicy` (`proceed`, `wait` or `fail`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub designer_session_policy: Option<DesignerSessionPolicy>,
     /// Overrides `defaults.paused`.
@@ -91,28 +114,40 @@ pub struct ProfileSpec {
 }
 
 /// One source → destination mapping.
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Mapping {
-    /// Repository-relative path; a template.
+    /// Repository-relative path to copy from; a template (`services/{{.GatewayName}}/projects`).
+    /// Absolute paths and `..` are refused.
+    #[cfg_attr(feature = "schema", schemars(length(min = 1)))]
     pub source: String,
-    /// Path relative to the gateway data directory; a template.
+    /// Path relative to the gateway data directory to copy to; a template. A `dir` destination
+    /// is managed whole (files not in the source are deleted); a `file` destination manages
+    /// that one file. Absolute paths and `..` are refused.
+    #[cfg_attr(feature = "schema", schemars(length(min = 1)))]
     pub destination: String,
-    /// `dir` or `file`; inferred from the source when omitted.
+    /// `dir` or `file`. When omitted it is inferred from the source; when given, a source of the
+    /// other kind is an error.
     #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
     pub kind: Option<MappingType>,
-    /// Fail the sync when the source does not exist (otherwise the mapping is skipped).
+    /// Fail the sync when the source does not exist at the commit (otherwise the mapping is
+    /// skipped).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub required: bool,
-    /// Render file contents as templates.
+    /// Render file contents as templates (`{{.GatewayName}}`, `{{.Vars.key}}`, ...); binary files
+    /// are an error.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub template: bool,
-    /// JSON field patches applied to the mapped files.
+    /// JSON field patches applied to the mapped files after copying (and templating).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub patches: Vec<Patch>,
 }
 
 /// The kind of a mapping.
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+// No type-level description in the schema: the fields' own descriptions are the useful ones.
+#[cfg_attr(feature = "schema", schemars(description = ""))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum MappingType {
@@ -123,18 +158,23 @@ pub enum MappingType {
 }
 
 /// JSON fields to set in the files a glob matches.
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Patch {
     /// Glob relative to the mapping's destination (`config.json`, `**/resource.json`); for a
     /// `file` mapping, matched against the file's name.
+    #[cfg_attr(feature = "schema", schemars(length(min = 1)))]
     pub file: String,
-    /// Dot path → value template (`connection.host: "db-{{.Vars.site}}"`).
+    /// Dot path → value template (`connection.host: "db-{{.Vars.site}}"`, `items.0.name: x`);
+    /// values that read as JSON literals (numbers, `true`, `false`) are set as such.
     #[serde(default)]
     pub set: BTreeMap<String, String>,
 }
 
 /// What an agent does when Ignition Designer sessions are open.
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "schema", schemars(description = ""))]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum DesignerSessionPolicy {

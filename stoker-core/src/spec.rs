@@ -54,75 +54,104 @@ pub struct GatewaySyncSpec {
 }
 
 /// `spec.git`.
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct GitSpec {
-    /// Repository URL (HTTPS, SSH, `file://`).
+    /// Repository URL: `https://host/org/repo.git`, `ssh://git@host/org/repo.git`,
+    /// `git@host:org/repo.git` or `file:///path`.
+    #[cfg_attr(feature = "schema", schemars(length(min = 1)))]
     pub repo: String,
-    /// Branch, tag or commit.
+    /// The branch, tag or commit SHA to sync (`main`, `v1.4.0`, a 40-hex SHA). Resolved to a
+    /// commit without cloning.
     #[serde(rename = "ref")]
+    #[cfg_attr(feature = "schema", schemars(length(min = 1)))]
     pub reference: String,
-    /// How to authenticate (at most one method).
+    /// How to authenticate: exactly one of `token`, `sshKey` or `githubApp`. Omit for public
+    /// repositories.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth: Option<GitAuthSpec>,
 }
 
 /// `spec.git.auth`: exactly one of the methods. In a cluster the secrets come from the
 /// referenced Secrets; on the command line from files given by flags.
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[cfg_attr(
+    feature = "schema",
+    schemars(extend("x-kubernetes-validations" = [{
+        "rule": "(has(self.token) ? 1 : 0) + (has(self.sshKey) ? 1 : 0) + (has(self.githubApp) ? 1 : 0) == 1",
+        "message": "spec.git.auth must set exactly one of token, sshKey or githubApp"
+    }]))
+)]
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct GitAuthSpec {
-    /// HTTPS token.
+    /// An HTTPS token (personal access token, deploy token) read from a Secret; sent as the
+    /// password of HTTP basic auth.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token: Option<SecretRefHolder>,
-    /// SSH deploy key and known_hosts.
+    /// An SSH deploy key read from a Secret, and optionally the `known_hosts` to verify the
+    /// server with (without it the host key is not verified, and the `SSHHostKeyVerification`
+    /// condition says so).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ssh_key: Option<SshKeySpec>,
-    /// GitHub App installation.
+    /// A GitHub App installation: the operator exchanges the App's private key for
+    /// short-lived installation tokens.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub github_app: Option<GithubAppSpec>,
 }
 
 /// A reference to one key of a Secret.
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "schema", schemars(transform = crate::schema::require_key))]
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SecretKeyRef {
-    /// The Secret's name.
+    /// The Secret's name, in the resource's namespace.
+    #[cfg_attr(feature = "schema", schemars(length(min = 1)))]
     pub name: String,
     /// The key in the Secret's data.
     #[serde(default)]
+    #[cfg_attr(
+        feature = "schema",
+        schemars(length(min = 1), skip_serializing_if = "String::is_empty")
+    )]
     pub key: String,
 }
 
 /// `{secretRef: {...}}`.
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SecretRefHolder {
-    /// The Secret key holding the value.
+    /// The Secret and key holding the value.
     pub secret_ref: SecretKeyRef,
 }
 
 /// `spec.git.auth.sshKey`.
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SshKeySpec {
-    /// The private key.
+    /// The Secret and key holding the private key (OpenSSH format).
     pub secret_ref: SecretKeyRef,
-    /// The `known_hosts` file's Secret.
+    /// The Secret and key holding a `known_hosts` file used to verify the server's host key.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub known_hosts: Option<SecretRefHolder>,
 }
 
 /// `spec.git.auth.githubApp`.
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct GithubAppSpec {
-    /// The App's id (a number, or the client id string).
+    /// The App's id (a number, or the App's client id string).
     pub app_id: NumberOrString,
-    /// The installation id.
+    /// The id of the App's installation on the organisation or repository.
     pub installation_id: u64,
-    /// The App's private key.
+    /// The Secret and key holding the App's private key (PEM).
     pub private_key_secret_ref: SecretKeyRef,
-    /// REST API base, for GitHub Enterprise Server (`https://HOST/api/v3`).
+    /// GitHub REST API base URL, for GitHub Enterprise Server (`https://HOST/api/v3`);
+    /// `https://api.github.com` when omitted.
     #[serde(
         default,
         rename = "apiBaseURL",
@@ -139,6 +168,23 @@ pub enum NumberOrString {
     Number(u64),
     /// `appId: "Iv1.abc"`.
     String(String),
+}
+
+/// In the CRD schema: an integer or a string (`x-kubernetes-int-or-string`), the only
+/// number-or-string shape a structural schema allows.
+#[cfg(feature = "schema")]
+impl schemars::JsonSchema for NumberOrString {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "NumberOrString".into()
+    }
+
+    fn inline_schema() -> bool {
+        true
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({ "x-kubernetes-int-or-string": true })
+    }
 }
 
 impl std::fmt::Display for NumberOrString {
