@@ -104,6 +104,69 @@ pub enum Error {
         #[source]
         source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
     },
+
+    /// A request to the application gateway (the Ignition REST API) failed. Never carries the
+    /// API key; the URL has any user name and password removed.
+    #[error("gateway {method} {url}: {}{message}", .status.map(|s| format!("HTTP {s}: ")).unwrap_or_default())]
+    Gateway {
+        /// The HTTP method (`GET`, `POST`).
+        method: &'static str,
+        /// The endpoint's full URL (`http://gw:8088/data/api/v1/scan/projects`), without
+        /// credentials.
+        url: String,
+        /// The last HTTP status received, if the gateway answered at all.
+        status: Option<u16>,
+        /// The class of failure.
+        kind: GatewayErrorKind,
+        /// What happened (attempts made, the start of the answer's body…), without the key.
+        message: String,
+        /// The underlying error, if any.
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
+    },
+}
+
+/// The class of a [`Error::Gateway`] failure: what the caller can do about it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum GatewayErrorKind {
+    /// The API key was missing or rejected (HTTP 401 or 403). Not retried.
+    Auth,
+    /// The gateway's TLS certificate is not trusted. Not retried.
+    Certificate,
+    /// Nothing answered: connection refused, reset, unreachable, or a timeout, through every
+    /// retry.
+    Unreachable,
+    /// The gateway answered with an unexpected status (5xx through every retry, 404, a
+    /// redirect…).
+    Status,
+    /// A 2xx answer whose body could not be understood.
+    InvalidResponse,
+    /// The configuration is unusable (bad URL, unreadable API key or CA file).
+    Config,
+}
+
+impl GatewayErrorKind {
+    /// True for failures worth retrying later without changing anything (network, 5xx).
+    pub fn is_transient(self) -> bool {
+        matches!(
+            self,
+            GatewayErrorKind::Unreachable | GatewayErrorKind::Status
+        )
+    }
+}
+
+impl std::fmt::Display for GatewayErrorKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            GatewayErrorKind::Auth => "API key missing or rejected",
+            GatewayErrorKind::Certificate => "TLS certificate not trusted",
+            GatewayErrorKind::Unreachable => "gateway unreachable",
+            GatewayErrorKind::Status => "unexpected answer",
+            GatewayErrorKind::InvalidResponse => "invalid answer",
+            GatewayErrorKind::Config => "invalid configuration",
+        })
+    }
 }
 
 /// The class of a [`Error::Git`] failure: what the caller can do about it.
@@ -174,6 +237,14 @@ impl Error {
     pub fn git_kind(&self) -> Option<GitErrorKind> {
         match self {
             Error::Git { kind, .. } => Some(*kind),
+            _ => None,
+        }
+    }
+
+    /// The class of a gateway failure, for [`Error::Gateway`].
+    pub fn gateway_kind(&self) -> Option<GatewayErrorKind> {
+        match self {
+            Error::Gateway { kind, .. } => Some(*kind),
             _ => None,
         }
     }

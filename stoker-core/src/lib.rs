@@ -9,7 +9,9 @@
 //!   (JSON fields set by dot path, feature `patch`);
 //! - the traits [`Source`], [`SyncStrategy`], [`Notifier`] and [`Gateway`];
 //! - [`LocalSource`], a directory as a source (feature `local`, on by default);
-//! - [`git::GitSource`], a Git repository as a source (feature `git`, gix, on by default).
+//! - [`git::GitSource`], a Git repository as a source (feature `git`, gix, on by default);
+//! - [`ignition::IgnitionGateway`], the Ignition gateway REST client as a [`Gateway`]
+//!   (feature `ignition`, on by default).
 //!
 //! With `default-features = false` it depends only on serde, thiserror, async-trait and globset.
 #![forbid(unsafe_code)]
@@ -21,6 +23,8 @@ pub mod error;
 pub mod gateway;
 #[cfg(feature = "git")]
 pub mod git;
+#[cfg(feature = "ignition")]
+pub mod ignition;
 #[cfg(feature = "local")]
 pub mod local;
 pub mod notify;
@@ -40,7 +44,7 @@ pub mod template;
 pub use artifact::{Artifact, Entry, EntryKind, Listing};
 pub use content_id::ContentId;
 pub use context::TemplateContext;
-pub use error::{Error, GitErrorKind, Result};
+pub use error::{Error, GatewayErrorKind, GitErrorKind, Result};
 pub use gateway::{Gateway, Health, PreSyncCheck};
 #[cfg(feature = "git")]
 pub use git::{GitArtifact, GitAuth, GitSource, GitSourceConfig, RetryPolicy};

@@ -14,6 +14,9 @@
 //! - [`kube_api`]: a real `kube-apiserver` + etcd on loopback ([`kube_api::cluster`]), built
 //!   and cached by `hack/kube.sh install`, one per test binary or reused from
 //!   `STOKER_TEST_KUBECONFIG`; fresh namespaces per test, `kubectl`, API server restarts.
+//! - [`gateway_sim`]: a simulator of the Ignition gateway REST endpoints Stoker calls (scan,
+//!   designers, gateway-info) with an API key, a call log, Designer sessions, injected
+//!   failures and HTTPS ([`gateway_sim::GatewaySim`], binary `stoker-gateway-sim`).
 //! - [`process`]: servers started as child processes die with the test binary, even when it is
 //!   killed: they run under `hack/lib/reap-on-eof.sh`, which watches a pipe we hold.
 //!
@@ -21,6 +24,7 @@
 #![forbid(unsafe_code)]
 
 pub mod error;
+pub mod gateway_sim;
 pub mod git;
 pub mod git_daemon;
 pub mod git_http;
