@@ -42,6 +42,10 @@ pub enum Command {
     ///   # from spec.git, at a tag, with a token
     ///   stoker-agent sync --config gatewaysync.yaml --ref v2.2.3 \
     ///       --git-token-file /var/run/secrets/git/token --dest /ignition-data --profile dev
+    ///   # and ask the gateway to rescan afterwards (respecting open Designer sessions)
+    ///   stoker-agent sync --config gatewaysync.yaml --dest /ignition-data \
+    ///       --gateway-url http://127.0.0.1:8088 \
+    ///       --gateway-api-key-file /var/run/secrets/ignition/api-key
     #[command(verbatim_doc_comment)]
     Sync(SyncArgs),
 }
@@ -112,6 +116,26 @@ pub struct SyncArgs {
     /// double from 30 s up to 5 min.
     #[arg(long, value_name = "N", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
     pub git_attempts: u32,
+
+    /// The Ignition gateway's base URL (e.g. http://127.0.0.1:8088). When given, the sync
+    /// first checks open Designer sessions (per the profile's designerSessionPolicy: proceed,
+    /// wait or fail) and, when it changed files, asks the gateway to rescan (POST
+    /// /data/api/v1/scan/projects, then /scan/config).
+    #[arg(long, value_name = "URL")]
+    pub gateway_url: Option<String>,
+
+    /// The gateway API key (tokenName:secret), read from a file (as a mounted Secret provides
+    /// it); sent in the X-Ignition-API-Token header.
+    #[arg(long, value_name = "FILE", requires = "gateway_url")]
+    pub gateway_api_key_file: Option<PathBuf>,
+
+    /// Extra CA certificates (PEM) to trust for an https:// gateway URL.
+    #[arg(long, value_name = "FILE", requires = "gateway_url")]
+    pub gateway_ca_file: Option<PathBuf>,
+
+    /// Accept any TLS certificate from the gateway (a test gateway only; logs a warning).
+    #[arg(long, requires = "gateway_url", conflicts_with = "gateway_ca_file")]
+    pub gateway_insecure_skip_tls_verify: bool,
 
     /// Profile from spec.sync.profiles [default: the only profile, or the one named "default"].
     #[arg(long, short = 'p', value_name = "NAME")]

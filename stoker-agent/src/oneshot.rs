@@ -15,6 +15,7 @@ use stoker_sync::pipeline::{Pipeline, SyncJob};
 use stoker_sync::{ApplyOptions, MergeStrategy};
 
 use crate::cli::{OutputFormat, SyncArgs};
+use crate::gateway::Recorder;
 use crate::output;
 
 /// Reads a GatewaySync manifest; errors name the file.
@@ -113,7 +114,11 @@ pub async fn sync(args: SyncArgs) -> anyhow::Result<ExitCode> {
         fsync: args.fsync,
         ..ApplyOptions::default()
     });
-    let pipeline = Pipeline::new(source).with_strategy(strategy);
+    let mut pipeline = Pipeline::new(source).with_strategy(strategy);
+    let recorder = crate::gateway::from_args(&args)?.map(|g| Arc::new(Recorder::new(g)));
+    if let Some(recorder) = &recorder {
+        pipeline = pipeline.with_gateway(recorder.clone());
+    }
     let report = pipeline
         .run(SyncJob {
             reference,
@@ -125,11 +130,24 @@ pub async fn sync(args: SyncArgs) -> anyhow::Result<ExitCode> {
         .await
         .map_err(|error| hint(error, &args))?;
 
+    let gateway = recorder.as_ref().map(|r| r.outcome());
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     match args.output {
-        OutputFormat::Text => output::write_text(&mut out, &report, &args.dest)?,
-        OutputFormat::Json => output::write_json(&mut out, &report)?,
+        OutputFormat::Text => {
+            output::write_text(&mut out, &report, &args.dest)?;
+            if let Some(gateway) = &gateway {
+                output::write_gateway_text(&mut out, gateway, &report)?;
+            }
+        }
+        OutputFormat::Json => output::write_json(&mut out, &report, gateway.as_ref())?,
+    }
+    drop(out);
+    // The files are synced and reported; a rescan that failed still fails the command.
+    if let Some(error) = recorder.as_ref().and_then(|r| r.take_scan_error()) {
+        return Err(anyhow::Error::new(error).context(
+            "the files were synced, but the gateway did not rescan them (it will pick them up on its next scan or restart)",
+        ));
     }
     Ok(ExitCode::SUCCESS)
 }

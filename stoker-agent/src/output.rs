@@ -5,6 +5,8 @@ use std::path::Path;
 
 use stoker_core::SyncReport;
 
+use crate::gateway::GatewayOutcome;
+
 /// How many changed paths the text output lists before summarising the rest.
 pub const MAX_LISTED: usize = 50;
 
@@ -57,9 +59,48 @@ pub fn write_text(out: &mut dyn Write, report: &SyncReport, dest: &Path) -> std:
     Ok(())
 }
 
-/// The report as pretty JSON.
-pub fn write_json(out: &mut dyn Write, report: &SyncReport) -> std::io::Result<()> {
-    serde_json::to_writer_pretty(&mut *out, report)?;
+/// What the sync asked the gateway: Designer sessions seen, the rescan or why it failed.
+pub fn write_gateway_text(
+    out: &mut dyn Write,
+    gateway: &GatewayOutcome,
+    report: &SyncReport,
+) -> std::io::Result<()> {
+    if let Some(sessions) = gateway.designer_sessions.as_ref().filter(|s| !s.is_empty()) {
+        writeln!(
+            out,
+            "  gateway: {} Designer session(s) open: {}",
+            sessions.len(),
+            sessions.join("; ")
+        )?;
+    }
+    if let Some(scan) = &gateway.scan {
+        writeln!(out, "  gateway: rescan requested ({scan})")?;
+    } else if let Some(error) = &gateway.scan_error {
+        writeln!(out, "  gateway: rescan FAILED: {error}")?;
+    } else if report.dry_run {
+        writeln!(out, "  gateway: no rescan (dry run)")?;
+    } else if report.changed() == 0 {
+        writeln!(out, "  gateway: no rescan needed (nothing changed)")?;
+    }
+    Ok(())
+}
+
+/// The report as pretty JSON; with a gateway, its outcome under the key `gateway`.
+pub fn write_json(
+    out: &mut dyn Write,
+    report: &SyncReport,
+    gateway: Option<&GatewayOutcome>,
+) -> std::io::Result<()> {
+    match gateway {
+        None => serde_json::to_writer_pretty(&mut *out, report)?,
+        Some(gateway) => {
+            let mut value = serde_json::to_value(report)?;
+            if let serde_json::Value::Object(map) = &mut value {
+                map.insert("gateway".to_owned(), serde_json::to_value(gateway)?);
+            }
+            serde_json::to_writer_pretty(&mut *out, &value)?;
+        }
+    }
     writeln!(out)
 }
 
