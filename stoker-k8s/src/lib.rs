@@ -1,8 +1,37 @@
 //! # stoker-k8s
 //!
-//! Kubernetes as a library for Stoker: the `GatewaySync` custom resource, the reconciler and the
-//! pod injector. This crate is a placeholder until the operator work lands; it re-exports the
-//! profile types the resource's `spec.sync` is made of.
+//! Kubernetes as a library for Stoker: everything the operator, the pod injector and the agent
+//! agree on, as types and pure functions. Nothing here talks to an API server; the reconciler
+//! and the agent do the I/O and call these.
+//!
+//! - [`crd`] — the `GatewaySync` resource (`stoker.io/v1alpha1`): spec (composed of
+//!   stoker-core's `spec.git` / `spec.sync` types plus `polling`, `gateway`, `agent`), status,
+//!   printer columns, and the generated CustomResourceDefinition ([`crd::crd`],
+//!   [`crd::crd_yaml`]; the `crdgen` binary writes it into the Helm chart).
+//! - [`annotations`] — pod and resource annotations, labels, names.
+//! - [`conditions`] — condition types and reasons, and a setter that keeps
+//!   `lastTransitionTime` while the status is unchanged.
+//! - [`validation`] — spec checks the schema cannot express → the `ProfilesValid` condition.
+//! - [`refs`] — which ref to resolve: `spec.git.ref` or the webhook's
+//!   `stoker.io/requested-ref`.
+//! - [`discovery`] — which running pods are gateways of a resource, their names and profiles.
+//! - [`metadata`] — the controller → agent ConfigMap `stoker-metadata-{cr}`.
+//! - [`gateway_status`] — the agent → controller ConfigMaps, one per gateway pod.
+//! - [`aggregate`] — pods + reports + resolved commit → `status.discoveredGateways`, the
+//!   `GATEWAYS` column and the conditions.
+//! - [`error`] — the crate's [`Error`].
 #![forbid(unsafe_code)]
 
-pub use stoker_core::{Mapping, Patch, ProfileSpec, SyncDefaults, SyncSpec};
+pub mod aggregate;
+pub mod annotations;
+pub mod conditions;
+pub mod crd;
+pub mod discovery;
+pub mod error;
+pub mod gateway_status;
+pub mod metadata;
+pub mod refs;
+pub mod validation;
+
+pub use crd::{GatewaySync, GatewaySyncSpec, GatewaySyncStatus};
+pub use error::{Error, Result};

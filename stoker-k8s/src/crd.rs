@@ -1,0 +1,536 @@
+//! The `GatewaySync` custom resource (`stoker.io/v1alpha1`): spec, status, and the
+//! CustomResourceDefinition generated from them.
+//!
+//! `spec.git` and `spec.sync` are stoker-core's own types ([`GitSpec`], [`SyncSpec`]), the
+//! ones `stoker-agent sync --config` parses, so the cluster and the command line read the same
+//! document the same way. This module adds `polling`, `gateway`, `agent` and the status.
+//!
+//! ```
+//! use stoker_k8s::crd::GatewaySync;
+//! let gs: GatewaySync = serde_yaml::from_str(r#"
+//! apiVersion: stoker.io/v1alpha1
+//! kind: GatewaySync
+//! metadata: {name: site, namespace: plant}
+//! spec:
+//!   git: {repo: "https://git.example/scada.git", ref: main}
+//!   gateway: {api: {secretName: gw-api-key}}
+//!   sync:
+//!     profiles:
+//!       standard:
+//!         mappings: [{source: "services/{{.GatewayName}}/projects", destination: projects}]
+//! "#).unwrap();
+//! assert_eq!(gs.spec.polling.interval, "60s");
+//! assert_eq!(gs.spec.gateway.port, 8088);
+//! assert_eq!(gs.spec.gateway.api.unwrap().secret_key, "apiKey");
+//! ```
+
+use k8s_openapi::api::core::v1::ResourceRequirements;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use kube::{CustomResource, CustomResourceExt};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+pub use stoker_core::spec::{
+    GitAuthSpec, GitSpec, GithubAppSpec, NumberOrString, SecretKeyRef, SecretRefHolder, SshKeySpec,
+};
+pub use stoker_core::{
+    DesignerSessionPolicy, Mapping, MappingType, Patch, ProfileSpec, SyncDefaults, SyncSpec,
+};
+
+use crate::error::{Error, Result};
+
+/// The API group.
+pub const GROUP: &str = "stoker.io";
+/// The API version.
+pub const VERSION: &str = "v1alpha1";
+/// The kind.
+pub const KIND: &str = "GatewaySync";
+/// The CRD's name (`<plural>.<group>`).
+pub const CRD_NAME: &str = "gatewaysyncs.stoker.io";
+/// Default `spec.polling.interval`.
+pub const DEFAULT_POLLING_INTERVAL: &str = "60s";
+/// Default `spec.gateway.port`.
+pub const DEFAULT_GATEWAY_PORT: u16 = 8088;
+/// Default `spec.gateway.api.secretKey`.
+pub const DEFAULT_API_SECRET_KEY: &str = "apiKey";
+/// The pattern `spec.polling.interval` must match: a Go duration such as `30s`, `5m`,
+/// `1h30m` or `1.5h` (units `ns`, `us`, `µs`, `ms`, `s`, `m`, `h`).
+pub const DURATION_PATTERN: &str = r"^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$";
+
+/// `spec` of a `GatewaySync`: which Git ref every discovered Ignition gateway converges to,
+/// and how.
+// Clippy reads the repeated `printcolumn(type_ = ...)` items of kube's attribute as duplicates.
+#[allow(clippy::duplicated_attributes)]
+#[derive(CustomResource, Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[kube(
+    group = "stoker.io",
+    version = "v1alpha1",
+    kind = "GatewaySync",
+    plural = "gatewaysyncs",
+    shortname = "gs",
+    category = "stoker",
+    namespaced,
+    status = "GatewaySyncStatus",
+    derive = "PartialEq",
+    doc = "GatewaySync syncs the configuration of Ignition gateways from a Git ref. The operator \
+           resolves spec.git.ref to a commit; the stoker-agent sidecar in each gateway pod \
+           (pods annotated stoker.io/cr-name: <this name>) fetches that commit and applies its \
+           profile's mappings to the gateway's data directory.",
+    printcolumn(
+        name = "Ref",
+        type_ = "string",
+        json_path = ".spec.git.ref",
+        description = "The Git ref in the spec"
+    ),
+    printcolumn(
+        name = "Gateways",
+        type_ = "string",
+        json_path = ".status.gatewaySummary",
+        description = "Discovered gateways synced to the resolved commit"
+    ),
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status",
+        description = "The Ready condition's status"
+    ),
+    printcolumn(
+        name = "Status",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].message",
+        description = "The Ready condition's message"
+    ),
+    printcolumn(
+        name = "Commit",
+        type_ = "string",
+        json_path = ".status.lastSyncCommitShort",
+        priority = 1,
+        description = "The resolved commit (short SHA)"
+    ),
+    printcolumn(
+        name = "Profiles",
+        type_ = "integer",
+        json_path = ".status.profileCount",
+        priority = 1,
+        description = "Profiles in spec.sync.profiles"
+    ),
+    printcolumn(
+        name = "Last Sync",
+        type_ = "date",
+        json_path = ".status.lastSyncTime",
+        priority = 1,
+        description = "When the resolved commit last changed"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
+)]
+#[serde(rename_all = "camelCase")]
+pub struct GatewaySyncSpec {
+    /// The Git repository, the ref to sync, and how to authenticate.
+    pub git: GitSpec,
+    /// How often the operator re-resolves the ref (webhooks from the Git host make it
+    /// immediate; polling is the fallback).
+    #[serde(default)]
+    pub polling: PollingSpec,
+    /// How the agent reaches the Ignition gateway's REST API in its pod (to rescan projects
+    /// and config after a sync, and to check for open Designer sessions).
+    #[serde(default)]
+    pub gateway: GatewaySpec,
+    /// Sync profiles (ordered source → destination mappings, excludes, variables, patches) and
+    /// the defaults they inherit.
+    pub sync: SyncSpec,
+    /// The injected agent sidecar: image and resources. Usually omitted: the Helm chart's
+    /// default agent image is used.
+    #[serde(default, skip_serializing_if = "AgentSpec::is_empty")]
+    pub agent: AgentSpec,
+    /// Stop all syncing: the operator keeps resolving and reporting, agents write nothing.
+    #[serde(default)]
+    pub paused: bool,
+}
+
+/// `spec.polling`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PollingSpec {
+    /// Re-resolve the ref periodically (default true). Turn off when a webhook from the Git
+    /// host or a promotion tool triggers syncs.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// How often to re-resolve the ref: a Go duration such as `30s`, `5m` or `1h30m`
+    /// (default `60s`).
+    #[serde(default = "default_polling_interval")]
+    #[schemars(pattern(DURATION_PATTERN))]
+    pub interval: String,
+}
+
+impl Default for PollingSpec {
+    fn default() -> Self {
+        PollingSpec {
+            enabled: true,
+            interval: DEFAULT_POLLING_INTERVAL.to_owned(),
+        }
+    }
+}
+
+impl PollingSpec {
+    /// The polling period, or `None` when polling is disabled.
+    ///
+    /// ```
+    /// use stoker_k8s::crd::PollingSpec;
+    /// let polling = PollingSpec { enabled: true, interval: "1m30s".into() };
+    /// assert_eq!(polling.period().unwrap(), Some(std::time::Duration::from_secs(90)));
+    /// ```
+    pub fn period(&self) -> Result<Option<std::time::Duration>> {
+        if !self.enabled {
+            return Ok(None);
+        }
+        parse_go_duration(&self.interval).map(Some)
+    }
+}
+
+/// `spec.gateway`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GatewaySpec {
+    /// The gateway's HTTP(S) port inside its pod (default 8088).
+    #[serde(default = "default_gateway_port")]
+    #[schemars(range(min = 1, max = 65535))]
+    pub port: u16,
+    /// Use HTTPS to reach the gateway (default false).
+    #[serde(default)]
+    pub tls: bool,
+    /// The Secret holding the Ignition API key the agent sends. Without it the agent calls the
+    /// gateway API unauthenticated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api: Option<GatewayApiSpec>,
+}
+
+impl Default for GatewaySpec {
+    fn default() -> Self {
+        GatewaySpec {
+            port: DEFAULT_GATEWAY_PORT,
+            tls: false,
+            api: None,
+        }
+    }
+}
+
+/// `spec.gateway.api`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GatewayApiSpec {
+    /// The name of the Secret (same namespace) holding the Ignition API key.
+    #[schemars(length(min = 1))]
+    pub secret_name: String,
+    /// The key in the Secret's data (default `apiKey`).
+    #[serde(default = "default_api_secret_key")]
+    #[schemars(length(min = 1))]
+    pub secret_key: String,
+}
+
+/// `spec.agent`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AgentSpec {
+    /// The agent container image; fields left out come from the operator's default (the Helm
+    /// chart's `agentImage` values). A pod's `stoker.io/agent-image` annotation wins over both.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<AgentImageSpec>,
+    /// CPU and memory requests and limits of the agent container.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceRequirements>,
+}
+
+impl AgentSpec {
+    /// True when nothing is set.
+    pub fn is_empty(&self) -> bool {
+        self.image.is_none() && self.resources.is_none()
+    }
+}
+
+/// `spec.agent.image`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AgentImageSpec {
+    /// Image repository (`ghcr.io/example/stoker-agent`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repository: Option<String>,
+    /// Image tag.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tag: Option<String>,
+    /// Image pull policy: `Always`, `IfNotPresent` or `Never`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pull_policy: Option<PullPolicy>,
+}
+
+/// A container image pull policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[schemars(description = "")]
+pub enum PullPolicy {
+    /// Pull on every start.
+    Always,
+    /// Pull when the node does not have the image.
+    IfNotPresent,
+    /// Never pull.
+    Never,
+}
+
+impl PullPolicy {
+    /// The Kubernetes spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PullPolicy::Always => "Always",
+            PullPolicy::IfNotPresent => "IfNotPresent",
+            PullPolicy::Never => "Never",
+        }
+    }
+}
+
+/// `status` of a `GatewaySync`, written by the operator.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GatewaySyncStatus {
+    /// The `metadata.generation` this status was computed from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// The ref last resolved (the spec's, or a webhook's `stoker.io/requested-ref`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_sync_ref: Option<String>,
+    /// The commit the ref last resolved to (full SHA); agents converge to it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_sync_commit: Option<String>,
+    /// The first 7 characters of `lastSyncCommit`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_sync_commit_short: Option<String>,
+    /// When the resolved commit last changed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_sync_time: Option<Time>,
+    /// The state of ref resolution: `NotResolved`, `Resolving`, `Resolved` or `Error` (the
+    /// `RefResolved` condition says why).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ref_resolution_status: Option<RefResolutionStatus>,
+    /// The number of profiles in `spec.sync.profiles`.
+    #[serde(default)]
+    pub profile_count: i32,
+    /// Discovered gateways synced to the resolved commit, as `kubectl get` shows it
+    /// (`2/3 synced`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway_summary: Option<String>,
+    /// The gateway pods annotated `stoker.io/cr-name: <this name>` that are running, with what
+    /// their agents last reported.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub discovered_gateways: Vec<DiscoveredGateway>,
+    /// The resource's conditions: `RefResolved`, `ProfilesValid`, `AllGatewaysSynced`,
+    /// `SidecarInjected`, `SSHHostKeyVerification`, `RefSkew`, `Ready`, ...
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
+    pub conditions: Vec<Condition>,
+}
+
+/// `status.refResolutionStatus`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[schemars(description = "")]
+pub enum RefResolutionStatus {
+    /// Not attempted yet.
+    NotResolved,
+    /// In progress.
+    Resolving,
+    /// Resolved to `lastSyncCommit`.
+    Resolved,
+    /// Failed; the `RefResolved` condition says why.
+    Error,
+}
+
+/// One entry of `status.discoveredGateways`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DiscoveredGateway {
+    /// The gateway's identity: the pod's `stoker.io/gateway-name` annotation, else its
+    /// `app.kubernetes.io/name` label, else the pod name.
+    pub name: String,
+    /// The pod's namespace.
+    pub namespace: String,
+    /// The pod's name.
+    pub pod_name: String,
+    /// The pod's service account.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_account_name: Option<String>,
+    /// The profile the pod asks for (`stoker.io/profile`); empty means the default choice.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<String>,
+    /// The gateway's sync state: `Pending` (not synced to the resolved commit yet, or no report
+    /// yet), `Synced`, `Error`, or `MissingSidecar` (the pod has no agent).
+    #[serde(default)]
+    pub sync_status: SyncStatus,
+    /// When the agent last finished a sync.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_sync_time: Option<Time>,
+    /// How long the last sync took (`1.23s`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_sync_duration: Option<String>,
+    /// The commit the gateway is synced to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub synced_commit: Option<String>,
+    /// The ref the gateway is synced to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub synced_ref: Option<String>,
+    /// The agent's version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_version: Option<String>,
+    /// The outcome of the last gateway rescan request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_scan_result: Option<String>,
+    /// Files added, modified or deleted by the last sync.
+    #[serde(default)]
+    pub files_changed: i64,
+    /// Ignition projects present after the last sync.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub projects_synced: Vec<String>,
+    /// A human-readable detail: the last error, or why the gateway is pending.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+/// A gateway's sync state, as its agent reports it (`Pending`, `Synced`, `Error`) or as the
+/// operator sees it (`MissingSidecar`: the pod has no agent).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[schemars(description = "")]
+pub enum SyncStatus {
+    /// Not synced to the resolved commit yet (or not reported yet).
+    #[default]
+    Pending,
+    /// Files applied and the gateway rescanned.
+    Synced,
+    /// The last sync failed.
+    Error,
+    /// The pod asks for injection but has no agent sidecar.
+    MissingSidecar,
+}
+
+impl SyncStatus {
+    /// The spelling used in status and ConfigMaps.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SyncStatus::Pending => "Pending",
+            SyncStatus::Synced => "Synced",
+            SyncStatus::Error => "Error",
+            SyncStatus::MissingSidecar => "MissingSidecar",
+        }
+    }
+}
+
+impl std::str::FromStr for SyncStatus {
+    type Err = String;
+
+    fn from_str(value: &str) -> std::result::Result<Self, String> {
+        match value {
+            "Pending" => Ok(SyncStatus::Pending),
+            "Synced" => Ok(SyncStatus::Synced),
+            "Error" => Ok(SyncStatus::Error),
+            "MissingSidecar" => Ok(SyncStatus::MissingSidecar),
+            other => Err(format!(
+                "unknown sync status {other:?} (expected Pending, Synced, Error or MissingSidecar)"
+            )),
+        }
+    }
+}
+
+impl std::fmt::Display for SyncStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The CustomResourceDefinition of `GatewaySync`, as kube derives it.
+///
+/// ```
+/// let crd = stoker_k8s::crd::crd();
+/// assert_eq!(crd.metadata.name.as_deref(), Some("gatewaysyncs.stoker.io"));
+/// ```
+pub fn crd() -> CustomResourceDefinition {
+    GatewaySync::crd()
+}
+
+/// The first line of the generated CRD file.
+pub const CRD_FILE_HEADER: &str =
+    "# Generated by `cargo run -p stoker-k8s --bin crdgen -- --write`. Do not edit.\n";
+
+/// The path of the CRD in the Helm chart, relative to the workspace root.
+pub const CRD_FILE: &str = "charts/stoker/crds/gatewaysyncs.stoker.io.yaml";
+
+/// The CRD as the YAML file the Helm chart ships ([`CRD_FILE`]), header included.
+pub fn crd_yaml() -> Result<String> {
+    let yaml = serde_yaml::to_string(&crd()).map_err(Error::CrdYaml)?;
+    Ok(format!("{CRD_FILE_HEADER}{yaml}"))
+}
+
+/// Parses a Go duration (`300ms`, `30s`, `5m`, `1h30m`, `1.5h`), the syntax of
+/// `spec.polling.interval`.
+///
+/// ```
+/// use std::time::Duration;
+/// use stoker_k8s::crd::parse_go_duration;
+/// assert_eq!(parse_go_duration("1h30m").unwrap(), Duration::from_secs(5400));
+/// assert_eq!(parse_go_duration("1.5s").unwrap(), Duration::from_millis(1500));
+/// assert!(parse_go_duration("5 minutes").is_err());
+/// ```
+pub fn parse_go_duration(value: &str) -> Result<std::time::Duration> {
+    let fail = |message| Error::InvalidDuration {
+        value: value.to_owned(),
+        message,
+    };
+    if value.is_empty() {
+        return Err(fail("empty"));
+    }
+    let mut rest = value;
+    let mut total_nanos: f64 = 0.0;
+    while !rest.is_empty() {
+        let number_len = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .ok_or_else(|| fail("a number without a unit (ns, us, ms, s, m, h)"))?;
+        if number_len == 0 {
+            return Err(fail("expected a number"));
+        }
+        let number: f64 = rest[..number_len]
+            .parse()
+            .map_err(|_| fail("malformed number"))?;
+        rest = &rest[number_len..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let nanos_per_unit = match &rest[..unit_len] {
+            "ns" => 1.0,
+            "us" | "µs" | "μs" => 1e3,
+            "ms" => 1e6,
+            "s" => 1e9,
+            "m" => 60e9,
+            "h" => 3600e9,
+            _ => return Err(fail("unknown unit (expected ns, us, ms, s, m or h)")),
+        };
+        rest = &rest[unit_len..];
+        total_nanos += number * nanos_per_unit;
+    }
+    if !total_nanos.is_finite() || total_nanos > u64::MAX as f64 {
+        return Err(fail("too large"));
+    }
+    Ok(std::time::Duration::from_nanos(total_nanos.round() as u64))
+}
+
+fn default_true() -> bool {
+    true
+}
+
+fn default_polling_interval() -> String {
+    DEFAULT_POLLING_INTERVAL.to_owned()
+}
+
+fn default_gateway_port() -> u16 {
+    DEFAULT_GATEWAY_PORT
+}
+
+fn default_api_secret_key() -> String {
+    DEFAULT_API_SECRET_KEY.to_owned()
+}

@@ -1,0 +1,84 @@
+//! The crate's one error type.
+
+/// Everything that can go wrong in stoker-k8s's pure logic: reading the ConfigMap protocol,
+/// building owned objects, parsing durations, generating the CRD.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A ConfigMap of the controller ↔ agent protocol lacks a required key.
+    #[error("ConfigMap {configmap}: missing key {key:?}")]
+    MissingKey {
+        /// The ConfigMap's name.
+        configmap: String,
+        /// The missing key.
+        key: &'static str,
+    },
+    /// A ConfigMap key holds a value that does not parse.
+    #[error("ConfigMap {configmap}: key {key:?} = {value:?}: {message}")]
+    InvalidValue {
+        /// The ConfigMap's name.
+        configmap: String,
+        /// The key.
+        key: &'static str,
+        /// The value found.
+        value: String,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// A ConfigMap key holds JSON that does not parse as the expected type.
+    #[error("ConfigMap {configmap}: key {key:?} is not valid JSON for its type")]
+    InvalidJson {
+        /// The ConfigMap's name.
+        configmap: String,
+        /// The key.
+        key: &'static str,
+        /// The parser's error.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// A value could not be serialised to JSON.
+    #[error("serialising {what} to JSON")]
+    Serialize {
+        /// What was being serialised.
+        what: &'static str,
+        /// The serialiser's error.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// An object needed as an owner has no `metadata.uid` (it was not read from the API server).
+    #[error(
+        "{kind} {name:?} has no metadata.uid; read it from the API server before owning objects with it"
+    )]
+    MissingUid {
+        /// The owner's kind.
+        kind: &'static str,
+        /// The owner's name.
+        name: String,
+    },
+    /// A Go duration string (`30s`, `5m`, `1h30m`) that does not parse.
+    #[error("invalid duration {value:?}: {message}")]
+    InvalidDuration {
+        /// The string.
+        value: String,
+        /// What is wrong with it.
+        message: &'static str,
+    },
+    /// The CRD could not be rendered as YAML.
+    #[error("rendering the CustomResourceDefinition as YAML")]
+    CrdYaml(#[source] serde_yaml::Error),
+    /// The CRD could not be turned into or read back from JSON.
+    #[error("converting the CustomResourceDefinition to JSON")]
+    CrdJson(#[source] serde_json::Error),
+    /// Reading or writing a file (the CRD file of the Helm chart).
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: std::path::PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// `Result` with this crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
