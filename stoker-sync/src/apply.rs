@@ -93,10 +93,16 @@ pub fn apply(plan: Plan, options: &ApplyOptions) -> Result<SyncReport> {
                 options.fsync,
                 &steps,
             )?;
+            // The recipe holds only for what the plan computed (a local source may have
+            // changed in between).
+            let recipe = write
+                .planned
+                .filter(|(planned, _)| *planned == id)
+                .and_then(|(_, recipe)| recipe);
             Ok((
                 write.path.clone(),
                 id,
-                ManifestEntry { id, stat },
+                ManifestEntry { id, stat, recipe },
                 bytes.len() as u64,
             ))
         })

@@ -76,6 +76,60 @@ pub fn desired_id(
     Ok(ContentId::of_blob(&produce(artifact, path, file, context)?))
 }
 
+/// What a transformed file's content is made of besides its source's bytes, kept in the manifest
+/// so that a later plan knows, without producing it, that the desired content has not changed:
+/// when the fingerprint is the same and the source's bytes are the same (equal content ids, or
+/// a path the source's diff does not list), the content id is the one recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Recipe {
+    /// Fingerprint of the source path, the transform (template flag, rendered patches) and, for
+    /// a template, the variables other than `Commit` and `Ref`.
+    pub fingerprint: ContentId,
+    /// The source's content id, when the source listed it.
+    pub source_id: Option<ContentId>,
+}
+
+/// The fingerprint of everything but the source's bytes that `file`'s content depends on, for a
+/// template that does not use `{{.Commit}}` or `{{.Ref}}`.
+pub fn fingerprint(file: &DesiredFile, context: &TemplateContext) -> ContentId {
+    let variables = file.transform.template.then(|| {
+        let mut variables = context.clone();
+        variables.commit = None;
+        variables.reference = None;
+        variables
+    });
+    let text = format!(
+        "{}\0{:?}\0{:?}",
+        file.source, file.transform.patches, variables
+    );
+    ContentId::of_blob(text.as_bytes())
+}
+
+/// True when a template's text may read `{{.Commit}}` or `{{.Ref}}` (which change with every
+/// revision): its content is then never reused from the manifest.
+fn mentions_revision(text: &[u8]) -> bool {
+    text.windows(3).any(|window| window == b"Ref")
+        || text.windows(6).any(|window| window == b"Commit")
+}
+
+/// Content id of a transformed file's desired content (produced, never taken from the source),
+/// and its [`Recipe`] unless it depends on the revision.
+pub fn transformed_id(
+    artifact: &dyn Artifact,
+    path: &str,
+    file: &DesiredFile,
+    context: &TemplateContext,
+) -> Result<(ContentId, Option<Recipe>)> {
+    let bytes = artifact.read(&file.source)?;
+    let revision_free = !file.transform.template || !mentions_revision(&bytes);
+    let produced = transform(path, file, bytes, context)?;
+    let recipe = revision_free.then(|| Recipe {
+        fingerprint: fingerprint(file, context),
+        source_id: file.source_id,
+    });
+    Ok((ContentId::of_blob(&produced), recipe))
+}
+
 /// Hashes a reader as a Git blob. The length is not trusted: the bytes are buffered when the
 /// reader yields a different amount than `expected_len`.
 pub fn hash_reader(

@@ -6,18 +6,21 @@
 //!
 //! ```json
 //! {"version": 2, "revision": {"id": "…", "reference": "main"}, "profile": "default",
-//!  "files": {"projects/a/project.json": ["<blob id>", size, mtime, ctime, ino, mode]},
+//!  "files": {"projects/a/project.json": ["<blob id>", size, mtime, ctime, ino, mode],
+//!            "config/db.json": ["<id>", size, mtime, ctime, ino, mode, "<recipe>", "<source id>"]},
 //!  "dirs": {"projects/a": [size, mtime, ctime, ino, mode, "name/name/…"]}}
 //! ```
 //!
-//! Times are nanoseconds since the epoch; a directory's names are sorted and joined with `/`.
+//! Times are nanoseconds since the epoch; a directory's names are sorted and joined with `/`. A
+//! transformed file may carry its [`Recipe`] (fingerprint, source id or `null`).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use stoker_core::{ContentId, Revision};
 
+use crate::content::Recipe;
 use crate::error::{Error, Result};
 use crate::fsops;
 use crate::live::{DirRecord, Stat};
@@ -30,44 +33,77 @@ use crate::scope::STATE_DIR;
 pub const MANIFEST_VERSION: u32 = 2;
 
 /// One file the engine wrote or confirmed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(from = "EntryWire", into = "EntryWire")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ManifestEntry {
     /// Content id of the file as written.
     pub id: ContentId,
     /// Its `lstat` right after.
     pub stat: Stat,
+    /// For a transformed file (template, patches) that does not depend on the revision: what its
+    /// content was made from.
+    pub recipe: Option<Recipe>,
 }
 
-/// `[id, size, mtime, ctime, ino, mode]`.
-#[derive(Serialize, Deserialize)]
-struct EntryWire(ContentId, u64, i64, i64, u64, u32);
-
-impl From<EntryWire> for ManifestEntry {
-    fn from(EntryWire(id, size, mtime, ctime, ino, mode): EntryWire) -> Self {
-        ManifestEntry {
-            id,
-            stat: Stat {
-                size,
-                mtime,
-                ctime,
-                ino,
-                mode,
-            },
+/// `[id, size, mtime, ctime, ino, mode]`, then `fingerprint, sourceId|null` when there is a
+/// recipe.
+impl Serialize for ManifestEntry {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeTuple;
+        let mut tuple = serializer.serialize_tuple(if self.recipe.is_some() { 8 } else { 6 })?;
+        tuple.serialize_element(&self.id)?;
+        tuple.serialize_element(&self.stat.size)?;
+        tuple.serialize_element(&self.stat.mtime)?;
+        tuple.serialize_element(&self.stat.ctime)?;
+        tuple.serialize_element(&self.stat.ino)?;
+        tuple.serialize_element(&self.stat.mode)?;
+        if let Some(recipe) = &self.recipe {
+            tuple.serialize_element(&recipe.fingerprint)?;
+            tuple.serialize_element(&recipe.source_id)?;
         }
+        tuple.end()
     }
 }
 
-impl From<ManifestEntry> for EntryWire {
-    fn from(entry: ManifestEntry) -> Self {
-        let Stat {
-            size,
-            mtime,
-            ctime,
-            ino,
-            mode,
-        } = entry.stat;
-        EntryWire(entry.id, size, mtime, ctime, ino, mode)
+impl<'de> Deserialize<'de> for ManifestEntry {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = ManifestEntry;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("[id, size, mtime, ctime, ino, mode] with an optional recipe")
+            }
+
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<ManifestEntry, A::Error> {
+                fn next<'de, T: Deserialize<'de>, A: serde::de::SeqAccess<'de>>(
+                    seq: &mut A,
+                    index: usize,
+                ) -> Result<T, A::Error> {
+                    seq.next_element()?
+                        .ok_or_else(|| serde::de::Error::invalid_length(index, &"6 or 8 items"))
+                }
+                let id = next(&mut seq, 0)?;
+                let stat = Stat {
+                    size: next(&mut seq, 1)?,
+                    mtime: next(&mut seq, 2)?,
+                    ctime: next(&mut seq, 3)?,
+                    ino: next(&mut seq, 4)?,
+                    mode: next(&mut seq, 5)?,
+                };
+                let recipe = match seq.next_element::<ContentId>()? {
+                    Some(fingerprint) => Some(Recipe {
+                        fingerprint,
+                        source_id: next(&mut seq, 7)?,
+                    }),
+                    None => None,
+                };
+                Ok(ManifestEntry { id, stat, recipe })
+            }
+        }
+        deserializer.deserialize_seq(Visitor)
     }
 }
 

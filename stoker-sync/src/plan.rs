@@ -9,7 +9,7 @@ use rayon::prelude::*;
 use stoker_core::relpath;
 use stoker_core::{Artifact, ContentId, SyncRequest, TemplateContext};
 
-use crate::content;
+use crate::content::{self, Recipe};
 use crate::desired::{self, DesiredFile, DesiredSet};
 use crate::error::{Error, Result};
 use crate::live::{self, DirRecord, LiveEntry, LiveKind, LiveTree};
@@ -36,6 +36,9 @@ pub struct Write {
     pub file: DesiredFile,
     /// Content id of what is replaced, when known.
     pub previous_id: Option<ContentId>,
+    /// For a transformed file: the content id the plan computed (or reused) and its recipe,
+    /// recorded in the manifest when the written content has that id.
+    pub planned: Option<(ContentId, Option<Recipe>)>,
 }
 
 /// One live entry to remove.
@@ -169,6 +172,7 @@ pub fn plan(request: &SyncRequest) -> Result<Plan> {
     let cleared: BTreeSet<&str> = clears.iter().map(|d| d.path.as_str()).collect();
 
     let artifact = request.artifact.as_ref();
+    let changes = SourceChanges::new(request, manifest.as_ref());
     let verdicts: Vec<Result<(String, Verdict)>> = desired
         .files
         .par_iter()
@@ -182,7 +186,9 @@ pub fn plan(request: &SyncRequest) -> Result<Plan> {
                 manifest: manifest.as_ref(),
                 written: manifest_written,
             };
-            let verdict = compare(live, artifact, &context, path, file, entry, recorded)?;
+            let verdict = compare(
+                live, artifact, &context, path, file, entry, recorded, &changes,
+            )?;
             Ok((path.clone(), verdict))
         })
         .collect();
@@ -368,6 +374,63 @@ impl Recorded<'_> {
     }
 }
 
+/// What the source says changed since the revision the manifest records.
+struct SourceChanges {
+    /// Changed source paths; `None` when unknown (or not relative to the manifest's revision).
+    changed: Option<std::collections::HashSet<String>>,
+}
+
+impl SourceChanges {
+    fn new(request: &SyncRequest, manifest: Option<&Manifest>) -> Self {
+        let base = manifest.and_then(|m| m.revision.as_ref()).map(|r| &r.id);
+        let relative_to_manifest =
+            base.is_some() && base == request.previous.as_ref().map(|r| &r.id);
+        let changed = request
+            .changed_paths
+            .as_ref()
+            .filter(|_| relative_to_manifest)
+            .map(|paths| paths.iter().cloned().collect());
+        SourceChanges { changed }
+    }
+
+    /// True when the source file at `path` is known to hold the same bytes as at the manifest's
+    /// revision.
+    fn unchanged(&self, path: &str) -> bool {
+        self.changed
+            .as_ref()
+            .is_some_and(|changed| !changed.contains(path))
+    }
+}
+
+/// The content id of a transformed file known from the manifest without producing it: same
+/// recipe fingerprint and same source bytes (equal source ids, or a source path the diff since
+/// the manifest's revision does not list).
+fn reused_id(
+    path: &str,
+    file: &DesiredFile,
+    context: &TemplateContext,
+    recorded: Recorded<'_>,
+    changes: &SourceChanges,
+) -> Option<(ContentId, Option<Recipe>)> {
+    let entry = recorded.manifest?.files.get(path)?;
+    let recipe = entry.recipe?;
+    let same_source = match (recipe.source_id, file.source_id) {
+        (Some(recorded), Some(now)) => recorded == now,
+        _ => changes.unchanged(&file.source),
+    };
+    if !same_source || recipe.fingerprint != content::fingerprint(file, context) {
+        return None;
+    }
+    Some((
+        entry.id,
+        Some(Recipe {
+            fingerprint: recipe.fingerprint,
+            source_id: file.source_id.or(recipe.source_id),
+        }),
+    ))
+}
+
+#[allow(clippy::too_many_arguments)]
 fn compare(
     live: &Path,
     artifact: &dyn Artifact,
@@ -376,22 +439,28 @@ fn compare(
     file: &DesiredFile,
     entry: Option<&LiveEntry>,
     recorded: Recorded<'_>,
+    changes: &SourceChanges,
 ) -> Result<Verdict> {
+    // Transformed content can fail (a binary file with `template: true`, a patch on a file that
+    // is not JSON): produce it while planning, so that such an input stops the sync before
+    // anything is written rather than halfway through `apply`. Unless the manifest shows it was
+    // produced from the same inputs before (then it succeeded, with this id).
+    let transformed = if file.transform.is_identity() {
+        None
+    } else {
+        match reused_id(path, file, context, recorded, changes) {
+            Some(reused) => Some(reused),
+            None => Some(content::transformed_id(artifact, path, file, context)?),
+        }
+    };
     let write = |kind, previous_id| {
         Ok(Verdict::Write(Write {
             path: path.to_owned(),
             kind,
             file: file.clone(),
             previous_id,
+            planned: transformed,
         }))
-    };
-    // Transformed content can fail (a binary file with `template: true`, a patch on a file that
-    // is not JSON): produce it while planning, so that such an input stops the sync before
-    // anything is written rather than halfway through `apply`.
-    let transformed_id = if file.transform.is_identity() {
-        None
-    } else {
-        Some(content::desired_id(artifact, path, file, context)?)
     };
     let Some(entry) = entry else {
         return write(WriteKind::Add, None);
@@ -409,8 +478,8 @@ fn compare(
     if file.transform.is_identity() && trusted.is_none() && entry.stat.size != file.source_size {
         return write(WriteKind::Modify, previous);
     }
-    let desired_id = match transformed_id {
-        Some(id) => id,
+    let desired_id = match transformed {
+        Some((id, _)) => id,
         None => content::desired_id(artifact, path, file, context)?,
     };
     let live_id = match trusted {
@@ -425,6 +494,7 @@ fn compare(
         Ok(Verdict::Unchanged(ManifestEntry {
             id: desired_id,
             stat: entry.stat,
+            recipe: transformed.and_then(|(_, recipe)| recipe),
         }))
     } else {
         write(WriteKind::Modify, Some(live_id))

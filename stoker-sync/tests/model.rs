@@ -16,10 +16,11 @@ use std::collections::BTreeSet;
 use proptest::prelude::*;
 use proptest::sample::Index;
 use proptest::test_runner::FileFailurePersistence;
-use stoker_core::SyncReport;
+use stoker_core::{SyncReport, SyncStrategy};
 use stoker_sync::{ApplyOptions, MergeStrategy};
 
 use spec::{Node, Outcome, Scope, Tree};
+use world::Pre;
 use world::{Case, Mess, Snap, World};
 
 /// Cases per property when `PROPTEST_CASES` is not set (about a minute for the whole file in a
@@ -254,6 +255,95 @@ fn guided_scan_sees_every_change_holds(case: &Case, mess: &[Mess]) -> Result<(),
             prop_assert!(false, "the engine synced but the model says: {reason}");
         }
         (Outcome::Invalid(_) | Outcome::Refused { .. }, Err(_)) => {}
+    }
+    Ok(())
+}
+
+/// What a plan decided, for comparing two plans.
+type PlanSummary = (
+    Vec<(
+        String,
+        stoker_sync::plan::WriteKind,
+        Option<stoker_core::ContentId>,
+    )>,
+    Vec<(
+        String,
+        stoker_sync::live::LiveKind,
+        Option<stoker_core::ContentId>,
+    )>,
+    usize,
+    Vec<String>,
+);
+
+fn summary(plan: &stoker_sync::Plan) -> PlanSummary {
+    (
+        plan.writes()
+            .iter()
+            .map(|w| (w.path.clone(), w.kind, w.previous_id))
+            .collect(),
+        plan.deletes()
+            .map(|d| (d.path.clone(), d.kind, d.previous_id))
+            .collect(),
+        plan.unchanged(),
+        plan.warnings().to_vec(),
+    )
+}
+
+/// Incremental planning: with the previous revision and the source paths changed since (as the
+/// pipeline passes them), the plan is the one made without them, and the sync gives the model's
+/// result.
+fn changed_paths_change_only_the_work_holds(case: &Case) -> Result<(), TestCaseError> {
+    let world = World::new(case);
+    let (previous, changed) = match &case.pre {
+        Pre::Nothing => return Ok(()),
+        Pre::Same => ("main", Vec::new()),
+        Pre::Other(other) => {
+            let before = world::art_tree(other);
+            let changed: BTreeSet<String> = before
+                .keys()
+                .chain(world.art.keys())
+                .filter(|path| before.get(*path) != world.art.get(*path))
+                .cloned()
+                .collect();
+            ("pre", changed.into_iter().collect())
+        }
+    };
+    let engine = MergeStrategy::default();
+    let full = world.request(false);
+    let mut incremental = world.request(false);
+    incremental.previous = Some(stoker_core::Revision::new(previous));
+    incremental.changed_paths = Some(changed);
+    // One plan at a time: a plan holds the live directory's lock.
+    let planned_full = engine.plan(&full).map(|plan| summary(&plan));
+    let planned_incremental = engine.plan(&incremental).map(|plan| summary(&plan));
+    match (planned_full, planned_incremental) {
+        (Ok(full), Ok(incremental)) => {
+            prop_assert_eq!(incremental, full, "incremental plan != full plan");
+        }
+        (Err(full), Err(incremental)) => {
+            prop_assert_eq!(incremental.to_string(), full.to_string());
+            return Ok(());
+        }
+        (full, incremental) => {
+            prop_assert!(
+                false,
+                "full plan: {:?}, incremental plan: {:?}",
+                full.map(|_| ()),
+                incremental.map(|_| ())
+            );
+        }
+    }
+    let before = world.snap();
+    let outcome = spec::sync(&world.art, &case.profile, &before.tree);
+    let result = engine.sync(&incremental);
+    if let (Outcome::Synced(expected), Ok(report)) = (&outcome, result) {
+        let after = world.snap();
+        prop_assert!(
+            after.tree == expected.tree,
+            "live differs from the model after an incremental sync:\n{}",
+            tree_diff(&expected.tree, &after.tree)
+        );
+        check_report(expected, &report)?;
     }
     Ok(())
 }
@@ -497,6 +587,11 @@ proptest! {
     }
 
     #[test]
+    fn changed_paths_change_only_the_work(case in world::incremental_case_strategy()) {
+        changed_paths_change_only_the_work_holds(&case)?;
+    }
+
+    #[test]
     fn guided_scan_sees_every_change(case in world::case_strategy(), mess in world::mess_strategy()) {
         guided_scan_sees_every_change_holds(&case, &mess)?;
     }
@@ -617,5 +712,25 @@ fn crash_between_deleting_and_pruning_converges() {
     );
     for step in 1..=3 {
         crash_then_rerun_converges_holds(&case, |_| vec![step]).unwrap();
+    }
+}
+
+/// Incremental planning must render a template again when its source changed between the
+/// manifest's revision and this one (the diff lists it), even though the recipe is the same.
+#[test]
+fn changed_template_source_is_rendered_again_in_an_incremental_plan() {
+    for with_ids in [false, true] {
+        let mut mapping = map("a", "a");
+        mapping.template = true;
+        let mut case = small_case(&[("a/x", "1"), ("a/y", "hello")], vec![mapping], Vec::new());
+        case.with_ids = with_ids;
+        case.pre = Pre::Other(world::Art {
+            files: vec![
+                ("a/x".to_owned(), "xx", false),
+                ("a/y".to_owned(), "hello", false),
+            ],
+            links: Vec::new(),
+        });
+        changed_paths_change_only_the_work_holds(&case).unwrap();
     }
 }

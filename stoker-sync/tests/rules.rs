@@ -694,6 +694,80 @@ fn template_true_renders_file_contents() {
     assert_eq!(sync(&request).unwrap().changed(), 0);
 }
 
+/// Incremental planning of transformed files: when the source's diff since the manifest's
+/// revision does not list a template's source (and the variables are the same), its content id
+/// comes from the manifest without reading or rendering it; a listed source, other variables, or
+/// a template reading `{{.Commit}}` is rendered again. The results are the same either way.
+#[test]
+fn unchanged_template_sources_are_not_rendered_again_between_revisions() {
+    let artifact = |revision: &str, view: &str| {
+        Arc::new(
+            MemArtifact::new(revision, false)
+                .file("config/site.json", "{\"site\": \"{{.Vars.site}}\"}")
+                .file("config/commit.json", "{\"commit\": \"{{.Commit}}\"}")
+                .file("config/view.json", view),
+        )
+    };
+    let live = live();
+    let mut templated = map("config", "config");
+    templated.template = true;
+    let request_for = |artifact: Arc<MemArtifact>, site: &str, changed: Option<Vec<String>>| {
+        let mut request = request(artifact.clone(), vec![templated.clone()], live.path());
+        request.profile.vars.insert("site".into(), site.into());
+        request.context.commit = Some(
+            stoker_core::Artifact::revision(artifact.as_ref())
+                .id
+                .clone(),
+        );
+        request.previous = Some(stoker_core::Revision::new("r1"));
+        request.changed_paths = changed;
+        request
+    };
+    let first = artifact("r1", "v1");
+    sync(&request_for(first, "7", None)).unwrap();
+
+    // r2 changes view.json only: site.json is taken from the manifest; commit.json (reads the
+    // revision) and view.json (listed) are rendered.
+    let second = artifact("r2", "v2");
+    let changed = Some(vec!["config/view.json".to_owned()]);
+    let report = sync(&request_for(second.clone(), "7", changed)).unwrap();
+    assert_eq!(
+        paths(&report.modified),
+        ["config/commit.json", "config/view.json"]
+    );
+    assert_eq!(
+        second.reads(),
+        2 + 2,
+        "commit.json and view.json, each planned and written"
+    );
+    let tree = snapshot_live(live.path());
+    assert_eq!(tree["config/site.json"], text("{\"site\": \"7\"}"));
+    assert_eq!(tree["config/commit.json"], text("{\"commit\": \"r2\"}"));
+
+    // Other variables: rendered again (and rewritten).
+    let third = artifact("r2", "v2");
+    let mut request = request_for(third.clone(), "8", Some(Vec::new()));
+    request.previous = Some(stoker_core::Revision::new("r2"));
+    let report = sync(&request).unwrap();
+    assert_eq!(paths(&report.modified), ["config/site.json"]);
+    assert_eq!(
+        snapshot_live(live.path())["config/site.json"],
+        text("{\"site\": \"8\"}")
+    );
+
+    // A diff from another revision than the manifest's proves nothing: everything is read.
+    let fourth = artifact("r3", "v2");
+    let request = request_for(fourth.clone(), "8", Some(Vec::new()));
+    assert_eq!(request.previous.as_ref().unwrap().id, "r1");
+    let report = sync(&request).unwrap();
+    assert_eq!(paths(&report.modified), ["config/commit.json"]);
+    assert!(
+        fourth.reads() >= 3,
+        "every template planned: {}",
+        fourth.reads()
+    );
+}
+
 #[test]
 fn binary_file_with_template_true_is_an_error_naming_the_file() {
     let repo = Repo::new();

@@ -1010,3 +1010,38 @@ impl World {
             .map(|set| set.scope)
     }
 }
+
+/// Cases for incremental planning: as [`case_strategy`], but half of them synced before to the
+/// same files with some contents changed (what a commit usually is), and half of those with
+/// every mapping templated.
+pub fn incremental_case_strategy() -> impl Strategy<Value = Case> {
+    (
+        case_strategy(),
+        prop::collection::vec(prop::option::weighted(0.4, select(CONTENTS)), 8),
+        any::<bool>(),
+        any::<bool>(),
+    )
+        .prop_map(|(mut case, contents, edited, templated)| {
+            if edited {
+                let files = case
+                    .art
+                    .files
+                    .iter()
+                    .zip(contents.iter().cycle())
+                    .map(|((path, content, exec), new)| {
+                        (path.clone(), new.unwrap_or(content), *exec)
+                    })
+                    .collect();
+                case.pre = Pre::Other(Art {
+                    files,
+                    links: case.art.links.clone(),
+                });
+                if templated {
+                    for mapping in &mut case.profile.mappings {
+                        mapping.template = true;
+                    }
+                }
+            }
+            case
+        })
+}
