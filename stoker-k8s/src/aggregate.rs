@@ -346,9 +346,10 @@ pub fn sidecar_injected(
     }
 }
 
-/// `RefSkew`: `True` when a gateway reports a commit, or a ref, other than the resolved one
-/// (`pinned`: names of pods pinned with `stoker.io/ref-override`, which are left out);
-/// `Unknown` while nothing is resolved. Gateways that have not reported are not skewed, only
+/// `RefSkew`: `True` when a gateway reports a commit, or a ref, other than the resolved one —
+/// including pods pinned with `stoker.io/ref-override` (`pinned`: their names), which is what
+/// the condition is for: it shows that a gateway deliberately runs another ref, and the message
+/// says it is pinned; `Unknown` while nothing is resolved. Gateways that have not reported are not skewed, only
 /// pending.
 pub fn ref_skew(
     gateways: &[DiscoveredGateway],
@@ -369,7 +370,6 @@ pub fn ref_skew(
     };
     let skewed: Vec<String> = gateways
         .iter()
-        .filter(|g| !pinned.contains(&g.pod_name.as_str()))
         .filter_map(|g| {
             let commit_differs = g
                 .synced_commit
@@ -380,8 +380,13 @@ pub fn ref_skew(
                 .as_deref()
                 .is_some_and(|r| !refs_match(r, &resolved.reference));
             (commit_differs || ref_differs).then(|| {
+                let why = if pinned.contains(&g.pod_name.as_str()) {
+                    ", pinned by stoker.io/ref-override"
+                } else {
+                    ""
+                };
                 format!(
-                    "{} at {} ({})",
+                    "{} at {} ({}{why})",
                     g.pod_name,
                     g.synced_commit.as_deref().map_or("?", short_commit),
                     g.synced_ref.as_deref().unwrap_or("?")
@@ -692,7 +697,7 @@ mod tests {
     }
 
     #[test]
-    fn a_pinned_pod_is_not_skew() {
+    fn a_pinned_pod_is_synced_but_skewed() {
         let gs = basic();
         let mut pinned = pod("a", true);
         pinned.ref_override = Some("hotfix".to_owned());
@@ -710,7 +715,13 @@ mod tests {
             status.discovered_gateways[0].sync_status,
             SyncStatus::Synced
         );
-        assert_eq!(condition(&status, REF_SKEW).status, "False");
+        let skew = condition(&status, REF_SKEW);
+        assert_eq!(skew.status, "True");
+        assert!(
+            skew.message.contains("pinned by stoker.io/ref-override"),
+            "{}",
+            skew.message
+        );
     }
 
     #[test]

@@ -69,6 +69,46 @@ pub enum Error {
     /// The CRD could not be turned into or read back from JSON.
     #[error("converting the CustomResourceDefinition to JSON")]
     CrdJson(#[source] serde_json::Error),
+    /// A Kubernetes API call failed.
+    #[error("{action} {name}")]
+    Kube {
+        /// What was being done (`listing Pods`, `writing ConfigMap`).
+        action: &'static str,
+        /// The object (or namespace) concerned.
+        name: String,
+        /// The client's error.
+        #[source]
+        source: kube::Error,
+    },
+    /// A Secret the spec references is missing, or lacks the key.
+    #[error("Secret {name:?} does not exist or has no key {key:?}")]
+    MissingSecret {
+        /// The Secret's name.
+        name: String,
+        /// The key.
+        key: String,
+    },
+    /// The source (Git) failed: resolving the ref, authenticating, reaching the server.
+    #[error(transparent)]
+    Source(Box<stoker_core::Error>),
+    /// Adding or removing the finalizer failed, or the reconciliation inside it did.
+    #[error("finalizer {}", crate::annotations::FINALIZER)]
+    Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
+    /// A `GatewaySync` without a namespace (it is a namespaced resource).
+    #[error("GatewaySync {name:?} has no namespace")]
+    NotNamespaced {
+        /// The resource's name.
+        name: String,
+    },
+    /// The probe and metrics server could not listen.
+    #[error("listening on {address}")]
+    Serve {
+        /// The address.
+        address: String,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
     /// Reading or writing a file (the CRD file of the Helm chart).
     #[error("{path}: {source}")]
     Io {
@@ -78,6 +118,39 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+}
+
+impl Error {
+    /// A failed Kubernetes API call: what was done, to which object.
+    pub fn kube(action: &'static str, name: impl Into<String>, source: kube::Error) -> Self {
+        Error::Kube {
+            action,
+            name: name.into(),
+            source,
+        }
+    }
+
+    /// A failed file operation.
+    pub fn io(path: impl Into<std::path::PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+
+    /// True for failures worth retrying soon without any change: the API server or the Git
+    /// server unreachable or answering 5xx.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Error::Kube { source, .. } => match source {
+                kube::Error::Api(status) => status.code >= 500 || status.code == 429,
+                _ => true,
+            },
+            Error::Source(error) => error.git_kind().is_some_and(|kind| kind.is_transient()),
+            Error::Finalizer(_) => true,
+            _ => false,
+        }
+    }
 }
 
 /// `Result` with this crate's [`Error`].

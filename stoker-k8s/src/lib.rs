@@ -25,11 +25,16 @@
 pub mod aggregate;
 pub mod annotations;
 pub mod conditions;
+pub mod controller;
 pub mod crd;
+pub mod credentials;
 pub mod discovery;
 pub mod error;
 pub mod gateway_status;
+pub mod leader;
 pub mod metadata;
+pub mod metrics;
+pub mod probes;
 pub mod refs;
 pub mod validation;
 

@@ -1,16 +1,46 @@
-//! The Stoker operator binary. The controller is not built yet; this binary only says so.
+//! `stoker-operator`: see `stoker-operator --help`. All logic lives in the `stoker_operator`
+//! library and in `stoker-k8s`.
 #![forbid(unsafe_code)]
 
+use std::process::ExitCode;
+
 use clap::Parser;
+use stoker_operator::{Args, LogFormat};
 
-/// Stoker operator: resolves Git refs for `GatewaySync` resources (not implemented yet).
-#[derive(Parser, Debug)]
-#[command(version, about)]
-struct Args {}
+fn main() -> ExitCode {
+    let args = Args::parse();
+    init_logging(&args.log_level, args.log_format);
+    // kube and reqwest both use rustls; one crypto provider for the whole process.
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: starting the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(stoker_operator::run(args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!("{error:#}");
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
 
-fn main() -> anyhow::Result<()> {
-    let _args = Args::parse();
-    anyhow::bail!(
-        "the operator's controller is not implemented yet; use `stoker-agent sync` for one-shot syncs"
-    )
+fn init_logging(level: &str, format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .or_else(|_| tracing_subscriber::EnvFilter::try_new(level))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
 }

@@ -1,0 +1,650 @@
+//! The `GatewaySync` reconciler (kube-runtime, following kube-rs's controller-rs): a
+//! [`Context`], [`reconcile`], [`error_policy`], the finalizer helper and server-side apply for
+//! status.
+//!
+//! One pass over a resource:
+//! 1. `ProfilesValid`: the spec's profiles, var keys and referenced Secrets ([`crate::validation`]).
+//! 2. The ref to resolve: `spec.git.ref`, or the `stoker.io/requested-ref` annotation until the
+//!    spec catches up (then the annotation is removed) ([`crate::refs`]).
+//! 3. Resolution through the `git` Source, without cloning → `RefResolved`, `lastSync*`.
+//! 4. The metadata ConfigMap `stoker-metadata-{cr}` (owned by the resource) for the agents.
+//! 5. Discovery of the gateway pods and their agents' status ConfigMaps → `discoveredGateways`,
+//!    `AllGatewaysSynced`, `SidecarInjected`, `RefSkew`, `SSHHostKeyVerification`, `Ready`
+//!    ([`crate::aggregate`]); Events on changes; status written with server-side apply.
+//! 6. Requeue after the polling interval. Pods and status ConfigMaps are watched and mapped back
+//!    to their resource, so agents' reports show up without waiting for the next poll.
+//!
+//! On deletion the finalizer removes the metadata and status ConfigMaps (owner references would
+//! do it too, but only where a garbage collector runs).
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use jiff::Timestamp;
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::events::{Event as KubeEvent, EventType, Recorder, Reporter};
+use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
+use kube::runtime::reflector::ObjectRef;
+use kube::runtime::watcher;
+use kube::{Client, Resource, ResourceExt};
+use stoker_core::{GitSource, GitSourceConfig, RetryPolicy, Source};
+
+use crate::aggregate::{self, AggregateInput, Revision};
+use crate::annotations::{CR_NAME, FINALIZER, REQUESTED_AT, REQUESTED_BY, REQUESTED_REF};
+use crate::conditions::{self, REF_RESOLVED};
+use crate::crd::GatewaySync;
+use crate::credentials;
+use crate::discovery;
+use crate::error::{Error, Result};
+use crate::gateway_status::{self, GatewayStatusReport};
+use crate::metadata::{self, AgentMetadata};
+use crate::metrics::OperatorMetrics;
+use crate::refs;
+use crate::validation::{self, SecretInventory};
+
+/// The field manager of everything the operator writes with server-side apply.
+pub const FIELD_MANAGER: &str = "stoker-operator";
+
+/// How often a resource is looked at again when polling is off (agents' reports still arrive
+/// through the watches).
+pub const IDLE_RESYNC: Duration = Duration::from_secs(300);
+
+/// Settings of the controller.
+#[derive(Debug, Clone)]
+pub struct ControllerConfig {
+    /// Where the operator keeps per-resource Git scratch data and credential files.
+    pub state_dir: PathBuf,
+    /// Namespaces to watch; empty watches all.
+    pub namespaces: Vec<String>,
+    /// Only resources with these labels (`key=value,...`).
+    pub label_selector: Option<String>,
+    /// At most this many reconciliations run at once (0: unlimited).
+    pub concurrency: u16,
+    /// First delay after a transient failure; doubles per failure up to `max_backoff`.
+    pub initial_backoff: Duration,
+    /// The longest delay after failures.
+    pub max_backoff: Duration,
+    /// Network attempts per resolution (transient errors); the controller's backoff does the
+    /// rest.
+    pub git_attempts: u32,
+    /// Extra CA bundle for Git over HTTPS.
+    pub git_ca_file: Option<PathBuf>,
+}
+
+impl Default for ControllerConfig {
+    fn default() -> Self {
+        ControllerConfig {
+            state_dir: std::env::temp_dir().join("stoker-operator"),
+            namespaces: Vec::new(),
+            label_selector: None,
+            concurrency: 8,
+            initial_backoff: Duration::from_secs(5),
+            max_backoff: Duration::from_secs(300),
+            git_attempts: 1,
+            git_ca_file: None,
+        }
+    }
+}
+
+/// What every reconciliation shares.
+pub struct Context {
+    /// The API client.
+    pub client: Client,
+    /// Prometheus metrics.
+    pub metrics: OperatorMetrics,
+    /// The Events reporter.
+    pub recorder: Recorder,
+    /// Settings.
+    pub config: ControllerConfig,
+    /// Consecutive failures per resource, for exponential backoff.
+    failures: Mutex<HashMap<ObjectRef<GatewaySync>, u32>>,
+}
+
+impl std::fmt::Debug for Context {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Context")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Context {
+    /// A context for `client`.
+    pub fn new(client: Client, metrics: OperatorMetrics, config: ControllerConfig) -> Arc<Self> {
+        let reporter = Reporter {
+            controller: FIELD_MANAGER.to_owned(),
+            instance: std::env::var("POD_NAME").ok(),
+        };
+        Arc::new(Context {
+            recorder: Recorder::new(client.clone(), reporter),
+            client,
+            metrics,
+            config,
+            failures: Mutex::new(HashMap::new()),
+        })
+    }
+
+    fn failures(&self) -> std::sync::MutexGuard<'_, HashMap<ObjectRef<GatewaySync>, u32>> {
+        match self.failures.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
+
+    async fn event(&self, gs: &GatewaySync, type_: EventType, reason: &str, note: String) {
+        let event = KubeEvent {
+            type_,
+            reason: reason.to_owned(),
+            note: Some(note),
+            action: "Reconcile".to_owned(),
+            secondary: None,
+        };
+        if let Err(error) = self.recorder.publish(&event, &gs.object_ref(&())).await {
+            tracing::warn!(%error, reason, "could not publish an Event");
+        }
+    }
+}
+
+/// Runs the controller until `shutdown` resolves.
+pub async fn run(
+    context: Arc<Context>,
+    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+) {
+    let shutdown = futures::FutureExt::shared(shutdown);
+    let namespaces: Vec<Option<String>> = if context.config.namespaces.is_empty() {
+        vec![None]
+    } else {
+        context
+            .config
+            .namespaces
+            .iter()
+            .cloned()
+            .map(Some)
+            .collect()
+    };
+    let controllers = namespaces.into_iter().map(|namespace| {
+        let context = context.clone();
+        let shutdown = shutdown.clone();
+        async move { run_in(context, namespace, shutdown).await }
+    });
+    futures::future::join_all(controllers).await;
+}
+
+fn api<K>(client: &Client, namespace: Option<&str>) -> Api<K>
+where
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope>,
+    K::DynamicType: Default,
+{
+    match namespace {
+        Some(namespace) => Api::namespaced(client.clone(), namespace),
+        None => Api::all(client.clone()),
+    }
+}
+
+async fn run_in(
+    context: Arc<Context>,
+    namespace: Option<String>,
+    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+) {
+    let client = context.client.clone();
+    let namespace = namespace.as_deref();
+    let mut gs_watch = watcher::Config::default();
+    if let Some(selector) = &context.config.label_selector {
+        gs_watch = gs_watch.labels(selector);
+    }
+    let status_watch = watcher::Config::default().labels(&format!(
+        "{}={}",
+        crate::annotations::COMPONENT_LABEL,
+        crate::annotations::COMPONENT_GATEWAY_STATUS
+    ));
+    let metadata_watch = watcher::Config::default().labels(&format!(
+        "{}={}",
+        crate::annotations::COMPONENT_LABEL,
+        crate::annotations::COMPONENT_METADATA
+    ));
+    let controller = Controller::new(api::<GatewaySync>(&client, namespace), gs_watch)
+        .owns(api::<ConfigMap>(&client, namespace), metadata_watch)
+        .watches(
+            api::<Pod>(&client, namespace),
+            watcher::Config::default(),
+            |pod: Pod| {
+                let cr = pod.annotations().get(CR_NAME)?.trim().to_owned();
+                Some(ObjectRef::new(&cr).within(&pod.namespace()?))
+            },
+        )
+        .watches(
+            api::<ConfigMap>(&client, namespace),
+            status_watch,
+            |configmap: ConfigMap| {
+                let cr = configmap
+                    .data
+                    .as_ref()?
+                    .get(gateway_status::keys::CR_NAME)?
+                    .clone();
+                Some(ObjectRef::new(&cr).within(&configmap.namespace()?))
+            },
+        )
+        .with_config(
+            kube::runtime::controller::Config::default().concurrency(context.config.concurrency),
+        )
+        .graceful_shutdown_on(shutdown);
+    controller
+        .run(reconcile, error_policy, context)
+        .for_each(|result| async move {
+            match result {
+                Ok((object, _)) => tracing::debug!(resource = %object, "reconciled"),
+                Err(error) => tracing::debug!(%error, "reconcile failed"),
+            }
+        })
+        .await;
+}
+
+/// Reconciles one `GatewaySync` (through the finalizer).
+#[tracing::instrument(skip_all, fields(namespace = gs.namespace().unwrap_or_default(), name = %gs.name_any()))]
+pub async fn reconcile(gs: Arc<GatewaySync>, context: Arc<Context>) -> Result<Action> {
+    let started = Instant::now();
+    let namespace = gs.namespace().ok_or_else(|| Error::NotNamespaced {
+        name: gs.name_any(),
+    })?;
+    let api: Api<GatewaySync> = Api::namespaced(context.client.clone(), &namespace);
+    let outcome = finalizer(&api, FINALIZER, gs.clone(), |event| async {
+        match event {
+            FinalizerEvent::Apply(gs) => apply(&gs, &context).await,
+            FinalizerEvent::Cleanup(gs) => cleanup(&gs, &context).await,
+        }
+    })
+    .await
+    .map_err(|error| Error::Finalizer(Box::new(error)));
+    context
+        .metrics
+        .reconciled(started.elapsed(), outcome.is_ok());
+    if outcome.is_ok() {
+        context.failures().remove(&ObjectRef::from_obj(gs.as_ref()));
+    }
+    outcome
+}
+
+/// After a failed reconciliation: retry with exponential backoff per resource.
+pub fn error_policy(gs: Arc<GatewaySync>, error: &Error, context: Arc<Context>) -> Action {
+    let key = ObjectRef::from_obj(gs.as_ref());
+    let failures = {
+        let mut map = context.failures();
+        let count = map.entry(key).or_insert(0);
+        *count = count.saturating_add(1);
+        *count
+    };
+    let delay = backoff(
+        context.config.initial_backoff,
+        context.config.max_backoff,
+        failures,
+    );
+    tracing::warn!(%error, name = %gs.name_any(), failures, retry_in_s = delay.as_secs_f64(), "reconcile failed");
+    Action::requeue(delay)
+}
+
+/// `initial · 2^(failures-1)`, capped at `max`.
+pub fn backoff(initial: Duration, max: Duration, failures: u32) -> Duration {
+    let factor = 2u32.saturating_pow(failures.saturating_sub(1).min(20));
+    initial.saturating_mul(factor).min(max)
+}
+
+async fn apply(gs: &GatewaySync, context: &Context) -> Result<Action> {
+    let client = &context.client;
+    let name = gs.name_any();
+    let namespace = gs.namespace().unwrap_or_default();
+    let generation = gs.metadata.generation.unwrap_or(0);
+    let now = Timestamp::now();
+    let previous = gs.status.clone().unwrap_or_default();
+    let mut status = previous.clone();
+    status.observed_generation = Some(generation);
+    status.profile_count = i32::try_from(gs.spec.sync.profiles.len()).unwrap_or(i32::MAX);
+
+    // 1. Profiles and referenced Secrets.
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), &namespace);
+    let full = secrets
+        .list(&ListParams::default())
+        .await
+        .map_err(|source| Error::kube("listing Secrets", &namespace, source))?;
+    let inventory = SecretInventory::from_secrets(full.items.iter());
+    let problems = validation::validate(&gs.spec, &inventory);
+    conditions::set(
+        &mut status.conditions,
+        validation::profiles_valid_condition(&problems, generation, now),
+    );
+
+    // 2. Which ref.
+    let decision = refs::ref_to_resolve(&gs.spec.git.reference, gs.metadata.annotations.as_ref());
+    if decision.remove_annotation {
+        remove_requested_ref(gs, context).await?;
+    }
+
+    // 3. Resolve (not while paused: nothing may change for the agents).
+    let mut transient: Option<Error> = None;
+    let resolved: Option<Revision> = if gs.spec.paused {
+        previous.last_sync_commit.clone().map(|commit| Revision {
+            reference: previous
+                .last_sync_ref
+                .clone()
+                .unwrap_or_else(|| decision.reference.clone()),
+            commit,
+        })
+    } else {
+        let started = Instant::now();
+        let outcome = resolve(gs, &decision.reference, &secrets, context).await;
+        context
+            .metrics
+            .ref_resolved(started.elapsed(), outcome.is_ok());
+        match outcome {
+            Ok(commit) => {
+                let revision = Revision {
+                    reference: decision.reference.clone(),
+                    commit,
+                };
+                let first = previous.last_sync_commit.is_none();
+                let changed =
+                    previous.last_sync_commit.as_deref() != Some(revision.commit.as_str());
+                aggregate::record_resolution(&mut status, &revision, generation, now);
+                if first {
+                    context
+                        .event(
+                            gs,
+                            EventType::Normal,
+                            "RefResolved",
+                            format!("{} resolved to {}", revision.reference, revision.commit),
+                        )
+                        .await;
+                } else if changed {
+                    context
+                        .event(
+                            gs,
+                            EventType::Normal,
+                            "RefUpdated",
+                            format!(
+                                "{} moved from {} to {}",
+                                revision.reference,
+                                aggregate::short_commit(
+                                    previous.last_sync_commit.as_deref().unwrap_or_default()
+                                ),
+                                revision.commit
+                            ),
+                        )
+                        .await;
+                }
+                Some(revision)
+            }
+            Err(error) => {
+                let message = error.to_string();
+                let was_failing = conditions::find(&previous.conditions, REF_RESOLVED)
+                    .is_some_and(|c| c.status == "False" && c.message == message);
+                aggregate::record_resolution_failure(
+                    &mut status,
+                    &decision.reference,
+                    &message,
+                    generation,
+                    now,
+                );
+                if !was_failing {
+                    context
+                        .event(gs, EventType::Warning, "RefResolutionFailed", message)
+                        .await;
+                }
+                if error.is_transient() {
+                    transient = Some(error);
+                }
+                // Agents keep the last resolved commit.
+                previous.last_sync_commit.clone().map(|commit| Revision {
+                    reference: previous.last_sync_ref.clone().unwrap_or_default(),
+                    commit,
+                })
+            }
+        }
+    };
+
+    // 4. The agents' metadata.
+    if let Some(revision) = &resolved {
+        write_metadata(gs, revision, context).await?;
+    }
+
+    // 5. Gateways and their reports.
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &namespace);
+    let pod_list = pods
+        .list(&ListParams::default())
+        .await
+        .map_err(|source| Error::kube("listing Pods", &namespace, source))?;
+    let gateways = discovery::discover(&name, &pod_list.items);
+    let configmaps: Api<ConfigMap> = Api::namespaced(client.clone(), &namespace);
+    let reports: Vec<GatewayStatusReport> = configmaps
+        .list(&ListParams::default().labels(&gateway_status::status_configmap_selector(&name)))
+        .await
+        .map_err(|source| Error::kube("listing status ConfigMaps", &namespace, source))?
+        .items
+        .iter()
+        .filter_map(|configmap| match GatewayStatusReport::from_configmap(configmap) {
+            Ok(report) => Some(report),
+            Err(error) => {
+                tracing::warn!(%error, configmap = %configmap.name_any(), "ignored an unreadable gateway status ConfigMap");
+                None
+            }
+        })
+        .collect();
+    aggregate::aggregate(
+        &mut status,
+        &AggregateInput {
+            gs,
+            pods: &gateways,
+            reports: &reports,
+            resolved: resolved.as_ref(),
+            now,
+        },
+    );
+    sync_events(gs, &previous, &status, context).await;
+
+    // 6. Status.
+    if status != previous {
+        let patch = serde_json::json!({
+            "apiVersion": "stoker.io/v1alpha1",
+            "kind": "GatewaySync",
+            "status": status,
+        });
+        let api: Api<GatewaySync> = Api::namespaced(client.clone(), &namespace);
+        api.patch_status(
+            &name,
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&patch),
+        )
+        .await
+        .map_err(|source| Error::kube("writing status of GatewaySync", &name, source))?;
+    }
+    let synced = status
+        .discovered_gateways
+        .iter()
+        .filter(|g| g.sync_status == crate::crd::SyncStatus::Synced)
+        .count();
+    context.metrics.set_gateways(
+        &namespace,
+        &name,
+        status.discovered_gateways.len(),
+        synced,
+        status.last_sync_time.as_ref().map(|t| t.0.as_second()),
+    );
+    if let Some(error) = transient {
+        // Status says what failed; the error policy retries with backoff.
+        return Err(error);
+    }
+    let period = gs
+        .spec
+        .polling
+        .period()
+        .ok()
+        .flatten()
+        .unwrap_or(IDLE_RESYNC);
+    Ok(Action::requeue(period))
+}
+
+/// Events for gateways' sync results changing: `SyncCompleted` when every gateway becomes
+/// Synced, `SyncFailed` for each gateway that turns to Error.
+async fn sync_events(
+    gs: &GatewaySync,
+    previous: &crate::crd::GatewaySyncStatus,
+    status: &crate::crd::GatewaySyncStatus,
+    context: &Context,
+) {
+    use crate::crd::SyncStatus;
+    let before = |pod: &str| {
+        previous
+            .discovered_gateways
+            .iter()
+            .find(|g| g.pod_name == pod)
+            .map(|g| (g.sync_status, g.synced_commit.clone()))
+    };
+    for gateway in &status.discovered_gateways {
+        if gateway.sync_status == SyncStatus::Error
+            && before(&gateway.pod_name).map(|(s, _)| s) != Some(SyncStatus::Error)
+        {
+            context
+                .event(
+                    gs,
+                    EventType::Warning,
+                    "SyncFailed",
+                    format!(
+                        "gateway {} ({}): {}",
+                        gateway.name,
+                        gateway.pod_name,
+                        gateway.message.clone().unwrap_or_default()
+                    ),
+                )
+                .await;
+        }
+    }
+    let all = |s: &crate::crd::GatewaySyncStatus| {
+        conditions::is_true(&s.conditions, conditions::ALL_GATEWAYS_SYNCED)
+    };
+    if all(status) && !all(previous) {
+        context
+            .event(
+                gs,
+                EventType::Normal,
+                "SyncCompleted",
+                format!(
+                    "{} synced to {}",
+                    status.gateway_summary.clone().unwrap_or_default(),
+                    status.last_sync_commit_short.clone().unwrap_or_default()
+                ),
+            )
+            .await;
+    }
+}
+
+async fn resolve(
+    gs: &GatewaySync,
+    reference: &str,
+    secrets: &Api<Secret>,
+    context: &Context,
+) -> Result<String> {
+    let namespace = gs.namespace().unwrap_or_default();
+    let dir = context
+        .config
+        .state_dir
+        .join(&namespace)
+        .join(gs.name_any());
+    let auth = credentials::git_auth(secrets, &gs.spec, &dir.join("credentials")).await?;
+    let mut config = GitSourceConfig::new(gs.spec.git.repo.clone(), dir.join("git"))
+        .with_auth(auth)
+        .with_retry(RetryPolicy {
+            max_attempts: context.config.git_attempts.max(1),
+            ..RetryPolicy::default()
+        });
+    if let Some(ca) = &context.config.git_ca_file {
+        config = config.with_ca_file(ca);
+    }
+    let source = GitSource::new(config).map_err(|error| Error::Source(Box::new(error)))?;
+    let revision = source
+        .resolve(reference)
+        .await
+        .map_err(|error| Error::Source(Box::new(error)))?;
+    Ok(revision.id)
+}
+
+async fn write_metadata(gs: &GatewaySync, revision: &Revision, context: &Context) -> Result<()> {
+    let name = gs.name_any();
+    let namespace = gs.namespace().unwrap_or_default();
+    let metadata = AgentMetadata::from_spec(
+        &name,
+        &gs.spec,
+        &revision.reference,
+        &revision.commit,
+        gs.metadata.generation,
+    );
+    let configmap = metadata.to_configmap(gs)?;
+    let api: Api<ConfigMap> = Api::namespaced(context.client.clone(), &namespace);
+    api.patch(
+        &metadata::metadata_configmap_name(&name),
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&configmap),
+    )
+    .await
+    .map_err(|source| {
+        Error::kube(
+            "writing ConfigMap",
+            metadata::metadata_configmap_name(&name),
+            source,
+        )
+    })?;
+    Ok(())
+}
+
+async fn remove_requested_ref(gs: &GatewaySync, context: &Context) -> Result<()> {
+    let name = gs.name_any();
+    let namespace = gs.namespace().unwrap_or_default();
+    let api: Api<GatewaySync> = Api::namespaced(context.client.clone(), &namespace);
+    let patch = serde_json::json!({
+        "metadata": {"annotations": {REQUESTED_REF: null, REQUESTED_AT: null, REQUESTED_BY: null}}
+    });
+    api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .map_err(|source| {
+            Error::kube(
+                "removing the requested-ref annotation of GatewaySync",
+                &name,
+                source,
+            )
+        })?;
+    tracing::info!(name = %name, "spec.git.ref caught up with the requested ref; removed the annotation");
+    Ok(())
+}
+
+async fn cleanup(gs: &GatewaySync, context: &Context) -> Result<Action> {
+    let name = gs.name_any();
+    let namespace = gs.namespace().unwrap_or_default();
+    let configmaps: Api<ConfigMap> = Api::namespaced(context.client.clone(), &namespace);
+    let metadata_name = metadata::metadata_configmap_name(&name);
+    match configmaps
+        .delete(&metadata_name, &DeleteParams::default())
+        .await
+    {
+        Ok(_) => {}
+        Err(kube::Error::Api(status)) if status.code == 404 => {}
+        Err(source) => return Err(Error::kube("deleting ConfigMap", &metadata_name, source)),
+    }
+    configmaps
+        .delete_collection(
+            &DeleteParams::default(),
+            &ListParams::default().labels(&gateway_status::status_configmap_selector(&name)),
+        )
+        .await
+        .map_err(|source| Error::kube("deleting status ConfigMaps of", &name, source))?;
+    let dir = context.config.state_dir.join(&namespace).join(&name);
+    if let Err(error) = std::fs::remove_dir_all(&dir)
+        && error.kind() != std::io::ErrorKind::NotFound
+    {
+        tracing::warn!(%error, dir = %dir.display(), "could not remove the resource's scratch directory");
+    }
+    context.metrics.forget(&namespace, &name);
+    tracing::info!(name = %name, namespace = %namespace, "cleaned up after deletion");
+    Ok(Action::await_change())
+}

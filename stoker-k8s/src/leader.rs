@@ -1,0 +1,275 @@
+//! Leader election with a `coordination.k8s.io/v1` `Lease`, the protocol client-go's
+//! `leaderelection` package speaks, so a Stoker operator and tooling that reads Leases
+//! (`kubectl get lease`) agree on who leads.
+//!
+//! kube-runtime has no leader election, and the crates that add one lag behind kube's releases,
+//! so this is written by hand: it is small (acquire, renew, take over an expired lease, release)
+//! and every step is an optimistic-concurrency `replace` guarded by `resourceVersion`, so two
+//! candidates can never both believe they hold the lease after a successful write.
+//!
+//! Like controller-runtime, the operator exits when it loses the lease rather than trying to
+//! stop its controllers cleanly mid-flight; Kubernetes restarts it as a follower.
+
+use std::time::Duration;
+
+use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
+use kube::api::{Api, ObjectMeta, PostParams};
+use tokio::sync::watch;
+
+use crate::error::{Error, Result};
+
+/// Timings of the election (client-go's defaults: 15 s lease, 10 s renew deadline, 2 s retry).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeaseTimings {
+    /// How long a lease is valid after its last renewal.
+    pub lease_duration: Duration,
+    /// A leader that cannot renew for this long gives up leadership.
+    pub renew_deadline: Duration,
+    /// How often candidates try to acquire and leaders renew.
+    pub retry_period: Duration,
+}
+
+impl Default for LeaseTimings {
+    fn default() -> Self {
+        LeaseTimings {
+            lease_duration: Duration::from_secs(15),
+            renew_deadline: Duration::from_secs(10),
+            retry_period: Duration::from_secs(2),
+        }
+    }
+}
+
+/// One candidate for leadership.
+///
+/// ```no_run
+/// # async fn demo(client: kube::Client) -> stoker_k8s::Result<()> {
+/// use stoker_k8s::leader::{LeaderElector, LeaseTimings};
+/// let elector = LeaderElector::new(client, "stoker-system", "stoker-operator", "pod-1", LeaseTimings::default());
+/// let leading = elector.spawn();
+/// let mut leading_rx = leading.clone();
+/// leading_rx.wait_for(|leading| *leading).await.ok();
+/// // ... run the controller until `leading` turns false, then exit.
+/// # Ok(()) }
+/// ```
+pub struct LeaderElector {
+    api: Api<Lease>,
+    name: String,
+    identity: String,
+    timings: LeaseTimings,
+}
+
+/// What one attempt found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Attempt {
+    /// We hold the lease (acquired, renewed or taken over).
+    Leading,
+    /// Someone else holds a lease that has not expired.
+    Following,
+}
+
+fn now() -> MicroTime {
+    MicroTime(jiff::Timestamp::now())
+}
+
+fn seconds(duration: Duration) -> i32 {
+    i32::try_from(duration.as_secs()).unwrap_or(i32::MAX)
+}
+
+impl LeaderElector {
+    /// A candidate named `identity` (usually the pod name) for the lease `namespace/name`.
+    pub fn new(
+        client: kube::Client,
+        namespace: &str,
+        name: impl Into<String>,
+        identity: impl Into<String>,
+        timings: LeaseTimings,
+    ) -> Self {
+        LeaderElector {
+            api: Api::namespaced(client, namespace),
+            name: name.into(),
+            identity: identity.into(),
+            timings,
+        }
+    }
+
+    /// This candidate's identity.
+    pub fn identity(&self) -> &str {
+        &self.identity
+    }
+
+    fn fresh_spec(&self, transitions: i32) -> LeaseSpec {
+        let now = now();
+        LeaseSpec {
+            holder_identity: Some(self.identity.clone()),
+            lease_duration_seconds: Some(seconds(self.timings.lease_duration)),
+            acquire_time: Some(now.clone()),
+            renew_time: Some(now),
+            lease_transitions: Some(transitions),
+            ..LeaseSpec::default()
+        }
+    }
+
+    /// One round: create the lease, renew ours, or take over an expired one.
+    #[tracing::instrument(level = "debug", skip(self), fields(lease = %self.name, identity = %self.identity))]
+    pub async fn try_acquire_or_renew(&self) -> Result<Attempt> {
+        let existing = self
+            .api
+            .get_opt(&self.name)
+            .await
+            .map_err(|source| Error::kube("reading Lease", &self.name, source))?;
+        let Some(mut lease) = existing else {
+            let lease = Lease {
+                metadata: ObjectMeta {
+                    name: Some(self.name.clone()),
+                    ..ObjectMeta::default()
+                },
+                spec: Some(self.fresh_spec(0)),
+            };
+            return match self.api.create(&PostParams::default(), &lease).await {
+                Ok(_) => {
+                    tracing::info!(lease = %self.name, identity = %self.identity, "acquired the leader lease");
+                    Ok(Attempt::Leading)
+                }
+                // Someone else created it first.
+                Err(kube::Error::Api(status)) if status.code == 409 => Ok(Attempt::Following),
+                Err(source) => Err(Error::kube("creating Lease", &self.name, source)),
+            };
+        };
+        let spec = lease.spec.clone().unwrap_or_default();
+        let holder = spec.holder_identity.clone().unwrap_or_default();
+        let ours = holder == self.identity;
+        let new_spec = if ours {
+            LeaseSpec {
+                renew_time: Some(now()),
+                lease_duration_seconds: Some(seconds(self.timings.lease_duration)),
+                ..spec
+            }
+        } else if holder.is_empty() || expired(&spec) {
+            let transitions = spec.lease_transitions.unwrap_or(0).saturating_add(1);
+            tracing::info!(lease = %self.name, identity = %self.identity, previous = %holder, "taking over an expired or released leader lease");
+            self.fresh_spec(transitions)
+        } else {
+            return Ok(Attempt::Following);
+        };
+        lease.spec = Some(new_spec);
+        match self
+            .api
+            .replace(&self.name, &PostParams::default(), &lease)
+            .await
+        {
+            Ok(_) => Ok(Attempt::Leading),
+            // Someone renewed or took over between our read and write.
+            Err(kube::Error::Api(status)) if status.code == 409 => Ok(Attempt::Following),
+            Err(source) => Err(Error::kube("updating Lease", &self.name, source)),
+        }
+    }
+
+    /// Gives the lease up (on graceful shutdown), so a follower takes over at once instead of
+    /// waiting for it to expire. Only clears it when we still hold it.
+    pub async fn release(&self) -> Result<()> {
+        let Some(mut lease) = self
+            .api
+            .get_opt(&self.name)
+            .await
+            .map_err(|source| Error::kube("reading Lease", &self.name, source))?
+        else {
+            return Ok(());
+        };
+        let Some(spec) = lease.spec.as_mut() else {
+            return Ok(());
+        };
+        if spec.holder_identity.as_deref() != Some(self.identity.as_str()) {
+            return Ok(());
+        }
+        spec.holder_identity = None;
+        // A released lease must look expired to every candidate.
+        spec.lease_duration_seconds = Some(1);
+        match self
+            .api
+            .replace(&self.name, &PostParams::default(), &lease)
+            .await
+        {
+            Ok(_) | Err(kube::Error::Api(_)) => Ok(()),
+            Err(source) => Err(Error::kube("releasing Lease", &self.name, source)),
+        }
+    }
+
+    /// Runs the election in the background. The channel says whether we lead; it turns `false`
+    /// when a leader fails to renew within the renew deadline (the caller should then stop
+    /// working, usually by exiting).
+    pub fn spawn(self) -> watch::Receiver<bool> {
+        let (sender, receiver) = watch::channel(false);
+        tokio::spawn(async move { self.run(sender).await });
+        receiver
+    }
+
+    async fn run(self, leading: watch::Sender<bool>) {
+        let mut last_renewed: Option<tokio::time::Instant> = None;
+        loop {
+            let attempt = self.try_acquire_or_renew().await;
+            let now = tokio::time::Instant::now();
+            match attempt {
+                Ok(Attempt::Leading) => {
+                    last_renewed = Some(now);
+                    leading.send_if_modified(|value| !std::mem::replace(value, true));
+                }
+                Ok(Attempt::Following) => {
+                    if *leading.borrow() {
+                        tracing::error!(lease = %self.name, identity = %self.identity, "lost the leader lease to another candidate");
+                    }
+                    last_renewed = None;
+                    leading.send_if_modified(|value| std::mem::replace(value, false));
+                }
+                Err(error) => {
+                    tracing::warn!(%error, lease = %self.name, "leader election round failed");
+                    let deadline_passed = last_renewed
+                        .is_some_and(|at| now.duration_since(at) > self.timings.renew_deadline);
+                    if deadline_passed {
+                        tracing::error!(lease = %self.name, identity = %self.identity, "could not renew the leader lease within the renew deadline");
+                        last_renewed = None;
+                        leading.send_if_modified(|value| std::mem::replace(value, false));
+                    }
+                }
+            }
+            if leading.is_closed() {
+                return;
+            }
+            tokio::time::sleep(self.timings.retry_period).await;
+        }
+    }
+}
+
+/// True when a lease's last renewal is older than its duration.
+pub fn expired(spec: &LeaseSpec) -> bool {
+    let Some(renewed) = spec.renew_time.as_ref() else {
+        return true;
+    };
+    let duration = i64::from(spec.lease_duration_seconds.unwrap_or(0));
+    let age = jiff::Timestamp::now().duration_since(renewed.0);
+    age.as_secs() >= duration
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(renewed_seconds_ago: i64, duration: i32) -> LeaseSpec {
+        let renewed = jiff::Timestamp::now()
+            .checked_sub(jiff::SignedDuration::from_secs(renewed_seconds_ago))
+            .unwrap();
+        LeaseSpec {
+            holder_identity: Some("other".into()),
+            renew_time: Some(MicroTime(renewed)),
+            lease_duration_seconds: Some(duration),
+            ..LeaseSpec::default()
+        }
+    }
+
+    #[test]
+    fn lease_expires_after_its_duration() {
+        assert!(!expired(&spec(3, 15)));
+        assert!(expired(&spec(16, 15)));
+        assert!(expired(&LeaseSpec::default()));
+    }
+}

@@ -1,0 +1,191 @@
+//! The operator's Prometheus metrics (prefix `stoker_`), with `prometheus-client`.
+//!
+//! | metric | type | labels |
+//! |---|---|---|
+//! | `stoker_reconcile_total` | counter | `result` (`ok`, `error`) |
+//! | `stoker_reconcile_duration_seconds` | histogram | — |
+//! | `stoker_ref_resolve_duration_seconds` | histogram | `result` |
+//! | `stoker_gateways_discovered` | gauge | `namespace`, `name` (the GatewaySync) |
+//! | `stoker_gateways_synced` | gauge | `namespace`, `name` |
+//! | `stoker_last_sync_timestamp` | gauge (Unix seconds of `status.lastSyncTime`) | `namespace`, `name` |
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+/// `result="ok"` or `result="error"`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResultLabel {
+    /// `ok` or `error`.
+    pub result: &'static str,
+}
+
+/// Which GatewaySync a gauge describes.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResourceLabels {
+    /// The GatewaySync's namespace.
+    pub namespace: String,
+    /// The GatewaySync's name.
+    pub name: String,
+}
+
+fn seconds_histogram() -> Histogram {
+    // 1 ms … ~16 s.
+    Histogram::new(exponential_buckets(0.001, 2.0, 15))
+}
+
+/// All operator metrics, registered in one registry.
+///
+/// ```
+/// let metrics = stoker_k8s::metrics::OperatorMetrics::new();
+/// metrics.reconciled(std::time::Duration::from_millis(12), true);
+/// assert!(metrics.encode().unwrap().contains("stoker_reconcile_total"));
+/// ```
+#[derive(Clone)]
+pub struct OperatorMetrics {
+    registry: Arc<Registry>,
+    reconcile_total: Family<ResultLabel, Counter>,
+    reconcile_duration: Histogram,
+    ref_resolve_duration: Family<ResultLabel, Histogram>,
+    gateways_discovered: Family<ResourceLabels, Gauge>,
+    gateways_synced: Family<ResourceLabels, Gauge>,
+    last_sync_timestamp: Family<ResourceLabels, Gauge>,
+}
+
+impl std::fmt::Debug for OperatorMetrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OperatorMetrics").finish_non_exhaustive()
+    }
+}
+
+impl Default for OperatorMetrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl OperatorMetrics {
+    /// A fresh registry with every metric at zero.
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("stoker");
+        let reconcile_total = Family::<ResultLabel, Counter>::default();
+        registry.register(
+            "reconcile",
+            "GatewaySync reconciliations, by result",
+            reconcile_total.clone(),
+        );
+        let reconcile_duration = seconds_histogram();
+        registry.register(
+            "reconcile_duration_seconds",
+            "Time one GatewaySync reconciliation took",
+            reconcile_duration.clone(),
+        );
+        let ref_resolve_duration =
+            Family::<ResultLabel, Histogram>::new_with_constructor(seconds_histogram as fn() -> _);
+        registry.register(
+            "ref_resolve_duration_seconds",
+            "Time resolving a Git ref to a commit took (no clone), by result",
+            ref_resolve_duration.clone(),
+        );
+        let gateways_discovered = Family::<ResourceLabels, Gauge>::default();
+        registry.register(
+            "gateways_discovered",
+            "Running gateway pods annotated for a GatewaySync",
+            gateways_discovered.clone(),
+        );
+        let gateways_synced = Family::<ResourceLabels, Gauge>::default();
+        registry.register(
+            "gateways_synced",
+            "Gateways whose agent reports Synced at the resolved commit",
+            gateways_synced.clone(),
+        );
+        let last_sync_timestamp = Family::<ResourceLabels, Gauge>::default();
+        registry.register(
+            "last_sync_timestamp",
+            "Unix time at which a GatewaySync last resolved a new commit",
+            last_sync_timestamp.clone(),
+        );
+        OperatorMetrics {
+            registry: Arc::new(registry),
+            reconcile_total,
+            reconcile_duration,
+            ref_resolve_duration,
+            gateways_discovered,
+            gateways_synced,
+            last_sync_timestamp,
+        }
+    }
+
+    fn result(ok: bool) -> ResultLabel {
+        ResultLabel {
+            result: if ok { "ok" } else { "error" },
+        }
+    }
+
+    /// Records one reconciliation.
+    pub fn reconciled(&self, took: Duration, ok: bool) {
+        self.reconcile_total.get_or_create(&Self::result(ok)).inc();
+        self.reconcile_duration.observe(took.as_secs_f64());
+    }
+
+    /// Records one ref resolution.
+    pub fn ref_resolved(&self, took: Duration, ok: bool) {
+        self.ref_resolve_duration
+            .get_or_create(&Self::result(ok))
+            .observe(took.as_secs_f64());
+    }
+
+    /// Sets a GatewaySync's gauges.
+    pub fn set_gateways(
+        &self,
+        namespace: &str,
+        name: &str,
+        discovered: usize,
+        synced: usize,
+        last_sync_unix: Option<i64>,
+    ) {
+        let labels = ResourceLabels {
+            namespace: namespace.to_owned(),
+            name: name.to_owned(),
+        };
+        let as_gauge = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
+        self.gateways_discovered
+            .get_or_create(&labels)
+            .set(as_gauge(discovered));
+        self.gateways_synced
+            .get_or_create(&labels)
+            .set(as_gauge(synced));
+        if let Some(at) = last_sync_unix {
+            self.last_sync_timestamp.get_or_create(&labels).set(at);
+        }
+    }
+
+    /// Drops a deleted GatewaySync's gauges.
+    pub fn forget(&self, namespace: &str, name: &str) {
+        let labels = ResourceLabels {
+            namespace: namespace.to_owned(),
+            name: name.to_owned(),
+        };
+        self.gateways_discovered.remove(&labels);
+        self.gateways_synced.remove(&labels);
+        self.last_sync_timestamp.remove(&labels);
+    }
+
+    /// The registry, for serving.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// The metrics in the OpenMetrics text format.
+    pub fn encode(&self) -> Result<String, std::fmt::Error> {
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)?;
+        Ok(out)
+    }
+}

@@ -1,0 +1,614 @@
+//! The reconciler against a real kube-apiserver + etcd (stoker-testkit) and a real Git server
+//! on loopback (git's own http-backend). Each test gets its own namespace and its own
+//! controller, watching only that namespace. Pods are objects whose phase the test sets (no
+//! kubelet); agents' status ConfigMaps are written by the test exactly as the agent writes them
+//! (`GatewayStatusReport`).
+#![allow(clippy::unwrap_used)]
+
+mod controller_support;
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{ConfigMap, Event};
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
+use kube::{Api, ResourceExt};
+use serde_json::json;
+use stoker_k8s::crd::{RefResolutionStatus, SyncStatus};
+use stoker_k8s::metadata::{AgentMetadata, metadata_configmap_name};
+
+use controller_support::{World, condition, has, spec, wait_until};
+
+fn commit_is(gs: &stoker_k8s::GatewaySync, commit: &str) -> bool {
+    gs.status
+        .as_ref()
+        .and_then(|s| s.last_sync_commit.as_deref())
+        == Some(commit)
+}
+
+async fn metadata(world: &World, cr: &str) -> AgentMetadata {
+    let name = metadata_configmap_name(cr);
+    let api = world.configmaps();
+    let configmap = wait_until(
+        "the metadata ConfigMap exists",
+        controller_support::CONVERGE,
+        || async { api.get_opt(&name).await.unwrap() },
+    )
+    .await;
+    AgentMetadata::from_configmap(&configmap).unwrap()
+}
+
+async fn event_reasons(world: &World, cr: &str) -> BTreeSet<String> {
+    let events: Api<Event> = Api::namespaced(world.client.clone(), &world.namespace);
+    events
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|e| e.involved_object.name.as_deref() == Some(cr))
+        .filter_map(|e| e.reason)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resolves_branch_lightweight_tag_and_annotated_tag_without_cloning() {
+    let world = World::start("refs").await;
+    let first = world.repo.rev_parse("main").unwrap();
+    world.repo.tag("v1.0.0", &first).unwrap();
+    let second = world
+        .repo
+        .commit("main", &[("projects/demo/b.json", b"{}")], "second")
+        .unwrap();
+    world
+        .repo
+        .annotated_tag("v2.0.0", &second, "release 2")
+        .unwrap();
+
+    world.create_gs("branch", spec("main")).await;
+    world.create_gs("light", spec("v1.0.0")).await;
+    world.create_gs("annotated", spec("v2.0.0")).await;
+
+    let branch = world
+        .wait_gs("branch", "main resolves", |gs| commit_is(gs, &second))
+        .await;
+    let light = world
+        .wait_gs("light", "v1.0.0 resolves", |gs| commit_is(gs, &first))
+        .await;
+    // Peeled: the commit, never the tag object.
+    let annotated = world
+        .wait_gs("annotated", "v2.0.0 resolves to its commit", |gs| {
+            commit_is(gs, &second)
+        })
+        .await;
+    for gs in [&branch, &light, &annotated] {
+        let status = gs.status.as_ref().unwrap();
+        assert!(has(gs, "RefResolved", "True"), "{:?}", status.conditions);
+        assert_eq!(
+            status.ref_resolution_status,
+            Some(RefResolutionStatus::Resolved)
+        );
+        assert_eq!(status.profile_count, 1);
+        assert_eq!(
+            status.last_sync_commit_short.as_deref(),
+            Some(&status.last_sync_commit.as_deref().unwrap()[..7])
+        );
+        assert!(status.last_sync_time.is_some());
+        assert!(gs.finalizers().contains(&"stoker.io/finalizer".to_owned()));
+    }
+    assert_eq!(
+        light.status.as_ref().unwrap().last_sync_ref.as_deref(),
+        Some("v1.0.0")
+    );
+
+    // What agents read.
+    let meta = metadata(&world, "annotated").await;
+    assert_eq!(meta.commit, second);
+    assert_eq!(meta.reference, "v2.0.0");
+    assert_eq!(meta.repo, world.repo_url);
+    assert!(!meta.paused);
+    let configmap = world
+        .configmaps()
+        .get(&metadata_configmap_name("annotated"))
+        .await
+        .unwrap();
+    let owner = &configmap.owner_references()[0];
+    assert_eq!(owner.kind, "GatewaySync");
+    assert_eq!(owner.name, "annotated");
+
+    let reasons = event_reasons(&world, "branch").await;
+    assert!(reasons.contains("RefResolved"), "{reasons:?}");
+
+    // A new commit on the branch: lastSync* follow, lastSyncTime changes, RefUpdated.
+    let before = branch.status.as_ref().unwrap().last_sync_time.clone();
+    let third = world
+        .repo
+        .commit("main", &[("projects/demo/c.json", b"{}")], "third")
+        .unwrap();
+    let moved = world
+        .wait_gs("branch", "main moves to the third commit", |gs| {
+            commit_is(gs, &third)
+        })
+        .await;
+    assert_ne!(moved.status.as_ref().unwrap().last_sync_time, before);
+    let meta = metadata(&world, "branch").await;
+    let meta = if meta.commit == third {
+        meta
+    } else {
+        wait_until("the metadata follows", Duration::from_secs(10), || async {
+            let m = metadata(&world, "branch").await;
+            (m.commit == third).then_some(m)
+        })
+        .await
+    };
+    assert_eq!(meta.commit, third);
+    let reasons = wait_until("a RefUpdated Event", Duration::from_secs(10), || async {
+        let r = event_reasons(&world, "branch").await;
+        r.contains("RefUpdated").then_some(r)
+    })
+    .await;
+    assert!(reasons.contains("RefUpdated"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_ref_is_ref_resolved_false_naming_the_ref_and_repository() {
+    let world = World::start("badref").await;
+    world.create_gs("bad", spec("no-such-branch")).await;
+    let gs = world
+        .wait_gs("bad", "RefResolved=False", |gs| {
+            has(gs, "RefResolved", "False")
+        })
+        .await;
+    let (_, reason, message) = condition(&gs, "RefResolved").unwrap();
+    assert_eq!(reason, "RefResolutionFailed");
+    assert!(message.contains("no-such-branch"), "{message}");
+    assert!(message.contains(&world.repo_url), "{message}");
+    assert_eq!(
+        gs.status.as_ref().unwrap().ref_resolution_status,
+        Some(RefResolutionStatus::Error)
+    );
+    assert!(has(&gs, "Ready", "False"));
+    // Nothing resolved yet: no metadata for agents.
+    assert!(
+        world
+            .configmaps()
+            .get_opt(&metadata_configmap_name("bad"))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let reasons = wait_until(
+        "a RefResolutionFailed Event",
+        Duration::from_secs(10),
+        || async {
+            let r = event_reasons(&world, "bad").await;
+            r.contains("RefResolutionFailed").then_some(r)
+        },
+    )
+    .await;
+    assert!(reasons.contains("RefResolutionFailed"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_secret_is_a_clear_condition() {
+    let world = World::start("secret").await;
+    let mut with_token = spec("main");
+    with_token["git"]["auth"] =
+        json!({"token": {"secretRef": {"name": "git-token", "key": "token"}}});
+    world.create_gs("needs-secret", with_token).await;
+    let gs = world
+        .wait_gs("needs-secret", "ProfilesValid=False", |gs| {
+            has(gs, "ProfilesValid", "False") && has(gs, "RefResolved", "False")
+        })
+        .await;
+    let (_, _, message) = condition(&gs, "ProfilesValid").unwrap();
+    assert!(message.contains("git-token"), "{message}");
+    let (_, _, resolve_message) = condition(&gs, "RefResolved").unwrap();
+    assert!(resolve_message.contains("git-token"), "{resolve_message}");
+    assert!(has(&gs, "Ready", "False"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_the_resource_removes_its_configmaps_through_the_finalizer() {
+    let world = World::start("final").await;
+    world.create_gs("doomed", spec("main")).await;
+    let pod = world.create_pod("gw-0", "doomed", &[], &[], true).await;
+    let commit = world.repo.rev_parse("main").unwrap();
+    metadata(&world, "doomed").await;
+    world
+        .report("doomed", &pod, &commit, "main", SyncStatus::Synced, None)
+        .await;
+    // A status ConfigMap of another resource must survive.
+    world.create_gs("kept", spec("main")).await;
+    let other = world.create_pod("gw-1", "kept", &[], &[], true).await;
+    world
+        .report("kept", &other, &commit, "main", SyncStatus::Synced, None)
+        .await;
+
+    world
+        .gs_api()
+        .delete("doomed", &DeleteParams::default())
+        .await
+        .unwrap();
+    let api = world.gs_api();
+    wait_until(
+        "the resource is gone",
+        controller_support::CONVERGE,
+        || async { api.get_opt("doomed").await.unwrap().is_none().then_some(()) },
+    )
+    .await;
+    let configmaps = world.configmaps();
+    let names: Vec<String> = configmaps
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .iter()
+        .map(|c: &ConfigMap| c.name_any())
+        .collect();
+    assert!(
+        !names.iter().any(|n| n.contains("doomed")),
+        "left behind: {names:?}"
+    );
+    assert!(
+        names.iter().any(|n| n.starts_with("stoker-status-kept")),
+        "{names:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paused_tells_agents_to_stop_and_is_not_ready() {
+    let world = World::start("paused").await;
+    world.create_gs("site", spec("main")).await;
+    world
+        .wait_gs("site", "resolved", |gs| has(gs, "RefResolved", "True"))
+        .await;
+    assert!(!metadata(&world, "site").await.paused);
+    world
+        .gs_api()
+        .patch(
+            "site",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"paused": true}})),
+        )
+        .await
+        .unwrap();
+    let gs = world
+        .wait_gs("site", "Ready=False because paused", |gs| {
+            condition(gs, "Ready").is_some_and(|(s, r, _)| s == "False" && r == "Paused")
+        })
+        .await;
+    assert!(gs.spec.paused);
+    wait_until(
+        "the metadata says paused",
+        Duration::from_secs(15),
+        || async { metadata(&world, "site").await.paused.then_some(()) },
+    )
+    .await;
+    // While paused the ref is not followed.
+    let before = world.repo.rev_parse("main").unwrap();
+    world
+        .repo
+        .commit("main", &[("projects/demo/new.json", b"{}")], "while paused")
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert!(commit_is(&world.get_gs("site").await, &before));
+    assert_eq!(metadata(&world, "site").await.commit, before);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_requested_ref_annotation_wins_until_the_spec_catches_up() {
+    let world = World::start("reqref").await;
+    let first = world.repo.rev_parse("main").unwrap();
+    world.repo.tag("v2.2.3", &first).unwrap();
+    world
+        .repo
+        .commit("main", &[("projects/demo/b.json", b"{}")], "second")
+        .unwrap();
+    world.create_gs("site", spec("main")).await;
+    world
+        .wait_gs("site", "main resolves", |gs| has(gs, "RefResolved", "True"))
+        .await;
+    // What the webhook receiver does on a release.
+    world
+        .gs_api()
+        .patch(
+            "site",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"annotations": {
+                "stoker.io/requested-ref": "v2.2.3",
+                "stoker.io/requested-at": "2026-11-23T00:00:00Z",
+                "stoker.io/requested-by": "github"
+            }}})),
+        )
+        .await
+        .unwrap();
+    let gs = world
+        .wait_gs("site", "the requested ref is resolved", |gs| {
+            commit_is(gs, &first)
+        })
+        .await;
+    assert_eq!(
+        gs.status.as_ref().unwrap().last_sync_ref.as_deref(),
+        Some("v2.2.3")
+    );
+    assert!(gs.annotations().contains_key("stoker.io/requested-ref"));
+    // The spec catches up, spelled without the `v`: the annotation goes.
+    world
+        .gs_api()
+        .patch(
+            "site",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"git": {"ref": "v2.2.3"}}})),
+        )
+        .await
+        .unwrap();
+    let gs = world
+        .wait_gs("site", "the annotations are removed", |gs| {
+            !gs.annotations().contains_key("stoker.io/requested-ref")
+                && !gs.annotations().contains_key("stoker.io/requested-by")
+        })
+        .await;
+    assert!(commit_is(&gs, &first));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn discovers_running_annotated_pods_and_names_them() {
+    let world = World::start("discover").await;
+    world.create_gs("site", spec("main")).await;
+    world
+        .create_pod(
+            "pod-a",
+            "site",
+            &[("stoker.io/gateway-name", "north")],
+            &[],
+            true,
+        )
+        .await;
+    world
+        .create_pod(
+            "pod-b",
+            "site",
+            &[],
+            &[("app.kubernetes.io/name", "south")],
+            true,
+        )
+        .await;
+    world.create_pod("pod-c", "site", &[], &[], true).await;
+    world.create_pod("pod-d", "site", &[], &[], false).await;
+    world.create_pod("pod-e", "other-cr", &[], &[], true).await;
+    let gs = world
+        .wait_gs("site", "three gateways are discovered", |gs| {
+            gs.status
+                .as_ref()
+                .is_some_and(|s| s.discovered_gateways.len() == 3)
+        })
+        .await;
+    let status = gs.status.as_ref().unwrap();
+    let names: Vec<(&str, &str)> = status
+        .discovered_gateways
+        .iter()
+        .map(|g| (g.pod_name.as_str(), g.name.as_str()))
+        .collect();
+    assert_eq!(
+        names,
+        vec![("pod-a", "north"), ("pod-b", "south"), ("pod-c", "pod-c")]
+    );
+    assert!(
+        status
+            .discovered_gateways
+            .iter()
+            .all(|g| g.sync_status == SyncStatus::Pending)
+    );
+    assert_eq!(status.gateway_summary.as_deref(), Some("0/3 synced"));
+    assert!(has(&gs, "SidecarInjected", "True"));
+    // The pending pod starts running: it is counted.
+    world.set_phase("pod-d", "Running").await;
+    world
+        .wait_gs("site", "the fourth gateway is discovered", |gs| {
+            gs.status
+                .as_ref()
+                .is_some_and(|s| s.discovered_gateways.len() == 4)
+        })
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agents_reports_make_the_resource_ready_and_kubectl_shows_it() {
+    let world = World::start("ready").await;
+    world.create_gs("site", spec("main")).await;
+    let commit = world.repo.rev_parse("main").unwrap();
+    let a = world.create_pod("gw-a", "site", &[], &[], true).await;
+    let b = world.create_pod("gw-b", "site", &[], &[], true).await;
+    world
+        .wait_gs("site", "resolved, two gateways", |gs| {
+            commit_is(gs, &commit)
+                && gs
+                    .status
+                    .as_ref()
+                    .is_some_and(|s| s.discovered_gateways.len() == 2)
+        })
+        .await;
+    world
+        .report("site", &a, &commit, "main", SyncStatus::Synced, None)
+        .await;
+    let gs = world
+        .wait_gs("site", "1/2 synced", |gs| {
+            gs.status
+                .as_ref()
+                .and_then(|s| s.gateway_summary.as_deref())
+                == Some("1/2 synced")
+        })
+        .await;
+    assert!(has(&gs, "AllGatewaysSynced", "False"));
+    assert!(has(&gs, "Ready", "False"));
+    world
+        .report("site", &b, &commit, "main", SyncStatus::Synced, None)
+        .await;
+    let gs = world
+        .wait_gs("site", "Ready=True", |gs| has(gs, "Ready", "True"))
+        .await;
+    let status = gs.status.as_ref().unwrap();
+    assert_eq!(status.gateway_summary.as_deref(), Some("2/2 synced"));
+    assert!(has(&gs, "AllGatewaysSynced", "True"));
+    assert!(has(&gs, "RefSkew", "False"));
+    let gateway = &status.discovered_gateways[0];
+    assert_eq!(gateway.synced_commit.as_deref(), Some(commit.as_str()));
+    assert_eq!(gateway.files_changed, 2);
+    let reasons = wait_until("a SyncCompleted Event", Duration::from_secs(10), || async {
+        let r = event_reasons(&world, "site").await;
+        r.contains("SyncCompleted").then_some(r)
+    })
+    .await;
+    assert!(reasons.contains("SyncCompleted"));
+
+    // What users see.
+    let out = world
+        .cluster
+        .kubectl(["get", "gs", "-n", &world.namespace])
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    let header: Vec<&str> = text.lines().next().unwrap().split_whitespace().collect();
+    assert_eq!(
+        header,
+        ["NAME", "REF", "GATEWAYS", "READY", "STATUS", "AGE"]
+    );
+    let row = text.lines().nth(1).unwrap();
+    assert!(row.starts_with("site"), "{text}");
+    assert!(
+        row.contains("main") && row.contains("2/2 synced") && row.contains("True"),
+        "{text}"
+    );
+    let wide = world
+        .cluster
+        .kubectl(["get", "gs", "-n", &world.namespace, "-o", "wide"])
+        .unwrap();
+    let wide = String::from_utf8_lossy(&wide.stdout);
+    assert!(
+        wide.contains("COMMIT") && wide.contains("LAST SYNC"),
+        "{wide}"
+    );
+    assert!(wide.contains(&commit[..7]), "{wide}");
+
+    // One gateway fails: not ready, and a SyncFailed Event names it.
+    world
+        .report(
+            "site",
+            &b,
+            &commit,
+            "main",
+            SyncStatus::Error,
+            Some("scan/projects answered 500"),
+        )
+        .await;
+    let gs = world
+        .wait_gs("site", "Ready=False after an error", |gs| {
+            has(gs, "Ready", "False")
+        })
+        .await;
+    let failed = gs
+        .status
+        .as_ref()
+        .unwrap()
+        .discovered_gateways
+        .iter()
+        .find(|g| g.pod_name == "gw-b")
+        .unwrap()
+        .clone();
+    assert_eq!(failed.sync_status, SyncStatus::Error);
+    assert_eq!(
+        failed.message.as_deref(),
+        Some("scan/projects answered 500")
+    );
+    let reasons = wait_until("a SyncFailed Event", Duration::from_secs(10), || async {
+        let r = event_reasons(&world, "site").await;
+        r.contains("SyncFailed").then_some(r)
+    })
+    .await;
+    assert!(reasons.contains("SyncFailed"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_on_another_ref_is_ref_skew() {
+    let world = World::start("skew").await;
+    let old = world.repo.rev_parse("main").unwrap();
+    let new = world
+        .repo
+        .commit("main", &[("projects/demo/b.json", b"{}")], "second")
+        .unwrap();
+    world.create_gs("site", spec("main")).await;
+    let a = world.create_pod("gw-a", "site", &[], &[], true).await;
+    let b = world
+        .create_pod(
+            "gw-b",
+            "site",
+            &[("stoker.io/ref-override", "v0.9")],
+            &[],
+            true,
+        )
+        .await;
+    world
+        .wait_gs("site", "resolved", |gs| commit_is(gs, &new))
+        .await;
+    world
+        .report("site", &a, &new, "main", SyncStatus::Synced, None)
+        .await;
+    // gw-b runs an older commit of another ref (its override): skew, reported by name.
+    world
+        .report("site", &b, &old, "v0.9", SyncStatus::Synced, None)
+        .await;
+    let gs = world
+        .wait_gs("site", "RefSkew=True", |gs| has(gs, "RefSkew", "True"))
+        .await;
+    let (_, _, message) = condition(&gs, "RefSkew").unwrap();
+    assert!(message.contains("gw-b"), "{message}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_resources_in_one_namespace_stay_isolated() {
+    let world = World::start("isolated").await;
+    let commit = world.repo.rev_parse("main").unwrap();
+    world.create_gs("alpha", spec("main")).await;
+    world.create_gs("beta", spec("main")).await;
+    let a = world.create_pod("alpha-0", "alpha", &[], &[], true).await;
+    world.create_pod("beta-0", "beta", &[], &[], true).await;
+    world.create_pod("beta-1", "beta", &[], &[], true).await;
+    world
+        .report("alpha", &a, &commit, "main", SyncStatus::Synced, None)
+        .await;
+    let alpha = world
+        .wait_gs("alpha", "alpha is ready with its one gateway", |gs| {
+            has(gs, "Ready", "True")
+        })
+        .await;
+    let beta = world
+        .wait_gs("beta", "beta sees its two gateways", |gs| {
+            gs.status
+                .as_ref()
+                .is_some_and(|s| s.discovered_gateways.len() == 2)
+        })
+        .await;
+    let pods = |gs: &stoker_k8s::GatewaySync| -> Vec<String> {
+        gs.status
+            .as_ref()
+            .unwrap()
+            .discovered_gateways
+            .iter()
+            .map(|g| g.pod_name.clone())
+            .collect()
+    };
+    assert_eq!(pods(&alpha), ["alpha-0"]);
+    assert_eq!(pods(&beta), ["beta-0", "beta-1"]);
+    assert_eq!(
+        beta.status.as_ref().unwrap().gateway_summary.as_deref(),
+        Some("0/2 synced")
+    );
+    assert!(has(&beta, "Ready", "False"));
+    assert_ne!(
+        metadata_configmap_name("alpha"),
+        metadata_configmap_name("beta")
+    );
+    metadata(&world, "alpha").await;
+    metadata(&world, "beta").await;
+}

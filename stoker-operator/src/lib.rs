@@ -1,0 +1,234 @@
+//! The Stoker operator as a library: its command line ([`Args`]) and [`run`], which wires the
+//! controller, leader election, the probe and metrics server and graceful shutdown from
+//! `stoker-k8s` together. `main.rs` only parses arguments and starts logging.
+#![forbid(unsafe_code)]
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::{Parser, ValueEnum};
+use stoker_k8s::controller::{self, Context, ControllerConfig};
+use stoker_k8s::leader::{LeaderElector, LeaseTimings};
+use stoker_k8s::metrics::OperatorMetrics;
+use stoker_k8s::probes::Probes;
+use tokio::sync::watch;
+
+/// Stoker operator: resolves the Git ref of every `GatewaySync` (without cloning), publishes
+/// what the agents need in `stoker-metadata-<name>` ConfigMaps, and aggregates the gateways'
+/// sync status into the resource's status, conditions and Events.
+///
+/// Examples:
+///   # all namespaces, in a cluster (service account credentials)
+///   stoker-operator
+///   # two namespaces, outside a cluster (current kubeconfig context), no leader election
+///   stoker-operator --namespaces plant-a,plant-b --leader-elect=false
+#[derive(Debug, Parser)]
+#[command(name = "stoker-operator", version, verbatim_doc_comment)]
+pub struct Args {
+    /// Namespaces to watch, comma-separated; empty watches every namespace.
+    #[arg(
+        long,
+        env = "WATCH_NAMESPACES",
+        value_delimiter = ',',
+        value_name = "NS,..."
+    )]
+    pub namespaces: Vec<String>,
+
+    /// Only reconcile GatewaySyncs matching this label selector (e.g. `team=plant-a`).
+    #[arg(long, env = "LABEL_SELECTOR", value_name = "SELECTOR")]
+    pub label_selector: Option<String>,
+
+    /// At most this many GatewaySyncs are reconciled at once.
+    #[arg(long, env = "MAX_CONCURRENT_RECONCILES", default_value_t = 8)]
+    pub max_concurrent_reconciles: u16,
+
+    /// Elect a leader with a Lease so only one replica reconciles.
+    #[arg(long, env = "LEADER_ELECT", default_value_t = true, action = clap::ArgAction::Set)]
+    pub leader_elect: bool,
+
+    /// Namespace of the leader-election Lease (default: `POD_NAMESPACE`, else `default`).
+    #[arg(long, env = "LEADER_ELECTION_NAMESPACE")]
+    pub leader_election_namespace: Option<String>,
+
+    /// Name of the leader-election Lease.
+    #[arg(long, env = "LEADER_ELECTION_ID", default_value = "stoker-operator")]
+    pub leader_election_id: String,
+
+    /// Address of `/metrics`, `/healthz` and `/readyz`.
+    #[arg(long, env = "PROBE_ADDRESS", default_value = "0.0.0.0:8081")]
+    pub probe_address: SocketAddr,
+
+    /// Directory for Git scratch data and credential files (kept private, 0700).
+    #[arg(long, env = "STATE_DIR", default_value = "/tmp/stoker-operator")]
+    pub state_dir: PathBuf,
+
+    /// Extra CA bundle (PEM) for Git servers over HTTPS.
+    #[arg(long, env = "GIT_CA_FILE")]
+    pub git_ca_file: Option<PathBuf>,
+
+    /// Longest delay between retries of a failing GatewaySync, in seconds.
+    #[arg(long, env = "MAX_BACKOFF_SECONDS", default_value_t = 300)]
+    pub max_backoff_seconds: u64,
+
+    /// How long in-flight reconciliations may take to finish on SIGTERM, in seconds.
+    #[arg(long, env = "SHUTDOWN_GRACE_SECONDS", default_value_t = 20)]
+    pub shutdown_grace_seconds: u64,
+
+    /// Log level filter (e.g. `info`, `stoker_k8s=debug`); `RUST_LOG` wins when set.
+    #[arg(long, env = "STOKER_LOG", default_value = "info")]
+    pub log_level: String,
+
+    /// Log format on stderr (JSON for log collectors in a cluster).
+    #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Json)]
+    pub log_format: LogFormat,
+}
+
+/// Log formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Resolves when SIGTERM or SIGINT arrives.
+async fn terminated() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::error!(%error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        () = term => tracing::info!("SIGTERM: shutting down"),
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: shutting down"),
+    }
+}
+
+/// Runs the operator until SIGTERM (or until it loses the leader lease, which is an error so
+/// that Kubernetes restarts it as a follower).
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    let client = kube::Client::try_default()
+        .await
+        .context("connecting to the Kubernetes API (in-cluster config or kubeconfig)")?;
+    let metrics = OperatorMetrics::new();
+    let probes = {
+        let metrics = metrics.clone();
+        Probes::new(move || metrics.encode().unwrap_or_default())
+    };
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let bound = probes
+        .serve(args.probe_address, stop_rx.clone())
+        .await
+        .context("starting the probe server")?;
+    tracing::info!(address = %bound, "probe server listening");
+
+    let identity = std::env::var("POD_NAME").unwrap_or_else(|_| {
+        format!(
+            "{}-{}",
+            std::env::var("HOSTNAME").unwrap_or_else(|_| "stoker-operator".to_owned()),
+            std::process::id()
+        )
+    });
+    let mut elector = None;
+    let mut leading = if args.leader_elect {
+        let namespace = args
+            .leader_election_namespace
+            .clone()
+            .or_else(|| std::env::var("POD_NAMESPACE").ok())
+            .unwrap_or_else(|| "default".to_owned());
+        let candidate = LeaderElector::new(
+            client.clone(),
+            &namespace,
+            args.leader_election_id.clone(),
+            identity.clone(),
+            LeaseTimings::default(),
+        );
+        let release = LeaderElector::new(
+            client.clone(),
+            &namespace,
+            args.leader_election_id.clone(),
+            identity.clone(),
+            LeaseTimings::default(),
+        );
+        elector = Some(release);
+        tracing::info!(lease = %args.leader_election_id, %namespace, %identity, "waiting to become the leader");
+        let receiver = candidate.spawn();
+        Some(receiver)
+    } else {
+        None
+    };
+    // Ready once the process serves; followers are ready too (they would take over).
+    probes.set_ready(Ok(()));
+
+    if let Some(leading) = leading.as_mut() {
+        tokio::select! {
+            result = leading.wait_for(|leading| *leading) => {
+                result.context("leader election stopped")?;
+            }
+            () = terminated() => {
+                let _ = stop_tx.send(true);
+                return Ok(());
+            }
+        }
+        tracing::info!(%identity, "became the leader");
+    }
+
+    let config = ControllerConfig {
+        state_dir: args.state_dir.clone(),
+        namespaces: args.namespaces.clone(),
+        label_selector: args.label_selector.clone(),
+        concurrency: args.max_concurrent_reconciles,
+        max_backoff: Duration::from_secs(args.max_backoff_seconds.max(1)),
+        git_ca_file: args.git_ca_file.clone(),
+        ..ControllerConfig::default()
+    };
+    let context = Context::new(client.clone(), metrics, config);
+    let (shutdown_tx, shutdown_rx) = tokio::sync::oneshot::channel::<()>();
+    let controller = tokio::spawn(controller::run(context, async move {
+        let _ = shutdown_rx.await;
+    }));
+
+    let lost = async {
+        match leading.as_mut() {
+            Some(leading) => {
+                let _ = leading.wait_for(|leading| !*leading).await;
+            }
+            None => std::future::pending::<()>().await,
+        }
+    };
+    let lost_lease = tokio::select! {
+        () = terminated() => false,
+        () = lost => true,
+    };
+    probes.set_ready(Err("shutting down".to_owned()));
+    let _ = shutdown_tx.send(());
+    let grace = Duration::from_secs(args.shutdown_grace_seconds);
+    if tokio::time::timeout(grace, controller).await.is_err() {
+        tracing::warn!(
+            grace_s = grace.as_secs(),
+            "reconciliations did not finish within the grace period"
+        );
+    }
+    if let Some(elector) = elector
+        && !lost_lease
+        && let Err(error) = elector.release().await
+    {
+        tracing::warn!(%error, "could not release the leader lease");
+    }
+    let _ = stop_tx.send(true);
+    if lost_lease {
+        anyhow::bail!(
+            "lost the leader lease; exiting so that Kubernetes restarts this replica as a follower"
+        );
+    }
+    Ok(())
+}
