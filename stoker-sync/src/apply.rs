@@ -125,6 +125,12 @@ pub fn apply(plan: Plan, options: &ApplyOptions) -> Result<SyncReport> {
     for (path, entry) in &plan.unchanged {
         files.insert(path.clone(), *entry);
     }
+    tracing::debug!(
+        writes = plan.writes.len(),
+        deletes = plan.deletes.len(),
+        elapsed_ms = plan.started.elapsed().as_millis() as u64,
+        "files written and deleted"
+    );
     let manifest_current = plan.manifest_current;
     let dirs = if manifest_current {
         // Unused: the manifest on disk stays.
@@ -141,7 +147,14 @@ pub fn apply(plan: Plan, options: &ApplyOptions) -> Result<SyncReport> {
     };
     if !manifest_current {
         steps.step()?;
+        let storing = std::time::Instant::now();
         manifest::store(&live, &manifest)?;
+        tracing::debug!(
+            files = manifest.files.len(),
+            dirs = manifest.dirs.len(),
+            elapsed_ms = storing.elapsed().as_millis() as u64,
+            "manifest written"
+        );
     }
     journal::finish(&live)?;
 

@@ -196,7 +196,7 @@ pub fn desired_set(
                         "destination path for {source_path:?} is longer than 4096 bytes"
                     )));
                 }
-                if rules.is_protected(&dest) || rules.is_excluded(&dest) {
+                if rules.is_protected_or_excluded(&dest) {
                     return Ok(());
                 }
                 let patch_target = if relative.is_empty() {

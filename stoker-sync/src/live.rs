@@ -307,24 +307,35 @@ pub fn scan_guided(live: &Path, scope: &Scope, guide: Option<Guide<'_>>) -> Resu
     Ok(walker.scan)
 }
 
-/// `lstat`s, in parallel, every entry the guide lists below the top directory roots: the walk
-/// then mostly finds its answers here.
-fn prefetch(live: &Path, top: &[ManagedRoot], guide: Guide<'_>) -> HashMap<String, LiveEntry> {
-    let mut paths: Vec<String> = Vec::new();
-    for (dir, record) in guide.dirs {
-        let walked = top
-            .iter()
-            .any(|root| root.kind == RootKind::Dir && is_within(dir, &root.path));
-        if walked {
-            paths.extend(record.names().map(|name| join(dir, name)));
-        }
-    }
-    paths
-        .into_par_iter()
-        .with_min_len(256)
-        .filter_map(|path| {
-            let metadata = std::fs::symlink_metadata(live.join(&path)).ok()?;
-            Some((path, LiveEntry::of(&metadata)))
+/// `lstat`s, in parallel, every entry the guide lists below the top directory roots: for each
+/// recorded directory, its entries' `lstat`s in the record's order (`None` when one failed). The
+/// walk then mostly finds its answers here.
+fn prefetch<'a>(
+    live: &Path,
+    top: &[ManagedRoot],
+    guide: Guide<'a>,
+) -> HashMap<&'a str, Vec<Option<LiveEntry>>> {
+    let dirs: Vec<(&'a String, &'a DirRecord)> = guide
+        .dirs
+        .iter()
+        .filter(|(dir, _)| {
+            top.iter()
+                .any(|root| root.kind == RootKind::Dir && is_within(dir, &root.path))
+        })
+        .collect();
+    dirs.into_par_iter()
+        .with_min_len(16)
+        .map(|(dir, record)| {
+            let base = live.join(dir);
+            let stats = record
+                .names()
+                .map(|name| {
+                    std::fs::symlink_metadata(base.join(name))
+                        .ok()
+                        .map(|metadata| LiveEntry::of(&metadata))
+                })
+                .collect();
+            (dir.as_str(), stats)
         })
         .collect()
 }
@@ -333,16 +344,13 @@ struct Walker<'a> {
     live: &'a Path,
     scope: &'a Scope,
     guide: Option<Guide<'a>>,
-    /// `lstat`s taken up front; a missing one is taken when needed.
-    prefetched: HashMap<String, LiveEntry>,
+    /// `lstat`s taken up front, by directory; a missing one is taken when needed.
+    prefetched: HashMap<&'a str, Vec<Option<LiveEntry>>>,
     scan: Scan,
 }
 
 impl Walker<'_> {
-    fn lstat_entry(&mut self, path: &str) -> Result<Option<LiveEntry>> {
-        if let Some(entry) = self.prefetched.remove(path) {
-            return Ok(Some(entry));
-        }
+    fn lstat_entry(&self, path: &str) -> Result<Option<LiveEntry>> {
         Ok(lstat(&self.live.join(path))?.map(|metadata| LiveEntry::of(&metadata)))
     }
 
@@ -377,10 +385,15 @@ impl Walker<'_> {
     /// for the directory and every recorded entry is still there, otherwise read from disk.
     fn children(&mut self, dir: &str, stat: &Stat) -> Result<Vec<(String, LiveEntry)>> {
         if let Some(record) = self.guide.and_then(|guide| guide.vouched(dir, stat)) {
-            let mut children = Vec::new();
+            let prefetched = self.prefetched.remove(dir).unwrap_or_default();
+            let mut children = Vec::with_capacity(prefetched.len());
             let mut complete = true;
-            for name in record.names() {
-                match self.lstat_entry(&join(dir, name))? {
+            for (index, name) in record.names().enumerate() {
+                let entry = match prefetched.get(index).copied().flatten() {
+                    Some(entry) => Some(entry),
+                    None => self.lstat_entry(&join(dir, name))?,
+                };
+                match entry {
                     Some(entry) => children.push((name.to_owned(), entry)),
                     // Changed behind the record's back (a clock going backwards): list it.
                     None => {

@@ -135,6 +135,12 @@ pub fn plan(request: &SyncRequest) -> Result<Plan> {
     let listing = request.artifact.list()?;
     let context = desired::effective_context(&request.profile, &request.context);
     let desired = desired::desired_set(&listing, &request.profile, &context)?;
+    drop(listing);
+    tracing::debug!(
+        files = desired.files.len(),
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "desired set computed"
+    );
     // Lock only once the profile is known to be valid, so a bad profile leaves no trace.
     let lock = if request.dry_run {
         // A dry run writes nothing, not even the lock file: it takes the lock only when a sync
@@ -143,7 +149,14 @@ pub fn plan(request: &SyncRequest) -> Result<Plan> {
     } else {
         Some(LiveLock::acquire(live)?)
     };
+    let loading = Instant::now();
     let (manifest, manifest_warning) = manifest::load(live);
+    tracing::debug!(
+        files = manifest.as_ref().map(|m| m.files.len()),
+        dirs = manifest.as_ref().map(|m| m.dirs.len()),
+        elapsed_ms = loading.elapsed().as_millis() as u64,
+        "manifest loaded"
+    );
     let manifest_written = manifest.as_ref().and_then(|_| manifest::written_at(live));
     // The previous sync's directory records spare listing the directories that did not change;
     // every entry is still `lstat`ed (the drift check).
@@ -201,6 +214,12 @@ pub fn plan(request: &SyncRequest) -> Result<Plan> {
         }
     }
 
+    tracing::debug!(
+        writes = writes.len(),
+        unchanged = unchanged.len(),
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "desired files compared"
+    );
     let mut deletes = Vec::new();
     for (path, entry) in &tree.entries {
         if entry.kind == LiveKind::Dir
@@ -289,11 +308,13 @@ fn clearing_deletes(
             ))
         }
     };
+    // Ancestors already looked at (with theirs): most desired files share them.
+    let mut seen: std::collections::HashSet<&str> = std::collections::HashSet::new();
     for path in desired.files.keys() {
         // Ancestors that are not directories.
         let mut ancestor = relpath::parent(path);
         while let Some(dir) = ancestor {
-            if dir.is_empty() {
+            if dir.is_empty() || !seen.insert(dir) {
                 break;
             }
             if let Some(entry) = tree.entries.get(dir)

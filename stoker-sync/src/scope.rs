@@ -102,6 +102,20 @@ impl Scope {
             || file_name(path).starts_with(TEMP_PREFIX)
     }
 
+    /// `is_protected(path) || is_excluded(path)`, matching both pattern sets against one parsed
+    /// path (the desired set asks this for every file).
+    pub fn is_protected_or_excluded(&self, path: &str) -> bool {
+        if is_within(path, STATE_DIR)
+            || file_name(path) == RESOURCES_DIR
+            || file_name(path).starts_with(TEMP_PREFIX)
+        {
+            return true;
+        }
+        let candidate = globset::Candidate::new(path);
+        self.protected.is_match_candidate(&candidate)
+            || self.excludes.is_match_candidate(&candidate)
+    }
+
     /// True when an exclude pattern matches the destination path.
     pub fn is_excluded(&self, path: &str) -> bool {
         self.excludes.is_match(path)

@@ -313,9 +313,11 @@ fn changed_paths_change_only_the_work_holds(case: &Case) -> Result<(), TestCaseE
     let mut incremental = world.request(false);
     incremental.previous = Some(stoker_core::Revision::new(previous));
     incremental.changed_paths = Some(changed);
-    // One plan at a time: a plan holds the live directory's lock.
-    let planned_full = engine.plan(&full).map(|plan| summary(&plan));
-    let planned_incremental = engine.plan(&incremental).map(|plan| summary(&plan));
+    // One plan at a time: a plan holds the live directory's lock (and no child process may
+    // inherit it).
+    let planned_full = world::without_fork(|| engine.plan(&full).map(|plan| summary(&plan)));
+    let planned_incremental =
+        world::without_fork(|| engine.plan(&incremental).map(|plan| summary(&plan)));
     match (planned_full, planned_incremental) {
         (Ok(full), Ok(incremental)) => {
             prop_assert_eq!(incremental, full, "incremental plan != full plan");
@@ -335,7 +337,7 @@ fn changed_paths_change_only_the_work_holds(case: &Case) -> Result<(), TestCaseE
     }
     let before = world.snap();
     let outcome = spec::sync(&world.art, &case.profile, &before.tree);
-    let result = engine.sync(&incremental);
+    let result = world::without_fork(|| engine.sync(&incremental));
     if let (Outcome::Synced(expected), Ok(report)) = (&outcome, result) {
         let after = world.snap();
         prop_assert!(

@@ -447,6 +447,13 @@ fn run(engine: &MergeStrategy, request: &SyncRequest) -> SyncResult {
     engine.sync(request).map_err(Box::new)
 }
 
+/// Runs `work` (a plan, which holds the live directory's lock) while no child process is being
+/// spawned.
+pub fn without_fork<T>(work: impl FnOnce() -> T) -> T {
+    let _no_fork = FORK.read().unwrap_or_else(PoisonError::into_inner);
+    work()
+}
+
 pub fn write_tree(root: &Path, tree: &Tree) {
     std::fs::create_dir_all(root).expect("mkdir root");
     for (path, node) in tree {
