@@ -13,6 +13,10 @@
 //! - `sync_incremental_1pct`: plan + apply from the first commit's synced state to the second
 //!   (1% of views and scripts rewritten, one file added, one deleted). The reset to the first
 //!   commit is a sync too, outside the measurement.
+//! - `plan_noop_known_ids`, `sync_incremental_1pct_known_ids`: the same with content ids in the
+//!   listing (hashed once, before measuring), as a Git source gives them, and for the
+//!   incremental case the previous revision and changed paths the pipeline passes. What is left
+//!   is the engine's own cost: desired set, manifest, the manifest-guided drift check.
 //!
 //! Live directories are never deleted while measuring: on ext4 without a journal, creating many
 //! files soon after deleting many is much slower (the inode allocator checks every recently
@@ -21,11 +25,12 @@
 
 use std::hint::black_box;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
-use stoker_benches::{Checkouts, checkouts, request};
-use stoker_core::SyncStrategy;
+use stoker_benches::{Checkouts, KnownIds, checkouts, request, request_from};
+use stoker_core::{Artifact, Revision, SyncStrategy};
 use stoker_sync::MergeStrategy;
 
 fn files() -> usize {
@@ -122,8 +127,67 @@ fn engine_benches(c: &mut Criterion) {
             BatchSize::PerIteration,
         );
     });
+    let known = |source: &Path, revision: &str| -> Arc<dyn Artifact> {
+        match KnownIds::new(source, revision) {
+            Ok(artifact) => Arc::new(artifact),
+            Err(error) => panic!("hashing {}: {error}", source.display()),
+        }
+    };
+    let (first, second) = (known(&data.first, c1), known(&data.second, c2));
+    let changed = changed_paths(first.as_ref(), second.as_ref());
+    let synced = scratch.fresh();
+    let sync_known = |artifact: &Arc<dyn Artifact>| {
+        if let Err(error) = engine.sync(&request_from(artifact.clone(), &synced)) {
+            panic!("sync into {}: {error}", synced.display());
+        }
+    };
+    sync_known(&first);
+    sync_known(&first);
+    group.bench_function("plan_noop_known_ids", |b| {
+        let request = request_from(first.clone(), &synced);
+        b.iter(|| {
+            let plan = engine.plan(&request).expect("plan");
+            assert!(plan.is_noop(), "a synced live directory plans nothing");
+            plan
+        });
+    });
+    group.bench_function("sync_incremental_1pct_known_ids", |b| {
+        b.iter_batched(
+            || {
+                sync_known(&first);
+                let mut request = request_from(second.clone(), &synced);
+                request.previous = Some(Revision::new(c1.as_str()));
+                request.changed_paths = Some(changed.clone());
+                request
+            },
+            |request| engine.sync(&request).expect("sync"),
+            BatchSize::PerIteration,
+        );
+    });
     group.finish();
     drop(scratch);
+}
+
+/// The paths whose entry differs between two listings (what a Git tree diff gives).
+fn changed_paths(from: &dyn Artifact, to: &dyn Artifact) -> Vec<String> {
+    let list = |artifact: &dyn Artifact| match artifact.list() {
+        Ok(listing) => listing
+            .entries
+            .into_iter()
+            .map(|e| (e.path, (e.kind, e.content_id)))
+            .collect::<std::collections::BTreeMap<_, _>>(),
+        Err(error) => panic!("listing: {error}"),
+    };
+    let (before, after) = (list(from), list(to));
+    let mut changed: Vec<String> = before
+        .keys()
+        .chain(after.keys())
+        .filter(|path| before.get(*path) != after.get(*path))
+        .cloned()
+        .collect();
+    changed.sort();
+    changed.dedup();
+    changed
 }
 
 criterion_group! {

@@ -13,7 +13,9 @@
 //! `--breakdown` first times, one by one and read-only, what planning and applying are made of,
 //! and prints them on a second line:
 //! - `list`, `desired`, `manifest`, `scan`: the phases of `plan` before the per-file comparison
-//!   (`plan` minus their sum is the comparison);
+//!   (`plan` minus their sum is the comparison); `scan` is a full scan (every directory
+//!   listed), `scan_guided` the one `plan` does, guided by the manifest's directory records
+//!   (`dirs_listed` directories listed; both scans must agree);
 //! - `list_scan_parallel`: listing and scanning on two threads at once;
 //! - `hash_seq`, `hash_2t`: reading and hashing every source file on one and on two threads
 //!   (what the comparison does when the source has no content ids);
@@ -137,6 +139,23 @@ fn breakdown(args: &Args) -> Result<String, Failure> {
     let ((loaded, _), manifest) = seconds(|| manifest::load(&args.live));
     let (tree, scan) = seconds(|| live::scan(&args.live, &set.scope).map_err(|e| e.to_string()));
     let tree = tree?;
+    let written = manifest::written_at(&args.live);
+    let ((guided, dirs_listed), scan_guided) = seconds(|| {
+        let guide = loaded
+            .as_ref()
+            .zip(written)
+            .map(|(m, written)| live::Guide {
+                dirs: &m.dirs,
+                written,
+            });
+        match live::scan_guided(&args.live, &set.scope, guide) {
+            Ok(scan) => (Ok(scan.tree), scan.listed),
+            Err(e) => (Err(e.to_string()), 0),
+        }
+    });
+    if guided? != tree {
+        return Err("the guided scan differs from the full scan".into());
+    }
 
     let fresh = LocalSource::new(&args.source).artifact(Revision::new(args.revision.as_str()));
     let (joined, list_scan_parallel) = seconds(|| {
@@ -195,6 +214,7 @@ fn breakdown(args: &Args) -> Result<String, Failure> {
 
     Ok(format!(
         "list={list:.4} desired={desired:.4} manifest={manifest:.4} scan={scan:.4} \
+         scan_guided={scan_guided:.4} dirs_listed={dirs_listed} \
          list_scan_parallel={list_scan_parallel:.4} hash_seq={hash_seq:.4} hash_2t={hash_2t:.4} \
          mkdirs_engine={mkdirs_engine:.4} mkdirs_once={mkdirs_once:.4} \
          files={} file_dirs={} dirs={} live_entries={} manifest_entries={}",
