@@ -13,7 +13,7 @@ pub struct Cli {
     pub log_level: String,
 
     /// Log format on stderr.
-    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "LOG_FORMAT")]
     pub log_format: LogFormat,
 
     /// What to do.
@@ -48,6 +48,25 @@ pub enum Command {
     ///       --gateway-api-key-file /var/run/secrets/ignition/api-key
     #[command(verbatim_doc_comment)]
     Sync(SyncArgs),
+
+    /// Kubernetes mode: the sidecar injected next to an Ignition gateway.
+    ///
+    /// Watches the ConfigMap stoker-metadata-<CR_NAME> (the commit the operator resolved, the
+    /// profiles) and its own pod (labels, stoker.io/profile, stoker.io/ref-override); syncs the
+    /// profile into DATA_PATH on every new commit, profile or label change, and every
+    /// SYNC_PERIOD seconds; respects designerSessionPolicy; asks the gateway to rescan; reports
+    /// in the ConfigMap stoker-status-<CR_NAME>-<POD_NAME> and in Events on the GatewaySync.
+    ///
+    /// Endpoints on PROBE_ADDRESS: /startupz (the first sync finished), /readyz, /healthz,
+    /// /metrics. SIGTERM: /readyz fails at once, a sync in flight finishes (up to
+    /// SHUTDOWN_GRACE_SECONDS), exit 0.
+    ///
+    /// Every flag reads the environment variable shown; the pod injector sets them. Example:
+    ///   POD_NAME=ignition-0 POD_NAMESPACE=plant CR_NAME=site \
+    ///   REPO_PATH=/var/cache/stoker DATA_PATH=/usr/local/bin/ignition/data \
+    ///   API_KEY_FILE=/var/run/secrets/ignition/apiKey stoker-agent sidecar
+    #[command(verbatim_doc_comment)]
+    Sidecar(crate::sidecar::SidecarArgs),
 }
 
 /// Arguments of `stoker-agent sync`.

@@ -1,13 +1,14 @@
 //! # stoker-agent
 //!
-//! The library behind the `stoker-agent` binary: command-line parsing and the one-shot
-//! `sync` command. The binary only calls [`run`].
+//! The library behind the `stoker-agent` binary: command-line parsing, the one-shot `sync`
+//! command and the Kubernetes sidecar ([`sidecar`]). The binary only calls [`run`].
 #![forbid(unsafe_code)]
 
 pub mod cli;
 pub mod gateway;
 pub mod oneshot;
 pub mod output;
+pub mod sidecar;
 
 pub use cli::{Cli, Command};
 
@@ -15,5 +16,6 @@ pub use cli::{Cli, Command};
 pub async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
     match cli.command {
         Command::Sync(args) => oneshot::sync(args).await,
+        Command::Sidecar(args) => sidecar::run(args).await,
     }
 }

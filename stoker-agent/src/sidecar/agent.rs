@@ -1,0 +1,697 @@
+//! The sidecar's loop: plan from the watched inputs, sync when the plan changed, the resync
+//! period passed, a retry is due, or the gateway first answered; report; wait.
+//!
+//! One sync runs at a time. A failure is retried with exponential backoff
+//! (`RETRY_INITIAL_SECONDS` doubling up to `RETRY_MAX_SECONDS`); a new commit or profile
+//! change is picked up at once, whatever the backoff. The first sync runs before `/startupz`
+//! passes: when the gateway is not answering yet (in Kubernetes it has not even started — the
+//! agent is a native sidecar whose startup probe gates it), the files are written without a
+//! Designer check or rescan, and once the gateway first answers the agent syncs again and asks
+//! for a rescan whatever changed (the post-commissioning scan).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use stoker_core::Health;
+use stoker_k8s::crd::SyncStatus;
+use stoker_k8s::gateway_status::SyncResult;
+use stoker_sync::pipeline::{Pipeline, SyncJob};
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use crate::sidecar::config::SidecarConfig;
+use crate::sidecar::gateway::{GatewayCache, GatewayOptions, ScanRecorder};
+use crate::sidecar::metrics::{AgentMetrics, ErrorReason};
+use crate::sidecar::plan::{Attempt, Desired, Inputs, Observed, Plan, plan};
+use crate::sidecar::report::StatusReporter;
+use crate::sidecar::source::{PinnedSource, SourceCache, SourceKey};
+use stoker_k8s::probes::Probes;
+
+/// How often a gateway that was not answering is asked again (for the post-commissioning
+/// scan).
+pub const GATEWAY_POLL: Duration = Duration::from_secs(2);
+
+/// How soon a status write that failed (API server away) is tried again.
+pub const STATUS_RETRY: Duration = Duration::from_secs(5);
+
+/// Event reasons published on the GatewaySync.
+pub mod reasons {
+    /// A sync changed files (Normal).
+    pub const SYNC_COMPLETED: &str = "SyncCompleted";
+    /// A sync failed, or its rescan did (Warning).
+    pub const SYNC_FAILED: &str = "SyncFailed";
+    /// Syncing is paused (Normal).
+    pub const SYNC_PAUSED: &str = "SyncPaused";
+    /// A dry run computed changes (Normal).
+    pub const DRY_RUN_COMPLETED: &str = "DryRunCompleted";
+    /// The gateway answered for the first time and was asked to rescan (Normal).
+    pub const GATEWAY_COMMISSIONED: &str = "GatewayRescanned";
+}
+
+/// The loop's state.
+pub struct Agent {
+    config: SidecarConfig,
+    metrics: AgentMetrics,
+    probes: Probes,
+    status: StatusReporter,
+    sources: SourceCache,
+    gateways: GatewayCache,
+    gateway_options: GatewayOptions,
+    inputs: watch::Receiver<Inputs>,
+    shutdown: watch::Receiver<bool>,
+    /// The last sync attempted (successful or not).
+    last: Option<Desired>,
+    /// The last non-sync plan reported (to report it once).
+    last_other: Option<Plan>,
+    /// Consecutive failed syncs.
+    failures: u32,
+    /// When the next resync (or retry) is due.
+    next_run: Option<Instant>,
+    /// A rescan is owed: files changed while the gateway was not answering, or the rescan
+    /// failed.
+    scan_pending: bool,
+    /// The gateway did not answer at the last sync: poll it.
+    gateway_down: bool,
+    /// When to poll the gateway next.
+    next_gateway_poll: Option<Instant>,
+    /// The gateway has answered and rescanned since the agent started.
+    commissioned: bool,
+    /// The first sync finished (`/startupz` passes).
+    started: bool,
+}
+
+/// How a sync ended, for the loop's bookkeeping.
+enum Ended {
+    /// Files in place (or a dry run computed).
+    Ok,
+    /// Failed; retry with backoff.
+    Failed,
+}
+
+impl Agent {
+    /// A loop over `inputs`, stopping when `shutdown` turns true.
+    pub fn new(
+        config: SidecarConfig,
+        metrics: AgentMetrics,
+        probes: Probes,
+        status: StatusReporter,
+        inputs: watch::Receiver<Inputs>,
+        shutdown: watch::Receiver<bool>,
+    ) -> Self {
+        let gateway_options = GatewayOptions {
+            api_key_file: config.api_key_file.clone(),
+            ca_file: config.gateway_ca_file.clone(),
+            insecure_skip_tls_verify: config.gateway_insecure_skip_tls_verify,
+        };
+        Agent {
+            config,
+            metrics,
+            probes,
+            status,
+            sources: SourceCache::default(),
+            gateways: GatewayCache::default(),
+            gateway_options,
+            inputs,
+            shutdown,
+            last: None,
+            last_other: None,
+            failures: 0,
+            next_run: None,
+            scan_pending: false,
+            gateway_down: false,
+            next_gateway_poll: None,
+            commissioned: false,
+            started: false,
+        }
+    }
+
+    /// Runs until shutdown (or until the watches are gone). An in-flight sync gets
+    /// `SHUTDOWN_GRACE_SECONDS` to finish.
+    pub async fn run(mut self) {
+        loop {
+            if *self.shutdown.borrow() {
+                break;
+            }
+            let inputs = self.inputs.borrow_and_update().clone();
+            let pod_uid = match &inputs.pod {
+                Observed::Present(pod) => pod.pod_uid.clone(),
+                _ => None,
+            };
+            self.status
+                .set_owners(pod_uid.as_deref(), inputs.owner_uid.as_deref());
+            if let Observed::Present(pod) = &inputs.pod {
+                let gateway = self
+                    .config
+                    .gateway_name
+                    .clone()
+                    .unwrap_or_else(|| pod.gateway_name.clone());
+                let profile = self.status.report().profile.clone();
+                self.status.set_identity(&gateway, profile.as_deref());
+            }
+
+            let mut wake: Option<Instant> = None;
+            match plan(&self.config, &inputs) {
+                Plan::Sync(desired) => {
+                    if self.is_due(&desired).await {
+                        let mut shutdown = self.shutdown.clone();
+                        let grace = self.config.shutdown_grace;
+                        let sync = self.sync(&desired);
+                        tokio::pin!(sync);
+                        tokio::select! {
+                            () = &mut sync => {}
+                            _ = shutdown.wait_for(|stop| *stop) => {
+                                tracing::info!(grace_s = grace.as_secs(), "shutting down: letting the sync in flight finish");
+                                if tokio::time::timeout(grace, &mut sync).await.is_err() {
+                                    tracing::warn!(grace_s = grace.as_secs(), "the sync in flight did not finish in time; exiting (the next start converges: writes are atomic per file)");
+                                }
+                                break;
+                            }
+                        }
+                        // Re-plan at once: inputs may have changed during the sync.
+                        continue;
+                    }
+                    wake = earliest(self.next_run, self.next_gateway_poll);
+                }
+                other => self.report_other(other).await,
+            }
+
+            if let Err(error) = self.status.flush().await {
+                tracing::warn!(%error, "could not write the status ConfigMap; retrying");
+                wake = earliest(wake, Some(Instant::now() + STATUS_RETRY));
+            }
+
+            let sleep = async {
+                match wake {
+                    Some(at) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending().await,
+                }
+            };
+            let mut shutdown = self.shutdown.clone();
+            tokio::select! {
+                changed = self.inputs.changed() => {
+                    if changed.is_err() {
+                        tracing::error!("the watches stopped; exiting");
+                        self.probes.set_healthy(Err("the watches stopped".to_owned()));
+                        break;
+                    }
+                }
+                () = sleep => {}
+                _ = shutdown.wait_for(|stop| *stop) => break,
+            }
+        }
+        if let Err(error) = self.status.flush().await {
+            tracing::warn!(%error, "could not write the final status");
+        }
+        tracing::info!("sync loop stopped");
+    }
+
+    /// Whether `desired` should sync now: it differs from the last attempt, a resync or retry
+    /// is due, or the gateway answered for the first time.
+    async fn is_due(&mut self, desired: &Desired) -> bool {
+        if self.last.as_ref() != Some(desired) {
+            return true;
+        }
+        let now = Instant::now();
+        if self.next_run.is_some_and(|at| now >= at) {
+            return true;
+        }
+        if self.gateway_down && self.next_gateway_poll.is_some_and(|at| now >= at) {
+            self.next_gateway_poll = Some(now + GATEWAY_POLL);
+            if let Ok(gateway) = self
+                .gateways
+                .get(&desired.gateway_url, &self.gateway_options)
+                && matches!(gateway.liveness().await, Ok(Health::Up))
+            {
+                tracing::info!(url = %desired.gateway_url, "the gateway answers now: syncing and asking it to rescan");
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Reports a plan that does not sync (waiting, invalid, paused), once per distinct plan.
+    async fn report_other(&mut self, other: Plan) {
+        if self.last_other.as_ref() == Some(&other) {
+            return;
+        }
+        self.last = None;
+        self.next_run = None;
+        match &other {
+            Plan::Starting(reason) => {
+                tracing::debug!(%reason, "starting");
+                if !self.started {
+                    self.probes.set_started(Err(reason.clone()));
+                }
+            }
+            Plan::Wait(reason) => {
+                tracing::info!(%reason, "waiting");
+                if !self.started {
+                    self.probes.set_started(Err(reason.clone()));
+                }
+                self.status.note(SyncStatus::Pending, reason, None, None);
+            }
+            Plan::Invalid(attempt) => {
+                tracing::error!(error = %attempt.message, "cannot sync");
+                if !self.started {
+                    self.probes.set_started(Err(attempt.message.clone()));
+                }
+                self.metrics
+                    .sync_failed(Duration::ZERO, ErrorReason::Config);
+                let gateway = self.status.report().gateway.clone();
+                self.status
+                    .set_identity(&gateway, attempt.profile.as_deref());
+                let recorded = self
+                    .status
+                    .record(failure_result(attempt, None), None, None);
+                if recorded {
+                    self.status
+                        .event(true, reasons::SYNC_FAILED, attempt.message.clone())
+                        .await;
+                }
+            }
+            Plan::Paused(attempt) => {
+                tracing::info!(reason = %attempt.message, "paused");
+                self.mark_started();
+                let status = match self.status.report().status {
+                    SyncStatus::Synced => SyncStatus::Synced,
+                    _ => SyncStatus::Pending,
+                };
+                self.status.note(status, &attempt.message, None, None);
+                self.status
+                    .event(false, reasons::SYNC_PAUSED, attempt.message.clone())
+                    .await;
+            }
+            Plan::Sync(_) => {}
+        }
+        self.last_other = Some(other);
+    }
+
+    fn mark_started(&mut self) {
+        if !self.started {
+            self.started = true;
+            self.probes.set_started(Ok(()));
+            self.probes.set_ready(Ok(()));
+            tracing::info!("initial sync done: /startupz and /readyz pass");
+        }
+    }
+
+    fn backoff(&self) -> Duration {
+        let exponent = self.failures.saturating_sub(1).min(20);
+        self.config
+            .retry_initial
+            .saturating_mul(1u32 << exponent)
+            .min(self.config.retry_max)
+    }
+
+    /// Runs one sync of `desired` and records its outcome.
+    #[tracing::instrument(skip_all, fields(reference = %desired.reference, profile = %desired.profile.name, commit = desired.pinned_commit.as_deref().unwrap_or("(resolve)")))]
+    async fn sync(&mut self, desired: &Desired) {
+        let started = std::time::Instant::now();
+        let new_target = self.last.as_ref().is_none_or(|last| {
+            last.reference != desired.reference || last.pinned_commit != desired.pinned_commit
+        });
+        let changed_plan = self.last.as_ref() != Some(desired);
+        self.last = Some(desired.clone());
+        self.last_other = None;
+        let gateway_name = desired.context.gateway_name.clone().unwrap_or_default();
+        self.status
+            .set_identity(&gateway_name, Some(&desired.profile.name));
+        if new_target && self.status.report().commit.as_deref() != desired.pinned_commit.as_deref()
+        {
+            let target = match &desired.pinned_commit {
+                Some(commit) => format!("{} at {}", desired.reference, short(commit)),
+                None => format!("{} (ref override)", desired.reference),
+            };
+            self.status.note(
+                SyncStatus::Pending,
+                &format!("syncing {target}"),
+                Some(&desired.reference),
+                desired.pinned_commit.as_deref(),
+            );
+            if let Err(error) = self.status.flush().await {
+                tracing::debug!(%error, "could not write the Pending status");
+            }
+        }
+        if changed_plan {
+            tracing::info!(dry_run = desired.dry_run, "syncing");
+        } else {
+            tracing::debug!("resyncing");
+        }
+
+        let ended = match self.sync_inner(desired, started).await {
+            Ok(ended) => ended,
+            Err((reason, message)) => {
+                self.fail(desired, reason, message, started.elapsed()).await;
+                Ended::Failed
+            }
+        };
+        let now = Instant::now();
+        match ended {
+            Ended::Ok => {
+                self.failures = 0;
+                self.next_run = Some(now + desired.sync_period);
+                self.mark_started();
+            }
+            Ended::Failed => {
+                self.failures = self.failures.saturating_add(1);
+                let delay = self.backoff();
+                tracing::info!(
+                    failures = self.failures,
+                    retry_in_s = delay.as_secs(),
+                    "sync failed; retrying with backoff"
+                );
+                self.next_run = Some(now + delay);
+            }
+        }
+        if let Err(error) = self.status.flush().await {
+            tracing::warn!(%error, "could not write the status ConfigMap; retrying");
+        }
+    }
+
+    /// The sync proper; an `Err` is a failure to report with its reason.
+    async fn sync_inner(
+        &mut self,
+        desired: &Desired,
+        started: std::time::Instant,
+    ) -> Result<Ended, (ErrorReason, String)> {
+        let gateway = self
+            .gateways
+            .get(&desired.gateway_url, &self.gateway_options)
+            .map_err(|error| (ErrorReason::Config, chain(&error)))?;
+        // In a dry run the gateway is never asked anything.
+        let up = !desired.dry_run
+            && match gateway.liveness().await {
+                Ok(Health::Up) => true,
+                Ok(health) => {
+                    tracing::info!(?health, url = %desired.gateway_url, "the gateway is not answering yet: syncing the files only; it will be asked to rescan once it answers");
+                    false
+                }
+                Err(error) => {
+                    tracing::warn!(error = %chain(&error), url = %desired.gateway_url, "cannot reach the gateway: syncing the files only");
+                    false
+                }
+            };
+        self.gateway_down = !desired.dry_run && !up;
+        self.next_gateway_poll = self.gateway_down.then(|| Instant::now() + GATEWAY_POLL);
+
+        let git = self
+            .sources
+            .get(
+                &SourceKey {
+                    url: desired.repo.clone(),
+                    auth: desired.auth.clone(),
+                },
+                &self.config.repo_path,
+                self.config.git.ca_file.as_deref(),
+            )
+            .map_err(|error| (ErrorReason::Git, chain(&error)))?;
+        let pinned = desired
+            .pinned_commit
+            .clone()
+            .map(|commit| (desired.reference.clone(), commit));
+        let source = PinnedSource::new(git, pinned, self.metrics.clone());
+        let recorder = up.then(|| Arc::new(ScanRecorder::new(gateway, self.metrics.clone())));
+        let mut pipeline = Pipeline::new(Arc::new(source));
+        pipeline.designer_wait = self.config.designer_wait;
+        if let Some(recorder) = &recorder {
+            pipeline = pipeline.with_gateway(recorder.clone());
+        }
+        let report = pipeline
+            .run(SyncJob {
+                reference: desired.reference.clone(),
+                profile: desired.profile.clone(),
+                context: desired.context.clone(),
+                live: self.config.data_path.clone(),
+                dry_run: desired.dry_run,
+            })
+            .await
+            .map_err(|error| (classify(&error), chain(&error)))?;
+
+        let (added, modified, deleted) = (
+            report.added.len() as u64,
+            report.modified.len() as u64,
+            report.deleted.len() as u64,
+        );
+        let counts = format!(
+            "{added} added, {modified} modified, {deleted} deleted, {} unchanged",
+            report.unchanged
+        );
+        let commit = report.revision.id.clone();
+        let mut result = SyncResult {
+            time: jiff::Timestamp::now(),
+            commit: Some(commit.clone()),
+            reference: Some(desired.reference.clone()),
+            status: SyncStatus::Synced,
+            files_added: added,
+            files_modified: modified,
+            files_deleted: deleted,
+            files_unchanged: report.unchanged,
+            duration_ms: Some(u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX)),
+            message: None,
+        };
+
+        if report.dry_run {
+            result.status = SyncStatus::Pending;
+            result.message = Some(format!(
+                "dry run (dryRun: true) at {}: would change {}; nothing written",
+                short(&commit),
+                counts
+            ));
+            self.metrics.sync_succeeded(started.elapsed(), 0, 0, 0);
+            let changed = report.changed() > 0;
+            if self.status.record(result, None, None) && changed {
+                let note = format!(
+                    "dry run of {} at {}: would change {counts}",
+                    desired.reference,
+                    short(&commit)
+                );
+                self.status
+                    .event(false, reasons::DRY_RUN_COMPLETED, note)
+                    .await;
+            }
+            return Ok(Ended::Ok);
+        }
+
+        if report.changed() > 0 && !up {
+            self.scan_pending = true;
+        }
+        let mut scan = recorder.as_ref().and_then(|r| r.take().scan);
+        let post_commissioning = !self.commissioned;
+        if let Some(recorder) = &recorder
+            && scan.is_none()
+            && (self.scan_pending || !self.commissioned)
+        {
+            scan = Some(recorder.scan().await);
+        }
+        let mut scan_text = None;
+        match scan {
+            Some(Ok(outcome)) => {
+                self.scan_pending = false;
+                self.commissioned = true;
+                scan_text = Some(outcome.to_string());
+                if post_commissioning {
+                    self.status
+                        .event(
+                            false,
+                            reasons::GATEWAY_COMMISSIONED,
+                            format!("the gateway answers; rescan requested ({outcome})"),
+                        )
+                        .await;
+                }
+            }
+            Some(Err(error)) => {
+                self.scan_pending = true;
+                let error = chain(&error);
+                let message = format!(
+                    "files synced at {} ({counts}), but the gateway rescan failed: {error}",
+                    short(&commit)
+                );
+                result.status = SyncStatus::Error;
+                result.message = Some(message.clone());
+                self.metrics.files_changed(added, modified, deleted);
+                self.metrics
+                    .sync_failed(started.elapsed(), ErrorReason::GatewayScan);
+                tracing::warn!(%error, "sync applied, rescan failed");
+                if self.status.record(
+                    result,
+                    Some(report.projects.clone()),
+                    Some(format!("failed: {error}")),
+                ) {
+                    self.status.event(true, reasons::SYNC_FAILED, message).await;
+                }
+                // The files are in place: the gateway may start.
+                self.mark_started();
+                return Ok(Ended::Failed);
+            }
+            None => {}
+        }
+
+        result.message = Some(if self.scan_pending {
+            format!("{counts}; the gateway is not answering yet: rescan when it does")
+        } else {
+            counts.clone()
+        });
+        self.metrics
+            .sync_succeeded(started.elapsed(), added, modified, deleted);
+        tracing::info!(
+            commit = %short(&commit),
+            added,
+            modified,
+            deleted,
+            unchanged = report.unchanged,
+            elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+            scan = scan_text.as_deref().unwrap_or("-"),
+            "synced"
+        );
+        let recorded = self
+            .status
+            .record(result, Some(report.projects.clone()), scan_text);
+        if recorded && report.changed() > 0 {
+            let note = format!(
+                "synced {} at {}: {counts}",
+                desired.reference,
+                short(&commit)
+            );
+            self.status
+                .event(false, reasons::SYNC_COMPLETED, note)
+                .await;
+        }
+        Ok(Ended::Ok)
+    }
+
+    async fn fail(
+        &mut self,
+        desired: &Desired,
+        reason: ErrorReason,
+        message: String,
+        took: Duration,
+    ) {
+        tracing::error!(error = %message, reason = reason.as_str(), "sync failed");
+        self.metrics.sync_failed(took, reason);
+        if !self.started {
+            self.probes
+                .set_started(Err(format!("initial sync failed (retrying): {message}")));
+        }
+        let attempt = Attempt {
+            message: message.clone(),
+            profile: Some(desired.profile.name.clone()),
+            reference: Some(desired.reference.clone()),
+            commit: desired.pinned_commit.clone(),
+        };
+        let mut result = failure_result(&attempt, Some(took));
+        result.commit = desired
+            .pinned_commit
+            .clone()
+            .or_else(|| self.status.report().commit.clone());
+        if self.status.record(result, None, None) {
+            self.status.event(true, reasons::SYNC_FAILED, message).await;
+        }
+    }
+}
+
+fn failure_result(attempt: &Attempt, took: Option<Duration>) -> SyncResult {
+    SyncResult {
+        time: jiff::Timestamp::now(),
+        commit: attempt.commit.clone(),
+        reference: attempt.reference.clone(),
+        status: SyncStatus::Error,
+        duration_ms: took.map(|t| u64::try_from(t.as_millis()).unwrap_or(u64::MAX)),
+        message: Some(attempt.message.clone()),
+        ..SyncResult::default()
+    }
+}
+
+fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, None) => a,
+        (None, b) => b,
+    }
+}
+
+/// The first 7 characters of a commit.
+fn short(commit: &str) -> &str {
+    commit.get(..7).unwrap_or(commit)
+}
+
+/// An error and its sources, outermost first, without repeating a message its cause already
+/// ends with.
+pub fn chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
+
+/// The `reason` label of a failed pipeline run.
+pub fn classify(error: &stoker_sync::Error) -> ErrorReason {
+    use stoker_core::Error as Core;
+    use stoker_sync::Error as Sync;
+    match error {
+        Sync::DesignerSessionsOpen { .. } => ErrorReason::DesignerSessions,
+        Sync::Core(core) => match core.as_ref() {
+            Core::Git { .. } => ErrorReason::Git,
+            Core::Gateway { .. } => ErrorReason::Gateway,
+            Core::Template { .. }
+            | Core::Patch { .. }
+            | Core::InvalidPath { .. }
+            | Core::Profile { .. }
+            | Core::NotFound { .. } => ErrorReason::Config,
+            Core::Io { .. } => ErrorReason::Filesystem,
+            _ => ErrorReason::Other,
+        },
+        Sync::Mapping { .. } | Sync::Conflict { .. } | Sync::Content { .. } | Sync::Json { .. } => {
+            ErrorReason::Config
+        }
+        Sync::UnsafeLive { .. } | Sync::Locked { .. } | Sync::Io { .. } => ErrorReason::Filesystem,
+        _ => ErrorReason::Other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_chains_do_not_repeat_themselves() {
+        #[derive(Debug)]
+        struct Outer(std::io::Error);
+        impl std::fmt::Display for Outer {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                write!(f, "writing x")
+            }
+        }
+        impl std::error::Error for Outer {
+            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+                Some(&self.0)
+            }
+        }
+        let error = Outer(std::io::Error::other("disk full"));
+        assert_eq!(chain(&error), "writing x: disk full");
+    }
+
+    #[test]
+    fn designer_refusals_are_classified() {
+        let error = stoker_sync::Error::DesignerSessionsOpen {
+            sessions: vec!["alice".into()],
+            policy: "fail",
+        };
+        assert_eq!(classify(&error), ErrorReason::DesignerSessions);
+    }
+
+    #[test]
+    fn earliest_of_two_deadlines() {
+        let now = Instant::now();
+        let later = now + Duration::from_secs(1);
+        assert_eq!(earliest(Some(later), Some(now)), Some(now));
+        assert_eq!(earliest(None, Some(now)), Some(now));
+        assert_eq!(earliest(None, None), None);
+    }
+}

@@ -1,0 +1,132 @@
+//! `stoker-agent sidecar`: the agent's Kubernetes mode, injected next to each Ignition gateway.
+//!
+//! Configured by the environment the pod injector sets ([`config`]); watches the metadata
+//! ConfigMap `stoker-metadata-{CR_NAME}` and its own pod ([`watch`]); decides what to sync
+//! ([`plan`]); syncs with the engine's `Pipeline`, the `git` source ([`source`]) and the
+//! Ignition gateway client ([`gateway`]); reports through its status ConfigMap and Events
+//! ([`report`]) and Prometheus metrics ([`metrics`]); all driven by one loop ([`agent`]).
+//!
+//! Endpoints (on `PROBE_ADDRESS`, default `0.0.0.0:8082`):
+//!
+//! | path | passes when |
+//! |---|---|
+//! | `/startupz` | the first sync finished (files in place), or syncing is paused |
+//! | `/readyz` | started, and not shutting down (fails at once on SIGTERM) |
+//! | `/healthz` | the sync loop and the watches are running |
+//! | `/metrics` | always: OpenMetrics text |
+//!
+//! SIGTERM (or SIGINT): readiness fails at once; a sync in flight gets `SHUTDOWN_GRACE_SECONDS`
+//! to finish; the process then exits 0.
+
+pub mod agent;
+pub mod config;
+pub mod gateway;
+pub mod metrics;
+pub mod plan;
+pub mod report;
+pub mod source;
+pub mod watch;
+
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use tokio::sync::watch as channel;
+
+pub use config::{SidecarArgs, SidecarConfig};
+
+use crate::sidecar::agent::Agent;
+use crate::sidecar::metrics::AgentMetrics;
+use crate::sidecar::plan::Inputs;
+use crate::sidecar::report::StatusReporter;
+use stoker_k8s::probes::Probes;
+
+/// Runs the sidecar until SIGTERM/SIGINT; exits 0 after a graceful shutdown.
+pub async fn run(args: SidecarArgs) -> anyhow::Result<ExitCode> {
+    let config = SidecarConfig::from_args(&args)?;
+    // One crypto provider for kube's and reqwest's rustls (feature unification may enable
+    // more than one, and then rustls refuses to choose).
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    tracing::info!(
+        pod = %config.pod_name,
+        namespace = %config.pod_namespace,
+        gatewaysync = %config.cr_name,
+        data = %config.data_path.display(),
+        cache = %config.repo_path.display(),
+        version = report::AGENT_VERSION,
+        "stoker-agent sidecar starting"
+    );
+
+    let metrics = AgentMetrics::new();
+    let probes = {
+        let metrics = metrics.clone();
+        Probes::new(move || metrics.encode())
+    };
+    probes.set_started(Err("starting".to_owned()));
+    // Two signals: the loop stops on SIGTERM; the probe server only when the process ends
+    // (it keeps answering /readyz with 503 meanwhile).
+    let (stop_tx, stop_rx) = channel::channel(false);
+    let (probes_stop_tx, probes_stop_rx) = channel::channel(false);
+    let bound = probes
+        .serve(config.probe_address, probes_stop_rx)
+        .await
+        .with_context(|| {
+            format!(
+                "serving the probes on {} (PROBE_ADDRESS)",
+                config.probe_address
+            )
+        })?;
+    tracing::info!(address = %bound, "serving /startupz /healthz /readyz /metrics");
+
+    {
+        let probes = probes.clone();
+        let stop_tx = stop_tx.clone();
+        tokio::spawn(async move {
+            let signal = wait_for_signal().await;
+            tracing::info!(signal, "shutting down: /readyz fails from now on");
+            probes.set_ready(Err("shutting down".to_owned()));
+            let _ = stop_tx.send(true);
+        });
+    }
+
+    let client = kube::Client::try_default()
+        .await
+        .context("connecting to the Kubernetes API (in-cluster service account, or KUBECONFIG)")?;
+    let status = StatusReporter::load(client.clone(), &config).await;
+    let (inputs_tx, inputs_rx) = channel::channel(Inputs::default());
+    let watches = watch::spawn(client, &config, inputs_tx);
+
+    Agent::new(config, metrics, probes, status, inputs_rx, stop_rx)
+        .run()
+        .await;
+
+    for task in watches {
+        task.abort();
+    }
+    let _ = probes_stop_tx.send(true);
+    tracing::info!("stoker-agent sidecar stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Resolves on SIGTERM or SIGINT (Ctrl-C), naming it.
+async fn wait_for_signal() -> &'static str {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => tokio::select! {
+                _ = term.recv() => "SIGTERM",
+                Ok(()) = tokio::signal::ctrl_c() => "SIGINT",
+            },
+            Err(error) => {
+                tracing::warn!(%error, "cannot listen for SIGTERM; only SIGINT stops the agent");
+                let _ = tokio::signal::ctrl_c().await;
+                "SIGINT"
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+        "SIGINT"
+    }
+}

@@ -1,0 +1,294 @@
+//! Reporting back: the per-gateway status ConfigMap `stoker-status-{cr}-{pod}` (server-side
+//! apply, field manager `stoker-agent`, owned by the pod) and Events on the `GatewaySync`.
+//!
+//! The report is kept in memory and written when it changes; a write that fails (API server
+//! away) is retried on the loop's next turn. A resync that changes nothing and ends like the
+//! last one writes nothing, so an idle agent costs the API server no writes.
+
+use jiff::Timestamp;
+use k8s_openapi::api::core::v1::{ConfigMap, ObjectReference};
+use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::events::{Event, EventType, Recorder, Reporter as EventReporter};
+use stoker_k8s::crd::SyncStatus;
+use stoker_k8s::gateway_status::{
+    GatewayStatusReport, SyncResult, pod_owner_reference, status_configmap_name,
+};
+
+use crate::sidecar::config::SidecarConfig;
+
+/// The field manager of everything the agent writes.
+pub const FIELD_MANAGER: &str = "stoker-agent";
+
+/// The agent's version, as reported in `agentVersion`.
+pub const AGENT_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// The status ConfigMap and the Events recorder of one agent.
+pub struct StatusReporter {
+    api: Api<ConfigMap>,
+    name: String,
+    namespace: String,
+    pod_namespace: String,
+    report: GatewayStatusReport,
+    pod_uid: Option<String>,
+    owner_uid: Option<String>,
+    dirty: bool,
+    /// The ConfigMap was written by this process.
+    written: bool,
+    recorder: Recorder,
+    cr_name: String,
+}
+
+impl std::fmt::Debug for StatusReporter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StatusReporter")
+            .field("name", &self.name)
+            .field("namespace", &self.namespace)
+            .field("status", &self.report.status)
+            .field("dirty", &self.dirty)
+            .finish_non_exhaustive()
+    }
+}
+
+impl StatusReporter {
+    /// Starts from the ConfigMap a previous run of this agent left (its history is kept), or
+    /// from a fresh `Pending` report.
+    pub async fn load(client: kube::Client, config: &SidecarConfig) -> Self {
+        let namespace = config.cr_namespace.clone();
+        let api: Api<ConfigMap> = Api::namespaced(client.clone(), &namespace);
+        let name = status_configmap_name(&config.cr_name, &config.pod_name);
+        let gateway = config
+            .gateway_name
+            .clone()
+            .unwrap_or_else(|| config.pod_name.clone());
+        let fresh = || {
+            GatewayStatusReport::new(
+                &config.cr_name,
+                &gateway,
+                &config.pod_name,
+                AGENT_VERSION,
+                Timestamp::now(),
+            )
+        };
+        let report = match api.get_opt(&name).await {
+            Ok(Some(existing)) => match GatewayStatusReport::from_configmap(&existing) {
+                Ok(mut report) if report.pod == config.pod_name => {
+                    report.agent_version = AGENT_VERSION.to_owned();
+                    report
+                }
+                Ok(_) => fresh(),
+                Err(error) => {
+                    tracing::warn!(configmap = %name, %error, "the previous status ConfigMap is unreadable; starting afresh");
+                    fresh()
+                }
+            },
+            Ok(None) => fresh(),
+            Err(error) => {
+                tracing::warn!(configmap = %name, %error, "could not read the previous status ConfigMap; starting afresh");
+                fresh()
+            }
+        };
+        let reporter = EventReporter {
+            controller: FIELD_MANAGER.to_owned(),
+            instance: Some(config.pod_name.clone()),
+        };
+        StatusReporter {
+            api,
+            name,
+            namespace,
+            pod_namespace: config.pod_namespace.clone(),
+            report,
+            pod_uid: None,
+            owner_uid: None,
+            // Written at the first real change (not at startup: a restarting agent rewrites
+            // nothing it has not re-checked).
+            dirty: false,
+            written: false,
+            recorder: Recorder::new(client, reporter),
+            cr_name: config.cr_name.clone(),
+        }
+    }
+
+    /// The report as it stands.
+    pub fn report(&self) -> &GatewayStatusReport {
+        &self.report
+    }
+
+    /// The pod's UID (for the owner reference) and the GatewaySync's (for Events).
+    pub fn set_owners(&mut self, pod_uid: Option<&str>, gateway_sync_uid: Option<&str>) {
+        if self.pod_uid.as_deref() != pod_uid {
+            self.pod_uid = pod_uid.map(str::to_owned);
+            // Written before the pod was known (or for another incarnation of it): write the
+            // owner reference now.
+            if self.written && self.pod_uid.is_some() {
+                self.dirty = true;
+            }
+        }
+        self.owner_uid = gateway_sync_uid.map(str::to_owned);
+    }
+
+    /// The gateway's name and profile, as they are now.
+    pub fn set_identity(&mut self, gateway: &str, profile: Option<&str>) {
+        if self.report.gateway != gateway {
+            gateway.clone_into(&mut self.report.gateway);
+            self.dirty = true;
+        }
+        if self.report.profile.as_deref() != profile {
+            self.report.profile = profile.map(str::to_owned);
+            self.dirty = true;
+        }
+    }
+
+    /// Records a finished sync, unless it repeats the current state exactly (same outcome,
+    /// target and message, nothing written, no rescan). Returns whether it was recorded.
+    pub fn record(
+        &mut self,
+        result: SyncResult,
+        projects: Option<Vec<String>>,
+        scan: Option<String>,
+    ) -> bool {
+        let current = &self.report;
+        // A dry run (`Pending`) wrote nothing, whatever its counts say it would change.
+        let nothing_written = result.files_changed() == 0 || result.status == SyncStatus::Pending;
+        let repeat = nothing_written
+            && scan.is_none()
+            && current.status == result.status
+            && current.commit == result.commit
+            && current.reference == result.reference
+            && current.message == result.message
+            && projects.as_ref().is_none_or(|p| *p == current.projects);
+        if repeat {
+            return false;
+        }
+        if let Some(projects) = projects {
+            self.report.projects = projects;
+        }
+        if let Some(scan) = scan {
+            self.report.last_scan_result = Some(scan);
+        }
+        self.report.agent_version = AGENT_VERSION.to_owned();
+        self.report.record(result);
+        self.dirty = true;
+        true
+    }
+
+    /// Says what the agent is doing without recording a sync result (waiting for its inputs,
+    /// syncing a new commit, paused): `status` and `message` change, history does not.
+    pub fn note(
+        &mut self,
+        status: SyncStatus,
+        message: &str,
+        reference: Option<&str>,
+        commit: Option<&str>,
+    ) {
+        let report = &mut self.report;
+        let same = report.status == status
+            && report.message.as_deref() == Some(message)
+            && (reference.is_none() || report.reference.as_deref() == reference)
+            && (commit.is_none() || report.commit.as_deref() == commit);
+        if same {
+            return;
+        }
+        report.status = status;
+        report.message = Some(message.to_owned());
+        if let Some(reference) = reference {
+            report.reference = Some(reference.to_owned());
+        }
+        if let Some(commit) = commit {
+            report.commit = Some(commit.to_owned());
+        }
+        report.time = Timestamp::now();
+        self.dirty = true;
+    }
+
+    /// True when the ConfigMap lags the report.
+    pub fn is_dirty(&self) -> bool {
+        self.dirty
+    }
+
+    /// Writes the ConfigMap when the report changed (server-side apply, forced: the agent owns
+    /// these fields).
+    pub async fn flush(&mut self) -> Result<(), String> {
+        if !self.dirty {
+            return Ok(());
+        }
+        // An owner reference only to a pod in the same namespace (ownership cannot cross
+        // namespaces); without a UID yet, none.
+        let owner = self
+            .pod_uid
+            .as_deref()
+            .filter(|_| self.pod_namespace == self.namespace)
+            .map(|uid| pod_owner_reference(&self.report.pod, uid));
+        let configmap = self
+            .report
+            .to_configmap(&self.namespace, owner)
+            .map_err(|error| error.to_string())?;
+        let params = PatchParams::apply(FIELD_MANAGER).force();
+        match self
+            .api
+            .patch(&self.name, &params, &Patch::Apply(&configmap))
+            .await
+        {
+            Ok(_) => {
+                self.dirty = false;
+                self.written = true;
+                tracing::debug!(configmap = %self.name, status = %self.report.status, "status written");
+                Ok(())
+            }
+            Err(error) => Err(format!(
+                "writing ConfigMap {}/{}: {error}",
+                self.namespace, self.name
+            )),
+        }
+    }
+
+    /// Publishes an Event on the GatewaySync (best effort: a failure is logged).
+    pub async fn event(&self, warning: bool, reason: &str, note: String) {
+        let reference = ObjectReference {
+            api_version: Some(stoker_k8s::crd::GROUP.to_owned() + "/" + stoker_k8s::crd::VERSION),
+            kind: Some(stoker_k8s::crd::KIND.to_owned()),
+            name: Some(self.cr_name.clone()),
+            namespace: Some(self.namespace.clone()),
+            uid: self.owner_uid.clone(),
+            ..ObjectReference::default()
+        };
+        let event = Event {
+            type_: if warning {
+                EventType::Warning
+            } else {
+                EventType::Normal
+            },
+            reason: reason.to_owned(),
+            note: Some(truncate(&format!("{}: {note}", self.report.pod), 1000)),
+            action: "Sync".to_owned(),
+            secondary: None,
+        };
+        if let Err(error) = self.recorder.publish(&event, &reference).await {
+            tracing::warn!(%error, reason, "could not publish an Event");
+        }
+    }
+}
+
+/// At most `max` bytes of `text`, cut at a character boundary.
+fn truncate(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_owned();
+    }
+    let mut cut = max.saturating_sub(3);
+    while !text.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!("{}...", &text[..cut])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::truncate;
+
+    #[test]
+    fn notes_are_cut_at_a_character_boundary() {
+        assert_eq!(truncate("short", 10), "short");
+        let long = "é".repeat(600);
+        let cut = truncate(&long, 1000);
+        assert!(cut.len() <= 1000 && cut.ends_with("..."));
+    }
+}

@@ -1,0 +1,963 @@
+//! `stoker-agent sidecar` end to end: the real binary, run as a local process with the pod
+//! injector's environment, against the real test kube-apiserver (stoker-testkit), a real
+//! loopback Git server and the Ignition gateway simulator. No mocks.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers: a panic is the right failure
+
+mod sidecar_support;
+
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use sidecar_support::{World, tree};
+use stoker_k8s::GatewaySync;
+use stoker_k8s::crd::SyncStatus;
+use stoker_testkit::gateway_sim::{Endpoint, Fault};
+
+const CR: &str = "site";
+
+fn spec(world: &World, profiles: serde_json::Value) -> serde_json::Value {
+    json!({
+        "git": {"repo": world.repo_url, "ref": "main"},
+        "polling": {"interval": "30s"},
+        "gateway": {"port": world.sim.addr().port(), "api": {"secretName": "gw-api"}},
+        "sync": {"profiles": profiles},
+    })
+}
+
+fn standard_profile() -> serde_json::Value {
+    json!({
+        "standard": {
+            "mappings": [
+                {"source": "projects", "destination": "projects", "type": "dir"},
+                {"source": "templates/identity.txt", "destination": "config/identity.txt",
+                 "type": "file", "template": true}
+            ]
+        }
+    })
+}
+
+const IDENTITY: &str = "gateway={{.GatewayName}} pod={{.PodName}} ordinal={{.PodOrdinal}} site={{.Labels.site}} cr={{.CRName}} ref={{.Ref}}";
+
+/// `Ready=True` and the `GATEWAYS` column says `summary`.
+fn ready(gs: &GatewaySync, summary: &str) -> bool {
+    gs.status.as_ref().is_some_and(|status| {
+        status.gateway_summary.as_deref() == Some(summary)
+            && condition(gs, "Ready").is_some_and(|c| c.status == "True")
+    })
+}
+
+fn condition<'a>(
+    gs: &'a GatewaySync,
+    type_: &str,
+) -> Option<&'a k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition> {
+    gs.status
+        .as_ref()?
+        .conditions
+        .iter()
+        .find(|c| c.type_ == type_)
+}
+
+fn scans(world: &World) -> Vec<Endpoint> {
+    world
+        .sim
+        .calls()
+        .iter()
+        .filter_map(|c| c.endpoint())
+        .filter(|e| matches!(e, Endpoint::ScanProjects | Endpoint::ScanConfig))
+        .collect()
+}
+
+/// The whole path: startup sync before `/startupz`, files exactly as the profile says, scan
+/// projects then config, status Synced; a new commit converges in seconds with orphans removed;
+/// a profile change re-syncs without a commit; pod label and ref-override changes apply without
+/// a restart; metrics and Events; SIGTERM exits 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn syncs_a_gateway_end_to_end() {
+    let mut world = World::new("sidecar-e2e").await;
+    let c1 = world.commit(
+        &[
+            ("projects/demo/project.json", r#"{"title": "Demo"}"#),
+            (
+                "projects/demo/com.inductiveautomation.perspective/views/main/view.json",
+                r#"{"root": {}}"#,
+            ),
+            ("projects/old/project.json", r#"{"title": "Old"}"#),
+            ("templates/identity.txt", IDENTITY),
+            ("extra/notes.txt", "extra notes"),
+            ("README.md", "not mapped"),
+        ],
+        "first",
+    );
+    world.repo.tag("v1", &c1).unwrap();
+    world.create_api_secret("gw-api").await;
+    world
+        .create_gatewaysync(CR, spec(&world, standard_profile()))
+        .await;
+    world
+        .create_pod(
+            "ignition-0",
+            CR,
+            &[("stoker.io/gateway-name", "blue")],
+            &[("site", "north")],
+        )
+        .await;
+    // Something of the gateway's own, outside every managed root.
+    std::fs::create_dir_all(world.data("ignition-0")).unwrap();
+    std::fs::write(world.data("ignition-0").join("gateway.xml"), "<local/>").unwrap();
+
+    let started = Instant::now();
+    let env = world.agent_env("ignition-0", CR);
+    let agent = world.start_agent("ignition-0", env);
+    world
+        .wait_for("/startupz to pass", || async {
+            world.agents[agent].probe("/startupz") == Some(200)
+        })
+        .await;
+    let startup = started.elapsed();
+    eprintln!("MEASURE startup (process start -> /startupz 200): {startup:?}");
+    assert_eq!(world.agents[agent].probe("/readyz"), Some(200));
+    assert_eq!(world.agents[agent].probe("/healthz"), Some(200));
+
+    // Files exactly as the profile says, the gateway's own file untouched.
+    let files = tree(&world.data("ignition-0"));
+    let expected: Vec<(&str, &str)> = vec![
+        (
+            "config/identity.txt",
+            "gateway=blue pod=ignition-0 ordinal=0 site=north cr=site ref=main",
+        ),
+        ("gateway.xml", "<local/>"),
+        (
+            "projects/demo/com.inductiveautomation.perspective/views/main/view.json",
+            r#"{"root": {}}"#,
+        ),
+        ("projects/demo/project.json", r#"{"title": "Demo"}"#),
+        ("projects/old/project.json", r#"{"title": "Old"}"#),
+    ];
+    assert_eq!(
+        files,
+        expected
+            .iter()
+            .map(|(p, c)| ((*p).to_owned(), (*c).to_owned()))
+            .collect(),
+    );
+    // Startup passed only once the files were there; the simulator saw both rescans, in order.
+    assert_eq!(
+        scans(&world),
+        [Endpoint::ScanProjects, Endpoint::ScanConfig]
+    );
+    assert!(
+        world
+            .sim
+            .calls()
+            .iter()
+            .all(|c| c.endpoint() != Some(Endpoint::ScanProjects) || c.authorized),
+        "the rescan carries the API key"
+    );
+
+    let status = world
+        .wait_status(CR, "ignition-0", "Synced at c1", |s| {
+            s.status == SyncStatus::Synced && s.commit.as_deref() == Some(c1.as_str())
+        })
+        .await;
+    assert_eq!(status.reference.as_deref(), Some("main"));
+    assert_eq!(status.gateway, "blue");
+    assert_eq!(status.profile.as_deref(), Some("standard"));
+    assert_eq!(status.files_added, 4);
+    assert_eq!(status.agent_version, env!("CARGO_PKG_VERSION"));
+    assert_eq!(status.projects, ["demo", "old"]);
+    assert!(
+        status
+            .last_scan_result
+            .as_deref()
+            .unwrap()
+            .contains("scan/config 200")
+    );
+    let configmap = world.status_configmap(CR, "ignition-0").await;
+    let owner = &configmap.metadata.owner_references.as_ref().unwrap()[0];
+    assert_eq!(
+        (owner.kind.as_str(), owner.name.as_str()),
+        ("Pod", "ignition-0")
+    );
+    let managers: Vec<_> = configmap
+        .metadata
+        .managed_fields
+        .iter()
+        .flatten()
+        .filter_map(|m| m.manager.clone())
+        .collect();
+    assert_eq!(managers, ["stoker-agent"]);
+    let gs = world
+        .wait_gs(CR, "Ready=True with 1/1 synced", |gs| {
+            ready(gs, "1/1 synced")
+        })
+        .await;
+    let gateway = &gs.status.as_ref().unwrap().discovered_gateways[0];
+    assert_eq!(gateway.synced_commit.as_deref(), Some(c1.as_str()));
+    assert_eq!(gateway.sync_status, SyncStatus::Synced);
+
+    // A new commit: modified, added, and an orphan removed; measured from the push to Synced.
+    world.sim.clear_calls();
+    let pushed = Instant::now();
+    let c2 = world.commit_changes(
+        &[
+            ("projects/demo/project.json", Some(r#"{"title": "Demo 2"}"#)),
+            ("projects/new/project.json", Some(r#"{"title": "New"}"#)),
+            ("projects/old/project.json", None),
+        ],
+        "second",
+    );
+    world.request_ref(CR, "main").await;
+    let status = world
+        .wait_status(CR, "ignition-0", "Synced at c2", |s| {
+            s.status == SyncStatus::Synced && s.commit.as_deref() == Some(c2.as_str())
+        })
+        .await;
+    let latency = pushed.elapsed();
+    eprintln!(
+        "MEASURE push -> agent reports Synced (requested-ref, operator in the loop): {latency:?}"
+    );
+    assert!(latency < Duration::from_secs(10), "{latency:?}");
+    world
+        .wait_gs(CR, "1/1 synced at c2", |gs| {
+            ready(gs, "1/1 synced")
+                && gs.status.as_ref().unwrap().last_sync_commit.as_deref() == Some(c2.as_str())
+        })
+        .await;
+    eprintln!(
+        "MEASURE push -> GatewaySync Ready, 1/1 synced at the new commit: {:?}",
+        pushed.elapsed()
+    );
+    assert_eq!(
+        (
+            status.files_added,
+            status.files_modified,
+            status.files_deleted
+        ),
+        (1, 1, 1)
+    );
+    let files = tree(&world.data("ignition-0"));
+    assert!(
+        !files.contains_key("projects/old/project.json"),
+        "orphan removed"
+    );
+    assert!(
+        !world.data("ignition-0").join("projects/old").exists(),
+        "empty dir pruned"
+    );
+    assert_eq!(files["projects/new/project.json"], r#"{"title": "New"}"#);
+    assert_eq!(
+        files["projects/demo/project.json"],
+        r#"{"title": "Demo 2"}"#
+    );
+    assert_eq!(files["gateway.xml"], "<local/>");
+    assert_eq!(
+        scans(&world),
+        [Endpoint::ScanProjects, Endpoint::ScanConfig]
+    );
+
+    // The profile changes in the resource: a re-sync without a new commit.
+    let mut profiles = standard_profile();
+    profiles["standard"]["mappings"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"source": "extra", "destination": "extra"}));
+    world
+        .patch_spec(CR, json!({"sync": {"profiles": profiles}}))
+        .await;
+    world
+        .wait_for("the new mapping's file", || async {
+            world.data("ignition-0").join("extra/notes.txt").exists()
+        })
+        .await;
+    let status = world
+        .wait_status(CR, "ignition-0", "Synced with the new profile", |s| {
+            s.status == SyncStatus::Synced && s.files_added == 1
+        })
+        .await;
+    assert_eq!(status.commit.as_deref(), Some(c2.as_str()), "same commit");
+
+    // The pod's labels change: {{.Labels.site}} follows without a restart.
+    world
+        .patch_pod("ignition-0", &[], &[("site", Some("south"))])
+        .await;
+    world
+        .wait_for("the label in the templated file", || async {
+            std::fs::read_to_string(world.data("ignition-0").join("config/identity.txt"))
+                .unwrap()
+                .contains("site=south")
+        })
+        .await;
+
+    // A ref override pins this gateway to a tag: the agent resolves it itself and reports it.
+    world
+        .patch_pod("ignition-0", &[("stoker.io/ref-override", Some("v1"))], &[])
+        .await;
+    let status = world
+        .wait_status(CR, "ignition-0", "Synced at the override", |s| {
+            s.status == SyncStatus::Synced && s.reference.as_deref() == Some("v1")
+        })
+        .await;
+    assert_eq!(status.commit.as_deref(), Some(c1.as_str()));
+    assert!(
+        world
+            .data("ignition-0")
+            .join("projects/old/project.json")
+            .exists()
+    );
+    world
+        .wait_gs(CR, "RefSkew=True naming the pinned pod", |gs| {
+            condition(gs, "RefSkew").is_some_and(|c| {
+                c.status == "True"
+                    && c.message.contains("ignition-0")
+                    && c.message.contains("ref-override")
+            })
+        })
+        .await;
+    world
+        .patch_pod("ignition-0", &[("stoker.io/ref-override", None)], &[])
+        .await;
+    world
+        .wait_status(CR, "ignition-0", "back on main", |s| {
+            s.status == SyncStatus::Synced && s.commit.as_deref() == Some(c2.as_str())
+        })
+        .await;
+    assert!(status.history.len() >= 5, "{:?}", status.history);
+
+    // Metrics.
+    let metrics = world.agents[agent].metrics();
+    for name in [
+        "stoker_sync_duration_seconds",
+        "stoker_files_changed_total{operation=\"added\"}",
+        "stoker_agent_clone_duration_seconds",
+        "stoker_scan_api_duration_seconds",
+        "stoker_sync_errors_total{reason=\"git\"} 0",
+    ] {
+        assert!(metrics.contains(name), "{name} missing from:\n{metrics}");
+    }
+    // Events on the GatewaySync.
+    let events = world.agent_events(CR).await;
+    assert!(
+        events
+            .iter()
+            .any(|e| e.reason.as_deref() == Some("SyncCompleted")),
+        "{events:#?}"
+    );
+
+    // Idle: no writes, small memory.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let version = world
+        .status_configmap(CR, "ignition-0")
+        .await
+        .metadata
+        .resource_version;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        world
+            .status_configmap(CR, "ignition-0")
+            .await
+            .metadata
+            .resource_version,
+        version,
+        "an idle agent writes nothing"
+    );
+    let rss = world.agents[agent].rss_kb().unwrap();
+    eprintln!("MEASURE idle RSS (debug build): {rss} kB");
+
+    // SIGTERM: exit 0.
+    world.agents[agent].terminate();
+    assert_eq!(
+        world.agents[agent]
+            .wait_exit(Duration::from_secs(10))
+            .code(),
+        Some(0)
+    );
+}
+
+/// The standard setup: a GatewaySync with one profile (`profiles`), one pod, its metadata at
+/// `commit`, the agent started and `Synced` at it.
+async fn synced_world(
+    prefix: &str,
+    files: &[(&str, &str)],
+    profiles: serde_json::Value,
+) -> (World, String) {
+    let mut world = World::new(prefix).await;
+    let c1 = world.commit(files, "first");
+    world.create_api_secret("gw-api").await;
+    world.create_gatewaysync(CR, spec(&world, profiles)).await;
+    world.create_pod("ignition-0", CR, &[], &[]).await;
+    let env = world.agent_env("ignition-0", CR);
+    world.start_agent("ignition-0", env);
+    world
+        .wait_status(CR, "ignition-0", "Synced at c1", |s| {
+            s.status == SyncStatus::Synced && s.commit.as_deref() == Some(c1.as_str())
+        })
+        .await;
+    (world, c1)
+}
+
+fn projects_profile(policy: &str) -> serde_json::Value {
+    json!({"standard": {
+        "designerSessionPolicy": policy,
+        "mappings": [{"source": "projects", "destination": "projects"}]
+    }})
+}
+
+/// An open Designer session with `designerSessionPolicy: fail` refuses the sync: nothing is
+/// written, the status says Error and why, an Event says so; once the session closes the
+/// retry converges.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_open_designer_session_with_policy_fail_refuses_the_sync() {
+    let (world, _c1) = synced_world(
+        "sidecar-designer",
+        &[("projects/demo/project.json", "v1")],
+        projects_profile("fail"),
+    )
+    .await;
+    let session = world.sim.open_designer("alice", "demo");
+    let c2 = world.commit(&[("projects/demo/project.json", "v2")], "second");
+    world.request_ref(CR, "main").await;
+    let status = world
+        .wait_status(CR, "ignition-0", "Error at c2", |s| {
+            s.status == SyncStatus::Error && s.commit.as_deref() == Some(c2.as_str())
+        })
+        .await;
+    let message = status.message.unwrap();
+    assert!(
+        message.contains("Designer session")
+            && message.contains("alice")
+            && message.contains("fail"),
+        "{message}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(world.data("ignition-0").join("projects/demo/project.json"))
+            .unwrap(),
+        "v1",
+        "nothing written"
+    );
+    assert!(
+        !world
+            .sim
+            .calls()
+            .iter()
+            .any(|c| c.endpoint() == Some(Endpoint::ScanProjects)
+                && c.at_unix_ms >= session_opened_at(&world)),
+        "no rescan after a refused sync"
+    );
+    let events = world.agent_events(CR).await;
+    assert!(
+        events
+            .iter()
+            .any(|e| e.reason.as_deref() == Some("SyncFailed")
+                && e.type_.as_deref() == Some("Warning")
+                && e.note.as_deref().unwrap_or_default().contains("Designer")),
+        "{events:#?}"
+    );
+    let metrics = world.agents[0].metrics();
+    assert!(
+        !metrics.contains("stoker_sync_errors_total{reason=\"designer_sessions\"} 0"),
+        "{metrics}"
+    );
+
+    assert!(world.sim.close_designer(&session.id));
+    world
+        .wait_status(
+            CR,
+            "ignition-0",
+            "Synced at c2 once the session closed",
+            |s| s.status == SyncStatus::Synced && s.commit.as_deref() == Some(c2.as_str()),
+        )
+        .await;
+    assert_eq!(
+        std::fs::read_to_string(world.data("ignition-0").join("projects/demo/project.json"))
+            .unwrap(),
+        "v2"
+    );
+}
+
+fn session_opened_at(world: &World) -> u64 {
+    // The simulator does not timestamp sessions; the first Designers call that listed one is
+    // after it opened. Good enough: the refusal came after that call.
+    world
+        .sim
+        .calls()
+        .iter()
+        .filter(|c| c.endpoint() == Some(Endpoint::Designers))
+        .map(|c| c.at_unix_ms)
+        .next_back()
+        .unwrap_or(0)
+}
+
+/// The gateway answering 500 to the rescan: the files are synced, but the status is Error
+/// with the reason; when the gateway recovers the rescan is retried and the status is Synced.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_rescan_is_an_error_with_the_reason_then_retried() {
+    let (world, _c1) = synced_world(
+        "sidecar-scan500",
+        &[("projects/demo/project.json", "v1")],
+        projects_profile("proceed"),
+    )
+    .await;
+    world
+        .sim
+        .set_fault(Endpoint::ScanProjects, Fault::status(500));
+    let c2 = world.commit(&[("projects/demo/project.json", "v2")], "second");
+    world.request_ref(CR, "main").await;
+    let status = world
+        .wait_status(CR, "ignition-0", "Error at c2", |s| {
+            s.status == SyncStatus::Error && s.commit.as_deref() == Some(c2.as_str())
+        })
+        .await;
+    let message = status.message.clone().unwrap();
+    assert!(
+        message.contains("rescan failed")
+            && message.contains("500")
+            && message.contains("scan/projects"),
+        "{message}"
+    );
+    assert_eq!(status.files_modified, 1, "the files were synced");
+    assert!(status.last_scan_result.unwrap().starts_with("failed:"));
+    assert_eq!(
+        std::fs::read_to_string(world.data("ignition-0").join("projects/demo/project.json"))
+            .unwrap(),
+        "v2"
+    );
+    let metrics = world.agents[0].metrics();
+    assert!(
+        !metrics.contains("stoker_sync_errors_total{reason=\"gateway_scan\"} 0"),
+        "{metrics}"
+    );
+
+    world.sim.clear_faults();
+    let status = world
+        .wait_status(CR, "ignition-0", "Synced once the rescan works", |s| {
+            s.status == SyncStatus::Synced && s.commit.as_deref() == Some(c2.as_str())
+        })
+        .await;
+    assert!(status.last_scan_result.unwrap().contains("scan/config 200"));
+    let calls = world.sim.calls();
+    let last_scans: Vec<_> = calls
+        .iter()
+        .filter(|c| {
+            matches!(
+                c.endpoint(),
+                Some(Endpoint::ScanProjects | Endpoint::ScanConfig)
+            )
+        })
+        .rev()
+        .take(2)
+        .map(|c| (c.endpoint().unwrap(), c.status))
+        .collect();
+    assert_eq!(
+        last_scans,
+        [
+            (Endpoint::ScanConfig, Some(200)),
+            (Endpoint::ScanProjects, Some(200))
+        ]
+    );
+}
+
+/// In Kubernetes the gateway starts only after the agent's startup probe passes: the first
+/// sync writes the files without asking the (absent) gateway anything, `/startupz` passes,
+/// and once the gateway answers the agent asks it to rescan (post-commissioning).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_land_before_the_gateway_starts_then_it_is_rescanned() {
+    let mut world = World::new("sidecar-commission").await;
+    world
+        .sim
+        .set_mode(stoker_testkit::gateway_sim::Mode::Refuse, None)
+        .unwrap();
+    world.commit(&[("projects/demo/project.json", "v1")], "first");
+    world.create_api_secret("gw-api").await;
+    world
+        .create_gatewaysync(CR, spec(&world, projects_profile("fail")))
+        .await;
+    world.create_pod("ignition-0", CR, &[], &[]).await;
+    let env = world.agent_env("ignition-0", CR);
+    let agent = world.start_agent("ignition-0", env);
+    world
+        .wait_for("/startupz with the gateway down", || async {
+            world.agents[agent].probe("/startupz") == Some(200)
+        })
+        .await;
+    assert!(
+        world
+            .data("ignition-0")
+            .join("projects/demo/project.json")
+            .exists()
+    );
+    let status = world.status(CR, "ignition-0").await.unwrap();
+    assert_eq!(status.status, SyncStatus::Synced);
+    assert!(
+        status.message.as_deref().unwrap().contains("not answering"),
+        "{status:?}"
+    );
+
+    world
+        .sim
+        .set_mode(stoker_testkit::gateway_sim::Mode::Up, None)
+        .unwrap();
+    world
+        .wait_for("the post-commissioning rescan", || async {
+            scans(&world) == [Endpoint::ScanProjects, Endpoint::ScanConfig]
+        })
+        .await;
+    world
+        .wait_status(CR, "ignition-0", "the rescan recorded", |s| {
+            s.last_scan_result
+                .as_deref()
+                .is_some_and(|r| r.contains("scan/config 200"))
+        })
+        .await;
+    let events = world.agent_events(CR).await;
+    assert!(
+        events
+            .iter()
+            .any(|e| e.reason.as_deref() == Some("GatewayRescanned")),
+        "{events:#?}"
+    );
+}
+
+/// SIGTERM while a sync is in flight (the gateway is slow to rescan): `/readyz` fails at once,
+/// the sync finishes and is reported, then the process exits 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_lets_the_sync_in_flight_finish_then_exits_0() {
+    let (mut world, _c1) = synced_world(
+        "sidecar-sigterm",
+        &[("projects/demo/project.json", "v1")],
+        projects_profile("proceed"),
+    )
+    .await;
+    world
+        .sim
+        .set_fault(Endpoint::ScanProjects, Fault::delay(Duration::from_secs(2)));
+    world.sim.clear_calls();
+    let c2 = world.commit(&[("projects/demo/project.json", "v2")], "second");
+    world.request_ref(CR, "main").await;
+    world
+        .wait_for("the rescan in flight", || async {
+            world
+                .sim
+                .calls()
+                .iter()
+                .any(|c| c.endpoint() == Some(Endpoint::ScanProjects) && c.status.is_none())
+        })
+        .await;
+    world.agents[0].terminate();
+    let terminated = Instant::now();
+    world
+        .wait_for("/readyz to fail", || async {
+            world.agents[0].probe("/readyz") == Some(503)
+        })
+        .await;
+    assert!(
+        terminated.elapsed() < Duration::from_millis(500),
+        "readiness failed {:?} after SIGTERM",
+        terminated.elapsed()
+    );
+    assert_eq!(
+        world.agents[0].wait_exit(Duration::from_secs(20)).code(),
+        Some(0)
+    );
+    assert!(
+        terminated.elapsed() >= Duration::from_millis(1000),
+        "it waited for the sync"
+    );
+    let status = world.status(CR, "ignition-0").await.unwrap();
+    assert_eq!(status.status, SyncStatus::Synced, "{status:?}");
+    assert_eq!(status.commit.as_deref(), Some(c2.as_str()));
+}
+
+/// A profile's `dryRun` and `spec.paused`: a dry run reports what would change and writes
+/// nothing (and does not hold the gateway's startup back); paused writes nothing either;
+/// turning both off syncs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dry_run_and_paused_write_nothing() {
+    let mut world = World::new("sidecar-paused").await;
+    world.commit(&[("projects/demo/project.json", "v1")], "first");
+    world.create_api_secret("gw-api").await;
+    let mut profiles = projects_profile("proceed");
+    profiles["standard"]["dryRun"] = json!(true);
+    world
+        .create_gatewaysync(CR, spec(&world, profiles.clone()))
+        .await;
+    world.create_pod("ignition-0", CR, &[], &[]).await;
+    let env = world.agent_env("ignition-0", CR);
+    let agent = world.start_agent("ignition-0", env);
+    world
+        .wait_for("/startupz after a dry run", || async {
+            world.agents[agent].probe("/startupz") == Some(200)
+        })
+        .await;
+    let status = world
+        .wait_status(CR, "ignition-0", "a dry run", |s| {
+            s.message.as_deref().is_some_and(|m| m.contains("dry run"))
+        })
+        .await;
+    assert_eq!(status.status, SyncStatus::Pending);
+    assert_eq!(status.files_added, 1, "what would be added");
+    assert!(!world.data("ignition-0").join("projects").exists());
+    assert!(
+        scans(&world).is_empty(),
+        "a dry run asks the gateway nothing"
+    );
+
+    profiles["standard"]["dryRun"] = json!(false);
+    world
+        .patch_spec(CR, json!({"paused": true, "sync": {"profiles": profiles}}))
+        .await;
+    let status = world
+        .wait_status(CR, "ignition-0", "paused", |s| {
+            s.message.as_deref().is_some_and(|m| m.contains("paused"))
+        })
+        .await;
+    assert_eq!(status.status, SyncStatus::Pending);
+    assert!(!world.data("ignition-0").join("projects").exists());
+    let events = world.agent_events(CR).await;
+    assert!(
+        events
+            .iter()
+            .any(|e| e.reason.as_deref() == Some("SyncPaused")),
+        "{events:#?}"
+    );
+
+    world.patch_spec(CR, json!({"paused": false})).await;
+    world
+        .wait_status(CR, "ignition-0", "Synced", |s| {
+            s.status == SyncStatus::Synced
+        })
+        .await;
+    assert!(
+        world
+            .data("ignition-0")
+            .join("projects/demo/project.json")
+            .exists()
+    );
+}
+
+fn big_file(version: u32, i: usize) -> String {
+    format!(
+        "{{\"version\": {version}, \"file\": {i}, \"pad\": \"{}\"}}",
+        "x".repeat(2048)
+    )
+}
+
+/// SIGKILL in the middle of applying a commit that rewrites thousands of files, then a
+/// restart: every file is whole (old or new, never torn) right after the kill, and the
+/// restarted agent converges to the new commit with nothing left over.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_mid_sync_then_restart_converges_without_a_torn_file() {
+    const FILES: usize = 3000;
+    let v1: Vec<(String, String)> = (0..FILES)
+        .map(|i| (format!("projects/p{}/f{i}.json", i / 100), big_file(1, i)))
+        .collect();
+    let v1_refs: Vec<(&str, &str)> = v1.iter().map(|(p, c)| (p.as_str(), c.as_str())).collect();
+    let (mut world, _c1) =
+        synced_world("sidecar-sigkill", &v1_refs, projects_profile("proceed")).await;
+
+    // c2: every file rewritten, the last 100 deleted, 100 new.
+    let v2: Vec<(String, Option<String>)> = (0..FILES + 100)
+        .map(|i| {
+            let path = format!("projects/p{}/f{i}.json", i / 100);
+            let content = (!(FILES - 100..FILES).contains(&i)).then(|| big_file(2, i));
+            (path, content)
+        })
+        .collect();
+    let changes: Vec<(&str, Option<&str>)> =
+        v2.iter().map(|(p, c)| (p.as_str(), c.as_deref())).collect();
+    let c2 = world.commit_changes(&changes, "second");
+
+    // Kill the agent in the middle of the apply: once the engine's journal says it is
+    // applying and the first new file has landed.
+    let live = world.data("ignition-0");
+    let journal = live.join(".stoker/journal.json");
+    let new_files: Vec<std::path::PathBuf> = (FILES..FILES + 100)
+        .map(|i| live.join(format!("projects/p{}/f{i}.json", i / 100)))
+        .collect();
+    let pid = world.agents[0].pid();
+    let killer = std::thread::spawn(move || {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !(journal.exists() && new_files.iter().any(|f| f.exists())) {
+            assert!(Instant::now() < deadline, "the sync never started applying");
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        let killed = std::process::Command::new("kill")
+            .args(["-KILL", &pid.to_string()])
+            .status()
+            .unwrap();
+        assert!(killed.success());
+    });
+    world.request_ref(CR, "main").await;
+    tokio::task::spawn_blocking(move || killer.join().unwrap())
+        .await
+        .unwrap();
+    let exit = world.agents[0].wait_exit(Duration::from_secs(10));
+    assert_eq!(exit.code(), None, "killed by a signal: {exit:?}");
+
+    // Right after the kill: every file whole.
+    let files = tree(&world.data("ignition-0"));
+    let (mut old, mut new, mut temporaries) = (0, 0, 0);
+    for (path, content) in &files {
+        let Some(name) = path.strip_prefix("projects/") else {
+            panic!("unexpected file {path}");
+        };
+        let index: Option<usize> = name
+            .split_once("/f")
+            .and_then(|(_, f)| f.strip_suffix(".json"))
+            .and_then(|n| n.parse().ok());
+        match index {
+            Some(i) if *content == big_file(1, i) => old += 1,
+            Some(i) if *content == big_file(2, i) => new += 1,
+            Some(_) => panic!("torn file {path}: {} bytes", content.len()),
+            None => temporaries += 1,
+        }
+    }
+    eprintln!("after SIGKILL: {old} old, {new} new, {temporaries} temporaries");
+    let status = world.status(CR, "ignition-0").await.unwrap();
+    assert_ne!(
+        status
+            .commit
+            .as_deref()
+            .filter(|_| status.status == SyncStatus::Synced),
+        Some(c2.as_str()),
+        "killed before it reported c2 synced"
+    );
+
+    // Restart: converges to c2 exactly.
+    let env = world.agents[0].env.clone();
+    world.start_agent("ignition-0-restarted", env);
+    world
+        .wait_status(CR, "ignition-0", "Synced at c2 after the restart", |s| {
+            s.status == SyncStatus::Synced && s.commit.as_deref() == Some(c2.as_str())
+        })
+        .await;
+    let expected: std::collections::BTreeMap<String, String> = v2
+        .into_iter()
+        .filter_map(|(p, c)| c.map(|c| (p, c)))
+        .collect();
+    let files = tree(&world.data("ignition-0"));
+    assert_eq!(files.len(), expected.len());
+    assert!(
+        files == expected,
+        "the restarted agent converged to c2 exactly"
+    );
+}
+
+/// Three gateways, three profiles, one repository: `{{.GatewayName}}` and `{{.Labels.site}}`
+/// route each to its own files. A new commit reaches all three.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_gateways_get_their_own_files() {
+    let mut world = World::new("sidecar-three").await;
+    let c1 = world.commit(
+        &[
+            ("services/alpha/projects/a/project.json", "alpha"),
+            ("services/beta/projects/b/project.json", "beta"),
+            ("sites/north/config/site.json", "north"),
+            ("sites/south/config/site.json", "south"),
+            ("shared/common.txt", "common"),
+        ],
+        "first",
+    );
+    world.create_api_secret("gw-api").await;
+    let profiles = json!({
+        "by-name": {"mappings": [
+            {"source": "services/{{.GatewayName}}/projects", "destination": "projects"},
+            {"source": "shared", "destination": "shared"}]},
+        "by-site": {"mappings": [
+            {"source": "sites/{{.Labels.site}}/config", "destination": "config"}]},
+        "by-both": {"mappings": [
+            {"source": "services/{{.GatewayName}}/projects", "destination": "projects"},
+            {"source": "sites/{{.Labels.site}}/config", "destination": "config"}]},
+    });
+    world.create_gatewaysync(CR, spec(&world, profiles)).await;
+    for (pod, gateway, profile, site) in [
+        ("alpha-0", "alpha", "by-name", "north"),
+        ("north-0", "north-gw", "by-site", "north"),
+        ("beta-0", "beta", "by-both", "south"),
+    ] {
+        world
+            .create_pod(
+                pod,
+                CR,
+                &[
+                    ("stoker.io/gateway-name", gateway),
+                    ("stoker.io/profile", profile),
+                ],
+                &[("site", site)],
+            )
+            .await;
+    }
+    for pod in ["alpha-0", "north-0", "beta-0"] {
+        let env = world.agent_env(pod, CR);
+        world.start_agent(pod, env);
+    }
+    for pod in ["alpha-0", "north-0", "beta-0"] {
+        world
+            .wait_status(CR, pod, "Synced at c1", |s| {
+                s.status == SyncStatus::Synced && s.commit.as_deref() == Some(c1.as_str())
+            })
+            .await;
+    }
+    world
+        .wait_gs(CR, "Ready with 3/3 synced", |gs| ready(gs, "3/3 synced"))
+        .await;
+    let expect = |pairs: &[(&str, &str)]| -> std::collections::BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(p, c)| ((*p).to_owned(), (*c).to_owned()))
+            .collect()
+    };
+    assert_eq!(
+        tree(&world.data("alpha-0")),
+        expect(&[
+            ("projects/a/project.json", "alpha"),
+            ("shared/common.txt", "common")
+        ])
+    );
+    assert_eq!(
+        tree(&world.data("north-0")),
+        expect(&[("config/site.json", "north")])
+    );
+    assert_eq!(
+        tree(&world.data("beta-0")),
+        expect(&[
+            ("projects/b/project.json", "beta"),
+            ("config/site.json", "south")
+        ])
+    );
+
+    let pushed = Instant::now();
+    let c2 = world.commit(
+        &[
+            ("sites/north/config/site.json", "north 2"),
+            ("sites/south/config/site.json", "south 2"),
+            ("shared/common.txt", "common 2"),
+        ],
+        "second",
+    );
+    world.request_ref(CR, "main").await;
+    for pod in ["alpha-0", "north-0", "beta-0"] {
+        world
+            .wait_status(CR, pod, "Synced at c2", |s| {
+                s.status == SyncStatus::Synced && s.commit.as_deref() == Some(c2.as_str())
+            })
+            .await;
+    }
+    eprintln!(
+        "MEASURE push -> 3 agents report Synced (requested-ref, operator in the loop): {:?}",
+        pushed.elapsed()
+    );
+    world
+        .wait_gs(CR, "3/3 synced at c2", |gs| {
+            ready(gs, "3/3 synced")
+                && gs.status.as_ref().unwrap().last_sync_commit.as_deref() == Some(c2.as_str())
+        })
+        .await;
+    eprintln!(
+        "MEASURE push -> GatewaySync Ready, 3/3 synced at the new commit: {:?}",
+        pushed.elapsed()
+    );
+    assert_eq!(
+        std::fs::read_to_string(world.data("beta-0").join("config/site.json")).unwrap(),
+        "south 2"
+    );
+}
