@@ -2,7 +2,8 @@
 # Runs Stoker's whole test suite: formatting, lints, every test of every crate.
 # CI runs exactly this (see .ci/run). Test infrastructure is installed by the scripts next to this
 # one (hack/git-servers.sh: git and sshd from Debian; hack/kube.sh: etcd, kube-apiserver and
-# kubectl built from the Go module proxy, cached); the tests start and stop the servers.
+# kubectl built from the Go module proxy, cached; hack/helm.sh: helm, likewise); the tests start
+# and stop the servers.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -28,6 +29,12 @@ bash hack/kube.sh install
 # Tests start their API servers from these binaries (stoker_testkit::kube_api).
 STOKER_KUBE_BIN_DIR=$(bash hack/kube.sh bin-dir)
 export STOKER_KUBE_BIN_DIR
+
+step "test infrastructure: helm (built from the Go module proxy once, cached)"
+bash hack/helm.sh install
+# The chart tests (stoker-operator/tests/chart.rs) run this helm.
+STOKER_HELM_BIN_DIR=$(bash hack/helm.sh bin-dir)
+export STOKER_HELM_BIN_DIR
 
 step "cargo fmt --check"
 cargo fmt --all -- --check

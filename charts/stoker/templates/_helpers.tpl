@@ -1,0 +1,79 @@
+{{/*
+The chart's name (nameOverride wins).
+*/}}
+{{- define "stoker.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+The prefix of every object's name: fullnameOverride, else RELEASE-CHART (just RELEASE when the
+release name already contains the chart's name, so `helm install stoker` gives "stoker").
+*/}}
+{{- define "stoker.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "stoker.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+Labels on every object.
+*/}}
+{{- define "stoker.labels" -}}
+helm.sh/chart: {{ include "stoker.chart" . }}
+{{ include "stoker.selectorLabels" . }}
+{{- if .Chart.AppVersion }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+{{- end }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: stoker
+{{- end }}
+
+{{/*
+The operator pods' selector.
+*/}}
+{{- define "stoker.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "stoker.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: operator
+{{- end }}
+
+{{/*
+The operator's service account.
+*/}}
+{{- define "stoker.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (printf "%s-operator" (include "stoker.fullname" .)) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{/*
+The ClusterRole that gateway pods' service accounts are bound to (by a RoleBinding in the
+gateway's namespace).
+*/}}
+{{- define "stoker.agentClusterRoleName" -}}
+{{- printf "%s-agent" (include "stoker.fullname" .) }}
+{{- end }}
+
+{{/*
+Images: the tag defaults to the chart's appVersion.
+*/}}
+{{- define "stoker.image" -}}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- end }}
+
+{{- define "stoker.agentImage" -}}
+{{- printf "%s:%s" .Values.agentImage.repository (default .Chart.AppVersion .Values.agentImage.tag) }}
+{{- end }}
