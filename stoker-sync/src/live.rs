@@ -255,6 +255,8 @@ pub fn scan_guided(live: &Path, scope: &Scope, guide: Option<Guide<'_>>) -> Resu
             .map(|guide| prefetch(live, &top, guide))
             .unwrap_or_default(),
         scan: Scan::default(),
+        entries: Vec::new(),
+        dirs: Vec::new(),
     };
     for root in top {
         if !check_ancestors(live, &root, scope)? {
@@ -270,7 +272,7 @@ pub fn scan_guided(live: &Path, scope: &Scope, guide: Option<Guide<'_>>) -> Resu
         };
         let entry = LiveEntry::of(&metadata);
         if !root.path.is_empty() {
-            walker.scan.tree.entries.insert(root.path.clone(), entry);
+            walker.entries.push((root.path.clone(), entry));
         }
         if entry.kind != LiveKind::Dir {
             continue;
@@ -304,7 +306,12 @@ pub fn scan_guided(live: &Path, scope: &Scope, guide: Option<Guide<'_>>) -> Resu
         };
         walker.walk(&root.path, &stat)?;
     }
-    Ok(walker.scan)
+    // Built in one go (the walk's order is nearly sorted already); a path seen twice (a root
+    // below another, walked from both) keeps its last entry, as insertion would.
+    let mut scan = walker.scan;
+    scan.tree.entries = walker.entries.into_iter().collect();
+    scan.dirs = walker.dirs.into_iter().collect();
+    Ok(scan)
 }
 
 /// `lstat`s, in parallel, every entry the guide lists below the top directory roots: for each
@@ -347,6 +354,9 @@ struct Walker<'a> {
     /// `lstat`s taken up front, by directory; a missing one is taken when needed.
     prefetched: HashMap<&'a str, Vec<Option<LiveEntry>>>,
     scan: Scan,
+    /// The tree's entries and the directory records, in walk order.
+    entries: Vec<(String, LiveEntry)>,
+    dirs: Vec<(String, DirRecord)>,
 }
 
 impl Walker<'_> {
@@ -373,7 +383,7 @@ impl Walker<'_> {
                 self.walk(&path, &entry.stat)?;
                 continue;
             }
-            self.scan.tree.entries.insert(path.clone(), entry);
+            self.entries.push((path.clone(), entry));
             if is_dir && !resources {
                 self.walk(&path, &entry.stat)?;
             }
@@ -404,7 +414,7 @@ impl Walker<'_> {
             }
             if complete {
                 self.scan.vouched += 1;
-                self.scan.dirs.insert(dir.to_owned(), record.clone());
+                self.dirs.push((dir.to_owned(), record.clone()));
                 return Ok(children);
             }
         }
@@ -443,13 +453,13 @@ impl Walker<'_> {
             children.push((name.clone(), entry));
         }
         if recordable {
-            self.scan.dirs.insert(
+            self.dirs.push((
                 dir.to_owned(),
                 DirRecord {
                     stat: *stat,
                     names: names.join("/"),
                 },
-            );
+            ));
         }
         Ok(children)
     }

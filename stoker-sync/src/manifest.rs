@@ -139,10 +139,49 @@ impl From<DirRecord> for DirWire {
     }
 }
 
+mod sorted_map {
+    //! A JSON object into a `BTreeMap`, built in one go from its (sorted) entries instead of one
+    //! insertion at a time.
+    use std::collections::BTreeMap;
+    use std::marker::PhantomData;
+
+    use serde::{Deserialize, Deserializer};
+
+    pub fn deserialize<'de, D: Deserializer<'de>, V: Deserialize<'de>>(
+        deserializer: D,
+    ) -> Result<BTreeMap<String, V>, D::Error> {
+        struct Visitor<V>(PhantomData<V>);
+        impl<'de, V: Deserialize<'de>> serde::de::Visitor<'de> for Visitor<V> {
+            type Value = Vec<(String, V)>;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an object")
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Self::Value, A::Error> {
+                let mut entries = Vec::with_capacity(map.size_hint().unwrap_or(0));
+                while let Some(entry) = map.next_entry()? {
+                    entries.push(entry);
+                }
+                Ok(entries)
+            }
+        }
+        // `collect` sorts (a no-op pass on sorted input), keeps the last of equal keys, and
+        // builds the tree in bulk.
+        Ok(deserializer
+            .deserialize_map(Visitor(PhantomData))?
+            .into_iter()
+            .collect())
+    }
+}
+
 mod dirs_wire {
     //! `dirs` as a map of [`DirWire`](super::DirWire) arrays.
     use super::{BTreeMap, DirRecord, DirWire};
-    use serde::{Deserialize, Deserializer, Serializer};
+    use serde::{Deserializer, Serializer};
 
     pub fn serialize<S: Serializer>(
         dirs: &BTreeMap<String, DirRecord>,
@@ -157,7 +196,7 @@ mod dirs_wire {
     pub fn deserialize<'de, D: Deserializer<'de>>(
         deserializer: D,
     ) -> Result<BTreeMap<String, DirRecord>, D::Error> {
-        let wire = BTreeMap::<String, DirWire>::deserialize(deserializer)?;
+        let wire: BTreeMap<String, DirWire> = super::sorted_map::deserialize(deserializer)?;
         Ok(wire.into_iter().map(|(p, w)| (p, w.into())).collect())
     }
 }
@@ -180,6 +219,7 @@ pub struct Manifest {
     /// The profile last applied.
     pub profile: String,
     /// Desired files after the last apply.
+    #[serde(deserialize_with = "sorted_map::deserialize")]
     pub files: BTreeMap<String, ManifestEntry>,
     /// Directories below the managed roots and what they held after the last apply (see
     /// [`crate::live::scan_guided`]). Empty when unknown: the next scan lists everything.

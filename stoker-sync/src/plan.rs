@@ -186,17 +186,36 @@ pub fn plan(request: &SyncRequest) -> Result<Plan> {
 
     let artifact = request.artifact.as_ref();
     let changes = SourceChanges::new(request, manifest.as_ref());
-    let verdicts: Vec<Result<(String, Verdict)>> = desired
+    // Each desired file with its live entry and manifest entry: the three maps are sorted by
+    // path, so one pass finds them all (instead of a tree lookup each).
+    let empty = BTreeMap::new();
+    let recorded_files = manifest.as_ref().map_or(&empty, |m| &m.files);
+    let mut live_entries = tree.entries.iter().peekable();
+    let mut recorded_entries = recorded_files.iter().peekable();
+    let joined: Vec<(
+        &String,
+        &DesiredFile,
+        Option<&LiveEntry>,
+        Option<&ManifestEntry>,
+    )> = desired
         .files
-        .par_iter()
+        .iter()
         .map(|(path, file)| {
+            let live_entry = seek(&mut live_entries, path);
+            let recorded_entry = seek(&mut recorded_entries, path);
+            (path, file, live_entry, recorded_entry)
+        })
+        .collect();
+    let verdicts: Vec<Result<(String, Verdict)>> = joined
+        .par_iter()
+        .map(|&(path, file, live_entry, recorded_entry)| {
             let entry = if cleared.contains(path.as_str()) {
                 None
             } else {
-                tree.entries.get(path)
+                live_entry
             };
             let recorded = Recorded {
-                manifest: manifest.as_ref(),
+                entry: recorded_entry,
                 written: manifest_written,
             };
             let verdict = compare(
@@ -205,6 +224,7 @@ pub fn plan(request: &SyncRequest) -> Result<Plan> {
             Ok((path.clone(), verdict))
         })
         .collect();
+    drop(joined);
     let mut writes = Vec::new();
     let mut unchanged = Vec::new();
     for verdict in verdicts {
@@ -221,9 +241,11 @@ pub fn plan(request: &SyncRequest) -> Result<Plan> {
         "desired files compared"
     );
     let mut deletes = Vec::new();
+    let mut desired_paths = desired.files.keys().peekable();
     for (path, entry) in &tree.entries {
+        let is_desired = seek_key(&mut desired_paths, path);
         if entry.kind == LiveKind::Dir
-            || desired.files.contains_key(path)
+            || is_desired
             || cleared.contains(path.as_str())
             || !desired.scope.may_touch(path)
         {
@@ -248,8 +270,10 @@ pub fn plan(request: &SyncRequest) -> Result<Plan> {
                 // in the manifest's clock tick stays listed each time, which is cheap).
                 && m.dirs == dirs
                 && m.files.len() == unchanged.len()
-                && unchanged.iter().all(|(path, entry)| {
-                    m.files.get(path) == Some(entry)
+                // Both sorted by path.
+                && m.files.iter().zip(&unchanged).all(|((recorded_path, recorded), (path, entry))| {
+                    recorded_path == path
+                        && recorded == entry
                         && manifest_written.is_some_and(|written| written > entry.stat.ctime)
                 })
         });
@@ -274,6 +298,41 @@ pub fn plan(request: &SyncRequest) -> Result<Plan> {
         started,
         _lock: lock,
     })
+}
+
+/// Advances a sorted map iterator to `path`; the value there, if the map has it. Called with
+/// increasing paths.
+fn seek<'a, V>(
+    entries: &mut std::iter::Peekable<std::collections::btree_map::Iter<'a, String, V>>,
+    path: &str,
+) -> Option<&'a V> {
+    while let Some((key, value)) = entries.peek() {
+        match key.as_str().cmp(path) {
+            std::cmp::Ordering::Less => {
+                entries.next();
+            }
+            std::cmp::Ordering::Equal => return Some(value),
+            std::cmp::Ordering::Greater => return None,
+        }
+    }
+    None
+}
+
+/// [`seek`] for a sorted sequence of keys: true when it holds `path`.
+fn seek_key<'a>(
+    keys: &mut std::iter::Peekable<impl Iterator<Item = &'a String>>,
+    path: &str,
+) -> bool {
+    while let Some(key) = keys.peek() {
+        match key.as_str().cmp(path) {
+            std::cmp::Ordering::Less => {
+                keys.next();
+            }
+            std::cmp::Ordering::Equal => return true,
+            std::cmp::Ordering::Greater => return false,
+        }
+    }
+    false
 }
 
 /// The id of a file about to be replaced or deleted, for the report. (Unlike [`Recorded::id`]
@@ -370,23 +429,24 @@ fn clearing_deletes(
         .collect())
 }
 
-/// The previous manifest and when it was written (its file's mtime, in file-system time).
+/// A desired file's manifest entry and when the manifest was written (its file's mtime, in
+/// file-system time).
 #[derive(Clone, Copy)]
 struct Recorded<'a> {
-    manifest: Option<&'a Manifest>,
+    entry: Option<&'a ManifestEntry>,
     written: Option<i64>,
 }
 
 impl Recorded<'_> {
     /// The recorded content id when the file's `lstat` still matches. Good for the report's
     /// previous id; to decide that a file is unchanged, see [`Recorded::trusted_id`].
-    fn id(&self, path: &str, stat: &crate::live::Stat) -> Option<ContentId> {
-        self.manifest?.files.get(path)?.id_if_unchanged(stat)
+    fn id(&self, stat: &crate::live::Stat) -> Option<ContentId> {
+        self.entry?.id_if_unchanged(stat)
     }
 
     /// The content id the manifest vouches for, when the live file may be trusted unread.
-    fn trusted_id(&self, path: &str, stat: &crate::live::Stat) -> Option<ContentId> {
-        let id = self.id(path, stat)?;
+    fn trusted_id(&self, stat: &crate::live::Stat) -> Option<ContentId> {
+        let id = self.id(stat)?;
         // "Racy clean", as Git calls it: on file systems with coarse timestamps a change made
         // in the same clock tick as the manifest write leaves size, mtime and ctime as
         // recorded. Only a file whose ctime is strictly older than the manifest is trusted
@@ -427,13 +487,12 @@ impl SourceChanges {
 /// recipe fingerprint and same source bytes (equal source ids, or a source path the diff since
 /// the manifest's revision does not list).
 fn reused_id(
-    path: &str,
     file: &DesiredFile,
     context: &TemplateContext,
     recorded: Recorded<'_>,
     changes: &SourceChanges,
 ) -> Option<(ContentId, Option<Recipe>)> {
-    let entry = recorded.manifest?.files.get(path)?;
+    let entry = recorded.entry?;
     let recipe = entry.recipe?;
     let same_source = match (recipe.source_id, file.source_id) {
         (Some(recorded), Some(now)) => recorded == now,
@@ -469,7 +528,7 @@ fn compare(
     let transformed = if file.transform.is_identity() {
         None
     } else {
-        match reused_id(path, file, context, recorded, changes) {
+        match reused_id(file, context, recorded, changes) {
             Some(reused) => Some(reused),
             None => Some(content::transformed_id(artifact, path, file, context)?),
         }
@@ -490,8 +549,8 @@ fn compare(
         // A symlink or special file where a file goes: replaced, never followed.
         return write(WriteKind::Modify, None);
     }
-    let previous = recorded.id(path, &entry.stat);
-    let trusted = recorded.trusted_id(path, &entry.stat);
+    let previous = recorded.id(&entry.stat);
+    let trusted = recorded.trusted_id(&entry.stat);
     if entry.stat.executable() != file.executable {
         return write(WriteKind::Modify, previous);
     }
