@@ -109,12 +109,12 @@ pub fn apply(plan: Plan, options: &ApplyOptions) -> Result<SyncReport> {
         .collect();
     let mut written_ids = std::collections::HashMap::with_capacity(written.len());
     let mut bytes_written = 0u64;
-    let mut files = std::collections::BTreeMap::new();
+    let mut written_entries = Vec::with_capacity(written.len());
     for result in written {
         let (path, id, entry, bytes) = result?;
         bytes_written += bytes;
         written_ids.insert(path.clone(), id);
-        files.insert(path, entry);
+        written_entries.push((path, entry));
     }
 
     plan.deletes
@@ -122,30 +122,25 @@ pub fn apply(plan: Plan, options: &ApplyOptions) -> Result<SyncReport> {
         .try_for_each(|delete| fsops::remove(&live.join(&delete.path), delete.kind, &steps))?;
     fsops::remove_empty_dirs(&live, &prune_dirs, &steps)?;
 
-    for (path, entry) in &plan.unchanged {
-        files.insert(path.clone(), *entry);
-    }
     tracing::debug!(
         writes = plan.writes.len(),
         deletes = plan.deletes.len(),
         elapsed_ms = plan.started.elapsed().as_millis() as u64,
         "files written and deleted"
     );
-    let manifest_current = plan.manifest_current;
-    let dirs = if manifest_current {
-        // Unused: the manifest on disk stays.
-        std::collections::BTreeMap::new()
-    } else {
-        directory_records(&plan)
-    };
-    let manifest = Manifest {
-        version: MANIFEST_VERSION,
-        revision: Some(plan.artifact.revision().clone()),
-        profile: plan.profile.clone(),
-        files,
-        dirs,
-    };
-    if !manifest_current {
+    if !plan.manifest_current {
+        // Built in one go (a path is either written or unchanged).
+        let files: BTreeMap<String, ManifestEntry> = written_entries
+            .into_iter()
+            .chain(plan.unchanged.iter().cloned())
+            .collect();
+        let manifest = Manifest {
+            version: MANIFEST_VERSION,
+            revision: Some(plan.artifact.revision().clone()),
+            profile: plan.profile.clone(),
+            files,
+            dirs: directory_records(&plan),
+        };
         steps.step()?;
         let storing = std::time::Instant::now();
         manifest::store(&live, &manifest)?;
