@@ -361,7 +361,7 @@ async fn syncs_a_gateway_end_to_end() {
         "an idle agent writes nothing"
     );
     let rss = world.agents[agent].rss_kb().unwrap();
-    eprintln!("MEASURE idle RSS (debug build): {rss} kB");
+    eprintln!("MEASURE idle RSS: {rss} kB");
 
     // SIGTERM: exit 0.
     world.agents[agent].terminate();
@@ -960,4 +960,58 @@ async fn three_gateways_get_their_own_files() {
         std::fs::read_to_string(world.data("beta-0").join("config/site.json")).unwrap(),
         "south 2"
     );
+}
+
+/// A gateway whose API key does not exist yet (the Secret is created after the gateway's
+/// first start): under `proceed` the files are synced all the same, the status says the
+/// rescan fails and why; once the key file appears the rescan goes through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_an_api_key_yet_files_sync_and_the_rescan_waits_for_the_key() {
+    let mut world = World::new("sidecar-nokey").await;
+    let c1 = world.commit(&[("projects/demo/project.json", "v1")], "first");
+    world.create_api_secret("gw-api").await;
+    world
+        .create_gatewaysync(CR, spec(&world, projects_profile("proceed")))
+        .await;
+    world.create_pod("ignition-0", CR, &[], &[]).await;
+    let key = world.path("not-yet/apiKey");
+    let mut env = world.agent_env("ignition-0", CR);
+    for (name, value) in &mut env {
+        if name == "API_KEY_FILE" {
+            *value = key.display().to_string();
+        }
+    }
+    let agent = world.start_agent("ignition-0", env);
+    world
+        .wait_for("/startupz without a key", || async {
+            world.agents[agent].probe("/startupz") == Some(200)
+        })
+        .await;
+    assert_eq!(
+        std::fs::read_to_string(world.data("ignition-0").join("projects/demo/project.json"))
+            .unwrap(),
+        "v1"
+    );
+    let status = world
+        .wait_status(CR, "ignition-0", "Error: the rescan needs the key", |s| {
+            s.status == SyncStatus::Error
+        })
+        .await;
+    let message = status.message.unwrap();
+    assert!(
+        message.contains("rescan failed") && message.contains("API key file"),
+        "{message}"
+    );
+    assert_eq!(status.commit.as_deref(), Some(c1.as_str()));
+
+    std::fs::create_dir_all(key.parent().unwrap()).unwrap();
+    std::fs::write(&key, sidecar_support::API_KEY).unwrap();
+    world
+        .wait_status(CR, "ignition-0", "Synced once the key exists", |s| {
+            s.status == SyncStatus::Synced
+                && s.last_scan_result
+                    .as_deref()
+                    .is_some_and(|r| r.contains("scan/config 200"))
+        })
+        .await;
 }

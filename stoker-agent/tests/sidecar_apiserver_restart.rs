@@ -16,7 +16,10 @@ const CR: &str = "site";
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_agent_survives_an_api_server_restart() {
     let mut world = World::new("sidecar-restart").await;
-    assert!(world.cluster.is_owned(), "this test restarts its own API server");
+    assert!(
+        world.cluster.is_owned(),
+        "this test restarts its own API server"
+    );
     let c1 = world.commit(&[("projects/demo/project.json", "v1")], "first");
     world.create_api_secret("gw-api").await;
     world

@@ -410,7 +410,13 @@ impl Agent {
             .clone()
             .map(|commit| (desired.reference.clone(), commit));
         let source = PinnedSource::new(git, pinned, self.metrics.clone());
-        let recorder = up.then(|| Arc::new(ScanRecorder::new(gateway, self.metrics.clone())));
+        let recorder = up.then(|| {
+            Arc::new(ScanRecorder::new(
+                gateway,
+                self.metrics.clone(),
+                desired.profile.designer_session_policy,
+            ))
+        });
         let mut pipeline = Pipeline::new(Arc::new(source));
         pipeline.designer_wait = self.config.designer_wait;
         if let Some(recorder) = &recorder {

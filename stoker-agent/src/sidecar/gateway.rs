@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use async_trait::async_trait;
 use stoker_core::ignition::{IgnitionConfig, IgnitionGateway, ScanOutcome};
-use stoker_core::{Gateway, Health, PreSyncCheck, SyncReport};
+use stoker_core::{DesignerSessionPolicy, Gateway, Health, PreSyncCheck, SyncReport};
 
 use crate::sidecar::metrics::AgentMetrics;
 
@@ -64,20 +64,28 @@ pub struct Asked {
     pub scan: Option<Result<ScanOutcome, stoker_core::Error>>,
 }
 
-/// The gateway for one sync: Designer checks pass through; the rescan is timed and its outcome
-/// kept instead of failing the pipeline (see [`ScanRecorder::take`]).
+/// The gateway for one sync: Designer checks pass through (under `proceed`, a check that
+/// fails — no API key yet, say — is logged and the sync goes on, since its answer would not
+/// stop the sync anyway); the rescan is timed and its outcome kept instead of failing the
+/// pipeline (see [`ScanRecorder::take`]).
 pub struct ScanRecorder {
     inner: IgnitionGateway,
     metrics: AgentMetrics,
+    policy: DesignerSessionPolicy,
     asked: Mutex<Asked>,
 }
 
 impl ScanRecorder {
-    /// Wraps `inner`.
-    pub fn new(inner: IgnitionGateway, metrics: AgentMetrics) -> Self {
+    /// Wraps `inner` for a profile with this Designer-session policy.
+    pub fn new(
+        inner: IgnitionGateway,
+        metrics: AgentMetrics,
+        policy: DesignerSessionPolicy,
+    ) -> Self {
         ScanRecorder {
             inner,
             metrics,
+            policy,
             asked: Mutex::new(Asked::default()),
         }
     }
@@ -108,7 +116,14 @@ impl ScanRecorder {
 #[async_trait]
 impl Gateway for ScanRecorder {
     async fn pre_sync(&self) -> stoker_core::Result<PreSyncCheck> {
-        let check = self.inner.pre_sync().await?;
+        let check = match self.inner.pre_sync().await {
+            Ok(check) => check,
+            Err(error) if self.policy == DesignerSessionPolicy::Proceed => {
+                tracing::warn!(error = %crate::sidecar::agent::chain(&error), "could not list Designer sessions; syncing anyway (designerSessionPolicy: proceed)");
+                return Ok(PreSyncCheck::default());
+            }
+            Err(error) => return Err(error),
+        };
         let sessions = check.designer_sessions.clone();
         self.update(|asked| asked.designer_sessions = Some(sessions));
         Ok(check)

@@ -483,8 +483,10 @@ impl AgentProcess {
             .open(&log_path)
             .unwrap();
         // STOKER_TEST_AGENT_BIN runs another build (a release build, to measure it).
-        let binary = std::env::var_os("STOKER_TEST_AGENT_BIN")
-            .map_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_stoker-agent")), PathBuf::from);
+        let binary = std::env::var_os("STOKER_TEST_AGENT_BIN").map_or_else(
+            || PathBuf::from(env!("CARGO_BIN_EXE_stoker-agent")),
+            PathBuf::from,
+        );
         let child = Command::new(binary)
             .arg("sidecar")
             .env_remove("RUST_LOG")
