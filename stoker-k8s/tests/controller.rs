@@ -121,6 +121,9 @@ async fn resolves_branch_lightweight_tag_and_annotated_tag_without_cloning() {
 
     // A new commit on the branch: lastSync* follow, lastSyncTime changes, RefUpdated.
     let before = branch.status.as_ref().unwrap().last_sync_time.clone();
+    // `lastSyncTime` has one-second resolution: let the clock move past the first resolution's
+    // second, so that "it changes with the commit" is observable.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
     let third = world
         .repo
         .commit("main", &[("projects/demo/c.json", b"{}")], "third")
