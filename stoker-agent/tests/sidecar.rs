@@ -106,7 +106,9 @@ async fn syncs_a_gateway_end_to_end() {
     std::fs::write(world.data("ignition-0").join("gateway.xml"), "<local/>").unwrap();
 
     let started = Instant::now();
-    let env = world.agent_env("ignition-0", CR);
+    let mut env = world.agent_env("ignition-0", CR);
+    // Resync every 2 s: resyncs that change nothing must not write (checked at the end).
+    env.push(("SYNC_PERIOD".to_owned(), "2".to_owned()));
     let agent = world.start_agent("ignition-0", env);
     world
         .wait_for("/startupz to pass", || async {
@@ -343,7 +345,7 @@ async fn syncs_a_gateway_end_to_end() {
         "{events:#?}"
     );
 
-    // Idle: no writes, small memory.
+    // Idle (resyncing every 2 s, nothing changing): no writes, small memory.
     tokio::time::sleep(Duration::from_secs(3)).await;
     let version = world
         .status_configmap(CR, "ignition-0")
@@ -585,12 +587,16 @@ async fn files_land_before_the_gateway_starts_then_it_is_rescanned() {
             .join("projects/demo/project.json")
             .exists()
     );
-    let status = world.status(CR, "ignition-0").await.unwrap();
-    assert_eq!(status.status, SyncStatus::Synced);
+    let status = world
+        .wait_status(CR, "ignition-0", "Synced, the rescan pending", |s| {
+            s.status == SyncStatus::Synced
+        })
+        .await;
     assert!(
         status.message.as_deref().unwrap().contains("not answering"),
         "{status:?}"
     );
+    assert!(scans(&world).is_empty(), "nobody to rescan yet");
 
     world
         .sim

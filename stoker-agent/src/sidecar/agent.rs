@@ -338,7 +338,7 @@ impl Agent {
             tracing::debug!("resyncing");
         }
 
-        let ended = match self.sync_inner(desired, started).await {
+        let ended = match self.sync_inner(desired, started, changed_plan).await {
             Ok(ended) => ended,
             Err((reason, message)) => {
                 self.fail(desired, reason, message, started.elapsed()).await;
@@ -373,6 +373,7 @@ impl Agent {
         &mut self,
         desired: &Desired,
         started: std::time::Instant,
+        changed_plan: bool,
     ) -> Result<Ended, (ErrorReason, String)> {
         let gateway = self
             .gateways
@@ -539,16 +540,21 @@ impl Agent {
         });
         self.metrics
             .sync_succeeded(started.elapsed(), added, modified, deleted);
-        tracing::info!(
-            commit = %short(&commit),
-            added,
-            modified,
-            deleted,
-            unchanged = report.unchanged,
-            elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
-            scan = scan_text.as_deref().unwrap_or("-"),
-            "synced"
-        );
+        let elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        if report.changed() > 0 || scan_text.is_some() || changed_plan {
+            tracing::info!(
+                commit = %short(&commit),
+                added,
+                modified,
+                deleted,
+                unchanged = report.unchanged,
+                elapsed_ms,
+                scan = scan_text.as_deref().unwrap_or("-"),
+                "synced"
+            );
+        } else {
+            tracing::debug!(commit = %short(&commit), unchanged = report.unchanged, elapsed_ms, "resynced: nothing changed");
+        }
         let recorded = self
             .status
             .record(result, Some(report.projects.clone()), scan_text);

@@ -146,16 +146,8 @@ impl StatusReporter {
         projects: Option<Vec<String>>,
         scan: Option<String>,
     ) -> bool {
-        let current = &self.report;
-        // A dry run (`Pending`) wrote nothing, whatever its counts say it would change.
-        let nothing_written = result.files_changed() == 0 || result.status == SyncStatus::Pending;
-        let repeat = nothing_written
-            && scan.is_none()
-            && current.status == result.status
-            && current.commit == result.commit
-            && current.reference == result.reference
-            && current.message == result.message
-            && projects.as_ref().is_none_or(|p| *p == current.projects);
+        let repeat = is_repeat(&self.report, &result, scan.is_some())
+            && projects.as_ref().is_none_or(|p| *p == self.report.projects);
         if repeat {
             return false;
         }
@@ -268,6 +260,21 @@ impl StatusReporter {
     }
 }
 
+/// Whether `result` only repeats what `current` already says, so recording it would add
+/// nothing but churn: nothing was written and no rescan asked, at the same commit and ref, with
+/// the same outcome — for `Synced` whatever the message (a resync's counts differ only in
+/// "unchanged"), otherwise with the same message (another error is news).
+pub fn is_repeat(current: &GatewayStatusReport, result: &SyncResult, scanned: bool) -> bool {
+    // A dry run (`Pending`) wrote nothing, whatever its counts say it would change.
+    let nothing_written = result.files_changed() == 0 || result.status == SyncStatus::Pending;
+    nothing_written
+        && !scanned
+        && current.status == result.status
+        && current.commit == result.commit
+        && current.reference == result.reference
+        && (result.status == SyncStatus::Synced || current.message == result.message)
+}
+
 /// At most `max` bytes of `text`, cut at a character boundary.
 fn truncate(text: &str, max: usize) -> String {
     if text.len() <= max {
@@ -282,7 +289,64 @@ fn truncate(text: &str, max: usize) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::truncate;
+    use super::*;
+
+    fn result(status: SyncStatus, added: u64, message: &str) -> SyncResult {
+        SyncResult {
+            time: Timestamp::UNIX_EPOCH,
+            commit: Some("c1".into()),
+            reference: Some("main".into()),
+            status,
+            files_added: added,
+            message: Some(message.into()),
+            ..SyncResult::default()
+        }
+    }
+
+    #[test]
+    fn only_news_is_recorded() {
+        let mut current = GatewayStatusReport::new("cr", "gw", "pod", "v", Timestamp::UNIX_EPOCH);
+        current.record(result(SyncStatus::Synced, 3, "3 added, 0 unchanged"));
+        // A no-op resync: its counts differ, it is not news.
+        assert!(is_repeat(
+            &current,
+            &result(SyncStatus::Synced, 0, "0 added, 3 unchanged"),
+            false
+        ));
+        // Files changed (drift repaired), a rescan, another commit: news.
+        assert!(!is_repeat(
+            &current,
+            &result(SyncStatus::Synced, 1, "x"),
+            false
+        ));
+        assert!(!is_repeat(
+            &current,
+            &result(SyncStatus::Synced, 0, "x"),
+            true
+        ));
+        let mut other = result(SyncStatus::Synced, 0, "x");
+        other.commit = Some("c2".into());
+        assert!(!is_repeat(&current, &other, false));
+        // Errors: the same one again is not news, another one is.
+        current.record(result(SyncStatus::Error, 0, "Designer sessions open"));
+        assert!(is_repeat(
+            &current,
+            &result(SyncStatus::Error, 0, "Designer sessions open"),
+            false
+        ));
+        assert!(!is_repeat(
+            &current,
+            &result(SyncStatus::Error, 0, "git fetch failed"),
+            false
+        ));
+        // A dry run repeating itself is not news, whatever it would change.
+        current.record(result(SyncStatus::Pending, 2, "dry run: would add 2"));
+        assert!(is_repeat(
+            &current,
+            &result(SyncStatus::Pending, 2, "dry run: would add 2"),
+            false
+        ));
+    }
 
     #[test]
     fn notes_are_cut_at_a_character_boundary() {
