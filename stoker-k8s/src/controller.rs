@@ -29,8 +29,8 @@ use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Event as KubeEvent, EventType, Recorder, Reporter};
 use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
-use kube::runtime::reflector::ObjectRef;
-use kube::runtime::watcher;
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, Resource, ResourceExt};
 use stoker_core::{GitSource, GitSourceConfig, RetryPolicy, Source};
 
@@ -103,6 +103,44 @@ pub struct Context {
     pub config: ControllerConfig,
     /// Consecutive failures per resource, for exponential backoff.
     failures: Mutex<HashMap<ObjectRef<GatewaySync>, u32>>,
+    /// The pods and status ConfigMaps of each watched namespace (`None`: all), kept by the
+    /// watches that also trigger reconciliations ([`run`] fills it).
+    caches: Mutex<Vec<(Option<String>, Caches)>>,
+}
+
+/// What the controller's watches keep, so that a reconciliation reads pods and agents' reports
+/// from memory instead of listing every pod of the namespace each time. Each watch event updates
+/// the cache before it triggers a reconciliation, so the reconciliation it triggers sees it.
+#[derive(Clone)]
+struct Caches {
+    /// Every pod, slimmed down to what discovery reads ([`slim_pod`]).
+    pods: Store<Pod>,
+    /// The gateway status ConfigMaps.
+    reports: Store<ConfigMap>,
+    /// Turns `true` once both have their first listing. (Reconciliations wait on this, not on
+    /// `Store::wait_until_ready`: that one wakes only the last of several concurrent waiters,
+    /// and the others slept until their timeout.)
+    ready: tokio::sync::watch::Receiver<bool>,
+}
+
+impl Caches {
+    fn new(pods: Store<Pod>, reports: Store<ConfigMap>) -> Caches {
+        let (ready_tx, ready) = tokio::sync::watch::channel(false);
+        let (pods_ready, reports_ready) = (pods.clone(), reports.clone());
+        tokio::spawn(async move {
+            // One waiter per store.
+            if pods_ready.wait_until_ready().await.is_ok()
+                && reports_ready.wait_until_ready().await.is_ok()
+            {
+                let _ = ready_tx.send(true);
+            }
+        });
+        Caches {
+            pods,
+            reports,
+            ready,
+        }
+    }
 }
 
 impl std::fmt::Debug for Context {
@@ -126,7 +164,30 @@ impl Context {
             metrics,
             config,
             failures: Mutex::new(HashMap::new()),
+            caches: Mutex::new(Vec::new()),
         })
+    }
+
+    fn register_caches(&self, namespace: Option<String>, caches: Caches) {
+        let mut all = match self.caches.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        all.retain(|(ns, _)| *ns != namespace);
+        all.push((namespace, caches));
+    }
+
+    /// The caches covering `namespace`: its own, else the all-namespaces ones; none when the
+    /// reconciler runs outside [`run`].
+    fn caches_for(&self, namespace: &str) -> Option<Caches> {
+        let all = match self.caches.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        all.iter()
+            .find(|(ns, _)| ns.as_deref() == Some(namespace))
+            .or_else(|| all.iter().find(|(ns, _)| ns.is_none()))
+            .map(|(_, caches)| caches.clone())
     }
 
     fn failures(&self) -> std::sync::MutexGuard<'_, HashMap<ObjectRef<GatewaySync>, u32>> {
@@ -207,41 +268,90 @@ async fn run_in(
         crate::annotations::COMPONENT_LABEL,
         crate::annotations::COMPONENT_METADATA
     ));
+    // Pods and status ConfigMaps: one watch each, which both fills a cache and triggers the
+    // reconciliation of the resource the object names (the cache first).
+    let (pods, pod_writer) = reflector::store::<Pod>();
+    let pod_events = watcher(api::<Pod>(&client, namespace), watcher::Config::default())
+        .modify(slim_pod)
+        .reflect(pod_writer)
+        .touched_objects();
+    let (reports, report_writer) = reflector::store::<ConfigMap>();
+    let report_events = watcher(api::<ConfigMap>(&client, namespace), status_watch)
+        .modify(|configmap: &mut ConfigMap| configmap.metadata.managed_fields = None)
+        .reflect(report_writer)
+        .touched_objects();
+    context.register_caches(namespace.map(str::to_owned), Caches::new(pods, reports));
     let controller = Controller::new(api::<GatewaySync>(&client, namespace), gs_watch)
         .owns(api::<ConfigMap>(&client, namespace), metadata_watch)
-        .watches(
-            api::<Pod>(&client, namespace),
-            watcher::Config::default(),
-            |pod: Pod| {
-                let cr = pod.annotations().get(CR_NAME)?.trim().to_owned();
-                Some(ObjectRef::new(&cr).within(&pod.namespace()?))
-            },
-        )
-        .watches(
-            api::<ConfigMap>(&client, namespace),
-            status_watch,
-            |configmap: ConfigMap| {
-                let cr = configmap
-                    .data
-                    .as_ref()?
-                    .get(gateway_status::keys::CR_NAME)?
-                    .clone();
-                Some(ObjectRef::new(&cr).within(&configmap.namespace()?))
-            },
-        )
+        .watches_stream(pod_events, |pod: Pod| {
+            let cr = pod.annotations().get(CR_NAME)?.trim().to_owned();
+            Some(ObjectRef::new(&cr).within(&pod.namespace()?))
+        })
+        .watches_stream(report_events, |configmap: ConfigMap| {
+            let cr = configmap
+                .data
+                .as_ref()?
+                .get(gateway_status::keys::CR_NAME)?
+                .clone();
+            Some(ObjectRef::new(&cr).within(&configmap.namespace()?))
+        })
         .with_config(
             kube::runtime::controller::Config::default().concurrency(context.config.concurrency),
         )
+        .trigger_backoff(TriggerBackoff::default())
         .graceful_shutdown_on(shutdown);
     controller
         .run(reconcile, error_policy, context)
         .for_each(|result| async move {
             match result {
                 Ok((object, _)) => tracing::debug!(resource = %object, "reconciled"),
-                Err(error) => tracing::debug!(%error, "reconcile failed"),
+                Err(error) => {
+                    tracing::debug!(error = %crate::error::chain(&error), "reconcile failed")
+                }
             }
         })
         .await;
+}
+
+/// The pause after a watch error, shared by all the controller's watches (kube-runtime merges
+/// them into one stream and pauses all of it after an error of any): 100 ms, doubling up to
+/// 2 s, back to 100 ms after any event.
+///
+/// kube-runtime's default (client-go's per-watch 0.8 s doubling to 30 s, reset only by an
+/// event) turned the errors the watches get across an API server restart into consecutive
+/// pauses of up to 30 s of every watch: nothing was noticed (a new GatewaySync, a new pod) for
+/// 110 s after a restart in tests/controller_restart.rs. Each watch error still costs a pause,
+/// so a watch that keeps failing (an API server that is down) is retried at most every 2 s.
+#[derive(Debug, Clone)]
+struct TriggerBackoff {
+    next: Duration,
+}
+
+impl TriggerBackoff {
+    const MIN: Duration = Duration::from_millis(100);
+    const MAX: Duration = Duration::from_secs(2);
+}
+
+impl Default for TriggerBackoff {
+    fn default() -> Self {
+        TriggerBackoff { next: Self::MIN }
+    }
+}
+
+impl Iterator for TriggerBackoff {
+    type Item = Duration;
+
+    fn next(&mut self) -> Option<Duration> {
+        let delay = self.next;
+        self.next = (delay * 2).min(Self::MAX);
+        Some(delay)
+    }
+}
+
+impl kube::runtime::utils::Backoff for TriggerBackoff {
+    fn reset(&mut self) {
+        self.next = Self::MIN;
+    }
 }
 
 /// Reconciles one `GatewaySync` (through the finalizer).
@@ -283,7 +393,7 @@ pub fn error_policy(gs: Arc<GatewaySync>, error: &Error, context: Arc<Context>) 
         context.config.max_backoff,
         failures,
     );
-    tracing::warn!(%error, name = %gs.name_any(), failures, retry_in_s = delay.as_secs_f64(), "reconcile failed");
+    tracing::warn!(error = %crate::error::chain(error), name = %gs.name_any(), failures, retry_in_s = delay.as_secs_f64(), "reconcile failed");
     Action::requeue(delay)
 }
 
@@ -304,13 +414,10 @@ async fn apply(gs: &GatewaySync, context: &Context) -> Result<Action> {
     status.observed_generation = Some(generation);
     status.profile_count = i32::try_from(gs.spec.sync.profiles.len()).unwrap_or(i32::MAX);
 
-    // 1. Profiles and referenced Secrets.
+    // 1. Profiles and referenced Secrets (only those: a namespace's Secrets can be many and
+    // large, Helm keeps every release in one).
     let secrets: Api<Secret> = Api::namespaced(client.clone(), &namespace);
-    let full = secrets
-        .list(&ListParams::default())
-        .await
-        .map_err(|source| Error::kube("listing Secrets", &namespace, source))?;
-    let inventory = SecretInventory::from_secrets(full.items.iter());
+    let inventory = referenced_secret_inventory(&gs.spec, &secrets).await?;
     let problems = validation::validate(&gs.spec, &inventory);
     conditions::set(
         &mut status.conditions,
@@ -411,23 +518,14 @@ async fn apply(gs: &GatewaySync, context: &Context) -> Result<Action> {
     }
 
     // 5. Gateways and their reports.
-    let pods: Api<Pod> = Api::namespaced(client.clone(), &namespace);
-    let pod_list = pods
-        .list(&ListParams::default())
-        .await
-        .map_err(|source| Error::kube("listing Pods", &namespace, source))?;
-    let gateways = discovery::discover(&name, &pod_list.items);
-    let configmaps: Api<ConfigMap> = Api::namespaced(client.clone(), &namespace);
-    let reports: Vec<GatewayStatusReport> = configmaps
-        .list(&ListParams::default().labels(&gateway_status::status_configmap_selector(&name)))
-        .await
-        .map_err(|source| Error::kube("listing status ConfigMaps", &namespace, source))?
-        .items
+    let (pod_list, report_list) = gateways_and_reports(&name, &namespace, context).await?;
+    let gateways = discovery::discover(&name, &pod_list);
+    let reports: Vec<GatewayStatusReport> = report_list
         .iter()
         .filter_map(|configmap| match GatewayStatusReport::from_configmap(configmap) {
             Ok(report) => Some(report),
             Err(error) => {
-                tracing::warn!(%error, configmap = %configmap.name_any(), "ignored an unreadable gateway status ConfigMap");
+                tracing::warn!(error = %crate::error::chain(&error), configmap = %configmap.name_any(), "ignored an unreadable gateway status ConfigMap");
                 None
             }
         })
@@ -484,6 +582,132 @@ async fn apply(gs: &GatewaySync, context: &Context) -> Result<Action> {
         .flatten()
         .unwrap_or(IDLE_RESYNC);
     Ok(Action::requeue(period))
+}
+
+/// How long a reconciliation waits for the watches' first listing.
+const CACHE_READY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The pods annotated for the resource `name` and its gateways' status ConfigMaps: from the
+/// watches' caches, or listed when the reconciler runs without them.
+async fn gateways_and_reports(
+    name: &str,
+    namespace: &str,
+    context: &Context,
+) -> Result<(Vec<Pod>, Vec<ConfigMap>)> {
+    let Some(caches) = context.caches_for(namespace) else {
+        let pods: Api<Pod> = Api::namespaced(context.client.clone(), namespace);
+        let pod_list = pods
+            .list(&ListParams::default())
+            .await
+            .map_err(|source| Error::kube("listing Pods", namespace, source))?;
+        let configmaps: Api<ConfigMap> = Api::namespaced(context.client.clone(), namespace);
+        let reports = configmaps
+            .list(&ListParams::default().labels(&gateway_status::status_configmap_selector(name)))
+            .await
+            .map_err(|source| Error::kube("listing status ConfigMaps", namespace, source))?;
+        return Ok((pod_list.items, reports.items));
+    };
+    let mut ready = caches.ready.clone();
+    match tokio::time::timeout(CACHE_READY_TIMEOUT, ready.wait_for(|ready| *ready)).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(_)) | Err(_) => {
+            return Err(Error::Timeout {
+                what: format!("the first listing of Pods and status ConfigMaps in {namespace}"),
+                after: CACHE_READY_TIMEOUT,
+            });
+        }
+    }
+    let pods = caches
+        .pods
+        .state_filter(|pod| {
+            pod.metadata.namespace.as_deref() == Some(namespace)
+                && pod.annotations().get(CR_NAME).map(|cr| cr.trim()) == Some(name)
+        })
+        .iter()
+        .map(|pod| Pod::clone(pod))
+        .collect();
+    let label = crate::annotations::label_value(name);
+    let reports = caches
+        .reports
+        .state_filter(|configmap| {
+            let labels = configmap.labels();
+            configmap.metadata.namespace.as_deref() == Some(namespace)
+                && labels
+                    .get(crate::annotations::COMPONENT_LABEL)
+                    .map(String::as_str)
+                    == Some(crate::annotations::COMPONENT_GATEWAY_STATUS)
+                && labels.get(crate::annotations::LABEL_CR_NAME) == Some(&label)
+        })
+        .iter()
+        .map(|configmap| ConfigMap::clone(configmap))
+        .collect();
+    Ok((pods, reports))
+}
+
+/// Keeps of a pod what discovery ([`discovery::gateway_pod`]) and the watch's mapping read:
+/// metadata without managed fields, container names, the service account, the phase. A cache
+/// of every pod of the watched namespaces stays small that way.
+fn slim_pod(pod: &mut Pod) {
+    use k8s_openapi::api::core::v1::{Container, PodSpec, PodStatus};
+    pod.metadata.managed_fields = None;
+    if let Some(annotations) = pod.metadata.annotations.as_mut() {
+        annotations.remove("kubectl.kubernetes.io/last-applied-configuration");
+    }
+    let names = |containers: &[Container]| -> Vec<Container> {
+        containers
+            .iter()
+            .map(|container| Container {
+                name: container.name.clone(),
+                ..Container::default()
+            })
+            .collect()
+    };
+    pod.spec = pod.spec.take().map(|spec| PodSpec {
+        containers: names(&spec.containers),
+        init_containers: spec.init_containers.as_deref().map(names),
+        service_account_name: spec.service_account_name,
+        ..PodSpec::default()
+    });
+    pod.status = pod.status.take().map(|status| PodStatus {
+        phase: status.phase,
+        ..PodStatus::default()
+    });
+}
+
+/// The Secrets the spec refers to and their keys (values are not kept); missing ones are
+/// simply absent, for [`validation::validate`] to report.
+async fn referenced_secret_inventory(
+    spec: &crate::crd::GatewaySyncSpec,
+    secrets: &Api<Secret>,
+) -> Result<SecretInventory> {
+    // A name no object can have is simply not found (and must not reach a URL).
+    let names: std::collections::BTreeSet<String> = validation::referenced_secrets(spec)
+        .into_iter()
+        .map(|reference| reference.name)
+        .filter(|name| is_object_name(name))
+        .collect();
+    let mut found = Vec::with_capacity(names.len());
+    for name in names {
+        if let Some(secret) = secrets
+            .get_opt(&name)
+            .await
+            .map_err(|source| Error::kube("reading Secret", &name, source))?
+        {
+            found.push(secret);
+        }
+    }
+    Ok(SecretInventory::from_secrets(found.iter()))
+}
+
+/// True for a valid object name (a DNS-1123 subdomain: at most 253 of `a-z`, `0-9`, `-` and
+/// `.`, starting and ending with a letter or digit).
+fn is_object_name(name: &str) -> bool {
+    let alnum = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit();
+    !name.is_empty()
+        && name.len() <= 253
+        && name.starts_with(alnum)
+        && name.ends_with(alnum)
+        && name.chars().all(|c| alnum(c) || c == '-' || c == '.')
 }
 
 /// Events for gateways' sync results changing: `SyncCompleted` when every gateway becomes
@@ -647,4 +871,112 @@ async fn cleanup(gs: &GatewaySync, context: &Context) -> Result<Action> {
     context.metrics.forget(&namespace, &name);
     tracing::info!(name = %name, namespace = %namespace, "cleaned up after deletion");
     Ok(Action::await_change())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap() {
+        let (initial, max) = (Duration::from_secs(5), Duration::from_secs(300));
+        assert_eq!(backoff(initial, max, 1), Duration::from_secs(5));
+        assert_eq!(backoff(initial, max, 3), Duration::from_secs(20));
+        assert_eq!(backoff(initial, max, 30), max);
+    }
+
+    #[test]
+    fn watch_errors_pause_briefly() {
+        use kube::runtime::utils::Backoff as _;
+        let mut backoff = TriggerBackoff::default();
+        let delays: Vec<u64> = backoff
+            .by_ref()
+            .take(7)
+            .map(|d| d.as_millis() as u64)
+            .collect();
+        assert_eq!(delays, [100, 200, 400, 800, 1600, 2000, 2000]);
+        backoff.reset();
+        assert_eq!(backoff.next(), Some(Duration::from_millis(100)));
+    }
+
+    /// Regression: reconciliations waited on `Store::wait_until_ready` themselves, and when
+    /// several waited at once (many resources at start-up) only the last was woken; the others
+    /// slept until their 30 s timeout.
+    #[tokio::test]
+    async fn every_reconciliation_waiting_for_the_caches_is_woken() {
+        let (pods, mut pod_writer) = reflector::store::<Pod>();
+        let (reports, mut report_writer) = reflector::store::<ConfigMap>();
+        let caches = Caches::new(pods, reports);
+        let waiters: Vec<_> = (0..8)
+            .map(|_| {
+                let mut ready = caches.ready.clone();
+                tokio::spawn(async move { ready.wait_for(|ready| *ready).await.is_ok() })
+            })
+            .collect();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        pod_writer.apply_watcher_event(&watcher::Event::InitDone);
+        report_writer.apply_watcher_event(&watcher::Event::InitDone);
+        for waiter in waiters {
+            let woken = tokio::time::timeout(Duration::from_secs(5), waiter).await;
+            assert!(matches!(woken, Ok(Ok(true))), "a waiter was not woken");
+        }
+    }
+
+    #[test]
+    fn slim_pods_keep_what_discovery_reads() {
+        let mut pod: Pod = serde_json::from_value(serde_json::json!({
+            "metadata": {
+                "name": "ignition-2", "namespace": "plant", "uid": "u-1",
+                "labels": {"app.kubernetes.io/name": "ignition", "apps.kubernetes.io/pod-index": "2"},
+                "annotations": {
+                    "stoker.io/cr-name": "site", "stoker.io/profile": "edge",
+                    "stoker.io/ref-override": "v2", "stoker.io/inject": "true",
+                    "kubectl.kubernetes.io/last-applied-configuration": "{\"big\": true}"
+                },
+                "managedFields": [{"manager": "kubectl", "operation": "Apply"}]
+            },
+            "spec": {
+                "serviceAccountName": "gateway",
+                "containers": [
+                    {"name": "ignition", "image": "ignition:8.3", "env": [{"name": "A", "value": "b"}]},
+                    {"name": "stoker-agent", "image": "agent"}
+                ],
+                "initContainers": [{"name": "init", "image": "busybox"}],
+                "volumes": [{"name": "data", "emptyDir": {}}]
+            },
+            "status": {"phase": "Running", "podIP": "10.0.0.1", "conditions": [{"type": "Ready", "status": "True"}]}
+        }))
+        .unwrap();
+        let before = discovery::gateway_pod(&pod);
+        slim_pod(&mut pod);
+        assert_eq!(discovery::gateway_pod(&pod), before);
+        assert!(discovery::is_running(&pod));
+        assert!(pod.metadata.managed_fields.is_none());
+        assert!(
+            !pod.annotations()
+                .contains_key("kubectl.kubernetes.io/last-applied-configuration")
+        );
+        let spec = pod.spec.as_ref().unwrap();
+        assert!(spec.volumes.is_none() && spec.containers[0].image.is_none());
+        assert!(pod.status.as_ref().unwrap().pod_ip.is_none());
+    }
+
+    #[test]
+    fn only_valid_object_names_are_looked_up() {
+        for good in ["git", "git-token", "a.b-c", "0"] {
+            assert!(is_object_name(good), "{good}");
+        }
+        for bad in [
+            "",
+            "Git",
+            "-a",
+            "a-",
+            "a/b",
+            "a b",
+            "../x",
+            &"a".repeat(254),
+        ] {
+            assert!(!is_object_name(bad), "{bad}");
+        }
+    }
 }

@@ -118,6 +118,43 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// An API call that got no answer in time (the leader election bounds each round by its
+    /// renew deadline).
+    #[error("{what}: no answer within {after:?}")]
+    Timeout {
+        /// What was being done.
+        what: String,
+        /// How long it was given.
+        after: std::time::Duration,
+    },
+}
+
+/// An error with its causes, `outer: inner: …`, for logs (`%error` alone shows only the
+/// outermost message, e.g. `finalizer stoker.io/finalizer` without what failed). A cause whose
+/// text the message already contains is not repeated.
+///
+/// ```
+/// let error = stoker_k8s::Error::Finalizer(Box::new(kube::runtime::finalizer::Error::ApplyFailed(
+///     stoker_k8s::Error::MissingSecret { name: "git".into(), key: "token".into() },
+/// )));
+/// assert_eq!(error.to_string(), "finalizer stoker.io/finalizer");
+/// assert_eq!(
+///     stoker_k8s::error::chain(&error),
+///     "finalizer stoker.io/finalizer: failed to apply object: Secret \"git\" does not exist or has no key \"token\""
+/// );
+/// ```
+pub fn chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(inner) = cause {
+        let message = inner.to_string();
+        if !text.contains(&message) {
+            text.push_str(": ");
+            text.push_str(&message);
+        }
+        cause = inner.source();
+    }
+    text
 }
 
 impl Error {
@@ -148,6 +185,7 @@ impl Error {
             },
             Error::Source(error) => error.git_kind().is_some_and(|kind| kind.is_transient()),
             Error::Finalizer(_) => true,
+            Error::Timeout { .. } => true,
             _ => false,
         }
     }

@@ -46,12 +46,14 @@ impl Default for LeaseTimings {
 /// # async fn demo(client: kube::Client) -> stoker_k8s::Result<()> {
 /// use stoker_k8s::leader::{LeaderElector, LeaseTimings};
 /// let elector = LeaderElector::new(client, "stoker-system", "stoker-operator", "pod-1", LeaseTimings::default());
-/// let leading = elector.spawn();
-/// let mut leading_rx = leading.clone();
-/// leading_rx.wait_for(|leading| *leading).await.ok();
-/// // ... run the controller until `leading` turns false, then exit.
+/// let leadership = elector.start();
+/// let mut leading = leadership.subscribe();
+/// leading.wait_for(|leading| *leading).await.ok();
+/// // ... run the controller until `leading` turns false (then exit), or until shutdown:
+/// leadership.step_down().await?;
 /// # Ok(()) }
 /// ```
+#[derive(Clone)]
 pub struct LeaderElector {
     api: Api<Lease>,
     name: String,
@@ -167,7 +169,15 @@ impl LeaderElector {
 
     /// Gives the lease up (on graceful shutdown), so a follower takes over at once instead of
     /// waiting for it to expire. Only clears it when we still hold it.
+    ///
+    /// Call it only when no election round of this candidate can run any more (after
+    /// [`Leadership::step_down`] stopped the loop, which calls it): a round after the release
+    /// would find the lease free and take it again.
     pub async fn release(&self) -> Result<()> {
+        self.release_with_retries(3).await
+    }
+
+    async fn release_with_retries(&self, conflicts_left: u32) -> Result<()> {
         let Some(mut lease) = self
             .api
             .get_opt(&self.name)
@@ -185,33 +195,82 @@ impl LeaderElector {
         spec.holder_identity = None;
         // A released lease must look expired to every candidate.
         spec.lease_duration_seconds = Some(1);
+        spec.renew_time = Some(now());
         match self
             .api
             .replace(&self.name, &PostParams::default(), &lease)
             .await
         {
-            Ok(_) | Err(kube::Error::Api(_)) => Ok(()),
+            Ok(_) => {
+                tracing::info!(lease = %self.name, identity = %self.identity, "released the leader lease");
+                Ok(())
+            }
+            // Changed between our read and write: read again (it may still be ours).
+            Err(kube::Error::Api(status)) if status.code == 409 && conflicts_left > 0 => {
+                Box::pin(self.release_with_retries(conflicts_left - 1)).await
+            }
             Err(source) => Err(Error::kube("releasing Lease", &self.name, source)),
         }
     }
 
     /// Runs the election in the background. The channel says whether we lead; it turns `false`
     /// when a leader fails to renew within the renew deadline (the caller should then stop
-    /// working, usually by exiting).
+    /// working, usually by exiting). The election runs until every receiver is dropped; it
+    /// cannot be stopped and released cleanly: prefer [`LeaderElector::start`].
     pub fn spawn(self) -> watch::Receiver<bool> {
         let (sender, receiver) = watch::channel(false);
-        tokio::spawn(async move { self.run(sender).await });
+        let (stop, stopped) = watch::channel(false);
+        tokio::spawn(async move {
+            // Never signalled: the loop ends when the last receiver is gone.
+            let _stop = stop;
+            self.run(sender, stopped).await
+        });
         receiver
     }
 
-    async fn run(self, leading: watch::Sender<bool>) {
+    /// Runs the election in the background until [`Leadership::step_down`] (which also releases
+    /// the lease) or until the [`Leadership`] is dropped (which does not).
+    pub fn start(self) -> Leadership {
+        let (sender, receiver) = watch::channel(false);
+        let (stop, stopped) = watch::channel(false);
+        let releaser = self.clone();
+        let task = tokio::spawn(self.run(sender, stopped));
+        Leadership {
+            leading: receiver,
+            stop,
+            task,
+            releaser,
+        }
+    }
+
+    async fn run(self, leading: watch::Sender<bool>, mut stop: watch::Receiver<bool>) {
         let mut last_renewed: Option<tokio::time::Instant> = None;
         loop {
-            let attempt = self.try_acquire_or_renew().await;
+            if *stop.borrow_and_update() {
+                break;
+            }
+            // A request that hangs (a half-open connection, an API server that stopped
+            // answering) must not keep us believing we lead past the renew deadline: kube's
+            // client has no read timeout, and a follower takes over once the lease expires.
+            let budget = match last_renewed {
+                Some(at) => (at + self.timings.renew_deadline)
+                    .saturating_duration_since(tokio::time::Instant::now()),
+                None => self.timings.renew_deadline,
+            };
+            // Measured from before the write: the lease's renewTime is taken then, and other
+            // candidates count its expiry from there.
+            let started = tokio::time::Instant::now();
+            let attempt = match tokio::time::timeout(budget, self.try_acquire_or_renew()).await {
+                Ok(attempt) => attempt,
+                Err(_) => Err(Error::Timeout {
+                    what: format!("reading or updating Lease {}", self.name),
+                    after: budget,
+                }),
+            };
             let now = tokio::time::Instant::now();
             match attempt {
                 Ok(Attempt::Leading) => {
-                    last_renewed = Some(now);
+                    last_renewed = Some(started);
                     leading.send_if_modified(|value| !std::mem::replace(value, true));
                 }
                 Ok(Attempt::Following) => {
@@ -222,9 +281,9 @@ impl LeaderElector {
                     leading.send_if_modified(|value| std::mem::replace(value, false));
                 }
                 Err(error) => {
-                    tracing::warn!(%error, lease = %self.name, "leader election round failed");
+                    tracing::warn!(error = %crate::error::chain(&error), lease = %self.name, "leader election round failed");
                     let deadline_passed = last_renewed
-                        .is_some_and(|at| now.duration_since(at) > self.timings.renew_deadline);
+                        .is_some_and(|at| now.duration_since(at) >= self.timings.renew_deadline);
                     if deadline_passed {
                         tracing::error!(lease = %self.name, identity = %self.identity, "could not renew the leader lease within the renew deadline");
                         last_renewed = None;
@@ -233,10 +292,59 @@ impl LeaderElector {
                 }
             }
             if leading.is_closed() {
-                return;
+                break;
             }
-            tokio::time::sleep(self.timings.retry_period).await;
+            tokio::select! {
+                () = tokio::time::sleep(self.timings.retry_period) => {}
+                changed = stop.changed() => {
+                    if changed.is_err() {
+                        // The `Leadership` was dropped.
+                        break;
+                    }
+                }
+            }
         }
+        leading.send_if_modified(|value| std::mem::replace(value, false));
+    }
+}
+
+/// A running election (from [`LeaderElector::start`]).
+pub struct Leadership {
+    leading: watch::Receiver<bool>,
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+    releaser: LeaderElector,
+}
+
+impl std::fmt::Debug for Leadership {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Leadership")
+            .field("leading", &*self.leading.borrow())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Leadership {
+    /// Whether we lead, as a channel: it turns `true` on acquiring the lease and `false` on
+    /// losing it (or when the election stops).
+    pub fn subscribe(&self) -> watch::Receiver<bool> {
+        self.leading.clone()
+    }
+
+    /// Whether we lead now.
+    pub fn is_leading(&self) -> bool {
+        *self.leading.borrow()
+    }
+
+    /// Stops the election (after the round in flight, if any, so that no later round can take
+    /// the lease again) and then releases the lease if we hold it, so that a follower takes
+    /// over at once instead of waiting for it to expire.
+    pub async fn step_down(self) -> Result<()> {
+        let _ = self.stop.send(true);
+        if let Err(error) = self.task.await {
+            tracing::error!(%error, "the leader election task failed");
+        }
+        self.releaser.release().await
     }
 }
 

@@ -615,3 +615,128 @@ async fn two_resources_in_one_namespace_stay_isolated() {
     metadata(&world, "alpha").await;
     metadata(&world, "beta").await;
 }
+
+/// Regression: every reconciliation listed every Secret of the namespace (Helm keeps each
+/// release in one, so that is many and large), which also needed `list` on all Secrets. Now it
+/// reads only the Secrets the spec names: a controller whose service account may only `get`
+/// those (RBAC `resourceNames`) converges.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_controller_reads_only_the_secrets_a_resource_names() {
+    use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
+    use k8s_openapi::api::core::v1::{Secret, ServiceAccount};
+    use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
+    use kube::api::PostParams;
+    use stoker_k8s::controller::{self, Context, ControllerConfig};
+    use stoker_k8s::metrics::OperatorMetrics;
+
+    let mut world = World::start("only-named-secrets").await;
+    // This test runs its own controller, as a service account.
+    world.stop_controller().await;
+    let ns = world.namespace.clone();
+    let admin = world.client.clone();
+    let sas: Api<ServiceAccount> = Api::namespaced(admin.clone(), &ns);
+    sas.create(
+        &PostParams::default(),
+        &serde_json::from_value(json!({"metadata": {"name": "operator"}})).unwrap(),
+    )
+    .await
+    .unwrap();
+    let rule = |groups: &[&str], resources: &[&str], verbs: &[&str]| json!({"apiGroups": groups, "resources": resources, "verbs": verbs});
+    let role: Role = serde_json::from_value(json!({
+        "metadata": {"name": "operator"},
+        "rules": [
+            rule(&["stoker.io"], &["gatewaysyncs"], &["get", "list", "watch", "patch", "update"]),
+            rule(&["stoker.io"], &["gatewaysyncs/status"], &["get", "patch", "update"]),
+            rule(&[""], &["configmaps"], &["get", "list", "watch", "create", "update", "patch", "delete", "deletecollection"]),
+            rule(&[""], &["pods"], &["get", "list", "watch"]),
+            rule(&["", "events.k8s.io"], &["events"], &["create", "patch"]),
+            {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"], "resourceNames": ["gateway-api-key"]},
+        ]
+    }))
+    .unwrap();
+    Api::<Role>::namespaced(admin.clone(), &ns)
+        .create(&PostParams::default(), &role)
+        .await
+        .unwrap();
+    let binding: RoleBinding = serde_json::from_value(json!({
+        "metadata": {"name": "operator"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "operator"},
+        "subjects": [{"kind": "ServiceAccount", "name": "operator", "namespace": ns}]
+    }))
+    .unwrap();
+    Api::<RoleBinding>::namespaced(admin.clone(), &ns)
+        .create(&PostParams::default(), &binding)
+        .await
+        .unwrap();
+    let token = sas
+        .create_token_request(
+            "operator",
+            &PostParams::default(),
+            &TokenRequest {
+                spec: TokenRequestSpec {
+                    audiences: vec![],
+                    expiration_seconds: Some(3600),
+                    ..TokenRequestSpec::default()
+                },
+                ..TokenRequest::default()
+            },
+        )
+        .await
+        .unwrap()
+        .status
+        .unwrap()
+        .token;
+    let restricted = world.cluster.client_with_token(&token).unwrap();
+    let secrets: Api<Secret> = Api::namespaced(restricted.clone(), &ns);
+    assert!(
+        secrets.list(&ListParams::default()).await.is_err(),
+        "the service account must not be able to list Secrets"
+    );
+
+    // The Secret it may read, and one it may not.
+    let admin_secrets: Api<Secret> = Api::namespaced(admin.clone(), &ns);
+    for (name, key, value) in [
+        ("gateway-api-key", "apiKey", "secret-api-key".to_owned()),
+        ("sh.helm.release.v1.other.v1", "release", "x".repeat(4096)),
+    ] {
+        let secret: Secret = serde_json::from_value(json!({
+            "metadata": {"name": name},
+            "stringData": {key: value},
+        }))
+        .unwrap();
+        admin_secrets
+            .create(&PostParams::default(), &secret)
+            .await
+            .unwrap();
+    }
+    let state = tempfile::tempdir().unwrap();
+    let config = ControllerConfig {
+        state_dir: state.path().to_path_buf(),
+        namespaces: vec![ns.clone()],
+        initial_backoff: Duration::from_millis(200),
+        max_backoff: Duration::from_secs(2),
+        ..ControllerConfig::default()
+    };
+    let context = Context::new(restricted, OperatorMetrics::new(), config);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let controller = tokio::spawn(controller::run(context, async move {
+        let _ = stopped.await;
+    }));
+
+    let mut with_secret = spec("main");
+    with_secret["gateway"] =
+        json!({"api": {"secretName": "gateway-api-key", "secretKey": "apiKey"}});
+    world.create_gs("named", with_secret).await;
+    let first = world.repo.rev_parse("main").unwrap();
+    let gs = world
+        .wait_gs(
+            "named",
+            "the ref resolves and the profiles are valid",
+            |gs| commit_is(gs, &first) && has(gs, "ProfilesValid", "True"),
+        )
+        .await;
+    assert!(has(&gs, "RefResolved", "True"), "{:?}", gs.status);
+
+    let _ = stop.send(());
+    let _ = tokio::time::timeout(Duration::from_secs(10), controller).await;
+}

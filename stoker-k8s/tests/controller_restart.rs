@@ -4,7 +4,7 @@
 
 mod controller_support;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use controller_support::{World, spec};
 
@@ -13,6 +13,18 @@ async fn the_controller_survives_an_api_server_restart_and_converges() {
     let world = World::start("restart").await;
     let first = world.repo.rev_parse("main").unwrap();
     world.create_gs("site", spec("main")).await;
+    // Without polling, only the watches bring changes in.
+    let mut quiet = spec("main");
+    quiet["polling"] = serde_json::json!({"enabled": false});
+    world.create_gs("quiet", quiet.clone()).await;
+    world
+        .wait_gs("quiet", "the first commit resolves", |gs| {
+            gs.status
+                .as_ref()
+                .and_then(|s| s.last_sync_commit.as_deref())
+                == Some(first.as_str())
+        })
+        .await;
     world
         .wait_gs("site", "the first commit resolves", |gs| {
             gs.status
@@ -53,4 +65,39 @@ async fn the_controller_survives_an_api_server_restart_and_converges() {
                 .is_some_and(|s| s.discovered_gateways.len() == 1)
         })
         .await;
+
+    // Regression: through the watches, promptly. kube-runtime's default pause after a watch
+    // error (up to 30 s, shared by all the controller's watches) turned the errors of a restart
+    // into 110 s in which the controller noticed nothing: a new resource or pod was only seen by
+    // polling.
+    let restarted = Instant::now();
+    world.create_gs("late", quiet).await;
+    world.create_pod("quiet-0", "quiet", &[], &[], true).await;
+    let api = world.gs_api();
+    let (mut late, mut discovered) = (None, None);
+    while restarted.elapsed() < Duration::from_secs(30) && (late.is_none() || discovered.is_none())
+    {
+        let status = |gs: stoker_k8s::GatewaySync| gs.status.unwrap_or_default();
+        if late.is_none()
+            && status(api.get("late").await.unwrap())
+                .last_sync_commit
+                .is_some()
+        {
+            late = Some(restarted.elapsed());
+        }
+        if discovered.is_none()
+            && status(api.get("quiet").await.unwrap())
+                .discovered_gateways
+                .len()
+                == 1
+        {
+            discovered = Some(restarted.elapsed());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        late.is_some() && discovered.is_some(),
+        "30 s after the restart, without polling: a new resource reconciled after {late:?}, a \
+         new pod discovered after {discovered:?}"
+    );
 }

@@ -10,7 +10,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::{Parser, ValueEnum};
 use stoker_k8s::controller::{self, Context, ControllerConfig};
-use stoker_k8s::leader::{LeaderElector, LeaseTimings};
+use stoker_k8s::leader::{LeaderElector, Leadership, LeaseTimings};
 use stoker_k8s::metrics::OperatorMetrics;
 use stoker_k8s::probes::Probes;
 use tokio::sync::watch;
@@ -25,7 +25,21 @@ use tokio::sync::watch;
 ///   # two namespaces, outside a cluster (current kubeconfig context), no leader election
 ///   stoker-operator --namespaces plant-a,plant-b --leader-elect=false
 #[derive(Debug, Parser)]
-#[command(name = "stoker-operator", version, verbatim_doc_comment)]
+#[command(
+    name = "stoker-operator",
+    version,
+    verbatim_doc_comment,
+    after_help = "Environment (besides each option's own variable above):
+  KUBECONFIG     kubeconfig outside a cluster (default ~/.kube/config; in a pod, the
+                 service account is used)
+  POD_NAME       this replica's identity in the leader Lease and in Events
+                 (default: $HOSTNAME-<pid>)
+  POD_NAMESPACE  the leader Lease's namespace when --leader-election-namespace is unset
+  RUST_LOG       log filter; overrides --log-level
+
+Signals: SIGTERM or SIGINT stops reconciling (in-flight reconciliations get
+--shutdown-grace-seconds), releases the leader Lease and exits 0. Losing the Lease exits 1."
+)]
 pub struct Args {
     /// Namespaces to watch, comma-separated; empty watches every namespace.
     #[arg(
@@ -94,28 +108,60 @@ pub enum LogFormat {
     Json,
 }
 
-/// Resolves when SIGTERM or SIGINT arrives.
-async fn terminated() {
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(error) => {
-                tracing::error!(%error, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
+/// Listens for SIGTERM and SIGINT from now on: the returned channel turns `true` on the first
+/// one. Registered once, up front, so that a signal arriving at any point of the run (between
+/// two phases too) is seen.
+fn termination() -> anyhow::Result<watch::Receiver<bool>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).context("listening for SIGTERM")?;
+    let mut int = signal(SignalKind::interrupt()).context("listening for SIGINT")?;
+    let (sender, receiver) = watch::channel(false);
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+            _ = int.recv() => tracing::info!("SIGINT: shutting down"),
         }
+        let _ = sender.send(true);
+        // Keep the handlers installed (and the channel open) until the process exits.
+        std::future::pending::<()>().await;
+    });
+    Ok(receiver)
+}
+
+/// Resolves once `termination` has turned `true`.
+async fn terminated(termination: &mut watch::Receiver<bool>) {
+    if termination.wait_for(|stop| *stop).await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
+/// How long stopping the election and releasing the lease may take on shutdown (a round in
+/// flight is bounded by the renew deadline; past this the lease simply expires).
+const STEP_DOWN_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Stops the election first, so that no later round takes the lease again, then releases the
+/// lease if we still hold it.
+async fn step_down(leadership: Option<Leadership>) {
+    let Some(leadership) = leadership else {
+        return;
     };
-    tokio::select! {
-        () = term => tracing::info!("SIGTERM: shutting down"),
-        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: shutting down"),
+    match tokio::time::timeout(STEP_DOWN_TIMEOUT, leadership.step_down()).await {
+        Ok(Ok(())) => {}
+        Ok(Err(error)) => tracing::warn!(
+            error = %stoker_k8s::error::chain(&error),
+            "could not release the leader lease"
+        ),
+        Err(_) => tracing::warn!(
+            timeout_s = STEP_DOWN_TIMEOUT.as_secs(),
+            "could not release the leader lease in time; it will expire"
+        ),
     }
 }
 
 /// Runs the operator until SIGTERM (or until it loses the leader lease, which is an error so
 /// that Kubernetes restarts it as a follower).
 pub async fn run(args: Args) -> anyhow::Result<()> {
+    let mut termination = termination()?;
     let client = kube::Client::try_default()
         .await
         .context("connecting to the Kubernetes API (in-cluster config or kubeconfig)")?;
@@ -138,8 +184,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             std::process::id()
         )
     });
-    let mut elector = None;
-    let mut leading = if args.leader_elect {
+    let leadership = if args.leader_elect {
         let namespace = args
             .leader_election_namespace
             .clone()
@@ -152,20 +197,12 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             identity.clone(),
             LeaseTimings::default(),
         );
-        let release = LeaderElector::new(
-            client.clone(),
-            &namespace,
-            args.leader_election_id.clone(),
-            identity.clone(),
-            LeaseTimings::default(),
-        );
-        elector = Some(release);
         tracing::info!(lease = %args.leader_election_id, %namespace, %identity, "waiting to become the leader");
-        let receiver = candidate.spawn();
-        Some(receiver)
+        Some(candidate.start())
     } else {
         None
     };
+    let mut leading = leadership.as_ref().map(Leadership::subscribe);
     // Ready once the process serves; followers are ready too (they would take over).
     probes.set_ready(Ok(()));
 
@@ -174,7 +211,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             result = leading.wait_for(|leading| *leading) => {
                 result.context("leader election stopped")?;
             }
-            () = terminated() => {
+            () = terminated(&mut termination) => {
+                probes.set_ready(Err("shutting down".to_owned()));
+                // A round in flight may just have taken the lease: give it back.
+                step_down(leadership).await;
                 let _ = stop_tx.send(true);
                 return Ok(());
             }
@@ -206,7 +246,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         }
     };
     let lost_lease = tokio::select! {
-        () = terminated() => false,
+        () = terminated(&mut termination) => false,
         () = lost => true,
     };
     probes.set_ready(Err("shutting down".to_owned()));
@@ -218,12 +258,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             "reconciliations did not finish within the grace period"
         );
     }
-    if let Some(elector) = elector
-        && !lost_lease
-        && let Err(error) = elector.release().await
-    {
-        tracing::warn!(%error, "could not release the leader lease");
-    }
+    step_down(leadership).await;
     let _ = stop_tx.send(true);
     if lost_lease {
         anyhow::bail!(
