@@ -13,6 +13,10 @@
 #   hack/git-servers.sh start && . target/git-servers/env && cargo test
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck disable=SC2034 # read by hack/lib/common.sh
+script=git-servers.sh
+# shellcheck source=hack/lib/common.sh
+. hack/lib/common.sh
 
 state_dir="${STOKER_GIT_SERVERS_DIR:-$PWD/target/git-servers}"
 # Binaries the servers need; git-http-backend and git-daemon ship with Debian's git.
@@ -113,23 +117,7 @@ start() {
   echo "# servers running (pid $(cat "$state_dir/pid")); to use them: . $state_dir/env"
 }
 
-stop() {
-  if [ -f "$state_dir/pid" ]; then
-    local pid
-    pid=$(cat "$state_dir/pid")
-    if kill -0 "$pid" 2>/dev/null; then
-      kill -TERM "$pid"
-      for _ in $(seq 1 100); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.05
-      done
-    fi
-    rm -f "$state_dir/pid" "$state_dir/env"
-    echo "git-servers.sh: stopped"
-  else
-    echo "git-servers.sh: not running"
-  fi
-}
+stop() { stop_pidfile "$state_dir"; }
 
 case "${1:-}" in
   install) install ;;

@@ -13,6 +13,10 @@
 # of this is committed; Go and the module proxy are used only to build this third-party test tool.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck disable=SC2034 # read by hack/lib/common.sh
+script=helm.sh
+# shellcheck source=hack/lib/common.sh
+. hack/lib/common.sh
 
 helm_version="${STOKER_HELM_VERSION:-v3.22.0}"
 cache_root="${STOKER_HACK_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/stoker-hack}"
@@ -41,11 +45,6 @@ binary: $bin_dir/helm
 USAGE
 }
 
-log() { echo "helm.sh: $*" >&2; }
-die() {
-  log "$*"
-  exit 1
-}
 
 have_helm() { [ -x "$bin_dir/helm" ]; }
 
@@ -61,11 +60,7 @@ install() {
     [ -z "$print" ] && log "helm $helm_version already built: $bin_dir"
     return 0
   fi
-  # The official Go distribution's place, in case it is installed but not on PATH.
-  if ! command -v go >/dev/null 2>&1 && [ -x /usr/local/go/bin/go ]; then
-    PATH="/usr/local/go/bin:$PATH"
-  fi
-  command -v go >/dev/null 2>&1 || die "Go is needed to build helm (go 1.26 or newer on PATH)"
+  use_go "helm"
   local start=$SECONDS
   log "building helm $helm_version with $(go version | awk '{print $3}') into $bin_dir"
   log "(the first build downloads about 150 MB of modules and compiles for a few minutes on 2 cores)"

@@ -29,6 +29,10 @@
 # to build this third-party test infrastructure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck disable=SC2034 # read by hack/lib/common.sh
+script=kube.sh
+# shellcheck source=hack/lib/common.sh
+. hack/lib/common.sh
 
 # k8s-openapi's feature in the root Cargo.toml (v1_34) must match this minor version.
 kube_version="${STOKER_KUBE_VERSION:-v1.34.4}"
@@ -65,11 +69,6 @@ binaries: $bin_dir
 EOF
 }
 
-log() { echo "kube.sh: $*" >&2; }
-die() {
-  log "$*"
-  exit 1
-}
 
 have_binaries() {
   local b
@@ -145,11 +144,7 @@ install() {
     [ -z "$print" ] && log "etcd, kube-apiserver, kubectl $kube_version already built: $bin_dir"
     return 0
   fi
-  # The official Go distribution's place, in case it is installed but not on PATH.
-  if ! command -v go >/dev/null 2>&1 && [ -x /usr/local/go/bin/go ]; then
-    PATH="/usr/local/go/bin:$PATH"
-  fi
-  command -v go >/dev/null 2>&1 || die "Go is needed to build kube-apiserver (go 1.24 or newer on PATH)"
+  use_go "kube-apiserver"
   local start=$SECONDS
   log "building etcd, kube-apiserver and kubectl $kube_version with $(go version | awk '{print $3}') into $bin_dir"
   log "(the first build downloads ~700 MB of modules, fills ~2.5 GB of Go build cache and compiles for about 25 minutes on 2 cores; a rebuild from a warm Go build cache takes about a minute)"
@@ -236,23 +231,7 @@ start() {
   echo "# API server running (pid $(cat "$state_dir/pid")); to use it: . $state_dir/env"
 }
 
-stop() {
-  if [ -f "$state_dir/pid" ]; then
-    local pid
-    pid=$(cat "$state_dir/pid")
-    if kill -0 "$pid" 2>/dev/null; then
-      kill -TERM "$pid"
-      for _ in $(seq 1 200); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.05
-      done
-    fi
-    rm -f "$state_dir/pid" "$state_dir/env"
-    log "stopped"
-  else
-    log "not running"
-  fi
-}
+stop() { stop_pidfile "$state_dir"; }
 
 case "${1:-}" in
   install)

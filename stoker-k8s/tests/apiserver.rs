@@ -5,15 +5,14 @@
 //! `kubectl explain` the descriptions.
 #![allow(clippy::unwrap_used)]
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::Api;
 use kube::api::{Patch, PatchParams, PostParams};
 use serde_json::json;
 use stoker_k8s::GatewaySync;
 use stoker_k8s::aggregate::{AggregateInput, Revision, aggregate, record_resolution};
-use stoker_k8s::crd::{CRD_NAME, crd};
+use stoker_k8s::crd::crd;
 use stoker_testkit::kube_api::{Cluster, cluster};
 use tokio::sync::OnceCell;
 
@@ -25,32 +24,9 @@ async fn with_crd() -> &'static Cluster {
     let c = cluster().unwrap();
     CRD_READY
         .get_or_init(|| async {
-            let crds: Api<CustomResourceDefinition> = Api::all(c.client().unwrap());
-            crds.patch(
-                CRD_NAME,
-                &PatchParams::apply("stoker-k8s-test").force(),
-                &Patch::Apply(crd()),
-            )
-            .await
-            .unwrap();
-            let deadline = Instant::now() + Duration::from_secs(30);
-            loop {
-                let got = crds.get(CRD_NAME).await.unwrap();
-                let established = got
-                    .status
-                    .and_then(|s| s.conditions)
-                    .unwrap_or_default()
-                    .iter()
-                    .any(|c| c.type_ == "Established" && c.status == "True");
-                if established {
-                    break;
-                }
-                assert!(
-                    Instant::now() < deadline,
-                    "the CRD was not established in 30s"
-                );
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
+            c.apply_crd(&crd(), "stoker-k8s-test", Duration::from_secs(30))
+                .await
+                .unwrap();
         })
         .await;
     c

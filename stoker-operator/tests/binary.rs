@@ -14,13 +14,12 @@ use std::time::{Duration, Instant};
 use jiff::Timestamp;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod};
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
 use kube::api::{Patch, PatchParams, PostParams};
 use kube::{Api, Client, ResourceExt};
 use serde_json::{Value, json};
 use stoker_k8s::GatewaySync;
-use stoker_k8s::crd::{CRD_NAME, SyncStatus, crd};
+use stoker_k8s::crd::{SyncStatus, crd};
 use stoker_k8s::gateway_status::{GatewayStatusReport, SyncResult, pod_owner_reference};
 use stoker_testkit::kube_api::{Cluster, cluster, install_crypto_provider};
 
@@ -50,30 +49,9 @@ where
 async fn cluster_with_crd() -> &'static Cluster {
     install_crypto_provider();
     let c = cluster().unwrap();
-    let crds: Api<CustomResourceDefinition> = Api::all(c.client().unwrap());
-    crds.patch(
-        CRD_NAME,
-        &PatchParams::apply("stoker-operator-test").force(),
-        &Patch::Apply(crd()),
-    )
-    .await
-    .unwrap();
-    wait_until(
-        "the CRD is established",
-        Duration::from_secs(30),
-        || async {
-            crds.get(CRD_NAME)
-                .await
-                .unwrap()
-                .status
-                .and_then(|s| s.conditions)
-                .unwrap_or_default()
-                .iter()
-                .any(|c| c.type_ == "Established" && c.status == "True")
-                .then_some(())
-        },
-    )
-    .await;
+    c.apply_crd(&crd(), "stoker-operator-test", Duration::from_secs(30))
+        .await
+        .unwrap();
     c
 }
 

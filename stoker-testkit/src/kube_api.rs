@@ -347,6 +347,18 @@ impl Cluster {
         }
     }
 
+    /// Applies a CustomResourceDefinition (server-side apply as `field_manager`) and waits up
+    /// to `timeout` until the API server reports it `Established`, so objects of its kind can be
+    /// created right after.
+    pub async fn apply_crd(
+        &self,
+        crd: &k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
+        field_manager: &str,
+        timeout: Duration,
+    ) -> Result<()> {
+        apply_crd(&self.client()?, crd, field_manager, timeout).await
+    }
+
     /// `kubectl --kubeconfig KUBECONFIG ARGS...`, prepared (stdin null; the caller may change
     /// that, e.g. to pipe a manifest to `apply -f -`).
     pub fn kubectl_command<I, S>(&self, args: I) -> Command
@@ -786,6 +798,48 @@ fn dns_label_prefix(prefix: &str) -> String {
         "test".to_owned()
     } else {
         trimmed.to_owned()
+    }
+}
+
+/// Applies a CustomResourceDefinition with `client` (server-side apply as `field_manager`) and
+/// waits up to `timeout` until it is `Established`. For callers with their own client (a
+/// benchmark against a `hack/kube.sh start` server); tests use [`Cluster::apply_crd`].
+pub async fn apply_crd(
+    client: &kube::Client,
+    crd: &k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
+    field_manager: &str,
+    timeout: Duration,
+) -> Result<()> {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    let name = crd.metadata.name.clone().unwrap_or_default();
+    let api: kube::Api<CustomResourceDefinition> = kube::Api::all(client.clone());
+    api.patch(
+        &name,
+        &kube::api::PatchParams::apply(field_manager).force(),
+        &kube::api::Patch::Apply(crd),
+    )
+    .await
+    .map_err(|e| Error::kube(format!("apply CustomResourceDefinition {name}"), e))?;
+    let deadline = Instant::now() + timeout;
+    loop {
+        let established = api
+            .get(&name)
+            .await
+            .map_err(|e| Error::kube(format!("get CustomResourceDefinition {name}"), e))?
+            .status
+            .and_then(|s| s.conditions)
+            .unwrap_or_default()
+            .iter()
+            .any(|c| c.type_ == "Established" && c.status == "True");
+        if established {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return Err(Error::Invalid(format!(
+                "CustomResourceDefinition {name} was not Established within {timeout:?}"
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 

@@ -42,12 +42,11 @@ use anyhow::{Context as _, Result, anyhow, bail};
 use futures::{StreamExt, TryStreamExt};
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret};
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client, ResourceExt};
 use serde_json::{Value, json};
 use stoker_k8s::GatewaySync;
-use stoker_k8s::crd::{CRD_NAME, SyncStatus, crd};
+use stoker_k8s::crd::{SyncStatus, crd};
 use stoker_k8s::gateway_status::{GatewayStatusReport, SyncResult, pod_owner_reference};
 use stoker_testkit::kube_api::{Cluster, cluster, install_crypto_provider};
 
@@ -116,32 +115,9 @@ fn progress(message: impl std::fmt::Display) {
 }
 
 async fn install_crd(client: &Client) -> Result<()> {
-    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    crds.patch(
-        CRD_NAME,
-        &PatchParams::apply("stoker-bench").force(),
-        &Patch::Apply(crd()),
-    )
-    .await
-    .context("installing the CRD")?;
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let established = crds
-            .get(CRD_NAME)
-            .await?
-            .status
-            .and_then(|s| s.conditions)
-            .unwrap_or_default()
-            .iter()
-            .any(|c| c.type_ == "Established" && c.status == "True");
-        if established {
-            return Ok(());
-        }
-        if Instant::now() > deadline {
-            bail!("the CRD was not established within 60 s");
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    stoker_testkit::kube_api::apply_crd(client, &crd(), "stoker-bench", Duration::from_secs(60))
+        .await
+        .context("installing the CRD")
 }
 
 /// The operator as a child process; its JSON log goes to a file.

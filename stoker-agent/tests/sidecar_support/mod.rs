@@ -14,7 +14,6 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::{ConfigMap, Container, Pod, PodSpec, Secret};
 use k8s_openapi::api::events::v1::Event;
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, ListParams, ObjectMeta, Patch, PatchParams, PostParams};
 use stoker_k8s::GatewaySync;
 use stoker_k8s::controller::{self, Context, ControllerConfig};
@@ -436,30 +435,14 @@ impl Drop for World {
 
 /// Applies the GatewaySync CRD and waits until it is established.
 pub async fn install_crd(client: &kube::Client) {
-    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
-    let crd = stoker_k8s::crd::crd();
-    api.patch(
-        stoker_k8s::crd::CRD_NAME,
-        &PatchParams::apply("stoker-sidecar-tests").force(),
-        &Patch::Apply(&crd),
+    stoker_testkit::kube_api::apply_crd(
+        client,
+        &stoker_k8s::crd::crd(),
+        "stoker-sidecar-tests",
+        Duration::from_secs(30),
     )
     .await
     .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let crd = api.get(stoker_k8s::crd::CRD_NAME).await.unwrap();
-        let established = crd
-            .status
-            .and_then(|s| s.conditions)
-            .unwrap_or_default()
-            .iter()
-            .any(|c| c.type_ == "Established" && c.status == "True");
-        if established {
-            return;
-        }
-        assert!(Instant::now() < deadline, "the CRD was not established");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 /// The real agent binary, running.

@@ -9,13 +9,12 @@ use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod};
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Patch, PatchParams, PostParams};
 use kube::{Api, Client, ResourceExt};
 use serde_json::json;
 use stoker_k8s::GatewaySync;
 use stoker_k8s::controller::{self, Context, ControllerConfig};
-use stoker_k8s::crd::{CRD_NAME, SyncStatus, crd};
+use stoker_k8s::crd::{SyncStatus, crd};
 use stoker_k8s::gateway_status::{GatewayStatusReport, SyncResult, pod_owner_reference};
 use stoker_k8s::metrics::OperatorMetrics;
 use stoker_testkit::kube_api::{Cluster, cluster};
@@ -33,30 +32,9 @@ pub async fn with_crd() -> &'static Cluster {
     let c = cluster().unwrap();
     CRD_READY
         .get_or_init(|| async {
-            let crds: Api<CustomResourceDefinition> = Api::all(c.client().unwrap());
-            crds.patch(
-                CRD_NAME,
-                &PatchParams::apply("stoker-k8s-test").force(),
-                &Patch::Apply(crd()),
-            )
-            .await
-            .unwrap();
-            wait_until(
-                "the CRD is established",
-                Duration::from_secs(30),
-                || async {
-                    crds.get(CRD_NAME)
-                        .await
-                        .unwrap()
-                        .status
-                        .and_then(|s| s.conditions)
-                        .unwrap_or_default()
-                        .iter()
-                        .any(|c| c.type_ == "Established" && c.status == "True")
-                        .then_some(())
-                },
-            )
-            .await;
+            c.apply_crd(&crd(), "stoker-k8s-test", Duration::from_secs(30))
+                .await
+                .unwrap();
         })
         .await;
     c
