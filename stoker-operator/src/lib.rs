@@ -267,3 +267,25 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// An error and its causes on one line, outermost first, skipping a cause whose text the line
+/// already holds (kube's errors repeat their sources in their own messages).
+///
+/// ```
+/// let error = anyhow::anyhow!("inner").context("outer: inner").context("connecting");
+/// assert_eq!(stoker_operator::error_chain(&error), "connecting: outer: inner");
+/// ```
+pub fn error_chain(error: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in error.chain() {
+        let text = cause.to_string();
+        if line.contains(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line
+}

@@ -25,8 +25,8 @@ fn main() -> ExitCode {
     match runtime.block_on(stoker_operator::run(args)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            tracing::error!("{error:#}");
-            eprintln!("error: {error:#}");
+            // One line, once (not also as a log event): the cause chain, outermost first.
+            eprintln!("error: {}", stoker_operator::error_chain(&error));
             ExitCode::FAILURE
         }
     }

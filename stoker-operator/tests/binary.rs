@@ -555,3 +555,26 @@ fn help_documents_every_flag_and_environment_variable() {
     assert!(version.status.success());
     assert!(String::from_utf8_lossy(&version.stdout).starts_with("stoker-operator "));
 }
+
+#[test]
+fn an_unusable_kubeconfig_is_one_error_line_naming_the_file_and_a_failed_exit() {
+    let missing = std::env::temp_dir().join("stoker-operator-test-no-such-kubeconfig");
+    let output = Command::new(BIN)
+        .env("KUBECONFIG", &missing)
+        .env_remove("KUBERNETES_SERVICE_HOST")
+        .env("PROBE_ADDRESS", "127.0.0.1:0")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let errors: Vec<&str> = stderr
+        .lines()
+        .filter(|line| line.contains("error"))
+        .collect();
+    assert_eq!(errors.len(), 1, "stderr:\n{stderr}");
+    assert!(errors[0].starts_with("error: "), "stderr:\n{stderr}");
+    assert!(
+        errors[0].contains(&missing.display().to_string()),
+        "stderr:\n{stderr}"
+    );
+}
