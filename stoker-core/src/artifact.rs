@@ -89,6 +89,33 @@ pub trait Artifact: Send + Sync {
     /// The whole content of the regular file at `path`.
     fn read(&self, path: &str) -> Result<Vec<u8>>;
 
+    /// The entry at `path` (a file, symlink or special entry), or `None` when there is none or
+    /// it is a directory. The engine's incremental plan asks this for the few paths a commit
+    /// changed; a source that can look one path up (a Git tree) should answer without listing
+    /// everything. The default searches [`Artifact::list`], which is correct but lists the whole
+    /// tree on every call.
+    ///
+    /// ```
+    /// # #[cfg(feature = "local")] {
+    /// use stoker_core::{Artifact, LocalSource, Revision};
+    /// let repo = tempfile::tempdir().unwrap();
+    /// std::fs::create_dir(repo.path().join("config")).unwrap();
+    /// std::fs::write(repo.path().join("config/db.json"), "{}").unwrap();
+    /// let artifact = LocalSource::new(repo.path()).artifact(Revision::new("r1"));
+    /// assert_eq!(artifact.entry("config/db.json").unwrap().unwrap().size, 2);
+    /// assert!(artifact.entry("config").unwrap().is_none());
+    /// # }
+    /// ```
+    fn entry(&self, path: &str) -> Result<Option<Entry>> {
+        Ok(self.list()?.get(path).cloned())
+    }
+
+    /// True when `dir` is a directory with at least one entry below it that [`Artifact::list`]
+    /// would list (`""` is the root). The default searches [`Artifact::list`].
+    fn has_entries_below(&self, dir: &str) -> Result<bool> {
+        Ok(self.list()?.below(dir).next().is_some())
+    }
+
     /// A reader over the content at `path`; the default reads it whole with [`Artifact::read`].
     fn open(&self, path: &str) -> Result<Box<dyn Read + Send + '_>> {
         Ok(Box::new(std::io::Cursor::new(self.read(path)?)))

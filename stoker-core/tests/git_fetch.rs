@@ -85,6 +85,47 @@ fn the_listing_and_contents_match_git_ls_tree_and_cat_file() {
 }
 
 #[test]
+fn a_cached_commit_answers_single_paths_as_its_listing_does() {
+    let fixture = Fixture::new();
+    let rt = runtime();
+    let source = fixture.source();
+    let revision = rt.block_on(source.resolve("main")).unwrap();
+    let listed = rt.block_on(source.fetch(&revision)).unwrap();
+    let listing = listed.list().unwrap();
+    // Fetched again: the commit is cached, the listing is taken only when asked for.
+    let lazy = rt.block_on(fixture.source().fetch(&revision)).unwrap();
+    let mut paths: Vec<String> = vec!["".into(), "nope".into(), "projects/nope/x".into()];
+    for entry in &listing.entries {
+        paths.push(entry.path.clone());
+        paths.push(format!("{}/below", entry.path));
+        let mut dir = entry.path.as_str();
+        while let Some((parent, _)) = dir.rsplit_once('/') {
+            paths.push(parent.to_owned());
+            dir = parent;
+        }
+    }
+    assert!(paths.iter().any(|p| p == "projects"), "{paths:?}");
+    for path in &paths {
+        assert_eq!(
+            lazy.entry(path).unwrap().as_ref(),
+            listing.get(path),
+            "entry({path:?})"
+        );
+        assert_eq!(
+            lazy.has_entries_below(path).unwrap(),
+            listing.below(path).next().is_some(),
+            "has_entries_below({path:?})"
+        );
+    }
+    // Blobs read through single-path lookups, then the listing on demand.
+    assert_eq!(
+        lazy.read("README.md").unwrap(),
+        listed.read("README.md").unwrap()
+    );
+    assert_eq!(lazy.list().unwrap(), listing);
+}
+
+#[test]
 fn the_first_fetch_is_shallow() {
     let fixture = Fixture::new();
     for n in 0..3 {
@@ -379,6 +420,19 @@ fn non_utf8_names_are_skipped_with_a_warning() {
         listing.warnings[0].contains("UTF-8"),
         "{:?}",
         listing.warnings
+    );
+    // A diff that meets such a name cannot say what changed (its warning comes or goes): the
+    // engine is told to compare everything.
+    let main = rt.block_on(source.resolve("main")).unwrap();
+    rt.block_on(source.fetch(&main)).unwrap();
+    assert_eq!(
+        rt.block_on(source.changed_paths(&main, &revision)).unwrap(),
+        None
+    );
+    assert!(
+        rt.block_on(source.changed_paths(&main, &main))
+            .unwrap()
+            .is_some_and(|paths| paths.is_empty())
     );
 }
 

@@ -1,9 +1,10 @@
 //! [`GitArtifact`]: a commit's tree, read straight from the cache's object database.
 
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Mutex, OnceLock, PoisonError};
 
+use super::tree::{self, TreeError};
 use crate::error::{Error, GitErrorKind, Result};
-use crate::{Artifact, Listing, Revision};
+use crate::{Artifact, Entry, Listing, Revision};
 
 /// Thread-local repository handles kept for reuse: opening one (`to_thread_local`) clones the
 /// configuration and sets up caches, which costs more than reading a small blob.
@@ -11,15 +12,19 @@ const MAX_POOLED: usize = 64;
 
 /// The tree of one commit in a [`GitSource`](super::GitSource)'s cache.
 ///
-/// The listing is taken when the commit is fetched (which also proves the trees readable);
-/// content ids are the blob ids, so the engine never reads an unchanged file. Blobs are read
-/// from the object database on demand, from any number of threads at once: each read borrows a
-/// repository handle from a small pool.
+/// Content ids are the blob ids, so the engine never reads an unchanged file. The listing is
+/// taken when the commit was just fetched (which also proves its trees readable), otherwise on
+/// first use; single paths ([`Artifact::entry`], [`Artifact::read`]) are looked up through the
+/// trees along the path without listing the rest, which is what an incremental sync of a few
+/// changed paths needs. Blobs are read from the object database on demand, from any number of
+/// threads at once: each read borrows a repository handle from a small pool.
 pub struct GitArtifact {
     revision: Revision,
     url: String,
     repo: gix::ThreadSafeRepository,
-    listing: Listing,
+    /// The commit's root tree.
+    root: gix::ObjectId,
+    listing: OnceLock<Listing>,
     pool: Mutex<Vec<gix::Repository>>,
 }
 
@@ -28,7 +33,7 @@ impl std::fmt::Debug for GitArtifact {
         f.debug_struct("GitArtifact")
             .field("revision", &self.revision)
             .field("url", &self.url)
-            .field("entries", &self.listing.entries.len())
+            .field("entries", &self.listing.get().map(|l| l.entries.len()))
             .finish_non_exhaustive()
     }
 }
@@ -38,20 +43,32 @@ impl GitArtifact {
         revision: Revision,
         url: String,
         repo: gix::ThreadSafeRepository,
-        listing: Listing,
+        root: gix::ObjectId,
+        listing: Option<Listing>,
     ) -> Self {
+        let cell = OnceLock::new();
+        if let Some(listing) = listing {
+            let _ = cell.set(listing);
+        }
         GitArtifact {
             revision,
             url,
             repo,
-            listing,
+            root,
+            listing: cell,
             pool: Mutex::new(Vec::new()),
         }
     }
 
-    /// The listing, without copying it.
-    pub fn listing(&self) -> &Listing {
-        &self.listing
+    /// The listing, without copying it (taken on first use).
+    pub fn listing(&self) -> Result<&Listing> {
+        if let Some(listing) = self.listing.get() {
+            return Ok(listing);
+        }
+        let listing = self
+            .with_repo(|repo| tree::list_tree(repo, self.root))
+            .map_err(|error| self.tree_error(error))?;
+        Ok(self.listing.get_or_init(|| listing))
     }
 
     fn with_repo<R>(&self, f: impl FnOnce(&gix::Repository) -> R) -> R {
@@ -75,15 +92,26 @@ impl GitArtifact {
         result
     }
 
-    fn blob_id(&self, path: &str) -> Result<gix::ObjectId> {
-        let entry = match self.listing.get(path) {
-            Some(entry) => Some(entry),
-            None => {
-                let normalized = crate::relpath::normalize(path, "git artifact path")?;
-                self.listing.get(&normalized)
+    /// The entry at `path`: from the listing when it was taken, else through the trees.
+    fn lookup(&self, path: &str) -> Result<Option<Entry>> {
+        let normalized;
+        let path = match crate::relpath::normalize(path, "git artifact path") {
+            Ok(clean) if clean == path => path,
+            Ok(clean) => {
+                normalized = clean;
+                normalized.as_str()
             }
+            Err(_) => return Ok(None),
         };
-        match entry {
+        if let Some(listing) = self.listing.get() {
+            return Ok(listing.get(path).cloned());
+        }
+        self.with_repo(|repo| tree::lookup(repo, self.root, path))
+            .map_err(|error| self.tree_error(error))
+    }
+
+    fn blob_id(&self, path: &str) -> Result<gix::ObjectId> {
+        match self.lookup(path)? {
             Some(entry) if entry.kind.is_regular() => {
                 let id = entry.content_id.ok_or_else(|| self.not_found(path))?;
                 Ok(gix::ObjectId::Sha1(id.0))
@@ -98,6 +126,24 @@ impl GitArtifact {
             revision: self.revision.id.clone(),
         }
     }
+
+    fn tree_error(&self, error: TreeError) -> Error {
+        let message = match error {
+            TreeError::Missing => format!(
+                "a tree of commit {} is missing from the cache",
+                self.revision.id
+            ),
+            TreeError::NotACommit(message) | TreeError::Corrupt(message) => message,
+        };
+        Error::Git {
+            operation: "read",
+            url: self.url.clone(),
+            reference: Some(self.revision.id.clone()),
+            kind: GitErrorKind::Corrupt,
+            message,
+            source: None,
+        }
+    }
 }
 
 impl Artifact for GitArtifact {
@@ -106,7 +152,19 @@ impl Artifact for GitArtifact {
     }
 
     fn list(&self) -> Result<Listing> {
-        Ok(self.listing.clone())
+        Ok(self.listing()?.clone())
+    }
+
+    fn entry(&self, path: &str) -> Result<Option<Entry>> {
+        self.lookup(path)
+    }
+
+    fn has_entries_below(&self, dir: &str) -> Result<bool> {
+        if let Some(listing) = self.listing.get() {
+            return Ok(listing.below(dir).next().is_some());
+        }
+        self.with_repo(|repo| tree::has_entries_below(repo, self.root, dir))
+            .map_err(|error| self.tree_error(error))
     }
 
     fn read(&self, path: &str) -> Result<Vec<u8>> {

@@ -290,8 +290,10 @@ impl Inner {
         loop {
             let (repo, opened) = cache::open_or_init(paths, &setup.open).map_err(corrupt)?;
             let local = repo.to_thread_local();
-            match tree::list_commit(&local, id) {
-                Ok(listing) => return Ok(self.artifact(revision, repo, listing)),
+            // Already fetched (and listed then): the listing is taken when the engine needs it,
+            // which an incremental sync of a few changed paths does not.
+            match tree::checked_root(&local, id) {
+                Ok(root) => return Ok(self.artifact(revision, repo, root, None)),
                 Err(TreeError::Missing) => {}
                 Err(TreeError::NotACommit(message)) => {
                     return Err(error(Failure::new(GitErrorKind::CommitNotFound, message)));
@@ -366,8 +368,12 @@ impl Inner {
                     return Err(error(failure));
                 }
             }
-            match tree::list_commit(&local, id) {
-                Ok(listing) => return Ok(self.artifact(revision, repo, listing)),
+            match tree::checked_root(&local, id)
+                .and_then(|root| Ok((root, tree::list_tree(&local, root)?)))
+            {
+                Ok((root, listing)) => {
+                    return Ok(self.artifact(revision, repo, root, Some(listing)));
+                }
                 Err(TreeError::Missing) => {
                     return Err(error(Failure::new(
                         GitErrorKind::CommitNotFound,
@@ -392,15 +398,17 @@ impl Inner {
         &self,
         revision: &Revision,
         repo: gix::ThreadSafeRepository,
-        listing: crate::Listing,
+        root: gix::ObjectId,
+        listing: Option<crate::Listing>,
     ) -> GitArtifact {
-        for warning in &listing.warnings {
+        for warning in listing.iter().flat_map(|listing| &listing.warnings) {
             tracing::warn!(repo = %self.remote.redacted, revision = %revision, "{warning}");
         }
         GitArtifact::new(
             revision.clone(),
             self.remote.redacted.clone(),
             repo,
+            root,
             listing,
         )
     }
@@ -422,7 +430,7 @@ impl Inner {
             return Ok(None);
         };
         match tree::changed_paths(&repo, from_id, to_id) {
-            Ok(paths) => Ok(Some(paths)),
+            Ok(paths) => Ok(paths),
             // Beyond the shallow boundary, or not fetched: the engine compares everything.
             Err(TreeError::Missing) => Ok(None),
             Err(TreeError::NotACommit(message)) => {

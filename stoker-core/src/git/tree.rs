@@ -82,6 +82,14 @@ pub(crate) fn commit_tree(
     Err(TreeError::NotACommit(format!("{id}: too many nested tags")))
 }
 
+/// The commit `id` and its root tree, the tree read once to prove it is there and decodes: what
+/// a fetch checks of a commit already in the cache (its other trees are read when needed).
+pub(crate) fn checked_root(repo: &gix::Repository, id: ObjectId) -> Result<ObjectId, TreeError> {
+    let (_, tree) = commit_tree(repo, id)?;
+    read_tree(repo, tree)?;
+    Ok(tree)
+}
+
 /// Why a name cannot be a Stoker path component, if it cannot.
 fn bad_name(name: &[u8]) -> Option<&'static str> {
     match name {
@@ -94,11 +102,10 @@ fn bad_name(name: &[u8]) -> Option<&'static str> {
     }
 }
 
-/// Every entry of the commit's tree, sorted by path, with blob ids as content ids and blob
-/// sizes from the object headers (no blob is read). Names that are not UTF-8 (or that no file
-/// system path could be) are skipped with a warning.
-pub(crate) fn list_commit(repo: &gix::Repository, id: ObjectId) -> Result<Listing, TreeError> {
-    let (_, tree) = commit_tree(repo, id)?;
+/// Every entry of the tree `tree` (a commit's root tree), sorted by path, with blob ids as
+/// content ids and blob sizes from the object headers (no blob is read). Names that are not
+/// UTF-8 (or that no file system path could be) are skipped with a warning.
+pub(crate) fn list_tree(repo: &gix::Repository, tree: ObjectId) -> Result<Listing, TreeError> {
     let mut listing = Listing::default();
     let mut stack: Vec<(ObjectId, String)> = vec![(tree, String::new())];
     while let Some((tree_id, prefix)) = stack.pop() {
@@ -118,35 +125,110 @@ pub(crate) fn list_commit(repo: &gix::Repository, id: ObjectId) -> Result<Listin
                 continue;
             }
             let path = shown();
-            let kind = match entry.kind {
-                GitKind::Tree => {
-                    stack.push((entry.id, path));
-                    continue;
-                }
-                GitKind::Blob => EntryKind::File,
-                GitKind::BlobExecutable => EntryKind::Executable,
-                GitKind::Link => EntryKind::Symlink,
-                GitKind::Commit => EntryKind::Other,
-            };
-            let size = if kind.is_regular() {
-                repo.find_header(entry.id)
-                    .map_err(|error| {
-                        TreeError::Corrupt(format!("blob {} ({path}): {error}", entry.id))
-                    })?
-                    .size()
-            } else {
-                0
-            };
-            listing.entries.push(Entry {
-                path,
-                kind,
-                size,
-                content_id: (kind != EntryKind::Other).then(|| content_id(&entry.id)),
-            });
+            if entry.kind == GitKind::Tree {
+                stack.push((entry.id, path));
+                continue;
+            }
+            listing
+                .entries
+                .push(to_entry(repo, path, entry.kind, entry.id)?);
         }
     }
     listing.entries.sort_by(|a, b| a.path.cmp(&b.path));
     Ok(listing)
+}
+
+/// The listing's entry for a non-tree object: blob sizes from the object headers.
+fn to_entry(
+    repo: &gix::Repository,
+    path: String,
+    kind: GitKind,
+    id: ObjectId,
+) -> Result<Entry, TreeError> {
+    let kind = match kind {
+        GitKind::Blob => EntryKind::File,
+        // Not called for trees; a tree is not a file.
+        GitKind::Tree => EntryKind::Other,
+        GitKind::BlobExecutable => EntryKind::Executable,
+        GitKind::Link => EntryKind::Symlink,
+        GitKind::Commit => EntryKind::Other,
+    };
+    let size = if kind.is_regular() {
+        repo.find_header(id)
+            .map_err(|error| TreeError::Corrupt(format!("blob {id} ({path}): {error}")))?
+            .size()
+    } else {
+        0
+    };
+    Ok(Entry {
+        path,
+        kind,
+        size,
+        content_id: (kind != EntryKind::Other).then(|| content_id(&id)),
+    })
+}
+
+/// What `path` names in the tree `root`, reading only the trees along it: `None` for nothing
+/// and for a directory. Agrees with [`list_tree`]: a path through a name the listing skips
+/// names nothing.
+fn find_path(
+    repo: &gix::Repository,
+    root: ObjectId,
+    path: &str,
+) -> Result<Option<(GitKind, ObjectId)>, TreeError> {
+    let mut current = (GitKind::Tree, root);
+    for component in path.split('/').filter(|c| !c.is_empty()) {
+        if current.0 != GitKind::Tree || bad_name(component.as_bytes()).is_some() {
+            return Ok(None);
+        }
+        let Some(found) = read_tree(repo, current.1)?
+            .into_iter()
+            .find(|entry| entry.name == component.as_bytes())
+        else {
+            return Ok(None);
+        };
+        current = (found.kind, found.id);
+    }
+    Ok(Some(current))
+}
+
+/// The listing's entry at `path` (a normalised relative path), without listing the tree.
+pub(crate) fn lookup(
+    repo: &gix::Repository,
+    root: ObjectId,
+    path: &str,
+) -> Result<Option<Entry>, TreeError> {
+    if path.is_empty() {
+        return Ok(None);
+    }
+    match find_path(repo, root, path)? {
+        None | Some((GitKind::Tree, _)) => Ok(None),
+        Some((kind, id)) => to_entry(repo, path.to_owned(), kind, id).map(Some),
+    }
+}
+
+/// True when the listing would hold an entry strictly below `dir` (`""`: the root).
+pub(crate) fn has_entries_below(
+    repo: &gix::Repository,
+    root: ObjectId,
+    dir: &str,
+) -> Result<bool, TreeError> {
+    let Some((GitKind::Tree, tree)) = find_path(repo, root, dir)? else {
+        return Ok(false);
+    };
+    let mut stack = vec![tree];
+    while let Some(tree) = stack.pop() {
+        for entry in read_tree(repo, tree)? {
+            if bad_name(&entry.name).is_some() {
+                continue;
+            }
+            if entry.kind != GitKind::Tree {
+                return Ok(true);
+            }
+            stack.push(entry.id);
+        }
+    }
+    Ok(false)
 }
 
 /// The Git object id as a content id.
@@ -160,18 +242,23 @@ pub(crate) fn content_id(id: &gix::oid) -> ContentId {
 
 /// The file paths (not directories) that differ between the trees of two commits: added,
 /// deleted, modified, or with a changed mode. Identical subtrees are skipped without being read.
+///
+/// `None` when a differing entry has a name the listing skips (its warning then changes, which
+/// no path in the list could say): the engine then plans everything.
 pub(crate) fn changed_paths(
     repo: &gix::Repository,
     from: ObjectId,
     to: ObjectId,
-) -> Result<Vec<String>, TreeError> {
+) -> Result<Option<Vec<String>>, TreeError> {
     let (_, old) = commit_tree(repo, from)?;
     let (_, new) = commit_tree(repo, to)?;
     let mut out = Vec::new();
-    diff_trees(repo, Some(old), Some(new), "", &mut out)?;
+    if !diff_trees(repo, Some(old), Some(new), "", &mut out)? {
+        return Ok(None);
+    }
     out.sort();
     out.dedup();
-    Ok(out)
+    Ok(Some(out))
 }
 
 fn diff_trees(
@@ -180,9 +267,9 @@ fn diff_trees(
     new: Option<ObjectId>,
     prefix: &str,
     out: &mut Vec<String>,
-) -> Result<(), TreeError> {
+) -> Result<bool, TreeError> {
     if old == new {
-        return Ok(());
+        return Ok(true);
     }
     let index =
         |id: Option<ObjectId>| -> Result<BTreeMap<Vec<u8>, (GitKind, ObjectId)>, TreeError> {
@@ -200,15 +287,15 @@ fn diff_trees(
     names.sort();
     names.dedup();
     for name in names {
-        if bad_name(name).is_some() {
-            continue;
-        }
-        let path = crate::relpath::join(prefix, &String::from_utf8_lossy(name));
         let before = old.get(name);
         let after = new.get(name);
         if before == after {
             continue;
         }
+        if bad_name(name).is_some() {
+            return Ok(false);
+        }
+        let path = crate::relpath::join(prefix, &String::from_utf8_lossy(name));
         let tree_of = |side: Option<&(GitKind, ObjectId)>| {
             side.and_then(|(kind, id)| (*kind == GitKind::Tree).then_some(*id))
         };
@@ -219,9 +306,11 @@ fn diff_trees(
             out.push(path.clone());
         }
         let (old_tree, new_tree) = (tree_of(before), tree_of(after));
-        if old_tree.is_some() || new_tree.is_some() {
-            diff_trees(repo, old_tree, new_tree, &path, out)?;
+        if (old_tree.is_some() || new_tree.is_some())
+            && !diff_trees(repo, old_tree, new_tree, &path, out)?
+        {
+            return Ok(false);
         }
     }
-    Ok(())
+    Ok(true)
 }
