@@ -535,6 +535,7 @@ fn is_engine_state(path: &str) -> bool {
         return path == ".stoker";
     };
     rest == "lock"
+        || rest == "manifest.bin"
         || rest == "manifest.json"
         || rest == "journal.json"
         || rest == "reports"

@@ -185,6 +185,12 @@ pub struct SyncArgs {
     #[arg(long)]
     pub fsync: bool,
 
+    /// Compare every desired file with the live directory, even when syncing to a new commit.
+    /// By default a sync between two commits plans only the paths the commit changed, and
+    /// hand-made changes elsewhere are repaired by the next sync of the same commit.
+    #[arg(long)]
+    pub full_drift_check: bool,
+
     /// Output format on stdout.
     #[arg(long, short = 'o', value_enum, default_value_t = OutputFormat::Text)]
     pub output: OutputFormat,

@@ -12,7 +12,7 @@ use stoker_core::spec::GatewaySyncDocument;
 use stoker_core::git::{GitAuth, GitSource, GitSourceConfig, RetryPolicy};
 use stoker_core::{LocalSource, Source, TemplateContext};
 use stoker_sync::pipeline::{Pipeline, SyncJob};
-use stoker_sync::{ApplyOptions, MergeStrategy};
+use stoker_sync::{ApplyOptions, MergeStrategy, PlanOptions};
 
 use crate::cli::{OutputFormat, SyncArgs};
 use crate::gateway::Recorder;
@@ -113,6 +113,9 @@ pub async fn sync(args: SyncArgs) -> anyhow::Result<ExitCode> {
     let strategy = MergeStrategy::new(ApplyOptions {
         fsync: args.fsync,
         ..ApplyOptions::default()
+    })
+    .with_planning(PlanOptions {
+        full_drift_check: args.full_drift_check,
     });
     let mut pipeline = Pipeline::new(source).with_strategy(strategy);
     let recorder = crate::gateway::from_args(&args)?.map(|g| Arc::new(Recorder::new(g)));

@@ -144,6 +144,55 @@ fn syncs_spec_git_then_only_what_the_next_commit_changed() {
 }
 
 #[test]
+fn a_new_commit_leaves_hand_edits_elsewhere_to_the_resync_unless_full_drift_check() {
+    for full_drift_check in [false, true] {
+        let setup = Setup::new("");
+        ok(&setup.sync(&[]));
+        // Files written in the manifest's own clock tick are checked by every sync until a
+        // resync in a later tick records them: let that happen first.
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        ok(&setup.sync(&[]));
+        // Edited by hand, in a file the next commit does not touch.
+        std::fs::write(setup.live("projects/a/project.json"), "edited by hand").unwrap();
+        setup
+            .repo
+            .commit(
+                "main",
+                &[("services/site1/a/view.json", b"{\"v\": 2}".as_slice())],
+                "second",
+            )
+            .unwrap();
+        let flags: &[&str] = if full_drift_check {
+            &["--full-drift-check"]
+        } else {
+            &[]
+        };
+        let text = ok(&setup.sync(flags));
+        assert_eq!(read(&setup.live("projects/a/view.json")), "{\"v\": 2}");
+        if full_drift_check {
+            assert!(text.contains("0 added, 3 modified, 0 deleted"), "{text}");
+            assert_eq!(read(&setup.live("projects/a/project.json")), "{}");
+        } else {
+            // Only the commit's paths (and the template reading the commit) were planned.
+            assert!(text.contains("0 added, 2 modified, 0 deleted"), "{text}");
+            assert_eq!(
+                read(&setup.live("projects/a/project.json")),
+                "edited by hand"
+            );
+        }
+        // The next sync of the same commit compares everything.
+        let text = ok(&setup.sync(&[]));
+        assert_eq!(read(&setup.live("projects/a/project.json")), "{}");
+        let expected = if full_drift_check {
+            "0 added, 0 modified, 0 deleted"
+        } else {
+            "0 added, 1 modified, 0 deleted"
+        };
+        assert!(text.contains(expected), "{text}");
+    }
+}
+
+#[test]
 fn ref_flag_syncs_a_tag_and_names_a_missing_ref() {
     let setup = Setup::new("");
     setup.repo.tag("v1.0.0", "main").unwrap();

@@ -39,11 +39,12 @@ impl Default for ApplyOptions {
 }
 
 /// Carries out a plan and reports what it did.
-pub fn apply(plan: Plan, options: &ApplyOptions) -> Result<SyncReport> {
+pub fn apply(mut plan: Plan, options: &ApplyOptions) -> Result<SyncReport> {
     if plan.dry_run {
         return dry_run_report(plan);
     }
     let live = plan.live.clone();
+    let unchanged_count = plan.unchanged.len() as u64;
     let steps = Steps::failing_at(options.fail_at_step);
     let mut warnings = plan.warnings.clone();
 
@@ -110,10 +111,14 @@ pub fn apply(plan: Plan, options: &ApplyOptions) -> Result<SyncReport> {
     let mut written_ids = std::collections::HashMap::with_capacity(written.len());
     let mut bytes_written = 0u64;
     let mut written_entries = Vec::with_capacity(written.len());
-    for result in written {
+    let mut rerender = Vec::new();
+    for (result, write) in written.into_iter().zip(&plan.writes) {
         let (path, id, entry, bytes) = result?;
         bytes_written += bytes;
         written_ids.insert(path.clone(), id);
+        if !write.file.transform.is_identity() && entry.recipe.is_none() {
+            rerender.push(path.clone());
+        }
         written_entries.push((path, entry));
     }
 
@@ -129,17 +134,23 @@ pub fn apply(plan: Plan, options: &ApplyOptions) -> Result<SyncReport> {
         "files written and deleted"
     );
     if !plan.manifest_current {
-        // Built in one go (a path is either written or unchanged).
-        let files: BTreeMap<String, ManifestEntry> = written_entries
-            .into_iter()
-            .chain(plan.unchanged.iter().cloned())
-            .collect();
+        // Built in one go (a path is either written or unchanged); the plan's entries are moved,
+        // only their count is reported.
+        let unchanged = std::mem::take(&mut plan.unchanged);
+        let files: BTreeMap<String, ManifestEntry> =
+            written_entries.into_iter().chain(unchanged).collect();
+        let record = plan.record.clone().map(|mut record| {
+            record.rerender.extend(rerender);
+            record.rerender.sort();
+            record
+        });
         let manifest = Manifest {
             version: MANIFEST_VERSION,
             revision: Some(plan.artifact.revision().clone()),
             profile: plan.profile.clone(),
             files,
-            dirs: directory_records(&plan),
+            dirs: directory_records(&mut plan),
+            plan: record,
         };
         steps.step()?;
         let storing = std::time::Instant::now();
@@ -153,7 +164,7 @@ pub fn apply(plan: Plan, options: &ApplyOptions) -> Result<SyncReport> {
     }
     journal::finish(&live)?;
 
-    let report = report(&plan, warnings, bytes_written, |path| {
+    let report = report(&plan, unchanged_count, warnings, bytes_written, |path| {
         written_ids.get(path).copied()
     });
     if let Err(error) =
@@ -202,13 +213,18 @@ fn dry_run_report(plan: Plan) -> Result<SyncReport> {
         map.insert(path, id);
     }
     let warnings = plan.warnings.clone();
-    Ok(report(&plan, warnings, bytes, |path| {
-        map.get(path).copied()
-    }))
+    Ok(report(
+        &plan,
+        plan.unchanged.len() as u64,
+        warnings,
+        bytes,
+        |path| map.get(path).copied(),
+    ))
 }
 
 fn report(
     plan: &Plan,
+    unchanged: u64,
     warnings: Vec<String>,
     bytes_written: u64,
     id_of: impl Fn(&str) -> Option<ContentId>,
@@ -243,11 +259,11 @@ fn report(
         added,
         modified,
         deleted,
-        unchanged: plan.unchanged.len() as u64,
+        unchanged,
         bytes_written,
         warnings,
         duration: plan.started.elapsed(),
-        projects: crate::desired::projects(&plan.desired.files),
+        projects: plan.projects.clone(),
     }
 }
 
@@ -262,8 +278,8 @@ const REFRESH_LIMIT: usize = 1024;
 /// Nothing here decides correctness: a record whose directory changed since (recovery removing
 /// an interrupted sync's temporaries, the gateway adding a file) no longer matches its `lstat`,
 /// so the next scan lists that directory.
-fn directory_records(plan: &Plan) -> BTreeMap<String, DirRecord> {
-    let mut dirs = plan.dirs.clone();
+fn directory_records(plan: &mut Plan) -> BTreeMap<String, DirRecord> {
+    let mut dirs = std::mem::take(&mut plan.dirs);
     let mut changed: BTreeSet<String> = BTreeSet::new();
     let changed_paths = plan
         .clears

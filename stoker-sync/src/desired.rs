@@ -64,6 +64,58 @@ pub struct DesiredSet {
     pub scope: Scope,
     /// Skipped entries and mappings, for the report.
     pub warnings: Vec<String>,
+    /// Every mapping of the profile as rendered and resolved, in order.
+    pub mappings: Vec<ResolvedMapping>,
+}
+
+/// A mapping with its paths rendered and normalised, and its type as resolved against the
+/// artifact (`None`: the mapping was skipped: its source is missing or not a file or directory,
+/// or its destination is protected).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ResolvedMapping {
+    /// Rendered, normalised source (`""`: the artifact's root).
+    pub source: String,
+    /// Rendered, normalised destination (`""`: the live root).
+    pub destination: String,
+    /// `dir` or `file`; `None` when skipped.
+    pub kind: Option<MappingType>,
+}
+
+impl ResolvedMapping {
+    /// The destination the source file at `source_path` maps to, when this mapping maps it.
+    pub fn destination_of(&self, source_path: &str) -> Option<String> {
+        match self.kind? {
+            MappingType::File => (source_path == self.source).then(|| self.destination.clone()),
+            MappingType::Dir => {
+                let relative = strictly_below(source_path, &self.source)?;
+                Some(join(&self.destination, relative))
+            }
+        }
+    }
+
+    /// The source path that maps to `destination`, when this mapping maps anything there, and
+    /// the path relative to the mapping (`""` for a file mapping; what patch globs match).
+    pub fn source_of<'a>(&self, destination: &'a str) -> Option<(String, &'a str)> {
+        match self.kind? {
+            MappingType::File => {
+                (destination == self.destination).then(|| (self.source.clone(), ""))
+            }
+            MappingType::Dir => {
+                let relative = strictly_below(destination, &self.destination)?;
+                Some((join(&self.source, relative), relative))
+            }
+        }
+    }
+}
+
+/// The rest of `path` below `dir` (`""` is the root), when `path` is strictly below it.
+fn strictly_below<'a>(path: &'a str, dir: &str) -> Option<&'a str> {
+    if dir.is_empty() {
+        return (!path.is_empty()).then_some(path);
+    }
+    path.strip_prefix(dir)?
+        .strip_prefix('/')
+        .filter(|rest| !rest.is_empty())
 }
 
 /// The effective template context: the profile's vars overlaid by the caller's (a `--var` on
@@ -98,36 +150,25 @@ pub fn desired_set(
     // A scope without roots, only to ask "protected?" / "excluded?" while building.
     let rules = Scope::new(Vec::new(), excludes.clone(), protected.clone());
 
+    let mut resolved: Vec<ResolvedMapping> = Vec::with_capacity(profile.mappings.len());
     for (index, mapping) in profile.mappings.iter().enumerate() {
-        let source_raw = template::render(
-            &format!("mappings[{index}].source"),
-            &mapping.source,
-            &context,
-        )?;
-        let destination_raw = template::render(
-            &format!("mappings[{index}].destination"),
-            &mapping.destination,
-            &context,
-        )?;
+        let Rendered {
+            source_raw,
+            destination_raw,
+            source,
+            destination,
+        } = render_mapping(index, mapping, &context)?;
         let mapping_error = |message: String| Error::Mapping {
             index,
             source_path: source_raw.clone(),
             destination: destination_raw.clone(),
             message,
         };
-        // A template that renders to nothing (a variable set to "") is a mistake, not a request
-        // for the root: as a destination it would manage, and clean, the whole live directory.
-        // The root is written `.`.
-        for (field, rendered) in [("source", &source_raw), ("destination", &destination_raw)] {
-            if rendered.is_empty() {
-                return Err(mapping_error(format!(
-                    "{field} renders to an empty path (write \".\" for the root)"
-                )));
-            }
-        }
-        let source = relpath::normalize(&source_raw, &format!("mappings[{index}].source"))?;
-        let destination =
-            relpath::normalize(&destination_raw, &format!("mappings[{index}].destination"))?;
+        resolved.push(ResolvedMapping {
+            source: source.clone(),
+            destination: destination.clone(),
+            kind: None,
+        });
 
         let source_entry = if source.is_empty() {
             None
@@ -188,6 +229,9 @@ pub fn desired_set(
         }
 
         let patch_rules = compile_patches(index, mapping, &context, &mapping_error)?;
+        if let Some(last) = resolved.last_mut() {
+            last.kind = Some(kind);
+        }
         let mut add =
             |source_path: &str, relative: &str, entry: &stoker_core::Entry| -> Result<()> {
                 let dest = join(&destination, relative);
@@ -199,30 +243,8 @@ pub fn desired_set(
                 if rules.is_protected_or_excluded(&dest) {
                     return Ok(());
                 }
-                let patch_target = if relative.is_empty() {
-                    crate::scope::file_name(&dest)
-                } else {
-                    relative
-                };
-                let patches: Vec<(String, String)> = patch_rules
-                    .iter()
-                    .filter(|(glob, _)| glob.is_match(patch_target))
-                    .flat_map(|(_, sets)| sets.iter().cloned())
-                    .collect();
-                files.insert(
-                    dest,
-                    DesiredFile {
-                        mapping: index,
-                        source: source_path.to_owned(),
-                        executable: entry.kind == EntryKind::Executable,
-                        source_size: entry.size,
-                        source_id: entry.content_id,
-                        transform: Transform {
-                            template: mapping.template,
-                            patches,
-                        },
-                    },
-                );
+                let file = desired_file(index, mapping, &patch_rules, &dest, relative, entry);
+                files.insert(dest, file);
                 Ok(())
             };
 
@@ -275,12 +297,95 @@ pub fn desired_set(
         files,
         scope: Scope::new(roots, excludes, protected),
         warnings,
+        mappings: resolved,
     })
 }
 
-type PatchRules = Vec<(globset::GlobMatcher, Vec<(String, String)>)>;
+/// A mapping's paths as written (rendered) and normalised.
+pub(crate) struct Rendered {
+    pub source_raw: String,
+    pub destination_raw: String,
+    pub source: String,
+    pub destination: String,
+}
 
-fn compile_patches(
+/// Renders and normalises a mapping's source and destination.
+pub(crate) fn render_mapping(
+    index: usize,
+    mapping: &stoker_core::Mapping,
+    context: &TemplateContext,
+) -> Result<Rendered> {
+    let source_raw = template::render(
+        &format!("mappings[{index}].source"),
+        &mapping.source,
+        context,
+    )?;
+    let destination_raw = template::render(
+        &format!("mappings[{index}].destination"),
+        &mapping.destination,
+        context,
+    )?;
+    // A template that renders to nothing (a variable set to "") is a mistake, not a request
+    // for the root: as a destination it would manage, and clean, the whole live directory.
+    // The root is written `.`.
+    for (field, rendered) in [("source", &source_raw), ("destination", &destination_raw)] {
+        if rendered.is_empty() {
+            return Err(Error::Mapping {
+                index,
+                source_path: source_raw.clone(),
+                destination: destination_raw.clone(),
+                message: format!("{field} renders to an empty path (write \".\" for the root)"),
+            });
+        }
+    }
+    let source = relpath::normalize(&source_raw, &format!("mappings[{index}].source"))?;
+    let destination =
+        relpath::normalize(&destination_raw, &format!("mappings[{index}].destination"))?;
+    Ok(Rendered {
+        source_raw,
+        destination_raw,
+        source,
+        destination,
+    })
+}
+
+/// The desired file mapping `index` makes at `dest` from the source `entry` (`relative`: its path
+/// below the mapping's source, `""` for a file mapping).
+pub(crate) fn desired_file(
+    index: usize,
+    mapping: &stoker_core::Mapping,
+    patch_rules: &PatchRules,
+    dest: &str,
+    relative: &str,
+    entry: &stoker_core::Entry,
+) -> DesiredFile {
+    let patch_target = if relative.is_empty() {
+        crate::scope::file_name(dest)
+    } else {
+        relative
+    };
+    let patches: Vec<(String, String)> = patch_rules
+        .iter()
+        .filter(|(glob, _)| glob.is_match(patch_target))
+        .flat_map(|(_, sets)| sets.iter().cloned())
+        .collect();
+    DesiredFile {
+        mapping: index,
+        source: entry.path.clone(),
+        executable: entry.kind == EntryKind::Executable,
+        source_size: entry.size,
+        source_id: entry.content_id,
+        transform: Transform {
+            template: mapping.template,
+            patches,
+        },
+    }
+}
+
+/// Each patch's compiled file glob and rendered `(dot path, value)` pairs.
+pub(crate) type PatchRules = Vec<(globset::GlobMatcher, Vec<(String, String)>)>;
+
+pub(crate) fn compile_patches(
     index: usize,
     mapping: &stoker_core::Mapping,
     context: &TemplateContext,
@@ -358,10 +463,10 @@ fn type_name(kind: MappingType) -> &'static str {
     }
 }
 
-/// Ignition projects in a desired set: `projects/<name>/project.json`.
-pub fn projects(files: &BTreeMap<String, DesiredFile>) -> Vec<String> {
-    let mut names: Vec<String> = files
-        .keys()
+/// Ignition projects among desired paths: `projects/<name>/project.json`.
+pub fn projects<'a>(paths: impl IntoIterator<Item = &'a String>) -> Vec<String> {
+    let mut names: Vec<String> = paths
+        .into_iter()
         .filter_map(|path| {
             let rest = path.strip_prefix("projects/")?;
             let name = rest.strip_suffix("/project.json")?;

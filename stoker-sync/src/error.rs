@@ -83,7 +83,17 @@ pub enum Error {
         source: Option<Box<stoker_core::Error>>,
     },
 
-    /// The manifest or diff report could not be serialised.
+    /// The manifest could not be encoded.
+    #[error("{path}: {source}")]
+    Manifest {
+        /// The file.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: postcard::Error,
+    },
+
+    /// The journal or diff report could not be serialised.
     #[error("{path}: {source}")]
     Json {
         /// The file.

@@ -12,6 +12,9 @@
 //!   still matches, hashing otherwise. The live scan ([`live`]) `lstat`s every entry (the drift
 //!   check) but lists only the directories whose `lstat` changed since the manifest recorded
 //!   them.
+//! - **Incremental plan** ([`incremental`]): between two revisions the source can diff, only
+//!   the destinations of the changed paths are planned (and any the manifest cannot vouch for);
+//!   the other files are the manifest's, unread and un-`lstat`ed.
 //! - **Apply** ([`apply`]): atomic per-file writes (temporary + rename), orphan deletion inside
 //!   managed roots only, empty-directory pruning, manifest, JSON diff report; a lock and a
 //!   journal make it safe against concurrent runs and crashes.
@@ -23,6 +26,7 @@ pub mod desired;
 pub mod diff_report;
 pub mod error;
 pub mod fsops;
+pub mod incremental;
 pub mod journal;
 pub mod live;
 pub mod lock;
@@ -34,5 +38,5 @@ pub mod strategy;
 
 pub use apply::ApplyOptions;
 pub use error::{Error, Result};
-pub use plan::Plan;
+pub use plan::{Plan, PlanOptions};
 pub use strategy::MergeStrategy;

@@ -79,7 +79,8 @@ pub struct LiveEntry {
 }
 
 impl LiveEntry {
-    fn of(metadata: &std::fs::Metadata) -> Self {
+    /// The entry `metadata` (an `lstat`) describes.
+    pub fn of(metadata: &std::fs::Metadata) -> Self {
         LiveEntry {
             kind: kind_of(metadata.file_type()),
             stat: Stat::of(metadata),

@@ -1,18 +1,23 @@
-//! The manifest in `live/.stoker/manifest.json`: what the last sync wrote, with the `lstat`
-//! fields that let the next sync trust a file without reading it, and what each directory below
-//! the managed roots held, which lets it skip listing unchanged directories.
+//! The manifest in `live/.stoker/manifest.bin`: what the last sync wrote, with the `lstat`
+//! fields that let the next sync trust a file without reading it, what each directory below the
+//! managed roots held (which lets it skip listing unchanged directories), and how the desired
+//! set was made (which lets a sync between two commits plan only the changed paths).
 //!
-//! Format (version 2), compact because it is read on every sync:
+//! Format (version 3): [postcard](https://docs.rs/postcard), because it is read and rewritten
+//! on every sync that changes something (about 3× smaller and many times faster to read and
+//! write than the JSON of version 2 for 20k files). The fields, in order:
 //!
-//! ```json
-//! {"version": 2, "revision": {"id": "…", "reference": "main"}, "profile": "default",
-//!  "files": {"projects/a/project.json": ["<blob id>", size, mtime, ctime, ino, mode],
-//!            "config/db.json": ["<id>", size, mtime, ctime, ino, mode, "<recipe>", "<source id>"]},
-//!  "dirs": {"projects/a": [size, mtime, ctime, ino, mode, "name/name/…"]}}
+//! ```text
+//! version: u32, revision: Option<(id, Option<reference>)>, profile: String,
+//! files: [(path, blob id [u8; 20], size, mtime, ctime, ino, mode, Option<(fingerprint, Option<source id>)>)],
+//! dirs:  [(path, size, mtime, ctime, ino, mode, "name/name/…")],
+//! (each path front-coded: the length it shares with the previous path, then the rest)
+//! plan:  Option<(key, [(source, destination, Option<dir|file>)], warnings, rerender)>
 //! ```
 //!
-//! Times are nanoseconds since the epoch; a directory's names are sorted and joined with `/`. A
-//! transformed file may carry its [`Recipe`] (fingerprint, source id or `null`).
+//! Times are nanoseconds since the epoch; a directory's names are sorted and joined with `/`.
+//! A version 2 manifest (`manifest.json`, written by earlier Stoker versions) is still read, and
+//! replaced by the next write.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -29,8 +34,11 @@ use crate::scope::STATE_DIR;
 /// Manifest format version; another version is ignored (everything is rehashed and every
 /// directory listed).
 ///
-/// Version 2 added `dirs` and stores entries as arrays.
-pub const MANIFEST_VERSION: u32 = 2;
+/// Version 2 added `dirs` and stores entries as arrays; version 3 is binary (`manifest.bin`).
+pub const MANIFEST_VERSION: u32 = 3;
+
+/// The JSON format earlier Stoker versions wrote to `manifest.json`, still read.
+const JSON_VERSION: u32 = 2;
 
 /// One file the engine wrote or confirmed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -225,10 +233,38 @@ pub struct Manifest {
     /// [`crate::live::scan_guided`]). Empty when unknown: the next scan lists everything.
     #[serde(default, with = "dirs_wire")]
     pub dirs: BTreeMap<String, DirRecord>,
+    /// What the next sync needs to plan only the paths a commit changed (absent in manifests
+    /// written before it existed: the next sync then plans everything, and writes it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan: Option<PlanRecord>,
+}
+
+/// How the last sync's desired set was made, besides the artifact: enough for the next sync to
+/// recompute only the destinations a commit's changed paths map to (see
+/// [`crate::incremental`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlanRecord {
+    /// Fingerprint of the profile, the template variables (but `Commit` and `Ref`), the rendered
+    /// mappings and the engine's version.
+    pub key: ContentId,
+    /// The mappings as rendered and resolved against the artifact.
+    pub mappings: Vec<crate::desired::ResolvedMapping>,
+    /// The desired set's warnings (skipped mappings and entries).
+    #[serde(default)]
+    pub warnings: Vec<String>,
+    /// Destinations whose content depends on the revision (templates reading `{{.Commit}}` or
+    /// `{{.Ref}}`): produced again by every sync.
+    #[serde(default)]
+    pub rerender: Vec<String>,
 }
 
 /// Path of the manifest.
 pub fn path(live: &Path) -> PathBuf {
+    live.join(STATE_DIR).join("manifest.bin")
+}
+
+/// Path of a version 2 manifest (JSON), written by earlier Stoker versions.
+pub fn json_path(live: &Path) -> PathBuf {
     live.join(STATE_DIR).join("manifest.json")
 }
 
@@ -236,6 +272,38 @@ pub fn path(live: &Path) -> PathBuf {
 /// then hashes every live file, which is slower but still correct.
 pub fn load(live: &Path) -> (Option<Manifest>, Option<String>) {
     let file = path(live);
+    match std::fs::read(&file) {
+        Ok(bytes) => match wire::decode(&bytes) {
+            Ok(manifest) => (Some(manifest), None),
+            Err(wire::DecodeError::Version(version)) => {
+                (None, Some(version_warning(&file, version)))
+            }
+            Err(wire::DecodeError::Corrupt(error)) => (
+                None,
+                Some(format!(
+                    "ignored corrupt manifest {}: {error}",
+                    file.display()
+                )),
+            ),
+        },
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => load_json(live),
+        Err(error) => (
+            None,
+            Some(format!("ignored manifest {}: {error}", file.display())),
+        ),
+    }
+}
+
+fn version_warning(file: &Path, version: u32) -> String {
+    format!(
+        "ignored manifest {}: version {version} (expected {MANIFEST_VERSION})",
+        file.display()
+    )
+}
+
+/// Loads a version 2 manifest (JSON).
+fn load_json(live: &Path) -> (Option<Manifest>, Option<String>) {
+    let file = json_path(live);
     let bytes = match std::fs::read(&file) {
         Ok(bytes) => bytes,
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => return (None, None),
@@ -246,19 +314,19 @@ pub fn load(live: &Path) -> (Option<Manifest>, Option<String>) {
             );
         }
     };
-    let version_warning = |version: u32| {
-        format!(
-            "ignored manifest {}: version {version} (expected {MANIFEST_VERSION})",
-            file.display()
-        )
-    };
     match serde_json::from_slice::<Manifest>(&bytes) {
-        Ok(manifest) if manifest.version == MANIFEST_VERSION => (Some(manifest), None),
-        Ok(manifest) => (None, Some(version_warning(manifest.version))),
+        Ok(manifest) if manifest.version == JSON_VERSION => (
+            Some(Manifest {
+                version: MANIFEST_VERSION,
+                ..manifest
+            }),
+            None,
+        ),
+        Ok(manifest) => (None, Some(version_warning(&file, manifest.version))),
         // An older format does not parse as this one: say so rather than "corrupt".
         Err(error) => match serde_json::from_slice::<Head>(&bytes) {
-            Ok(head) if head.version != MANIFEST_VERSION => {
-                (None, Some(version_warning(head.version)))
+            Ok(head) if head.version != JSON_VERSION => {
+                (None, Some(version_warning(&file, head.version)))
             }
             _ => (
                 None,
@@ -271,7 +339,7 @@ pub fn load(live: &Path) -> (Option<Manifest>, Option<String>) {
     }
 }
 
-/// The first fields of a manifest (the rest is skipped unparsed).
+/// The first fields of a JSON manifest (the rest is skipped unparsed).
 #[derive(Deserialize)]
 struct Head {
     version: u32,
@@ -280,26 +348,359 @@ struct Head {
 }
 
 /// The revision the live directory was last synced to, according to its manifest (`None` when
-/// there is no usable manifest). Cheaper than [`load`]: the entries are skipped, not built.
+/// there is no usable manifest). Cheaper than [`load`]: only the first fields are read.
 pub fn last_revision(live: &Path) -> Option<Revision> {
-    let bytes = std::fs::read(path(live)).ok()?;
-    let head: Head = serde_json::from_slice(&bytes).ok()?;
-    (head.version == MANIFEST_VERSION).then_some(head.revision?)
+    match std::fs::File::open(path(live)) {
+        Ok(file) => {
+            // The revision comes first: a few hundred bytes of a file of megabytes.
+            let mut head = Vec::with_capacity(4096);
+            std::io::Read::read_to_end(&mut std::io::Read::take(&file, 4096), &mut head).ok()?;
+            wire::decode_revision(&head).or_else(|| {
+                let bytes = std::fs::read(path(live)).ok()?;
+                wire::decode_revision(&bytes)
+            })
+        }
+        Err(_) => {
+            let bytes = std::fs::read(json_path(live)).ok()?;
+            let head: Head = serde_json::from_slice(&bytes).ok()?;
+            (head.version == JSON_VERSION).then_some(head.revision?)
+        }
+    }
 }
 
 /// When the manifest was written: its file's mtime, in nanoseconds since the epoch (the file
 /// system's clock, the one live files' ctimes come from). `None` when it cannot be read.
 pub fn written_at(live: &Path) -> Option<i64> {
-    let metadata = std::fs::symlink_metadata(path(live)).ok()?;
+    let metadata = std::fs::symlink_metadata(path(live))
+        .or_else(|_| std::fs::symlink_metadata(json_path(live)))
+        .ok()?;
     Some(Stat::of(&metadata).mtime)
 }
 
-/// Writes the manifest atomically and durably.
+/// Writes the manifest atomically and durably (and removes a version 2 manifest).
 pub fn store(live: &Path, manifest: &Manifest) -> Result<()> {
     let file = path(live);
-    let bytes = serde_json::to_vec(manifest).map_err(|source| Error::Json {
+    let bytes = wire::encode(manifest).map_err(|source| Error::Manifest {
         path: file.clone(),
         source,
     })?;
-    fsops::write_state_file(&file, &bytes)
+    fsops::write_state_file(&file, &bytes)?;
+    match std::fs::remove_file(json_path(live)) {
+        Err(error) if error.kind() != std::io::ErrorKind::NotFound => Err(Error::io(
+            "removing the old manifest",
+            json_path(live),
+            error,
+        )),
+        _ => Ok(()),
+    }
+}
+
+mod wire {
+    //! The binary format: borrowed on the way out, owned on the way in.
+    use std::borrow::Cow;
+    use std::collections::BTreeMap;
+
+    use serde::{Deserialize, Serialize};
+    use stoker_core::{ContentId, MappingType, Revision};
+
+    use super::{MANIFEST_VERSION, Manifest, ManifestEntry, PlanRecord};
+    use crate::content::Recipe;
+    use crate::desired::ResolvedMapping;
+    use crate::live::{DirRecord, Stat};
+
+    type Id = [u8; 20];
+
+    /// A path as the number of bytes it shares with the previous one, and the rest (sorted
+    /// paths share most of their bytes: this makes the manifest about a third of the size).
+    #[derive(Serialize, Deserialize)]
+    struct Path<'a>(u32, #[serde(borrow)] Cow<'a, str>);
+
+    #[derive(Serialize, Deserialize)]
+    struct File<'a>(
+        #[serde(borrow)] Path<'a>,
+        Id,
+        u64,
+        i64,
+        i64,
+        u64,
+        u32,
+        Option<(Id, Option<Id>)>,
+    );
+
+    #[derive(Serialize, Deserialize)]
+    struct Dir<'a>(
+        #[serde(borrow)] Path<'a>,
+        u64,
+        i64,
+        i64,
+        u64,
+        u32,
+        #[serde(borrow)] Cow<'a, str>,
+    );
+
+    #[derive(Serialize, Deserialize)]
+    struct Mapping<'a>(
+        #[serde(borrow)] Cow<'a, str>,
+        #[serde(borrow)] Cow<'a, str>,
+        Option<MappingType>,
+    );
+
+    #[derive(Serialize, Deserialize)]
+    struct Plan<'a> {
+        key: Id,
+        #[serde(borrow)]
+        mappings: Vec<Mapping<'a>>,
+        warnings: Vec<Cow<'a, str>>,
+        rerender: Vec<Cow<'a, str>>,
+    }
+
+    #[derive(Serialize, Deserialize)]
+    struct Whole<'a> {
+        version: u32,
+        #[serde(borrow)]
+        revision: Option<(Cow<'a, str>, Option<Cow<'a, str>>)>,
+        profile: Cow<'a, str>,
+        files: Vec<File<'a>>,
+        dirs: Vec<Dir<'a>>,
+        plan: Option<Plan<'a>>,
+    }
+
+    /// The leading fields, enough to find the revision.
+    #[derive(Deserialize)]
+    struct Head<'a> {
+        version: u32,
+        #[serde(borrow)]
+        revision: Option<(Cow<'a, str>, Option<Cow<'a, str>>)>,
+    }
+
+    pub(super) enum DecodeError {
+        Version(u32),
+        Corrupt(String),
+    }
+
+    /// Front-codes sorted paths.
+    struct Encoder<'a> {
+        previous: &'a str,
+    }
+
+    impl<'a> Encoder<'a> {
+        fn path(&mut self, path: &'a str) -> Path<'a> {
+            let shared = self
+                .previous
+                .char_indices()
+                .zip(path.chars())
+                .take_while(|((_, a), b)| a == b)
+                .last()
+                .map_or(0, |((index, c), _)| index + c.len_utf8());
+            self.previous = path;
+            // Paths are far shorter than 4 GiB; a longer prefix is simply not shared.
+            let (shared, rest) = match u32::try_from(shared) {
+                Ok(length) => (length, &path[shared..]),
+                Err(_) => (0, path),
+            };
+            Path(shared, Cow::Borrowed(rest))
+        }
+    }
+
+    /// Undoes [`Encoder`].
+    #[derive(Default)]
+    struct Decoder {
+        previous: String,
+    }
+
+    impl Decoder {
+        fn path(&mut self, Path(shared, rest): Path<'_>) -> Result<String, DecodeError> {
+            let shared = shared as usize;
+            let prefix = self
+                .previous
+                .get(..shared)
+                .ok_or_else(|| DecodeError::Corrupt(format!("bad path prefix length {shared}")))?;
+            let mut path = String::with_capacity(shared + rest.len());
+            path.push_str(prefix);
+            path.push_str(&rest);
+            self.previous.clone_from(&path);
+            Ok(path)
+        }
+    }
+
+    pub(super) fn encode(manifest: &Manifest) -> postcard::Result<Vec<u8>> {
+        let mut files = Encoder { previous: "" };
+        let mut dirs = Encoder { previous: "" };
+        let whole = Whole {
+            version: manifest.version,
+            revision: manifest.revision.as_ref().map(|revision| {
+                (
+                    Cow::Borrowed(revision.id.as_str()),
+                    revision.reference.as_deref().map(Cow::Borrowed),
+                )
+            }),
+            profile: Cow::Borrowed(&manifest.profile),
+            files: manifest
+                .files
+                .iter()
+                .map(|(path, entry)| {
+                    let path = files.path(path);
+                    let Stat {
+                        size,
+                        mtime,
+                        ctime,
+                        ino,
+                        mode,
+                    } = entry.stat;
+                    File(
+                        path,
+                        entry.id.0,
+                        size,
+                        mtime,
+                        ctime,
+                        ino,
+                        mode,
+                        entry
+                            .recipe
+                            .map(|recipe| (recipe.fingerprint.0, recipe.source_id.map(|id| id.0))),
+                    )
+                })
+                .collect(),
+            dirs: manifest
+                .dirs
+                .iter()
+                .map(|(path, record)| {
+                    let path = dirs.path(path);
+                    let Stat {
+                        size,
+                        mtime,
+                        ctime,
+                        ino,
+                        mode,
+                    } = record.stat;
+                    Dir(
+                        path,
+                        size,
+                        mtime,
+                        ctime,
+                        ino,
+                        mode,
+                        Cow::Borrowed(&record.names),
+                    )
+                })
+                .collect(),
+            plan: manifest.plan.as_ref().map(|plan| Plan {
+                key: plan.key.0,
+                mappings: plan
+                    .mappings
+                    .iter()
+                    .map(|m| {
+                        Mapping(
+                            Cow::Borrowed(&m.source),
+                            Cow::Borrowed(&m.destination),
+                            m.kind,
+                        )
+                    })
+                    .collect(),
+                warnings: plan
+                    .warnings
+                    .iter()
+                    .map(|w| Cow::Borrowed(w.as_str()))
+                    .collect(),
+                rerender: plan
+                    .rerender
+                    .iter()
+                    .map(|r| Cow::Borrowed(r.as_str()))
+                    .collect(),
+            }),
+        };
+        postcard::to_stdvec(&whole)
+    }
+
+    pub(super) fn decode(bytes: &[u8]) -> Result<Manifest, DecodeError> {
+        let corrupt = |error: postcard::Error| DecodeError::Corrupt(error.to_string());
+        let (version, _) = postcard::take_from_bytes::<u32>(bytes).map_err(corrupt)?;
+        if version != MANIFEST_VERSION {
+            return Err(DecodeError::Version(version));
+        }
+        let whole: Whole<'_> = postcard::from_bytes(bytes).map_err(corrupt)?;
+        // Files and directories are independent: built on two threads.
+        let (files, dirs) = rayon::join(|| decode_files(whole.files), || decode_dirs(whole.dirs));
+        let (files, dirs) = (files?, dirs?);
+        Ok(Manifest {
+            version,
+            revision: whole.revision.map(revision),
+            profile: whole.profile.into_owned(),
+            files,
+            dirs,
+            plan: whole.plan.map(|plan| PlanRecord {
+                key: ContentId(plan.key),
+                mappings: plan
+                    .mappings
+                    .into_iter()
+                    .map(|Mapping(source, destination, kind)| ResolvedMapping {
+                        source: source.into_owned(),
+                        destination: destination.into_owned(),
+                        kind,
+                    })
+                    .collect(),
+                warnings: plan.warnings.into_iter().map(Cow::into_owned).collect(),
+                rerender: plan.rerender.into_iter().map(Cow::into_owned).collect(),
+            }),
+        })
+    }
+
+    fn decode_files(wire: Vec<File<'_>>) -> Result<BTreeMap<String, ManifestEntry>, DecodeError> {
+        let mut paths = Decoder::default();
+        let mut files = Vec::with_capacity(wire.len());
+        for File(path, id, size, mtime, ctime, ino, mode, recipe) in wire {
+            files.push((
+                paths.path(path)?,
+                ManifestEntry {
+                    id: ContentId(id),
+                    stat: Stat {
+                        size,
+                        mtime,
+                        ctime,
+                        ino,
+                        mode,
+                    },
+                    recipe: recipe.map(|(fingerprint, source_id)| Recipe {
+                        fingerprint: ContentId(fingerprint),
+                        source_id: source_id.map(ContentId),
+                    }),
+                },
+            ));
+        }
+        // Written sorted: collecting builds the map in bulk.
+        Ok(files.into_iter().collect())
+    }
+
+    fn decode_dirs(wire: Vec<Dir<'_>>) -> Result<BTreeMap<String, DirRecord>, DecodeError> {
+        let mut paths = Decoder::default();
+        let mut dirs = Vec::with_capacity(wire.len());
+        for Dir(path, size, mtime, ctime, ino, mode, names) in wire {
+            dirs.push((
+                paths.path(path)?,
+                DirRecord {
+                    stat: Stat {
+                        size,
+                        mtime,
+                        ctime,
+                        ino,
+                        mode,
+                    },
+                    names: names.into_owned(),
+                },
+            ));
+        }
+        Ok(dirs.into_iter().collect())
+    }
+
+    pub(super) fn decode_revision(bytes: &[u8]) -> Option<Revision> {
+        let (head, _) = postcard::take_from_bytes::<Head<'_>>(bytes).ok()?;
+        (head.version == MANIFEST_VERSION).then_some(revision(head.revision?))
+    }
+
+    fn revision((id, reference): (Cow<'_, str>, Option<Cow<'_, str>>)) -> Revision {
+        Revision {
+            id: id.into_owned(),
+            reference: reference.map(Cow::into_owned),
+        }
+    }
 }

@@ -12,9 +12,10 @@ use stoker_core::{Artifact, ContentId, SyncRequest, TemplateContext};
 use crate::content::{self, Recipe};
 use crate::desired::{self, DesiredFile, DesiredSet};
 use crate::error::{Error, Result};
+use crate::incremental;
 use crate::live::{self, DirRecord, LiveEntry, LiveKind, LiveTree};
 use crate::lock::LiveLock;
-use crate::manifest::{self, Manifest, ManifestEntry};
+use crate::manifest::{self, Manifest, ManifestEntry, PlanRecord};
 
 /// Whether a write creates or replaces a file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,6 +73,13 @@ pub struct Plan {
     pub(crate) previous: Option<stoker_core::Revision>,
     /// The manifest on disk already describes the result: no need to rewrite it.
     pub(crate) manifest_current: bool,
+    /// Ignition projects the desired set holds.
+    pub(crate) projects: Vec<String>,
+    /// For the next manifest: how the desired set was made (`None` when the profile's mappings
+    /// do not render; the plan then failed anyway).
+    pub(crate) record: Option<PlanRecord>,
+    /// Only the changed paths' destinations were planned.
+    pub(crate) incremental: bool,
     pub(crate) started: Instant,
     pub(crate) _lock: Option<LiveLock>,
 }
@@ -105,9 +113,16 @@ impl Plan {
         self.unchanged.len()
     }
 
-    /// The desired set the plan was computed from.
+    /// The desired set the plan was computed from. For an incremental plan its files are only
+    /// those the plan looked at (the changed paths' destinations).
     pub fn desired(&self) -> &DesiredSet {
         &self.desired
+    }
+
+    /// True when only the destinations of the paths the source changed were planned (see
+    /// [`crate::incremental`]).
+    pub fn is_incremental(&self) -> bool {
+        self.incremental
     }
 
     /// Warnings gathered while planning.
@@ -121,19 +136,75 @@ impl Plan {
     }
 }
 
+/// How plans are made.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PlanOptions {
+    /// Compare every desired file with the live directory on every sync, even when the source
+    /// says which paths changed (the incremental plan then never runs). Off by default: a sync
+    /// of a new revision plans only what changed, and the drift check of everything else is the
+    /// next sync of the same revision's.
+    pub full_drift_check: bool,
+}
+
 /// What the comparison of one desired file found.
 enum Verdict {
-    Unchanged(ManifestEntry),
+    /// Up to date; `true` when its content depends on the revision (rendered on every sync).
+    Unchanged(ManifestEntry, bool),
     Write(Write),
 }
 
-/// Builds a plan. Takes the live directory's lock (unless this is a dry run on a directory
-/// Stoker never wrote to, which must stay untouched).
+/// Builds a plan with the default options. Takes the live directory's lock (unless this is a
+/// dry run on a directory Stoker never wrote to, which must stay untouched).
 pub fn plan(request: &SyncRequest) -> Result<Plan> {
+    plan_with(request, &PlanOptions::default())
+}
+
+/// Builds a plan: incremental when the request says which source paths changed since the
+/// manifest's revision and nothing else stands in the way (see [`crate::incremental`]),
+/// otherwise comparing every desired file with the live directory.
+pub fn plan_with(request: &SyncRequest, options: &PlanOptions) -> Result<Plan> {
     let started = Instant::now();
     let live = request.live.as_path();
-    let listing = request.artifact.list()?;
     let context = desired::effective_context(&request.profile, &request.context);
+    let key = incremental::plan_key(&request.profile, &context);
+    let mut held = None;
+    let new_revision = request
+        .previous
+        .as_ref()
+        .is_some_and(|previous| previous.id != request.artifact.revision().id);
+    if let Some(key) = &key
+        && !options.full_drift_check
+        && new_revision
+        && request.changed_paths.is_some()
+        // Only where a sync already took the lock: a bad profile must leave no trace.
+        && let Some(lock) = LiveLock::acquire_existing(live)?
+    {
+        let loaded = manifest::load(live);
+        let written = manifest::written_at(live);
+        if let (Some(manifest), None) = &loaded
+            && let Some(prepared) = incremental::prepare(request, &context, key, manifest, written)?
+        {
+            let (manifest, _) = loaded;
+            let manifest = manifest.unwrap_or_default();
+            return incremental_plan(request, context, prepared, manifest, written, lock, started);
+        }
+        held = Some((Some(lock), loaded));
+    }
+    full_plan(request, context, key, held, started)
+}
+
+/// The plan that compares every desired file. `held`: the lock and manifest an incremental
+/// attempt already took.
+#[allow(clippy::type_complexity)]
+fn full_plan(
+    request: &SyncRequest,
+    context: TemplateContext,
+    key: Option<incremental::PlanKey>,
+    held: Option<(Option<LiveLock>, (Option<Manifest>, Option<String>))>,
+    started: Instant,
+) -> Result<Plan> {
+    let live = request.live.as_path();
+    let listing = request.artifact.list()?;
     let desired = desired::desired_set(&listing, &request.profile, &context)?;
     drop(listing);
     tracing::debug!(
@@ -142,15 +213,17 @@ pub fn plan(request: &SyncRequest) -> Result<Plan> {
         "desired set computed"
     );
     // Lock only once the profile is known to be valid, so a bad profile leaves no trace.
-    let lock = if request.dry_run {
-        // A dry run writes nothing, not even the lock file: it takes the lock only when a sync
-        // already made it.
-        LiveLock::acquire_existing(live)?
-    } else {
-        Some(LiveLock::acquire(live)?)
+    let (lock, loaded) = match held {
+        Some((lock, loaded)) => (lock, Some(loaded)),
+        None if request.dry_run => {
+            // A dry run writes nothing, not even the lock file: it takes the lock only when a
+            // sync already made it.
+            (LiveLock::acquire_existing(live)?, None)
+        }
+        None => (Some(LiveLock::acquire(live)?), None),
     };
     let loading = Instant::now();
-    let (manifest, manifest_warning) = manifest::load(live);
+    let (manifest, manifest_warning) = loaded.unwrap_or_else(|| manifest::load(live));
     tracing::debug!(
         files = manifest.as_ref().map(|m| m.files.len()),
         dirs = manifest.as_ref().map(|m| m.dirs.len()),
@@ -227,12 +300,24 @@ pub fn plan(request: &SyncRequest) -> Result<Plan> {
     drop(joined);
     let mut writes = Vec::new();
     let mut unchanged = Vec::new();
+    let mut rerender = Vec::new();
     for verdict in verdicts {
         match verdict? {
-            (path, Verdict::Unchanged(entry)) => unchanged.push((path, entry)),
+            (path, Verdict::Unchanged(entry, by_revision)) => {
+                if by_revision {
+                    rerender.push(path.clone());
+                }
+                unchanged.push((path, entry))
+            }
             (_, Verdict::Write(write)) => writes.push(write),
         }
     }
+    let record = key.map(|key| PlanRecord {
+        key: key.key,
+        mappings: desired.mappings.clone(),
+        warnings: desired.warnings.clone(),
+        rerender,
+    });
 
     tracing::debug!(
         writes = writes.len(),
@@ -269,6 +354,7 @@ pub fn plan(request: &SyncRequest) -> Result<Plan> {
                 // The same directory records (a directory listed again only because it changed
                 // in the manifest's clock tick stays listed each time, which is cheap).
                 && m.dirs == dirs
+                && m.plan == record
                 && m.files.len() == unchanged.len()
                 // Both sorted by path.
                 && m.files.iter().zip(&unchanged).all(|((recorded_path, recorded), (path, entry))| {
@@ -280,6 +366,9 @@ pub fn plan(request: &SyncRequest) -> Result<Plan> {
 
     Ok(Plan {
         manifest_current,
+        projects: desired::projects(desired.files.keys()),
+        record,
+        incremental: false,
         live: live.to_path_buf(),
         dry_run: request.dry_run,
         artifact: request.artifact.clone(),
@@ -298,6 +387,151 @@ pub fn plan(request: &SyncRequest) -> Result<Plan> {
         started,
         _lock: lock,
     })
+}
+
+/// The plan of an incremental sync: the looked-at destinations compared as the full plan
+/// compares them, every other desired file taken from the manifest as it is.
+fn incremental_plan(
+    request: &SyncRequest,
+    context: TemplateContext,
+    prepared: incremental::Incremental,
+    mut manifest: Manifest,
+    written: Option<i64>,
+    lock: LiveLock,
+    started: Instant,
+) -> Result<Plan> {
+    let live = request.live.as_path();
+    let artifact = request.artifact.as_ref();
+    let changes = SourceChanges::new(request, Some(&manifest));
+    let incremental::Incremental {
+        looked_at,
+        live: live_entries,
+        scope,
+        mut record,
+    } = prepared;
+    let to_compare: Vec<(&String, &DesiredFile)> = looked_at
+        .iter()
+        .filter_map(|(path, found)| Some((path, found.as_ref()?)))
+        .collect();
+    let verdicts: Vec<Result<(String, Verdict)>> = to_compare
+        .par_iter()
+        .map(|&(path, file)| {
+            let entry = live_entries.get(path).copied().flatten();
+            let recorded = Recorded {
+                entry: manifest.files.get(path),
+                written,
+            };
+            let verdict = compare(
+                live,
+                artifact,
+                &context,
+                path,
+                file,
+                entry.as_ref(),
+                recorded,
+                &changes,
+            )?;
+            Ok((path.clone(), verdict))
+        })
+        .collect();
+    let mut writes = Vec::new();
+    let mut unchanged = Vec::new();
+    for verdict in verdicts {
+        match verdict? {
+            (path, Verdict::Unchanged(entry, by_revision)) => {
+                if by_revision {
+                    record.rerender.push(path.clone());
+                }
+                unchanged.push((path, entry));
+            }
+            (_, Verdict::Write(write)) => writes.push(write),
+        }
+    }
+    let mut deletes = Vec::new();
+    for (path, found) in &looked_at {
+        let Some(entry) = live_entries.get(path).copied().flatten() else {
+            continue;
+        };
+        if found.is_none() && scope.may_touch(path) {
+            deletes.push(Delete {
+                path: path.clone(),
+                kind: entry.kind,
+                previous_id: previous_id(Some(&manifest), path, &entry),
+            });
+        }
+    }
+    // Every other desired file is the manifest's.
+    let recorded = std::mem::take(&mut manifest.files);
+    let mut final_paths: Vec<&String> = Vec::with_capacity(recorded.len() + looked_at.len());
+    for (path, found) in &looked_at {
+        if found.is_some() {
+            final_paths.push(path);
+        }
+    }
+    final_paths.extend(
+        recorded
+            .keys()
+            .filter(|path| !looked_at.contains_key(*path)),
+    );
+    let projects = desired::projects(final_paths);
+    unchanged.extend(
+        recorded
+            .into_iter()
+            .filter(|(path, _)| !looked_at.contains_key(path)),
+    );
+    tracing::debug!(
+        looked_at = looked_at.len(),
+        writes = writes.len(),
+        deletes = deletes.len(),
+        unchanged = unchanged.len(),
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "incremental plan"
+    );
+    let files: BTreeMap<String, DesiredFile> = looked_at
+        .into_iter()
+        .filter_map(|(path, found)| Some((path, found?)))
+        .collect();
+    let warnings = record.warnings.clone();
+    Ok(Plan {
+        live: live.to_path_buf(),
+        dry_run: request.dry_run,
+        artifact: request.artifact.clone(),
+        context,
+        profile: request.profile.name.clone(),
+        desired: DesiredSet {
+            files,
+            scope,
+            warnings: record.warnings.clone(),
+            mappings: record.mappings.clone(),
+        },
+        clears: Vec::new(),
+        writes,
+        deletes,
+        unchanged,
+        dirs: vouched_dirs(std::mem::take(&mut manifest.dirs), written),
+        warnings,
+        previous: manifest.revision.take(),
+        manifest_current: false,
+        projects,
+        record: Some(record),
+        incremental: true,
+        started,
+        _lock: Some(lock),
+    })
+}
+
+/// The directory records an incremental plan carries into the next manifest: not those changed
+/// in the clock tick of the manifest that recorded them (the next manifest is younger, so the
+/// racy-clean rule would no longer catch a change in that tick): those are listed next time.
+fn vouched_dirs(
+    mut dirs: BTreeMap<String, DirRecord>,
+    written: Option<i64>,
+) -> BTreeMap<String, DirRecord> {
+    match written {
+        Some(written) => dirs.retain(|_, record| record.stat.ctime < written),
+        None => dirs.clear(),
+    }
+    dirs
 }
 
 /// Advances a sorted map iterator to `path`; the value there, if the map has it. Called with
@@ -571,11 +805,16 @@ fn compare(
         }
     };
     if live_id == desired_id {
-        Ok(Verdict::Unchanged(ManifestEntry {
-            id: desired_id,
-            stat: entry.stat,
-            recipe: transformed.and_then(|(_, recipe)| recipe),
-        }))
+        let recipe = transformed.and_then(|(_, recipe)| recipe);
+        let by_revision = !file.transform.is_identity() && recipe.is_none();
+        Ok(Verdict::Unchanged(
+            ManifestEntry {
+                id: desired_id,
+                stat: entry.stat,
+                recipe,
+            },
+            by_revision,
+        ))
     } else {
         write(WriteKind::Modify, Some(live_id))
     }

@@ -4,7 +4,7 @@ use stoker_core::{SyncReport, SyncRequest, SyncStrategy};
 
 use crate::apply::{self, ApplyOptions};
 use crate::error::{Error, Result};
-use crate::plan::{self, Plan};
+use crate::plan::{self, Plan, PlanOptions};
 
 /// Stoker's sync engine: ordered overlay of mappings into the live directory, scoped orphan
 /// cleanup, atomic writes (DESIGN section 3).
@@ -40,12 +40,23 @@ use crate::plan::{self, Plan};
 pub struct MergeStrategy {
     /// How plans are applied.
     pub options: ApplyOptions,
+    /// How plans are made.
+    pub planning: PlanOptions,
 }
 
 impl MergeStrategy {
     /// An engine with the given apply options.
     pub fn new(options: ApplyOptions) -> Self {
-        MergeStrategy { options }
+        MergeStrategy {
+            options,
+            planning: PlanOptions::default(),
+        }
+    }
+
+    /// Uses these planning options.
+    pub fn with_planning(mut self, planning: PlanOptions) -> Self {
+        self.planning = planning;
+        self
     }
 
     /// Plans and applies in one call.
@@ -61,7 +72,7 @@ impl SyncStrategy for MergeStrategy {
 
     #[tracing::instrument(level = "debug", skip_all, fields(live = %request.live.display(), profile = %request.profile.name, revision = %request.artifact.revision()))]
     fn plan(&self, request: &SyncRequest) -> Result<Plan> {
-        plan::plan(request)
+        plan::plan_with(request, &self.planning)
     }
 
     #[tracing::instrument(level = "debug", skip_all, fields(live = %plan.live.display()))]

@@ -1068,7 +1068,8 @@ fn a_live_dir_at_a_file_destination_is_replaced_only_when_empty() {
 #[test]
 fn state_dir_is_never_written_or_deleted_by_mappings() {
     let repo = Repo::new();
-    repo.file("tree/.stoker/manifest.json", "hostile manifest")
+    repo.file("tree/.stoker/manifest.bin", "hostile manifest")
+        .file("tree/.stoker/manifest.json", "hostile old manifest")
         .file("tree/.stoker/lock", "hostile")
         .file("tree/a.json", "a")
         .file("x.json", "x");
@@ -1079,7 +1080,7 @@ fn state_dir_is_never_written_or_deleted_by_mappings() {
         vec![
             // The whole live directory is managed here: `.stoker/` still is not.
             map("tree", "."),
-            map("x.json", ".stoker/manifest.json"),
+            map("x.json", ".stoker/manifest.bin"),
             map("tree", ".stoker"),
         ],
         live.path(),
@@ -1087,8 +1088,9 @@ fn state_dir_is_never_written_or_deleted_by_mappings() {
     .unwrap();
     assert_eq!(paths(&report.added), ["a.json"]);
     assert_eq!(paths(&report.deleted), ["unrelated.txt"]);
-    let manifest = std::fs::read(live.path().join(".stoker/manifest.json")).unwrap();
-    assert!(serde_json::from_slice::<serde_json::Value>(&manifest).is_ok());
+    let (manifest, warning) = stoker_sync::manifest::load(live.path());
+    assert_eq!(warning, None);
+    assert!(manifest.unwrap().files.contains_key("a.json"));
     // The second run trusts its own (untouched) manifest.
     assert_eq!(
         sync(&request(
@@ -1877,7 +1879,8 @@ fn manifest_of_an_older_version_is_ignored_with_a_warning() {
     );
     sync(&request).unwrap();
     let old = r#"{"version":1,"revision":{"id":"r1"},"profile":"test","files":{"projects/a/view.json":{"id":"2e65efe2a145dda7ee51d1741299f848e5bf752e","size":1,"mtime":0,"ctime":0,"ino":0,"mode":33188}}}"#;
-    std::fs::write(stoker_sync::manifest::path(live.path()), old).unwrap();
+    std::fs::remove_file(stoker_sync::manifest::path(live.path())).unwrap();
+    std::fs::write(stoker_sync::manifest::json_path(live.path()), old).unwrap();
     write(live.path(), "projects/a/stray.json", "stray");
     let report = sync(&request).unwrap();
     assert_eq!(paths(&report.deleted), ["projects/a/stray.json"]);
@@ -1891,6 +1894,47 @@ fn manifest_of_an_older_version_is_ignored_with_a_warning() {
         manifest.unwrap().version,
         stoker_sync::manifest::MANIFEST_VERSION
     );
+    assert!(!stoker_sync::manifest::json_path(live.path()).exists());
+}
+
+/// A manifest of version 2 (JSON, `manifest.json`, as Stoker wrote before version 3) is read:
+/// the files it vouches for are not read again, and the next write replaces it.
+#[test]
+fn a_version_2_json_manifest_is_read_and_replaced() {
+    let artifact = Arc::new(MemArtifact::new("r1", true).file("projects/a/view.json", "a"));
+    let live = live();
+    let request = request(
+        artifact.clone(),
+        vec![map("projects", "projects")],
+        live.path(),
+    );
+    sync(&request).unwrap();
+    let (manifest, _) = stoker_sync::manifest::load(live.path());
+    let mut manifest = manifest.unwrap();
+    manifest.version = 2;
+    std::fs::remove_file(stoker_sync::manifest::path(live.path())).unwrap();
+    std::fs::write(
+        stoker_sync::manifest::json_path(live.path()),
+        serde_json::to_vec(&manifest).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        stoker_sync::manifest::last_revision(live.path()).map(|r| r.id),
+        Some("r1".to_owned())
+    );
+    // A stray file appears: the sync deletes it without reading the file the manifest vouches for.
+    write(live.path(), "projects/a/stray.json", "stray");
+    let reads = artifact.reads();
+    let report = sync(&request).unwrap();
+    assert_eq!(paths(&report.deleted), ["projects/a/stray.json"]);
+    assert!(report.warnings.is_empty(), "{:?}", report.warnings);
+    assert_eq!(
+        artifact.reads(),
+        reads,
+        "a file the manifest vouches for was read"
+    );
+    assert!(stoker_sync::manifest::path(live.path()).exists());
+    assert!(!stoker_sync::manifest::json_path(live.path()).exists());
 }
 
 #[test]
@@ -2544,7 +2588,7 @@ fn noop_resync_does_not_rewrite_the_manifest() {
     // The first resync may rehash files written in the manifest's own clock tick and record
     // them; from then on the manifest vouches for everything and is left alone.
     sync(&request).unwrap();
-    let manifest = live.path().join(".stoker/manifest.json");
+    let manifest = stoker_sync::manifest::path(live.path());
     let before = std::fs::symlink_metadata(&manifest).unwrap();
     let report = sync(&request).unwrap();
     assert_eq!(report.changed(), 0);

@@ -278,6 +278,7 @@ pub struct MemArtifact {
     entries: BTreeMap<String, (EntryKind, Vec<u8>)>,
     with_ids: bool,
     reads: AtomicUsize,
+    lists: AtomicUsize,
 }
 
 impl MemArtifact {
@@ -287,6 +288,7 @@ impl MemArtifact {
             entries: BTreeMap::new(),
             with_ids,
             reads: AtomicUsize::new(0),
+            lists: AtomicUsize::new(0),
         }
     }
 
@@ -300,9 +302,66 @@ impl MemArtifact {
         self.with(path, EntryKind::File, bytes)
     }
 
+    /// The same entries at another revision.
+    pub fn renamed(mut self, revision: &str) -> Self {
+        self.revision = Revision::new(revision);
+        self
+    }
+
+    /// Without the entry at `path`.
+    pub fn without(mut self, path: &str) -> Self {
+        self.entries.remove(path);
+        self
+    }
+
+    /// Without any entry below `dir`.
+    pub fn without_below(mut self, dir: &str) -> Self {
+        let prefix = format!("{dir}/");
+        self.entries.retain(|path, _| !path.starts_with(&prefix));
+        self
+    }
+
+    /// The revision's id.
+    pub fn revision_id(&self) -> String {
+        self.revision.id.clone()
+    }
+
     /// How many times content was read or opened.
     pub fn reads(&self) -> usize {
         self.reads.load(Ordering::SeqCst)
+    }
+
+    /// How many times the whole tree was listed.
+    pub fn lists(&self) -> usize {
+        self.lists.load(Ordering::SeqCst)
+    }
+
+    /// The paths whose entry differs from `other`'s (what a Git diff between the two says).
+    pub fn changed_since(&self, other: &MemArtifact) -> Vec<String> {
+        let mut paths: Vec<String> = self
+            .entries
+            .keys()
+            .chain(other.entries.keys())
+            .filter(|path| self.entries.get(*path) != other.entries.get(*path))
+            .cloned()
+            .collect();
+        paths.sort();
+        paths.dedup();
+        paths
+    }
+
+    fn entry_at(&self, path: &str) -> Option<Entry> {
+        let (kind, bytes) = self.entries.get(path)?;
+        Some(Entry {
+            path: path.to_owned(),
+            kind: *kind,
+            size: if kind.is_regular() {
+                bytes.len() as u64
+            } else {
+                0
+            },
+            content_id: (self.with_ids && kind.is_regular()).then(|| ContentId::of_blob(bytes)),
+        })
     }
 
     fn content(&self, path: &str) -> stoker_core::Result<Vec<u8>> {
@@ -323,24 +382,28 @@ impl Artifact for MemArtifact {
     }
 
     fn list(&self) -> stoker_core::Result<Listing> {
+        self.lists.fetch_add(1, Ordering::SeqCst);
         Ok(Listing {
             entries: self
                 .entries
-                .iter()
-                .map(|(path, (kind, bytes))| Entry {
-                    path: path.clone(),
-                    kind: *kind,
-                    size: if kind.is_regular() {
-                        bytes.len() as u64
-                    } else {
-                        0
-                    },
-                    content_id: (self.with_ids && kind.is_regular())
-                        .then(|| ContentId::of_blob(bytes)),
-                })
+                .keys()
+                .filter_map(|path| self.entry_at(path))
                 .collect(),
             warnings: Vec::new(),
         })
+    }
+
+    /// Looked up without listing (as a Git tree answers).
+    fn entry(&self, path: &str) -> stoker_core::Result<Option<Entry>> {
+        Ok(self.entry_at(path))
+    }
+
+    fn has_entries_below(&self, dir: &str) -> stoker_core::Result<bool> {
+        let prefix = format!("{dir}/");
+        Ok(self
+            .entries
+            .keys()
+            .any(|path| dir.is_empty() || path.starts_with(&prefix)))
     }
 
     fn read(&self, path: &str) -> stoker_core::Result<Vec<u8>> {
