@@ -7,12 +7,6 @@ use clap::Parser;
 use stoker_agent::Cli;
 use stoker_agent::cli::LogFormat;
 
-/// mimalloc instead of the system allocator: planning a sync builds and drops maps of tens of
-/// thousands of paths, which glibc's allocator serves with page faults and lock traffic
-/// (measured: see benches/README.md, "Git source").
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(&cli.log_level, cli.log_format);

@@ -485,13 +485,16 @@ mod wire {
 
     impl<'a> Encoder<'a> {
         fn path(&mut self, path: &'a str) -> Path<'a> {
-            let shared = self
+            let mut shared = self
                 .previous
-                .char_indices()
-                .zip(path.chars())
-                .take_while(|((_, a), b)| a == b)
-                .last()
-                .map_or(0, |((index, c), _)| index + c.len_utf8());
+                .bytes()
+                .zip(path.bytes())
+                .take_while(|(a, b)| a == b)
+                .count();
+            // Whole characters only.
+            while !path.is_char_boundary(shared) {
+                shared -= 1;
+            }
             self.previous = path;
             // Paths are far shorter than 4 GiB; a longer prefix is simply not shared.
             let (shared, rest) = match u32::try_from(shared) {
@@ -502,25 +505,16 @@ mod wire {
         }
     }
 
-    /// Undoes [`Encoder`].
-    #[derive(Default)]
-    struct Decoder {
-        previous: String,
-    }
-
-    impl Decoder {
-        fn path(&mut self, Path(shared, rest): Path<'_>) -> Result<String, DecodeError> {
-            let shared = shared as usize;
-            let prefix = self
-                .previous
-                .get(..shared)
-                .ok_or_else(|| DecodeError::Corrupt(format!("bad path prefix length {shared}")))?;
-            let mut path = String::with_capacity(shared + rest.len());
-            path.push_str(prefix);
-            path.push_str(&rest);
-            self.previous.clone_from(&path);
-            Ok(path)
-        }
+    /// Undoes [`Encoder`]: the path after `previous`.
+    fn decode_path(previous: &str, Path(shared, rest): Path<'_>) -> Result<String, DecodeError> {
+        let shared = shared as usize;
+        let prefix = previous
+            .get(..shared)
+            .ok_or_else(|| DecodeError::Corrupt(format!("bad path prefix length {shared}")))?;
+        let mut path = String::with_capacity(shared + rest.len());
+        path.push_str(prefix);
+        path.push_str(&rest);
+        Ok(path)
     }
 
     pub(super) fn encode(manifest: &Manifest) -> postcard::Result<Vec<u8>> {
@@ -646,11 +640,11 @@ mod wire {
     }
 
     fn decode_files(wire: Vec<File<'_>>) -> Result<BTreeMap<String, ManifestEntry>, DecodeError> {
-        let mut paths = Decoder::default();
-        let mut files = Vec::with_capacity(wire.len());
+        let mut files: Vec<(String, ManifestEntry)> = Vec::with_capacity(wire.len());
         for File(path, id, size, mtime, ctime, ino, mode, recipe) in wire {
+            let previous = files.last().map_or("", |(previous, _)| previous.as_str());
             files.push((
-                paths.path(path)?,
+                decode_path(previous, path)?,
                 ManifestEntry {
                     id: ContentId(id),
                     stat: Stat {
@@ -672,11 +666,11 @@ mod wire {
     }
 
     fn decode_dirs(wire: Vec<Dir<'_>>) -> Result<BTreeMap<String, DirRecord>, DecodeError> {
-        let mut paths = Decoder::default();
-        let mut dirs = Vec::with_capacity(wire.len());
+        let mut dirs: Vec<(String, DirRecord)> = Vec::with_capacity(wire.len());
         for Dir(path, size, mtime, ctime, ino, mode, names) in wire {
+            let previous = dirs.last().map_or("", |(previous, _)| previous.as_str());
             dirs.push((
-                paths.path(path)?,
+                decode_path(previous, path)?,
                 DirRecord {
                     stat: Stat {
                         size,

@@ -179,8 +179,14 @@ pub fn plan_with(request: &SyncRequest, options: &PlanOptions) -> Result<Plan> {
         // Only where a sync already took the lock: a bad profile must leave no trace.
         && let Some(lock) = LiveLock::acquire_existing(live)?
     {
+        let loading = Instant::now();
         let loaded = manifest::load(live);
         let written = manifest::written_at(live);
+        tracing::debug!(
+            files = loaded.0.as_ref().map(|m| m.files.len()),
+            elapsed_ms = loading.elapsed().as_millis() as u64,
+            "manifest loaded"
+        );
         if let (Some(manifest), None) = &loaded
             && let Some(prepared) = incremental::prepare(request, &context, key, manifest, written)?
         {

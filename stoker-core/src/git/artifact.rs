@@ -25,6 +25,10 @@ pub struct GitArtifact {
     /// The commit's root tree.
     root: gix::ObjectId,
     listing: OnceLock<Listing>,
+    /// Trees read by single-path lookups, and the entries those found (the engine looks a
+    /// changed path up when planning, then reads it when writing).
+    trees: tree::TreeCache,
+    entries: Mutex<std::collections::HashMap<String, Option<Entry>>>,
     pool: Mutex<Vec<gix::Repository>>,
 }
 
@@ -56,6 +60,8 @@ impl GitArtifact {
             repo,
             root,
             listing: cell,
+            trees: tree::TreeCache::default(),
+            entries: Mutex::new(std::collections::HashMap::new()),
             pool: Mutex::new(Vec::new()),
         }
     }
@@ -106,8 +112,24 @@ impl GitArtifact {
         if let Some(listing) = self.listing.get() {
             return Ok(listing.get(path).cloned());
         }
-        self.with_repo(|repo| tree::lookup(repo, self.root, path))
-            .map_err(|error| self.tree_error(error))
+        let known = |entries: &Mutex<std::collections::HashMap<String, Option<Entry>>>| {
+            entries
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .get(path)
+                .cloned()
+        };
+        if let Some(entry) = known(&self.entries) {
+            return Ok(entry);
+        }
+        let entry = self
+            .with_repo(|repo| tree::lookup(repo, &self.trees, self.root, path))
+            .map_err(|error| self.tree_error(error))?;
+        self.entries
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(path.to_owned(), entry.clone());
+        Ok(entry)
     }
 
     fn blob_id(&self, path: &str) -> Result<gix::ObjectId> {
@@ -163,7 +185,7 @@ impl Artifact for GitArtifact {
         if let Some(listing) = self.listing.get() {
             return Ok(listing.below(dir).next().is_some());
         }
-        self.with_repo(|repo| tree::has_entries_below(repo, self.root, dir))
+        self.with_repo(|repo| tree::has_entries_below(repo, &self.trees, self.root, dir))
             .map_err(|error| self.tree_error(error))
     }
 

@@ -19,8 +19,36 @@ pub(crate) enum TreeError {
     Corrupt(String),
 }
 
+/// Decoded trees by id, shared by the single-path lookups of one artifact: the paths a commit
+/// changed share most of their ancestors, and each tree would otherwise be inflated (and its
+/// deltas resolved) once per path.
+#[derive(Default)]
+pub(crate) struct TreeCache {
+    trees: std::sync::Mutex<std::collections::HashMap<ObjectId, std::sync::Arc<Vec<RawEntry>>>>,
+}
+
+impl TreeCache {
+    fn read(
+        &self,
+        repo: &gix::Repository,
+        id: ObjectId,
+    ) -> Result<std::sync::Arc<Vec<RawEntry>>, TreeError> {
+        let lock = || {
+            self.trees
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+        };
+        if let Some(tree) = lock().get(&id) {
+            return Ok(tree.clone());
+        }
+        let tree = std::sync::Arc::new(read_tree(repo, id)?);
+        lock().insert(id, tree.clone());
+        Ok(tree)
+    }
+}
+
 /// One tree entry, owned.
-struct RawEntry {
+pub(crate) struct RawEntry {
     name: Vec<u8>,
     kind: GitKind,
     id: ObjectId,
@@ -173,6 +201,7 @@ fn to_entry(
 /// names nothing.
 fn find_path(
     repo: &gix::Repository,
+    cache: &TreeCache,
     root: ObjectId,
     path: &str,
 ) -> Result<Option<(GitKind, ObjectId)>, TreeError> {
@@ -181,10 +210,8 @@ fn find_path(
         if current.0 != GitKind::Tree || bad_name(component.as_bytes()).is_some() {
             return Ok(None);
         }
-        let Some(found) = read_tree(repo, current.1)?
-            .into_iter()
-            .find(|entry| entry.name == component.as_bytes())
-        else {
+        let tree = cache.read(repo, current.1)?;
+        let Some(found) = tree.iter().find(|entry| entry.name == component.as_bytes()) else {
             return Ok(None);
         };
         current = (found.kind, found.id);
@@ -195,13 +222,14 @@ fn find_path(
 /// The listing's entry at `path` (a normalised relative path), without listing the tree.
 pub(crate) fn lookup(
     repo: &gix::Repository,
+    cache: &TreeCache,
     root: ObjectId,
     path: &str,
 ) -> Result<Option<Entry>, TreeError> {
     if path.is_empty() {
         return Ok(None);
     }
-    match find_path(repo, root, path)? {
+    match find_path(repo, cache, root, path)? {
         None | Some((GitKind::Tree, _)) => Ok(None),
         Some((kind, id)) => to_entry(repo, path.to_owned(), kind, id).map(Some),
     }
@@ -210,15 +238,16 @@ pub(crate) fn lookup(
 /// True when the listing would hold an entry strictly below `dir` (`""`: the root).
 pub(crate) fn has_entries_below(
     repo: &gix::Repository,
+    cache: &TreeCache,
     root: ObjectId,
     dir: &str,
 ) -> Result<bool, TreeError> {
-    let Some((GitKind::Tree, tree)) = find_path(repo, root, dir)? else {
+    let Some((GitKind::Tree, tree)) = find_path(repo, cache, root, dir)? else {
         return Ok(false);
     };
     let mut stack = vec![tree];
     while let Some(tree) = stack.pop() {
-        for entry in read_tree(repo, tree)? {
+        for entry in cache.read(repo, tree)?.iter() {
             if bad_name(&entry.name).is_some() {
                 continue;
             }
