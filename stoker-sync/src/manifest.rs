@@ -415,26 +415,40 @@ mod wire {
     #[derive(Serialize, Deserialize)]
     struct Path<'a>(u32, #[serde(borrow)] Cow<'a, str>);
 
+    /// `size, mtime, ctime, ino, mode` (inline: postcard adds no framing).
+    #[derive(Serialize, Deserialize)]
+    struct StatWire(u64, i64, i64, u64, u32);
+
+    impl From<Stat> for StatWire {
+        fn from(stat: Stat) -> Self {
+            StatWire(stat.size, stat.mtime, stat.ctime, stat.ino, stat.mode)
+        }
+    }
+
+    impl From<StatWire> for Stat {
+        fn from(StatWire(size, mtime, ctime, ino, mode): StatWire) -> Self {
+            Stat {
+                size,
+                mtime,
+                ctime,
+                ino,
+                mode,
+            }
+        }
+    }
+
     #[derive(Serialize, Deserialize)]
     struct File<'a>(
         #[serde(borrow)] Path<'a>,
         Id,
-        u64,
-        i64,
-        i64,
-        u64,
-        u32,
+        StatWire,
         Option<(Id, Option<Id>)>,
     );
 
     #[derive(Serialize, Deserialize)]
     struct Dir<'a>(
         #[serde(borrow)] Path<'a>,
-        u64,
-        i64,
-        i64,
-        u64,
-        u32,
+        StatWire,
         #[serde(borrow)] Cow<'a, str>,
     );
 
@@ -533,22 +547,10 @@ mod wire {
                 .files
                 .iter()
                 .map(|(path, entry)| {
-                    let path = files.path(path);
-                    let Stat {
-                        size,
-                        mtime,
-                        ctime,
-                        ino,
-                        mode,
-                    } = entry.stat;
                     File(
-                        path,
+                        files.path(path),
                         entry.id.0,
-                        size,
-                        mtime,
-                        ctime,
-                        ino,
-                        mode,
+                        entry.stat.into(),
                         entry
                             .recipe
                             .map(|recipe| (recipe.fingerprint.0, recipe.source_id.map(|id| id.0))),
@@ -559,21 +561,9 @@ mod wire {
                 .dirs
                 .iter()
                 .map(|(path, record)| {
-                    let path = dirs.path(path);
-                    let Stat {
-                        size,
-                        mtime,
-                        ctime,
-                        ino,
-                        mode,
-                    } = record.stat;
                     Dir(
-                        path,
-                        size,
-                        mtime,
-                        ctime,
-                        ino,
-                        mode,
+                        dirs.path(path),
+                        record.stat.into(),
                         Cow::Borrowed(&record.names),
                     )
                 })
@@ -641,19 +631,13 @@ mod wire {
 
     fn decode_files(wire: Vec<File<'_>>) -> Result<BTreeMap<String, ManifestEntry>, DecodeError> {
         let mut files: Vec<(String, ManifestEntry)> = Vec::with_capacity(wire.len());
-        for File(path, id, size, mtime, ctime, ino, mode, recipe) in wire {
+        for File(path, id, stat, recipe) in wire {
             let previous = files.last().map_or("", |(previous, _)| previous.as_str());
             files.push((
                 decode_path(previous, path)?,
                 ManifestEntry {
                     id: ContentId(id),
-                    stat: Stat {
-                        size,
-                        mtime,
-                        ctime,
-                        ino,
-                        mode,
-                    },
+                    stat: stat.into(),
                     recipe: recipe.map(|(fingerprint, source_id)| Recipe {
                         fingerprint: ContentId(fingerprint),
                         source_id: source_id.map(ContentId),
@@ -667,18 +651,12 @@ mod wire {
 
     fn decode_dirs(wire: Vec<Dir<'_>>) -> Result<BTreeMap<String, DirRecord>, DecodeError> {
         let mut dirs: Vec<(String, DirRecord)> = Vec::with_capacity(wire.len());
-        for Dir(path, size, mtime, ctime, ino, mode, names) in wire {
+        for Dir(path, stat, names) in wire {
             let previous = dirs.last().map_or("", |(previous, _)| previous.as_str());
             dirs.push((
                 decode_path(previous, path)?,
                 DirRecord {
-                    stat: Stat {
-                        size,
-                        mtime,
-                        ctime,
-                        ino,
-                        mode,
-                    },
+                    stat: stat.into(),
                     names: names.into_owned(),
                 },
             ));
