@@ -134,8 +134,9 @@ pub async fn sync(args: SyncArgs) -> anyhow::Result<ExitCode> {
         .map_err(|error| hint(error, &args))?;
 
     let gateway = recorder.as_ref().map(|r| r.outcome());
-    let stdout = std::io::stdout();
-    let mut out = stdout.lock();
+    // Buffered: stdout is line-buffered, and a report of a few hundred changes would otherwise
+    // cost a write(2) per line.
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     match args.output {
         OutputFormat::Text => {
             output::write_text(&mut out, &report, &args.dest)?;
@@ -145,6 +146,7 @@ pub async fn sync(args: SyncArgs) -> anyhow::Result<ExitCode> {
         }
         OutputFormat::Json => output::write_json(&mut out, &report, gateway.as_ref())?,
     }
+    std::io::Write::flush(&mut out)?;
     drop(out);
     // The files are synced and reported; a rescan that failed still fails the command.
     if let Some(error) = recorder.as_ref().and_then(|r| r.take_scan_error()) {
