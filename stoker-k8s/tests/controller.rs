@@ -17,7 +17,8 @@ use serde_json::json;
 use stoker_k8s::crd::{RefResolutionStatus, SyncStatus};
 use stoker_k8s::metadata::{AgentMetadata, metadata_configmap_name};
 
-use controller_support::{World, condition, has, spec, wait_until};
+use controller_support::{World, condition, has, spec};
+use stoker_testkit::kube_api::wait_until;
 
 fn commit_is(gs: &stoker_k8s::GatewaySync, commit: &str) -> bool {
     gs.status
@@ -622,7 +623,6 @@ async fn two_resources_in_one_namespace_stay_isolated() {
 /// those (RBAC `resourceNames`) converges.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_controller_reads_only_the_secrets_a_resource_names() {
-    use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
     use k8s_openapi::api::core::v1::{Secret, ServiceAccount};
     use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
     use kube::api::PostParams;
@@ -668,24 +668,9 @@ async fn the_controller_reads_only_the_secrets_a_resource_names() {
         .create(&PostParams::default(), &binding)
         .await
         .unwrap();
-    let token = sas
-        .create_token_request(
-            "operator",
-            &PostParams::default(),
-            &TokenRequest {
-                spec: TokenRequestSpec {
-                    audiences: vec![],
-                    expiration_seconds: Some(3600),
-                    ..TokenRequestSpec::default()
-                },
-                ..TokenRequest::default()
-            },
-        )
+    let token = stoker_testkit::kube_api::service_account_token(&admin, &ns, "operator", 3600)
         .await
-        .unwrap()
-        .status
-        .unwrap()
-        .token;
+        .unwrap();
     let restricted = world.cluster.client_with_token(&token).unwrap();
     let secrets: Api<Secret> = Api::namespaced(restricted.clone(), &ns);
     assert!(

@@ -21,30 +21,11 @@ use serde_json::{Value, json};
 use stoker_k8s::GatewaySync;
 use stoker_k8s::crd::{SyncStatus, crd};
 use stoker_k8s::gateway_status::{GatewayStatusReport, SyncResult, pod_owner_reference};
-use stoker_testkit::kube_api::{Cluster, cluster, install_crypto_provider};
+use stoker_testkit::kube_api::{Cluster, cluster, install_crypto_provider, wait_until};
 
 const BIN: &str = env!("CARGO_BIN_EXE_stoker-operator");
 const LEASE: &str = "stoker-operator";
 const GRACE_SECONDS: u64 = 10;
-
-/// Polls `probe` every 100 ms until it returns `Some`, or panics naming `what`.
-async fn wait_until<T, F, Fut>(what: &str, timeout: Duration, mut probe: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(value) = probe().await {
-            return value;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {timeout:?} waiting until {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
 
 async fn cluster_with_crd() -> &'static Cluster {
     install_crypto_provider();

@@ -843,6 +843,56 @@ pub async fn apply_crd(
     }
 }
 
+/// Polls `probe` every 100 ms until it returns `Some`, or panics naming `what` after `timeout`
+/// (for tests: the panic is the failure).
+pub async fn wait_until<T, F, Fut>(what: &str, timeout: Duration, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(value) = probe().await {
+            return value;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting until {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A token for the existing service account `namespace/name` (TokenRequest, no audience), valid
+/// for `seconds`: to act as that account (and be held to its RBAC) with
+/// [`Cluster::client_with_token`].
+pub async fn service_account_token(
+    client: &kube::Client,
+    namespace: &str,
+    name: &str,
+    seconds: i64,
+) -> Result<String> {
+    use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
+    use k8s_openapi::api::core::v1::ServiceAccount;
+    let accounts: kube::Api<ServiceAccount> = kube::Api::namespaced(client.clone(), namespace);
+    let request = TokenRequest {
+        spec: TokenRequestSpec {
+            audiences: vec![],
+            expiration_seconds: Some(seconds),
+            ..TokenRequestSpec::default()
+        },
+        ..TokenRequest::default()
+    };
+    let response = accounts
+        .create_token_request(name, &PostParams::default(), &request)
+        .await
+        .map_err(|e| Error::kube(format!("TokenRequest for {namespace}/{name}"), e))?;
+    response
+        .status
+        .map(|status| status.token)
+        .ok_or_else(|| Error::Invalid(format!("TokenRequest for {namespace}/{name}: no status")))
+}
+
 #[cfg(test)]
 mod tests {
     use super::dns_label_prefix;

@@ -8,7 +8,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
 use k8s_openapi::api::core::v1::{ConfigMap, ServiceAccount};
 use kube::Api;
 use kube::api::{ObjectMeta, PostParams};
@@ -138,24 +137,9 @@ async fn rbac_refuses_a_service_account_without_a_binding() {
         ..ServiceAccount::default()
     };
     sas.create(&PostParams::default(), &sa).await.unwrap();
-    let token = sas
-        .create_token_request(
-            "nobody",
-            &PostParams::default(),
-            &TokenRequest {
-                spec: TokenRequestSpec {
-                    audiences: vec![],
-                    expiration_seconds: Some(600),
-                    ..TokenRequestSpec::default()
-                },
-                ..TokenRequest::default()
-            },
-        )
+    let token = stoker_testkit::kube_api::service_account_token(&admin, &ns, "nobody", 600)
         .await
-        .unwrap()
-        .status
-        .unwrap()
-        .token;
+        .unwrap();
 
     let nobody: Api<ConfigMap> = Api::namespaced(c.client_with_token(&token).unwrap(), &ns);
     match nobody.list(&Default::default()).await {

@@ -4,7 +4,6 @@
 #![allow(clippy::unwrap_used, dead_code)]
 
 use std::collections::BTreeMap;
-use std::future::Future;
 use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
@@ -38,25 +37,6 @@ pub async fn with_crd() -> &'static Cluster {
         })
         .await;
     c
-}
-
-/// Polls `probe` until it returns `Some`, or panics naming `what`.
-pub async fn wait_until<T, F, Fut>(what: &str, timeout: Duration, mut probe: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(value) = probe().await {
-            return value;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {timeout:?} waiting until {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 /// One test's world: a namespace, a controller watching only it, and a Git repository.
