@@ -14,6 +14,8 @@ export PROPTEST_CASES="${PROPTEST_CASES:-400}"
 # decided by luck; locally each run explores new cases (failures are kept in
 # proptest-regressions/ and replayed everywhere). Override with PROPTEST_RNG_SEED.
 if [ "${CI:-}" = true ]; then export PROPTEST_RNG_SEED="${PROPTEST_RNG_SEED:-20261123}"; fi
+# A clean clone gains nothing from incremental compilation, whose caches were 3 GB of target/.
+if [ "${CI:-}" = true ]; then export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"; fi
 
 step() { printf '\n==> %s\n' "$*"; }
 
