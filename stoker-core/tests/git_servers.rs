@@ -94,6 +94,33 @@ fn smart_http_resolves_fetches_and_fetches_incrementally() {
     );
 }
 
+#[test]
+fn a_moved_repository_is_followed_like_git_does() {
+    // A hosting service answers a renamed repository's first request with a redirect; git
+    // follows it and sends the rest of the conversation to the new address.
+    let (repo, commit) = repo("http-moved");
+    let server = GitHttpServer::start(servers().root(), None).unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let url = format!(
+        "{}{}/{}",
+        server.url(),
+        stoker_testkit::git_http::MOVED_PREFIX,
+        repo.name()
+    );
+    let source = source(&url, cache.path(), GitAuth::None);
+    let rt = runtime();
+    let revision = rt.block_on(source.resolve("main")).unwrap();
+    assert_eq!(revision.id, commit);
+    let artifact = rt.block_on(source.fetch(&revision)).unwrap();
+    assert_eq!(artifact.read("README.md").unwrap(), b"hello\n");
+
+    let stats = server.stats();
+    // One redirect per connection (the resolve's and the fetch's first GET); every later
+    // request of a connection went straight to the new address.
+    assert_eq!(stats.for_repo("_moved"), 2, "{stats:?}");
+    assert!(stats.for_repo(&repo.name()) > 2, "{stats:?}");
+}
+
 const TOKEN: &str = "the-right-token";
 
 /// A private token-checking server behind HTTPS, so request counts are exact and credentials
@@ -277,6 +304,42 @@ fn server_errors_are_retried_with_backoff() {
     let error = rt.block_on(missing.resolve("main")).unwrap_err();
     assert_ne!(error.git_kind(), Some(GitErrorKind::Transient), "{error}");
     assert_eq!(server.request_count() - before, 1);
+    server.shutdown();
+}
+
+#[test]
+fn a_stalled_response_is_a_transient_failure_and_retried() {
+    let (repo, commit) = repo("http-stall");
+    let server = GitHttpServer::start(servers().root(), None).unwrap();
+    let url = format!("{}/{}", server.url(), repo.name());
+    let dir = tempfile::tempdir().unwrap();
+    let source = GitSource::new(
+        GitSourceConfig::new(&url, dir.path())
+            .with_retry(fast_retries())
+            .with_stall_timeout(Duration::from_millis(300)),
+    )
+    .unwrap();
+    let rt = runtime();
+    assert_eq!(rt.block_on(source.resolve("main")).unwrap().id, commit);
+    let per_resolve = server.stats().total;
+    // The next answer comes after 2 s: the request is abandoned at 300 ms and tried again.
+    server.set_faults(Faults::slow(1, Duration::from_secs(2)));
+    let started = Instant::now();
+    assert_eq!(rt.block_on(source.resolve("main")).unwrap().id, commit);
+    assert!(started.elapsed() < Duration::from_secs(2), "not abandoned");
+    assert_eq!(
+        server.stats().total,
+        2 * per_resolve + 1,
+        "one stalled request, then a whole resolve again"
+    );
+    // Every answer stalls: a transient error once the attempts are spent.
+    server.set_faults(Faults::slow(100, Duration::from_secs(2)));
+    let error = rt.block_on(source.resolve("main")).unwrap_err();
+    assert_eq!(error.git_kind(), Some(GitErrorKind::Transient), "{error}");
+    assert!(
+        error.to_string().contains("gave up after 3 attempts"),
+        "{error}"
+    );
     server.shutdown();
 }
 

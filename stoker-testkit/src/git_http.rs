@@ -31,7 +31,7 @@ use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{any, get, post};
 use base64::Engine as _;
 use http_body_util::BodyExt as _;
 use serde::{Deserialize, Serialize};
@@ -218,7 +218,12 @@ impl GitHttpState {
     }
 }
 
-/// The axum router: admin endpoints plus every other path bridged to `git http-backend`.
+/// The path prefix of a moved repository: `GET /_moved/<path>` answers `301 Moved Permanently`
+/// to `/<path>` (query kept), as a hosting service answers for a renamed repository.
+pub const MOVED_PREFIX: &str = "/_moved";
+
+/// The axum router: admin endpoints, [`MOVED_PREFIX`] redirects, and every other path bridged
+/// to `git http-backend`.
 /// Serve it with connect info (`into_make_service_with_connect_info::<SocketAddr>()`) to pass
 /// `REMOTE_ADDR`.
 pub fn router(state: GitHttpState) -> Router {
@@ -228,6 +233,7 @@ pub fn router(state: GitHttpState) -> Router {
             "/_admin/requests",
             get(get_requests).delete(delete_requests),
         )
+        .route("/_moved/{*path}", any(moved))
         .fallback(git_request)
         .with_state(state)
 }
@@ -268,6 +274,19 @@ async fn get_requests(State(state): State<GitHttpState>) -> axum::Json<RequestSt
 async fn delete_requests(State(state): State<GitHttpState>) -> StatusCode {
     state.reset_stats();
     StatusCode::NO_CONTENT
+}
+
+async fn moved(State(state): State<GitHttpState>, request: Request) -> Response {
+    state.count(MOVED_PREFIX.trim_start_matches('/'));
+    let target = request
+        .uri()
+        .path_and_query()
+        .map(|path| path.as_str())
+        .unwrap_or_default()
+        .strip_prefix(MOVED_PREFIX)
+        .unwrap_or_default()
+        .to_owned();
+    (StatusCode::MOVED_PERMANENTLY, [(header::LOCATION, target)]).into_response()
 }
 
 async fn git_request(State(state): State<GitHttpState>, request: Request) -> Response {

@@ -31,6 +31,9 @@ pub struct GitSourceConfig {
     /// Extra certificate authorities (PEM) trusted for `https://`, on top of the system's: for
     /// servers with a private CA.
     pub ca_file: Option<PathBuf>,
+    /// Over HTTP(S), how long a response may go without sending anything (before its headers or
+    /// within its body) before the request fails as transient and is retried; 30 s by default.
+    pub stall_timeout: Duration,
 }
 
 impl GitSourceConfig {
@@ -44,6 +47,7 @@ impl GitSourceConfig {
             retry: RetryPolicy::default(),
             progress: false,
             ca_file: None,
+            stall_timeout: Duration::from_secs(30),
         }
     }
 
@@ -68,6 +72,12 @@ impl GitSourceConfig {
     /// Logs progress while fetching.
     pub fn with_progress(mut self, progress: bool) -> Self {
         self.progress = progress;
+        self
+    }
+
+    /// Fails an HTTP(S) response that sends nothing for this long (as transient).
+    pub fn with_stall_timeout(mut self, stall_timeout: Duration) -> Self {
+        self.stall_timeout = stall_timeout;
         self
     }
 

@@ -37,6 +37,7 @@ mod artifact;
 mod cache;
 mod config;
 mod github_app;
+mod http;
 mod progress;
 mod redact;
 mod refs;

@@ -5,11 +5,13 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
 
+use gix::protocol::transport::client::blocking_io::{Transport, http as blocking_http};
 use gix::remote::Direction;
 use gix::remote::fetch::{Shallow, Tags};
 
 use super::cache::CachePaths;
 use super::github_app::{self, ExchangeError, InstallationToken};
+use super::http::DirectHttp;
 use super::redact::{redact_text, split_credentials};
 use super::refs::AdvertisedRef;
 use super::ssh::{self, SshFailure, SshOptions};
@@ -72,6 +74,8 @@ pub(crate) struct Remote {
     ssh_log_counter: AtomicU64,
     /// Extra trusted CAs for HTTPS.
     certificates: Option<Vec<reqwest::Certificate>>,
+    /// How long an HTTP(S) response may send nothing.
+    stall_timeout: Duration,
 }
 
 impl Remote {
@@ -153,6 +157,7 @@ impl Remote {
             github_token: Mutex::new(None),
             ssh_log_counter: AtomicU64::new(0),
             certificates,
+            stall_timeout: config.stall_timeout,
         })
     }
 
@@ -358,12 +363,9 @@ impl Remote {
         let account = self.http_account()?;
         let result = (|| -> gix::Result<Vec<AdvertisedRef>> {
             let remote = self.remote(&scratch, refspecs)?;
-            let mut connection = remote
-                .connect(Direction::Fetch)?
+            let connection = self
+                .connect(&remote)?
                 .with_credentials(credentials_callback(account));
-            if let Some(options) = self.transport_options(&scratch)? {
-                connection = connection.with_transport_options(options);
-            }
             let (ref_map, _handshake) = connection.ref_map(
                 gix::progress::Discard,
                 gix::remote::ref_map::Options::default(),
@@ -394,12 +396,9 @@ impl Remote {
         let started = Instant::now();
         let result = (|| -> gix::Result<gix::remote::fetch::Outcome> {
             let remote = self.remote(repo, refspecs)?;
-            let mut connection = remote
-                .connect(Direction::Fetch)?
+            let connection = self
+                .connect(&remote)?
                 .with_credentials(credentials_callback(account));
-            if let Some(options) = self.transport_options(repo)? {
-                connection = connection.with_transport_options(options);
-            }
             let shallow = match std::num::NonZeroU32::new(depth) {
                 Some(depth) => Shallow::DepthAtRemote(depth),
                 None if repo.is_shallow()? => Shallow::undo(),
@@ -434,7 +433,6 @@ impl Remote {
         Ok(())
     }
 
-    /// HTTP transport options with the extra CAs, when there are any (`None`: gix's defaults).
     /// An anonymous remote for the URL in `repo`, fetching exactly `refspecs` and no tags.
     fn remote<'repo>(
         &self,
@@ -446,27 +444,24 @@ impl Remote {
             .with_refspecs(refspecs.iter().map(String::as_str), Direction::Fetch)
     }
 
-    fn transport_options(
+    /// Connects for fetching: HTTP(S) through [`DirectHttp`] (see its module for why not
+    /// gix's backend), the other schemes through gix.
+    fn connect<'remote, 'repo>(
         &self,
-        repo: &gix::Repository,
-    ) -> gix::Result<Option<Box<dyn std::any::Any>>> {
-        use gix::protocol::transport::client::blocking_io::http;
-        let Some(certificates) = self.certificates.clone() else {
-            return Ok(None);
-        };
-        let mut options = repo
-            .transport_options(self.url.as_str(), None)?
-            .and_then(|options| options.downcast::<http::Options>().ok())
-            .map(|options| *options)
-            .unwrap_or_default();
-        let backend = http::reqwest::Options {
-            configure_client: Some(Box::new(move |builder| {
-                Ok(builder.tls_certs_merge(certificates.clone()))
-            })),
-            configure_request: None,
-        };
-        options.backend = Some(std::sync::Arc::new(std::sync::Mutex::new(backend)));
-        Ok(Some(Box::new(options)))
+        remote: &'remote gix::Remote<'repo>,
+    ) -> gix::Result<gix::remote::Connection<'remote, 'static, 'repo, Box<dyn Transport + Send>>>
+    {
+        if !self.is_http {
+            return remote.connect(Direction::Fetch);
+        }
+        let (url, version) = remote.sanitized_url_and_version(Direction::Fetch)?;
+        let transport = blocking_http::connect_http(
+            DirectHttp::new(self.certificates.clone(), self.stall_timeout),
+            url,
+            version,
+            false,
+        );
+        Ok(remote.to_connection_with_transport(Box::new(transport) as Box<dyn Transport + Send>))
     }
 
     /// Classifies a gix result, consulting (and removing) the connect's SSH log.
