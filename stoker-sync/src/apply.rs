@@ -69,9 +69,7 @@ pub fn apply(mut plan: Plan, options: &ApplyOptions) -> Result<SyncReport> {
     for delete in &plan.clears {
         fsops::remove(&live.join(&delete.path), delete.kind, &steps)?;
     }
-    for dir in &write_dirs {
-        fsops::create_dirs(&live, dir, &steps)?;
-    }
+    fsops::create_all_dirs(&live, write_dirs.iter().map(String::as_str), &steps)?;
 
     let written: Vec<Result<(String, ContentId, ManifestEntry, u64)>> = plan
         .writes
@@ -281,19 +279,32 @@ const REFRESH_LIMIT: usize = 1024;
 fn directory_records(plan: &mut Plan) -> BTreeMap<String, DirRecord> {
     let mut dirs = std::mem::take(&mut plan.dirs);
     let mut changed: BTreeSet<String> = BTreeSet::new();
+    let mut parents_only: BTreeSet<&str> = BTreeSet::new();
+    // (path, is a directory, only its parent changed)
     let changed_paths = plan
         .clears
         .iter()
-        .map(|d| (d.path.as_str(), d.kind == LiveKind::Dir))
+        .map(|d| (d.path.as_str(), d.kind == LiveKind::Dir, false))
         .chain(
             plan.deletes
                 .iter()
-                .map(|d| (d.path.as_str(), d.kind == LiveKind::Dir)),
+                .map(|d| (d.path.as_str(), d.kind == LiveKind::Dir, false)),
         )
-        .chain(plan.writes.iter().map(|w| (w.path.as_str(), false)));
-    for (path, is_dir) in changed_paths {
+        .chain(plan.writes.iter().map(|w| {
+            // A file replaced in place changes its directory (the rename) and nothing above.
+            (w.path.as_str(), false, w.kind == WriteKind::Modify)
+        }));
+    for (path, is_dir, only_parent) in changed_paths {
         if is_dir {
             changed.insert(path.to_owned());
+        }
+        if only_parent {
+            // Kept apart: `changed` holds whole ancestor chains, which the walk below relies on
+            // to stop early.
+            if let Some(parent) = relpath::parent(path) {
+                parents_only.insert(parent);
+            }
+            continue;
         }
         // Every ancestor: writes may have created them, deletions may have pruned them.
         let mut dir = relpath::parent(path);
@@ -304,6 +315,7 @@ fn directory_records(plan: &mut Plan) -> BTreeMap<String, DirRecord> {
             dir = relpath::parent(current);
         }
     }
+    changed.extend(parents_only.into_iter().map(str::to_owned));
     if changed.is_empty() {
         return dirs;
     }

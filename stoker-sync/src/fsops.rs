@@ -1,6 +1,7 @@
 //! File-system steps with the engine's safety rules: temporaries in the target's directory,
 //! rename into place, never through a symlink; and a fault injector for crash tests.
 
+use std::collections::HashSet;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
@@ -97,30 +98,68 @@ pub fn write_atomic(
 /// must be a real directory: the plan has already cleared managed non-directories, so anything
 /// else here is refused.
 pub fn create_dirs(live: &Path, relative: &str, steps: &Steps) -> Result<()> {
-    let mut current = live.to_path_buf();
-    for component in relative.split('/').filter(|c| !c.is_empty()) {
-        current.push(component);
-        match lstat(&current)? {
-            Some(metadata) if metadata.file_type().is_dir() => continue,
-            Some(_) => {
-                return Err(Error::unsafe_live(
-                    current,
-                    "is not a directory where one is needed (changed during the sync?)",
-                ));
-            }
-            None => match std::fs::create_dir(&current) {
-                Ok(()) => steps.step()?,
-                Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {
-                    // Another worker made it; check it is a directory on the next component.
-                    if !std::fs::symlink_metadata(&current).is_ok_and(|m| m.is_dir()) {
-                        return Err(Error::unsafe_live(current, "is not a directory"));
-                    }
-                }
-                Err(source) => return Err(Error::io("creating directory", current, source)),
-            },
-        }
+    create_dirs_once(live, relative, steps, &mut HashSet::new())
+}
+
+/// [`create_dirs`] for each of `relatives`, checking every directory on the way once (the
+/// directories of a sync's writes share most of their ancestors).
+pub fn create_all_dirs<'a>(
+    live: &Path,
+    relatives: impl IntoIterator<Item = &'a str>,
+    steps: &Steps,
+) -> Result<()> {
+    let mut checked = HashSet::new();
+    for relative in relatives {
+        create_dirs_once(live, relative, steps, &mut checked)?;
     }
     Ok(())
+}
+
+/// [`create_dirs`], skipping the directories in `checked` and adding those it checks or makes.
+fn create_dirs_once(
+    live: &Path,
+    relative: &str,
+    steps: &Steps,
+    checked: &mut HashSet<String>,
+) -> Result<()> {
+    let mut current = live.to_path_buf();
+    let mut prefix = String::with_capacity(relative.len());
+    for component in relative.split('/').filter(|c| !c.is_empty()) {
+        current.push(component);
+        if !prefix.is_empty() {
+            prefix.push('/');
+        }
+        prefix.push_str(component);
+        if checked.contains(&prefix) {
+            continue;
+        }
+        create_dir_checked(&current, steps)?;
+        checked.insert(prefix.clone());
+    }
+    Ok(())
+}
+
+/// Makes sure `current` is a real directory, creating it when missing.
+fn create_dir_checked(current: &Path, steps: &Steps) -> Result<()> {
+    match lstat(current)? {
+        Some(metadata) if metadata.file_type().is_dir() => Ok(()),
+        Some(_) => Err(Error::unsafe_live(
+            current,
+            "is not a directory where one is needed (changed during the sync?)",
+        )),
+        None => match std::fs::create_dir(current) {
+            Ok(()) => steps.step(),
+            Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {
+                // Another worker made it; check it is a directory on the next component.
+                if std::fs::symlink_metadata(current).is_ok_and(|m| m.is_dir()) {
+                    Ok(())
+                } else {
+                    Err(Error::unsafe_live(current, "is not a directory"))
+                }
+            }
+            Err(source) => Err(Error::io("creating directory", current, source)),
+        },
+    }
 }
 
 /// Removes one live entry of the given kind (a file, symlink or special file; or an empty

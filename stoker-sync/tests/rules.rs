@@ -1795,6 +1795,46 @@ fn scope_of(request: &stoker_core::SyncRequest) -> stoker_sync::scope::Scope {
         .scope
 }
 
+/// After a sync that replaced a deep file in place and added one in a new directory, the
+/// manifest's records still vouch for every directory: the replaced file's directory and the new
+/// file's ancestors were listed again; the directories above the replaced file, which the rename
+/// did not change, kept their records.
+#[test]
+fn directory_records_stay_valid_after_a_file_is_replaced_in_place() {
+    let live = live();
+    let first = MemArtifact::new("r1", true)
+        .file("projects/a/deep/view.json", "a")
+        .file("projects/b/view.json", "b");
+    sync(&request(
+        Arc::new(first),
+        vec![map("projects", "projects")],
+        live.path(),
+    ))
+    .unwrap();
+    let second = MemArtifact::new("r2", true)
+        .file("projects/a/deep/view.json", "a, changed")
+        .file("projects/b/view.json", "b")
+        .file("projects/c/new/x.json", "x");
+    let request = request(
+        Arc::new(second),
+        vec![map("projects", "projects")],
+        live.path(),
+    );
+    let report = sync(&request).unwrap();
+    assert_eq!(paths(&report.modified), ["projects/a/deep/view.json"]);
+    assert_eq!(paths(&report.added), ["projects/c/new/x.json"]);
+
+    let manifest = stoker_sync::manifest::path(live.path());
+    set_mtime(&manifest, mtime_of(&manifest) + Duration::from_secs(1));
+    let scope = scope_of(&request);
+    let scan = guided_scan(live.path(), &scope);
+    assert_eq!((scan.listed, scan.vouched), (0, 6), "{scan:?}");
+    assert_eq!(
+        scan.tree,
+        stoker_sync::live::scan(live.path(), &scope).unwrap()
+    );
+}
+
 /// The drift check without listing every directory: after a sync, the manifest's records vouch
 /// for every unchanged directory (only `lstat`s are needed), and a directory where something
 /// appeared is listed again, so the stray is found and deleted.
