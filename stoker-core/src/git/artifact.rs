@@ -2,6 +2,7 @@
 
 use std::sync::{Mutex, OnceLock, PoisonError};
 
+use super::pack::Packs;
 use super::tree::{self, TreeError};
 use crate::error::{Error, GitErrorKind, Result};
 use crate::{Artifact, Entry, Listing, Revision};
@@ -16,14 +17,17 @@ const MAX_POOLED: usize = 64;
 /// taken when the commit was just fetched (which also proves its trees readable), otherwise on
 /// first use; single paths ([`Artifact::entry`], [`Artifact::read`]) are looked up through the
 /// trees along the path without listing the rest, which is what an incremental sync of a few
-/// changed paths needs. Blobs are read from the object database on demand, from any number of
-/// threads at once: each read borrows a repository handle from a small pool.
+/// changed paths needs. Trees and blobs are read from the cache's packs on demand, from any
+/// number of threads at once, with positioned reads (see the `pack` module: no pack is mapped
+/// into memory); an object in no pack (a loose one) is read through gix, with a repository
+/// handle borrowed from a small pool.
 pub struct GitArtifact {
     revision: Revision,
     url: String,
     repo: gix::ThreadSafeRepository,
     /// The commit's root tree.
     root: gix::ObjectId,
+    packs: Packs,
     listing: OnceLock<Listing>,
     /// Trees read by single-path lookups, and the entries those found (the engine looks a
     /// changed path up when planning, then reads it when writing).
@@ -48,6 +52,7 @@ impl GitArtifact {
         url: String,
         repo: gix::ThreadSafeRepository,
         root: gix::ObjectId,
+        packs: Packs,
         listing: Option<Listing>,
     ) -> Self {
         let cell = OnceLock::new();
@@ -59,6 +64,7 @@ impl GitArtifact {
             url,
             repo,
             root,
+            packs,
             listing: cell,
             trees: tree::TreeCache::default(),
             entries: Mutex::new(std::collections::HashMap::new()),
@@ -72,7 +78,7 @@ impl GitArtifact {
             return Ok(listing);
         }
         let listing = self
-            .with_repo(|repo| tree::list_tree(repo, self.root))
+            .with_repo(|repo| tree::list_tree(repo, Some(&self.packs), self.root))
             .map_err(|error| self.tree_error(error))?;
         Ok(self.listing.get_or_init(|| listing))
     }
@@ -123,7 +129,7 @@ impl GitArtifact {
             return Ok(entry);
         }
         let entry = self
-            .with_repo(|repo| tree::lookup(repo, &self.trees, self.root, path))
+            .with_repo(|repo| tree::lookup(repo, Some(&self.packs), &self.trees, self.root, path))
             .map_err(|error| self.tree_error(error))?;
         self.entries
             .lock()
@@ -185,23 +191,38 @@ impl Artifact for GitArtifact {
         if let Some(listing) = self.listing.get() {
             return Ok(listing.below(dir).next().is_some());
         }
-        self.with_repo(|repo| tree::has_entries_below(repo, &self.trees, self.root, dir))
-            .map_err(|error| self.tree_error(error))
+        self.with_repo(|repo| {
+            tree::has_entries_below(repo, Some(&self.packs), &self.trees, self.root, dir)
+        })
+        .map_err(|error| self.tree_error(error))
     }
 
     fn read(&self, path: &str) -> Result<Vec<u8>> {
         let id = self.blob_id(path)?;
-        self.with_repo(|repo| {
-            repo.find_blob(id)
-                .map(|mut blob| blob.take_data())
-                .map_err(|error| Error::Git {
+        let corrupt =
+            |message: String, source: Option<Box<dyn std::error::Error + Send + Sync>>| {
+                Error::Git {
                     operation: "read",
                     url: self.url.clone(),
                     reference: Some(self.revision.id.clone()),
                     kind: GitErrorKind::Corrupt,
-                    message: format!("blob {id} of {path} cannot be read from the cache: {error}"),
-                    source: Some(Box::new(error)),
-                })
+                    message: format!(
+                        "blob {id} of {path} cannot be read from the cache: {message}"
+                    ),
+                    source,
+                }
+            };
+        match self.packs.read(&id) {
+            Ok(Some((gix::object::Kind::Blob, data))) => return Ok(data),
+            Ok(Some((kind, _))) => return Err(corrupt(format!("it is a {kind}"), None)),
+            Ok(None) => {}
+            Err(message) => return Err(corrupt(message, None)),
+        }
+        // In no pack: a loose object.
+        self.with_repo(|repo| {
+            repo.find_blob(id)
+                .map(|mut blob| blob.take_data())
+                .map_err(|error| corrupt(error.to_string(), Some(Box::new(error))))
         })
     }
 }

@@ -38,6 +38,7 @@ mod cache;
 mod config;
 mod github_app;
 mod http;
+mod pack;
 mod progress;
 mod redact;
 mod refs;
@@ -294,7 +295,10 @@ impl Inner {
             // Already fetched (and listed then): the listing is taken when the engine needs it,
             // which an incremental sync of a few changed paths does not.
             match tree::checked_root(&local, id) {
-                Ok(root) => return Ok(self.artifact(revision, repo, root, None)),
+                Ok(root) => {
+                    let packs = pack::Packs::open(local.git_dir()).map_err(corrupt)?;
+                    return Ok(self.artifact(revision, repo, root, packs, None));
+                }
                 Err(TreeError::Missing) => {}
                 Err(TreeError::NotACommit(message)) => {
                     return Err(error(Failure::new(GitErrorKind::CommitNotFound, message)));
@@ -369,11 +373,16 @@ impl Inner {
                     return Err(error(failure));
                 }
             }
-            match tree::checked_root(&local, id)
-                .and_then(|root| Ok((root, tree::list_tree(&local, root)?)))
-            {
-                Ok((root, listing)) => {
-                    return Ok(self.artifact(revision, repo, root, Some(listing)));
+            let listed = pack::Packs::open(local.git_dir())
+                .map_err(TreeError::Corrupt)
+                .and_then(|packs| {
+                    let root = tree::checked_root(&local, id)?;
+                    let listing = tree::list_tree(&local, Some(&packs), root)?;
+                    Ok((root, packs, listing))
+                });
+            match listed {
+                Ok((root, packs, listing)) => {
+                    return Ok(self.artifact(revision, repo, root, packs, Some(listing)));
                 }
                 Err(TreeError::Missing) => {
                     return Err(error(Failure::new(
@@ -400,6 +409,7 @@ impl Inner {
         revision: &Revision,
         repo: gix::ThreadSafeRepository,
         root: gix::ObjectId,
+        packs: pack::Packs,
         listing: Option<crate::Listing>,
     ) -> GitArtifact {
         for warning in listing.iter().flat_map(|listing| &listing.warnings) {
@@ -410,6 +420,7 @@ impl Inner {
             self.remote.redacted.clone(),
             repo,
             root,
+            packs,
             listing,
         )
     }

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use gix::ObjectId;
 use gix::objs::tree::EntryKind as GitKind;
 
+use super::pack::Packs;
 use crate::{ContentId, Entry, EntryKind, Listing};
 
 /// Why a commit could not be listed.
@@ -31,6 +32,7 @@ impl TreeCache {
     fn read(
         &self,
         repo: &gix::Repository,
+        packs: Option<&Packs>,
         id: ObjectId,
     ) -> Result<std::sync::Arc<Vec<RawEntry>>, TreeError> {
         let lock = || {
@@ -41,7 +43,7 @@ impl TreeCache {
         if let Some(tree) = lock().get(&id) {
             return Ok(tree.clone());
         }
-        let tree = std::sync::Arc::new(read_tree(repo, id)?);
+        let tree = std::sync::Arc::new(read_tree(repo, packs, id)?);
         lock().insert(id, tree.clone());
         Ok(tree)
     }
@@ -54,22 +56,38 @@ pub(crate) struct RawEntry {
     id: ObjectId,
 }
 
-fn read_tree(repo: &gix::Repository, id: ObjectId) -> Result<Vec<RawEntry>, TreeError> {
-    let tree = repo
-        .find_tree(id)
-        .map_err(|error| TreeError::Corrupt(format!("tree {id}: {error}")))?;
-    let decoded = tree
-        .decode()
-        .map_err(|error| TreeError::Corrupt(format!("tree {id}: {error}")))?;
-    Ok(decoded
-        .entries
-        .iter()
-        .map(|entry| RawEntry {
-            name: entry.filename.to_vec(),
-            kind: entry.mode.kind(),
-            id: entry.oid.to_owned(),
-        })
-        .collect())
+/// The entries of tree `id`: through `packs` when given and the tree is in one of them, else
+/// through gix (a loose object, or no packs given).
+fn read_tree(
+    repo: &gix::Repository,
+    packs: Option<&Packs>,
+    id: ObjectId,
+) -> Result<Vec<RawEntry>, TreeError> {
+    let corrupt = |error: &dyn std::fmt::Display| TreeError::Corrupt(format!("tree {id}: {error}"));
+    let owned = |decoded: gix::objs::TreeRef<'_>| -> Vec<RawEntry> {
+        decoded
+            .entries
+            .iter()
+            .map(|entry| RawEntry {
+                name: entry.filename.to_vec(),
+                kind: entry.mode.kind(),
+                id: entry.oid.to_owned(),
+            })
+            .collect()
+    };
+    match packs.map(|packs| packs.read(&id)).transpose() {
+        Ok(Some(Some((gix::object::Kind::Tree, data)))) => {
+            let decoded = gix::objs::TreeRef::from_bytes(&data, repo.object_hash())
+                .map_err(|error| corrupt(&error))?;
+            return Ok(owned(decoded));
+        }
+        Ok(Some(Some((kind, _)))) => return Err(corrupt(&format!("it is a {kind}"))),
+        Ok(Some(None) | None) => {}
+        Err(error) => return Err(corrupt(&error)),
+    }
+    let tree = repo.find_tree(id).map_err(|error| corrupt(&error))?;
+    let decoded = tree.decode().map_err(|error| corrupt(&error))?;
+    Ok(owned(decoded))
 }
 
 /// The commit `id` is (peeling annotated tags), and its tree.
@@ -114,7 +132,7 @@ pub(crate) fn commit_tree(
 /// a fetch checks of a commit already in the cache (its other trees are read when needed).
 pub(crate) fn checked_root(repo: &gix::Repository, id: ObjectId) -> Result<ObjectId, TreeError> {
     let (_, tree) = commit_tree(repo, id)?;
-    read_tree(repo, tree)?;
+    read_tree(repo, None, tree)?;
     Ok(tree)
 }
 
@@ -133,11 +151,15 @@ fn bad_name(name: &[u8]) -> Option<&'static str> {
 /// Every entry of the tree `tree` (a commit's root tree), sorted by path, with blob ids as
 /// content ids and blob sizes from the object headers (no blob is read). Names that are not
 /// UTF-8 (or that no file system path could be) are skipped with a warning.
-pub(crate) fn list_tree(repo: &gix::Repository, tree: ObjectId) -> Result<Listing, TreeError> {
+pub(crate) fn list_tree(
+    repo: &gix::Repository,
+    packs: Option<&Packs>,
+    tree: ObjectId,
+) -> Result<Listing, TreeError> {
     let mut listing = Listing::default();
     let mut stack: Vec<(ObjectId, String)> = vec![(tree, String::new())];
     while let Some((tree_id, prefix)) = stack.pop() {
-        for entry in read_tree(repo, tree_id)? {
+        for entry in read_tree(repo, packs, tree_id)? {
             let shown = || {
                 let name = String::from_utf8_lossy(&entry.name);
                 if prefix.is_empty() {
@@ -159,7 +181,7 @@ pub(crate) fn list_tree(repo: &gix::Repository, tree: ObjectId) -> Result<Listin
             }
             listing
                 .entries
-                .push(to_entry(repo, path, entry.kind, entry.id)?);
+                .push(to_entry(repo, packs, path, entry.kind, entry.id)?);
         }
     }
     listing.entries.sort_by(|a, b| a.path.cmp(&b.path));
@@ -169,6 +191,7 @@ pub(crate) fn list_tree(repo: &gix::Repository, tree: ObjectId) -> Result<Listin
 /// The listing's entry for a non-tree object: blob sizes from the object headers.
 fn to_entry(
     repo: &gix::Repository,
+    packs: Option<&Packs>,
     path: String,
     kind: GitKind,
     id: ObjectId,
@@ -182,9 +205,18 @@ fn to_entry(
         GitKind::Commit => EntryKind::Other,
     };
     let size = if kind.is_regular() {
-        repo.find_header(id)
-            .map_err(|error| TreeError::Corrupt(format!("blob {id} ({path}): {error}")))?
-            .size()
+        let corrupt = |error: &dyn std::fmt::Display| {
+            TreeError::Corrupt(format!("blob {id} ({path}): {error}"))
+        };
+        match packs.map(|packs| packs.size(&id)).transpose() {
+            Ok(Some(Some(size))) => size,
+            // A loose object, or no packs given.
+            Ok(Some(None) | None) => repo
+                .find_header(id)
+                .map_err(|error| corrupt(&error))?
+                .size(),
+            Err(error) => return Err(corrupt(&error)),
+        }
     } else {
         0
     };
@@ -201,6 +233,7 @@ fn to_entry(
 /// names nothing.
 fn find_path(
     repo: &gix::Repository,
+    packs: Option<&Packs>,
     cache: &TreeCache,
     root: ObjectId,
     path: &str,
@@ -210,7 +243,7 @@ fn find_path(
         if current.0 != GitKind::Tree || bad_name(component.as_bytes()).is_some() {
             return Ok(None);
         }
-        let tree = cache.read(repo, current.1)?;
+        let tree = cache.read(repo, packs, current.1)?;
         let Some(found) = tree.iter().find(|entry| entry.name == component.as_bytes()) else {
             return Ok(None);
         };
@@ -222,6 +255,7 @@ fn find_path(
 /// The listing's entry at `path` (a normalised relative path), without listing the tree.
 pub(crate) fn lookup(
     repo: &gix::Repository,
+    packs: Option<&Packs>,
     cache: &TreeCache,
     root: ObjectId,
     path: &str,
@@ -229,25 +263,26 @@ pub(crate) fn lookup(
     if path.is_empty() {
         return Ok(None);
     }
-    match find_path(repo, cache, root, path)? {
+    match find_path(repo, packs, cache, root, path)? {
         None | Some((GitKind::Tree, _)) => Ok(None),
-        Some((kind, id)) => to_entry(repo, path.to_owned(), kind, id).map(Some),
+        Some((kind, id)) => to_entry(repo, packs, path.to_owned(), kind, id).map(Some),
     }
 }
 
 /// True when the listing would hold an entry strictly below `dir` (`""`: the root).
 pub(crate) fn has_entries_below(
     repo: &gix::Repository,
+    packs: Option<&Packs>,
     cache: &TreeCache,
     root: ObjectId,
     dir: &str,
 ) -> Result<bool, TreeError> {
-    let Some((GitKind::Tree, tree)) = find_path(repo, cache, root, dir)? else {
+    let Some((GitKind::Tree, tree)) = find_path(repo, packs, cache, root, dir)? else {
         return Ok(false);
     };
     let mut stack = vec![tree];
     while let Some(tree) = stack.pop() {
-        for entry in cache.read(repo, tree)?.iter() {
+        for entry in cache.read(repo, packs, tree)?.iter() {
             if bad_name(&entry.name).is_some() {
                 continue;
             }
@@ -303,7 +338,7 @@ fn diff_trees(
     let index =
         |id: Option<ObjectId>| -> Result<BTreeMap<Vec<u8>, (GitKind, ObjectId)>, TreeError> {
             Ok(match id {
-                Some(id) => read_tree(repo, id)?
+                Some(id) => read_tree(repo, None, id)?
                     .into_iter()
                     .map(|e| (e.name, (e.kind, e.id)))
                     .collect(),
