@@ -467,12 +467,17 @@ impl HeadersReader {
 
 impl Read for HeadersReader {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let available = self.fill_buf()?;
-        let count = available.len().min(buf.len());
-        buf[..count].copy_from_slice(&available[..count]);
-        self.consume(count);
-        Ok(count)
+        read_buffered(self, buf)
     }
+}
+
+/// `Read::read` of a reader whose buffer is its source.
+fn read_buffered(reader: &mut impl BufRead, buf: &mut [u8]) -> io::Result<usize> {
+    let available = reader.fill_buf()?;
+    let count = available.len().min(buf.len());
+    buf[..count].copy_from_slice(&available[..count]);
+    reader.consume(count);
+    Ok(count)
 }
 
 impl BufRead for HeadersReader {
@@ -522,11 +527,7 @@ impl BodyReader {
 
 impl Read for BodyReader {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let available = self.fill_buf()?;
-        let count = available.len().min(buf.len());
-        buf[..count].copy_from_slice(&available[..count]);
-        self.consume(count);
-        Ok(count)
+        read_buffered(self, buf)
     }
 }
 

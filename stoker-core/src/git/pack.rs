@@ -583,6 +583,11 @@ mod tests {
         };
         std::fs::create_dir_all(&work).unwrap();
         assert!(git(&["init", "-q"]), "git init failed (is git installed?)");
+        let commit_all = || {
+            assert!(git(&["add", "-A"]));
+            let identity = ["-c", "user.name=t", "-c", "user.email=t@t"];
+            assert!(git(&[&identity[..], &["commit", "-q", "-m", "c"]].concat()));
+        };
         // Similar files over several commits: git deltifies them (ofs-deltas, chains).
         let mut text = String::new();
         for round in 0..6 {
@@ -593,30 +598,10 @@ mod tests {
                 std::fs::write(work.join(format!("f{file}.txt")), format!("{file}\n{text}"))
                     .unwrap();
             }
-            assert!(git(&["add", "-A"]));
-            assert!(git(&[
-                "-c",
-                "user.name=t",
-                "-c",
-                "user.email=t@t",
-                "commit",
-                "-q",
-                "-m",
-                "c"
-            ]));
+            commit_all();
         }
         std::fs::write(work.join("empty"), "").unwrap();
-        assert!(git(&["add", "-A"]));
-        assert!(git(&[
-            "-c",
-            "user.name=t",
-            "-c",
-            "user.email=t@t",
-            "commit",
-            "-q",
-            "-m",
-            "e"
-        ]));
+        commit_all();
         assert!(git(&["gc", "-q", "--aggressive"]));
         let repo = gix::open_opts(work.join(".git"), gix::open::Options::isolated()).unwrap();
         let packs = Packs::open(repo.git_dir()).unwrap();
