@@ -343,6 +343,51 @@ fn a_stalled_response_is_a_transient_failure_and_retried() {
     server.shutdown();
 }
 
+#[test]
+fn a_pack_that_stalls_mid_transfer_is_retried_and_never_corrupts_the_cache() {
+    let repo = servers().new_repo("http-stall-body");
+    // Incompressible, so the pack is as large as the file and far past the stall point.
+    let mut state = 0x2545_f491_4f6c_dd1d_u64;
+    let big: Vec<u8> = (0..256 * 1024)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state.to_le_bytes()[0]
+        })
+        .collect();
+    let commit = repo.commit("main", &[("big.bin", &big)], "big").unwrap();
+    let server = GitHttpServer::start(servers().root(), None).unwrap();
+    let url = format!("{}/{}", server.url(), repo.name());
+    let dir = tempfile::tempdir().unwrap();
+    let source = GitSource::new(
+        GitSourceConfig::new(&url, dir.path())
+            .with_retry(fast_retries())
+            .with_stall_timeout(Duration::from_millis(300)),
+    )
+    .unwrap();
+    let rt = runtime();
+    let revision = rt.block_on(source.resolve("main")).unwrap();
+    assert_eq!(revision.id, commit);
+    // Every answer over 64 KiB (only the pack) stops for 5 s after its first 64 KiB.
+    server.set_faults(Faults::stall_body(1000, 64 * 1024, Duration::from_secs(5)));
+    let started = Instant::now();
+    let Err(error) = rt.block_on(source.fetch(&revision)) else {
+        panic!("a fetch whose pack stalls every time succeeded");
+    };
+    assert_eq!(error.git_kind(), Some(GitErrorKind::Transient), "{error}");
+    assert!(
+        error.to_string().contains("gave up after 3 attempts"),
+        "{error}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(5), "not abandoned");
+    // The abandoned transfers left nothing half-written: the next fetch completes.
+    server.set_faults(Faults::fail(0, 503));
+    let artifact = rt.block_on(source.fetch(&revision)).unwrap();
+    assert_eq!(artifact.read("big.bin").unwrap(), big);
+    server.shutdown();
+}
+
 // --- SSH ----------------------------------------------------------------------------------------
 
 fn ssh_auth(known_hosts: Option<&Path>, accept: bool) -> GitAuth {

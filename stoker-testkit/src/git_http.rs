@@ -11,7 +11,10 @@
 //! - `POST /_admin/faults` with `{"fail_next": N, "status": 503, "delay_ms": 0, "repo": null}`:
 //!   the next `N` Git requests (only those for repository `repo`, e.g. `"x.git"`, when given)
 //!   wait `delay_ms`, then get `status`. `status` defaults to 503; `0` means "after the delay,
-//!   serve the request normally" (a slow server). `GET` returns the faults still pending.
+//!   serve the request normally" (a slow server). With `status: 0` and `stall_after_bytes: B`,
+//!   the answer starts at once and its body stops for `delay_ms` once `B` bytes are sent (a
+//!   connection that stalls mid-transfer); smaller answers are not affected. `GET` returns the
+//!   faults still pending.
 //! - `GET /_admin/requests`: [`RequestStats`] as JSON. `DELETE` resets the counters.
 //!
 //! Authentication when a token is set: HTTP Basic where the password equals the token (any user
@@ -33,6 +36,7 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
 use base64::Engine as _;
+use futures::StreamExt as _;
 use http_body_util::BodyExt as _;
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufReadExt as _, AsyncReadExt as _, AsyncWriteExt as _, BufReader};
@@ -56,6 +60,9 @@ pub struct Faults {
     pub delay_ms: u64,
     /// Only requests for this repository (first path segment, e.g. `x.git`) are affected.
     pub repo: Option<String>,
+    /// With `status` 0: instead of waiting before the answer, its body stops for `delay_ms`
+    /// once this many bytes are sent.
+    pub stall_after_bytes: Option<u64>,
 }
 
 impl Default for Faults {
@@ -65,6 +72,7 @@ impl Default for Faults {
             status: 503,
             delay_ms: 0,
             repo: None,
+            stall_after_bytes: None,
         }
     }
 }
@@ -86,6 +94,16 @@ impl Faults {
             status: 0,
             delay_ms: u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
             repo: None,
+            stall_after_bytes: None,
+        }
+    }
+
+    /// The bodies of the next `n` Git requests stop for `delay` once `after_bytes` bytes are
+    /// sent (answers shorter than that are served normally).
+    pub fn stall_body(n: u32, after_bytes: u64, delay: Duration) -> Self {
+        Self {
+            stall_after_bytes: Some(after_bytes),
+            ..Self::slow(n, delay)
         }
     }
 
@@ -299,9 +317,13 @@ async fn git_request(State(state): State<GitHttpState>, request: Request) -> Res
         .to_owned();
     state.count(&repo);
 
+    let mut stall = None;
     if let Some(fault) = state.take_fault(&repo) {
-        if fault.delay_ms > 0 {
-            tokio::time::sleep(Duration::from_millis(fault.delay_ms)).await;
+        let delay = Duration::from_millis(fault.delay_ms);
+        match fault.stall_after_bytes {
+            Some(after) if fault.status == 0 => stall = Some((after, delay)),
+            _ if fault.delay_ms > 0 => tokio::time::sleep(delay).await,
+            _ => {}
         }
         if fault.status != 0 {
             lock(&state.inner.stats).faulted += 1;
@@ -328,7 +350,7 @@ async fn git_request(State(state): State<GitHttpState>, request: Request) -> Res
         }
     };
 
-    match cgi(&state, request, user).await {
+    match cgi(&state, request, user, stall).await {
         Ok(response) => response,
         Err(e) => {
             tracing::warn!(error = %e, %path, "git http-backend failed");
@@ -362,7 +384,13 @@ fn percent_decode(path: &str) -> String {
 }
 
 /// Runs one CGI request through `git http-backend`.
-async fn cgi(state: &GitHttpState, request: Request, user: Option<String>) -> Result<Response> {
+/// `stall`: the body stops for the duration once that many bytes are sent.
+async fn cgi(
+    state: &GitHttpState,
+    request: Request,
+    user: Option<String>,
+    stall: Option<(u64, Duration)>,
+) -> Result<Response> {
     let (parts, body) = request.into_parts();
     let header = |name: &HeaderName| parts.headers.get(name).and_then(|v| v.to_str().ok());
     let remote = parts
@@ -495,7 +523,25 @@ async fn cgi(state: &GitHttpState, request: Request, user: Option<String>) -> Re
         }
     }
 
-    let mut response = Response::new(Body::from_stream(ReaderStream::new(out)));
+    let chunks = ReaderStream::new(out);
+    let body = match stall {
+        None => Body::from_stream(chunks),
+        Some((after, delay)) => {
+            let mut sent = 0u64;
+            Body::from_stream(chunks.then(move |chunk| {
+                let before = sent;
+                sent += chunk.as_ref().map_or(0, |bytes| bytes.len() as u64);
+                let pause = before < after && sent >= after;
+                async move {
+                    if pause {
+                        tokio::time::sleep(delay).await;
+                    }
+                    chunk
+                }
+            }))
+        }
+    };
+    let mut response = Response::new(body);
     *response.status_mut() = status;
     *response.headers_mut() = headers;
     Ok(response)
