@@ -288,11 +288,7 @@ fn server_errors_are_retried_with_backoff() {
     // More failures than attempts: a transient error, after 3 attempts.
     server.set_faults(Faults::fail(100, 500));
     let error = rt.block_on(open.resolve("main")).unwrap_err();
-    assert_eq!(error.git_kind(), Some(GitErrorKind::Transient), "{error}");
-    assert!(
-        error.to_string().contains("gave up after 3 attempts"),
-        "{error}"
-    );
+    assert_gave_up(&error);
     server.set_faults(Faults::fail(0, 503));
     // 404 (no such repository) is permanent.
     let missing = source(
@@ -307,18 +303,33 @@ fn server_errors_are_retried_with_backoff() {
     server.shutdown();
 }
 
+/// A source for `repo` on `server` that abandons a response silent for 300 ms, with quick
+/// retries.
+fn impatient_source(server: &GitHttpServer, repo: &Repo, cache: &Path) -> GitSource {
+    let url = format!("{}/{}", server.url(), repo.name());
+    GitSource::new(
+        GitSourceConfig::new(&url, cache)
+            .with_retry(fast_retries())
+            .with_stall_timeout(Duration::from_millis(300)),
+    )
+    .unwrap()
+}
+
+/// A transient failure that outlasted the 3 attempts of [`fast_retries`].
+fn assert_gave_up(error: &stoker_core::Error) {
+    assert_eq!(error.git_kind(), Some(GitErrorKind::Transient), "{error}");
+    assert!(
+        error.to_string().contains("gave up after 3 attempts"),
+        "{error}"
+    );
+}
+
 #[test]
 fn a_stalled_response_is_a_transient_failure_and_retried() {
     let (repo, commit) = repo("http-stall");
     let server = GitHttpServer::start(servers().root(), None).unwrap();
-    let url = format!("{}/{}", server.url(), repo.name());
     let dir = tempfile::tempdir().unwrap();
-    let source = GitSource::new(
-        GitSourceConfig::new(&url, dir.path())
-            .with_retry(fast_retries())
-            .with_stall_timeout(Duration::from_millis(300)),
-    )
-    .unwrap();
+    let source = impatient_source(&server, &repo, dir.path());
     let rt = runtime();
     assert_eq!(rt.block_on(source.resolve("main")).unwrap().id, commit);
     let per_resolve = server.stats().total;
@@ -335,11 +346,7 @@ fn a_stalled_response_is_a_transient_failure_and_retried() {
     // Every answer stalls: a transient error once the attempts are spent.
     server.set_faults(Faults::slow(100, Duration::from_secs(2)));
     let error = rt.block_on(source.resolve("main")).unwrap_err();
-    assert_eq!(error.git_kind(), Some(GitErrorKind::Transient), "{error}");
-    assert!(
-        error.to_string().contains("gave up after 3 attempts"),
-        "{error}"
-    );
+    assert_gave_up(&error);
     server.shutdown();
 }
 
@@ -358,14 +365,8 @@ fn a_pack_that_stalls_mid_transfer_is_retried_and_never_corrupts_the_cache() {
         .collect();
     let commit = repo.commit("main", &[("big.bin", &big)], "big").unwrap();
     let server = GitHttpServer::start(servers().root(), None).unwrap();
-    let url = format!("{}/{}", server.url(), repo.name());
     let dir = tempfile::tempdir().unwrap();
-    let source = GitSource::new(
-        GitSourceConfig::new(&url, dir.path())
-            .with_retry(fast_retries())
-            .with_stall_timeout(Duration::from_millis(300)),
-    )
-    .unwrap();
+    let source = impatient_source(&server, &repo, dir.path());
     let rt = runtime();
     let revision = rt.block_on(source.resolve("main")).unwrap();
     assert_eq!(revision.id, commit);
@@ -375,11 +376,7 @@ fn a_pack_that_stalls_mid_transfer_is_retried_and_never_corrupts_the_cache() {
     let Err(error) = rt.block_on(source.fetch(&revision)) else {
         panic!("a fetch whose pack stalls every time succeeded");
     };
-    assert_eq!(error.git_kind(), Some(GitErrorKind::Transient), "{error}");
-    assert!(
-        error.to_string().contains("gave up after 3 attempts"),
-        "{error}"
-    );
+    assert_gave_up(&error);
     assert!(started.elapsed() < Duration::from_secs(5), "not abandoned");
     // The abandoned transfers left nothing half-written: the next fetch completes.
     server.set_faults(Faults::fail(0, 503));
