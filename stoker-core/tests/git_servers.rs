@@ -269,6 +269,42 @@ fn an_untrusted_certificate_is_refused() {
 }
 
 #[test]
+fn a_redirect_from_https_to_plain_http_is_refused() {
+    let (repo, _) = repo("https-downgrade");
+    let plain = GitHttpServer::start(servers().root(), None).unwrap();
+    let front = GitHttpServer::start(servers().root(), None).unwrap();
+    let proxy = TlsProxy::start(front.addr());
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!(
+        "{}{}/{}/{}",
+        proxy.url(),
+        stoker_testkit::git_http::MOVED_PREFIX,
+        plain.url(),
+        repo.name()
+    );
+    let source = GitSource::new(
+        GitSourceConfig::new(&url, dir.path())
+            .with_ca_file(&proxy.ca_file)
+            .with_retry(fast_retries()),
+    )
+    .unwrap();
+    let error = runtime().block_on(source.resolve("main")).unwrap_err();
+    assert!(
+        error.to_string().contains("never from https to http"),
+        "{error}"
+    );
+    assert_ne!(error.git_kind(), Some(GitErrorKind::Transient), "{error}");
+    assert_eq!(
+        front.stats().for_repo("_moved"),
+        1,
+        "asked once, not retried"
+    );
+    assert_eq!(plain.request_count(), 0, "nothing went over plain http");
+    front.shutdown();
+    plain.shutdown();
+}
+
+#[test]
 fn server_errors_are_retried_with_backoff() {
     let (repo, commit) = repo("http-503");
     let server = GitHttpServer::start(servers().root(), None).unwrap();

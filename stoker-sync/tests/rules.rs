@@ -1824,15 +1824,19 @@ fn directory_records_stay_valid_after_a_file_is_replaced_in_place() {
     assert_eq!(paths(&report.modified), ["projects/a/deep/view.json"]);
     assert_eq!(paths(&report.added), ["projects/c/new/x.json"]);
 
-    let manifest = stoker_sync::manifest::path(live.path());
+    assert_every_directory_vouched(live.path(), &request, 6);
+}
+
+/// The manifest's records vouch for all `dirs` directories (none is listed) and the guided scan
+/// sees what a full scan sees. On a coarse clock, directories changed in the manifest's own tick
+/// are not trusted (and listed each time): the manifest is dated a second later first.
+fn assert_every_directory_vouched(live: &Path, request: &stoker_core::SyncRequest, dirs: usize) {
+    let manifest = stoker_sync::manifest::path(live);
     set_mtime(&manifest, mtime_of(&manifest) + Duration::from_secs(1));
-    let scope = scope_of(&request);
-    let scan = guided_scan(live.path(), &scope);
-    assert_eq!((scan.listed, scan.vouched), (0, 6), "{scan:?}");
-    assert_eq!(
-        scan.tree,
-        stoker_sync::live::scan(live.path(), &scope).unwrap()
-    );
+    let scope = scope_of(request);
+    let scan = guided_scan(live, &scope);
+    assert_eq!((scan.listed, scan.vouched), (0, dirs), "{scan:?}");
+    assert_eq!(scan.tree, stoker_sync::live::scan(live, &scope).unwrap());
 }
 
 /// The drift check without listing every directory: after a sync, the manifest's records vouch
@@ -1851,17 +1855,8 @@ fn unchanged_directories_are_not_listed_again_and_a_changed_one_is() {
         live.path(),
     );
     sync(&request).unwrap();
-    // On a coarse clock, directories changed in the manifest's own tick are not trusted (and
-    // listed each time): as if the manifest had been written a second later.
-    let manifest = stoker_sync::manifest::path(live.path());
-    set_mtime(&manifest, mtime_of(&manifest) + Duration::from_secs(1));
+    assert_every_directory_vouched(live.path(), &request, 4);
     let scope = scope_of(&request);
-    let scan = guided_scan(live.path(), &scope);
-    assert_eq!((scan.listed, scan.vouched), (0, 4), "{scan:?}");
-    assert_eq!(
-        scan.tree,
-        stoker_sync::live::scan(live.path(), &scope).unwrap()
-    );
 
     write(live.path(), "projects/b/deep/stray.json", "left by someone");
     let scan = guided_scan(live.path(), &scope);

@@ -237,7 +237,8 @@ impl GitHttpState {
 }
 
 /// The path prefix of a moved repository: `GET /_moved/<path>` answers `301 Moved Permanently`
-/// to `/<path>` (query kept), as a hosting service answers for a renamed repository.
+/// to `/<path>` (query kept), as a hosting service answers for a renamed repository;
+/// `GET /_moved/http://HOST/<path>` (or `https://`) to that absolute URL.
 pub const MOVED_PREFIX: &str = "/_moved";
 
 /// The axum router: admin endpoints, [`MOVED_PREFIX`] redirects, and every other path bridged
@@ -304,6 +305,12 @@ async fn moved(State(state): State<GitHttpState>, request: Request) -> Response 
         .strip_prefix(MOVED_PREFIX)
         .unwrap_or_default()
         .to_owned();
+    let target = match target.strip_prefix('/') {
+        Some(absolute) if absolute.starts_with("http://") || absolute.starts_with("https://") => {
+            absolute.to_owned()
+        }
+        _ => target,
+    };
     (StatusCode::MOVED_PERMANENTLY, [(header::LOCATION, target)]).into_response()
 }
 

@@ -109,8 +109,12 @@ impl DirectHttp {
                 };
                 let next = attempt.url();
                 if !scheme_is_safe(next, previous) {
-                    // Never from https to http.
-                    return attempt.stop();
+                    let message = format!(
+                        "refusing to follow a redirect from {} to {}: never from https to http",
+                        previous.as_str(),
+                        next.as_str()
+                    );
+                    return attempt.error(message);
                 }
                 let same_server = next.host_str() == previous.host_str()
                     && next.port_or_known_default() == previous.port_or_known_default()
@@ -320,20 +324,15 @@ impl Request {
             .map_err(send_error)?;
         let final_url = response.url().as_str();
         if final_url != self.url {
-            // gix sends the next requests to the repository's new home.
-            let base = final_url
-                .strip_suffix(self.tail.as_str())
-                .filter(|_| {
-                    reqwest::Url::parse(&self.url)
-                        .is_ok_and(|requested| scheme_is_safe(response.url(), &requested))
-                })
-                .ok_or_else(|| {
-                    io::Error::other(format!(
-                        "the redirect to {final_url} cannot be reconciled with {}: \
-                         the scheme is insecure or the path does not end alike",
-                        self.url
-                    ))
-                })?;
+            // gix sends the next requests to the repository's new home (the redirect hook has
+            // already refused unsafe schemes).
+            let base = final_url.strip_suffix(self.tail.as_str()).ok_or_else(|| {
+                io::Error::other(format!(
+                    "the redirect to {final_url} cannot be reconciled with {}: \
+                     its path does not end in {:?}",
+                    self.url, self.tail
+                ))
+            })?;
             *lock(&self.redirected_base_url) = Some(base.to_owned());
         }
         let status = response.status();

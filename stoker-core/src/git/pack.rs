@@ -356,6 +356,20 @@ impl Pack {
         if entry.size > MAX_OBJECT_BYTES {
             return Err(format!("entry of {} bytes: too large", entry.size));
         }
+        // zlib cannot inflate beyond 1032:1: a larger recorded size is damage, and must not be
+        // allocated.
+        if entry.size
+            > (compressed.len() as u64)
+                .saturating_mul(1032)
+                .saturating_add(64)
+        {
+            return Err(format!(
+                "the entry at {} records {} bytes from {} compressed: damaged",
+                entry.data.start,
+                entry.size,
+                compressed.len()
+            ));
+        }
         let size = entry.size as usize;
         // One spare byte: a stream that inflates to more than the recorded size is caught.
         let mut out = vec![0u8; size + 1];
@@ -430,7 +444,10 @@ pub(crate) fn apply_delta(base: &[u8], delta: &[u8]) -> Result<Vec<u8>, String> 
             base.len()
         )));
     }
-    if result_size > MAX_OBJECT_BYTES {
+    // Each instruction yields at most 64 KiB (a copy) from at least one byte: a declared size
+    // beyond that is a lie, and must not be allocated.
+    let reachable = (rest.len() as u64).saturating_mul(0x10000);
+    if result_size > MAX_OBJECT_BYTES || result_size > reachable {
         return Err(corrupt("result too large"));
     }
     let result_size = result_size as usize;
@@ -560,6 +577,12 @@ mod tests {
         assert!(apply_delta(base, &[12, 5, 0x91, 10, 5]).is_err());
         assert!(apply_delta(base, &[12, 5, 1, b'x']).is_err());
         assert!(apply_delta(base, &[12, 1, 0]).is_err());
+        // a declared result of 1 GiB from one instruction is refused before any allocation
+        let huge = [12, 0x80, 0x80, 0x80, 0x80, 0x04, 0x91, 0, 5];
+        assert_eq!(
+            apply_delta(base, &huge).unwrap_err(),
+            "corrupt delta: result too large"
+        );
         assert!(varint(&[0x80, 0x80]).is_none());
         assert_eq!(varint(&[0x91, 0x01]), Some((145, 2)));
     }
