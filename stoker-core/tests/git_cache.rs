@@ -296,6 +296,19 @@ fn a_fetch_killed_at_any_point_is_repaired_by_the_next_one() {
             .fetch_blocking(&Revision::new(commit.clone()).with_reference("main"))
             .unwrap_or_else(|error| panic!("after killing at {point:?}: {error}"));
         assert_complete(&artifact, &fixture.bare);
+        // Nothing the killed fetches were writing is left: no temporary, no pack without its
+        // index.
+        let repo = source.cache_repository();
+        assert_eq!(
+            temporary_pack_size(repo),
+            None,
+            "leftovers after killing at {point:?}"
+        );
+        assert_eq!(
+            pack_files(repo, "pack").len(),
+            pack_files(repo, "idx").len(),
+            "a pack without its index after killing at {point:?}"
+        );
         // And the repository is healthy for git itself.
         let fsck = git_support::git_command(source.cache_repository())
             .args(["fsck", "--connectivity-only", "--no-dangling"])

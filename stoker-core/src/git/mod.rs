@@ -36,8 +36,10 @@
 mod artifact;
 mod cache;
 mod config;
+mod first_fetch;
 mod github_app;
 mod http;
+mod index_pack;
 mod pack;
 mod progress;
 mod redact;

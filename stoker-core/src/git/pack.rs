@@ -64,6 +64,11 @@ impl std::fmt::Debug for Packs {
 
 struct Pack {
     index: pack::index::File,
+    file: PackFile,
+}
+
+/// A pack's data file, read with `pread`, and where its entries start.
+pub(crate) struct PackFile {
     data: File,
     path: PathBuf,
     /// The start of every entry, ascending, then the start of the trailing checksum: entry `i`
@@ -143,7 +148,7 @@ impl Packs {
         let Some((number, offset)) = self.locate(id) else {
             return Ok(None);
         };
-        let pack = &self.packs[number];
+        let pack = &self.packs[number].file;
         let entry = pack
             .entry(offset)
             .map_err(|error| format!("object {id}: {error}"))?;
@@ -191,8 +196,7 @@ impl Packs {
                 "delta chain longer than {MAX_CHAIN} at offset {offset}"
             ));
         }
-        let pack = &self.packs[number];
-        let (entry, read, start) = pack.entry_with_data(offset)?;
+        let (entry, read, start) = self.packs[number].file.entry_with_data(offset)?;
         let compressed = &read[start..];
         let (base_pack, base_offset) = match entry.header {
             Header::OfsDelta { base_distance } => {
@@ -209,7 +213,7 @@ impl Packs {
                     .ok_or_else(|| format!("entry at {offset} has no object kind"))?;
                 return Ok((
                     kind,
-                    Bytes::Owned(Pack::inflate(&entry, compressed, inflate)?),
+                    Bytes::Owned(PackFile::inflate(&entry, compressed, inflate)?),
                 ));
             }
         };
@@ -222,7 +226,7 @@ impl Packs {
                 (kind, Bytes::Shared(base))
             }
         };
-        let delta = Pack::inflate(&entry, compressed, inflate)?;
+        let delta = PackFile::inflate(&entry, compressed, inflate)?;
         drop(read);
         Ok((kind, Bytes::Owned(apply_delta(&base, &delta)?)))
     }
@@ -286,10 +290,27 @@ impl Pack {
         bounds.push(trailer);
         Ok(Pack {
             index,
-            data,
-            path,
-            bounds,
+            file: PackFile::new(data, path, bounds),
         })
+    }
+}
+
+impl PackFile {
+    /// The pack `data` (at `path`, for messages) whose entries start at `bounds`, ascending, the
+    /// last being the start of the trailing checksum.
+    pub(crate) fn new(data: File, path: PathBuf, bounds: Vec<u64>) -> PackFile {
+        PackFile { data, path, bounds }
+    }
+
+    /// The entry at `offset`: its header, and its data inflated.
+    pub(crate) fn inflated(
+        &self,
+        offset: u64,
+        inflate: &mut gix::zlib::Inflate,
+    ) -> Result<(Header, Vec<u8>), String> {
+        let (entry, read, start) = self.entry_with_data(offset)?;
+        let data = Self::inflate(&entry, &read[start..], inflate)?;
+        Ok((entry.header, data))
     }
 
     /// The end of the entry starting at `offset` (the next entry's start, or the trailer's).
@@ -390,7 +411,7 @@ impl Pack {
 
 /// The result size a delta entry declares, from the start of its inflated data.
 fn delta_result_size(
-    pack: &Pack,
+    pack: &PackFile,
     entry: &EntryAt,
     inflate: &mut gix::zlib::Inflate,
 ) -> Result<u64, String> {
@@ -639,7 +660,13 @@ mod tests {
                 assert_eq!(kind, expected.kind);
                 assert_eq!(data, expected.data, "{id}");
                 assert_eq!(packs.size(&id).unwrap(), Some(data.len() as u64));
-                deltas += usize::from(pack.entry(entry.pack_offset).unwrap().header.is_delta());
+                deltas += usize::from(
+                    pack.file
+                        .entry(entry.pack_offset)
+                        .unwrap()
+                        .header
+                        .is_delta(),
+                );
                 seen += 1;
             }
         }

@@ -394,41 +394,58 @@ impl Remote {
             (None, None)
         };
         let started = Instant::now();
-        let result = (|| -> gix::Result<gix::remote::fetch::Outcome> {
+        // The first fetch into an empty cache, the big one, goes through Stoker's own pack
+        // indexer (see `first_fetch`); later ones, small and possibly thin, through gix's. (A
+        // pack without its index was removed when the cache was opened.)
+        let first = super::cache::pack_count(repo.git_dir()) == 0;
+        let result = (|| -> gix::Result<Option<u32>> {
             let remote = self.remote(repo, refspecs)?;
-            let connection = self
-                .connect(&remote)?
-                .with_credentials(credentials_callback(account));
             let shallow = match std::num::NonZeroU32::new(depth) {
                 Some(depth) => Shallow::DepthAtRemote(depth),
                 None if repo.is_shallow()? => Shallow::undo(),
                 None => Shallow::NoChange,
             };
-            connection
+            let progress = gix::progress::DoOrDiscard::from(progress);
+            if first {
+                let mut connection = self.connect(&remote)?;
+                let fetched = super::first_fetch::fetch(
+                    repo,
+                    connection.transport_mut(),
+                    credentials_callback(account),
+                    refspecs,
+                    &shallow,
+                    progress,
+                    cancel,
+                )?;
+                return Ok(fetched.objects);
+            }
+            let outcome = self
+                .connect(&remote)?
+                .with_credentials(credentials_callback(account))
                 .prepare_fetch(
                     gix::progress::Discard,
                     gix::remote::ref_map::Options::default(),
                 )?
                 .with_shallow(shallow)
                 .with_write_packed_refs_only(true)
-                .receive(gix::progress::DoOrDiscard::from(progress), cancel)
+                .receive(progress, cancel)?;
+            Ok(match outcome.status {
+                gix::remote::fetch::Status::Change {
+                    write_pack_bundle, ..
+                } => Some(write_pack_bundle.index.num_objects),
+                gix::remote::fetch::Status::NoPackReceived { .. } => None,
+            })
         })();
         drop(reporter);
-        let outcome = self.finish(result, setup.ssh.as_ref())?;
-        match &outcome.status {
-            gix::remote::fetch::Status::Change {
-                write_pack_bundle, ..
-            } => {
-                tracing::info!(
-                    repo = %self.redacted,
-                    objects = write_pack_bundle.index.num_objects,
-                    elapsed_ms = started.elapsed().as_millis() as u64,
-                    "fetched"
-                );
-            }
-            gix::remote::fetch::Status::NoPackReceived { .. } => {
-                tracing::debug!(repo = %self.redacted, "fetch: nothing new");
-            }
+        match self.finish(result, setup.ssh.as_ref())? {
+            Some(objects) => tracing::info!(
+                repo = %self.redacted,
+                objects,
+                first,
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "fetched"
+            ),
+            None => tracing::debug!(repo = %self.redacted, "fetch: nothing new"),
         }
         Ok(())
     }
