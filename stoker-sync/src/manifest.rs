@@ -21,6 +21,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use stoker_core::{ContentId, Revision};
@@ -273,23 +274,26 @@ pub fn json_path(live: &Path) -> PathBuf {
 pub fn load(live: &Path) -> (Option<Manifest>, Option<String>) {
     let file = path(live);
     match std::fs::read(&file) {
-        Ok(bytes) => match wire::decode(&bytes) {
-            Ok(manifest) => (Some(manifest), None),
-            Err(wire::DecodeError::Version(version)) => {
-                (None, Some(version_warning(&file, version)))
-            }
-            Err(wire::DecodeError::Corrupt(error)) => (
-                None,
-                Some(format!(
-                    "ignored corrupt manifest {}: {error}",
-                    file.display()
-                )),
-            ),
-        },
+        Ok(bytes) => decoded(&file, &bytes),
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => load_json(live),
         Err(error) => (
             None,
             Some(format!("ignored manifest {}: {error}", file.display())),
+        ),
+    }
+}
+
+/// The manifest in `bytes` (read from `file`), or why it is ignored.
+fn decoded(file: &Path, bytes: &[u8]) -> (Option<Manifest>, Option<String>) {
+    match wire::decode(bytes) {
+        Ok(manifest) => (Some(manifest), None),
+        Err(wire::DecodeError::Version(version)) => (None, Some(version_warning(file, version))),
+        Err(wire::DecodeError::Corrupt(error)) => (
+            None,
+            Some(format!(
+                "ignored corrupt manifest {}: {error}",
+                file.display()
+            )),
         ),
     }
 }
@@ -375,6 +379,97 @@ pub fn written_at(live: &Path) -> Option<i64> {
         .or_else(|_| std::fs::symlink_metadata(json_path(live)))
         .ok()?;
     Some(Stat::of(&metadata).mtime)
+}
+
+/// A manifest read ahead of the sync that needs it: started when a sync begins, it is read and
+/// decoded on another thread while the source resolves, fetches and diffs, and taken by the
+/// plan once it holds the live directory's lock.
+///
+/// What was read is used only if the file is still the one read (same inode, size and times,
+/// checked under the lock): the manifest is only ever replaced by a rename, so any write in
+/// between is noticed and the manifest is read again.
+///
+/// ```
+/// use stoker_sync::manifest::ReadAhead;
+/// let live = tempfile::tempdir().unwrap();
+/// let ahead = ReadAhead::default();
+/// ahead.start(live.path());
+/// // No manifest yet: nothing to take, the plan reads (and finds) nothing itself.
+/// assert!(ahead.take(live.path()).is_none());
+/// ```
+#[derive(Clone, Default)]
+pub struct ReadAhead {
+    slot: Arc<Mutex<Option<Reading>>>,
+}
+
+/// The live directory whose manifest is being read, and the thread reading it.
+type Reading = (PathBuf, std::thread::JoinHandle<Option<Snapshot>>);
+
+impl std::fmt::Debug for ReadAhead {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReadAhead").finish_non_exhaustive()
+    }
+}
+
+/// A manifest as read, and the `lstat` of the file it was read from.
+struct Snapshot {
+    read_from: Stat,
+    loaded: (Option<Manifest>, Option<String>),
+}
+
+impl ReadAhead {
+    /// Starts reading the manifest of `live` on another thread (replacing a read not taken).
+    pub fn start(&self, live: &Path) {
+        let file = path(live);
+        let reader = std::thread::Builder::new()
+            .name("manifest-read-ahead".into())
+            .spawn(move || {
+                let opened = std::fs::File::open(&file).ok()?;
+                let read_from = Stat::of(&opened.metadata().ok()?);
+                let mut bytes = Vec::with_capacity(usize::try_from(read_from.size).ok()?);
+                std::io::Read::read_to_end(&mut &opened, &mut bytes).ok()?;
+                Some(Snapshot {
+                    read_from,
+                    loaded: decoded(&file, &bytes),
+                })
+            });
+        match reader {
+            Ok(handle) => {
+                *self.slot.lock().unwrap_or_else(PoisonError::into_inner) =
+                    Some((live.to_path_buf(), handle));
+            }
+            Err(error) => {
+                tracing::debug!(%error, "could not start reading the manifest ahead");
+            }
+        }
+    }
+
+    /// Waits for the read to finish (tests: to change the file after it).
+    #[cfg(test)]
+    fn wait_until_read(&self) {
+        while self
+            .slot
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+            .is_some_and(|(_, reader)| !reader.is_finished())
+        {
+            std::thread::yield_now();
+        }
+    }
+
+    /// What [`ReadAhead::start`] read for `live`, if it is still what [`load`] would read now
+    /// (call with the live directory's lock held). `None`: load it.
+    pub fn take(&self, live: &Path) -> Option<(Option<Manifest>, Option<String>)> {
+        let (started_for, handle) = self
+            .slot
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()?;
+        let snapshot = handle.join().ok()??;
+        let now = std::fs::symlink_metadata(path(live)).ok()?;
+        (started_for == live && Stat::of(&now) == snapshot.read_from).then_some(snapshot.loaded)
+    }
 }
 
 /// Writes the manifest atomically and durably (and removes a version 2 manifest).
@@ -674,5 +769,46 @@ mod wire {
             id: id.into_owned(),
             reference: reference.map(Cow::into_owned),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn manifest(profile: &str) -> Manifest {
+        Manifest {
+            version: MANIFEST_VERSION,
+            profile: profile.to_owned(),
+            ..Manifest::default()
+        }
+    }
+
+    /// What was read ahead is taken only while the file is still the one read.
+    #[test]
+    fn a_manifest_read_ahead_is_taken_only_if_unchanged_since() {
+        let live = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(live.path().join(STATE_DIR)).unwrap();
+        store(live.path(), &manifest("first")).unwrap();
+        let ahead = ReadAhead::default();
+
+        ahead.start(live.path());
+        let (taken, warning) = ahead.take(live.path()).unwrap();
+        assert_eq!(warning, None);
+        assert_eq!(taken.unwrap().profile, "first");
+        // Taken once.
+        assert!(ahead.take(live.path()).is_none());
+
+        // Rewritten after the read: stale, not taken.
+        ahead.start(live.path());
+        ahead.wait_until_read();
+        store(live.path(), &manifest("second")).unwrap();
+        assert!(ahead.take(live.path()).is_none());
+
+        // Read for another directory.
+        let other = tempfile::tempdir().unwrap();
+        ahead.start(live.path());
+        assert!(ahead.take(other.path()).is_none());
     }
 }

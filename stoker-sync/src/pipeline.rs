@@ -127,6 +127,9 @@ impl Pipeline {
     }
 
     async fn run_inner(&self, job: SyncJob) -> Result<SyncReport> {
+        // Decoding the manifest takes about as long as resolving, fetching and diffing a
+        // cached commit: do both at once.
+        self.strategy.read_manifest_ahead(&job.live);
         let revision: Revision = self.source.resolve(&job.reference).await?;
         tracing::info!(revision = %revision, source = self.source.kind(), "resolved");
         let artifact = self.source.fetch(&revision).await?;

@@ -163,7 +163,21 @@ pub fn plan(request: &SyncRequest) -> Result<Plan> {
 /// manifest's revision and nothing else stands in the way (see [`crate::incremental`]),
 /// otherwise comparing every desired file with the live directory.
 pub fn plan_with(request: &SyncRequest, options: &PlanOptions) -> Result<Plan> {
+    plan_reading(request, options, None)
+}
+
+/// [`plan_with`], taking the manifest from `ahead` when it read the one the plan needs.
+pub(crate) fn plan_reading(
+    request: &SyncRequest,
+    options: &PlanOptions,
+    ahead: Option<&manifest::ReadAhead>,
+) -> Result<Plan> {
     let started = Instant::now();
+    let load = |live: &std::path::Path| {
+        ahead
+            .and_then(|ahead| ahead.take(live))
+            .unwrap_or_else(|| manifest::load(live))
+    };
     let live = request.live.as_path();
     let context = desired::effective_context(&request.profile, &request.context);
     let key = incremental::plan_key(&request.profile, &context);
@@ -180,7 +194,7 @@ pub fn plan_with(request: &SyncRequest, options: &PlanOptions) -> Result<Plan> {
         && let Some(lock) = LiveLock::acquire_existing(live)?
     {
         let loading = Instant::now();
-        let loaded = manifest::load(live);
+        let loaded = load(live);
         let written = manifest::written_at(live);
         tracing::debug!(
             files = loaded.0.as_ref().map(|m| m.files.len()),
@@ -196,7 +210,7 @@ pub fn plan_with(request: &SyncRequest, options: &PlanOptions) -> Result<Plan> {
         }
         held = Some((Some(lock), loaded));
     }
-    full_plan(request, context, key, held, started)
+    full_plan(request, context, key, held, load, started)
 }
 
 /// The plan that compares every desired file. `held`: the lock and manifest an incremental
@@ -207,6 +221,7 @@ fn full_plan(
     context: TemplateContext,
     key: Option<incremental::PlanKey>,
     held: Option<(Option<LiveLock>, (Option<Manifest>, Option<String>))>,
+    load: impl FnOnce(&std::path::Path) -> (Option<Manifest>, Option<String>),
     started: Instant,
 ) -> Result<Plan> {
     let live = request.live.as_path();
@@ -229,7 +244,7 @@ fn full_plan(
         None => (Some(LiveLock::acquire(live)?), None),
     };
     let loading = Instant::now();
-    let (manifest, manifest_warning) = loaded.unwrap_or_else(|| manifest::load(live));
+    let (manifest, manifest_warning) = loaded.unwrap_or_else(|| load(live));
     tracing::debug!(
         files = manifest.as_ref().map(|m| m.files.len()),
         dirs = manifest.as_ref().map(|m| m.dirs.len()),

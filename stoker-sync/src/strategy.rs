@@ -4,6 +4,7 @@ use stoker_core::{SyncReport, SyncRequest, SyncStrategy};
 
 use crate::apply::{self, ApplyOptions};
 use crate::error::{Error, Result};
+use crate::manifest::ReadAhead;
 use crate::plan::{self, Plan, PlanOptions};
 
 /// Stoker's sync engine: ordered overlay of mappings into the live directory, scoped orphan
@@ -42,6 +43,8 @@ pub struct MergeStrategy {
     pub options: ApplyOptions,
     /// How plans are made.
     pub planning: PlanOptions,
+    /// The manifest of the next plan, read ahead ([`MergeStrategy::read_manifest_ahead`]).
+    ahead: ReadAhead,
 }
 
 impl MergeStrategy {
@@ -50,6 +53,7 @@ impl MergeStrategy {
         MergeStrategy {
             options,
             planning: PlanOptions::default(),
+            ahead: ReadAhead::default(),
         }
     }
 
@@ -57,6 +61,13 @@ impl MergeStrategy {
     pub fn with_planning(mut self, planning: PlanOptions) -> Self {
         self.planning = planning;
         self
+    }
+
+    /// Starts reading `live`'s manifest on another thread, for the next plan of `live` to take
+    /// (see [`ReadAhead`]): a caller that resolves and fetches first (the pipeline) hides most
+    /// of the read behind that work.
+    pub fn read_manifest_ahead(&self, live: &std::path::Path) {
+        self.ahead.start(live);
     }
 
     /// Plans and applies in one call.
@@ -72,7 +83,7 @@ impl SyncStrategy for MergeStrategy {
 
     #[tracing::instrument(level = "debug", skip_all, fields(live = %request.live.display(), profile = %request.profile.name, revision = %request.artifact.revision()))]
     fn plan(&self, request: &SyncRequest) -> Result<Plan> {
-        plan::plan_with(request, &self.planning)
+        plan::plan_reading(request, &self.planning, Some(&self.ahead))
     }
 
     #[tracing::instrument(level = "debug", skip_all, fields(live = %plan.live.display()))]
