@@ -585,51 +585,15 @@ fn cancelled() -> gix::Error {
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
+    use super::super::test_repo::{deltified_history, git};
     use super::*;
     use std::io::BufReader;
-    use std::process::{Command, Stdio};
 
-    /// Runs git in `dir` with `input` on stdin; its stdout.
-    fn git(dir: &Path, args: &[&str], input: &[u8]) -> Vec<u8> {
-        let mut child = Command::new("git")
-            .args(["-c", "user.name=t", "-c", "user.email=t@t"])
-            .args(args)
-            .current_dir(dir)
-            .env("GIT_CONFIG_NOSYSTEM", "1")
-            .env("HOME", dir)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("git runs (is git installed?)");
-        child.stdin.take().unwrap().write_all(input).unwrap();
-        let output = child.wait_with_output().unwrap();
-        assert!(output.status.success(), "git {args:?} failed");
-        output.stdout
-    }
-
-    /// A repository whose history git deltifies (chains of similar files), and its pack as a
-    /// server would send it: with offset deltas, or with deltas against ids.
+    /// The pack of a deltified history as a server would send it: with offset deltas, or with
+    /// deltas against ids.
     fn pack_stream(dir: &Path, offset_deltas: bool) -> Vec<u8> {
         let work = dir.join("work");
-        std::fs::create_dir_all(&work).unwrap();
-        git(&work, &["init", "-q"], b"");
-        let mut text = String::new();
-        for round in 0..5 {
-            for line in 0..300 {
-                text.push_str(&format!("line {line} of round {round}: shared text\n"));
-            }
-            for file in 0..4 {
-                std::fs::write(work.join(format!("f{file}.txt")), format!("{file}\n{text}"))
-                    .unwrap();
-            }
-            std::fs::write(work.join("empty"), "").unwrap();
-            git(&work, &["add", "-A"], b"");
-            git(
-                &work,
-                &["commit", "-q", "-m", &format!("round {round}")],
-                b"",
-            );
-        }
+        deltified_history(&work);
         let objects = git(&work, &["rev-list", "--objects", "--all"], b"");
         let mut args = vec!["pack-objects", "--stdout", "-q"];
         if offset_deltas {

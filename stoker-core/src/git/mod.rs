@@ -46,6 +46,8 @@ mod redact;
 mod refs;
 mod remote;
 mod ssh;
+#[cfg(test)]
+mod test_repo;
 mod tree;
 
 use std::collections::HashMap;

@@ -613,40 +613,8 @@ mod tests {
     fn reads_what_gix_reads() {
         let dir = tempfile::tempdir().unwrap();
         let work = dir.path().join("work");
-        let git = |args: &[&str]| {
-            let status = std::process::Command::new("git")
-                .args(args)
-                .current_dir(&work)
-                .env("GIT_CONFIG_NOSYSTEM", "1")
-                .env("HOME", dir.path())
-                .output();
-            match status {
-                Ok(output) => output.status.success(),
-                Err(_) => false,
-            }
-        };
-        std::fs::create_dir_all(&work).unwrap();
-        assert!(git(&["init", "-q"]), "git init failed (is git installed?)");
-        let commit_all = || {
-            assert!(git(&["add", "-A"]));
-            let identity = ["-c", "user.name=t", "-c", "user.email=t@t"];
-            assert!(git(&[&identity[..], &["commit", "-q", "-m", "c"]].concat()));
-        };
-        // Similar files over several commits: git deltifies them (ofs-deltas, chains).
-        let mut text = String::new();
-        for round in 0..6 {
-            for line in 0..400 {
-                text.push_str(&format!("line {line} of round {round}: some shared text\n"));
-            }
-            for file in 0..5 {
-                std::fs::write(work.join(format!("f{file}.txt")), format!("{file}\n{text}"))
-                    .unwrap();
-            }
-            commit_all();
-        }
-        std::fs::write(work.join("empty"), "").unwrap();
-        commit_all();
-        assert!(git(&["gc", "-q", "--aggressive"]));
+        super::super::test_repo::deltified_history(&work);
+        super::super::test_repo::git(&work, &["gc", "-q", "--aggressive"], b"");
         let repo = gix::open_opts(work.join(".git"), gix::open::Options::isolated()).unwrap();
         let packs = Packs::open(repo.git_dir()).unwrap();
         assert!(!packs.packs.is_empty());
