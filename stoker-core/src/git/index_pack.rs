@@ -681,6 +681,27 @@ mod tests {
         assert_eq!(std::fs::read_dir(&pack_dir).unwrap().count(), 0);
     }
 
+    /// A raised cancellation flag stops the receive as cancelled (not as damage, which would be
+    /// retried), and nothing is left in the pack directory.
+    #[test]
+    fn a_cancelled_receive_stops_and_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let stream = pack_stream(dir.path(), true);
+        let pack_dir = dir.path().join("pack");
+        std::fs::create_dir_all(&pack_dir).unwrap();
+        let mut input = BufReader::new(stream.as_slice());
+        let error = receive(
+            &mut input,
+            &pack_dir,
+            &mut gix::progress::Discard,
+            &AtomicBool::new(true),
+        )
+        .unwrap_err();
+        assert!(error.is_cancelled(), "{error:#}");
+        assert!(!error.is_corrupted(), "{error:#}");
+        assert_eq!(std::fs::read_dir(&pack_dir).unwrap().count(), 0);
+    }
+
     /// A delta against an object the pack does not hold (a thin pack) is refused by name.
     #[test]
     fn a_thin_pack_is_refused() {
