@@ -43,6 +43,12 @@ where
     P: gix::NestedProgress,
     P::SubProgress: 'static,
 {
+    // The transport settings gix's own fetch applies from the repository's configuration
+    // (for HTTP: timeouts, redirects, headers).
+    let url = transport.to_url();
+    if let Some(options) = repo.transport_options(url.as_ref(), None)? {
+        transport.configure(&*options)?;
+    }
     let mut handshake = gix::protocol::handshake(
         &mut *transport,
         gix::protocol::transport::Service::UploadPack,
