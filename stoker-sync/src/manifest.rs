@@ -582,12 +582,12 @@ mod wire {
         version: u32,
         revision: Option<(Cow<'a, str>, Option<Cow<'a, str>>)>,
         profile: Cow<'a, str>,
-        files: FilesOut<'a>,
-        dirs: DirsOut<'a>,
+        files: SeqOut<'a, ManifestEntry, File<'a>>,
+        dirs: SeqOut<'a, DirRecord, Dir<'a>>,
         plan: Option<Plan<'a>>,
     }
 
-    fn file_wire<'a>(paths: &mut Encoder<'a>, path: &'a str, entry: &ManifestEntry) -> File<'a> {
+    fn file_wire<'a>(paths: &mut Encoder<'a>, path: &'a str, entry: &'a ManifestEntry) -> File<'a> {
         File(
             paths.path(path),
             entry.id.0,
@@ -640,30 +640,20 @@ mod wire {
         }
     }
 
-    /// `files` as a sequence of [`File`], front-coded as they go.
-    struct FilesOut<'a>(&'a BTreeMap<String, ManifestEntry>);
+    /// A map's entries as a sequence of wire records (`wire(paths, path, value)`), front-coded
+    /// as they go.
+    struct SeqOut<'a, V, T>(
+        &'a BTreeMap<String, V>,
+        fn(&mut Encoder<'a>, &'a str, &'a V) -> T,
+    );
 
-    impl Serialize for FilesOut<'_> {
+    impl<'a, V, T: Serialize> Serialize for SeqOut<'a, V, T> {
         fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
             let mut paths = Encoder { previous: "" };
             serializer.collect_seq(
                 self.0
                     .iter()
-                    .map(|(path, entry)| file_wire(&mut paths, path, entry)),
-            )
-        }
-    }
-
-    /// `dirs` as a sequence of [`Dir`], front-coded as they go.
-    struct DirsOut<'a>(&'a BTreeMap<String, DirRecord>);
-
-    impl Serialize for DirsOut<'_> {
-        fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-            let mut paths = Encoder { previous: "" };
-            serializer.collect_seq(
-                self.0
-                    .iter()
-                    .map(|(path, record)| dir_wire(&mut paths, path, record)),
+                    .map(|(path, value)| (self.1)(&mut paths, path, value)),
             )
         }
     }
@@ -725,8 +715,8 @@ mod wire {
             version: manifest.version,
             revision: manifest.revision.as_ref().map(revision_wire),
             profile: Cow::Borrowed(&manifest.profile),
-            files: FilesOut(&manifest.files),
-            dirs: DirsOut(&manifest.dirs),
+            files: SeqOut(&manifest.files, file_wire),
+            dirs: SeqOut(&manifest.dirs, dir_wire),
             plan: manifest.plan.as_ref().map(plan_wire),
         };
         // Room for what 20k files take (about 90 bytes each, and a directory's names), so the

@@ -602,6 +602,15 @@ mod tests {
         git(&work, &args, &objects)
     }
 
+    /// A temporary directory, a deltified pack with offset deltas, and an empty pack directory.
+    fn pack_fixture() -> (tempfile::TempDir, Vec<u8>, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let stream = pack_stream(dir.path(), true);
+        let pack_dir = dir.path().join("pack");
+        std::fs::create_dir_all(&pack_dir).unwrap();
+        (dir, stream, pack_dir)
+    }
+
     fn receive_from(stream: &[u8], pack_dir: &Path, buffer: usize) -> gix::Result<Received> {
         let mut input = BufReader::with_capacity(buffer, stream);
         receive(
@@ -657,10 +666,7 @@ mod tests {
     /// the pack directory.
     #[test]
     fn a_damaged_pack_is_refused_and_leaves_nothing() {
-        let dir = tempfile::tempdir().unwrap();
-        let stream = pack_stream(dir.path(), true);
-        let pack_dir = dir.path().join("pack");
-        std::fs::create_dir_all(&pack_dir).unwrap();
+        let (_dir, stream, pack_dir) = pack_fixture();
 
         let truncated = &stream[..stream.len() / 2];
         let error = receive_from(truncated, &pack_dir, 4096).unwrap_err();
@@ -685,10 +691,7 @@ mod tests {
     /// retried), and nothing is left in the pack directory.
     #[test]
     fn a_cancelled_receive_stops_and_leaves_nothing() {
-        let dir = tempfile::tempdir().unwrap();
-        let stream = pack_stream(dir.path(), true);
-        let pack_dir = dir.path().join("pack");
-        std::fs::create_dir_all(&pack_dir).unwrap();
+        let (_dir, stream, pack_dir) = pack_fixture();
         let mut input = BufReader::new(stream.as_slice());
         let error = receive(
             &mut input,
