@@ -44,7 +44,7 @@ pub fn apply(mut plan: Plan, options: &ApplyOptions) -> Result<SyncReport> {
         return dry_run_report(plan);
     }
     let live = plan.live.clone();
-    let unchanged_count = plan.unchanged.len() as u64;
+    let unchanged_count = plan.unchanged() as u64;
     let steps = Steps::failing_at(options.fail_at_step);
     let mut warnings = plan.warnings.clone();
 
@@ -62,7 +62,9 @@ pub fn apply(mut plan: Plan, options: &ApplyOptions) -> Result<SyncReport> {
         .map(|w| relpath::parent(&w.path).unwrap_or("").to_owned())
         .collect();
     let prune_dirs = prune_candidates(&plan);
-    if !plan.is_noop() {
+    // Also when only the manifest is rewritten: a sync that finds the journal plans every
+    // file, which a manifest torn between its two files needs.
+    if !plan.is_noop() || !plan.manifest_current {
         journal::begin(&live, &write_dirs, &prune_dirs)?;
     }
 
@@ -132,33 +134,71 @@ pub fn apply(mut plan: Plan, options: &ApplyOptions) -> Result<SyncReport> {
         "files written and deleted"
     );
     if !plan.manifest_current {
-        // Built in one go (a path is either written or unchanged); the plan's entries are moved,
-        // only their count is reported.
-        let unchanged = std::mem::take(&mut plan.unchanged);
-        let files: BTreeMap<String, ManifestEntry> =
-            written_entries.into_iter().chain(unchanged).collect();
         let record = plan.record.clone().map(|mut record| {
             record.rerender.extend(rerender);
             record.rerender.sort();
             record
         });
-        let manifest = Manifest {
-            version: MANIFEST_VERSION,
-            revision: Some(plan.artifact.revision().clone()),
-            profile: plan.profile.clone(),
-            files,
-            dirs: directory_records(&mut plan),
-            plan: record,
-        };
+        let revision = Some(plan.artifact.revision().clone());
+        let (dirs, dir_changes) = directory_records(&mut plan);
         steps.step()?;
         let storing = std::time::Instant::now();
-        manifest::store(&live, &manifest)?;
-        tracing::debug!(
-            files = manifest.files.len(),
-            dirs = manifest.dirs.len(),
-            elapsed_ms = storing.elapsed().as_millis() as u64,
-            "manifest written"
-        );
+        match plan.base.take() {
+            Some(mut base) if plan.incremental => {
+                // Only what this sync looked at changes: appended to the manifest's log.
+                base.dirs = dirs;
+                let mut changed_dirs = std::mem::take(&mut plan.dir_changes);
+                changed_dirs.extend(dir_changes);
+                let files = written_entries
+                    .into_iter()
+                    .chain(std::mem::take(&mut plan.unchanged))
+                    .map(|(path, entry)| (path, Some(entry)))
+                    .chain(
+                        std::mem::take(&mut plan.forgotten)
+                            .into_iter()
+                            .map(|path| (path, None)),
+                    )
+                    .collect();
+                let delta = manifest::ManifestDelta {
+                    revision,
+                    profile: plan.profile.clone(),
+                    plan: record,
+                    files,
+                    dirs: changed_dirs,
+                };
+                let (files, dirs) = (delta.files.len(), delta.dirs.len());
+                let recorded = manifest::record(&live, &mut base, delta)?;
+                tracing::debug!(
+                    files,
+                    dirs,
+                    ?recorded,
+                    elapsed_ms = storing.elapsed().as_millis() as u64,
+                    "manifest changes recorded"
+                );
+            }
+            _ => {
+                // Built in one go (a path is either written or unchanged); the plan's entries
+                // are moved, only their count is reported.
+                let unchanged = std::mem::take(&mut plan.unchanged);
+                let files: BTreeMap<String, ManifestEntry> =
+                    written_entries.into_iter().chain(unchanged).collect();
+                let manifest = Manifest {
+                    version: MANIFEST_VERSION,
+                    revision,
+                    profile: plan.profile.clone(),
+                    files,
+                    dirs,
+                    plan: record,
+                };
+                manifest::store(&live, &manifest)?;
+                tracing::debug!(
+                    files = manifest.files.len(),
+                    dirs = manifest.dirs.len(),
+                    elapsed_ms = storing.elapsed().as_millis() as u64,
+                    "manifest written"
+                );
+            }
+        }
     }
     journal::finish(&live)?;
 
@@ -213,7 +253,7 @@ fn dry_run_report(plan: Plan) -> Result<SyncReport> {
     let warnings = plan.warnings.clone();
     Ok(report(
         &plan,
-        plan.unchanged.len() as u64,
+        plan.unchanged() as u64,
         warnings,
         bytes,
         |path| map.get(path).copied(),
@@ -271,12 +311,19 @@ fn report(
 const REFRESH_LIMIT: usize = 1024;
 
 /// The directory records for the next manifest: the plan's scan, with the directories this apply
-/// changed listed again (after every change, right before the manifest is written).
+/// changed listed again (after every change, right before the manifest is written); and the
+/// records replaced or dropped, for a manifest recorded as a delta.
 ///
 /// Nothing here decides correctness: a record whose directory changed since (recovery removing
 /// an interrupted sync's temporaries, the gateway adding a file) no longer matches its `lstat`,
 /// so the next scan lists that directory.
-fn directory_records(plan: &mut Plan) -> BTreeMap<String, DirRecord> {
+#[allow(clippy::type_complexity)]
+fn directory_records(
+    plan: &mut Plan,
+) -> (
+    BTreeMap<String, DirRecord>,
+    Vec<(String, Option<DirRecord>)>,
+) {
     let mut dirs = std::mem::take(&mut plan.dirs);
     let mut changed: BTreeSet<String> = BTreeSet::new();
     let mut parents_only: BTreeSet<&str> = BTreeSet::new();
@@ -317,16 +364,17 @@ fn directory_records(plan: &mut Plan) -> BTreeMap<String, DirRecord> {
     }
     changed.extend(parents_only.into_iter().map(str::to_owned));
     if changed.is_empty() {
-        return dirs;
+        return (dirs, Vec::new());
     }
     if changed.len() > REFRESH_LIMIT {
         for dir in &changed {
             dirs.remove(dir);
         }
-        return dirs;
+        let dropped = changed.into_iter().map(|dir| (dir, None)).collect();
+        return (dirs, dropped);
     }
-    live::refresh(&plan.live, &plan.desired.scope, &mut dirs, &changed);
-    dirs
+    let changes = live::refresh(&plan.live, &plan.desired.scope, &mut dirs, &changed);
+    (dirs, changes)
 }
 
 /// Directories the deletions (and clears) may empty: their ancestors that may be pruned

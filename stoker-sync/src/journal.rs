@@ -41,6 +41,11 @@ pub fn begin(live: &Path, temporaries: &BTreeSet<String>, prune: &BTreeSet<Strin
     fsops::write_state_file(&file, &bytes)
 }
 
+/// True when a sync began and did not finish (its journal is still there).
+pub fn pending(live: &Path) -> bool {
+    std::fs::symlink_metadata(path(live)).is_ok()
+}
+
 /// Marks the sync complete.
 pub fn finish(live: &Path) -> Result<()> {
     let file = path(live);

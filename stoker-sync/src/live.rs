@@ -469,13 +469,14 @@ impl Walker<'_> {
 /// Brings the records of directories a sync changed up to date: each directory in `changed`
 /// that the walk enters (below a directory root) is `lstat`ed, then listed; one that is gone or
 /// no longer a directory loses its record and those below it. A directory that cannot be read
-/// only loses its record (the next scan lists it).
+/// only loses its record (the next scan lists it). Returns the records replaced (`Some`) and
+/// dropped (`None`), in the order they were.
 pub fn refresh(
     live: &Path,
     scope: &Scope,
     dirs: &mut BTreeMap<String, DirRecord>,
     changed: &BTreeSet<String>,
-) {
+) -> Vec<(String, Option<DirRecord>)> {
     let walked = |dir: &str| {
         scope
             .roots()
@@ -487,13 +488,16 @@ pub fn refresh(
         .into_par_iter()
         .map(|dir| (dir, record_now(live, dir)))
         .collect();
+    let mut changes = Vec::with_capacity(fresh.len());
     for (dir, record) in fresh {
         match record {
             Some(record) => {
-                dirs.insert(dir.clone(), record);
+                dirs.insert(dir.clone(), record.clone());
+                changes.push((dir.clone(), Some(record)));
             }
             None => {
                 dirs.remove(dir);
+                changes.push((dir.clone(), None));
                 if let Ok(metadata) = std::fs::symlink_metadata(live.join(dir))
                     && metadata.is_dir()
                 {
@@ -507,10 +511,12 @@ pub fn refresh(
                     .collect();
                 for path in below {
                     dirs.remove(&path);
+                    changes.push((path, None));
                 }
             }
         }
     }
+    changes
 }
 
 /// `lstat`, then list, one directory.

@@ -13,6 +13,7 @@ use crate::content::{self, Recipe};
 use crate::desired::{self, DesiredFile, DesiredSet};
 use crate::error::{Error, Result};
 use crate::incremental;
+use crate::journal;
 use crate::live::{self, DirRecord, LiveEntry, LiveKind, LiveTree};
 use crate::lock::LiveLock;
 use crate::manifest::{self, Manifest, ManifestEntry, PlanRecord};
@@ -66,6 +67,17 @@ pub struct Plan {
     pub(crate) writes: Vec<Write>,
     pub(crate) deletes: Vec<Delete>,
     pub(crate) unchanged: Vec<(String, ManifestEntry)>,
+    /// Incremental plans: how many more desired files are up to date, as the manifest records
+    /// them (they are not in `unchanged`).
+    pub(crate) carried: usize,
+    /// Incremental plans: recorded destinations no longer desired (dropped from the manifest).
+    pub(crate) forgotten: Vec<String>,
+    /// Incremental plans: directory records dropped from the manifest before `apply` (those
+    /// the manifest's clock tick cannot vouch for).
+    pub(crate) dir_changes: Vec<(String, Option<DirRecord>)>,
+    /// Incremental plans: the manifest as read (its `dirs` moved to `dirs`), which `apply`
+    /// extends with what the sync changed.
+    pub(crate) base: Option<Manifest>,
     /// What the scan saw of each directory, for the next manifest (`apply` updates the
     /// directories it changes).
     pub(crate) dirs: BTreeMap<String, DirRecord>,
@@ -92,7 +104,7 @@ impl std::fmt::Debug for Plan {
             .field("writes", &self.writes.len())
             .field("clears", &self.clears.len())
             .field("deletes", &self.deletes.len())
-            .field("unchanged", &self.unchanged.len())
+            .field("unchanged", &self.unchanged())
             .finish_non_exhaustive()
     }
 }
@@ -110,7 +122,7 @@ impl Plan {
 
     /// Number of desired files already up to date.
     pub fn unchanged(&self) -> usize {
-        self.unchanged.len()
+        self.unchanged.len() + self.carried
     }
 
     /// The desired set the plan was computed from. For an incremental plan its files are only
@@ -176,7 +188,7 @@ pub(crate) fn plan_reading(
     let load = |live: &std::path::Path| {
         ahead
             .and_then(|ahead| ahead.take(live))
-            .unwrap_or_else(|| manifest::load(live))
+            .unwrap_or_else(|| manifest::read(live))
     };
     let live = request.live.as_path();
     let context = desired::effective_context(&request.profile, &request.context);
@@ -193,35 +205,50 @@ pub(crate) fn plan_reading(
         // Only where a sync already took the lock: a bad profile must leave no trace.
         && let Some(lock) = LiveLock::acquire_existing(live)?
     {
-        let loading = Instant::now();
-        let loaded = load(live);
-        let written = manifest::written_at(live);
-        tracing::debug!(
-            files = loaded.0.as_ref().map(|m| m.files.len()),
-            elapsed_ms = loading.elapsed().as_millis() as u64,
-            "manifest loaded"
-        );
-        if let (Some(manifest), None) = &loaded
-            && let Some(prepared) = incremental::prepare(request, &context, key, manifest, written)?
-        {
-            let (manifest, _) = loaded;
-            let manifest = manifest.unwrap_or_default();
-            return incremental_plan(request, context, prepared, manifest, written, lock, started);
+        if journal::pending(live) {
+            // An interrupted sync may have written files of a revision the manifest does not
+            // record: the diff from the manifest's revision would not cover them.
+            tracing::debug!(
+                reason = "an interrupted sync left its journal",
+                "planning every file"
+            );
+            held = Some((Some(lock), None));
+        } else {
+            let loading = Instant::now();
+            let loaded = load(live);
+            tracing::debug!(
+                files = loaded.manifest.as_ref().map(|m| m.files.len()),
+                elapsed_ms = loading.elapsed().as_millis() as u64,
+                "manifest loaded"
+            );
+            if let manifest::Loaded {
+                manifest: Some(manifest),
+                warning: None,
+                written,
+            } = &loaded
+                && let Some(prepared) =
+                    incremental::prepare(request, &context, key, manifest, *written)?
+            {
+                let written = loaded.written;
+                let manifest = loaded.manifest.unwrap_or_default();
+                return incremental_plan(
+                    request, context, prepared, manifest, written, lock, started,
+                );
+            }
+            held = Some((Some(lock), Some(loaded)));
         }
-        held = Some((Some(lock), loaded));
     }
     full_plan(request, context, key, held, load, started)
 }
 
 /// The plan that compares every desired file. `held`: the lock and manifest an incremental
 /// attempt already took.
-#[allow(clippy::type_complexity)]
 fn full_plan(
     request: &SyncRequest,
     context: TemplateContext,
     key: Option<incremental::PlanKey>,
-    held: Option<(Option<LiveLock>, (Option<Manifest>, Option<String>))>,
-    load: impl FnOnce(&std::path::Path) -> (Option<Manifest>, Option<String>),
+    held: Option<(Option<LiveLock>, Option<manifest::Loaded>)>,
+    load: impl FnOnce(&std::path::Path) -> manifest::Loaded,
     started: Instant,
 ) -> Result<Plan> {
     let live = request.live.as_path();
@@ -235,7 +262,7 @@ fn full_plan(
     );
     // Lock only once the profile is known to be valid, so a bad profile leaves no trace.
     let (lock, loaded) = match held {
-        Some((lock, loaded)) => (lock, Some(loaded)),
+        Some((lock, loaded)) => (lock, loaded),
         None if request.dry_run => {
             // A dry run writes nothing, not even the lock file: it takes the lock only when a
             // sync already made it.
@@ -244,14 +271,18 @@ fn full_plan(
         None => (Some(LiveLock::acquire(live)?), None),
     };
     let loading = Instant::now();
-    let (manifest, manifest_warning) = loaded.unwrap_or_else(|| load(live));
+    let manifest::Loaded {
+        manifest,
+        warning: manifest_warning,
+        written,
+    } = loaded.unwrap_or_else(|| load(live));
     tracing::debug!(
         files = manifest.as_ref().map(|m| m.files.len()),
         dirs = manifest.as_ref().map(|m| m.dirs.len()),
         elapsed_ms = loading.elapsed().as_millis() as u64,
         "manifest loaded"
     );
-    let manifest_written = manifest.as_ref().and_then(|_| manifest::written_at(live));
+    let manifest_written = manifest.as_ref().and(written);
     // The previous sync's directory records spare listing the directories that did not change;
     // every entry is still `lstat`ed (the drift check).
     let guide = manifest
@@ -272,6 +303,8 @@ fn full_plan(
     );
     let live::Scan { tree, dirs, .. } = scan;
     let mut warnings = desired.warnings.clone();
+    // A manifest read with a warning is rewritten even when nothing changed.
+    let manifest_usable = manifest_warning.is_none();
     warnings.extend(manifest_warning);
     warnings.extend(tree.warnings.iter().cloned());
 
@@ -366,7 +399,8 @@ fn full_plan(
 
     // Nothing to do and the manifest already says exactly this (and vouches for every file and
     // directory): apply then skips rewriting it, so a no-op sync writes nothing but its report.
-    let manifest_current = writes.is_empty()
+    let manifest_current = manifest_usable
+        && writes.is_empty()
         && clears.is_empty()
         && deletes.is_empty()
         && manifest.as_ref().is_some_and(|m| {
@@ -400,6 +434,10 @@ fn full_plan(
         writes,
         deletes,
         unchanged,
+        carried: 0,
+        forgotten: Vec::new(),
+        dir_changes: Vec::new(),
+        base: None,
         dirs,
         warnings,
         previous: manifest
@@ -481,30 +519,39 @@ fn incremental_plan(
             });
         }
     }
-    // Every other desired file is the manifest's.
-    let recorded = std::mem::take(&mut manifest.files);
-    let mut final_paths: Vec<&String> = Vec::with_capacity(recorded.len() + looked_at.len());
-    for (path, found) in &looked_at {
-        if found.is_some() {
-            final_paths.push(path);
-        }
-    }
-    final_paths.extend(
-        recorded
-            .keys()
-            .filter(|path| !looked_at.contains_key(*path)),
-    );
-    let projects = desired::projects(final_paths);
-    unchanged.extend(
-        recorded
-            .into_iter()
-            .filter(|(path, _)| !looked_at.contains_key(path)),
+    // Every other desired file is the manifest's: counted, and left where it is (apply records
+    // only what changed).
+    let recorded = &manifest.files;
+    let forgotten: Vec<String> = looked_at
+        .iter()
+        .filter(|(path, found)| found.is_none() && recorded.contains_key(*path))
+        .map(|(path, _)| path.clone())
+        .collect();
+    let recorded_looked_at = looked_at
+        .keys()
+        .filter(|path| recorded.contains_key(*path))
+        .count();
+    let carried = recorded.len() - recorded_looked_at;
+    // Projects are `projects/<name>/project.json`: only that range of the manifest is read.
+    let recorded_projects = recorded
+        .range::<str, _>((
+            std::ops::Bound::Included("projects/"),
+            std::ops::Bound::Excluded("projects0"),
+        ))
+        .map(|(path, _)| path)
+        .filter(|path| !looked_at.contains_key(*path));
+    let projects = desired::projects(
+        looked_at
+            .iter()
+            .filter(|(_, found)| found.is_some())
+            .map(|(path, _)| path)
+            .chain(recorded_projects),
     );
     tracing::debug!(
         looked_at = looked_at.len(),
         writes = writes.len(),
         deletes = deletes.len(),
-        unchanged = unchanged.len(),
+        unchanged = unchanged.len() + carried,
         elapsed_ms = started.elapsed().as_millis() as u64,
         "incremental plan"
     );
@@ -513,6 +560,7 @@ fn incremental_plan(
         .filter_map(|(path, found)| Some((path, found?)))
         .collect();
     let warnings = record.warnings.clone();
+    let (dirs, dir_changes) = vouched_dirs(std::mem::take(&mut manifest.dirs), written);
     Ok(Plan {
         live: live.to_path_buf(),
         dry_run: request.dry_run,
@@ -529,9 +577,13 @@ fn incremental_plan(
         writes,
         deletes,
         unchanged,
-        dirs: vouched_dirs(std::mem::take(&mut manifest.dirs), written),
+        carried,
+        forgotten,
+        dir_changes,
+        dirs,
         warnings,
-        previous: manifest.revision.take(),
+        previous: manifest.revision.clone(),
+        base: Some(manifest),
         manifest_current: false,
         projects,
         record: Some(record),
@@ -541,18 +593,27 @@ fn incremental_plan(
     })
 }
 
-/// The directory records an incremental plan carries into the next manifest: not those changed
-/// in the clock tick of the manifest that recorded them (the next manifest is younger, so the
-/// racy-clean rule would no longer catch a change in that tick): those are listed next time.
+/// The directory records an incremental plan carries into the next manifest, and those it
+/// drops: those changed in the clock tick of the manifest that recorded them (the next manifest
+/// is younger, so the racy-clean rule would no longer catch a change in that tick) are listed
+/// next time.
+#[allow(clippy::type_complexity)]
 fn vouched_dirs(
     mut dirs: BTreeMap<String, DirRecord>,
     written: Option<i64>,
-) -> BTreeMap<String, DirRecord> {
-    match written {
-        Some(written) => dirs.retain(|_, record| record.stat.ctime < written),
-        None => dirs.clear(),
-    }
-    dirs
+) -> (
+    BTreeMap<String, DirRecord>,
+    Vec<(String, Option<DirRecord>)>,
+) {
+    let mut dropped = Vec::new();
+    dirs.retain(|path, record| {
+        let vouched = written.is_some_and(|written| record.stat.ctime < written);
+        if !vouched {
+            dropped.push((path.clone(), None));
+        }
+        vouched
+    });
+    (dirs, dropped)
 }
 
 /// Advances a sorted map iterator to `path`; the value there, if the map has it. Called with

@@ -466,3 +466,162 @@ fn a_dry_run_plans_incrementally_and_writes_nothing() {
     assert_eq!(report.added.len(), 6);
     assert_eq!(fingerprints(live.path()), before);
 }
+
+/// Incremental syncs append what they changed to the manifest's log and leave the manifest
+/// file as it is; read back, manifest and log say what a full sync into an empty directory
+/// records.
+#[test]
+fn incremental_syncs_append_to_the_manifest_log_and_read_back_as_a_full_sync_records() {
+    use std::os::unix::fs::MetadataExt;
+    let first = Arc::new(commit1());
+    let second = Arc::new(commit2());
+    let live = tempfile::tempdir().unwrap();
+    sync(&request(first.clone(), mappings(), live.path())).unwrap();
+    let manifest_file = stoker_sync::manifest::path(live.path());
+    let log_file = stoker_sync::manifest::log_path(live.path());
+    let inode = std::fs::metadata(&manifest_file).unwrap().ino();
+    assert!(!log_file.exists());
+
+    let engine = MergeStrategy::default();
+    let mut previous = first.clone();
+    let mut log_len = 0;
+    for next in [second.clone(), first.clone(), second] {
+        let plan = engine
+            .plan(&next_request(
+                &previous,
+                next.clone(),
+                mappings(),
+                live.path(),
+            ))
+            .unwrap();
+        assert!(plan.is_incremental());
+        let report = engine.apply(plan).unwrap();
+
+        assert_eq!(std::fs::metadata(&manifest_file).unwrap().ino(), inode);
+        let grown = std::fs::metadata(&log_file).unwrap().len();
+        assert!(grown > log_len, "the log did not grow");
+        log_len = grown;
+
+        let fresh = tempfile::tempdir().unwrap();
+        let full = sync(&request(next.clone(), mappings(), fresh.path())).unwrap();
+        assert_eq!(manifest_ids(live.path()), manifest_ids(fresh.path()));
+        assert_eq!(snapshot_live(live.path()), snapshot_live(fresh.path()));
+        // Every desired file is counted once: written, or unchanged.
+        let written = (report.added.len() + report.modified.len()) as u64;
+        assert_eq!(report.unchanged + written, full.added.len() as u64);
+        assert_eq!(report.projects, full.projects);
+        previous = next;
+    }
+}
+
+/// A sync killed while appending to the log leaves a torn record: the next sync says so,
+/// plans every file, and writes the manifest whole again.
+#[test]
+fn a_torn_manifest_log_makes_the_next_sync_plan_every_file_and_rewrite_the_manifest() {
+    let first = Arc::new(commit1());
+    let second = Arc::new(commit2());
+    let live = tempfile::tempdir().unwrap();
+    sync(&request(first.clone(), mappings(), live.path())).unwrap();
+    let engine = MergeStrategy::default();
+    let plan = engine
+        .plan(&next_request(
+            &first,
+            second.clone(),
+            mappings(),
+            live.path(),
+        ))
+        .unwrap();
+    assert!(plan.is_incremental());
+    engine.apply(plan).unwrap();
+    let log_file = stoker_sync::manifest::log_path(live.path());
+    let log = std::fs::read(&log_file).unwrap();
+    std::fs::write(&log_file, &log[..log.len() - 1]).unwrap();
+
+    let plan = engine
+        .plan(&next_request(
+            &second,
+            first.clone(),
+            mappings(),
+            live.path(),
+        ))
+        .unwrap();
+    assert!(!plan.is_incremental());
+    let report = engine.apply(plan).unwrap();
+    assert!(
+        report
+            .warnings
+            .iter()
+            .any(|w| w.contains("incomplete or damaged record")),
+        "{:?}",
+        report.warnings
+    );
+    assert!(!log_file.exists());
+    let (manifest, warning) = stoker_sync::manifest::load(live.path());
+    assert_eq!(warning, None);
+    assert_eq!(manifest.unwrap().revision.unwrap().id, first.revision_id());
+    let fresh = tempfile::tempdir().unwrap();
+    sync(&request(first, mappings(), fresh.path())).unwrap();
+    assert_eq!(manifest_ids(live.path()), manifest_ids(fresh.path()));
+    assert_eq!(snapshot_live(live.path()), snapshot_live(fresh.path()));
+}
+
+/// A sync interrupted after writing some files leaves them at a revision the manifest does not
+/// record. The diff from the manifest's revision to the next one does not cover a file that
+/// goes back to what the manifest recorded: the next sync plans every file and repairs it.
+#[test]
+fn a_sync_after_an_interrupted_one_plans_every_file() {
+    use stoker_sync::ApplyOptions;
+    let first = Arc::new(commit1());
+    let second = Arc::new(
+        commit1()
+            .renamed("c2")
+            .file("config/db.json", r#"{"host": "db2"}"#),
+    );
+    // db.json as in commit 1 again; tags.json changed.
+    let third = Arc::new(commit1().renamed("c3").file("config/tags.json", "[1]"));
+    let live = tempfile::tempdir().unwrap();
+    sync(&request(first.clone(), mappings(), live.path())).unwrap();
+
+    // Killed right after db.json is renamed into place (steps 1 and 2: before and after the
+    // rename), before the manifest records commit 2.
+    let crashing = MergeStrategy::new(ApplyOptions {
+        fail_at_step: Some(2),
+        ..ApplyOptions::default()
+    });
+    let plan = crashing
+        .plan(&next_request(
+            &first,
+            second.clone(),
+            mappings(),
+            live.path(),
+        ))
+        .unwrap();
+    assert!(plan.is_incremental());
+    assert!(matches!(
+        crashing.apply(plan),
+        Err(stoker_sync::Error::Injected(2))
+    ));
+    let db = live.path().join("config/db.json");
+    assert_eq!(std::fs::read_to_string(&db).unwrap(), r#"{"host": "db2"}"#);
+
+    // The manifest still says commit 1: the diff to commit 3 does not list db.json.
+    let next = next_request(&first, third.clone(), mappings(), live.path());
+    assert!(
+        !next
+            .changed_paths
+            .as_ref()
+            .unwrap()
+            .contains(&"config/db.json".to_owned())
+    );
+    let engine = MergeStrategy::default();
+    let plan = engine.plan(&next).unwrap();
+    assert!(
+        !plan.is_incremental(),
+        "planned from a diff that misses the interrupted sync's files"
+    );
+    engine.apply(plan).unwrap();
+    assert_eq!(std::fs::read_to_string(&db).unwrap(), r#"{"host": "db1"}"#);
+    let fresh = tempfile::tempdir().unwrap();
+    sync(&request(third, mappings(), fresh.path())).unwrap();
+    assert_eq!(snapshot_live(live.path()), snapshot_live(fresh.path()));
+}
