@@ -194,9 +194,10 @@ pub fn lstat(path: &Path) -> Result<Option<std::fs::Metadata>> {
 /// nothing yet), so writing below the root never goes through a symlink the engine does not
 /// manage.
 ///
-/// Returns `false` when an ancestor is a non-directory that is itself managed (a `file`
-/// destination `a` above a root `a/b`): nothing can exist below it, and replacing it is the
-/// managing mapping's business, so there is nothing to scan.
+/// Returns `false` when an ancestor is a non-directory the engine may replace (a `file`
+/// destination `a` above a root `a/b`, or an entry inside a directory root): nothing can exist
+/// below it, and replacing it is the managing mapping's business, so there is nothing to scan.
+/// One it may not touch (outside the managed paths, excluded or protected) is an error.
 fn check_ancestors(live: &Path, root: &ManagedRoot, scope: &Scope) -> Result<bool> {
     let mut prefix = String::new();
     let components: Vec<&str> = root.path.split('/').filter(|c| !c.is_empty()).collect();
@@ -207,12 +208,12 @@ fn check_ancestors(live: &Path, root: &ManagedRoot, scope: &Scope) -> Result<boo
         match lstat(&full)? {
             None => return Ok(true),
             Some(metadata) if metadata.file_type().is_dir() => continue,
-            Some(_) if scope.is_managed(&prefix) => return Ok(false),
+            Some(_) if scope.may_touch(&prefix) => return Ok(false),
             Some(metadata) if metadata.file_type().is_symlink() => {
                 return Err(Error::unsafe_live(
                     full,
                     format!(
-                        "is a symlink outside the managed paths; refusing to write {} through it",
+                        "is a symlink outside the managed paths (or excluded or protected); refusing to write {} through it",
                         root.path
                     ),
                 ));
@@ -221,7 +222,7 @@ fn check_ancestors(live: &Path, root: &ManagedRoot, scope: &Scope) -> Result<boo
                 return Err(Error::unsafe_live(
                     full,
                     format!(
-                        "is not a directory, but the managed path {} lies below it; it is not managed, so it is left alone",
+                        "is not a directory, but the managed path {} lies below it; it is not managed (or excluded or protected), so it is left alone",
                         root.path
                     ),
                 ));
@@ -259,6 +260,13 @@ pub fn scan_guided(live: &Path, scope: &Scope, guide: Option<Guide<'_>>) -> Resu
         entries: Vec::new(),
         dirs: Vec::new(),
     };
+    // A root inside another is reached by the walk, but what lies above it must be checked
+    // all the same: an excluded symlink on the way is not the walk's to replace.
+    for root in scope.roots() {
+        if !top.contains(root) {
+            check_ancestors(live, root, scope)?;
+        }
+    }
     for root in top {
         if !check_ancestors(live, &root, scope)? {
             continue;

@@ -1488,6 +1488,39 @@ fn live_symlink_ancestor_outside_managed_roots_is_an_error_and_nothing_is_writte
     }
 }
 
+/// Regression (found by the model test): a root inside another directory root, below an
+/// excluded symlink, was not checked; the sync went ahead as if the symlink were a directory it
+/// may replace. It is refused, naming the symlink, and nothing is written through it.
+#[test]
+fn excluded_symlink_above_a_nested_root_is_an_error() {
+    let outside = tempfile::tempdir().unwrap();
+    write(outside.path(), "keep.json", "outside");
+    let outside_before = fingerprints(outside.path());
+    let repo = Repo::new();
+    repo.file("b/b/versions.json", "{}")
+        .file("b/other.json", "{}");
+    let live = live();
+    std::fs::create_dir_all(live.path().join("b")).unwrap();
+    symlink(live.path(), "b/b", outside.path());
+    let mut request = request(
+        repo.artifact("r1"),
+        vec![map("b", "b"), map("b/b/versions.json", "b/b/versions.json")],
+        live.path(),
+    );
+    request.profile.exclude_patterns = vec!["b/b".into(), "b/b/**".into()];
+    let text = error_text(sync(&request));
+    assert!(text.contains("symlink"), "{text}");
+    assert!(
+        text.contains(&live.path().join("b/b").display().to_string()),
+        "{text}"
+    );
+    assert_eq!(fingerprints(outside.path()), outside_before);
+    assert!(
+        !live.path().join("b/other.json").exists(),
+        "wrote before failing"
+    );
+}
+
 /// Regression: the lock was opened with `create`, following a symlink planted at
 /// `.stoker/lock` and creating its target outside the live directory.
 #[test]
