@@ -100,7 +100,7 @@ pub fn store(live: &Path, from: Option<&Revision>, report: &SyncReport, keep: us
         path: file.clone(),
         source,
     })?;
-    fsops::write_state_file(&file, &bytes)?;
+    fsops::write_record_file(&file, &bytes)?;
     let mut existing: Vec<_> = std::fs::read_dir(&dir)
         .map_err(|source| Error::io("listing", &dir, source))?
         .filter_map(|entry| entry.ok())

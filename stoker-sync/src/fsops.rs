@@ -224,6 +224,16 @@ pub fn ensure_state_dir(live: &Path) -> Result<PathBuf> {
 /// Writes one of the engine's own state files atomically and durably (fsync of the file and of
 /// its directory).
 pub fn write_state_file(target: &Path, bytes: &[u8]) -> Result<()> {
+    write_whole(target, bytes, true)
+}
+
+/// Writes a file for people to read (a diff report) atomically, without waiting for the disk:
+/// no state depends on it, and a power cut right after loses at most that file.
+pub fn write_record_file(target: &Path, bytes: &[u8]) -> Result<()> {
+    write_whole(target, bytes, false)
+}
+
+fn write_whole(target: &Path, bytes: &[u8], durable: bool) -> Result<()> {
     let parent = target
         .parent()
         .ok_or_else(|| Error::unsafe_live(target, "has no parent directory"))?;
@@ -234,10 +244,15 @@ pub fn write_state_file(target: &Path, bytes: &[u8]) -> Result<()> {
             .create_new(true)
             .open(&temp)?;
         file.write_all(bytes)?;
-        file.sync_all()?;
+        if durable {
+            file.sync_all()?;
+        }
         drop(file);
         std::fs::rename(&temp, target)?;
-        File::open(parent)?.sync_all()
+        if durable {
+            File::open(parent)?.sync_all()?;
+        }
+        Ok(())
     })();
     if let Err(source) = result {
         let _ = std::fs::remove_file(&temp);
