@@ -84,6 +84,20 @@ fn next_request(
     request
 }
 
+/// The plan of `engine` for syncing `next` after `previous`, which must be incremental.
+fn incremental_plan(
+    engine: &MergeStrategy,
+    previous: &MemArtifact,
+    next: Arc<MemArtifact>,
+    live: &Path,
+) -> stoker_sync::Plan {
+    let plan = engine
+        .plan(&next_request(previous, next, mappings(), live))
+        .unwrap();
+    assert!(plan.is_incremental(), "the plan was not incremental");
+    plan
+}
+
 /// The report without its timing.
 fn comparable(report: &SyncReport) -> String {
     let mut report = report.clone();
@@ -486,15 +500,7 @@ fn incremental_syncs_append_to_the_manifest_log_and_read_back_as_a_full_sync_rec
     let mut previous = first.clone();
     let mut log_len = 0;
     for next in [second.clone(), first.clone(), second] {
-        let plan = engine
-            .plan(&next_request(
-                &previous,
-                next.clone(),
-                mappings(),
-                live.path(),
-            ))
-            .unwrap();
-        assert!(plan.is_incremental());
+        let plan = incremental_plan(&engine, &previous, next.clone(), live.path());
         let report = engine.apply(plan).unwrap();
 
         assert_eq!(std::fs::metadata(&manifest_file).unwrap().ino(), inode);
@@ -523,15 +529,7 @@ fn a_torn_manifest_log_makes_the_next_sync_plan_every_file_and_rewrite_the_manif
     let live = tempfile::tempdir().unwrap();
     sync(&request(first.clone(), mappings(), live.path())).unwrap();
     let engine = MergeStrategy::default();
-    let plan = engine
-        .plan(&next_request(
-            &first,
-            second.clone(),
-            mappings(),
-            live.path(),
-        ))
-        .unwrap();
-    assert!(plan.is_incremental());
+    let plan = incremental_plan(&engine, &first, second.clone(), live.path());
     engine.apply(plan).unwrap();
     let log_file = stoker_sync::manifest::log_path(live.path());
     let log = std::fs::read(&log_file).unwrap();
@@ -588,15 +586,7 @@ fn a_sync_after_an_interrupted_one_plans_every_file() {
         fail_at_step: Some(2),
         ..ApplyOptions::default()
     });
-    let plan = crashing
-        .plan(&next_request(
-            &first,
-            second.clone(),
-            mappings(),
-            live.path(),
-        ))
-        .unwrap();
-    assert!(plan.is_incremental());
+    let plan = incremental_plan(&crashing, &first, second.clone(), live.path());
     assert!(matches!(
         crashing.apply(plan),
         Err(stoker_sync::Error::Injected(2))
