@@ -679,11 +679,9 @@ struct Snapshot {
     loaded: Loaded,
 }
 
-/// The `lstat` of a file, `None` when it does not exist (or cannot be looked at).
-fn lstat(file: &Path) -> Option<Stat> {
-    std::fs::symlink_metadata(file)
-        .ok()
-        .map(|metadata| Stat::of(&metadata))
+/// The `lstat` fields of a file, `None` when it does not exist.
+fn stat_of(file: &Path) -> Result<Option<Stat>> {
+    Ok(crate::live::lstat(file)?.map(|metadata| Stat::of(&metadata)))
 }
 
 impl ReadAhead {
@@ -739,7 +737,8 @@ impl ReadAhead {
             .unwrap_or_else(PoisonError::into_inner)
             .take()?;
         let snapshot = handle.join().ok()??;
-        let now = (lstat(&path(live))?, lstat(&log_path(live)));
+        // A file that cannot be looked at now is not the one read.
+        let now = (stat_of(&path(live)).ok()??, stat_of(&log_path(live)).ok()?);
         (started_for == live && now == snapshot.read_from).then_some(snapshot.loaded)
     }
 }
@@ -788,8 +787,8 @@ pub fn record(live: &Path, manifest: &mut Manifest, delta: ManifestDelta) -> Res
         path: log_file.clone(),
         source,
     })?;
-    let base = lstat(&base_file);
-    let log = lstat(&log_file);
+    let base = stat_of(&base_file)?;
+    let log = stat_of(&log_file)?;
     let extends_base = match (&base, &log) {
         (Some(base), Some(_)) => log_header_matches(&log_file, base),
         (Some(_), None) => true,
@@ -1180,7 +1179,7 @@ mod wire {
                     let plan: Option<Plan<'de>> =
                         seq.next_element()?.ok_or_else(|| missing("plan"))?;
                     Ok(WholeIn {
-                        revision: revision.map(super::wire::revision),
+                        revision: revision.map(self::revision),
                         profile: profile.into_owned(),
                         files,
                         dirs,
@@ -1484,7 +1483,7 @@ mod tests {
         let base = sample();
         let live = live_with(&base);
         let base_file = path(live.path());
-        let base_stat = lstat(&base_file).unwrap();
+        let base_stat = stat_of(&base_file).unwrap().unwrap();
 
         let mut expected = base.clone();
         let mut recorded = base.clone();
@@ -1495,7 +1494,7 @@ mod tests {
             expected.apply(delta);
         }
         // Appending changes neither the manifest file nor the manifest in hand.
-        assert_eq!(lstat(&base_file), Some(base_stat));
+        assert_eq!(stat_of(&base_file).unwrap(), Some(base_stat));
         assert_eq!(recorded, base);
 
         let loaded = read(live.path());
@@ -1589,7 +1588,7 @@ mod tests {
         let mut old = sample();
         old.version = VERSION_WITHOUT_LOG;
         let live = live_with(&old);
-        let base = lstat(&path(live.path())).unwrap();
+        let base = stat_of(&path(live.path())).unwrap().unwrap();
         let mut log = log_header(&base);
         log.extend(frame(&wire::encode_delta(&delta("r1")).unwrap()).unwrap());
         std::fs::write(log_path(live.path()), log).unwrap();
