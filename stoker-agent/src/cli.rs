@@ -185,6 +185,13 @@ pub struct SyncArgs {
     #[arg(long)]
     pub fsync: bool,
 
+    /// How many files are written and deleted at once. Writing mostly waits for the disk, so
+    /// more threads than cores pay off; raise it for slow or network file systems.
+    #[arg(long, value_name = "N", env = "STOKER_IO_THREADS",
+          default_value_t = stoker_sync::DEFAULT_IO_THREADS as u16,
+          value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub io_threads: u16,
+
     /// Compare every desired file with the live directory, even when syncing to a new commit.
     /// By default a sync between two commits plans only the paths the commit changed, and
     /// hand-made changes elsewhere are repaired by the next sync of the same commit.

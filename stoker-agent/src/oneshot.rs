@@ -112,6 +112,7 @@ pub async fn sync(args: SyncArgs) -> anyhow::Result<ExitCode> {
 
     let strategy = MergeStrategy::new(ApplyOptions {
         fsync: args.fsync,
+        io_threads: usize::from(args.io_threads),
         ..ApplyOptions::default()
     })
     .with_planning(PlanOptions {

@@ -36,7 +36,7 @@ pub mod plan;
 pub mod scope;
 pub mod strategy;
 
-pub use apply::ApplyOptions;
+pub use apply::{ApplyOptions, DEFAULT_IO_THREADS};
 pub use error::{Error, Result};
 pub use plan::{Plan, PlanOptions};
 pub use strategy::MergeStrategy;

@@ -5,14 +5,15 @@
 
 mod common;
 
+use std::collections::BTreeSet;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use common::*;
-use stoker_core::{ContentId, EntryKind, Mapping, TemplateContext};
-use stoker_sync::{ApplyOptions, Error};
+use stoker_core::{Artifact, ContentId, EntryKind, Listing, Mapping, Revision, TemplateContext};
+use stoker_sync::{ApplyOptions, DEFAULT_IO_THREADS, Error};
 
 fn live() -> tempfile::TempDir {
     tempfile::tempdir().unwrap()
@@ -2708,4 +2709,109 @@ fn local_source_id_cache_spares_rereading_unchanged_files() {
     let report = sync(&second).unwrap();
     assert_eq!(paths(&report.modified), vec!["projects/p/f1.json"]);
     assert_eq!(report.unchanged, 4);
+}
+
+/// An artifact that remembers the names of the threads its content is read on.
+struct ThreadNames {
+    inner: Arc<dyn Artifact>,
+    names: std::sync::Mutex<BTreeSet<String>>,
+}
+
+impl ThreadNames {
+    fn new(inner: Arc<dyn Artifact>) -> Arc<Self> {
+        Arc::new(ThreadNames {
+            inner,
+            names: std::sync::Mutex::new(BTreeSet::new()),
+        })
+    }
+
+    fn note(&self) {
+        let name = std::thread::current().name().unwrap_or("").to_owned();
+        self.names.lock().unwrap().insert(name);
+    }
+
+    fn names(&self) -> BTreeSet<String> {
+        self.names.lock().unwrap().clone()
+    }
+}
+
+impl Artifact for ThreadNames {
+    fn revision(&self) -> &Revision {
+        self.inner.revision()
+    }
+    fn list(&self) -> stoker_core::Result<Listing> {
+        self.inner.list()
+    }
+    fn read(&self, path: &str) -> stoker_core::Result<Vec<u8>> {
+        self.note();
+        self.inner.read(path)
+    }
+    fn open(&self, path: &str) -> stoker_core::Result<Box<dyn std::io::Read + Send + '_>> {
+        self.note();
+        self.inner.open(path)
+    }
+}
+
+/// A repository of `count` files in as many directories.
+fn many_files(count: usize) -> Repo {
+    let repo = Repo::new();
+    for index in 0..count {
+        repo.file(
+            &format!("views/v{index:02}/view.json"),
+            format!("{{\"v\":{index}}}"),
+        );
+    }
+    repo
+}
+
+#[test]
+fn files_are_written_on_the_io_threads() {
+    let repo = many_files(24);
+    let artifact = ThreadNames::new(repo.artifact("r1"));
+    let live = live();
+    let options = ApplyOptions {
+        io_threads: 3,
+        ..ApplyOptions::default()
+    };
+    let report = sync_with(
+        options,
+        &request(artifact.clone(), vec![map("views", "views")], live.path()),
+    )
+    .unwrap();
+    assert_eq!(report.added.len(), 24);
+    let names = artifact.names();
+    assert!(!names.is_empty());
+    assert!(
+        names.iter().all(|name| name.starts_with("stoker-io-")),
+        "read on {names:?}"
+    );
+    assert!(names.len() <= 3, "more threads than asked for: {names:?}");
+    assert_eq!(snapshot_live(live.path()), snapshot(repo.path()));
+}
+
+#[test]
+fn one_io_thread_writes_on_the_callers_pool_with_the_same_result() {
+    let repo = many_files(12);
+    let mappings = vec![map("views", "views")];
+    let mut results = Vec::new();
+    for io_threads in [1, DEFAULT_IO_THREADS] {
+        let artifact = ThreadNames::new(repo.artifact("r1"));
+        let live = live();
+        let options = ApplyOptions {
+            io_threads,
+            ..ApplyOptions::default()
+        };
+        let report = sync_with(
+            options,
+            &request(artifact.clone(), mappings.clone(), live.path()),
+        )
+        .unwrap();
+        let on_io_threads = artifact
+            .names()
+            .iter()
+            .any(|name| name.starts_with("stoker-io-"));
+        assert_eq!(on_io_threads, io_threads > 1, "io_threads {io_threads}");
+        results.push((paths(&report.added).join(","), snapshot_live(live.path())));
+    }
+    assert_eq!(results[0], results[1]);
 }
