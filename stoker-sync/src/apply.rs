@@ -14,6 +14,7 @@ use crate::fsops::{self, Steps};
 use crate::journal;
 use crate::live::{self, DirRecord, LiveKind};
 use crate::manifest::{self, MANIFEST_VERSION, Manifest, ManifestEntry};
+use crate::path_map::PathMap;
 use crate::plan::{Delete, Plan, WriteKind};
 
 /// Knobs for `apply`.
@@ -192,7 +193,7 @@ pub fn apply(mut plan: Plan, options: &ApplyOptions) -> Result<SyncReport> {
                 // Built in one go (a path is either written or unchanged); the plan's entries
                 // are moved, only their count is reported.
                 let unchanged = std::mem::take(&mut plan.unchanged);
-                let files: BTreeMap<String, ManifestEntry> =
+                let files: PathMap<ManifestEntry> =
                     written_entries.into_iter().chain(unchanged).collect();
                 let manifest = Manifest {
                     version: MANIFEST_VERSION,

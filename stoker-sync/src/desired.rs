@@ -464,7 +464,7 @@ fn type_name(kind: MappingType) -> &'static str {
 }
 
 /// Ignition projects among desired paths: `projects/<name>/project.json`.
-pub fn projects<'a>(paths: impl IntoIterator<Item = &'a String>) -> Vec<String> {
+pub fn projects<'a>(paths: impl IntoIterator<Item = &'a str>) -> Vec<String> {
     let mut names: Vec<String> = paths
         .into_iter()
         .filter_map(|path| {

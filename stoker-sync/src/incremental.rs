@@ -180,7 +180,7 @@ pub(crate) fn prepare(
             .files
             .iter()
             .filter(|(_, entry)| entry.stat.ctime >= written)
-            .map(|(path, _)| path.clone()),
+            .map(|(path, _)| path.to_owned()),
     );
 
     let scope = scope_of(request, &record.mappings)?;
@@ -263,8 +263,7 @@ pub(crate) fn prepare(
         let prefix = format!("{destination}/");
         let below_recorded = manifest
             .files
-            .range(prefix.clone()..)
-            .take_while(|(path, _)| path.starts_with(&prefix))
+            .with_prefix(&prefix)
             .any(|(path, _)| is_desired(path));
         let below_new = desired_at
             .range(prefix.clone()..)

@@ -31,6 +31,7 @@ pub mod journal;
 pub mod live;
 pub mod lock;
 pub mod manifest;
+pub mod path_map;
 pub mod pipeline;
 pub mod plan;
 pub mod scope;
@@ -38,5 +39,6 @@ pub mod strategy;
 
 pub use apply::{ApplyOptions, DEFAULT_IO_THREADS};
 pub use error::{Error, Result};
+pub use path_map::PathMap;
 pub use plan::{Plan, PlanOptions};
 pub use strategy::MergeStrategy;

@@ -47,6 +47,7 @@ use crate::content::Recipe;
 use crate::error::{Error, Result};
 use crate::fsops;
 use crate::live::{DirRecord, Stat};
+use crate::path_map::PathMap;
 use crate::scope::STATE_DIR;
 
 /// Manifest format version; another version is ignored (everything is rehashed and every
@@ -182,49 +183,10 @@ impl From<DirRecord> for DirWire {
     }
 }
 
-mod sorted_map {
-    //! A JSON object into a `BTreeMap`, built in one go from its (sorted) entries instead of one
-    //! insertion at a time.
-    use std::collections::BTreeMap;
-    use std::marker::PhantomData;
-
-    use serde::{Deserialize, Deserializer};
-
-    pub fn deserialize<'de, D: Deserializer<'de>, V: Deserialize<'de>>(
-        deserializer: D,
-    ) -> Result<BTreeMap<String, V>, D::Error> {
-        struct Visitor<V>(PhantomData<V>);
-        impl<'de, V: Deserialize<'de>> serde::de::Visitor<'de> for Visitor<V> {
-            type Value = Vec<(String, V)>;
-
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("an object")
-            }
-
-            fn visit_map<A: serde::de::MapAccess<'de>>(
-                self,
-                mut map: A,
-            ) -> Result<Self::Value, A::Error> {
-                let mut entries = Vec::with_capacity(map.size_hint().unwrap_or(0));
-                while let Some(entry) = map.next_entry()? {
-                    entries.push(entry);
-                }
-                Ok(entries)
-            }
-        }
-        // `collect` sorts (a no-op pass on sorted input), keeps the last of equal keys, and
-        // builds the tree in bulk.
-        Ok(deserializer
-            .deserialize_map(Visitor(PhantomData))?
-            .into_iter()
-            .collect())
-    }
-}
-
 mod dirs_wire {
     //! `dirs` as a map of [`DirWire`](super::DirWire) arrays.
     use super::{BTreeMap, DirRecord, DirWire};
-    use serde::{Deserializer, Serializer};
+    use serde::{Deserialize, Deserializer, Serializer};
 
     pub fn serialize<S: Serializer>(
         dirs: &BTreeMap<String, DirRecord>,
@@ -239,7 +201,7 @@ mod dirs_wire {
     pub fn deserialize<'de, D: Deserializer<'de>>(
         deserializer: D,
     ) -> Result<BTreeMap<String, DirRecord>, D::Error> {
-        let wire: BTreeMap<String, DirWire> = super::sorted_map::deserialize(deserializer)?;
+        let wire = BTreeMap::<String, DirWire>::deserialize(deserializer)?;
         Ok(wire.into_iter().map(|(p, w)| (p, w.into())).collect())
     }
 }
@@ -262,8 +224,7 @@ pub struct Manifest {
     /// The profile last applied.
     pub profile: String,
     /// Desired files after the last apply.
-    #[serde(deserialize_with = "sorted_map::deserialize")]
-    pub files: BTreeMap<String, ManifestEntry>,
+    pub files: PathMap<ManifestEntry>,
     /// Directories below the managed roots and what they held after the last apply (see
     /// [`crate::live::scan_guided`]). Empty when unknown: the next scan lists everything.
     #[serde(default, with = "dirs_wire")]
@@ -322,29 +283,31 @@ pub struct ManifestDelta {
 impl Manifest {
     /// Applies what one sync changed.
     pub fn apply(&mut self, delta: ManifestDelta) {
-        self.revision = delta.revision;
-        self.profile = delta.profile;
-        self.plan = delta.plan;
-        for (path, entry) in delta.files {
-            match entry {
-                Some(entry) => {
-                    self.files.insert(path, entry);
-                }
-                None => {
-                    self.files.remove(&path);
+        self.apply_all([delta]);
+    }
+
+    /// Applies what several syncs changed, in order: the same as [`Manifest::apply`] on each,
+    /// with the files merged in one pass (a log holds a dozen deltas; each would move the 20k
+    /// records).
+    pub fn apply_all(&mut self, deltas: impl IntoIterator<Item = ManifestDelta>) {
+        let mut files = Vec::new();
+        for delta in deltas {
+            self.revision = delta.revision;
+            self.profile = delta.profile;
+            self.plan = delta.plan;
+            files.extend(delta.files);
+            for (path, record) in delta.dirs {
+                match record {
+                    Some(record) => {
+                        self.dirs.insert(path, record);
+                    }
+                    None => {
+                        self.dirs.remove(&path);
+                    }
                 }
             }
         }
-        for (path, record) in delta.dirs {
-            match record {
-                Some(record) => {
-                    self.dirs.insert(path, record);
-                }
-                None => {
-                    self.dirs.remove(&path);
-                }
-            }
-        }
+        self.files.apply_changes(files);
     }
 }
 
@@ -438,9 +401,7 @@ fn assemble(
             Ok(Some((log_bytes, log_stat))) => {
                 let read = read_log(&log_bytes, &stat);
                 let complete = read.deltas.len();
-                for delta in read.deltas {
-                    manifest.apply(delta);
-                }
+                manifest.apply_all(read.deltas);
                 match read.problem {
                     None if complete > 0 => loaded.written = Some(log_stat.mtime),
                     None => {}
@@ -853,7 +814,8 @@ mod wire {
     use stoker_core::{ContentId, MappingType, Revision};
 
     use super::{
-        MANIFEST_VERSION, Manifest, ManifestDelta, ManifestEntry, PlanRecord, VERSION_WITHOUT_LOG,
+        MANIFEST_VERSION, Manifest, ManifestDelta, ManifestEntry, PathMap, PlanRecord,
+        VERSION_WITHOUT_LOG,
     };
     use crate::content::Recipe;
     use crate::desired::ResolvedMapping;
@@ -939,8 +901,8 @@ mod wire {
         version: u32,
         revision: Option<(Cow<'a, str>, Option<Cow<'a, str>>)>,
         profile: Cow<'a, str>,
-        files: SeqOut<'a, ManifestEntry, File<'a>>,
-        dirs: SeqOut<'a, DirRecord, Dir<'a>>,
+        files: SeqOut<'a, PathMap<ManifestEntry>, ManifestEntry, File<'a>>,
+        dirs: SeqOut<'a, BTreeMap<String, DirRecord>, DirRecord, Dir<'a>>,
         plan: Option<Plan<'a>>,
     }
 
@@ -999,17 +961,39 @@ mod wire {
 
     /// A map's entries as a sequence of wire records (`wire(paths, path, value)`), front-coded
     /// as they go.
-    struct SeqOut<'a, V, T>(
-        &'a BTreeMap<String, V>,
-        fn(&mut Encoder<'a>, &'a str, &'a V) -> T,
-    );
+    struct SeqOut<'a, M, V, T>(&'a M, fn(&mut Encoder<'a>, &'a str, &'a V) -> T);
 
-    impl<'a, V, T: Serialize> Serialize for SeqOut<'a, V, T> {
+    /// A map's entries, sorted by path.
+    trait Entries<V> {
+        fn entries<'a>(&'a self) -> impl Iterator<Item = (&'a str, &'a V)>
+        where
+            V: 'a;
+    }
+
+    impl<V> Entries<V> for PathMap<V> {
+        fn entries<'a>(&'a self) -> impl Iterator<Item = (&'a str, &'a V)>
+        where
+            V: 'a,
+        {
+            self.iter()
+        }
+    }
+
+    impl<V> Entries<V> for BTreeMap<String, V> {
+        fn entries<'a>(&'a self) -> impl Iterator<Item = (&'a str, &'a V)>
+        where
+            V: 'a,
+        {
+            self.iter().map(|(path, value)| (path.as_str(), value))
+        }
+    }
+
+    impl<'a, M: Entries<V>, V: 'a, T: Serialize> Serialize for SeqOut<'a, M, V, T> {
         fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
             let mut paths = Encoder { previous: "" };
             serializer.collect_seq(
                 self.0
-                    .iter()
+                    .entries()
                     .map(|(path, value)| (self.1)(&mut paths, path, value)),
             )
         }
@@ -1053,18 +1037,6 @@ mod wire {
             };
             Path(shared, Cow::Borrowed(rest))
         }
-    }
-
-    /// Undoes [`Encoder`]: the path after `previous`.
-    fn decode_path(previous: &str, Path(shared, rest): Path<'_>) -> Result<String, String> {
-        let shared = shared as usize;
-        let prefix = previous
-            .get(..shared)
-            .ok_or_else(|| format!("bad path prefix length {shared}"))?;
-        let mut path = String::with_capacity(shared + rest.len());
-        path.push_str(prefix);
-        path.push_str(&rest);
-        Ok(path)
     }
 
     pub(super) fn encode(manifest: &Manifest) -> postcard::Result<Vec<u8>> {
@@ -1114,15 +1086,15 @@ mod wire {
             return Err(DecodeError::Version(version));
         }
         let whole: WholeIn = postcard::from_bytes(bytes).map_err(corrupt)?;
-        // Written sorted: collecting builds each map in bulk. On one thread: the manifest is
-        // read ahead while the sync resolves and diffs on another, which should keep its core.
-        let files = whole.files.into_iter().collect();
+        // The files stay in the map they were decoded into; the directories (a few thousand)
+        // are built into a tree in bulk. On one thread: the manifest is read ahead while the
+        // sync resolves and diffs on another, which should keep its core.
         let dirs = whole.dirs.into_iter().collect();
         Ok(Manifest {
             version,
             revision: whole.revision,
             profile: whole.profile,
-            files,
+            files: whole.files,
             dirs,
             plan: whole.plan,
         })
@@ -1134,8 +1106,8 @@ mod wire {
     struct WholeIn {
         revision: Option<Revision>,
         profile: String,
-        files: Vec<(String, ManifestEntry)>,
-        dirs: Vec<(String, DirRecord)>,
+        files: PathMap<ManifestEntry>,
+        dirs: PathMap<DirRecord>,
         plan: Option<PlanRecord>,
     }
 
@@ -1192,8 +1164,9 @@ mod wire {
         }
     }
 
-    /// A section of front-coded records, decoded into `(path, value)` pairs: `split` takes a
-    /// record apart.
+    /// A section of front-coded records, decoded into a [`PathMap`]: `split` takes a record
+    /// apart. Each path is rebuilt in one reused buffer and copied into the map's one string (no
+    /// allocation per path).
     struct Section<'de, W, V> {
         split: fn(W) -> (Path<'de>, V),
     }
@@ -1205,7 +1178,7 @@ mod wire {
     }
 
     impl<'de, W: Deserialize<'de>, V> serde::de::DeserializeSeed<'de> for Section<'de, W, V> {
-        type Value = Vec<(String, V)>;
+        type Value = PathMap<V>;
 
         fn deserialize<D: serde::Deserializer<'de>>(
             self,
@@ -1216,7 +1189,7 @@ mod wire {
     }
 
     impl<'de, W: Deserialize<'de>, V> serde::de::Visitor<'de> for Section<'de, W, V> {
-        type Value = Vec<(String, V)>;
+        type Value = PathMap<V>;
 
         fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
             f.write_str("a sequence of records")
@@ -1226,16 +1199,25 @@ mod wire {
             self,
             mut seq: A,
         ) -> Result<Self::Value, A::Error> {
+            use serde::de::Error;
             // The length comes from the file: a damaged one must not reserve gigabytes.
-            let mut pairs: Vec<(String, V)> =
-                Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1 << 20));
+            let len = seq.size_hint().unwrap_or(0).min(1 << 20);
+            // Paths average about 60 bytes.
+            let mut map = PathMap::with_capacity(len, len * 64);
+            let mut path = String::new();
             while let Some(record) = seq.next_element::<W>()? {
-                let (path, value) = (self.split)(record);
-                let previous = pairs.last().map_or("", |(previous, _)| previous.as_str());
-                let path = decode_path(previous, path).map_err(serde::de::Error::custom)?;
-                pairs.push((path, value));
+                let (Path(shared, rest), value) = (self.split)(record);
+                let shared = shared as usize;
+                if !path.is_char_boundary(shared) {
+                    return Err(A::Error::custom(format!("bad path prefix length {shared}")));
+                }
+                path.truncate(shared);
+                path.push_str(&rest);
+                if map.push_sorted(&path, value).is_err() {
+                    return Err(A::Error::custom(format!("path {path:?} out of order")));
+                }
             }
-            Ok(pairs)
+            Ok(map)
         }
     }
 
@@ -1399,12 +1381,12 @@ mod tests {
 
     /// A manifest with a few of everything.
     fn sample() -> Manifest {
-        let mut files = BTreeMap::new();
+        let mut files = PathMap::new();
         for (n, path) in ["a/b/c.json", "a/b/d.json", "a/e.json", "z/ü.txt"]
             .iter()
             .enumerate()
         {
-            files.insert((*path).to_owned(), entry(n as u8));
+            files.insert(path, entry(n as u8));
         }
         let mut dirs = BTreeMap::new();
         for (n, path) in ["", "a", "a/b", "z"].iter().enumerate() {

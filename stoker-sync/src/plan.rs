@@ -17,6 +17,7 @@ use crate::journal;
 use crate::live::{self, DirRecord, LiveEntry, LiveKind, LiveTree};
 use crate::lock::LiveLock;
 use crate::manifest::{self, Manifest, ManifestEntry, PlanRecord};
+use crate::path_map::PathMap;
 
 /// Whether a write creates or replaces a file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -315,7 +316,7 @@ fn full_plan(
     let changes = SourceChanges::new(request, manifest.as_ref());
     // Each desired file with its live entry and manifest entry: the three maps are sorted by
     // path, so one pass finds them all (instead of a tree lookup each).
-    let empty = BTreeMap::new();
+    let empty = PathMap::new();
     let recorded_files = manifest.as_ref().map_or(&empty, |m| &m.files);
     let mut live_entries = tree.entries.iter().peekable();
     let mut recorded_entries = recorded_files.iter().peekable();
@@ -421,7 +422,7 @@ fn full_plan(
 
     Ok(Plan {
         manifest_current,
-        projects: desired::projects(desired.files.keys()),
+        projects: desired::projects(desired.files.keys().map(String::as_str)),
         record,
         incremental: false,
         live: live.to_path_buf(),
@@ -524,27 +525,24 @@ fn incremental_plan(
     let recorded = &manifest.files;
     let forgotten: Vec<String> = looked_at
         .iter()
-        .filter(|(path, found)| found.is_none() && recorded.contains_key(*path))
+        .filter(|(path, found)| found.is_none() && recorded.contains_key(path))
         .map(|(path, _)| path.clone())
         .collect();
     let recorded_looked_at = looked_at
         .keys()
-        .filter(|path| recorded.contains_key(*path))
+        .filter(|path| recorded.contains_key(path))
         .count();
     let carried = recorded.len() - recorded_looked_at;
     // Projects are `projects/<name>/project.json`: only that range of the manifest is read.
     let recorded_projects = recorded
-        .range::<str, _>((
-            std::ops::Bound::Included("projects/"),
-            std::ops::Bound::Excluded("projects0"),
-        ))
+        .with_prefix("projects/")
         .map(|(path, _)| path)
         .filter(|path| !looked_at.contains_key(*path));
     let projects = desired::projects(
         looked_at
             .iter()
             .filter(|(_, found)| found.is_some())
-            .map(|(path, _)| path)
+            .map(|(path, _)| path.as_str())
             .chain(recorded_projects),
     );
     tracing::debug!(
@@ -618,12 +616,12 @@ fn vouched_dirs(
 
 /// Advances a sorted map iterator to `path`; the value there, if the map has it. Called with
 /// increasing paths.
-fn seek<'a, V>(
-    entries: &mut std::iter::Peekable<std::collections::btree_map::Iter<'a, String, V>>,
+fn seek<'a, K: AsRef<str>, V: 'a>(
+    entries: &mut std::iter::Peekable<impl Iterator<Item = (K, &'a V)>>,
     path: &str,
 ) -> Option<&'a V> {
     while let Some((key, value)) = entries.peek() {
-        match key.as_str().cmp(path) {
+        match key.as_ref().cmp(path) {
             std::cmp::Ordering::Less => {
                 entries.next();
             }

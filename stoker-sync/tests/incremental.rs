@@ -113,7 +113,7 @@ fn manifest_ids(live: &Path) -> String {
     let ids: Vec<(String, String)> = manifest
         .files
         .iter()
-        .map(|(path, entry)| (path.clone(), entry.id.to_string()))
+        .map(|(path, entry)| (path.to_owned(), entry.id.to_string()))
         .collect();
     format!("{:?} {:?} {ids:?}", manifest.revision, manifest.plan)
 }
