@@ -30,8 +30,8 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 /// ```
 #[derive(Clone)]
 pub struct PathMap<V> {
-    /// Every path, back to back (a removed or replaced path's bytes stay until the next
-    /// rebuild).
+    /// Every path, back to back (a removed path's bytes stay until they are half of it, see
+    /// [`PathMap::compact_if_sparse`]).
     paths: String,
     /// Where each path is in `paths`, and its value, sorted by path.
     slots: Vec<(Range<usize>, V)>,
@@ -135,7 +135,25 @@ impl<V> PathMap<V> {
     /// Removes `path`, returning its value.
     pub fn remove(&mut self, path: &str) -> Option<V> {
         let index = self.position(path).ok()?;
-        Some(self.slots.remove(index).1)
+        let (_, value) = self.slots.remove(index);
+        self.compact_if_sparse();
+        Some(value)
+    }
+
+    /// Copies the paths still used into a new string once removed paths are more than half of
+    /// it, so a map that keeps changing does not keep growing.
+    fn compact_if_sparse(&mut self) {
+        let used: usize = self.slots.iter().map(|(range, _)| range.len()).sum();
+        if self.paths.len() <= 2 * used + 4096 {
+            return;
+        }
+        let mut paths = String::with_capacity(used);
+        for (range, _) in &mut self.slots {
+            let start = paths.len();
+            paths.push_str(self.paths.get(range.clone()).unwrap_or_default());
+            *range = start..paths.len();
+        }
+        self.paths = paths;
     }
 
     /// Sets (`Some`) or removes (`None`) each path; of several changes to one path, the last
@@ -191,6 +209,8 @@ impl<V> PathMap<V> {
                     .cmp(paths.get(b.clone()).unwrap_or_default())
             });
         }
+        // Last: `added` points into the string as it is.
+        self.compact_if_sparse();
     }
 
     /// Every path and its value, sorted by path.
@@ -480,6 +500,31 @@ mod tests {
                 ("g", 70),
                 ("h", 80)
             ]
+        );
+    }
+
+    #[test]
+    fn removed_paths_do_not_pile_up() {
+        let mut map = PathMap::new();
+        for round in 0..200 {
+            let path = format!("projects/p{round}/{}", "x".repeat(100));
+            map.insert(&path, round);
+            map.apply_changes([
+                (path.clone(), None),
+                (format!("keep{round:03}"), Some(round)),
+            ]);
+            assert_eq!(map.get(&path), None);
+        }
+        assert_eq!(map.len(), 200);
+        assert_eq!(map.get("keep123"), Some(&123));
+        assert!(
+            map.paths.len() < 2 * 200 * 7 + 4096 + 200,
+            "{} bytes",
+            map.paths.len()
+        );
+        assert!(
+            map.keys()
+                .eq((0..200).map(|round| format!("keep{round:03}")))
         );
     }
 
