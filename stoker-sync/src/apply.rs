@@ -36,9 +36,11 @@ pub struct ApplyOptions {
 }
 
 /// The default [`ApplyOptions::io_threads`]. Measured on ext4 (with `discard`) on a virtio
-/// disk, 2 cores: replacing 73 files took 6.5 ms on 2 threads and 4.8 ms on 4, 8 or 16 (see
-/// `benches/README.md`); 8 leaves room for slower disks and network file systems.
-pub const DEFAULT_IO_THREADS: usize = 8;
+/// disk, 2 cores: replacing 73 files took 6.5 ms on 2 threads and 4.8 ms on 4, 8 or 16. Each
+/// thread of its own costs memory in a large sync (its allocator arena keeps what it freed): a
+/// cold sync of 20k files peaked at 67 MB on the shared pool, 72 MB with 2 threads of its own,
+/// 74 MB with 4 and 75 MB with 8 (see `benches/README.md`).
+pub const DEFAULT_IO_THREADS: usize = 4;
 
 impl Default for ApplyOptions {
     fn default() -> Self {
