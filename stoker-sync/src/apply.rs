@@ -15,7 +15,7 @@ use crate::journal;
 use crate::live::{self, DirRecord, LiveKind};
 use crate::manifest::{self, MANIFEST_VERSION, Manifest, ManifestEntry};
 use crate::path_map::PathMap;
-use crate::plan::{Delete, Plan, WriteKind};
+use crate::plan::{Delete, Plan, Write, WriteKind};
 
 /// Knobs for `apply`.
 #[derive(Debug, Clone)]
@@ -250,12 +250,7 @@ fn write_files(
     plan.writes
         .par_iter()
         .map(|write| {
-            let bytes = content::produce(
-                plan.artifact.as_ref(),
-                &write.path,
-                &write.file,
-                &plan.context,
-            )?;
+            let bytes = produce(plan, write)?;
             let id = ContentId::of_blob(&bytes);
             if write.file.transform.is_identity() && write.file.source_id.is_none() {
                 plan.artifact.record_content_id(&write.file.source, id);
@@ -283,18 +278,23 @@ fn write_files(
         .collect()
 }
 
+/// The bytes the plan wants at `write`'s path.
+fn produce(plan: &Plan, write: &Write) -> Result<Vec<u8>> {
+    content::produce(
+        plan.artifact.as_ref(),
+        &write.path,
+        &write.file,
+        &plan.context,
+    )
+}
+
 /// A dry run: the same report, computing content ids by reading, writing nothing.
 fn dry_run_report(plan: Plan) -> Result<SyncReport> {
     let ids: Vec<Result<(String, ContentId, u64)>> = plan
         .writes
         .par_iter()
         .map(|write| {
-            let bytes = content::produce(
-                plan.artifact.as_ref(),
-                &write.path,
-                &write.file,
-                &plan.context,
-            )?;
+            let bytes = produce(&plan, write)?;
             Ok((
                 write.path.clone(),
                 ContentId::of_blob(&bytes),
