@@ -9,7 +9,6 @@
 //! Written by hand: the crates that keep a sorted vector as a map (`sorted-vec`, `vecmap`) hold
 //! an allocation per key.
 
-use std::borrow::Borrow;
 use std::fmt;
 use std::marker::PhantomData;
 use std::ops::Range;
@@ -302,19 +301,6 @@ impl<'a, V> IntoIterator for &'a PathMap<V> {
 
     fn into_iter(self) -> Self::IntoIter {
         self.iter()
-    }
-}
-
-impl<V, Q: Borrow<str> + ?Sized> std::ops::Index<&Q> for PathMap<V> {
-    type Output = V;
-
-    /// The value at `path`. Panics when there is none, as `BTreeMap`'s index does.
-    fn index(&self, path: &Q) -> &V {
-        let path = path.borrow();
-        match self.get(path) {
-            Some(value) => value,
-            None => panic!("no entry for {path:?}"),
-        }
     }
 }
 
