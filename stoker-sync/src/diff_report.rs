@@ -9,6 +9,9 @@ use crate::error::{Error, Result};
 use crate::fsops;
 use crate::scope::STATE_DIR;
 
+/// The directory below the state directory where the reports are kept.
+pub const REPORTS_DIR: &str = "reports";
+
 /// Counts by action.
 #[derive(Debug, Clone, Serialize)]
 pub struct Counts {
@@ -92,7 +95,7 @@ impl DiffReport {
 
 /// Writes the diff report of a sync and keeps only the newest `keep`.
 pub fn store(live: &Path, from: Option<&Revision>, report: &SyncReport, keep: usize) -> Result<()> {
-    let dir = live.join(STATE_DIR).join("reports");
+    let dir = live.join(STATE_DIR).join(REPORTS_DIR);
     std::fs::create_dir_all(&dir).map_err(|source| Error::io("creating", &dir, source))?;
     let diff = DiffReport::new(from, report);
     let file = dir.join(file_name(jiff::Timestamp::now(), &report.revision));

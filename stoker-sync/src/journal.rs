@@ -63,10 +63,17 @@ pub fn finish(live: &Path) -> Result<()> {
 /// Directories named in the journal are re-validated (relative, no `..`) and are only entered
 /// when every component is a real directory, so a journal cannot steer deletions elsewhere.
 pub fn recover(live: &Path, scope: &Scope) -> Result<usize> {
+    // The engine's own files (this journal, the manifest and its log, the reports) are written
+    // through temporaries in the state directory too; a crash leaves them there with or without
+    // a journal (one killed while writing the journal itself leaves none). The directory is the
+    // engine's alone, and the caller holds the lock.
+    let state = live.join(STATE_DIR);
+    let left_in_state = fsops::remove_temporaries(&state)?
+        + fsops::remove_temporaries(&state.join(crate::diff_report::REPORTS_DIR))?;
     let file = path(live);
     let bytes = match std::fs::read(&file) {
         Ok(bytes) => bytes,
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(left_in_state),
         Err(source) => return Err(Error::io("reading", file, source)),
     };
     let journal: Journal = match serde_json::from_slice(&bytes) {
@@ -94,7 +101,7 @@ pub fn recover(live: &Path, scope: &Scope) -> Result<usize> {
         .collect();
     fsops::remove_empty_dirs(live, &prune, &fsops::Steps::default())?;
     finish(live)?;
-    Ok(removed)
+    Ok(removed + left_in_state)
 }
 
 fn crosses_symlink(live: &Path, dir: &str) -> bool {

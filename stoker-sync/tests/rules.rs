@@ -2815,3 +2815,28 @@ fn one_io_thread_writes_on_the_callers_pool_with_the_same_result() {
     }
     assert_eq!(results[0], results[1]);
 }
+
+/// A sync killed while writing one of the engine's own files (the journal, the manifest, a
+/// report) leaves its temporary in the state directory, with no journal naming it.
+#[test]
+fn temporaries_left_in_the_state_directory_are_removed_by_the_next_sync() {
+    let repo = Repo::new();
+    repo.file("a.json", "{}");
+    let live = live();
+    let mappings = vec![map(".", ".")];
+    sync(&request(repo.artifact("r1"), mappings.clone(), live.path())).unwrap();
+    let state = live.path().join(".stoker");
+    assert!(!state.join("journal.json").exists());
+    write(&state, ".stoker-tmp-1-0-0000", "{\"temporaries\":[]}");
+    write(&state, "reports/.stoker-tmp-2-0-0000", "{}");
+    write(&state, "reports/kept-by-someone.txt", "not a temporary");
+
+    let report = sync(&request(repo.artifact("r1"), mappings, live.path())).unwrap();
+    assert_eq!(
+        report.warnings,
+        ["removed 2 temporary file(s) left by an interrupted sync"]
+    );
+    assert_eq!(temporaries(live.path()), Vec::<String>::new());
+    assert!(state.join("reports/kept-by-someone.txt").exists());
+    assert_eq!(report.changed(), 0);
+}
