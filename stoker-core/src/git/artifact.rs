@@ -27,7 +27,7 @@ pub struct GitArtifact {
     repo: gix::ThreadSafeRepository,
     /// The commit's root tree.
     root: gix::ObjectId,
-    packs: Packs,
+    packs: std::sync::Arc<Packs>,
     listing: OnceLock<Listing>,
     /// Trees read by single-path lookups, and the entries those found (the engine looks a
     /// changed path up when planning, then reads it when writing).
@@ -52,7 +52,7 @@ impl GitArtifact {
         url: String,
         repo: gix::ThreadSafeRepository,
         root: gix::ObjectId,
-        packs: Packs,
+        packs: std::sync::Arc<Packs>,
         listing: Option<Listing>,
     ) -> Self {
         let cell = OnceLock::new();

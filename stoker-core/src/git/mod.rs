@@ -53,7 +53,7 @@ mod tree;
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 
 use async_trait::async_trait;
 
@@ -79,6 +79,9 @@ struct Inner {
     remote: Remote,
     /// The full ref name each reference resolved to, so `fetch` asks for exactly that ref.
     resolved: Mutex<HashMap<String, String>>,
+    /// The packs of the last artifact, while it lives: a diff during the sync that fetched it
+    /// reads through them instead of opening every pack index again.
+    packs: Mutex<Weak<pack::Packs>>,
 }
 
 impl std::fmt::Debug for GitSource {
@@ -102,6 +105,7 @@ impl GitSource {
                 config,
                 remote,
                 resolved: Mutex::new(HashMap::new()),
+                packs: Mutex::new(Weak::new()),
             }),
         })
     }
@@ -419,6 +423,8 @@ impl Inner {
         for warning in listing.iter().flat_map(|listing| &listing.warnings) {
             tracing::warn!(repo = %self.remote.redacted, revision = %revision, "{warning}");
         }
+        let packs = Arc::new(packs);
+        *self.packs.lock().unwrap_or_else(PoisonError::into_inner) = Arc::downgrade(&packs);
         GitArtifact::new(
             revision.clone(),
             self.remote.redacted.clone(),
@@ -445,7 +451,14 @@ impl Inner {
         else {
             return Ok(None);
         };
-        match tree::changed_paths(&repo, from_id, to_id) {
+        let shared = self
+            .packs
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .upgrade();
+        // No artifact alive (a diff on its own): open the packs; gix reads what they cannot.
+        let packs = shared.or_else(|| pack::Packs::open(repo.git_dir()).ok().map(Arc::new));
+        match tree::changed_paths(repo, packs.as_deref(), from_id, to_id) {
             Ok(paths) => Ok(paths),
             // Beyond the shallow boundary, or not fetched: the engine compares everything.
             Err(TreeError::Missing) => Ok(None),
