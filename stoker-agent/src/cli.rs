@@ -185,9 +185,9 @@ pub struct SyncArgs {
     #[arg(long)]
     pub fsync: bool,
 
-    /// How many files are written and deleted at once. Writing mostly waits for the disk, so
-    /// more threads than cores pay off; raise it for slow or network file systems, lower it to
-    /// save memory in large syncs (1: on the shared pool, one thread per core).
+    /// How many files are written, deleted or looked at at once. Each mostly waits for the
+    /// disk, so more threads than cores pay off; raise it for slow or network file systems,
+    /// lower it to save memory in large syncs (1: on the shared pool, one thread per core).
     #[arg(long, value_name = "N", env = "STOKER_IO_THREADS",
           default_value_t = stoker_sync::DEFAULT_IO_THREADS as u16,
           value_parser = clap::value_parser!(u16).range(1..=256))]

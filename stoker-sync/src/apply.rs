@@ -11,6 +11,7 @@ use crate::content;
 use crate::diff_report;
 use crate::error::Result;
 use crate::fsops::{self, Steps};
+use crate::io_threads::IoThreads;
 use crate::journal;
 use crate::live::{self, DirRecord, LiveKind};
 use crate::manifest::{self, MANIFEST_VERSION, Manifest, ManifestEntry};
@@ -27,7 +28,8 @@ pub struct ApplyOptions {
     pub keep_reports: usize,
     /// Crash tests only: fail when this file-system step completes.
     pub fail_at_step: Option<u64>,
-    /// How many threads produce, write and delete files at once ([`DEFAULT_IO_THREADS`] by
+    /// How many threads produce, write and delete files at once, and look at the live files an
+    /// incremental plan checks (through [`crate::MergeStrategy`]; [`DEFAULT_IO_THREADS`] by
     /// default). A file-system call mostly waits (for the disk, for a discard, for the file
     /// system's locks), so more threads than cores pay off; producing the content (reading
     /// blobs, rendering) is the only part that needs a core. `0` or `1`: no threads of its own,
@@ -49,36 +51,6 @@ impl Default for ApplyOptions {
             keep_reports: 20,
             fail_at_step: None,
             io_threads: DEFAULT_IO_THREADS,
-        }
-    }
-}
-
-/// The threads an apply writes and deletes files on: a pool made for it, or the caller's pool
-/// when one would not help (fewer than two file operations) or cannot be started.
-struct IoThreads(Option<rayon::ThreadPool>);
-
-impl IoThreads {
-    fn new(threads: usize, operations: usize) -> Self {
-        if operations < 2 || threads <= 1 {
-            return IoThreads(None);
-        }
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads.min(operations))
-            .thread_name(|index| format!("stoker-io-{index}"))
-            .build();
-        match pool {
-            Ok(pool) => IoThreads(Some(pool)),
-            Err(error) => {
-                tracing::warn!(%error, threads, "could not start the file threads; using the shared pool");
-                IoThreads(None)
-            }
-        }
-    }
-
-    fn run<R: Send>(&self, work: impl FnOnce() -> R + Send) -> R {
-        match &self.0 {
-            Some(pool) => pool.install(work),
-            None => work(),
         }
     }
 }

@@ -20,11 +20,14 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
 
+use rayon::prelude::*;
+
 use stoker_core::relpath::{self, is_within};
 use stoker_core::{ContentId, Entry, MappingType, Profile, SyncRequest, TemplateContext};
 
 use crate::desired::{self, DesiredFile, PatchRules, ResolvedMapping};
 use crate::error::Result;
+use crate::io_threads::IoThreads;
 use crate::live::{self, LiveEntry, LiveKind};
 use crate::manifest::{Manifest, PlanRecord};
 use crate::scope::{ManagedRoot, RootKind, Scope};
@@ -82,6 +85,7 @@ pub(crate) fn prepare(
     key: &PlanKey,
     manifest: &Manifest,
     written: Option<i64>,
+    io_threads: usize,
 ) -> Result<Option<Incremental>> {
     let fallback = |why: &str| {
         tracing::debug!(reason = why, "planning every file");
@@ -277,13 +281,13 @@ pub(crate) fn prepare(
     // The live side of each destination: nothing but real directories above it, and no
     // directory where it is (those need the full plan's clearing).
     let live_dir = request.live.as_path();
+    let looked_up = look_up_live(live_dir, desired_at.keys(), io_threads);
     let mut live_entries: HashMap<String, Option<LiveEntry>> = HashMap::new();
-    let mut checked_dirs: HashMap<String, bool> = HashMap::new();
     for destination in desired_at.keys() {
-        if !ancestors_are_dirs(live_dir, destination, &mut checked_dirs)? {
+        if !ancestors_are_dirs(live_dir, destination, &looked_up)? {
             return fallback("a live path lies below something that is not a directory");
         }
-        let entry = live::lstat(&live_dir.join(destination))?.map(|m| LiveEntry::of(&m));
+        let entry = looked_up.entry(live_dir, destination)?;
         if entry.is_some_and(|e| e.kind == LiveKind::Dir) {
             return fallback("a live directory is where a file goes or was");
         }
@@ -324,13 +328,56 @@ fn scope_of(request: &SyncRequest, mappings: &[ResolvedMapping]) -> Result<Scope
     ))
 }
 
-/// True when every ancestor of `path` in the live directory is a real directory or missing (then
-/// so is everything below it). `checked` remembers directories already looked at.
-fn ancestors_are_dirs(
+/// The `lstat` of each of `destinations` and of every directory above them, made on up to
+/// `threads` threads at once: when the live directory's metadata is not cached, each lookup
+/// waits for the disk, and one thread would wait for them one after another.
+fn look_up_live<'a>(
     live: &Path,
-    path: &str,
-    checked: &mut HashMap<String, bool>,
-) -> Result<bool> {
+    destinations: impl Iterator<Item = &'a String>,
+    threads: usize,
+) -> LiveLookups<'a> {
+    let mut paths: BTreeSet<&'a str> = BTreeSet::new();
+    for destination in destinations {
+        paths.insert(destination);
+        let mut dir = relpath::parent(destination);
+        while let Some(current) = dir.filter(|current| !current.is_empty()) {
+            if !paths.insert(current) {
+                break;
+            }
+            dir = relpath::parent(current);
+        }
+    }
+    let paths: Vec<&'a str> = paths.into_iter().collect();
+    let threads = IoThreads::new(threads, paths.len());
+    let found = threads.run(|| {
+        paths
+            .par_iter()
+            .map(|path| {
+                let entry = live::lstat(&live.join(path)).ok();
+                (*path, entry.map(|found| found.map(|m| LiveEntry::of(&m))))
+            })
+            .collect()
+    });
+    LiveLookups(found)
+}
+
+/// What [`look_up_live`] found at each path, `None` where the lookup failed: that is an error
+/// only for a caller that needs the path (nothing below a missing directory is needed), and the
+/// lookup is made again to report it.
+struct LiveLookups<'a>(HashMap<&'a str, Option<Option<LiveEntry>>>);
+
+impl LiveLookups<'_> {
+    fn entry(&self, live: &Path, path: &str) -> Result<Option<LiveEntry>> {
+        match self.0.get(path) {
+            Some(Some(entry)) => Ok(*entry),
+            _ => Ok(live::lstat(&live.join(path))?.map(|m| LiveEntry::of(&m))),
+        }
+    }
+}
+
+/// True when every ancestor of `path` in the live directory is a real directory or missing (then
+/// so is everything below it).
+fn ancestors_are_dirs(live: &Path, path: &str, looked_up: &LiveLookups<'_>) -> Result<bool> {
     let mut ancestors = Vec::new();
     let mut dir = relpath::parent(path);
     while let Some(current) = dir.filter(|current| !current.is_empty()) {
@@ -339,22 +386,10 @@ fn ancestors_are_dirs(
     }
     // From the top down: a missing directory settles everything below it.
     for ancestor in ancestors.into_iter().rev() {
-        let ok = match checked.get(ancestor) {
-            Some(ok) => *ok,
-            None => {
-                let ok = match live::lstat(&live.join(ancestor))? {
-                    None => {
-                        checked.insert(ancestor.to_owned(), true);
-                        return Ok(true);
-                    }
-                    Some(metadata) => metadata.is_dir(),
-                };
-                checked.insert(ancestor.to_owned(), ok);
-                ok
-            }
-        };
-        if !ok {
-            return Ok(false);
+        match looked_up.entry(live, ancestor)? {
+            None => return Ok(true),
+            Some(entry) if entry.kind != LiveKind::Dir => return Ok(false),
+            Some(_) => {}
         }
     }
     Ok(true)

@@ -27,6 +27,7 @@ pub mod diff_report;
 pub mod error;
 pub mod fsops;
 pub mod incremental;
+mod io_threads;
 pub mod journal;
 pub mod live;
 pub mod lock;

@@ -176,14 +176,16 @@ pub fn plan(request: &SyncRequest) -> Result<Plan> {
 /// manifest's revision and nothing else stands in the way (see [`crate::incremental`]),
 /// otherwise comparing every desired file with the live directory.
 pub fn plan_with(request: &SyncRequest, options: &PlanOptions) -> Result<Plan> {
-    plan_reading(request, options, None)
+    plan_reading(request, options, None, crate::apply::DEFAULT_IO_THREADS)
 }
 
-/// [`plan_with`], taking the manifest from `ahead` when it read the one the plan needs.
+/// [`plan_with`], taking the manifest from `ahead` when it read the one the plan needs; an
+/// incremental plan looks at the live files on up to `io_threads` threads.
 pub(crate) fn plan_reading(
     request: &SyncRequest,
     options: &PlanOptions,
     ahead: Option<&manifest::ReadAhead>,
+    io_threads: usize,
 ) -> Result<Plan> {
     let started = Instant::now();
     let load = |live: &std::path::Path| {
@@ -228,7 +230,7 @@ pub(crate) fn plan_reading(
                 written,
             } = &loaded
                 && let Some(prepared) =
-                    incremental::prepare(request, &context, key, manifest, *written)?
+                    incremental::prepare(request, &context, key, manifest, *written, io_threads)?
             {
                 let written = loaded.written;
                 let manifest = loaded.manifest.unwrap_or_default();

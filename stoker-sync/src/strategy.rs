@@ -83,7 +83,12 @@ impl SyncStrategy for MergeStrategy {
 
     #[tracing::instrument(level = "debug", skip_all, fields(live = %request.live.display(), profile = %request.profile.name, revision = %request.artifact.revision()))]
     fn plan(&self, request: &SyncRequest) -> Result<Plan> {
-        plan::plan_reading(request, &self.planning, Some(&self.ahead))
+        plan::plan_reading(
+            request,
+            &self.planning,
+            Some(&self.ahead),
+            self.options.io_threads,
+        )
     }
 
     #[tracing::instrument(level = "debug", skip_all, fields(live = %plan.live.display()))]

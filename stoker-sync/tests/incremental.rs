@@ -344,6 +344,26 @@ fn a_change_beyond_the_changed_paths_falls_back_to_the_full_plan_and_ends_the_sa
             same_mappings,
         ),
         (
+            "a file stands in the live directory where a changed file's directory is",
+            |a| a.file("projects/a/views/v1.json", "changed"),
+            |live| {
+                std::fs::remove_dir_all(live.join("projects/a/views")).unwrap();
+                write(live, "projects/a/views", "a file now");
+            },
+            same_mappings,
+        ),
+        (
+            "a symlink stands in the live directory above a changed file",
+            |a| a.file("projects/a/views/v1.json", "changed"),
+            |live| {
+                // The same files, reached through a symlink to a directory no mapping manages.
+                let views = live.join("projects/a/views");
+                std::fs::rename(&views, live.join("unmanaged-views")).unwrap();
+                std::os::unix::fs::symlink("../../unmanaged-views", &views).unwrap();
+            },
+            same_mappings,
+        ),
+        (
             "a file becomes a directory",
             |a| {
                 a.without("projects/a/views/v0.json")
