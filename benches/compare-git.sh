@@ -108,16 +108,16 @@ for ((r = 1; r <= ROUNDS; r++)); do
   $(agent "$RUN/cache-$r" "$RUN/live-$r" "${COMMITS[0]}") >/dev/null
   cp -a "$DATA/repo-20000-c1" "$RUN/rs2-$r"
   timed $(agent "$RUN/cache-$r" "$RUN/live-$r" "${COMMITS[1]}")
-  ST[incc]+="$S " && SR[incc]+="$RSS "
+  ST[incc]+="$S " && SR[incc]+="$RSS " && incc_stoker=$S
   timed rsync -a --checksum --delete "$DATA/repo-20000-c2/" "$RUN/rs2-$r/"
-  BL[incc]+="$S " && BR[incc]+="$RSS "
+  BL[incc]+="$S " && BR[incc]+="$RSS " && incc_rsync=$S
   # no-op with drift check
   timed $(agent "$RUN/cache-$r" "$RUN/live-$r" "${COMMITS[1]}")
   ST[noop]+="$S " && SR[noop]+="$RSS "
   timed rsync -a --delete "$DATA/repo-20000-c2/" "$RUN/rs-$r/"
   BL[noop]+="$S " && BR[noop]+="$RSS "
   diff -r -x .stoker -x .git "$DATA/repo-20000-c2" "$RUN/live-$r" >/dev/null || { echo "live-$r differs from commit 2" >&2; exit 1; }
-  log "round $r done"
+  log "round $r done (incremental, cached: stoker ${incc_stoker} s, rsync ${incc_rsync} s)"
 done
 
 printf '\nStoker Git path — %s, 2 cores, load %s; %d rounds, medians (ratio: median of the per-round ratios)\n\n' "$(date -u +%FT%RZ)" "$(cut -d' ' -f1-3 /proc/loadavg)" "$ROUNDS"
