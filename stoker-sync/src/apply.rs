@@ -96,8 +96,17 @@ pub fn apply(mut plan: Plan, options: &ApplyOptions) -> Result<SyncReport> {
     let mut bytes_written = 0u64;
     let mut written_entries = Vec::with_capacity(written.len());
     let mut rerender = Vec::new();
+    let mut replaced = Vec::new();
+    let mut failed = None;
     for (result, write) in written.into_iter().zip(&plan.writes) {
-        let (path, id, entry, bytes) = result?;
+        let (path, id, entry, bytes, swapped_out) = match result {
+            Ok(written) => written,
+            Err(error) => {
+                failed.get_or_insert(error);
+                continue;
+            }
+        };
+        replaced.extend(swapped_out);
         bytes_written += bytes;
         written_ids.insert(path.clone(), id);
         if !write.file.transform.is_identity() && entry.recipe.is_none() {
@@ -105,88 +114,58 @@ pub fn apply(mut plan: Plan, options: &ApplyOptions) -> Result<SyncReport> {
         }
         written_entries.push((path, entry));
     }
+    if let Some(error) = failed {
+        // What the other writes swapped out goes now; anything left is the next sync's to
+        // recover, the journal naming its directory.
+        for old in &replaced {
+            let _ = fsops::remove_replaced(old, &steps);
+        }
+        return Err(error);
+    }
 
-    io.run(|| {
-        plan.deletes
-            .par_iter()
-            .try_for_each(|delete| fsops::remove(&live.join(&delete.path), delete.kind, &steps))
+    // The files the writes replaced are removed on the I/O threads while the orphans are
+    // deleted and the manifest is recorded; all of it before the journal is finished.
+    let started_removing = std::time::Instant::now();
+    std::thread::scope(|scope| {
+        let removing = (!replaced.is_empty()).then(|| {
+            scope.spawn(|| {
+                io.run(|| {
+                    replaced
+                        .par_iter()
+                        .try_for_each(|old| fsops::remove_replaced(old, &steps))
+                })
+            })
+        });
+        let rest = io
+            .run(|| {
+                plan.deletes.par_iter().try_for_each(|delete| {
+                    fsops::remove(&live.join(&delete.path), delete.kind, &steps)
+                })
+            })
+            .and_then(|()| fsops::remove_empty_dirs(&live, &prune_dirs, &steps))
+            .and_then(|()| {
+                tracing::debug!(
+                    writes = plan.writes.len(),
+                    deletes = plan.deletes.len(),
+                    elapsed_ms = plan.started.elapsed().as_millis() as u64,
+                    "files written and deleted"
+                );
+                record_manifest(&mut plan, written_entries, rerender, &live, &steps)
+            });
+        let removed = match removing {
+            Some(handle) => handle
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+            None => Ok(()),
+        };
+        tracing::debug!(
+            files = replaced.len(),
+            elapsed_ms = started_removing.elapsed().as_millis() as u64,
+            "replaced files removed"
+        );
+        rest.and(removed)
     })?;
     drop(io);
-    fsops::remove_empty_dirs(&live, &prune_dirs, &steps)?;
-
-    tracing::debug!(
-        writes = plan.writes.len(),
-        deletes = plan.deletes.len(),
-        elapsed_ms = plan.started.elapsed().as_millis() as u64,
-        "files written and deleted"
-    );
-    if !plan.manifest_current {
-        let record = plan.record.clone().map(|mut record| {
-            record.rerender.extend(rerender);
-            record.rerender.sort();
-            record
-        });
-        let revision = Some(plan.artifact.revision().clone());
-        let (dirs, dir_changes) = directory_records(&mut plan);
-        steps.step()?;
-        let storing = std::time::Instant::now();
-        match plan.base.take() {
-            Some(mut base) if plan.incremental => {
-                // Only what this sync looked at changes: appended to the manifest's log.
-                base.dirs = dirs;
-                let mut changed_dirs = std::mem::take(&mut plan.dir_changes);
-                changed_dirs.extend(dir_changes);
-                let files = written_entries
-                    .into_iter()
-                    .chain(std::mem::take(&mut plan.unchanged))
-                    .map(|(path, entry)| (path, Some(entry)))
-                    .chain(
-                        std::mem::take(&mut plan.forgotten)
-                            .into_iter()
-                            .map(|path| (path, None)),
-                    )
-                    .collect();
-                let delta = manifest::ManifestDelta {
-                    revision,
-                    profile: plan.profile.clone(),
-                    plan: record,
-                    files,
-                    dirs: changed_dirs,
-                };
-                let (files, dirs) = (delta.files.len(), delta.dirs.len());
-                let recorded = manifest::record(&live, &mut base, delta)?;
-                tracing::debug!(
-                    files,
-                    dirs,
-                    ?recorded,
-                    elapsed_ms = storing.elapsed().as_millis() as u64,
-                    "manifest changes recorded"
-                );
-            }
-            _ => {
-                // Built in one go (a path is either written or unchanged); the plan's entries
-                // are moved, only their count is reported.
-                let unchanged = std::mem::take(&mut plan.unchanged);
-                let files: PathMap<ManifestEntry> =
-                    written_entries.into_iter().chain(unchanged).collect();
-                let manifest = Manifest {
-                    version: MANIFEST_VERSION,
-                    revision,
-                    profile: plan.profile.clone(),
-                    files,
-                    dirs,
-                    plan: record,
-                };
-                manifest::store(&live, &manifest)?;
-                tracing::debug!(
-                    files = manifest.files.len(),
-                    dirs = manifest.dirs.len(),
-                    elapsed_ms = storing.elapsed().as_millis() as u64,
-                    "manifest written"
-                );
-            }
-        }
-    }
     journal::finish(&live)?;
 
     let report = report(&plan, unchanged_count, warnings, bytes_written, |path| {
@@ -211,14 +190,104 @@ pub fn apply(mut plan: Plan, options: &ApplyOptions) -> Result<SyncReport> {
     Ok(report)
 }
 
+/// Records what the sync did in the manifest: appended to its log when the plan was
+/// incremental, otherwise written whole. Nothing when the manifest is already current.
+fn record_manifest(
+    plan: &mut Plan,
+    written_entries: Vec<(String, ManifestEntry)>,
+    rerender: Vec<String>,
+    live: &std::path::Path,
+    steps: &Steps,
+) -> Result<()> {
+    if plan.manifest_current {
+        return Ok(());
+    }
+    let record = plan.record.clone().map(|mut record| {
+        record.rerender.extend(rerender);
+        record.rerender.sort();
+        record
+    });
+    let revision = Some(plan.artifact.revision().clone());
+    let (dirs, dir_changes) = directory_records(plan);
+    steps.step()?;
+    let storing = std::time::Instant::now();
+    match plan.base.take() {
+        Some(mut base) if plan.incremental => {
+            // Only what this sync looked at changes: appended to the manifest's log.
+            base.dirs = dirs;
+            let mut changed_dirs = std::mem::take(&mut plan.dir_changes);
+            changed_dirs.extend(dir_changes);
+            let files = written_entries
+                .into_iter()
+                .chain(std::mem::take(&mut plan.unchanged))
+                .map(|(path, entry)| (path, Some(entry)))
+                .chain(
+                    std::mem::take(&mut plan.forgotten)
+                        .into_iter()
+                        .map(|path| (path, None)),
+                )
+                .collect();
+            let delta = manifest::ManifestDelta {
+                revision,
+                profile: plan.profile.clone(),
+                plan: record,
+                files,
+                dirs: changed_dirs,
+            };
+            let (files, dirs) = (delta.files.len(), delta.dirs.len());
+            let recorded = manifest::record(live, &mut base, delta)?;
+            tracing::debug!(
+                files,
+                dirs,
+                ?recorded,
+                elapsed_ms = storing.elapsed().as_millis() as u64,
+                "manifest changes recorded"
+            );
+        }
+        _ => {
+            // Built in one go (a path is either written or unchanged); the plan's entries
+            // are moved, only their count is reported.
+            let unchanged = std::mem::take(&mut plan.unchanged);
+            let files: PathMap<ManifestEntry> =
+                written_entries.into_iter().chain(unchanged).collect();
+            let manifest = Manifest {
+                version: MANIFEST_VERSION,
+                revision,
+                profile: plan.profile.clone(),
+                files,
+                dirs,
+                plan: record,
+            };
+            manifest::store(live, &manifest)?;
+            tracing::debug!(
+                files = manifest.files.len(),
+                dirs = manifest.dirs.len(),
+                elapsed_ms = storing.elapsed().as_millis() as u64,
+                "manifest written"
+            );
+        }
+    }
+    Ok(())
+}
+
 /// Produces and writes the plan's files, each atomically, in parallel: for each, the path, its
-/// content id, its manifest entry and its size, in the plan's order.
+/// content id, its manifest entry, its size and what it swapped out (to be removed), in the
+/// plan's order. A file replaces another by an exchange ([`fsops::write_atomic_swapping`]),
+/// a new one is renamed into place.
 #[allow(clippy::type_complexity)]
 fn write_files(
     plan: &Plan,
     options: &ApplyOptions,
     steps: &Steps,
-) -> Vec<Result<(String, ContentId, ManifestEntry, u64)>> {
+) -> Vec<
+    Result<(
+        String,
+        ContentId,
+        ManifestEntry,
+        u64,
+        Option<std::path::PathBuf>,
+    )>,
+> {
     plan.writes
         .par_iter()
         .map(|write| {
@@ -227,13 +296,29 @@ fn write_files(
             if write.file.transform.is_identity() && write.file.source_id.is_none() {
                 plan.artifact.record_content_id(&write.file.source, id);
             }
-            let stat = fsops::write_atomic(
-                &plan.live.join(&write.path),
-                &bytes,
-                write.file.executable,
-                options.fsync,
-                steps,
-            )?;
+            let target = plan.live.join(&write.path);
+            let (stat, replaced) = match write.kind {
+                WriteKind::Modify => {
+                    let swapped = fsops::write_atomic_swapping(
+                        &target,
+                        &bytes,
+                        write.file.executable,
+                        options.fsync,
+                        steps,
+                    )?;
+                    (swapped.stat, swapped.replaced)
+                }
+                WriteKind::Add => {
+                    let stat = fsops::write_atomic(
+                        &target,
+                        &bytes,
+                        write.file.executable,
+                        options.fsync,
+                        steps,
+                    )?;
+                    (stat, None)
+                }
+            };
             // The recipe holds only for what the plan computed (a local source may have
             // changed in between).
             let recipe = write
@@ -245,6 +330,7 @@ fn write_files(
                 id,
                 ManifestEntry { id, stat, recipe },
                 bytes.len() as u64,
+                replaced,
             ))
         })
         .collect()

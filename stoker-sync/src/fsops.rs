@@ -64,6 +64,118 @@ pub fn write_atomic(
     fsync: bool,
     steps: &Steps,
 ) -> Result<Stat> {
+    let temp = write_temporary(target, bytes, executable, fsync, steps)?;
+    rename_into_place(&temp, target, steps)?;
+    stat_written(target)
+}
+
+/// A file written by [`write_atomic_swapping`].
+#[derive(Debug)]
+pub struct Swapped {
+    /// The new file's `lstat`.
+    pub stat: Stat,
+    /// What was at the target, now under a temporary name in the same directory: remove it
+    /// with [`remove_replaced`] before the sync's journal is finished (until then, a crash
+    /// leaves it to the next sync's recovery, as any temporary).
+    pub replaced: Option<PathBuf>,
+}
+
+/// [`write_atomic`], for a target that holds a file: the new file takes its place with
+/// `renameat2(RENAME_EXCHANGE)`, and the old one is left under the temporary's name for
+/// [`remove_replaced`]. A rename over a file frees the old one, and on a file system that
+/// discards freed blocks (ext4 mounted with `discard`) that waits for the disk; swapping does
+/// not, so the new files are all in place sooner and the old ones are removed later, several at
+/// once, while other work goes on.
+///
+/// Nothing at the target (anymore), a file system or kernel without the exchange, or another
+/// system: a plain rename, as [`write_atomic`]. A directory at the target (put there since the
+/// plan) is swapped back, and the write fails as a rename over it would.
+pub fn write_atomic_swapping(
+    target: &Path,
+    bytes: &[u8],
+    executable: bool,
+    fsync: bool,
+    steps: &Steps,
+) -> Result<Swapped> {
+    let temp = write_temporary(target, bytes, executable, fsync, steps)?;
+    let replaced = match exchange(&temp, target) {
+        Ok(()) => {
+            steps.step()?;
+            let swapped_out = std::fs::symlink_metadata(&temp)
+                .map_err(|source| Error::io("inspecting the replaced file", &temp, source))?;
+            if swapped_out.is_dir() {
+                let back = exchange(&temp, target);
+                let _ = std::fs::remove_file(&temp);
+                back.map_err(|source| Error::io("putting a directory back", target, source))?;
+                return Err(Error::io(
+                    "renaming into place",
+                    target,
+                    std::io::Error::from(std::io::ErrorKind::IsADirectory),
+                ));
+            }
+            Some(temp)
+        }
+        Err(error) if exchange_unavailable(&error) => {
+            rename_into_place(&temp, target, steps)?;
+            None
+        }
+        Err(source) => {
+            let _ = std::fs::remove_file(&temp);
+            return Err(Error::io("swapping into place", target, source));
+        }
+    };
+    Ok(Swapped {
+        stat: stat_written(target)?,
+        replaced,
+    })
+}
+
+/// Removes what [`write_atomic_swapping`] swapped out (a file, a symlink or a special file).
+/// Already gone is not an error.
+pub fn remove_replaced(replaced: &Path, steps: &Steps) -> Result<()> {
+    match std::fs::remove_file(replaced) {
+        Ok(()) => steps.step(),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(source) => Err(Error::io("removing the replaced file", replaced, source)),
+    }
+}
+
+/// Swaps two directory entries atomically (both must exist).
+#[cfg(target_os = "linux")]
+fn exchange(a: &Path, b: &Path) -> std::io::Result<()> {
+    use rustix::fs::{CWD, RenameFlags, renameat_with};
+    renameat_with(CWD, a, CWD, b, RenameFlags::EXCHANGE).map_err(std::io::Error::from)
+}
+
+#[cfg(not(target_os = "linux"))]
+fn exchange(_a: &Path, _b: &Path) -> std::io::Result<()> {
+    Err(std::io::Error::from(std::io::ErrorKind::Unsupported))
+}
+
+/// True when an exchange failed because it cannot be done here (nothing at the target, or a
+/// kernel or file system without it), so a plain rename is the way.
+fn exchange_unavailable(error: &std::io::Error) -> bool {
+    #[cfg(target_os = "linux")]
+    {
+        use rustix::io::Errno;
+        let errno = Errno::from_io_error(error);
+        if errno.is_some_and(|errno| {
+            [Errno::NOENT, Errno::INVAL, Errno::NOSYS, Errno::OPNOTSUPP].contains(&errno)
+        }) {
+            return true;
+        }
+    }
+    error.kind() == std::io::ErrorKind::Unsupported
+}
+
+/// Writes `bytes` to a new temporary next to `target`; its path.
+fn write_temporary(
+    target: &Path,
+    bytes: &[u8],
+    executable: bool,
+    fsync: bool,
+    steps: &Steps,
+) -> Result<PathBuf> {
     let parent = target
         .parent()
         .ok_or_else(|| Error::unsafe_live(target, "has no parent directory"))?;
@@ -84,11 +196,18 @@ pub fn write_atomic(
     }
     drop(file);
     steps.step()?;
-    if let Err(source) = std::fs::rename(&temp, target) {
-        let _ = std::fs::remove_file(&temp);
+    Ok(temp)
+}
+
+fn rename_into_place(temp: &Path, target: &Path, steps: &Steps) -> Result<()> {
+    if let Err(source) = std::fs::rename(temp, target) {
+        let _ = std::fs::remove_file(temp);
         return Err(Error::io("renaming into place", target, source));
     }
-    steps.step()?;
+    steps.step()
+}
+
+fn stat_written(target: &Path) -> Result<Stat> {
     let metadata = std::fs::symlink_metadata(target)
         .map_err(|source| Error::io("inspecting written file", target, source))?;
     Ok(Stat::of(&metadata))
@@ -261,8 +380,9 @@ fn write_whole(target: &Path, bytes: &[u8], durable: bool) -> Result<()> {
     Ok(())
 }
 
-/// Removes the engine's temporaries from one live directory (left by a crash).
-/// Returns how many were removed.
+/// Removes the engine's temporaries from one live directory (left by a crash): new files not
+/// yet renamed into place, and entries [`write_atomic_swapping`] swapped out and did not remove
+/// yet. Returns how many were removed.
 pub fn remove_temporaries(dir: &Path) -> Result<usize> {
     let entries = match std::fs::read_dir(dir) {
         Ok(entries) => entries,
@@ -276,12 +396,117 @@ pub fn remove_temporaries(dir: &Path) -> Result<usize> {
             .file_name()
             .to_str()
             .is_some_and(|name| name.starts_with(TEMP_PREFIX));
-        let is_file = entry.file_type().is_ok_and(|t| t.is_file());
-        if is_temp && is_file {
+        // A file, or a symlink or special file an exchange swapped out; never a directory.
+        let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
+        if is_temp && !is_dir {
             std::fs::remove_file(entry.path())
                 .map_err(|source| Error::io("removing temporary", entry.path(), source))?;
             removed += 1;
         }
     }
     Ok(removed)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn temporaries(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|name| name.starts_with(TEMP_PREFIX))
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn a_swapped_file_is_in_place_and_the_old_one_waits_for_its_removal() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("view.json");
+        std::fs::write(&target, "old").unwrap();
+        let steps = Steps::default();
+        let swapped = write_atomic_swapping(&target, b"new", false, false, &steps).unwrap();
+        assert_eq!(std::fs::read(&target).unwrap(), b"new");
+        assert_eq!(
+            swapped.stat,
+            Stat::of(&std::fs::symlink_metadata(&target).unwrap())
+        );
+        let replaced = swapped.replaced.unwrap();
+        assert_eq!(replaced.parent(), Some(dir.path()));
+        assert_eq!(std::fs::read(&replaced).unwrap(), b"old");
+        remove_replaced(&replaced, &steps).unwrap();
+        assert!(temporaries(dir.path()).is_empty());
+        // Already gone: not an error.
+        remove_replaced(&replaced, &steps).unwrap();
+    }
+
+    #[test]
+    fn with_nothing_at_the_target_a_swap_is_a_rename() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("new.json");
+        let swapped =
+            write_atomic_swapping(&target, b"new", true, false, &Steps::default()).unwrap();
+        assert!(swapped.replaced.is_none());
+        assert_eq!(std::fs::read(&target).unwrap(), b"new");
+        assert!(swapped.stat.executable());
+        assert!(temporaries(dir.path()).is_empty());
+    }
+
+    #[test]
+    fn a_directory_at_the_target_is_put_back_and_the_write_fails() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("view.json");
+        std::fs::create_dir(&target).unwrap();
+        std::fs::write(target.join("kept"), "user data").unwrap();
+        let error = write_atomic_swapping(&target, b"new", false, false, &Steps::default())
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("view.json"), "{error}");
+        assert_eq!(std::fs::read(target.join("kept")).unwrap(), b"user data");
+        assert!(temporaries(dir.path()).is_empty());
+    }
+
+    #[test]
+    fn a_symlink_at_the_target_is_replaced_and_removed_without_following_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let outside = dir.path().join("outside.json");
+        std::fs::write(&outside, "not ours").unwrap();
+        let target = dir.path().join("view.json");
+        std::os::unix::fs::symlink(&outside, &target).unwrap();
+        let steps = Steps::default();
+        let swapped = write_atomic_swapping(&target, b"new", false, false, &steps).unwrap();
+        assert!(std::fs::symlink_metadata(&target).unwrap().is_file());
+        assert_eq!(std::fs::read(&target).unwrap(), b"new");
+        remove_replaced(&swapped.replaced.unwrap(), &steps).unwrap();
+        assert_eq!(std::fs::read(&outside).unwrap(), b"not ours");
+        assert!(temporaries(dir.path()).is_empty());
+    }
+
+    /// What a crash between the swap and the removal leaves is a temporary like any other;
+    /// a directory with the prefix is never removed.
+    #[test]
+    fn recovery_removes_swapped_out_entries_but_never_a_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let outside = dir.path().join("outside.json");
+        std::fs::write(&outside, "not ours").unwrap();
+        let link = dir.path().join("link.json");
+        std::os::unix::fs::symlink(&outside, &link).unwrap();
+        let file = dir.path().join("file.json");
+        std::fs::write(&file, "old").unwrap();
+        let steps = Steps::default();
+        write_atomic_swapping(&link, b"new", false, false, &steps).unwrap();
+        write_atomic_swapping(&file, b"new", false, false, &steps).unwrap();
+        let odd_dir = dir.path().join(format!("{TEMP_PREFIX}a-directory"));
+        std::fs::create_dir(&odd_dir).unwrap();
+        assert_eq!(remove_temporaries(dir.path()).unwrap(), 2);
+        assert_eq!(
+            temporaries(dir.path()),
+            [format!("{TEMP_PREFIX}a-directory")]
+        );
+        assert_eq!(std::fs::read(&outside).unwrap(), b"not ours");
+        assert_eq!(std::fs::read(&file).unwrap(), b"new");
+    }
 }
