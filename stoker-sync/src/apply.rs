@@ -123,49 +123,36 @@ pub fn apply(mut plan: Plan, options: &ApplyOptions) -> Result<SyncReport> {
         return Err(error);
     }
 
-    // The files the writes replaced are removed on the I/O threads while the orphans are
-    // deleted and the manifest is recorded; all of it before the journal is finished.
+    // The files the writes swapped out are removed with the orphans, on the I/O threads, and
+    // before the directories they were in are recorded for the manifest (removing an entry
+    // changes its directory's times).
     let started_removing = std::time::Instant::now();
-    std::thread::scope(|scope| {
-        let removing = (!replaced.is_empty()).then(|| {
-            scope.spawn(|| {
-                io.run(|| {
-                    replaced
-                        .par_iter()
-                        .try_for_each(|old| fsops::remove_replaced(old, &steps))
-                })
-            })
-        });
-        let rest = io
-            .run(|| {
+    let (removed, deleted) = io.run(|| {
+        rayon::join(
+            || {
+                replaced
+                    .par_iter()
+                    .try_for_each(|old| fsops::remove_replaced(old, &steps))
+            },
+            || {
                 plan.deletes.par_iter().try_for_each(|delete| {
                     fsops::remove(&live.join(&delete.path), delete.kind, &steps)
                 })
-            })
-            .and_then(|()| fsops::remove_empty_dirs(&live, &prune_dirs, &steps))
-            .and_then(|()| {
-                tracing::debug!(
-                    writes = plan.writes.len(),
-                    deletes = plan.deletes.len(),
-                    elapsed_ms = plan.started.elapsed().as_millis() as u64,
-                    "files written and deleted"
-                );
-                record_manifest(&mut plan, written_entries, rerender, &live, &steps)
-            });
-        let removed = match removing {
-            Some(handle) => handle
-                .join()
-                .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
-            None => Ok(()),
-        };
-        tracing::debug!(
-            files = replaced.len(),
-            elapsed_ms = started_removing.elapsed().as_millis() as u64,
-            "replaced files removed"
-        );
-        rest.and(removed)
-    })?;
+            },
+        )
+    });
+    removed.and(deleted)?;
     drop(io);
+    fsops::remove_empty_dirs(&live, &prune_dirs, &steps)?;
+    tracing::debug!(
+        writes = plan.writes.len(),
+        replaced = replaced.len(),
+        deletes = plan.deletes.len(),
+        removing_ms = started_removing.elapsed().as_millis() as u64,
+        elapsed_ms = plan.started.elapsed().as_millis() as u64,
+        "files written and deleted"
+    );
+    record_manifest(&mut plan, written_entries, rerender, &live, &steps)?;
     journal::finish(&live)?;
 
     let report = report(&plan, unchanged_count, warnings, bytes_written, |path| {

@@ -2840,3 +2840,34 @@ fn temporaries_left_in_the_state_directory_are_removed_by_the_next_sync() {
     assert!(state.join("reports/kept-by-someone.txt").exists());
     assert_eq!(report.changed(), 0);
 }
+
+/// Files replaced by a swap leave their old selves under temporary names until removed; the
+/// manifest records each directory as it is after that (a record taken before the removal
+/// would not match the directory, and the next sync would list it again).
+#[test]
+fn directories_of_replaced_files_are_recorded_as_they_end() {
+    let repo = many_files(16);
+    let live = live();
+    let mappings = vec![map("views", "views")];
+    sync(&request(repo.artifact("r1"), mappings.clone(), live.path())).unwrap();
+    for index in 0..16 {
+        repo.file(
+            &format!("views/v{index:02}/view.json"),
+            format!("{{\"v\":{index},\"changed\":true}}"),
+        );
+    }
+    let report = sync(&request(repo.artifact("r2"), mappings, live.path())).unwrap();
+    assert_eq!(report.modified.len(), 16);
+    let manifest = stoker_sync::manifest::read(live.path()).manifest.unwrap();
+    for index in 0..16 {
+        let dir = format!("views/v{index:02}");
+        let record = manifest
+            .dirs
+            .get(&dir)
+            .unwrap_or_else(|| panic!("{dir} not recorded"));
+        let now = std::fs::symlink_metadata(live.path().join(&dir)).unwrap();
+        assert_eq!(record.stat, stoker_sync::live::Stat::of(&now), "{dir}");
+        assert_eq!(record.names().collect::<Vec<_>>(), ["view.json"], "{dir}");
+    }
+    assert_eq!(snapshot_live(live.path()), snapshot(repo.path()));
+}
