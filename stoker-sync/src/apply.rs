@@ -284,25 +284,15 @@ fn write_files(
                 plan.artifact.record_content_id(&write.file.source, id);
             }
             let target = plan.live.join(&write.path);
+            let (executable, fsync) = (write.file.executable, options.fsync);
             let (stat, replaced) = match write.kind {
                 WriteKind::Modify => {
-                    let swapped = fsops::write_atomic_swapping(
-                        &target,
-                        &bytes,
-                        write.file.executable,
-                        options.fsync,
-                        steps,
-                    )?;
+                    let swapped =
+                        fsops::write_atomic_swapping(&target, &bytes, executable, fsync, steps)?;
                     (swapped.stat, swapped.replaced)
                 }
                 WriteKind::Add => {
-                    let stat = fsops::write_atomic(
-                        &target,
-                        &bytes,
-                        write.file.executable,
-                        options.fsync,
-                        steps,
-                    )?;
+                    let stat = fsops::write_atomic(&target, &bytes, executable, fsync, steps)?;
                     (stat, None)
                 }
             };
