@@ -110,28 +110,46 @@ pub(crate) fn commit_tree(
     repo: &gix::Repository,
     id: ObjectId,
 ) -> Result<(ObjectId, ObjectId), TreeError> {
+    peel_to_tree(id, repo.object_hash(), &mut |current| {
+        gix_object(repo, current)
+    })
+}
+
+/// An object's kind and bytes; `None` when the database does not have it.
+type FoundObject = Option<(gix::object::Kind, Vec<u8>)>;
+
+/// The object `id` as gix reads it.
+fn gix_object(repo: &gix::Repository, id: ObjectId) -> Result<FoundObject, TreeError> {
+    if !repo.has_object(id) {
+        return Ok(None);
+    }
+    let object = repo
+        .find_object(id)
+        .map_err(|error| TreeError::Corrupt(format!("object {id}: {error}")))?;
+    Ok(Some((object.kind, object.detach().data)))
+}
+
+/// The commit `id` is (peeling annotated tags, read with `read`), and its tree.
+fn peel_to_tree(
+    id: ObjectId,
+    hash: gix::hash::Kind,
+    read: &mut dyn FnMut(ObjectId) -> Result<FoundObject, TreeError>,
+) -> Result<(ObjectId, ObjectId), TreeError> {
     let mut current = id;
     for _ in 0..16 {
-        if !repo.has_object(current) {
+        let Some((kind, data)) = read(current)? else {
             return Err(TreeError::Missing);
-        }
-        let object = repo
-            .find_object(current)
-            .map_err(|error| TreeError::Corrupt(format!("object {current}: {error}")))?;
-        match object.kind {
+        };
+        match kind {
             gix::object::Kind::Commit => {
-                let tree = object
-                    .into_commit()
-                    .tree_id()
+                let commit = gix::objs::CommitRef::from_bytes(&data, hash)
                     .map_err(|error| TreeError::Corrupt(format!("commit {current}: {error}")))?;
-                return Ok((current, tree.detach()));
+                return Ok((current, commit.tree()));
             }
             gix::object::Kind::Tag => {
-                current = object
-                    .into_tag()
-                    .target_id()
+                current = gix::objs::TagRef::from_bytes(&data, hash)
                     .map_err(|error| TreeError::Corrupt(format!("tag {current}: {error}")))?
-                    .detach();
+                    .target();
             }
             other => {
                 return Err(TreeError::NotACommit(format!(
@@ -417,44 +435,21 @@ impl Walk<'_> {
     }
 
     /// The tree of commit `id` (peeling annotated tags), read through the packs so the two
-    /// commits of a diff are read at once.
+    /// commits of a diff are read at once, and through gix what no pack holds.
     fn commit_tree(&self, id: ObjectId) -> Result<ObjectId, TreeError> {
-        let mut current = id;
-        for _ in 0..16 {
-            let corrupt = |error: &dyn std::fmt::Display| {
-                TreeError::Corrupt(format!("object {current}: {error}"))
-            };
+        let mut read = |current: ObjectId| {
             let packed = self
                 .packs
                 .map(|packs| packs.read(&current))
                 .transpose()
-                .map_err(|error| corrupt(&error))?
+                .map_err(|error| TreeError::Corrupt(format!("object {current}: {error}")))?
                 .flatten();
-            let Some((kind, data)) = packed else {
-                // In no pack: gix reads it, or says it is missing.
-                return self
-                    .gix(|repo| commit_tree(repo, current))
-                    .map(|(_, tree)| tree);
-            };
-            match kind {
-                gix::object::Kind::Commit => {
-                    return gix::objs::CommitRef::from_bytes(&data, self.hash)
-                        .map(|commit| commit.tree())
-                        .map_err(|error| corrupt(&error));
-                }
-                gix::object::Kind::Tag => {
-                    current = gix::objs::TagRef::from_bytes(&data, self.hash)
-                        .map_err(|error| corrupt(&error))?
-                        .target();
-                }
-                other => {
-                    return Err(TreeError::NotACommit(format!(
-                        "{id} is a {other}, not a commit"
-                    )));
-                }
+            match packed {
+                Some(found) => Ok(Some(found)),
+                None => self.gix(|repo| gix_object(repo, current)),
             }
-        }
-        Err(TreeError::NotACommit(format!("{id}: too many nested tags")))
+        };
+        peel_to_tree(id, self.hash, &mut read).map(|(_, tree)| tree)
     }
 
     /// The entries of tree `id` by name (none for a side that has no tree).
