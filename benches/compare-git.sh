@@ -71,9 +71,15 @@ spec:
         mappings: [{source: ".", destination: "."}]
 YAML
 
+# settle: write back everything the steps before left dirty. One `sync` is not enough on ext4
+# with delayed allocation: the writeback it waits for dirties the new files' inodes again (their
+# on-disk size), and after a `cp -a` of the 20k-file checkout the second `sync` still took
+# 30–60 ms here. Without it, that writeback fell on the timed command's first fsync.
+settle() { sync && sync; }
+
 # timed CMD...: sets S (seconds) and RSS (MB)
 timed() {
-  sync
+  settle
   local start end
   start=$(date +%s%N)
   /usr/bin/time -f %M -o "$RUN/.rss" "$@" >"$RUN/.out" 2>"$RUN/.err" || { cat "$RUN/.err" >&2; exit 1; }
