@@ -9,7 +9,7 @@ use stoker_core::{ContentId, FileChange, SyncReport};
 
 use crate::content;
 use crate::diff_report;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::fsops::{self, Steps};
 use crate::io_threads::IoThreads;
 use crate::journal;
@@ -17,7 +17,6 @@ use crate::live::{self, DirRecord, LiveKind};
 use crate::manifest::{self, MANIFEST_VERSION, Manifest, ManifestEntry};
 use crate::path_map::PathMap;
 use crate::plan::{Delete, Plan, Write, WriteKind};
-use crate::scope::STATE_DIR;
 
 /// Knobs for `apply`.
 #[derive(Debug, Clone)]
@@ -124,20 +123,16 @@ pub fn apply(mut plan: Plan, options: &ApplyOptions) -> Result<SyncReport> {
         return Err(error);
     }
 
-    // The files the writes swapped out are moved into the state directory with the orphans'
-    // removal, on the I/O threads, before the directories they were in are recorded for the
-    // manifest (moving or removing an entry changes its directory's times). A move waits for
-    // no discard, as a removal does: the old files are removed while the sync records what it
-    // did, and are gone before it returns (a crash leaves them to the next sync's recovery).
+    // The files the writes swapped out are removed with the orphans, on the I/O threads, and
+    // before the directories they were in are recorded for the manifest (removing an entry
+    // changes its directory's times).
     let started_removing = std::time::Instant::now();
-    let state = live.join(STATE_DIR);
-    let (set_aside, deleted) = io.run(|| {
+    let (removed, deleted) = io.run(|| {
         rayon::join(
             || {
                 replaced
                     .par_iter()
-                    .map(|old| fsops::set_aside(old, &state, &steps))
-                    .collect::<Result<Vec<_>>>()
+                    .try_for_each(|old| fsops::remove_replaced(old, &steps))
             },
             || {
                 plan.deletes.par_iter().try_for_each(|delete| {
@@ -146,53 +141,28 @@ pub fn apply(mut plan: Plan, options: &ApplyOptions) -> Result<SyncReport> {
             },
         )
     });
-    deleted?;
-    let set_aside: Vec<_> = set_aside?.into_iter().flatten().collect();
+    removed.and(deleted)?;
+    drop(io);
     fsops::remove_empty_dirs(&live, &prune_dirs, &steps)?;
     tracing::debug!(
         writes = plan.writes.len(),
         replaced = replaced.len(),
-        set_aside = set_aside.len(),
         deletes = plan.deletes.len(),
         removing_ms = started_removing.elapsed().as_millis() as u64,
         elapsed_ms = plan.started.elapsed().as_millis() as u64,
         "files written and deleted"
     );
-    let (recorded, removed) = io.run(|| {
-        rayon::join(
-            || -> Result<SyncReport> {
-                record_manifest(&mut plan, written_entries, rerender, &live, &steps)?;
-                journal::finish(&live)?;
-                let report = report(&plan, unchanged_count, warnings, bytes_written, |path| {
-                    written_ids.get(path).copied()
-                });
-                if let Err(error) =
-                    diff_report::store(&live, plan.previous.as_ref(), &report, options.keep_reports)
-                {
-                    // The sync itself succeeded; a report that could not be kept is worth a
-                    // warning only.
-                    tracing::warn!(live = %live.display(), %error, "could not keep the JSON diff report");
-                }
-                Ok(report)
-            },
-            || {
-                set_aside
-                    .par_iter()
-                    .try_for_each(|old| fsops::remove_replaced(old, &steps))
-            },
-        )
+    record_manifest(&mut plan, written_entries, rerender, &live, &steps)?;
+    journal::finish(&live)?;
+
+    let report = report(&plan, unchanged_count, warnings, bytes_written, |path| {
+        written_ids.get(path).copied()
     });
-    drop(io);
-    let report = recorded?;
-    match removed {
-        Ok(()) => {}
-        // A crash test's crash.
-        Err(error @ Error::Injected(_)) => return Err(error),
-        // The live directory is as synced; what is left in the state directory is the next
-        // sync's to remove.
-        Err(error) => {
-            tracing::warn!(live = %live.display(), %error, "could not remove a replaced file")
-        }
+    if let Err(error) =
+        diff_report::store(&live, plan.previous.as_ref(), &report, options.keep_reports)
+    {
+        // The sync itself succeeded; a report that could not be kept is worth a warning only.
+        tracing::warn!(live = %live.display(), %error, "could not keep the JSON diff report");
     }
     tracing::info!(
         live = %live.display(),

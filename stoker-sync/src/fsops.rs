@@ -74,9 +74,9 @@ pub fn write_atomic(
 pub struct Swapped {
     /// The new file's `lstat`.
     pub stat: Stat,
-    /// What was at the target, now under a temporary name in the same directory: move it out
-    /// with [`set_aside`] (or remove it with [`remove_replaced`]) before the sync's journal is
-    /// finished (until then, a crash leaves it to the next sync's recovery, as any temporary).
+    /// What was at the target, now under a temporary name in the same directory: remove it
+    /// with [`remove_replaced`] before the sync's journal is finished (until then, a crash
+    /// leaves it to the next sync's recovery, as any temporary).
     pub replaced: Option<PathBuf>,
 }
 
@@ -130,34 +130,8 @@ pub fn write_atomic_swapping(
     })
 }
 
-/// Moves what [`write_atomic_swapping`] swapped out into `aside` (the engine's state directory,
-/// which the next sync's recovery empties of temporaries), under the same temporary name, and
-/// returns where it now is, for [`remove_replaced`].
-///
-/// A rename frees no blocks, so unlike a removal it does not wait for the disk to discard them:
-/// the directories the sync wrote to reach their final state sooner (and can be recorded), and
-/// the old files are removed while the sync records what it did. Where the move fails (the
-/// state directory on another file system, say), the file is removed where it is and `None` is
-/// returned; so it is when it is already gone.
-pub fn set_aside(replaced: &Path, aside: &Path, steps: &Steps) -> Result<Option<PathBuf>> {
-    let Some(name) = replaced.file_name() else {
-        return remove_replaced(replaced, steps).map(|()| None);
-    };
-    let moved = aside.join(name);
-    match std::fs::rename(replaced, &moved) {
-        Ok(()) => {
-            steps.step()?;
-            Ok(Some(moved))
-        }
-        Err(error) => {
-            tracing::debug!(from = %replaced.display(), to = %moved.display(), %error, "could not set the replaced file aside; removing it in place");
-            remove_replaced(replaced, steps).map(|()| None)
-        }
-    }
-}
-
-/// Removes what [`write_atomic_swapping`] swapped out (a file, a symlink or a special file),
-/// where it is or where [`set_aside`] moved it. Already gone is not an error.
+/// Removes what [`write_atomic_swapping`] swapped out (a file, a symlink or a special file).
+/// Already gone is not an error.
 pub fn remove_replaced(replaced: &Path, steps: &Steps) -> Result<()> {
     match std::fs::remove_file(replaced) {
         Ok(()) => steps.step(),
@@ -467,48 +441,6 @@ mod tests {
         assert!(temporaries(dir.path()).is_empty());
         // Already gone: not an error.
         remove_replaced(&replaced, &steps).unwrap();
-    }
-
-    #[test]
-    fn a_replaced_file_set_aside_leaves_its_directory_and_waits_in_the_state_directory() {
-        let dir = tempfile::tempdir().unwrap();
-        let (live, aside) = (dir.path().join("live"), dir.path().join("aside"));
-        std::fs::create_dir_all(&live).unwrap();
-        std::fs::create_dir_all(&aside).unwrap();
-        let target = live.join("view.json");
-        std::fs::write(&target, "old").unwrap();
-        let steps = Steps::default();
-        let replaced = write_atomic_swapping(&target, b"new", false, false, &steps)
-            .unwrap()
-            .replaced
-            .unwrap();
-        let moved = set_aside(&replaced, &aside, &steps).unwrap().unwrap();
-        assert_eq!(moved.parent(), Some(aside.as_path()));
-        assert_eq!(moved.file_name(), replaced.file_name());
-        assert_eq!(std::fs::read(&moved).unwrap(), b"old");
-        assert!(temporaries(&live).is_empty());
-        assert_eq!(std::fs::read(&target).unwrap(), b"new");
-        remove_replaced(&moved, &steps).unwrap();
-        assert!(temporaries(&aside).is_empty());
-        // Already gone: nothing to set aside, not an error.
-        assert_eq!(set_aside(&replaced, &aside, &steps).unwrap(), None);
-    }
-
-    #[test]
-    fn a_replaced_file_that_cannot_be_set_aside_is_removed_in_place() {
-        let dir = tempfile::tempdir().unwrap();
-        let target = dir.path().join("view.json");
-        std::fs::write(&target, "old").unwrap();
-        let steps = Steps::default();
-        let replaced = write_atomic_swapping(&target, b"new", false, false, &steps)
-            .unwrap()
-            .replaced
-            .unwrap();
-        let missing = dir.path().join("no-such-directory");
-        assert_eq!(set_aside(&replaced, &missing, &steps).unwrap(), None);
-        assert!(temporaries(dir.path()).is_empty());
-        assert!(!missing.exists());
-        assert_eq!(std::fs::read(&target).unwrap(), b"new");
     }
 
     #[test]
