@@ -112,7 +112,9 @@ warm() { tar -cf - -C "$DATA" "$(basename "$C1")" "$(basename "$C2")" | cat >/de
 measure() {
   local cold=$1 start end
   shift
-  sync
+  # Twice: one `sync` left the preceding `cp -a`'s inode writeback to the timed command's first
+  # fsync (see settle() in compare-git.sh).
+  sync && sync
   if [ "$cold" = 1 ]; then drop_caches; fi
   start=$(date +%s%N)
   if [ -n "$TIME" ]; then
