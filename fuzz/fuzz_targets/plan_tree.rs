@@ -269,11 +269,68 @@ struct MappingSpec {
     patches: Vec<PatchSpec>,
 }
 
+/// A mapping added after the others, nested below one of their destinations, whose source is
+/// missing or a symlink (so it is skipped), with a live file below its destination: that file
+/// must survive whatever mapping encloses it (issue 15).
+#[derive(Debug, Arbitrary)]
+struct NestedSpec {
+    /// Which mapping's destination encloses it.
+    under: u8,
+    /// Its destination's last component (from `NAMES`).
+    name: u8,
+    /// `src/nested-link`, a symlink to `a`, instead of a missing source.
+    link: bool,
+    /// The live file's name below the nested destination (from `NAMES`).
+    file: u8,
+}
+
+/// The nested mapping's source when it is a symlink.
+const NESTED_LINK: &str = "nested-link";
+
+impl NestedSpec {
+    /// The mapping, when there is a mapping to nest it under.
+    fn mapping(&self, input: &Input) -> Option<Mapping> {
+        let mappings = &input.mappings[..input.mappings.len().min(4)];
+        let parent = mappings.get(self.under as usize % mappings.len().max(1))?;
+        Some(Mapping {
+            source: if self.link {
+                NESTED_LINK.to_owned()
+            } else {
+                "nested-missing".to_owned()
+            },
+            destination: format!(
+                "{}/{}",
+                parent.destination.text().trim_end_matches('/'),
+                NAMES[self.name as usize % NAMES.len()]
+            ),
+            kind: None,
+            required: false,
+            template: false,
+            patches: Vec::new(),
+        })
+    }
+
+    /// The live file below the mapping's rendered destination, when it renders to a valid path.
+    fn live_file(&self, mapping: &Mapping) -> Option<Vec<String>> {
+        let rendered =
+            stoker_core::template::render("nested", &mapping.destination, &context()).ok()?;
+        let normalized = stoker_core::relpath::normalize(&rendered, "nested").ok()?;
+        let mut components: Vec<String> = normalized
+            .split('/')
+            .filter(|c| !c.is_empty())
+            .map(str::to_owned)
+            .collect();
+        components.push(NAMES[self.file as usize % NAMES.len()].to_owned());
+        Some(components)
+    }
+}
+
 #[derive(Debug, Arbitrary)]
 struct Input {
     tree: Vec<TreeEntry>,
     live: Vec<TreeEntry>,
     mappings: Vec<MappingSpec>,
+    nested: Option<NestedSpec>,
     /// `None`: the built-in defaults.
     excludes: Option<Vec<Pick>>,
     /// Value of `{{.Vars.pv}}`, set in the profile (not the context).
@@ -282,7 +339,7 @@ struct Input {
 }
 
 fn profile(input: &Input) -> Profile {
-    let mappings = input
+    let mut mappings: Vec<Mapping> = input
         .mappings
         .iter()
         .take(4)
@@ -314,6 +371,7 @@ fn profile(input: &Input) -> Profile {
                 .collect(),
         })
         .collect();
+    mappings.extend(input.nested.as_ref().and_then(|n| n.mapping(input)));
     let mut profile = Profile::new("fuzz", mappings);
     if let Some(excludes) = &input.excludes {
         profile.exclude_patterns = excludes.iter().take(4).map(|e| e.text(EXCLUDES)).collect();
@@ -324,6 +382,39 @@ fn profile(input: &Input) -> Profile {
             .insert("pv".to_owned(), value.text(&["a", ".", "..", "", "b/c"]));
     }
     profile
+}
+
+/// A skipped mapping's destination and the destinations of the mappings at or below it, which
+/// still manage what they cover.
+struct Hold {
+    destination: String,
+    inner: Vec<(String, MappingType)>,
+}
+
+impl Hold {
+    /// True when the rule says `path` must be left as it is.
+    fn holds(&self, path: &str) -> bool {
+        stoker_core::relpath::is_within(path, &self.destination)
+            && !self.inner.iter().any(|(root, kind)| match kind {
+                MappingType::Dir => stoker_core::relpath::is_within(path, root),
+                MappingType::File => path == root,
+            })
+    }
+}
+
+fn held_paths(mappings: &[stoker_sync::desired::ResolvedMapping]) -> Vec<Hold> {
+    mappings
+        .iter()
+        .filter(|m| m.kind.is_none())
+        .map(|skipped| Hold {
+            destination: skipped.destination.clone(),
+            inner: mappings
+                .iter()
+                .filter_map(|m| Some((m.destination.clone(), m.kind?)))
+                .filter(|(root, _)| stoker_core::relpath::is_within(root, &skipped.destination))
+                .collect(),
+        })
+        .collect()
 }
 
 fn context() -> TemplateContext {
@@ -652,6 +743,18 @@ fuzz_target!(|input: Input| {
     build(&dirs.src, &baseline_tree(), usize::MAX, &dirs);
     build(&dirs.live, &input.live, 6, &dirs);
     build(&dirs.live, &baseline_live(), usize::MAX, &dirs);
+    if let Some(nested) = &input.nested {
+        if nested.link {
+            let _ = symlink("a", dirs.src.join(NESTED_LINK));
+        }
+        if let Some(components) = nested.mapping(&input).and_then(|m| nested.live_file(&m)) {
+            let node = Node::File {
+                content: Content::Bytes(b"made by a Designer user".to_vec()),
+                executable: false,
+            };
+            create(&dirs.live, &components, &node, &dirs);
+        }
+    }
     let mut protected = Vec::new();
     for path in PROTECTED_FILES.iter().chain(&[MARKER]) {
         let components: Vec<String> = path.split('/').map(str::to_owned).collect();
@@ -738,6 +841,7 @@ fuzz_target!(|input: Input| {
     assert_eq!(live_now, live_before, "plan wrote to live");
 
     let scope = plan.desired().scope.clone();
+    let held = held_paths(plan.desired().mappings.as_slice());
     let desired: BTreeMap<String, (String, bool, bool)> = plan
         .desired()
         .files
@@ -788,6 +892,17 @@ fuzz_target!(|input: Input| {
             Some(before),
             "{path} may not be touched (unmanaged, protected or excluded) but changed"
         );
+    }
+    // What a skipped mapping's destination holds is left as it is (written from the rule, not
+    // from the engine's scope).
+    for (path, before) in &live_before {
+        if *before != Snap::Dir && held.iter().any(|hold| hold.holds(path)) {
+            assert_eq!(
+                live_after.get(path),
+                Some(before),
+                "{path} is below a skipped mapping's destination but changed"
+            );
+        }
     }
     // Desired files are in place.
     for (path, (source, executable, identity)) in &desired {

@@ -304,9 +304,10 @@ impl Profile {
         Ok(())
     }
 
-    /// The exclude patterns compiled into one matcher.
+    /// The exclude patterns compiled into one matcher (see [`build_exclude_set`]: a pattern
+    /// that matches a directory excludes everything below it).
     pub fn excludes(&self) -> Result<GlobSet> {
-        build_globset(&self.exclude_patterns).map_err(|(pattern, message)| Error::Profile {
+        build_exclude_set(&self.exclude_patterns).map_err(|(pattern, message)| Error::Profile {
             profile: self.name.clone(),
             message: format!("exclude pattern {pattern:?}: {message}"),
         })
@@ -333,6 +334,38 @@ pub fn compile_glob(pattern: &str) -> std::result::Result<Glob, String> {
         .backslash_escape(true)
         .build()
         .map_err(|error| error.kind().to_string())
+}
+
+/// Compiles exclude patterns into one set, with directory semantics: a pattern that matches a
+/// directory excludes the directory and everything below it, as in `.gitignore` and as
+/// stoker-operator v0.5.1 users expect (`**/views` keeps a Designer user's `views/local/x.json`,
+/// not only a file named `views`). A path is therefore excluded when the pattern matches the path
+/// itself or any directory above it, which is what the pattern followed by `/**` matches; both
+/// go into the set, so a path is still matched in one pass. The error names the bad pattern.
+///
+/// ```
+/// let set = stoker_core::profile::build_exclude_set(&["**/views".to_owned()]).unwrap();
+/// assert!(set.is_match("views"));
+/// assert!(set.is_match("projects/p/views/local/view.json"));
+/// assert!(!set.is_match("projects/p/viewsx/view.json"));
+/// ```
+pub fn build_exclude_set(patterns: &[String]) -> std::result::Result<GlobSet, (String, String)> {
+    let mut builder = GlobSetBuilder::new();
+    for pattern in patterns {
+        let glob = compile_glob(pattern).map_err(|message| (pattern.clone(), message))?;
+        // `x/**` (and `x/`, compiled as `x/**`) already matches everything below `x`.
+        let below = (!glob.glob().ends_with("/**") && glob.glob() != "**")
+            .then(|| compile_glob(&format!("{}/**", glob.glob())))
+            .transpose()
+            .map_err(|message| (pattern.clone(), message))?;
+        builder.add(glob);
+        if let Some(below) = below {
+            builder.add(below);
+        }
+    }
+    builder
+        .build()
+        .map_err(|error| (patterns.join(", "), error.to_string()))
 }
 
 /// Compiles several globs (see [`compile_glob`]) into one set; the error names the bad pattern.
@@ -451,6 +484,36 @@ profiles:
         assert!(set.is_match(".git/config"));
         assert!(set.is_match("a/.git/objects/x"));
         assert!(!set.is_match("a/.github/x"));
+    }
+
+    #[test]
+    fn an_exclude_matching_a_directory_excludes_its_subtree() {
+        let patterns = ["**/views", "config/*.d", "**/tags/", "b/**", "*.bak"].map(str::to_owned);
+        let set = build_exclude_set(&patterns).unwrap();
+        for excluded in [
+            "views",
+            "views/local/view.json",
+            "projects/p/com.inductiveautomation.perspective/views/main/view.json",
+            "config/x.d",
+            "config/x.d/y/z",
+            "a/tags/t.json",
+            "b/c",
+            "x.bak",
+            "x.bak/inside",
+        ] {
+            assert!(set.is_match(excluded), "{excluded} should be excluded");
+        }
+        for kept in [
+            "viewsx/a",
+            "a/views.json",
+            "config/x.d.json",
+            "a/b/c",
+            "config/a/x.d",
+        ] {
+            assert!(!set.is_match(kept), "{kept} should not be excluded");
+        }
+        // A pattern the exclude set refuses is named, as `build_globset` names it.
+        assert_eq!(build_exclude_set(&["a/[".to_owned()]).unwrap_err().0, "a/[");
     }
 
     #[test]

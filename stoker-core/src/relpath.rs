@@ -5,6 +5,23 @@ use crate::error::{Error, Result};
 /// The longest path Stoker accepts, in bytes (Linux's `PATH_MAX`).
 pub const MAX_PATH_BYTES: usize = 4096;
 
+/// The longest file name (one path component) Stoker writes, in bytes: Linux's `NAME_MAX`,
+/// the limit of ext4, XFS, btrfs, tmpfs and overlayfs alike.
+pub const MAX_NAME_BYTES: usize = 255;
+
+/// The first component of `path` longer than [`MAX_NAME_BYTES`], if any.
+///
+/// ```
+/// use stoker_core::relpath::too_long_component;
+/// assert_eq!(too_long_component("a/b"), None);
+/// let long = "x".repeat(256);
+/// assert_eq!(too_long_component(&format!("a/{long}/b")), Some(long.as_str()));
+/// ```
+pub fn too_long_component(path: &str) -> Option<&str> {
+    path.split('/')
+        .find(|component| component.len() > MAX_NAME_BYTES)
+}
+
 /// Checks and normalises a relative path: `./a//b/` becomes `a/b`; `.` and `` become the empty
 /// string, which stands for the root.
 ///

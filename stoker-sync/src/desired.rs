@@ -148,7 +148,7 @@ pub fn desired_set(
     let mut files: BTreeMap<String, DesiredFile> = BTreeMap::new();
     let mut warnings = listing.warnings.clone();
     // A scope without roots, only to ask "protected?" / "excluded?" while building.
-    let rules = Scope::new(Vec::new(), excludes.clone(), protected.clone());
+    let rules = Scope::new(Vec::new(), Vec::new(), excludes.clone(), protected.clone());
 
     let mut resolved: Vec<ResolvedMapping> = Vec::with_capacity(profile.mappings.len());
     for (index, mapping) in profile.mappings.iter().enumerate() {
@@ -188,7 +188,9 @@ pub fn desired_set(
                 if mapping.required {
                     return Err(mapping_error(message));
                 }
-                warnings.push(format!("mappings[{index}]: {message}; mapping skipped"));
+                warnings.push(format!(
+                    "mappings[{index}]: {message}; mapping skipped, destination {destination:?} left as it is"
+                ));
                 continue;
             }
             None if has_children => Some(MappingType::Dir),
@@ -232,26 +234,45 @@ pub fn desired_set(
         if let Some(last) = resolved.last_mut() {
             last.kind = Some(kind);
         }
-        let mut add =
-            |source_path: &str, relative: &str, entry: &stoker_core::Entry| -> Result<()> {
-                let dest = join(&destination, relative);
-                if dest.len() > relpath::MAX_PATH_BYTES {
-                    return Err(mapping_error(format!(
-                        "destination path for {source_path:?} is longer than 4096 bytes"
-                    )));
-                }
-                if rules.is_protected_or_excluded(&dest) {
-                    return Ok(());
-                }
-                let file = desired_file(index, mapping, &patch_rules, &dest, relative, entry);
-                files.insert(dest, file);
-                Ok(())
-            };
+        // Maps one source file; a warning when it is skipped for a reason the user must hear.
+        let mut add = |source_path: &str,
+                       relative: &str,
+                       entry: &stoker_core::Entry|
+         -> Result<Option<String>> {
+            let dest = join(&destination, relative);
+            if dest.len() > relpath::MAX_PATH_BYTES {
+                return Err(mapping_error(format!(
+                    "destination path for {source_path:?} is longer than 4096 bytes"
+                )));
+            }
+            if let Some(name) = relpath::too_long_component(relative) {
+                return Err(mapping_error(format!(
+                    "destination path for {source_path:?} has a name of {} bytes; file systems allow {}",
+                    name.len(),
+                    relpath::MAX_NAME_BYTES
+                )));
+            }
+            if crate::scope::file_name(&dest).starts_with(crate::scope::TEMP_PREFIX)
+                && !rules.is_excluded(&dest)
+            {
+                // The name would be taken for a temporary Stoker left behind, and removed.
+                return Ok(Some(format!(
+                    "skipped {source_path}: names starting with {:?} are reserved for Stoker's temporary files",
+                    crate::scope::TEMP_PREFIX
+                )));
+            }
+            if rules.is_protected_or_excluded(&dest) {
+                return Ok(None);
+            }
+            let file = desired_file(index, mapping, &patch_rules, &dest, relative, entry);
+            files.insert(dest, file);
+            Ok(None)
+        };
 
         match kind {
             MappingType::File => {
                 let entry = source_entry.ok_or_else(|| mapping_error("source vanished".into()))?;
-                add(&source, "", entry)?;
+                warnings.extend(add(&source, "", entry)?);
                 roots.push(ManagedRoot {
                     path: destination.clone(),
                     kind: RootKind::File,
@@ -282,7 +303,7 @@ pub fn desired_set(
                         ));
                         continue;
                     }
-                    add(&entry.path, relative, entry)?;
+                    warnings.extend(add(&entry.path, relative, entry)?);
                 }
                 roots.push(ManagedRoot {
                     path: destination.clone(),
@@ -292,13 +313,28 @@ pub fn desired_set(
         }
     }
 
+    let scope = Scope::new(roots, held_destinations(&resolved), excludes, protected);
+    if !scope.held().is_empty() {
+        // What an enclosing mapping would put below a skipped mapping's destination stays out:
+        // that destination is left as it is.
+        files.retain(|path, _| scope.is_managed(path));
+    }
     check_conflicts(&files)?;
     Ok(DesiredSet {
         files,
-        scope: Scope::new(roots, excludes, protected),
+        scope,
         warnings,
         mappings: resolved,
     })
+}
+
+/// The destinations of the skipped mappings (see [`Scope`]: each is left as it is).
+pub(crate) fn held_destinations(mappings: &[ResolvedMapping]) -> Vec<String> {
+    mappings
+        .iter()
+        .filter(|mapping| mapping.kind.is_none())
+        .map(|mapping| mapping.destination.clone())
+        .collect()
 }
 
 /// A mapping's paths as written (rendered) and normalised.
@@ -341,6 +377,18 @@ pub(crate) fn render_mapping(
     let source = relpath::normalize(&source_raw, &format!("mappings[{index}].source"))?;
     let destination =
         relpath::normalize(&destination_raw, &format!("mappings[{index}].destination"))?;
+    if let Some(name) = relpath::too_long_component(&destination) {
+        return Err(Error::Mapping {
+            index,
+            source_path: source_raw,
+            destination: destination_raw,
+            message: format!(
+                "destination has a name of {} bytes; file systems allow {}",
+                name.len(),
+                relpath::MAX_NAME_BYTES
+            ),
+        });
+    }
     Ok(Rendered {
         source_raw,
         destination_raw,

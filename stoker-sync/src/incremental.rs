@@ -171,8 +171,13 @@ pub(crate) fn prepare(
     for path in changed {
         for mapping in &record.mappings {
             if let Some(destination) = mapping.destination_of(path) {
-                if destination.len() > relpath::MAX_PATH_BYTES {
+                if destination.len() > relpath::MAX_PATH_BYTES
+                    || relpath::too_long_component(&destination).is_some()
+                {
                     return fallback("a destination path is too long");
+                }
+                if crate::scope::file_name(&destination).starts_with(crate::scope::TEMP_PREFIX) {
+                    return fallback("a destination has a temporary file's name");
                 }
                 looked_at.insert(destination);
             }
@@ -215,7 +220,7 @@ pub(crate) fn prepare(
     let mut desired_at: BTreeMap<String, Option<DesiredFile>> = BTreeMap::new();
     for destination in &looked_at {
         let mut found = None;
-        if !scope.is_protected_or_excluded(destination) {
+        if !scope.is_protected_or_excluded(destination) && scope.is_managed(destination) {
             for (index, resolved) in record.mappings.iter().enumerate().rev() {
                 let Some((source, relative)) = resolved.source_of(destination) else {
                     continue;
@@ -323,6 +328,7 @@ fn scope_of(request: &SyncRequest, mappings: &[ResolvedMapping]) -> Result<Scope
         .collect();
     Ok(Scope::new(
         roots,
+        desired::held_destinations(mappings),
         request.profile.excludes()?,
         desired::protected_globs(),
     ))

@@ -42,21 +42,41 @@ impl ManagedRoot {
 }
 
 /// The rules deciding what the engine may touch.
+///
+/// A *held* path is the destination of a mapping that was skipped this sync (its source is
+/// missing, or is a symlink). The promise for a skipped mapping is that its destination is left
+/// exactly as it is, so a held path and everything below it leave the scope of any mapping that
+/// encloses it: nothing there is written or deleted. A root deeper than the held path (or at the
+/// same path: a base and an optional overlay mapped to one directory) still manages what it
+/// covers.
 #[derive(Debug, Clone)]
 pub struct Scope {
     roots: Vec<ManagedRoot>,
+    held: Vec<String>,
     excludes: GlobSet,
     protected: GlobSet,
 }
 
 impl Scope {
-    /// Builds a scope; `roots` may be in any order and overlap.
-    pub fn new(roots: Vec<ManagedRoot>, excludes: GlobSet, protected: GlobSet) -> Self {
+    /// Builds a scope; `roots` may be in any order and overlap. `held`: the destinations of
+    /// skipped mappings (see the type's documentation).
+    pub fn new(
+        roots: Vec<ManagedRoot>,
+        held: Vec<String>,
+        excludes: GlobSet,
+        protected: GlobSet,
+    ) -> Self {
         Scope {
             roots,
+            held,
             excludes,
             protected,
         }
+    }
+
+    /// The destinations of skipped mappings, left as they are.
+    pub fn held(&self) -> &[String] {
+        &self.held
     }
 
     /// All managed roots, as given.
@@ -86,9 +106,23 @@ impl Scope {
         top
     }
 
-    /// True when some root manages `path`.
+    /// True when some root manages `path` and no held path deeper than that root contains it.
     pub fn is_managed(&self, path: &str) -> bool {
-        self.roots.iter().any(|root| root.manages(path))
+        // Every root and held path that contains `path` is one of its ancestors (or itself), so
+        // the longer path is the deeper one.
+        let Some(depth) = self
+            .roots
+            .iter()
+            .filter(|root| root.manages(path))
+            .map(|root| root.path.len())
+            .max()
+        else {
+            return false;
+        };
+        !self
+            .held
+            .iter()
+            .any(|held| held.len() > depth && is_within(path, held))
     }
 
     /// True for paths never written or deleted: `**/.resources/**`, the engine's state
@@ -122,12 +156,11 @@ impl Scope {
     }
 
     /// True when the directory `dir` may be removed once empty: strictly below a directory
-    /// root (the root itself stays), neither protected nor excluded.
+    /// root (the root itself stays), managed (not held), neither protected nor excluded.
     pub fn may_prune(&self, dir: &str) -> bool {
         self.roots.iter().any(|root| {
             root.kind == RootKind::Dir && root.path != dir && is_within(dir, &root.path)
-        }) && !self.is_protected(dir)
-            && !self.is_excluded(dir)
+        }) && self.may_touch(dir)
     }
 
     /// True when the engine may delete or overwrite `path` (managed, not protected, not

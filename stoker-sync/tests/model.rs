@@ -668,6 +668,67 @@ fn live_file(path: &str, content: &'static str) -> world::LiveSpec {
 /// "live directory: …/a: is not a directory, but the managed path a/.gitkeep lies below it; it
 /// is not managed". DESIGN: "a `file` destination manages exactly that file"; nothing needs to
 /// happen below `a`, so the second sync must change nothing.
+/// Issue 15, data loss 1: the nested optional mapping whose source is missing (a typo) or a
+/// symlink; every invariant holds, and the file below its destination is still there.
+#[test]
+fn skipped_nested_mapping_is_not_wiped_by_its_parent() {
+    let mut case = small_case(
+        &[("projects/a", "1"), ("projects/b/c", "2")],
+        vec![map("projects", "projects"), map("gone/b", "projects/b")],
+        vec![
+            live_file("projects/b/x.bak", "designer's"),
+            live_file("projects/b/c", "live"),
+            live_file("projects/stale", "orphan"),
+        ],
+    );
+    let expected_kept = |case: &Case| {
+        let world = World::new(case);
+        let before = world.snap();
+        let Outcome::Synced(expected) = spec::sync(&world.art, &case.profile, &before.tree) else {
+            panic!("the model syncs");
+        };
+        assert_eq!(
+            expected.tree.get("projects/b/x.bak"),
+            before.tree.get("projects/b/x.bak")
+        );
+        assert_eq!(
+            expected.tree.get("projects/b/c"),
+            before.tree.get("projects/b/c")
+        );
+        assert!(!expected.tree.contains_key("projects/stale"));
+    };
+    for source in ["gone/b", "lnk"] {
+        case.profile.mappings[1].source = source.to_owned();
+        case.art.links = vec!["lnk".to_owned()];
+        expected_kept(&case);
+        result_equals_model_holds(&case).unwrap();
+        second_apply_changes_nothing_holds(&case).unwrap();
+        nothing_outside_scope_changes_holds(&case).unwrap();
+        dry_run_reports_what_sync_does_holds(&case).unwrap();
+    }
+}
+
+/// Issue 15, data loss 3: `**/c` matches the directory `projects/c`, so what is below it is
+/// neither written nor deleted.
+#[test]
+fn an_exclude_matching_a_directory_excludes_its_whole_subtree() {
+    let mut case = small_case(
+        &[("projects/c/a", "from git"), ("projects/b", "1")],
+        vec![map("projects", "projects")],
+        vec![live_file("projects/c/b", "designer's")],
+    );
+    case.profile.excludes = vec![spec::Exclude::LeafC];
+    let world = World::new(&case);
+    let Outcome::Synced(expected) = spec::sync(&world.art, &case.profile, &world.snap().tree)
+    else {
+        panic!("the model syncs");
+    };
+    assert!(expected.tree.contains_key("projects/c/b"));
+    assert!(!expected.tree.contains_key("projects/c/a"));
+    result_equals_model_holds(&case).unwrap();
+    nothing_outside_scope_changes_holds(&case).unwrap();
+}
+
 #[test]
 fn file_root_above_another_root_is_managed_so_resync_succeeds() {
     let case = small_case(

@@ -474,6 +474,112 @@ fn unknown_template_variable_is_an_error_naming_the_template() {
 // Excludes
 // ---------------------------------------------------------------------------------------------
 
+/// Regression (issue 15, data loss 1): a skipped mapping nested below another mapping's
+/// destination had its destination's files deleted as orphans of the enclosing mapping, while
+/// the warning said the destination was left as it is.
+#[test]
+fn skipped_nested_mapping_is_not_wiped_by_its_parent() {
+    let repo = Repo::new();
+    repo.file("services/site/projects/main/project.json", "{}")
+        .file("services/site/projects/global/from-parent.json", "parent")
+        .file("links/real/x.json", "x");
+    std::os::unix::fs::symlink("real", repo.path().join("links/global")).unwrap();
+    for (case, nested_source) in [
+        ("missing source", "shared/projects/globl"),
+        ("symlinked source", "links/global"),
+    ] {
+        let live = live();
+        write(live.path(), "projects/global/view.json", "designer's");
+        write(
+            live.path(),
+            "projects/global/deep/tag.json",
+            "designer's too",
+        );
+        write(live.path(), "projects/stale.json", "an orphan");
+        let before = fingerprints(&live.path().join("projects/global"));
+        let request = request(
+            repo.artifact("r1"),
+            vec![
+                map("services/site/projects", "projects"),
+                map(nested_source, "projects/global"),
+            ],
+            live.path(),
+        );
+        let report = sync(&request).unwrap();
+        assert!(
+            report
+                .warnings
+                .iter()
+                .any(|w| w.contains("mappings[1]")
+                    && w.contains("\"projects/global\" left as it is")),
+            "{case}: {:?}",
+            report.warnings
+        );
+        // Left exactly as it is: nothing deleted, nothing the parent maps there written.
+        assert_eq!(
+            fingerprints(&live.path().join("projects/global")),
+            before,
+            "{case}"
+        );
+        assert_eq!(paths(&report.deleted), ["projects/stale.json"], "{case}");
+        assert_eq!(
+            paths(&report.added),
+            ["projects/main/project.json"],
+            "{case}"
+        );
+        // And again, now with a manifest (the second sync plans from it).
+        let report = sync(&request).unwrap();
+        assert!(
+            report.deleted.is_empty() && report.added.is_empty(),
+            "{case}"
+        );
+        assert_eq!(
+            fingerprints(&live.path().join("projects/global")),
+            before,
+            "{case}"
+        );
+    }
+}
+
+/// A mapping whose destination lies at or below a skipped mapping's destination still manages
+/// its own: a base and an optional per-site overlay mapped to one directory is the common case
+/// (a site without overrides must still get the base).
+#[test]
+fn skipped_mapping_does_not_hold_a_destination_another_mapping_manages() {
+    let repo = Repo::new();
+    repo.file("base/config/a.json", "base")
+        .file("extra/x.json", "extra");
+    let live = live();
+    write(live.path(), "config/orphan.json", "old");
+    write(live.path(), "config/opt/inner/kept.json", "kept");
+    write(live.path(), "config/opt/inner/extra/orphan.json", "old");
+    let report = sync(&request(
+        repo.artifact("r1"),
+        vec![
+            map("base/config", "config"),
+            map("sites/none", "config"),
+            map("missing/opt", "config/opt"),
+            map("extra", "config/opt/inner/extra"),
+        ],
+        live.path(),
+    ))
+    .unwrap_or_else(|error| panic!("{error}"));
+    // `config` is managed by mapping 0 (mapping 1 at the same path is skipped); `config/opt`
+    // is held; `config/opt/inner/extra` is managed again by mapping 3.
+    assert_eq!(
+        paths(&report.deleted),
+        ["config/opt/inner/extra/orphan.json", "config/orphan.json"]
+    );
+    assert_eq!(
+        paths(&report.added),
+        ["config/a.json", "config/opt/inner/extra/x.json"]
+    );
+    assert_eq!(
+        snapshot_live(live.path())["config/opt/inner/kept.json"],
+        text("kept")
+    );
+}
+
 #[test]
 fn default_excludes_drop_git_directories_and_gitkeep_files() {
     let repo = Repo::new();
@@ -545,6 +651,59 @@ fn excludes_are_doublestar_globs_matched_against_the_destination_path() {
     // `dst/**/*.tmp` also matches `dst/z.tmp`: excluded now, so left alone in live.
     assert_eq!(paths(&report.added), Vec::<&str>::new());
     assert!(report.deleted.is_empty());
+}
+
+/// Regression (issue 15, data loss 3): an exclude that matches a directory was matched against
+/// file paths only, so `**/views` deleted a Designer user's `views/local/view.json` as an orphan
+/// and still wrote the repository's files below `views/`. A pattern that matches a directory
+/// excludes its subtree, on both sides.
+#[test]
+fn an_exclude_matching_a_directory_excludes_its_whole_subtree() {
+    let repo = Repo::new();
+    repo.file("projects/p/views/main/view.json", "from git")
+        .file("projects/p/tags/t.json", "from git")
+        .file("projects/p/project.json", "{}")
+        .file("projects/p/viewsx/a.json", "not excluded");
+    let live = live();
+    write(
+        live.path(),
+        "projects/p/views/local/view.json",
+        "designer's",
+    );
+    write(live.path(), "projects/p/tags/local.json", "designer's");
+    write(live.path(), "projects/p/stale.json", "an orphan");
+    let mut request = request(
+        repo.artifact("r1"),
+        vec![map("projects", "projects")],
+        live.path(),
+    );
+    request.profile.exclude_patterns = vec!["**/views".into(), "**/tags".into()];
+    let report = sync(&request).unwrap();
+    assert_eq!(
+        paths(&report.added),
+        ["projects/p/project.json", "projects/p/viewsx/a.json"]
+    );
+    assert_eq!(paths(&report.deleted), ["projects/p/stale.json"]);
+    let tree = snapshot_live(live.path());
+    assert_eq!(tree["projects/p/views/local/view.json"], text("designer's"));
+    assert_eq!(tree["projects/p/tags/local.json"], text("designer's"));
+    assert!(!tree.contains_key("projects/p/views/main/view.json"));
+    assert!(!tree.contains_key("projects/p/tags/t.json"));
+
+    // Once the pattern is removed the subtree is managed again: written and cleaned.
+    request.profile.exclude_patterns = vec![];
+    let report = sync(&request).unwrap();
+    assert_eq!(
+        paths(&report.added),
+        ["projects/p/tags/t.json", "projects/p/views/main/view.json"]
+    );
+    assert_eq!(
+        paths(&report.deleted),
+        [
+            "projects/p/tags/local.json",
+            "projects/p/views/local/view.json"
+        ]
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1337,15 +1496,20 @@ fn excluded_directories_are_not_pruned() {
         vec![map("projects", "projects")],
         live.path(),
     );
+    // `**/cache` matches the directories, so what is below them is excluded too (issue 15:
+    // before, their files were deleted as orphans and only the emptied directories stayed).
     request.profile.exclude_patterns.push("**/cache".into());
     let report = sync(&request).unwrap();
-    assert_eq!(
-        paths(&report.deleted),
-        ["projects/a/cache/old.json", "projects/b/cache/old.json"]
-    );
+    assert!(report.deleted.is_empty(), "{:?}", report.deleted);
     let tree = snapshot_live(live.path());
     assert_eq!(tree["projects/a/cache"], Node::Dir);
-    assert_eq!(tree["projects/b/cache"], Node::Dir);
+    assert_eq!(tree["projects/b/cache/old.json"], text("orphan"));
+    // An excluded directory emptied by hand is not pruned either.
+    std::fs::remove_file(live.path().join("projects/b/cache/old.json")).unwrap();
+    write(live.path(), "projects/b/stale.json", "orphan");
+    let report = sync(&request).unwrap();
+    assert_eq!(paths(&report.deleted), ["projects/b/stale.json"]);
+    assert_eq!(snapshot_live(live.path())["projects/b/cache"], Node::Dir);
 }
 
 #[test]
@@ -2639,6 +2803,47 @@ fn artifact_entries_with_engine_temporary_names_are_not_synced() {
     .unwrap();
     assert_eq!(paths(&report.added), ["projects/a/project.json"]);
     assert_eq!(temporaries(live.path()), Vec::<String>::new());
+    // Regression (issue 15 item 7): it was skipped silently.
+    assert_eq!(
+        report.warnings,
+        [
+            "skipped projects/a/.stoker-tmp-1-2-3: names starting with \".stoker-tmp-\" are reserved for Stoker's temporary files"
+        ]
+    );
+}
+
+/// Regression (issue 15 item 8): a name longer than the file system allows failed halfway
+/// through the apply (`File name too long`) instead of at planning, naming the mapping.
+#[test]
+fn a_destination_name_over_the_file_system_limit_is_an_error_naming_the_mapping() {
+    let long = "n".repeat(256);
+    let artifact = MemArtifact::new("r1", true)
+        .file("projects/a/project.json", "{}")
+        .file(&format!("projects/a/{long}.json"), "too long");
+    let live = live();
+    let text = error_text(sync(&request(
+        Arc::new(artifact),
+        vec![map("projects", "projects")],
+        live.path(),
+    )));
+    assert!(
+        text.contains("mappings[0]")
+            && text.contains("a name of 261 bytes; file systems allow 255"),
+        "{text}"
+    );
+    assert!(snapshot(live.path()).is_empty(), "nothing written");
+
+    // A rendered destination is checked too.
+    let artifact = MemArtifact::new("r1", true).file("p/x.json", "{}");
+    let text = error_text(sync(&request(
+        Arc::new(artifact),
+        vec![map("p", &format!("config/{long}"))],
+        live.path(),
+    )));
+    assert!(
+        text.contains("mappings[0]") && text.contains("destination has a name of 256 bytes"),
+        "{text}"
+    );
 }
 
 #[test]

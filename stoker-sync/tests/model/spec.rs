@@ -2,8 +2,13 @@
 //! engine's code). Pure: trees in, tree out.
 //!
 //! Interpretation choices where the text leaves room (each the safer one for a plant):
-//! - A mapping whose source is missing (and not `required`) is skipped entirely: it manages
-//!   nothing, so its destination is left as it is.
+//! - A mapping whose source is missing or a symlink (and not `required`) is skipped entirely:
+//!   it manages nothing, and its destination is left as it is, even when another mapping's
+//!   destination encloses it (docs/sync-engine.md: a typo never wipes a directory). Its
+//!   destination is *held*: neither written nor deleted, unless a mapping's destination lies at
+//!   or below it.
+//! - An exclude pattern that matches a directory excludes everything below it (as
+//!   `.gitignore` does).
 //! - A directory exists in the artifact when some entry (even a symlink) lies below it.
 //! - A `dir` destination manages itself and everything below it; a `file` destination exactly
 //!   itself.
@@ -142,6 +147,15 @@ pub struct ProfileSpec {
 // ---------------------------------------------------------------------------------------------
 // Paths
 
+/// How many components `path` has (`""`, the root, has none).
+fn depth(path: &str) -> usize {
+    if path.is_empty() {
+        0
+    } else {
+        path.split('/').count()
+    }
+}
+
 /// The proper ancestors of `path`, top-down, without the root.
 pub fn ancestors(path: &str) -> Vec<&str> {
     path.match_indices('/').map(|(i, _)| &path[..i]).collect()
@@ -202,18 +216,33 @@ pub struct Root {
 #[derive(Clone, Debug)]
 pub struct Scope {
     pub roots: Vec<Root>,
+    /// Destinations of skipped mappings.
+    pub held: Vec<String>,
     pub excludes: Vec<Exclude>,
 }
 
 impl Scope {
+    /// Some root covers `path`, and the deepest such root is not above a held path that
+    /// contains `path`.
     pub fn managed(&self, path: &str) -> bool {
-        self.roots.iter().any(|root| {
-            if root.dir {
-                within(path, &root.path)
-            } else {
-                path == root.path
-            }
-        })
+        let covering: Vec<&Root> = self
+            .roots
+            .iter()
+            .filter(|root| {
+                if root.dir {
+                    within(path, &root.path)
+                } else {
+                    path == root.path
+                }
+            })
+            .collect();
+        let Some(deepest) = covering.iter().map(|root| depth(&root.path)).max() else {
+            return false;
+        };
+        !self
+            .held
+            .iter()
+            .any(|held| within(path, held) && depth(held) > deepest)
     }
 
     /// `**/.resources/**` (and `.resources` directories themselves), and `.stoker/`.
@@ -223,8 +252,12 @@ impl Scope {
             || path.split('/').any(|part| part == ".resources")
     }
 
+    /// A pattern matches the path or a directory above it.
     pub fn excluded(&self, path: &str) -> bool {
-        self.excludes.iter().any(|e| e.matches(path))
+        ancestors(path)
+            .into_iter()
+            .chain([path])
+            .any(|p| self.excludes.iter().any(|e| e.matches(p)))
     }
 
     /// Managed, not protected, not excluded.
@@ -258,6 +291,7 @@ pub fn desired(art: &ArtTree, profile: &ProfileSpec) -> Result<Desired, String> 
     excludes.extend(profile.excludes.iter().copied());
     let mut scope = Scope {
         roots: Vec::new(),
+        held: Vec::new(),
         excludes,
     };
     // destination → (bytes, exec, template, mapping index)
@@ -280,6 +314,7 @@ pub fn desired(art: &ArtTree, profile: &ProfileSpec) -> Result<Desired, String> 
                     "mappings[{index}]: required source {source:?} is missing"
                 ));
             }
+            scope.held.push(destination);
             continue;
         };
         if let Some(given) = mapping.kind
@@ -337,6 +372,8 @@ pub fn desired(art: &ArtTree, profile: &ProfileSpec) -> Result<Desired, String> 
             dir: found == MappingType::Dir,
         });
     }
+    // Nothing is put below a held destination, whichever mapping would.
+    files.retain(|path, _| scope.managed(path));
     for path in files.keys() {
         for ancestor in ancestors(path) {
             if files.contains_key(ancestor) {
@@ -541,8 +578,7 @@ pub fn sync(art: &ArtTree, profile: &ProfileSpec, live: &Tree) -> Outcome {
                     .roots
                     .iter()
                     .any(|root| root.dir && strictly_within(path, &root.path))
-                && !Scope::protected(path)
-                && !scope.excluded(path)
+                && scope.touchable(path)
                 && live.get(*path) == Some(&Node::Dir)
                 && below(live, path).next().is_some()
         })

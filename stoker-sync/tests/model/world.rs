@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, PoisonError, RwLock};
 
 use proptest::prelude::*;
-use proptest::sample::select;
+use proptest::sample::{Index, select};
 use stoker_core::{
     Artifact, ContentId, Entry, EntryKind, Listing, LocalSource, Mapping, MappingType, Profile,
     Revision, SyncReport, SyncRequest, TemplateContext,
@@ -287,6 +287,73 @@ fn drift_strategy() -> impl Strategy<Value = Drift> {
     ]
 }
 
+/// A mapping nested below another one's destination whose source is missing (a typo) or a
+/// symlink, so it is skipped, and a live file below its destination: the enclosing mapping must
+/// leave that file alone (issue 15, "a skipped nested mapping is wiped by its parent").
+#[derive(Clone, Debug)]
+struct Nested {
+    /// Which mapping's destination encloses it.
+    under: Index,
+    /// The nested destination's last component.
+    dir: &'static str,
+    /// `None`: a source missing from the artifact; otherwise one of the artifact's symlinks.
+    link: Option<Index>,
+    /// The live file below the nested destination.
+    file: &'static str,
+    content: &'static str,
+}
+
+fn nested_strategy() -> impl Strategy<Value = Nested> {
+    (
+        any::<Index>(),
+        select(DIRS),
+        prop::option::of(any::<Index>()),
+        select(FILES),
+        select(CONTENTS),
+    )
+        .prop_map(|(under, dir, link, file, content)| Nested {
+            under,
+            dir,
+            link,
+            file,
+            content,
+        })
+}
+
+impl Nested {
+    /// Adds the skipped mapping after the others and the live file below its destination.
+    fn add_to(&self, art: &Art, profile: &mut ProfileSpec, live: &mut Vec<LiveSpec>) {
+        let Some(parent) = profile
+            .mappings
+            .get(self.under.index(profile.mappings.len()))
+        else {
+            return;
+        };
+        let destination = format!("{}/{}", parent.destination, self.dir);
+        let source = match (self.link, art.links.is_empty()) {
+            (Some(link), false) => link.get(&art.links).clone(),
+            _ => format!("gone/{}", self.dir),
+        };
+        let rendered = destination.replace(spec::SITE_VAR, SITE);
+        // An invalid destination (`../a`, `/abs/a`) makes the profile invalid anyway; its live
+        // file would lie outside the live directory.
+        if !rendered.starts_with('/') && !rendered.split('/').any(|part| part == "..") {
+            live.push(LiveSpec::File(
+                format!("{}/{}", rendered.trim_start_matches("./"), self.file),
+                self.content,
+                false,
+            ));
+        }
+        profile.mappings.push(MapSpec {
+            source,
+            destination,
+            kind: None,
+            required: false,
+            template: false,
+        });
+    }
+}
+
 /// The whole case.
 pub fn case_strategy() -> impl Strategy<Value = Case> {
     art_strategy().prop_flat_map(|art| {
@@ -321,15 +388,23 @@ pub fn case_strategy() -> impl Strategy<Value = Case> {
             live_strategy(art.files.clone()),
             pre,
             prop::collection::vec(drift_strategy(), 0..=2),
+            prop::option::weighted(0.25, nested_strategy()),
         )
-            .prop_map(|(art, with_ids, profile, live, pre, drift)| Case {
-                art,
-                with_ids,
-                profile,
-                live,
-                pre,
-                drift,
-            })
+            .prop_map(
+                |(art, with_ids, mut profile, mut live, pre, drift, nested)| {
+                    if let Some(nested) = nested {
+                        nested.add_to(&art, &mut profile, &mut live);
+                    }
+                    Case {
+                        art,
+                        with_ids,
+                        profile,
+                        live,
+                        pre,
+                        drift,
+                    }
+                },
+            )
     })
 }
 
