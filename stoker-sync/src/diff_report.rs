@@ -1,12 +1,13 @@
 //! The JSON diff report kept per sync in `live/.stoker/reports/`.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 use stoker_core::{Revision, SyncReport};
 
 use crate::error::{Error, Result};
 use crate::fsops;
+use crate::live::lstat;
 use crate::scope::STATE_DIR;
 
 /// The directory below the state directory where the reports are kept.
@@ -93,10 +94,42 @@ impl DiffReport {
     }
 }
 
-/// Writes the diff report of a sync and keeps only the newest `keep`.
-pub fn store(live: &Path, from: Option<&Revision>, report: &SyncReport, keep: usize) -> Result<()> {
+/// The reports directory `live/.stoker/reports` if it exists; `None` when it does not.
+/// Anything there but a real directory (a symlink, wherever it points; a file) is refused with
+/// [`Error::UnsafeLive`] naming it: it is never followed, replaced or removed.
+pub fn dir(live: &Path) -> Result<Option<PathBuf>> {
     let dir = live.join(STATE_DIR).join(REPORTS_DIR);
-    std::fs::create_dir_all(&dir).map_err(|source| Error::io("creating", &dir, source))?;
+    match lstat(&dir)? {
+        None => Ok(None),
+        Some(metadata) if metadata.file_type().is_dir() => Ok(Some(dir)),
+        Some(metadata) => Err(fsops::not_a_state_dir(
+            dir,
+            &metadata,
+            "Stoker keeps its diff reports there",
+        )),
+    }
+}
+
+/// Writes the diff report of a sync and keeps only the newest `keep` of Stoker's reports.
+///
+/// Neither `.stoker` nor `.stoker/reports` is followed if it is a symlink (an error, see
+/// [`dir`]). Pruning removes only regular files named as Stoker names its reports; anything
+/// else in the directory is left as it is and does not count.
+pub fn store(live: &Path, from: Option<&Revision>, report: &SyncReport, keep: usize) -> Result<()> {
+    let dir = match dir(live)? {
+        Some(dir) => dir,
+        None => {
+            let dir = fsops::ensure_state_dir(live)?.join(REPORTS_DIR);
+            match std::fs::create_dir(&dir) {
+                Ok(()) => dir,
+                // Made since it was looked at: look again.
+                Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {
+                    self::dir(live)?.ok_or_else(|| Error::io("creating", &dir, error))?
+                }
+                Err(source) => return Err(Error::io("creating", &dir, source)),
+            }
+        }
+    };
     let diff = DiffReport::new(from, report);
     let file = dir.join(file_name(jiff::Timestamp::now(), &report.revision));
     let bytes = serde_json::to_vec_pretty(&diff).map_err(|source| Error::Json {
@@ -104,16 +137,27 @@ pub fn store(live: &Path, from: Option<&Revision>, report: &SyncReport, keep: us
         source,
     })?;
     fsops::write_record_file(&file, &bytes)?;
-    let mut existing: Vec<_> = std::fs::read_dir(&dir)
-        .map_err(|source| Error::io("listing", &dir, source))?
-        .filter_map(|entry| entry.ok())
-        .map(|entry| entry.path())
-        .filter(|path| path.extension().is_some_and(|ext| ext == "json"))
-        .collect();
+    let mut existing = Vec::new();
+    for entry in std::fs::read_dir(&dir).map_err(|source| Error::io("listing", &dir, source))? {
+        let entry = entry.map_err(|source| Error::io("listing", &dir, source))?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str().filter(|name| is_report_name(name)) else {
+            continue;
+        };
+        // The entry's own type (`lstat`): a symlink named like a report is not one.
+        if entry.file_type().is_ok_and(|t| t.is_file()) {
+            existing.push(name.to_owned());
+        } else {
+            tracing::debug!(path = %entry.path().display(), "not a report Stoker wrote; left alone");
+        }
+    }
     existing.sort();
     let excess = existing.len().saturating_sub(keep);
     for old in &existing[..excess] {
-        let _ = std::fs::remove_file(old);
+        let old = dir.join(old);
+        if let Err(error) = std::fs::remove_file(&old) {
+            tracing::warn!(report = %old.display(), %error, "could not remove an old diff report");
+        }
     }
     Ok(())
 }
@@ -124,6 +168,29 @@ pub fn store(live: &Path, from: Option<&Revision>, report: &SyncReport, keep: us
 fn file_name(time: jiff::Timestamp, revision: &Revision) -> String {
     let stamp = time.strftime("%Y%m%dT%H%M%S%.9fZ");
     format!("{stamp}-{}.json", revision.short_id())
+}
+
+/// True for a name [`file_name`] gives: `YYYYMMDDTHHMMSS.nnnnnnnnnZ-<revision>.json`.
+fn is_report_name(name: &str) -> bool {
+    let digits = |part: &str| !part.is_empty() && part.bytes().all(|b| b.is_ascii_digit());
+    let Some(rest) = name.strip_suffix(".json") else {
+        return false;
+    };
+    let Some((stamp, revision)) = rest.split_once('-') else {
+        return false;
+    };
+    let shape = |stamp: &str| -> Option<()> {
+        let (date, time) = stamp.split_once('T')?;
+        let (seconds, fraction) = time.strip_suffix('Z')?.split_once('.')?;
+        (digits(date)
+            && date.len() == 8
+            && digits(seconds)
+            && seconds.len() == 6
+            && digits(fraction)
+            && fraction.len() == 9)
+            .then_some(())
+    };
+    !revision.is_empty() && shape(stamp).is_some()
 }
 
 #[cfg(test)]
@@ -150,5 +217,29 @@ mod tests {
         sorted.sort();
         assert_eq!(sorted, names);
         assert_eq!(names[1], "20261123T010203.120000000Z-0123456.json");
+        assert!(names.iter().all(|name| is_report_name(name)));
+    }
+
+    #[test]
+    fn only_names_stoker_gives_are_report_names() {
+        for name in [
+            "20261123T010203.120000000Z-0123456.json",
+            "20261123T010203.120000000Z-r1.json",
+            "20261123T010203.120000000Z-a-b.json",
+        ] {
+            assert!(is_report_name(name), "{name}");
+        }
+        for name in [
+            "notes.json",
+            "20261123T010203.120000000Z-0123456.json.bak",
+            "20261123T010203.120000000Z-.json",
+            "20261123T010203.12Z-0123456.json",
+            "20261123T010203Z-0123456.json",
+            "2026112T010203.120000000Z-0123456.json",
+            "20261123X010203.120000000Z-0123456.json",
+            ".stoker-tmp-1-0-0000",
+        ] {
+            assert!(!is_report_name(name), "{name}");
+        }
     }
 }

@@ -8,6 +8,9 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use rustix::fs::{Mode, OFlags};
+use rustix::io::Errno;
+
 use crate::error::{Error, Result};
 use crate::live::{LiveKind, Stat, lstat};
 use crate::scope::{STATE_DIR, TEMP_PREFIX};
@@ -322,22 +325,127 @@ pub fn remove_empty_dirs(
     Ok(())
 }
 
-/// Makes sure `live/.stoker` is a real directory (creating `live` too when needed).
+/// The state directory `live/.stoker` if it exists; `None` when it does not. Anything there
+/// but a real directory (a symlink, wherever it points; a file) is refused, never followed.
+pub fn state_dir(live: &Path) -> Result<Option<PathBuf>> {
+    let dir = live.join(STATE_DIR);
+    match lstat(&dir)? {
+        None => Ok(None),
+        Some(metadata) if metadata.file_type().is_dir() => Ok(Some(dir)),
+        Some(metadata) => Err(not_a_state_dir(
+            dir,
+            &metadata,
+            "Stoker keeps its state there",
+        )),
+    }
+}
+
+/// Makes sure `live/.stoker` is a real directory (creating `live` too when needed); see
+/// [`state_dir`].
 pub fn ensure_state_dir(live: &Path) -> Result<PathBuf> {
     std::fs::create_dir_all(live)
         .map_err(|source| Error::io("creating live directory", live, source))?;
-    let dir = live.join(STATE_DIR);
-    match lstat(&dir)? {
-        Some(metadata) if metadata.file_type().is_dir() => Ok(dir),
-        Some(_) => Err(Error::unsafe_live(
-            dir,
-            "is not a directory; Stoker keeps its state there and will not replace it",
-        )),
+    match state_dir(live)? {
+        Some(dir) => Ok(dir),
         None => {
+            let dir = live.join(STATE_DIR);
             std::fs::create_dir(&dir).map_err(|source| Error::io("creating", &dir, source))?;
             Ok(dir)
         }
     }
+}
+
+/// The error refusing `path`, one of the engine's directories, found to be something else
+/// (`metadata`, not followed); `what` says what the directory is for.
+pub(crate) fn not_a_state_dir(path: PathBuf, metadata: &std::fs::Metadata, what: &str) -> Error {
+    let found = if metadata.file_type().is_symlink() {
+        "is a symbolic link"
+    } else {
+        "is not a directory"
+    };
+    Error::unsafe_live(
+        path,
+        format!(
+            "{found}; {what} and will not follow, replace or remove it (move it away and run the sync again)"
+        ),
+    )
+}
+
+/// Opens `file`, one of the engine's own files in its state directory, without following a
+/// symlink: neither `file` nor its directory may be one (`O_NOFOLLOW`, and the directory is
+/// opened `O_DIRECTORY | O_NOFOLLOW` first). `flags` says how (read, append…).
+fn open_no_follow(file: &Path, flags: OFlags, mode: Mode) -> std::io::Result<File> {
+    let (Some(dir), Some(name)) = (file.parent(), file.file_name()) else {
+        return Err(std::io::Error::from(std::io::ErrorKind::InvalidInput));
+    };
+    let refused = |message: &str| std::io::Error::new(std::io::ErrorKind::InvalidInput, message);
+    let dir_fd = rustix::fs::open(
+        dir,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|errno| match errno {
+        Errno::LOOP => refused("its directory is a symbolic link, which Stoker does not follow"),
+        Errno::NOTDIR => refused("its directory is not a directory"),
+        errno => errno.into(),
+    })?;
+    let fd = rustix::fs::openat(
+        &dir_fd,
+        name,
+        flags | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        mode,
+    )
+    .map_err(|errno| match errno {
+        Errno::LOOP => refused("is a symbolic link, which Stoker does not follow"),
+        errno => errno.into(),
+    })?;
+    Ok(File::from(fd))
+}
+
+/// `file` if it is a regular file; the error saying it is not, otherwise.
+fn regular(file: File) -> std::io::Result<File> {
+    if file.metadata()?.file_type().is_file() {
+        Ok(file)
+    } else {
+        Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "is not a regular file (Stoker did not write it)",
+        ))
+    }
+}
+
+/// Opens one of the engine's own files in its state directory for reading; `None` when it does
+/// not exist. A symlink (at the file or its directory) is never followed, and anything but a
+/// regular file is an error (opened without blocking, so a FIFO planted there cannot hang the
+/// sync). An error of kind [`std::io::ErrorKind::InvalidInput`] means "not what Stoker wrote".
+pub fn open_state_file(file: &Path) -> std::io::Result<Option<File>> {
+    match open_no_follow(file, OFlags::RDONLY | OFlags::NONBLOCK, Mode::empty()) {
+        Ok(opened) => regular(opened).map(Some),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(error) => Err(error),
+    }
+}
+
+/// Opens one of the engine's own files in its state directory for appending (it must exist
+/// and be a regular file; never through a symlink).
+pub fn open_state_file_append(file: &Path) -> std::io::Result<File> {
+    open_no_follow(
+        file,
+        OFlags::WRONLY | OFlags::APPEND | OFlags::NONBLOCK,
+        Mode::empty(),
+    )
+    .and_then(regular)
+}
+
+/// Opens (creating it when missing) one of the engine's own files in its state directory for
+/// reading and writing, never through a symlink (the lock file).
+pub fn open_state_file_creating(file: &Path) -> std::io::Result<File> {
+    open_no_follow(
+        file,
+        OFlags::RDWR | OFlags::CREATE | OFlags::NONBLOCK,
+        Mode::from_raw_mode(0o666),
+    )
+    .and_then(regular)
 }
 
 /// Writes one of the engine's own state files atomically and durably (fsync of the file and of
@@ -383,7 +491,20 @@ fn write_whole(target: &Path, bytes: &[u8], durable: bool) -> Result<()> {
 /// Removes the engine's temporaries from one live directory (left by a crash): new files not
 /// yet renamed into place, and entries [`write_atomic_swapping`] swapped out and did not remove
 /// yet. Returns how many were removed.
+///
+/// `dir` itself must be a real directory: a symlink there is never followed (an error), and
+/// nothing there is nothing to remove.
 pub fn remove_temporaries(dir: &Path) -> Result<usize> {
+    match lstat(dir)? {
+        None => return Ok(0),
+        Some(metadata) if metadata.file_type().is_dir() => {}
+        Some(_) => {
+            return Err(Error::unsafe_live(
+                dir,
+                "is not a directory (a symbolic link?); temporaries are not looked for through it",
+            ));
+        }
+    }
     let entries = match std::fs::read_dir(dir) {
         Ok(entries) => entries,
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(0),

@@ -66,10 +66,15 @@ pub fn recover(live: &Path, scope: &Scope) -> Result<usize> {
     // The engine's own files (this journal, the manifest and its log, the reports) are written
     // through temporaries in the state directory too; a crash leaves them there with or without
     // a journal (one killed while writing the journal itself leaves none). The directory is the
-    // engine's alone, and the caller holds the lock.
-    let state = live.join(STATE_DIR);
-    let left_in_state = fsops::remove_temporaries(&state)?
-        + fsops::remove_temporaries(&state.join(crate::diff_report::REPORTS_DIR))?;
+    // engine's alone, and the caller holds the lock. Neither it nor the reports directory is
+    // entered through a symlink.
+    let mut left_in_state = 0;
+    if let Some(state) = fsops::state_dir(live)? {
+        left_in_state += fsops::remove_temporaries(&state)?;
+    }
+    if let Some(reports) = crate::diff_report::dir(live)? {
+        left_in_state += fsops::remove_temporaries(&reports)?;
+    }
     let file = path(live);
     let bytes = match std::fs::read(&file) {
         Ok(bytes) => bytes,

@@ -1,12 +1,11 @@
 //! One sync at a time per live directory: an advisory lock on `live/.stoker/lock`.
 
-use std::fs::{File, OpenOptions, TryLockError};
+use std::fs::{File, TryLockError};
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
-use crate::fsops;
 use crate::live::lstat;
-use crate::scope::STATE_DIR;
+use crate::{diff_report, fsops};
 
 /// The lock file's name in `live/.stoker/`.
 pub const LOCK_FILE: &str = "lock";
@@ -22,11 +21,37 @@ pub struct LiveLock {
 impl LiveLock {
     /// Takes the lock, creating `live/.stoker/` when needed; fails at once with
     /// [`Error::Locked`] when another sync holds it.
+    ///
+    /// Also checks what the engine's state directory holds before anything is written: a
+    /// `.stoker` or `.stoker/reports` that is a symlink or not a directory, or a lock file that
+    /// is not a regular file, is refused with [`Error::UnsafeLive`] naming it (never followed).
     pub fn acquire(live: &Path) -> Result<LiveLock> {
         let dir = fsops::ensure_state_dir(live)?;
+        LiveLock::lock(live, &dir)
+    }
+
+    /// Takes the lock only if the lock file exists (for a dry run, which must not create
+    /// anything); `None` when it does not. The state directory is checked as by
+    /// [`LiveLock::acquire`] when it exists.
+    pub fn acquire_existing(live: &Path) -> Result<Option<LiveLock>> {
+        let Some(dir) = fsops::state_dir(live)? else {
+            return Ok(None);
+        };
+        match lstat(&dir.join(LOCK_FILE))? {
+            None => {
+                diff_report::dir(live)?;
+                Ok(None)
+            }
+            Some(_) => LiveLock::lock(live, &dir).map(Some),
+        }
+    }
+
+    /// Takes the lock in the state directory `dir` (a real directory).
+    fn lock(live: &Path, dir: &Path) -> Result<LiveLock> {
+        diff_report::dir(live)?;
         let path = dir.join(LOCK_FILE);
-        // Opening with `create` follows a symlink (and creates its target, wherever it points):
-        // anything but a regular file planted there is refused instead.
+        // Opening with `create` would follow a symlink (and create its target, wherever it
+        // points): anything but a regular file planted there is refused instead.
         if let Some(metadata) = lstat(&path)?
             && !metadata.file_type().is_file()
         {
@@ -35,12 +60,7 @@ impl LiveLock {
                 "is not a regular file; Stoker keeps its lock there and will not follow or replace it",
             ));
         }
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
+        let file = fsops::open_state_file_creating(&path)
             .map_err(|source| Error::io("opening lock", &path, source))?;
         match file.try_lock() {
             Ok(()) => Ok(LiveLock { _file: file, path }),
@@ -49,15 +69,6 @@ impl LiveLock {
                 lock: path,
             }),
             Err(TryLockError::Error(source)) => Err(Error::io("locking", path, source)),
-        }
-    }
-
-    /// Takes the lock only if the lock file exists (for a dry run, which must not create
-    /// anything); `None` when it does not.
-    pub fn acquire_existing(live: &Path) -> Result<Option<LiveLock>> {
-        match lstat(&live.join(STATE_DIR).join(LOCK_FILE))? {
-            None => Ok(None),
-            Some(_) => LiveLock::acquire(live).map(Some),
         }
     }
 
