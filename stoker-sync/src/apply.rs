@@ -68,11 +68,13 @@ pub fn apply(mut plan: Plan, options: &ApplyOptions) -> Result<SyncReport> {
     // A previous run that died left temporaries (and maybe directories to prune): clean up
     // before anything else.
     let recovered = journal::recover(&live, &plan.desired.scope)?;
-    if recovered > 0 {
+    if recovered.temporaries > 0 {
         warnings.push(format!(
-            "removed {recovered} temporary file(s) left by an interrupted sync"
+            "removed {} temporary file(s) left by an interrupted sync",
+            recovered.temporaries
         ));
     }
+    warnings.extend(recovered.warnings);
     let write_dirs: BTreeSet<String> = plan
         .writes
         .iter()

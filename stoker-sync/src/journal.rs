@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::fsops;
+use crate::live::lstat;
 use crate::scope::{STATE_DIR, Scope};
 
 /// What an interrupted sync may have left behind.
@@ -22,8 +23,11 @@ struct Journal {
     prune: BTreeSet<String>,
 }
 
+/// The journal's name in the state directory.
+const JOURNAL_FILE: &str = "journal.json";
+
 fn path(live: &Path) -> PathBuf {
-    live.join(STATE_DIR).join("journal.json")
+    live.join(STATE_DIR).join(JOURNAL_FILE)
 }
 
 /// Records the directories (relative to `live`) that will receive temporaries, and those that
@@ -56,31 +60,53 @@ pub fn finish(live: &Path) -> Result<()> {
     }
 }
 
+/// What [`recover`] did.
+#[derive(Debug, Default)]
+pub struct Recovered {
+    /// How many temporaries it removed.
+    pub temporaries: usize,
+    /// What it found that a person should know about (a journal it could not use).
+    pub warnings: Vec<String>,
+}
+
 /// Cleans up after an interrupted sync: removes its temporaries and prunes the directories its
-/// deletions emptied (only those `scope` still allows to prune). Returns how many temporaries
-/// were removed.
+/// deletions emptied (only those `scope` still allows to prune).
 ///
 /// Directories named in the journal are re-validated (relative, no `..`) and are only entered
 /// when every component is a real directory, so a journal cannot steer deletions elsewhere.
-pub fn recover(live: &Path, scope: &Scope) -> Result<usize> {
+///
+/// A journal that cannot be read as one is ignored with a warning, as if there were none (the
+/// plan, seeing it, already planned every file). If it is not even a regular file, it is got
+/// out of the way without following or emptying it: an empty directory is removed, anything
+/// else (a directory holding something, a symlink, a special file) is renamed to
+/// `journal.json.set-aside-<time>` in the state directory, for a person to look at.
+pub fn recover(live: &Path, scope: &Scope) -> Result<Recovered> {
     // The engine's own files (this journal, the manifest and its log, the reports) are written
     // through temporaries in the state directory too; a crash leaves them there with or without
     // a journal (one killed while writing the journal itself leaves none). The directory is the
     // engine's alone, and the caller holds the lock. Neither it nor the reports directory is
     // entered through a symlink.
-    let mut left_in_state = 0;
+    let mut recovered = Recovered::default();
     if let Some(state) = fsops::state_dir(live)? {
-        left_in_state += fsops::remove_temporaries(&state)?;
+        recovered.temporaries += fsops::remove_temporaries(&state)?;
     }
     if let Some(reports) = crate::diff_report::dir(live)? {
-        left_in_state += fsops::remove_temporaries(&reports)?;
+        recovered.temporaries += fsops::remove_temporaries(&reports)?;
     }
     let file = path(live);
-    let bytes = match std::fs::read(&file) {
-        Ok(bytes) => bytes,
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(left_in_state),
-        Err(source) => return Err(Error::io("reading", file, source)),
+    let opened = match fsops::open_state_file(&file) {
+        Ok(Some(opened)) => opened,
+        Ok(None) => return Ok(recovered),
+        Err(error) if error.kind() == std::io::ErrorKind::InvalidInput => {
+            recovered.warnings.push(set_aside(&file, &error)?);
+            return Ok(recovered);
+        }
+        Err(source) => return Err(Error::io("opening", file, source)),
     };
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(&mut &opened, &mut bytes)
+        .map_err(|source| Error::io("reading", &file, source))?;
+    drop(opened);
     let journal: Journal = match serde_json::from_slice(&bytes) {
         Ok(journal) => journal,
         Err(error) => {
@@ -92,9 +118,8 @@ pub fn recover(live: &Path, scope: &Scope) -> Result<usize> {
         let dir = stoker_core::relpath::normalize(dir, "journal").ok()?;
         (!crosses_symlink(live, &dir)).then_some(dir)
     };
-    let mut removed = 0;
     for dir in journal.temporaries.iter().filter_map(valid) {
-        removed += fsops::remove_temporaries(&live.join(&dir))?;
+        recovered.temporaries += fsops::remove_temporaries(&live.join(&dir))?;
     }
     // Without this, a crash between the deletions and the pruning would leave directories the
     // next run sees as "already empty" and keeps: it would not converge.
@@ -106,7 +131,35 @@ pub fn recover(live: &Path, scope: &Scope) -> Result<usize> {
         .collect();
     fsops::remove_empty_dirs(live, &prune, &fsops::Steps::default())?;
     finish(live)?;
-    Ok(removed + left_in_state)
+    Ok(recovered)
+}
+
+/// Gets what is at the journal's path, not a regular file (`problem` says what), out of the
+/// way: an empty directory is removed, anything else renamed aside in the state directory.
+/// Returns the warning saying what was done.
+fn set_aside(file: &Path, problem: &std::io::Error) -> Result<String> {
+    tracing::warn!(journal = %file.display(), %problem, "ignoring a journal that is not a regular file");
+    if std::fs::remove_dir(file).is_ok() {
+        return Ok(format!(
+            "ignored the journal {}: it was an empty directory, now removed; planned every file",
+            file.display()
+        ));
+    }
+    let stamp = jiff::Timestamp::now().strftime("%Y%m%dT%H%M%S%.9fZ");
+    let aside = file.with_file_name(format!("{JOURNAL_FILE}.set-aside-{stamp}"));
+    if lstat(&aside)?.is_some() {
+        return Err(Error::unsafe_live(
+            aside,
+            "already exists; Stoker would move a journal that is not a regular file there",
+        ));
+    }
+    std::fs::rename(file, &aside).map_err(|source| Error::io("setting aside", file, source))?;
+    Ok(format!(
+        "ignored the journal {}: {problem}; moved it to {} (Stoker does not delete what it did \
+         not write: remove it when you have looked at it) and planned every file",
+        file.display(),
+        aside.display()
+    ))
 }
 
 fn crosses_symlink(live: &Path, dir: &str) -> bool {

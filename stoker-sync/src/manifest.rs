@@ -361,12 +361,12 @@ pub fn load(live: &Path) -> (Option<Manifest>, Option<String>) {
     (loaded.manifest, loaded.warning)
 }
 
-/// A file's bytes and the `lstat` of what was read; `None` when it does not exist.
+/// A file's bytes and the `lstat` of what was read; `None` when it does not exist. A symlink
+/// (at the file or at `.stoker`) is not followed, and anything but a regular file is an error
+/// ([`fsops::open_state_file`]).
 fn read_with_stat(file: &Path) -> std::io::Result<Option<(Vec<u8>, Stat)>> {
-    let opened = match std::fs::File::open(file) {
-        Ok(opened) => opened,
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(error) => return Err(error),
+    let Some(opened) = fsops::open_state_file(file)? else {
+        return Ok(None);
     };
     let stat = Stat::of(&opened.metadata()?);
     let mut bytes = Vec::with_capacity(usize::try_from(stat.size).unwrap_or(0));
@@ -569,32 +569,38 @@ struct Head {
 /// (`None` when there is no usable manifest). Cheaper than [`read`]: of the manifest, only the
 /// first fields are read.
 pub fn last_revision(live: &Path) -> Option<Revision> {
-    match std::fs::File::open(path(live)) {
-        Ok(file) => {
+    let read = |file: &Path| -> Option<Vec<u8>> {
+        let opened = fsops::open_state_file(file).ok()??;
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(&mut &opened, &mut bytes).ok()?;
+        Some(bytes)
+    };
+    match fsops::open_state_file(&path(live)) {
+        Ok(Some(file)) => {
             // The revision comes first: a few hundred bytes of a file of megabytes.
             let mut head = Vec::with_capacity(4096);
             std::io::Read::read_to_end(&mut std::io::Read::take(&file, 4096), &mut head).ok()?;
             let (version, revision) = match wire::decode_revision(&head) {
                 Some(found) => found,
-                None => wire::decode_revision(&std::fs::read(path(live)).ok()?)?,
+                None => wire::decode_revision(&read(&path(live))?)?,
             };
             if version != MANIFEST_VERSION {
                 return revision;
             }
             let base = Stat::of(&file.metadata().ok()?);
-            let logged = std::fs::read(log_path(live))
-                .ok()
-                .and_then(|log| read_log(&log, &base).deltas.pop());
+            let logged = read(&log_path(live)).and_then(|log| read_log(&log, &base).deltas.pop());
             match logged {
                 Some(delta) => delta.revision,
                 None => revision,
             }
         }
-        Err(_) => {
-            let bytes = std::fs::read(json_path(live)).ok()?;
+        Ok(None) => {
+            let bytes = read(&json_path(live))?;
             let head: Head = serde_json::from_slice(&bytes).ok()?;
             (head.version == JSON_VERSION).then_some(head.revision?)
         }
+        // As [`read`]: a manifest that cannot be read (not a regular file, say) is none.
+        Err(_) => None,
     }
 }
 
@@ -787,7 +793,8 @@ pub fn record(live: &Path, manifest: &mut Manifest, delta: ManifestDelta) -> Res
 /// True when the log at `log_file` starts with the header of a log extending `base`.
 fn log_header_matches(log_file: &Path, base: &Stat) -> bool {
     let mut header = [0; LOG_HEADER_LEN];
-    std::fs::File::open(log_file)
+    fsops::open_state_file(log_file)
+        .and_then(|file| file.ok_or_else(|| std::io::ErrorKind::NotFound.into()))
         .and_then(|file| std::io::Read::read_exact(&mut &file, &mut header))
         .is_ok_and(|()| header[..] == log_header(base)[..])
 }
@@ -795,13 +802,10 @@ fn log_header_matches(log_file: &Path, base: &Stat) -> bool {
 /// Appends a record to the log, durably. A failure part-way leaves a torn record, which the
 /// next read reports (and the next sync then rewrites the manifest).
 fn append(log_file: &Path, record: &[u8]) -> Result<()> {
-    let appended = std::fs::OpenOptions::new()
-        .append(true)
-        .open(log_file)
-        .and_then(|mut file| {
-            std::io::Write::write_all(&mut file, record)?;
-            file.sync_data()
-        });
+    let appended = fsops::open_state_file_append(log_file).and_then(|mut file| {
+        std::io::Write::write_all(&mut file, record)?;
+        file.sync_data()
+    });
     appended.map_err(|source| Error::io("appending to", log_file, source))
 }
 

@@ -210,3 +210,107 @@ fn report_pruning_skips_entries_stoker_did_not_write() {
     }
     assert_eq!(stoker_reports(live.path()), ["r3", "r4"]);
 }
+
+/// Regression (issue 15 item 10): a directory at `.stoker/journal.json` made every later sync
+/// fail until a person removed it. It is treated as a corrupt journal: the sync plans every
+/// file and says so in a warning. A directory holding something is moved aside in `.stoker/`,
+/// never emptied; an empty one is removed.
+#[test]
+fn journal_that_is_a_directory_is_treated_as_corrupt() {
+    let repo = Repo::new();
+    let live = live();
+    sync(&revision(&repo, "r1", live.path())).unwrap();
+    let state = live.path().join(".stoker");
+    let journal = state.join("journal.json");
+    write(&journal, "kept.txt", "a person's file");
+
+    let request = revision(&repo, "r2", live.path());
+    let report = sync(&request).unwrap();
+    assert_eq!(paths(&report.modified), ["projects/a/project.json"]);
+    assert!(
+        report.warnings.iter().any(|w| w.contains("journal.json")),
+        "{:?}",
+        report.warnings
+    );
+    assert!(std::fs::symlink_metadata(&journal).is_err());
+    let set_aside: Vec<String> = snapshot(&state)
+        .into_keys()
+        .filter(|path| path.starts_with("journal.json.") && path.ends_with("/kept.txt"))
+        .collect();
+    assert_eq!(set_aside.len(), 1, "{set_aside:?}");
+    assert_eq!(
+        std::fs::read(state.join(&set_aside[0])).unwrap(),
+        b"a person's file"
+    );
+    // Converged: the next sync has nothing to do and nothing to say.
+    let report = sync(&request).unwrap();
+    assert_eq!(report.changed(), 0);
+    assert!(report.warnings.is_empty(), "{:?}", report.warnings);
+
+    // An empty directory (what a bind mount of a missing file leaves) is simply removed.
+    std::fs::create_dir(&journal).unwrap();
+    let report = sync(&request).unwrap();
+    assert!(
+        report.warnings.iter().any(|w| w.contains("journal.json")),
+        "{:?}",
+        report.warnings
+    );
+    assert!(std::fs::symlink_metadata(&journal).is_err());
+    let entries_set_aside = std::fs::read_dir(&state)
+        .unwrap()
+        .filter(|entry| {
+            let name = entry.as_ref().unwrap().file_name();
+            name.to_string_lossy().starts_with("journal.json.")
+        })
+        .count();
+    assert_eq!(entries_set_aside, 1);
+}
+
+/// The manifest files and the journal read through a symlink: the manifest was used as the
+/// link's target said, the journal followed. Now a symlink there is never opened: the manifest
+/// is ignored with a warning (and replaced — the link itself — by the next write), the journal
+/// treated as corrupt (the link set aside); nothing outside changes.
+#[test]
+fn state_files_that_are_symlinks_are_never_followed() {
+    let outside = tempfile::tempdir().unwrap();
+    let repo = Repo::new();
+    let live = live();
+    sync(&revision(&repo, "r1", live.path())).unwrap();
+    let state = live.path().join(".stoker");
+    std::fs::rename(
+        state.join("manifest.bin"),
+        outside.path().join("manifest.bin"),
+    )
+    .unwrap();
+    write(
+        outside.path(),
+        "journal.json",
+        r#"{"temporaries":[],"prune":[]}"#,
+    );
+    write(outside.path(), "manifest.log", "not a log");
+    for name in ["manifest.bin", "journal.json", "manifest.log"] {
+        std::os::unix::fs::symlink(outside.path().join(name), state.join(name)).unwrap();
+    }
+    let before = fingerprints(outside.path());
+
+    let report = sync(&revision(&repo, "r2", live.path())).unwrap();
+    assert_eq!(paths(&report.modified), ["projects/a/project.json"]);
+    for name in ["manifest.bin", "journal.json"] {
+        assert!(
+            report.warnings.iter().any(|w| w.contains(name)),
+            "{name}: {:?}",
+            report.warnings
+        );
+    }
+    assert_eq!(fingerprints(outside.path()), before);
+    assert!(
+        std::fs::symlink_metadata(state.join("manifest.bin"))
+            .unwrap()
+            .is_file()
+    );
+    assert!(std::fs::symlink_metadata(state.join("journal.json")).is_err());
+    assert!(std::fs::symlink_metadata(state.join("manifest.log")).is_err());
+    let report = sync(&revision(&repo, "r2", live.path())).unwrap();
+    assert_eq!(report.changed(), 0);
+    assert!(report.warnings.is_empty(), "{:?}", report.warnings);
+}
