@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 use crate::live::lstat;
-use crate::{diff_report, fsops};
+use crate::{diff_report, fsops, manifest};
 
 /// The lock file's name in `live/.stoker/`.
 pub const LOCK_FILE: &str = "lock";
@@ -23,8 +23,9 @@ impl LiveLock {
     /// [`Error::Locked`] when another sync holds it.
     ///
     /// Also checks what the engine's state directory holds before anything is written: a
-    /// `.stoker` or `.stoker/reports` that is a symlink or not a directory, or a lock file that
-    /// is not a regular file, is refused with [`Error::UnsafeLive`] naming it (never followed).
+    /// `.stoker` or `.stoker/reports` that is a symlink or not a directory, a directory where
+    /// the manifest goes ([`manifest::check_paths`]), or a lock file that is not a regular file,
+    /// is refused with [`Error::UnsafeLive`] naming it (never followed).
     pub fn acquire(live: &Path) -> Result<LiveLock> {
         let dir = fsops::ensure_state_dir(live)?;
         LiveLock::lock(live, &dir)
@@ -38,17 +39,14 @@ impl LiveLock {
             return Ok(None);
         };
         match lstat(&dir.join(LOCK_FILE))? {
-            None => {
-                diff_report::dir(live)?;
-                Ok(None)
-            }
+            None => check_state(live).map(|()| None),
             Some(_) => LiveLock::lock(live, &dir).map(Some),
         }
     }
 
     /// Takes the lock in the state directory `dir` (a real directory).
     fn lock(live: &Path, dir: &Path) -> Result<LiveLock> {
-        diff_report::dir(live)?;
+        check_state(live)?;
         let path = dir.join(LOCK_FILE);
         // Opening with `create` would follow a symlink (and create its target, wherever it
         // points): anything but a regular file planted there is refused instead.
@@ -76,4 +74,10 @@ impl LiveLock {
     pub fn path(&self) -> &Path {
         &self.path
     }
+}
+
+/// The checks of the state directory's entries besides the lock (see [`LiveLock::acquire`]).
+fn check_state(live: &Path) -> Result<()> {
+    diff_report::dir(live)?;
+    manifest::check_paths(live)
 }

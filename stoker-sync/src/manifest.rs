@@ -326,6 +326,23 @@ pub fn json_path(live: &Path) -> PathBuf {
     live.join(STATE_DIR).join("manifest.json")
 }
 
+/// Refuses a directory where the manifest, its log or a version 2 manifest goes (with
+/// [`Error::UnsafeLive`] naming it): the manifest could not be written there, and Stoker does not
+/// remove what it did not write. Checked when the lock is taken, before anything is written. A
+/// symlink or special file there is not refused: it is never opened, and a write replaces it
+/// (the entry itself, never what a link points to).
+pub fn check_paths(live: &Path) -> Result<()> {
+    for file in [path(live), log_path(live), json_path(live)] {
+        if crate::live::lstat(&file)?.is_some_and(|metadata| metadata.file_type().is_dir()) {
+            return Err(Error::unsafe_live(
+                file,
+                "is a directory where Stoker keeps its manifest; it will not remove it (move it away and run the sync again)",
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// A manifest as [`read`] found it.
 #[derive(Debug, Clone, Default)]
 pub struct Loaded {

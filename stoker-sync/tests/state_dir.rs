@@ -314,3 +314,30 @@ fn state_files_that_are_symlinks_are_never_followed() {
     assert_eq!(report.changed(), 0);
     assert!(report.warnings.is_empty(), "{:?}", report.warnings);
 }
+
+/// A directory where the manifest goes made a sync write the live files and then fail on the
+/// manifest, every time. It is refused before anything is written, with an error naming it,
+/// and left as it is.
+#[test]
+fn manifest_path_that_is_a_directory_is_refused() {
+    let repo = Repo::new();
+    let live = live();
+    sync(&revision(&repo, "r1", live.path())).unwrap();
+    for name in ["manifest.bin", "manifest.log", "manifest.json"] {
+        let state = live.path().join(".stoker");
+        let _ = std::fs::remove_file(state.join(name));
+        write(&state, &format!("{name}/kept.txt"), "a person's file");
+        let request = revision(&repo, "r2", live.path());
+        assert_refused(dry_run(&request), &state.join(name));
+        assert_refused(sync(&request), &state.join(name));
+        assert_eq!(
+            snapshot_live(live.path())["projects/a/project.json"],
+            text("r1")
+        );
+        assert_eq!(
+            std::fs::read(state.join(name).join("kept.txt")).unwrap(),
+            b"a person's file"
+        );
+        std::fs::remove_dir_all(state.join(name)).unwrap();
+    }
+}
