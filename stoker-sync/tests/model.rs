@@ -572,6 +572,57 @@ fn dry_run_reports_what_sync_does_holds(case: &Case) -> Result<(), TestCaseError
     Ok(())
 }
 
+/// Whatever is done to `.stoker/` after a sync, the next sync changes nothing outside the live
+/// directory (a followed `.stoker/reports` symlink had its "old reports" pruned); it is refused,
+/// with the live directory unchanged, when it cannot keep its state without following or
+/// replacing what is there, and otherwise gives the model's result.
+fn tampered_state_dir_is_never_followed_holds(
+    case: &Case,
+    mess: world::StateMess,
+) -> Result<(), TestCaseError> {
+    let world = World::new(case);
+    let engine = MergeStrategy::default();
+    if world.sync(&engine, false).is_err() {
+        return Ok(()); // result_equals_model judges that
+    }
+    world.mess_state(mess);
+    let outside = world.outside_snap();
+    let before = world.snap();
+    let outcome = spec::sync(&world.art, &case.profile, &before.tree);
+    for dry_run in [true, false] {
+        let result = world.sync(&engine, dry_run);
+        prop_assert!(
+            world.outside_snap() == outside,
+            "{:?}: something outside the live directory changed (dry run: {})",
+            mess,
+            dry_run
+        );
+        match (result, &outcome) {
+            (Err(_), _) if mess.refused() => {
+                prop_assert!(
+                    same_files(&before, &world.snap()),
+                    "refused, but live changed"
+                );
+            }
+            (Ok(_), _) if mess.refused() => {
+                prop_assert!(false, "{:?}: the sync was not refused", mess);
+            }
+            (Ok(_), Outcome::Synced(expected)) if !dry_run => {
+                let after = world.snap();
+                prop_assert!(
+                    after.tree == expected.tree,
+                    "{:?}: live differs from the model:\n{}",
+                    mess,
+                    tree_diff(&expected.tree, &after.tree)
+                );
+            }
+            (Ok(_), _) => {}
+            (Err(error), _) => prop_assert!(false, "{:?}: the sync failed: {}", mess, error),
+        }
+    }
+    Ok(())
+}
+
 // ---------------------------------------------------------------------------------------------
 // Properties
 
@@ -613,6 +664,14 @@ proptest! {
     #[test]
     fn changed_paths_change_only_the_work(case in world::incremental_case_strategy()) {
         changed_paths_change_only_the_work_holds(&case)?;
+    }
+
+    #[test]
+    fn tampered_state_dir_is_never_followed(
+        case in world::case_strategy(),
+        mess in proptest::sample::select(world::StateMess::ALL.to_vec()),
+    ) {
+        tampered_state_dir_is_never_followed_holds(&case, mess)?;
     }
 
     #[test]

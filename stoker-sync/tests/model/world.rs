@@ -908,6 +908,88 @@ impl World {
 }
 
 // ---------------------------------------------------------------------------------------------
+// State mess: the engine's own `.stoker/` tampered with after a sync (issue 15, data loss 2)
+
+/// One change to `.stoker/` behind the engine's back.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StateMess {
+    /// `.stoker/reports` replaced by a symlink to the directory outside.
+    ReportsLink,
+    /// `.stoker/reports` replaced by a file.
+    ReportsFile,
+    /// `.stoker` replaced by a symlink to the directory outside.
+    StateLink,
+    /// `.stoker/manifest.bin` replaced by a symlink to a file outside.
+    ManifestLink,
+    /// `.stoker/journal.json` made a directory holding a file.
+    JournalDir,
+    /// `.stoker/journal.json` made a symlink to a file outside.
+    JournalLink,
+}
+
+impl StateMess {
+    pub const ALL: [StateMess; 6] = [
+        StateMess::ReportsLink,
+        StateMess::ReportsFile,
+        StateMess::StateLink,
+        StateMess::ManifestLink,
+        StateMess::JournalDir,
+        StateMess::JournalLink,
+    ];
+
+    /// True when the next sync must be refused (it cannot keep its state without following
+    /// or replacing what is there).
+    pub fn refused(self) -> bool {
+        matches!(
+            self,
+            StateMess::ReportsLink | StateMess::ReportsFile | StateMess::StateLink
+        )
+    }
+}
+
+impl World {
+    /// Puts report-named files in the directory outside (what a followed symlink would prune)
+    /// and applies `mess` to `.stoker/`.
+    pub fn mess_state(&self, mess: StateMess) {
+        for i in 0..12 {
+            let name = format!("20260101T0000{i:02}.000000000Z-main.json");
+            std::fs::write(self.outside.join("dir").join(name), "not Stoker's").expect("write");
+        }
+        let state = self.live.join(".stoker");
+        let replace = |path: &Path, with: &dyn Fn(&Path)| {
+            if std::fs::symlink_metadata(path).is_ok() {
+                remove_any(path);
+            }
+            with(path);
+        };
+        let link_to = |target: PathBuf| {
+            move |path: &Path| std::os::unix::fs::symlink(&target, path).expect("symlink")
+        };
+        match mess {
+            StateMess::ReportsLink => {
+                replace(&state.join("reports"), &link_to(self.outside.join("dir")))
+            }
+            StateMess::ReportsFile => replace(&state.join("reports"), &|path: &Path| {
+                std::fs::write(path, "a file").expect("write")
+            }),
+            StateMess::StateLink => replace(&state, &link_to(self.outside.join("dir"))),
+            StateMess::ManifestLink => replace(
+                &state.join("manifest.bin"),
+                &link_to(self.outside.join("file")),
+            ),
+            StateMess::JournalDir => replace(&state.join("journal.json"), &|path: &Path| {
+                std::fs::create_dir(path).expect("mkdir");
+                std::fs::write(path.join("inside"), "x").expect("write");
+            }),
+            StateMess::JournalLink => replace(
+                &state.join("journal.json"),
+                &link_to(self.outside.join("file")),
+            ),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
 // Mess: any change behind the engine's back after a sync (the guided scan's property)
 
 /// Names a mess uses (colliding with the generator's paths, protected names included).
