@@ -126,9 +126,10 @@ pub fn checkouts(files: usize) -> std::io::Result<Checkouts> {
 }
 
 /// The profile the comparisons use: one `dir` mapping of the whole tree (`.` → `.`), so Stoker
-/// writes exactly the files `cp -a` and `rsync` copy.
+/// writes exactly the files `cp -a` and `rsync` copy. The directory is adopted, so what is not
+/// in the tree is deleted, as `rsync --delete` deletes it.
 pub fn whole_tree_profile() -> Profile {
-    Profile::new(
+    let mut profile = Profile::new(
         "bench",
         vec![Mapping {
             source: ".".into(),
@@ -136,7 +137,9 @@ pub fn whole_tree_profile() -> Profile {
             kind: Some(MappingType::Dir),
             ..Default::default()
         }],
-    )
+    );
+    profile.adopt = true;
+    profile
 }
 
 /// A sync request from directory `source` (as revision `revision`) into `live`.

@@ -78,6 +78,12 @@ pub struct SyncDefaults {
     /// Stop syncing every profile that does not override it (default false).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub paused: Option<bool>,
+    /// Let a mapping whose destination is `.` (the whole data directory) delete files Stoker
+    /// did not write (default false). Without it, such files (the gateway's own `db/`, `logs/`,
+    /// files put there by hand) are left in place and listed in a warning; Stoker deletes only
+    /// the files it wrote itself. Mappings to other destinations are not affected.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adopt: Option<bool>,
 }
 
 /// A sync profile (`spec.sync.profiles.<name>`): ordered mappings, plus overrides of
@@ -111,6 +117,9 @@ pub struct ProfileSpec {
     /// Overrides `defaults.paused`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub paused: Option<bool>,
+    /// Overrides `defaults.adopt`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adopt: Option<bool>,
 }
 
 /// One source → destination mapping.
@@ -206,6 +215,9 @@ pub struct Profile {
     pub dry_run: bool,
     /// Paused (default false).
     pub paused: bool,
+    /// A mapping to `.` may delete files Stoker did not write (default false; see
+    /// [`SyncDefaults::adopt`]).
+    pub adopt: bool,
 }
 
 /// The default resync interval, in seconds.
@@ -249,6 +261,7 @@ impl SyncSpec {
                 .unwrap_or_default(),
             dry_run: spec.dry_run.or(defaults.dry_run).unwrap_or(false),
             paused: spec.paused.or(defaults.paused).unwrap_or(false),
+            adopt: spec.adopt.or(defaults.adopt).unwrap_or(false),
         };
         profile.validate()?;
         Ok(profile)
@@ -267,6 +280,7 @@ impl Profile {
             designer_session_policy: DesignerSessionPolicy::default(),
             dry_run: false,
             paused: false,
+            adopt: false,
         }
     }
 
@@ -484,6 +498,23 @@ profiles:
         assert!(set.is_match(".git/config"));
         assert!(set.is_match("a/.git/objects/x"));
         assert!(!set.is_match("a/.github/x"));
+    }
+
+    #[test]
+    fn adopt_defaults_to_false_and_a_profile_overrides_the_defaults() {
+        let yaml = r#"
+defaults: {adopt: true}
+profiles:
+  inherits: {mappings: [{source: ".", destination: "."}]}
+  refuses: {adopt: false, mappings: [{source: ".", destination: "."}]}
+"#;
+        let spec: SyncSpec = serde_yaml::from_str(yaml).unwrap();
+        assert!(spec.resolve("inherits").unwrap().adopt);
+        assert!(!spec.resolve("refuses").unwrap().adopt);
+        let plain: SyncSpec =
+            serde_yaml::from_str("profiles: {p: {mappings: [{source: a, destination: b}]}}")
+                .unwrap();
+        assert!(!plain.resolve("p").unwrap().adopt);
     }
 
     #[test]

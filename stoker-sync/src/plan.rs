@@ -311,7 +311,8 @@ fn full_plan(
     warnings.extend(manifest_warning);
     warnings.extend(tree.warnings.iter().cloned());
 
-    let clears = clearing_deletes(live, &desired, &tree, manifest.as_ref())?;
+    let adoption = Adoption::new(&request.profile, manifest.as_ref());
+    let clears = clearing_deletes(live, &desired, &tree, &adoption)?;
     let cleared: BTreeSet<&str> = clears.iter().map(|d| d.path.as_str()).collect();
 
     let artifact = request.artifact.as_ref();
@@ -383,6 +384,7 @@ fn full_plan(
         "desired files compared"
     );
     let mut deletes = Vec::new();
+    let mut foreign = Vec::new();
     let mut desired_paths = desired.files.keys().peekable();
     for (path, entry) in &tree.entries {
         let is_desired = seek_key(&mut desired_paths, path);
@@ -393,12 +395,18 @@ fn full_plan(
         {
             continue;
         }
+        if adoption.keeps(&desired.scope, path) {
+            foreign.push(path.as_str());
+            continue;
+        }
         deletes.push(Delete {
             path: path.clone(),
             kind: entry.kind,
             previous_id: previous_id(manifest.as_ref(), path, entry),
         });
     }
+
+    warnings.extend(Adoption::warning(&foreign));
 
     // Nothing to do and the manifest already says exactly this (and vouches for every file and
     // directory): apply then skips rewriting it, so a no-op sync writes nothing but its report.
@@ -510,11 +518,15 @@ fn incremental_plan(
         }
     }
     let mut deletes = Vec::new();
+    let mut foreign = Vec::new();
+    let adoption = Adoption::new(&request.profile, Some(&manifest));
     for (path, found) in &looked_at {
         let Some(entry) = live_entries.get(path).copied().flatten() else {
             continue;
         };
-        if found.is_none() && scope.may_touch(path) {
+        if found.is_none() && scope.may_touch(path) && adoption.keeps(&scope, path) {
+            foreign.push(path.clone());
+        } else if found.is_none() && scope.may_touch(path) {
             deletes.push(Delete {
                 path: path.clone(),
                 kind: entry.kind,
@@ -559,7 +571,9 @@ fn incremental_plan(
         .into_iter()
         .filter_map(|(path, found)| Some((path, found?)))
         .collect();
-    let warnings = record.warnings.clone();
+    let mut warnings = record.warnings.clone();
+    let foreign: Vec<&str> = foreign.iter().map(String::as_str).collect();
+    warnings.extend(Adoption::warning(&foreign));
     let (dirs, dir_changes) = vouched_dirs(std::mem::take(&mut manifest.dirs), written);
     Ok(Plan {
         live: live.to_path_buf(),
@@ -667,12 +681,21 @@ fn clearing_deletes(
     live: &Path,
     desired: &DesiredSet,
     tree: &LiveTree,
-    manifest: Option<&Manifest>,
+    adoption: &Adoption<'_>,
 ) -> Result<Vec<Delete>> {
+    let manifest = adoption.manifest;
     let mut clears: BTreeSet<String> = BTreeSet::new();
     let scope = &desired.scope;
     let refuse_untouchable = |path: &str, needed_by: &str| -> Result<()> {
-        if scope.may_touch(path) {
+        if adoption.keeps(scope, path) {
+            Err(Error::unsafe_live(
+                live.join(path),
+                format!(
+                    "must be replaced to write {needed_by}, but Stoker did not write it and the data directory is not adopted ({})",
+                    Adoption::HOW
+                ),
+            ))
+        } else if scope.may_touch(path) {
             Ok(())
         } else {
             Err(Error::unsafe_live(
@@ -743,6 +766,59 @@ fn clearing_deletes(
             })
         })
         .collect())
+}
+
+/// Whether files Stoker did not write may be deleted where a mapping to `.` manages the whole
+/// data directory (see [`Scope::whole_directory_governs`](crate::scope::Scope)). The data
+/// directory of a gateway holds the gateway's own files too, so Stoker deletes there only what
+/// the manifest says it wrote, unless the profile adopts the directory.
+struct Adoption<'a> {
+    adopted: bool,
+    manifest: Option<&'a Manifest>,
+}
+
+impl<'a> Adoption<'a> {
+    /// How a user adopts a data directory, for messages.
+    const HOW: &'static str = "a mapping to \".\" deletes only what Stoker wrote unless `adopt: true` is set in the profile or `--adopt` is given";
+
+    fn new(profile: &stoker_core::Profile, manifest: Option<&'a Manifest>) -> Self {
+        Adoption {
+            adopted: profile.adopt,
+            manifest,
+        }
+    }
+
+    /// True when `path`, managed by the scope, must be kept: only the whole-directory mapping
+    /// manages it, the directory is not adopted, and Stoker did not write it.
+    fn keeps(&self, scope: &crate::scope::Scope, path: &str) -> bool {
+        !self.adopted
+            && scope.whole_directory_governs(path)
+            && !self
+                .manifest
+                .is_some_and(|manifest| manifest.files.contains_key(path))
+    }
+
+    /// The warning naming what was kept (at most ten paths, and how many more).
+    fn warning(kept: &[&str]) -> Option<String> {
+        const SHOWN: usize = 10;
+        if kept.is_empty() {
+            return None;
+        }
+        let mut names = kept
+            .iter()
+            .take(SHOWN)
+            .map(|path| format!("{path:?}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        if kept.len() > SHOWN {
+            names.push_str(&format!(" and {} more", kept.len() - SHOWN));
+        }
+        Some(format!(
+            "{} file(s) Stoker did not write are not in the repository and were left in place, because the data directory is not adopted ({}): {names}",
+            kept.len(),
+            Self::HOW
+        ))
+    }
 }
 
 /// A desired file's manifest entry and when the manifest was written (its file's mtime, in

@@ -163,6 +163,19 @@ impl Scope {
         }) && self.may_touch(dir)
     }
 
+    /// True when `path` is managed only because a mapping's destination is the whole live
+    /// directory (`.`): the deepest root covering it is the live root. Such a directory also
+    /// holds what the gateway and people put there, so unless it is adopted
+    /// ([`stoker_core::Profile::adopt`]) the engine deletes there only what it wrote.
+    pub fn whole_directory_governs(&self, path: &str) -> bool {
+        self.roots
+            .iter()
+            .filter(|root| root.manages(path))
+            .map(|root| root.path.len())
+            .max()
+            == Some(0)
+    }
+
     /// True when the engine may delete or overwrite `path` (managed, not protected, not
     /// excluded).
     pub fn may_touch(&self, path: &str) -> bool {

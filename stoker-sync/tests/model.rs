@@ -710,6 +710,7 @@ fn small_case(
         profile: spec::ProfileSpec {
             mappings,
             excludes: Vec::new(),
+            adopt: true,
         },
         live,
         pre: world::Pre::Nothing,

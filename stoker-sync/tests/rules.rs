@@ -580,6 +580,95 @@ fn skipped_mapping_does_not_hold_a_destination_another_mapping_manages() {
     );
 }
 
+/// Issue 15 item 6: a mapping to `.` makes the whole data directory managed, and a gateway's
+/// data directory holds the gateway's own files (`db/`, `logs/`). Unless the profile adopts the
+/// directory, Stoker deletes there only what it wrote, and lists what it left.
+#[test]
+fn whole_directory_mapping_deletes_only_what_stoker_wrote_unless_adopted() {
+    let repo = Repo::new();
+    repo.file("a.json", "a").file("b.json", "b");
+    let live = live();
+    write(live.path(), "db/config.idb", "the gateway's database");
+    write(live.path(), "logs/wrapper.log", "logs");
+    let mut request = request(repo.artifact("r1"), vec![map(".", ".")], live.path());
+    let report = sync(&request).unwrap();
+    assert_eq!(paths(&report.added), ["a.json", "b.json"]);
+    assert!(report.deleted.is_empty());
+    assert_eq!(
+        report.warnings,
+        [
+            "2 file(s) Stoker did not write are not in the repository and were left in place, because the data directory is not adopted (a mapping to \".\" deletes only what Stoker wrote unless `adopt: true` is set in the profile or `--adopt` is given): \"db/config.idb\", \"logs/wrapper.log\""
+        ]
+    );
+
+    // A file Stoker wrote and the repository no longer has is deleted; the gateway's stay.
+    repo.remove("b.json");
+    request.artifact = repo.artifact("r2");
+    let report = sync(&request).unwrap();
+    assert_eq!(paths(&report.deleted), ["b.json"]);
+    let tree = snapshot_live(live.path());
+    assert_eq!(tree["db/config.idb"], text("the gateway's database"));
+
+    // Adopted: the directory is Stoker's, like any other managed root.
+    request.profile.adopt = true;
+    let report = sync(&request).unwrap();
+    assert_eq!(
+        paths(&report.deleted),
+        ["db/config.idb", "logs/wrapper.log"]
+    );
+    assert!(report.warnings.is_empty(), "{:?}", report.warnings);
+}
+
+/// Issue 15 item 6: what the repository needs replaced in an unadopted whole directory is not
+/// Stoker's to remove: refused up front, nothing written.
+#[test]
+fn whole_directory_mapping_refuses_to_replace_what_stoker_did_not_write() {
+    let repo = Repo::new();
+    repo.file("projects/p/project.json", "{}")
+        .file("z.json", "z");
+    let live = live();
+    write(live.path(), "projects", "a file where a directory must go");
+    let mut request = request(repo.artifact("r1"), vec![map(".", ".")], live.path());
+    let message = error_text(sync(&request));
+    assert!(
+        message.contains("projects: must be replaced to write projects/p/project.json, but Stoker did not write it and the data directory is not adopted"),
+        "{message}"
+    );
+    assert_eq!(snapshot_live(live.path()).len(), 1);
+    request.profile.adopt = true;
+    sync(&request).unwrap();
+    assert_eq!(
+        snapshot_live(live.path())["projects/p/project.json"],
+        text("{}")
+    );
+}
+
+/// Mappings below `.` keep their usual rule: what they manage is cleaned whoever wrote it.
+#[test]
+fn adoption_only_concerns_what_the_whole_directory_mapping_alone_manages() {
+    let repo = Repo::new();
+    repo.file("top.json", "t")
+        .file("projects/p/project.json", "{}");
+    let live = live();
+    write(live.path(), "projects/old/project.json", "a stale project");
+    write(live.path(), "local/notes.txt", "the gateway's");
+    let report = sync(&request(
+        repo.artifact("r1"),
+        vec![
+            map("top.json", "top.json"),
+            map(".", "."),
+            map("projects", "projects"),
+        ],
+        live.path(),
+    ))
+    .unwrap();
+    assert_eq!(paths(&report.deleted), ["projects/old/project.json"]);
+    assert_eq!(
+        snapshot_live(live.path())["local/notes.txt"],
+        text("the gateway's")
+    );
+}
+
 #[test]
 fn default_excludes_drop_git_directories_and_gitkeep_files() {
     let repo = Repo::new();
@@ -1235,17 +1324,19 @@ fn state_dir_is_never_written_or_deleted_by_mappings() {
         .file("x.json", "x");
     let live = live();
     write(live.path(), "unrelated.txt", "keep");
-    let report = sync(&request(
+    let mut whole = request(
         repo.artifact("r1"),
         vec![
-            // The whole live directory is managed here: `.stoker/` still is not.
+            // The whole live directory is managed here (and adopted, so what Stoker did not
+            // write is deleted): `.stoker/` still is not.
             map("tree", "."),
             map("x.json", ".stoker/manifest.bin"),
             map("tree", ".stoker"),
         ],
         live.path(),
-    ))
-    .unwrap();
+    );
+    whole.profile.adopt = true;
+    let report = sync(&whole).unwrap();
     assert_eq!(paths(&report.added), ["a.json"]);
     assert_eq!(paths(&report.deleted), ["unrelated.txt"]);
     let (manifest, warning) = stoker_sync::manifest::load(live.path());

@@ -9,6 +9,8 @@
 //!   or below it.
 //! - An exclude pattern that matches a directory excludes everything below it (as
 //!   `.gitignore` does).
+//! - Without `adopt`, what only a mapping to `.` manages is never deleted or replaced unless
+//!   Stoker wrote it (and, in the cases the model sees, everything Stoker wrote is desired).
 //! - A directory exists in the artifact when some entry (even a symlink) lies below it.
 //! - A `dir` destination manages itself and everything below it; a `file` destination exactly
 //!   itself.
@@ -142,6 +144,10 @@ pub struct MapSpec {
 pub struct ProfileSpec {
     pub mappings: Vec<MapSpec>,
     pub excludes: Vec<Exclude>,
+    /// `adopt`: a mapping to `.` may delete what Stoker did not write. The model does not know
+    /// what earlier syncs wrote, so cases that leave it off sync one artifact only: then what
+    /// Stoker wrote is always desired, and no orphan is Stoker's.
+    pub adopt: bool,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -219,6 +225,7 @@ pub struct Scope {
     /// Destinations of skipped mappings.
     pub held: Vec<String>,
     pub excludes: Vec<Exclude>,
+    pub adopt: bool,
 }
 
 impl Scope {
@@ -260,9 +267,28 @@ impl Scope {
             .any(|p| self.excludes.iter().any(|e| e.matches(p)))
     }
 
-    /// Managed, not protected, not excluded.
+    /// Managed, not protected, not excluded, and not only in an unadopted whole directory.
     pub fn touchable(&self, path: &str) -> bool {
-        self.managed(path) && !Self::protected(path) && !self.excluded(path)
+        self.managed(path)
+            && !Self::protected(path)
+            && !self.excluded(path)
+            && (self.adopt || !self.only_the_whole_directory_manages(path))
+    }
+
+    /// The deepest root covering `path` is the live directory itself.
+    fn only_the_whole_directory_manages(&self, path: &str) -> bool {
+        self.roots
+            .iter()
+            .filter(|root| {
+                if root.dir {
+                    within(path, &root.path)
+                } else {
+                    path == root.path
+                }
+            })
+            .map(|root| depth(&root.path))
+            .max()
+            == Some(0)
     }
 
     /// True for a directory on the way to a managed root.
@@ -293,6 +319,7 @@ pub fn desired(art: &ArtTree, profile: &ProfileSpec) -> Result<Desired, String> 
         roots: Vec::new(),
         held: Vec::new(),
         excludes,
+        adopt: profile.adopt,
     };
     // destination → (bytes, exec, template, mapping index)
     let mut files: BTreeMap<String, (Vec<u8>, bool, bool, usize)> = BTreeMap::new();
@@ -637,6 +664,7 @@ mod tests {
                 template: false,
             }],
             excludes: vec![],
+            adopt: true,
         };
         let live: Tree = [
             ("p".to_owned(), Node::Dir),

@@ -363,7 +363,11 @@ pub fn case_strategy() -> impl Strategy<Value = Case> {
             prop::collection::vec(mapping_strategy(tree, candidates), 1..=4),
             prop::collection::vec(select(Exclude::EXTRA.to_vec()), 0..=2),
         )
-            .prop_map(|(mappings, excludes)| ProfileSpec { mappings, excludes });
+            .prop_map(|(mappings, excludes)| ProfileSpec {
+                mappings,
+                excludes,
+                adopt: true,
+            });
         // The previous revision: some of these files and some others.
         let len = art.files.len();
         let previous = (
@@ -389,12 +393,16 @@ pub fn case_strategy() -> impl Strategy<Value = Case> {
             pre,
             prop::collection::vec(drift_strategy(), 0..=2),
             prop::option::weighted(0.25, nested_strategy()),
+            prop::bool::weighted(0.3),
         )
             .prop_map(
-                |(art, with_ids, mut profile, mut live, pre, drift, nested)| {
+                |(art, with_ids, mut profile, mut live, pre, drift, nested, adopt)| {
                     if let Some(nested) = nested {
                         nested.add_to(&art, &mut profile, &mut live);
                     }
+                    // The model does not know what a sync of another artifact wrote (see
+                    // `ProfileSpec::adopt`).
+                    profile.adopt = adopt || matches!(pre, Pre::Other(_));
                     Case {
                         art,
                         with_ids,
@@ -747,6 +755,7 @@ pub fn profile(spec: &ProfileSpec) -> Profile {
         .exclude_patterns
         .extend(spec.excludes.iter().map(|e| e.pattern().to_owned()));
     profile.vars.insert("site".to_owned(), SITE.to_owned());
+    profile.adopt = spec.adopt;
     profile
 }
 
@@ -1200,6 +1209,7 @@ pub fn incremental_case_strategy() -> impl Strategy<Value = Case> {
                     files,
                     links: case.art.links.clone(),
                 });
+                case.profile.adopt = true;
                 if templated {
                     for mapping in &mut case.profile.mappings {
                         mapping.template = true;
