@@ -28,8 +28,8 @@ fn main() -> ExitCode {
     match outcome {
         Ok(code) => code,
         Err(error) => {
-            // One line naming the bad input: the whole cause chain, outermost first.
-            eprintln!("error: {error:#}");
+            // One line naming the bad input: the cause chain, outermost first, each cause once.
+            eprintln!("error: {}", stoker_core::error::chain(error.as_ref()));
             ExitCode::FAILURE
         }
     }

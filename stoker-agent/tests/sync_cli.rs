@@ -338,3 +338,46 @@ fn help_explains_the_sync_command() {
         assert!(text.contains(flag), "{flag} missing from --help:\n{text}");
     }
 }
+
+/// No cause of a one-line error is printed twice (an I/O error's text used to appear once in
+/// its context's message and once more as the printed source).
+fn assert_no_repeated_sentence(err: &str) {
+    let line = err.trim_end();
+    let parts: Vec<&str> = line.split(": ").collect();
+    for (i, part) in parts.iter().enumerate() {
+        assert!(
+            !parts[i + 1..].contains(part),
+            "{part:?} is printed twice: {line}"
+        );
+    }
+}
+
+#[test]
+fn a_file_system_error_prints_each_cause_once() {
+    let dir = tempfile::tempdir().unwrap();
+    // The destination lies below a regular file: creating it fails with ENOTDIR.
+    std::fs::write(dir.path().join("file"), "x").unwrap();
+    let dest = dir.path().join("file/live");
+    let output = sync(&dest, &["--gateway-name", "site1"]);
+    assert!(!output.status.success());
+    let err = stderr(&output);
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert!(err.contains(dest.to_str().unwrap()), "{err}");
+    let os_error = std::io::Error::from_raw_os_error(20).to_string();
+    assert_eq!(err.matches(&os_error).count(), 1, "{err}");
+    assert_no_repeated_sentence(&err);
+
+    // A manifest that does not exist: the same.
+    let output = agent(&[
+        "sync",
+        "--config",
+        "examples/nope.yaml",
+        "--source",
+        "examples/repo",
+        "--dest",
+        dest.to_str().unwrap(),
+    ]);
+    let err = stderr(&output);
+    assert!(err.contains("examples/nope.yaml"), "{err}");
+    assert_no_repeated_sentence(&err);
+}

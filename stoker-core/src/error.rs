@@ -257,3 +257,113 @@ impl Error {
         }
     }
 }
+
+/// The messages of an error and of its causes (its [`source`](std::error::Error::source)
+/// chain), outermost first, each printed once: a cause whose text is already contained in the
+/// messages kept so far is skipped (many errors, ours included, repeat their source's text in
+/// their own message), but its own causes are still looked at.
+///
+/// ```
+/// let io = std::io::Error::new(std::io::ErrorKind::NotFound, "no such file");
+/// let error = stoker_core::Error::io("reading", "/etc/stoker.yaml", io);
+/// // The message already holds the I/O error's text: it is not repeated.
+/// assert_eq!(stoker_core::error::causes(&error), ["reading /etc/stoker.yaml: no such file"]);
+/// ```
+pub fn causes(error: &(dyn std::error::Error + 'static)) -> Vec<String> {
+    let mut kept: Vec<String> = Vec::new();
+    let mut current = Some(error);
+    while let Some(cause) = current {
+        let text = cause.to_string();
+        if !kept.iter().any(|k| k.contains(&text)) {
+            kept.push(text);
+        }
+        current = cause.source();
+    }
+    kept
+}
+
+/// An error and its causes on one line, outermost first, `outer: cause: root cause`, each
+/// cause once (see [`causes`]). This is how every Stoker binary prints an error and how logs
+/// show one (`error = %chain(&error)`); `anyhow::Error` fits through `error.as_ref()`.
+///
+/// ```
+/// let io = std::io::Error::new(std::io::ErrorKind::NotFound, "no such file");
+/// let error = stoker_core::Error::Plugin {
+///     component: "git source".into(),
+///     message: "opening the cache".into(),
+///     source: Some(Box::new(stoker_core::Error::io("reading", "/cache/HEAD", io))),
+/// };
+/// assert_eq!(
+///     stoker_core::error::chain(&error),
+///     "git source: opening the cache: reading /cache/HEAD: no such file"
+/// );
+/// ```
+pub fn chain(error: &(dyn std::error::Error + 'static)) -> String {
+    causes(error).join(": ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An error with a message and an optional source, as `anyhow`'s context or a thiserror
+    /// variant with `#[source]` builds them.
+    #[derive(Debug)]
+    struct Layer {
+        message: String,
+        source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
+    }
+
+    impl std::fmt::Display for Layer {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str(&self.message)
+        }
+    }
+
+    impl std::error::Error for Layer {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            self.source.as_deref().map(|s| s as _)
+        }
+    }
+
+    fn layer(message: &str, source: impl std::error::Error + Send + Sync + 'static) -> Layer {
+        Layer {
+            message: message.to_owned(),
+            source: Some(Box::new(source)),
+        }
+    }
+
+    #[test]
+    fn each_cause_is_printed_once() {
+        let root = std::io::Error::from(std::io::ErrorKind::NotFound);
+        let root_text = root.to_string();
+        // `Io` shows its source in its own message *and* returns it as its source; the outer
+        // layer repeats the whole inner message once more, as kube's and gix's errors do.
+        let io = Error::io("creating live directory", "/data", root);
+        let inner_text = io.to_string();
+        let outer = layer(&format!("sync failed: {inner_text}"), io);
+        let top = layer("stoker-agent sync", outer);
+        let line = chain(&top);
+        assert_eq!(
+            line,
+            format!("stoker-agent sync: sync failed: creating live directory /data: {root_text}")
+        );
+        assert_eq!(line.matches(&root_text).count(), 1, "{line}");
+        assert_eq!(causes(&top).len(), 2);
+    }
+
+    #[test]
+    fn a_skipped_cause_still_shows_its_own_causes() {
+        let root = std::io::Error::other("disk full");
+        let middle = layer("writing x", root);
+        // The outer message repeats the middle one but not the root's text.
+        let outer = layer("writing x (attempt 2)", middle);
+        assert_eq!(chain(&outer), "writing x (attempt 2): disk full");
+    }
+
+    #[test]
+    fn distinct_causes_are_all_kept() {
+        let error = layer("a", layer("b", std::io::Error::other("c")));
+        assert_eq!(causes(&error), ["a", "b", "c"]);
+    }
+}

@@ -131,7 +131,7 @@ pub enum Error {
 
 /// An error with its causes, `outer: inner: …`, for logs (`%error` alone shows only the
 /// outermost message, e.g. `finalizer stoker.io/finalizer` without what failed). A cause whose
-/// text the message already contains is not repeated.
+/// text the message already contains is not repeated ([`stoker_core::error::chain`]).
 ///
 /// ```
 /// let error = stoker_k8s::Error::Finalizer(Box::new(kube::runtime::finalizer::Error::ApplyFailed(
@@ -144,17 +144,7 @@ pub enum Error {
 /// );
 /// ```
 pub fn chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut cause = error.source();
-    while let Some(inner) = cause {
-        let message = inner.to_string();
-        if !text.contains(&message) {
-            text.push_str(": ");
-            text.push_str(&message);
-        }
-        cause = inner.source();
-    }
-    text
+    stoker_core::error::chain(error)
 }
 
 impl Error {

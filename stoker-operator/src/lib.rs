@@ -276,16 +276,5 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
 /// assert_eq!(stoker_operator::error_chain(&error), "connecting: outer: inner");
 /// ```
 pub fn error_chain(error: &anyhow::Error) -> String {
-    let mut line = String::new();
-    for cause in error.chain() {
-        let text = cause.to_string();
-        if line.contains(&text) {
-            continue;
-        }
-        if !line.is_empty() {
-            line.push_str(": ");
-        }
-        line.push_str(&text);
-    }
-    line
+    stoker_k8s::error::chain(error.as_ref())
 }

@@ -626,21 +626,8 @@ fn short(commit: &str) -> &str {
     commit.get(..7).unwrap_or(commit)
 }
 
-/// An error and its sources, outermost first, without repeating a message its cause already
-/// ends with.
-pub fn chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
-}
+/// An error and its sources on one line, each cause once: the workspace's one formatter.
+pub use stoker_core::error::chain;
 
 /// The `reason` label of a failed pipeline run.
 pub fn classify(error: &stoker_sync::Error) -> ErrorReason {

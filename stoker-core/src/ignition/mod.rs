@@ -548,7 +548,7 @@ fn read_ca_file(path: &Path) -> std::result::Result<Vec<reqwest::Certificate>, S
 fn transport_failure(error: reqwest::Error) -> Failure {
     // The URL is in the error message already.
     let error = error.without_url();
-    let cause = error_chain(&error);
+    let cause = crate::error::chain(&error);
     let (kind, message, retry) = if is_certificate_error(&cause) {
         let hint = if cause.contains("CaUsedAsEndEntity") {
             "the gateway's certificate is marked as a CA (basicConstraints CA:TRUE); a self-signed certificate trusted directly must have CA:FALSE"
@@ -578,20 +578,6 @@ fn transport_failure(error: reqwest::Error) -> Failure {
         source: Some(Box::new(error)),
         retry,
     }
-}
-
-/// `outer: inner: innermost`, skipping repeats.
-fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut parts: Vec<String> = Vec::new();
-    let mut current = Some(error);
-    while let Some(e) = current {
-        let text = e.to_string();
-        if !parts.iter().any(|p| p.contains(&text)) {
-            parts.push(text);
-        }
-        current = e.source();
-    }
-    parts.join(": ")
 }
 
 /// rustls's verification errors, as reqwest reports them inside a connect error.

@@ -29,7 +29,7 @@ fn main() -> ExitCode {
 }
 
 fn run(args: Vec<String>) -> Result<(), String> {
-    let yaml = crd_yaml().map_err(|error| error_chain(&error))?;
+    let yaml = crd_yaml().map_err(|error| stoker_core::error::chain(&error))?;
     match args
         .iter()
         .map(String::as_str)
@@ -54,17 +54,6 @@ fn run(args: Vec<String>) -> Result<(), String> {
         }
         _ => Err(format!("unexpected arguments {args:?}\n{USAGE}")),
     }
-}
-
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut message = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        message.push_str(": ");
-        message.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    message
 }
 
 /// The workspace root: the parent of this crate's directory.
