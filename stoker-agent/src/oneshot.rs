@@ -10,7 +10,7 @@ use std::io::IsTerminal;
 use stoker_core::spec::GatewaySyncDocument;
 
 use stoker_core::git::{GitAuth, GitSource, GitSourceConfig, RetryPolicy};
-use stoker_core::{LocalSource, Source, TemplateContext};
+use stoker_core::{GitErrorKind, LocalSource, Source, TemplateContext};
 use stoker_sync::pipeline::{Pipeline, SyncJob};
 use stoker_sync::{ApplyOptions, MergeStrategy, PlanOptions};
 
@@ -70,15 +70,14 @@ pub async fn sync(args: SyncArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
 
+    check_dest(&args.dest)?;
     let cache_dir = args
         .cache_dir
         .clone()
         .or_else(crate::cli::default_cache_dir);
     let source: Arc<dyn Source> = match &args.source {
         Some(dir) => {
-            if !dir.is_dir() {
-                bail!("--source {}: not a directory", dir.display());
-            }
+            check_source(dir)?;
             let mut source = LocalSource::new(dir);
             if let Some(cache_dir) = &cache_dir {
                 source = source.with_id_cache(local_id_cache_file(cache_dir, dir));
@@ -225,6 +224,101 @@ pub fn git_source(
     Ok(GitSource::new(config)?)
 }
 
+/// Checks `--source`: a directory (or a symlink to one) with something in it. A missing, empty
+/// or non-directory source is named as such; an empty one is refused, since syncing it would
+/// delete every file the profile manages.
+pub fn check_source(dir: &Path) -> anyhow::Result<()> {
+    let metadata = match std::fs::metadata(dir) {
+        Ok(metadata) => metadata,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            match std::fs::read_link(dir) {
+                Ok(target) => bail!(
+                    "--source {}: is a dangling symlink (to {}, which does not exist)",
+                    dir.display(),
+                    target.display()
+                ),
+                Err(_) => bail!("--source {}: does not exist", dir.display()),
+            }
+        }
+        Err(error) => {
+            return Err(anyhow::Error::new(error).context(format!("--source {}", dir.display())));
+        }
+    };
+    if !metadata.is_dir() {
+        bail!(
+            "--source {}: is {}, not a directory",
+            dir.display(),
+            describe(metadata.file_type())
+        );
+    }
+    let mut entries =
+        std::fs::read_dir(dir).with_context(|| format!("--source {}: listing", dir.display()))?;
+    if entries.next().is_none() {
+        bail!(
+            "--source {}: is an empty directory; refusing to sync it (that would delete every file the profile manages)",
+            dir.display()
+        );
+    }
+    Ok(())
+}
+
+/// Checks `--dest` before the engine creates it: something that exists must be a directory or a
+/// symlink to one. A regular file, a dangling symlink or a symlink to a file is named as such
+/// (the engine would only say `File exists`). Anything it cannot look at is left to the engine,
+/// which names the path.
+pub fn check_dest(dest: &Path) -> anyhow::Result<()> {
+    let Ok(metadata) = std::fs::symlink_metadata(dest) else {
+        return Ok(());
+    };
+    let kind = metadata.file_type();
+    if kind.is_dir() {
+        return Ok(());
+    }
+    if kind.is_symlink() {
+        let target = std::fs::read_link(dest)
+            .map(|t| t.display().to_string())
+            .unwrap_or_else(|_| "?".to_owned());
+        return match std::fs::metadata(dest) {
+            Ok(followed) if followed.is_dir() => Ok(()),
+            Ok(followed) => bail!(
+                "--dest {}: is a symlink to {target}, which is {}, not a directory",
+                dest.display(),
+                describe(followed.file_type())
+            ),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => bail!(
+                "--dest {}: is a dangling symlink (to {target}, which does not exist); create the directory it points to, or remove the link",
+                dest.display()
+            ),
+            Err(_) => Ok(()),
+        };
+    }
+    bail!(
+        "--dest {}: is {}, not a directory",
+        dest.display(),
+        describe(kind)
+    )
+}
+
+/// `a regular file`, `a symlink`, … for messages.
+fn describe(kind: std::fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if kind.is_file() {
+        "a regular file"
+    } else if kind.is_dir() {
+        "a directory"
+    } else if kind.is_symlink() {
+        "a symlink"
+    } else if kind.is_fifo() {
+        "a named pipe"
+    } else if kind.is_socket() {
+        "a socket"
+    } else if kind.is_block_device() || kind.is_char_device() {
+        "a device"
+    } else {
+        "neither a file nor a directory"
+    }
+}
+
 /// `CACHE/local/<blob id of the source's absolute path>.json`: one content-id cache per source
 /// directory.
 pub fn local_id_cache_file(cache_dir: &Path, source: &Path) -> std::path::PathBuf {
@@ -236,9 +330,20 @@ pub fn local_id_cache_file(cache_dir: &Path, source: &Path) -> std::path::PathBu
 /// Adds the flag that fixes a common mistake to an error.
 fn hint(error: stoker_sync::Error, args: &SyncArgs) -> anyhow::Error {
     let text = error.to_string();
+    let no_known_hosts = matches!(
+        &error,
+        stoker_sync::Error::Core(core) if core.git_kind() == Some(GitErrorKind::HostKey)
+    ) && args.git_ssh_key_file.is_some()
+        && args.git_known_hosts_file.is_none()
+        && !args.git_insecure_skip_host_key_check;
     let error = anyhow::Error::new(error);
     if text.contains(".GatewayName is not set") && args.gateway_name.is_none() {
         return error.context("the profile uses {{.GatewayName}}: pass --gateway-name NAME");
+    }
+    if no_known_hosts {
+        return error.context(
+            "the SSH server's host key cannot be checked: pass --git-known-hosts-file FILE (e.g. made with `ssh-keyscan HOST > FILE`), or --git-insecure-skip-host-key-check to connect without checking",
+        );
     }
     error
 }

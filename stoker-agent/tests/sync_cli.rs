@@ -381,3 +381,160 @@ fn a_file_system_error_prints_each_cause_once() {
     assert!(err.contains("examples/nope.yaml"), "{err}");
     assert_no_repeated_sentence(&err);
 }
+
+/// `stoker-agent sync --config MANIFEST --dest DEST extra…` from `dir`, with `HOME` there too (no
+/// `~/.ssh/known_hosts` of the user's).
+fn agent_in(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_stoker-agent"))
+        .args(args)
+        .current_dir(dir)
+        .env("HOME", dir)
+        .env_remove("GATEWAY_NAME")
+        .env_remove("RUST_LOG")
+        .env_remove("GIT_KNOWN_HOSTS_FILE")
+        .env_remove("GIT_SSH_KEY_FILE")
+        .env_remove("GIT_TOKEN_FILE")
+        .env("STOKER_CACHE_DIR", dir.join("cache"))
+        .output()
+        .expect("run stoker-agent")
+}
+
+fn one_error_line(output: &Output) -> String {
+    assert!(!output.status.success(), "{}", stdout(output));
+    let err = stderr(output);
+    assert!(err.starts_with("error: "), "{err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert_no_repeated_sentence(&err);
+    err
+}
+
+#[test]
+fn a_dest_that_is_a_file_or_a_dangling_symlink_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("file");
+    std::fs::write(&file, "x").unwrap();
+    let err = one_error_line(&sync(&file, &["--gateway-name", "site1"]));
+    assert!(err.contains("is a regular file, not a directory"), "{err}");
+    assert!(!err.contains("File exists"), "{err}");
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "x");
+
+    let dangling = dir.path().join("dangling");
+    std::os::unix::fs::symlink(dir.path().join("gone"), &dangling).unwrap();
+    let err = one_error_line(&sync(&dangling, &["--gateway-name", "site1"]));
+    assert!(err.contains("is a dangling symlink"), "{err}");
+    assert!(err.contains("gone, which does not exist"), "{err}");
+    assert!(!err.contains("File exists"), "{err}");
+
+    let to_file = dir.path().join("to-file");
+    std::os::unix::fs::symlink(&file, &to_file).unwrap();
+    let err = one_error_line(&sync(&to_file, &["--gateway-name", "site1"]));
+    assert!(
+        err.contains("which is a regular file, not a directory"),
+        "{err}"
+    );
+
+    // A symlink to a directory is a directory.
+    std::fs::create_dir(dir.path().join("real")).unwrap();
+    let to_dir = dir.path().join("to-dir");
+    std::os::unix::fs::symlink(dir.path().join("real"), &to_dir).unwrap();
+    let output = sync(&to_dir, &["--gateway-name", "site1"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(dir.path().join("real/.versions.json").is_file());
+}
+
+#[test]
+fn a_missing_or_empty_source_says_which() {
+    let dir = tempfile::tempdir().unwrap();
+    let dest = dir.path().join("live");
+    let manifest = workspace().join("examples/gatewaysync.yaml");
+    let run = |source: &Path| {
+        agent_in(
+            dir.path(),
+            &[
+                "sync",
+                "--config",
+                manifest.to_str().unwrap(),
+                "--source",
+                source.to_str().unwrap(),
+                "--dest",
+                dest.to_str().unwrap(),
+                "--gateway-name",
+                "site1",
+            ],
+        )
+    };
+    let missing = dir.path().join("nope");
+    let err = one_error_line(&run(&missing));
+    assert!(err.contains("nope: does not exist"), "{err}");
+
+    let empty = dir.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    let err = one_error_line(&run(&empty));
+    assert!(err.contains("empty: is an empty directory"), "{err}");
+    assert!(!err.contains("does not exist"), "{err}");
+
+    let file = dir.path().join("file");
+    std::fs::write(&file, "x").unwrap();
+    let err = one_error_line(&run(&file));
+    assert!(err.contains("is a regular file, not a directory"), "{err}");
+    assert!(!dest.exists(), "nothing written");
+}
+
+/// A manifest whose `spec.git.repo` is `repo`.
+fn git_manifest(dir: &Path, repo: &str) -> PathBuf {
+    let path = dir.join("gs.yaml");
+    std::fs::write(
+        &path,
+        format!(
+            "apiVersion: stoker.io/v1alpha1\nkind: GatewaySync\nmetadata: {{name: plant}}\nspec:\n  git: {{repo: '{repo}', ref: main}}\n  sync:\n    profiles:\n      default:\n        mappings:\n          - {{source: projects, destination: projects}}\n"
+        ),
+    )
+    .unwrap();
+    path
+}
+
+#[test]
+fn an_ext_url_is_a_protocol_that_is_not_allowed() {
+    let dir = tempfile::tempdir().unwrap();
+    let pwned = dir.path().join("pwned");
+    let manifest = git_manifest(
+        dir.path(),
+        &format!("ext::sh -c touch% {}", pwned.display()),
+    );
+    let err = one_error_line(&agent_in(
+        dir.path(),
+        &[
+            "sync",
+            "--config",
+            manifest.to_str().unwrap(),
+            "--dest",
+            "live",
+        ],
+    ));
+    assert!(err.contains("the ext:: protocol is not allowed"), "{err}");
+    assert!(!err.contains("credentials"), "{err}");
+    assert!(!pwned.exists(), "the command ran");
+}
+
+#[test]
+fn ssh_without_known_hosts_names_the_flags() {
+    let dir = tempfile::tempdir().unwrap();
+    // Nothing listens there: the check comes before any connection.
+    let manifest = git_manifest(dir.path(), "ssh://git@127.0.0.1:1/plant.git");
+    std::fs::write(dir.path().join("key"), "not really a key\n").unwrap();
+    let err = one_error_line(&agent_in(
+        dir.path(),
+        &[
+            "sync",
+            "--config",
+            manifest.to_str().unwrap(),
+            "--dest",
+            "live",
+            "--git-ssh-key-file",
+            "key",
+        ],
+    ));
+    assert!(err.contains("--git-known-hosts-file FILE"), "{err}");
+    assert!(err.contains("--git-insecure-skip-host-key-check"), "{err}");
+    assert!(err.contains("host key"), "{err}");
+}

@@ -89,6 +89,7 @@ impl Remote {
                     format!("not a Git URL: {}", redact_text(&error.to_string(), &[])),
                 )
             })?;
+        refuse_transport(&parsed.scheme)?;
         let is_ssh = parsed.scheme == gix::url::Scheme::Ssh;
         let is_http = matches!(
             parsed.scheme,
@@ -500,6 +501,30 @@ impl Remote {
     }
 }
 
+/// Refuses the transports Stoker does not speak, by the parsed URL's scheme: `ext::` runs a
+/// local command (git itself disables it by default) and `<helper>::`/`<helper>://` would run a
+/// `git-remote-<helper>` program. Only `https://`, `http://`, `ssh://` (or `user@host:path`),
+/// `git://` and `file://` (or a local path) are allowed.
+fn refuse_transport(scheme: &gix::url::Scheme) -> Result<(), Failure> {
+    use gix::url::Scheme;
+    const ALLOWED: &str = "Stoker fetches over https://, http://, ssh:// (or user@host:path), git:// and file:// only";
+    match scheme {
+        Scheme::File | Scheme::Git | Scheme::Ssh | Scheme::Http | Scheme::Https => Ok(()),
+        Scheme::Ext => Err(Failure::new(
+            GitErrorKind::Config,
+            format!(
+                "the ext:: protocol is not allowed: it runs a command on this machine; {ALLOWED}"
+            ),
+        )),
+        Scheme::Helper(helper) | Scheme::HelperUrl(helper) => Err(Failure::new(
+            GitErrorKind::Config,
+            format!(
+                "the {helper:?} protocol is not allowed: it needs the remote helper git-remote-{helper}; {ALLOWED}"
+            ),
+        )),
+    }
+}
+
 fn credentials_callback(
     account: Option<gix::sec::identity::Account>,
 ) -> impl FnMut(
@@ -725,5 +750,44 @@ mod tests {
         assert_eq!(remote.url, "https://host/r");
         assert_eq!(remote.redacted, "https://***@host/r");
         assert!(!remote.paths.repo.to_string_lossy().contains("secret"));
+    }
+
+    #[test]
+    fn ext_and_remote_helper_urls_are_refused_by_scheme() {
+        for url in [
+            "ext::sh -c touch% /tmp/pwned",
+            "ext://host/repo",
+            "fd::17",
+            "codecommit::eu-central-1://repo",
+        ] {
+            let failure = Remote::new(&GitSourceConfig::new(url, "/tmp/c"))
+                .err()
+                .unwrap_or_else(|| panic!("{url} accepted"));
+            assert_eq!(failure.kind, GitErrorKind::Config, "{url}");
+            assert!(
+                failure.message.contains("protocol is not allowed"),
+                "{url}: {}",
+                failure.message
+            );
+            assert!(!failure.message.contains("credentials"), "{url}");
+        }
+        let ext = Remote::new(&GitSourceConfig::new("ext::sh -c x", "/tmp/c"))
+            .err()
+            .unwrap();
+        assert!(ext.message.contains("ext::"), "{}", ext.message);
+        for url in [
+            "https://h/r",
+            "http://h/r",
+            "ssh://git@h/r",
+            "git@h:r",
+            "git://h/r",
+            "file:///srv/r",
+            "/srv/r",
+        ] {
+            assert!(
+                Remote::new(&GitSourceConfig::new(url, "/tmp/c")).is_ok(),
+                "{url}"
+            );
+        }
     }
 }
