@@ -538,3 +538,52 @@ fn ssh_without_known_hosts_names_the_flags() {
     assert!(err.contains("--git-insecure-skip-host-key-check"), "{err}");
     assert!(err.contains("host key"), "{err}");
 }
+
+#[test]
+fn text_output_escapes_paths_so_a_file_name_cannot_forge_a_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = git_manifest(dir.path(), "https://example.invalid/unused.git");
+    let demo = dir.path().join("repo/projects/demo");
+    std::fs::create_dir_all(&demo).unwrap();
+    std::fs::write(demo.join("x\n+ forged"), "{}").unwrap();
+    std::fs::write(demo.join("esc\x1b[31m"), "{}").unwrap();
+    let run = |dest: &str, output: &str| {
+        agent_in(
+            dir.path(),
+            &[
+                "sync",
+                "--config",
+                manifest.to_str().unwrap(),
+                "--source",
+                "repo",
+                "--dest",
+                dest,
+                "--output",
+                output,
+            ],
+        )
+    };
+    let output = run("live", "text");
+    assert!(output.status.success(), "{}", stderr(&output));
+    let text = stdout(&output);
+    assert!(
+        text.lines()
+            .all(|line| !line.trim_start().starts_with("+ forged")),
+        "{text}"
+    );
+    assert!(text.contains("  + projects/demo/x\\n+ forged\n"), "{text}");
+    assert!(
+        text.contains("  + projects/demo/esc\\u{1b}[31m\n"),
+        "{text}"
+    );
+    assert!(!text.contains('\x1b'), "{text}");
+    assert!(dir.path().join("live/projects/demo/x\n+ forged").is_file());
+
+    // JSON carries the real names.
+    let output = run("live-json", "json");
+    assert!(output.status.success(), "{}", stderr(&output));
+    let report: stoker_core::SyncReport = serde_json::from_slice(&output.stdout).unwrap();
+    let paths: Vec<&str> = report.added.iter().map(|c| c.path.as_str()).collect();
+    assert!(paths.contains(&"projects/demo/x\n+ forged"), "{paths:?}");
+    assert!(paths.contains(&"projects/demo/esc\x1b[31m"), "{paths:?}");
+}
