@@ -46,7 +46,7 @@ pub enum Command {
     ///   stoker-agent sync --config gatewaysync.yaml --dest /ignition-data \
     ///       --gateway-url http://127.0.0.1:8088 \
     ///       --gateway-api-key-file /var/run/secrets/ignition/api-key
-    #[command(verbatim_doc_comment)]
+    #[command(verbatim_doc_comment, after_help = crate::exit::HELP)]
     Sync(SyncArgs),
 
     /// Kubernetes mode: the sidecar injected next to an Ignition gateway.
@@ -131,15 +131,16 @@ pub struct SyncArgs {
     #[arg(long, value_name = "FILE")]
     pub git_ca_file: Option<PathBuf>,
 
-    /// How many times a transient Git failure (network, 5xx, timeout) is tried in all; delays
-    /// double from 30 s up to 5 min.
+    /// How many times a transient Git failure (network, 5xx, timeout) is tried in all; the
+    /// waits are 4 s, 8 s, 16 s, then 30 s, and no retry starts after a minute.
     #[arg(long, value_name = "N", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
     pub git_attempts: u32,
 
     /// The Ignition gateway's base URL (e.g. http://127.0.0.1:8088). When given, the sync
     /// first checks open Designer sessions (per the profile's designerSessionPolicy: proceed,
     /// wait or fail) and, when it changed files, asks the gateway to rescan (POST
-    /// /data/api/v1/scan/projects, then /scan/config).
+    /// /data/api/v1/scan/projects, then /scan/config). A gateway that does not answer (down,
+    /// or 503 while starting) gets the files all the same, without a rescan: exit status 3.
     #[arg(long, value_name = "URL")]
     pub gateway_url: Option<String>,
 

@@ -6,7 +6,7 @@ use std::sync::{Mutex, PoisonError};
 use async_trait::async_trait;
 use serde::Serialize;
 use stoker_core::ignition::{IgnitionConfig, IgnitionGateway, ScanOutcome};
-use stoker_core::{Gateway, Health, PreSyncCheck, SyncReport};
+use stoker_core::{Gateway, GatewayErrorKind, Health, PreSyncCheck, SyncReport};
 
 use crate::cli::SyncArgs;
 
@@ -39,6 +39,13 @@ pub struct GatewayOutcome {
     pub scan: Option<ScanOutcome>,
     /// Why the rescan failed, when it did (the files were synced all the same).
     pub scan_error: Option<String>,
+    /// Why the gateway counts as down, when it did not answer the Designer-session check
+    /// (nothing listening, a timeout, or 503 while it starts): the files are synced all the
+    /// same, as the sidecar does before the gateway starts, and it is not asked to rescan.
+    pub unreachable: Option<String>,
+    /// The files changed but the gateway did not rescan them (down, or the rescan failed):
+    /// the exit status is [`RESCAN_OWED`](crate::exit::RESCAN_OWED).
+    pub rescan_owed: bool,
 }
 
 /// Wraps the Ignition client for the pipeline: records the Designer sessions seen and the
@@ -88,17 +95,39 @@ impl Recorder {
 #[async_trait]
 impl Gateway for Recorder {
     async fn pre_sync(&self) -> stoker_core::Result<PreSyncCheck> {
-        let check = self.inner.pre_sync().await?;
+        let check = match self.inner.pre_sync().await {
+            Ok(check) => check,
+            // No gateway running means no Designer connected to it either: sync the files
+            // (it reads them when it starts), owe the rescan.
+            Err(error) if is_down(&error) => {
+                let why = stoker_core::error::chain(&error);
+                tracing::warn!(error = %why, url = %self.inner.url(), "the gateway is not answering: syncing the files only");
+                self.update(|o| o.unreachable = Some(why));
+                return Ok(PreSyncCheck::default());
+            }
+            Err(error) => return Err(error),
+        };
         self.update(|o| o.designer_sessions = Some(check.designer_sessions.clone()));
         Ok(check)
     }
 
     async fn post_sync(&self, report: &SyncReport) -> stoker_core::Result<()> {
+        if self.outcome().unreachable.is_some() {
+            tracing::debug!(
+                changed = report.changed(),
+                "the gateway was down before the sync: not asking it to rescan"
+            );
+            self.update(|o| o.rescan_owed = true);
+            return Ok(());
+        }
         tracing::debug!(changed = report.changed(), "asking the gateway to rescan");
         match self.inner.scan().await {
             Ok(scan) => self.update(|o| o.scan = Some(scan)),
             Err(error) => {
-                self.update(|o| o.scan_error = Some(error.to_string()));
+                self.update(|o| {
+                    o.scan_error = Some(stoker_core::error::chain(&error));
+                    o.rescan_owed = true;
+                });
                 *self
                     .scan_error
                     .lock()
@@ -110,5 +139,53 @@ impl Gateway for Recorder {
 
     async fn health(&self) -> stoker_core::Result<Health> {
         self.inner.health().await
+    }
+}
+
+/// Whether a failed Designer-session check means the gateway is not running (yet): nothing
+/// answered, or it answered 503 (starting, commissioning). Decided on the error's kind and
+/// status, not its text.
+pub fn is_down(error: &stoker_core::Error) -> bool {
+    matches!(
+        error,
+        stoker_core::Error::Gateway {
+            kind: GatewayErrorKind::Unreachable,
+            ..
+        } | stoker_core::Error::Gateway {
+            status: Some(503),
+            ..
+        }
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn gateway_error(kind: GatewayErrorKind, status: Option<u16>) -> stoker_core::Error {
+        stoker_core::Error::Gateway {
+            method: "GET",
+            url: "http://127.0.0.1:1/data/api/v1/designers".into(),
+            status,
+            kind,
+            message: "test".into(),
+            source: None,
+        }
+    }
+
+    #[test]
+    fn only_no_answer_or_503_counts_as_down() {
+        assert!(is_down(&gateway_error(GatewayErrorKind::Unreachable, None)));
+        assert!(is_down(&gateway_error(GatewayErrorKind::Status, Some(503))));
+        assert!(!is_down(&gateway_error(
+            GatewayErrorKind::Status,
+            Some(500)
+        )));
+        assert!(!is_down(&gateway_error(GatewayErrorKind::Auth, Some(401))));
+        assert!(!is_down(&gateway_error(
+            GatewayErrorKind::Certificate,
+            None
+        )));
+        assert!(!is_down(&stoker_core::Error::template("t", "m")));
     }
 }

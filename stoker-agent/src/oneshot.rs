@@ -148,13 +148,52 @@ pub async fn sync(args: SyncArgs) -> anyhow::Result<ExitCode> {
     }
     std::io::Write::flush(&mut out)?;
     drop(out);
-    // The files are synced and reported; a rescan that failed still fails the command.
-    if let Some(error) = recorder.as_ref().and_then(|r| r.take_scan_error()) {
-        return Err(anyhow::Error::new(error).context(
-            "the files were synced, but the gateway did not rescan them (it will pick them up on its next scan or restart)",
-        ));
+    // The files are synced and reported; a rescan that is owed has its own exit status.
+    if let Some(recorder) = &recorder
+        && let Some(message) = rescan_owed_message(&recorder.outcome(), recorder.take_scan_error())
+    {
+        eprintln!("error: {}", output::escape(&message));
+        return Ok(crate::exit::code(crate::exit::RESCAN_OWED));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The one line saying why the files were synced but the gateway did not rescan them, when it
+/// did not (exit status [`RESCAN_OWED`](crate::exit::RESCAN_OWED)).
+pub fn rescan_owed_message(
+    outcome: &crate::gateway::GatewayOutcome,
+    scan_error: Option<stoker_core::Error>,
+) -> Option<String> {
+    if !outcome.rescan_owed {
+        return None;
+    }
+    let why = match (scan_error, &outcome.unreachable) {
+        (Some(error), _) => format!(
+            "the gateway did not rescan them: {}",
+            stoker_core::error::chain(&error)
+        ),
+        (None, Some(unreachable)) => format!(
+            "the gateway is not answering, so it was not asked to rescan them: {unreachable}"
+        ),
+        (None, None) => "the gateway did not rescan them".to_owned(),
+    };
+    Some(format!(
+        "the files were synced, but {why} (rescan owed, exit status {}: a gateway that is down reads them when it starts; a running one on its next scan, or rerun)",
+        crate::exit::RESCAN_OWED
+    ))
+}
+
+/// The one-shot command's Git retries: a person or a script is waiting, so transient failures
+/// are retried after 4 s, 8 s, 16 s and 30 s, and no retry starts once a minute has passed
+/// (the sidecar keeps the longer backoff of [`RetryPolicy::default`]).
+pub fn one_shot_retry(max_attempts: u32) -> RetryPolicy {
+    RetryPolicy {
+        initial_delay: std::time::Duration::from_secs(4),
+        multiplier: 2,
+        max_delay: std::time::Duration::from_secs(30),
+        max_attempts,
+        deadline: Some(std::time::Duration::from_secs(60)),
+    }
 }
 
 /// The Git source for `spec.git`, with credentials from the flags.
@@ -213,10 +252,7 @@ pub fn git_source(
     };
     let mut config = GitSourceConfig::new(git.repo.clone(), cache_dir.join("git"))
         .with_auth(auth)
-        .with_retry(RetryPolicy {
-            max_attempts: args.git_attempts,
-            ..RetryPolicy::default()
-        })
+        .with_retry(one_shot_retry(args.git_attempts))
         .with_progress(std::io::stderr().is_terminal());
     if let Some(ca_file) = &args.git_ca_file {
         config = config.with_ca_file(ca_file);
@@ -346,4 +382,44 @@ fn hint(error: stoker_sync::Error, args: &SyncArgs) -> anyhow::Error {
         );
     }
     error
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_shot_git_retries_wait_about_a_minute_at_most() {
+        let policy = one_shot_retry(5);
+        let mut waited = std::time::Duration::ZERO;
+        let mut attempts = 1;
+        // Attempts that fail at once: the waits alone.
+        while let Some(delay) = policy.next_delay(attempts, waited) {
+            waited += delay;
+            attempts += 1;
+        }
+        assert_eq!(attempts, 5);
+        assert!(waited <= std::time::Duration::from_secs(60), "{waited:?}");
+        assert!(waited >= std::time::Duration::from_secs(30), "{waited:?}");
+        // Slow attempts: no retry starts after the minute.
+        assert_eq!(
+            policy.next_delay(2, std::time::Duration::from_secs(55)),
+            None
+        );
+        // The sidecar's default is longer.
+        assert!(RetryPolicy::default().delay(0) > policy.delay(0));
+    }
+
+    #[test]
+    fn a_rescan_is_owed_only_when_the_outcome_says_so() {
+        let mut outcome = crate::gateway::GatewayOutcome::default();
+        assert_eq!(rescan_owed_message(&outcome, None), None);
+        outcome.unreachable = Some("connection refused".into());
+        assert_eq!(rescan_owed_message(&outcome, None), None, "nothing changed");
+        outcome.rescan_owed = true;
+        let message = rescan_owed_message(&outcome, None).unwrap_or_default();
+        assert!(message.contains("not answering"), "{message}");
+        assert!(message.contains("connection refused"), "{message}");
+        assert!(message.contains("exit status 3"), "{message}");
+    }
 }

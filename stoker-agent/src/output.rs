@@ -118,7 +118,21 @@ pub fn write_gateway_text(
             escape(&sessions.join("; "))
         )?;
     }
-    if let Some(scan) = &gateway.scan {
+    if let Some(why) = &gateway.unreachable {
+        if gateway.rescan_owed {
+            writeln!(
+                out,
+                "  gateway: not answering, not asked to rescan: RESCAN OWED ({})",
+                escape(why)
+            )?;
+        } else {
+            writeln!(
+                out,
+                "  gateway: not answering; no rescan needed (nothing changed) ({})",
+                escape(why)
+            )?;
+        }
+    } else if let Some(scan) = &gateway.scan {
         writeln!(out, "  gateway: rescan requested ({scan})")?;
     } else if let Some(error) = &gateway.scan_error {
         writeln!(out, "  gateway: rescan FAILED: {}", escape(error))?;

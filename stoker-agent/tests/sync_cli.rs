@@ -337,6 +337,11 @@ fn help_explains_the_sync_command() {
     ] {
         assert!(text.contains(flag), "{flag} missing from --help:\n{text}");
     }
+    assert!(text.contains("Exit status:"), "{text}");
+    assert!(
+        text.contains("3  files synced, but the gateway rescan is owed"),
+        "{text}"
+    );
 }
 
 /// No cause of a one-line error is printed twice (an I/O error's text used to appear once in

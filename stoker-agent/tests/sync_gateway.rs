@@ -64,7 +64,11 @@ impl Setup {
 
     /// `stoker-agent sync` from `repo/` into `live/`, with the gateway flags and `extra`.
     fn sync(&self, extra: &[&str]) -> Output {
-        let url = self.sim.url();
+        self.sync_to(&self.sim.url(), extra)
+    }
+
+    /// [`Setup::sync`] with another gateway URL.
+    fn sync_to(&self, url: &str, extra: &[&str]) -> Output {
         let mut args = vec![
             "sync",
             "--config",
@@ -76,7 +80,7 @@ impl Setup {
             "--cache-dir",
             "cache",
             "--gateway-url",
-            &url,
+            url,
             "--gateway-api-key-file",
             "api-key",
         ];
@@ -204,9 +208,12 @@ fn a_failed_rescan_fails_the_command_after_reporting_the_files() {
     setup
         .sim
         .set_fault(Endpoint::ScanProjects, Fault::status(500));
-    let (stdout, stderr) = failure(&setup.sync(&[]));
+    let output = setup.sync(&[]);
+    assert_eq!(output.status.code(), Some(3), "rescan owed");
+    let (stdout, stderr) = failure(&output);
     assert!(stdout.contains("1 added"), "{stdout}");
     assert!(stdout.contains("gateway: rescan FAILED"), "{stdout}");
+    assert!(stderr.contains("rescan owed, exit status 3"), "{stderr}");
     assert!(stderr.contains("/data/api/v1/scan/projects"), "{stderr}");
     assert!(stderr.contains("HTTP 500"), "{stderr}");
     assert!(stderr.contains("files were synced"), "{stderr}");
@@ -295,4 +302,57 @@ fn https_gateway_with_a_ca_file_or_the_insecure_opt_in() {
     assert!(text.contains("rescan requested"), "{text}");
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("verification is disabled"), "{stderr}");
+}
+
+#[test]
+fn a_gateway_that_is_down_gets_the_files_and_the_rescan_is_owed() {
+    // Even under `fail`: no Designer can be connected to a gateway that is not running.
+    let setup = Setup::new("fail");
+    // A loopback port nobody listens on.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let down = format!("http://127.0.0.1:{port}");
+
+    let output = setup.sync_to(&down, &[]);
+    assert_eq!(output.status.code(), Some(3), "rescan owed");
+    let (stdout, stderr) = failure(&output);
+    assert!(setup.live("projects/demo/project.json").is_file());
+    assert!(stdout.contains("1 added"), "{stdout}");
+    assert!(
+        stdout.contains("gateway: not answering, not asked to rescan: RESCAN OWED"),
+        "{stdout}"
+    );
+    assert!(
+        stderr.contains("the files were synced, but the gateway is not answering"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("rescan owed, exit status 3"), "{stderr}");
+    assert_eq!(
+        stderr.lines().filter(|l| l.starts_with("error: ")).count(),
+        1
+    );
+
+    // Nothing changed: nothing is owed.
+    let output = setup.sync_to(&down, &[]);
+    assert_eq!(output.status.code(), Some(0));
+    let text = ok(&output);
+    assert!(
+        text.contains("no rescan needed (nothing changed)"),
+        "{text}"
+    );
+
+    // JSON says it too.
+    std::fs::write(setup.root().join("repo/projects/demo/view.json"), "{}").unwrap();
+    let output = setup.sync_to(&down, &["--output", "json"]);
+    assert_eq!(output.status.code(), Some(3));
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(json["gateway"]["rescanOwed"], true);
+    assert!(json["gateway"]["unreachable"].is_string(), "{json}");
+    assert!(setup.live("projects/demo/view.json").is_file());
+
+    // The gateway itself was never asked anything.
+    assert!(setup.sim.calls().is_empty());
 }
