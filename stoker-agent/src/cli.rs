@@ -6,7 +6,13 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// Stoker agent: keeps an Ignition gateway's data directory in sync with Git.
 #[derive(Debug, Parser)]
-#[command(name = "stoker-agent", version, about, long_about = None, propagate_version = true)]
+#[command(
+    name = "stoker-agent",
+    version = env!("STOKER_AGENT_VERSION"),
+    about,
+    long_about = None,
+    propagate_version = true
+)]
 pub struct Cli {
     /// Log level filter (e.g. `info`, `stoker_sync=debug`); `RUST_LOG` wins when set.
     #[arg(long, global = true, default_value = "warn", env = "STOKER_LOG")]
@@ -200,9 +206,22 @@ pub struct SyncArgs {
     #[arg(long)]
     pub full_drift_check: bool,
 
-    /// Output format on stdout.
+    /// Output format on stdout. With json, a failure is a JSON object on stdout too: {"error":
+    /// the one line, "causes": [outermost first], "exitStatus": N}.
     #[arg(long, short = 'o', value_enum, default_value_t = OutputFormat::Text)]
     pub output: OutputFormat,
+
+    /// When another sync holds the lock on --dest, wait for it, up to SECONDS (default 300
+    /// when given without a value), checking every 250 ms. Without --wait, a held lock fails
+    /// at once (exit status 4).
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "300"
+    )]
+    pub wait: Option<u64>,
 }
 
 /// Output formats.

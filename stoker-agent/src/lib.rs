@@ -13,10 +13,21 @@ pub mod sidecar;
 
 pub use cli::{Cli, Command};
 
-/// Runs a parsed command line; the returned error is printed as one line by `main`.
-pub async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
-    match cli.command {
+/// Runs a parsed command line and returns its exit status ([`exit`]); a failure is printed
+/// here: one line on stderr, and with `sync --output json` a JSON object on stdout too.
+pub async fn run(cli: Cli) -> std::process::ExitCode {
+    let json =
+        matches!(&cli.command, Command::Sync(args) if args.output == cli::OutputFormat::Json);
+    let outcome = match cli.command {
         Command::Sync(args) => oneshot::sync(args).await,
         Command::Sidecar(args) => sidecar::run(args).await,
+    };
+    match outcome {
+        Ok(code) => code,
+        Err(error) => {
+            let status = exit::status_of(&error);
+            exit::report(&error, status, json);
+            exit::code(status)
+        }
     }
 }

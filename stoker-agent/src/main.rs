@@ -21,18 +21,12 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let outcome = runtime.block_on(stoker_agent::run(cli));
+    // Prints a failure itself (one line on stderr; JSON on stdout with --output json).
+    let code = runtime.block_on(stoker_agent::run(cli));
     // Do not wait for blocking work still running (a sync abandoned at the end of the
     // shutdown grace): every write is atomic, the next start converges.
     runtime.shutdown_timeout(std::time::Duration::from_secs(1));
-    match outcome {
-        Ok(code) => code,
-        Err(error) => {
-            // One line naming the bad input: the cause chain, outermost first, each cause once.
-            eprintln!("error: {}", stoker_core::error::chain(error.as_ref()));
-            ExitCode::FAILURE
-        }
-    }
+    code
 }
 
 fn init_logging(level: &str, format: LogFormat) {

@@ -3,6 +3,7 @@
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use serde::Deserialize as _;
@@ -11,6 +12,7 @@ use stoker_core::spec::GatewaySyncDocument;
 
 use stoker_core::git::{GitAuth, GitSource, GitSourceConfig, RetryPolicy};
 use stoker_core::{GitErrorKind, LocalSource, Source, TemplateContext};
+use stoker_sync::lock::LiveLock;
 use stoker_sync::pipeline::{Pipeline, SyncJob};
 use stoker_sync::{ApplyOptions, MergeStrategy, PlanOptions};
 
@@ -122,14 +124,14 @@ pub async fn sync(args: SyncArgs) -> anyhow::Result<ExitCode> {
     if let Some(recorder) = &recorder {
         pipeline = pipeline.with_gateway(recorder.clone());
     }
-    let report = pipeline
-        .run(SyncJob {
-            reference,
-            profile,
-            context,
-            live: args.dest.clone(),
-            dry_run,
-        })
+    let job = SyncJob {
+        reference,
+        profile,
+        context,
+        live: args.dest.clone(),
+        dry_run,
+    };
+    let report = run_waiting_for_lock(&pipeline, job, args.wait.map(Duration::from_secs))
         .await
         .map_err(|error| hint(error, &args))?;
 
@@ -139,7 +141,7 @@ pub async fn sync(args: SyncArgs) -> anyhow::Result<ExitCode> {
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     match args.output {
         OutputFormat::Text => {
-            output::write_text(&mut out, &report, &args.dest)?;
+            output::write_text(&mut out, &report, &args.dest, args.source.as_deref())?;
             if let Some(gateway) = &gateway {
                 output::write_gateway_text(&mut out, gateway, &report)?;
             }
@@ -156,6 +158,57 @@ pub async fn sync(args: SyncArgs) -> anyhow::Result<ExitCode> {
         return Ok(crate::exit::code(crate::exit::RESCAN_OWED));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// How often `--wait` looks at the lock on `--dest`.
+pub const LOCK_POLL: Duration = Duration::from_millis(250);
+
+/// Runs the job; with `wait`, a lock held by another sync is waited for, up to `wait`: the
+/// lock is polled every [`LOCK_POLL`] (without resolving or fetching again), and the job is
+/// run once it is free (and again should another sync take the lock first, until the
+/// deadline). The last [`stoker_sync::Error::Locked`] is returned when the time is up.
+pub async fn run_waiting_for_lock(
+    pipeline: &Pipeline,
+    job: SyncJob,
+    wait: Option<Duration>,
+) -> stoker_sync::Result<stoker_core::SyncReport> {
+    let deadline = wait.map(|wait| Instant::now() + wait);
+    loop {
+        if let Some(deadline) = deadline {
+            wait_for_free_lock(&job.live, deadline).await;
+        }
+        match pipeline.run(job.clone()).await {
+            Err(stoker_sync::Error::Locked { .. })
+                if deadline.is_some_and(|deadline| Instant::now() < deadline) =>
+            {
+                tokio::time::sleep(LOCK_POLL).await;
+            }
+            outcome => return outcome,
+        }
+    }
+}
+
+/// Returns once no other sync holds the lock on `live`, or at `deadline`. Looks with
+/// [`LiveLock::acquire_existing`] (creates nothing; the lock is released at once); any other
+/// error counts as free, for the sync itself to report.
+async fn wait_for_free_lock(live: &Path, deadline: Instant) {
+    let mut logged = false;
+    loop {
+        let probe = live.to_path_buf();
+        let held = matches!(
+            tokio::task::spawn_blocking(move || LiveLock::acquire_existing(&probe)).await,
+            Ok(Err(stoker_sync::Error::Locked { .. }))
+        );
+        let now = Instant::now();
+        if !held || now >= deadline {
+            return;
+        }
+        if !logged {
+            tracing::warn!(live = %live.display(), left_s = (deadline - now).as_secs(), "another sync holds the lock on --dest; waiting (--wait)");
+            logged = true;
+        }
+        tokio::time::sleep(LOCK_POLL.min(deadline - now)).await;
+    }
 }
 
 /// The one line saying why the files were synced but the gateway did not rescan them, when it
@@ -188,11 +241,11 @@ pub fn rescan_owed_message(
 /// (the sidecar keeps the longer backoff of [`RetryPolicy::default`]).
 pub fn one_shot_retry(max_attempts: u32) -> RetryPolicy {
     RetryPolicy {
-        initial_delay: std::time::Duration::from_secs(4),
+        initial_delay: Duration::from_secs(4),
         multiplier: 2,
-        max_delay: std::time::Duration::from_secs(30),
+        max_delay: Duration::from_secs(30),
         max_attempts,
-        deadline: Some(std::time::Duration::from_secs(60)),
+        deadline: Some(Duration::from_secs(60)),
     }
 }
 
@@ -372,9 +425,18 @@ fn hint(error: stoker_sync::Error, args: &SyncArgs) -> anyhow::Error {
     ) && args.git_ssh_key_file.is_some()
         && args.git_known_hosts_file.is_none()
         && !args.git_insecure_skip_host_key_check;
+    let locked = matches!(error, stoker_sync::Error::Locked { .. });
     let error = anyhow::Error::new(error);
     if text.contains(".GatewayName is not set") && args.gateway_name.is_none() {
         return error.context("the profile uses {{.GatewayName}}: pass --gateway-name NAME");
+    }
+    if locked {
+        return match args.wait {
+            Some(seconds) => error.context(format!(
+                "gave up after waiting {seconds} s for the lock (--wait={seconds})"
+            )),
+            None => error.context("pass --wait[=SECONDS] to wait for it"),
+        };
     }
     if no_known_hosts {
         return error.context(

@@ -55,17 +55,31 @@ fn escape_path(path: &Path) -> String {
 }
 
 /// A short summary, then the changed paths (`+` added, `~` modified, `-` deleted), then
-/// warnings. Paths, project names and warnings are [`escape`]d.
-pub fn write_text(out: &mut dyn Write, report: &SyncReport, dest: &Path) -> std::io::Result<()> {
+/// warnings. Paths, project names and warnings are [`escape`]d. `source` is the `--source`
+/// directory, if the files came from one: the revision is then a fingerprint of its listing,
+/// not a commit, and is shown as such.
+pub fn write_text(
+    out: &mut dyn Write,
+    report: &SyncReport,
+    dest: &Path,
+    source: Option<&Path>,
+) -> std::io::Result<()> {
     let verb = if report.dry_run {
         "would sync"
     } else {
         "synced"
     };
+    let what = match source {
+        Some(source) => format!(
+            "directory {} (fingerprint {}, not a commit)",
+            escape_path(source),
+            report.revision.short_id()
+        ),
+        None => escape(&report.revision.to_string()).into_owned(),
+    };
     writeln!(
         out,
-        "{verb} {} (profile {}) into {} in {:.2}s",
-        report.revision,
+        "{verb} {what} (profile {}) into {} in {:.2}s",
         escape(&report.profile),
         escape_path(dest),
         report.duration.as_secs_f64()
@@ -213,7 +227,7 @@ mod tests {
             projects: Vec::new(),
         };
         let mut out = Vec::new();
-        write_text(&mut out, &report, Path::new("/data\nx")).unwrap();
+        write_text(&mut out, &report, Path::new("/data\nx"), None).unwrap();
         let text = String::from_utf8(out).unwrap();
         assert_eq!(text.lines().count(), 4, "{text}");
         assert!(text.contains("into /data\\nx in"), "{text}");

@@ -342,6 +342,11 @@ fn help_explains_the_sync_command() {
         text.contains("3  files synced, but the gateway rescan is owed"),
         "{text}"
     );
+    assert!(
+        text.contains("4  another sync holds the lock on --dest"),
+        "{text}"
+    );
+    assert!(text.contains("--wait[=<SECONDS>]"), "{text}");
 }
 
 /// No cause of a one-line error is printed twice (an I/O error's text used to appear once in
@@ -591,4 +596,133 @@ fn text_output_escapes_paths_so_a_file_name_cannot_forge_a_line() {
     let paths: Vec<&str> = report.added.iter().map(|c| c.path.as_str()).collect();
     assert!(paths.contains(&"projects/demo/x\n+ forged"), "{paths:?}");
     assert!(paths.contains(&"projects/demo/esc\x1b[31m"), "{paths:?}");
+}
+
+#[test]
+fn version_names_the_commit_and_help_the_sidecar() {
+    let output = agent(&["--version"]);
+    assert!(output.status.success());
+    let version = stdout(&output);
+    assert!(
+        version.starts_with(&format!("stoker-agent {}", env!("CARGO_PKG_VERSION"))),
+        "{version}"
+    );
+    // Built from a Git checkout (as here): the commit is named.
+    let head = Command::new("git")
+        .args(["rev-parse", "--short", "HEAD"])
+        .current_dir(workspace())
+        .output()
+        .ok()
+        .filter(|h| h.status.success());
+    if let Some(head) = head {
+        let head = String::from_utf8_lossy(&head.stdout).trim().to_owned();
+        assert!(
+            version.contains(&format!("({head})")),
+            "{version} vs {head}"
+        );
+    }
+    let output = agent(&["--help"]);
+    let help = stdout(&output);
+    assert!(!help.contains("to come"), "{help}");
+    assert!(help.contains("sidecar"), "{help}");
+}
+
+#[test]
+fn json_output_reports_errors_as_json() {
+    let dest = tempfile::tempdir().unwrap();
+    let output = agent(&[
+        "sync",
+        "--config",
+        "examples/gatewaysync.yaml",
+        "--source",
+        "examples/nope",
+        "--dest",
+        dest.path().to_str().unwrap(),
+        "--output",
+        "json",
+    ]);
+    assert_eq!(output.status.code(), Some(1));
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", stdout(&output)));
+    let error = json["error"].as_str().unwrap();
+    assert!(error.contains("examples/nope: does not exist"), "{json}");
+    assert!(json["causes"].is_array(), "{json}");
+    assert_eq!(json["causes"][0], error);
+    assert_eq!(json["exitStatus"], 1);
+    // The line on stderr as well.
+    assert!(stderr(&output).contains("does not exist"));
+}
+
+#[test]
+fn text_output_of_a_source_directory_shows_a_fingerprint_not_a_ref() {
+    let dest = tempfile::tempdir().unwrap();
+    let output = sync(dest.path(), &["--gateway-name", "site1"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let text = stdout(&output);
+    let first = text.lines().next().unwrap();
+    assert!(
+        first.starts_with("synced directory examples/repo (fingerprint "),
+        "{first}"
+    );
+    assert!(first.contains(", not a commit)"), "{first}");
+    assert!(!first.contains("(main)"), "{first}");
+}
+
+/// Holds the engine's lock on `live` as another sync would (an advisory lock on
+/// `live/.stoker/lock`) until dropped.
+fn hold_lock(live: &Path) -> std::fs::File {
+    std::fs::create_dir_all(live.join(".stoker")).unwrap();
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(live.join(".stoker/lock"))
+        .unwrap();
+    file.lock().unwrap();
+    file
+}
+
+#[test]
+fn a_held_lock_has_its_own_exit_status_and_wait_waits_for_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let live = dir.path().join("live");
+    let lock = hold_lock(&live);
+
+    let output = sync(&live, &["--gateway-name", "site1"]);
+    assert_eq!(output.status.code(), Some(4), "{}", stderr(&output));
+    let err = stderr(&output);
+    assert!(err.contains("another sync is running on"), "{err}");
+    assert!(err.contains("pass --wait[=SECONDS]"), "{err}");
+    assert!(!live.join(".versions.json").exists());
+
+    let output = sync(&live, &["--gateway-name", "site1", "--output", "json"]);
+    assert_eq!(output.status.code(), Some(4));
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(json["exitStatus"], 4);
+
+    let started = std::time::Instant::now();
+    let output = sync(&live, &["--gateway-name", "site1", "--wait=1"]);
+    assert_eq!(output.status.code(), Some(4), "{}", stderr(&output));
+    assert!(started.elapsed() >= std::time::Duration::from_secs(1));
+    let err = stderr(&output);
+    assert!(err.contains("gave up after waiting 1 s"), "{err}");
+
+    // Released while a sync waits: it goes ahead.
+    let started = std::time::Instant::now();
+    let waiting = std::thread::spawn({
+        let live = live.clone();
+        move || sync(&live, &["--gateway-name", "site1", "--wait=60"])
+    });
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    drop(lock);
+    let output = waiting.join().unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(started.elapsed() >= std::time::Duration::from_millis(1500));
+    assert!(started.elapsed() < std::time::Duration::from_secs(30));
+    assert!(live.join(".versions.json").is_file());
+
+    // --wait without a value parses (and a free lock is not waited for).
+    let output = sync(&live, &["--wait", "--gateway-name", "site1"]);
+    assert!(output.status.success(), "{}", stderr(&output));
 }
