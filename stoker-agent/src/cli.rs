@@ -107,7 +107,8 @@ pub struct SyncArgs {
     )]
     pub git_ssh_key_file: Option<PathBuf>,
 
-    /// known_hosts file the SSH server's host key must be in (checked strictly).
+    /// known_hosts file the SSH server's host key must be in (checked strictly). Default, as
+    /// with git: ~/.ssh/known_hosts when it exists.
     #[arg(
         long,
         value_name = "FILE",

@@ -268,9 +268,17 @@ pub fn git_source(
             token_file: token_file.clone(),
         }
     } else if let Some(key_file) = &args.git_ssh_key_file {
+        let known_hosts_file = args.git_known_hosts_file.clone().or_else(|| {
+            if args.git_insecure_skip_host_key_check {
+                return None;
+            }
+            let file = user_known_hosts()?;
+            tracing::info!(known_hosts = %file.display(), "no --git-known-hosts-file: checking the SSH host key against the user's known_hosts, as git does");
+            Some(file)
+        });
         GitAuth::SshKey {
             key_file: key_file.clone(),
-            known_hosts_file: args.git_known_hosts_file.clone(),
+            known_hosts_file,
             accept_unknown_host_keys: args.git_insecure_skip_host_key_check,
         }
     } else if let Some(private_key_file) = &args.github_app_key_file {
@@ -408,6 +416,15 @@ fn describe(kind: std::fs::FileType) -> &'static str {
     }
 }
 
+/// The one-shot command's `known_hosts` when no `--git-known-hosts-file` is given: like `git`,
+/// it trusts `~/.ssh/known_hosts` (`$HOME`), when that file exists. The sidecar does not: it
+/// stays strict, with only the file it is given.
+pub fn user_known_hosts() -> Option<std::path::PathBuf> {
+    let home = std::env::var_os("HOME").filter(|home| !home.is_empty())?;
+    let file = Path::new(&home).join(".ssh").join("known_hosts");
+    file.is_file().then_some(file)
+}
+
 /// `CACHE/local/<blob id of the source's absolute path>.json`: one content-id cache per source
 /// directory.
 pub fn local_id_cache_file(cache_dir: &Path, source: &Path) -> std::path::PathBuf {
@@ -419,12 +436,15 @@ pub fn local_id_cache_file(cache_dir: &Path, source: &Path) -> std::path::PathBu
 /// Adds the flag that fixes a common mistake to an error.
 fn hint(error: stoker_sync::Error, args: &SyncArgs) -> anyhow::Error {
     let text = error.to_string();
-    let no_known_hosts = matches!(
+    let host_key = matches!(
         &error,
         stoker_sync::Error::Core(core) if core.git_kind() == Some(GitErrorKind::HostKey)
     ) && args.git_ssh_key_file.is_some()
         && args.git_known_hosts_file.is_none()
         && !args.git_insecure_skip_host_key_check;
+    // Checked against ~/.ssh/known_hosts (see `git_source`), or against nothing at all.
+    let user_known_hosts = user_known_hosts().filter(|_| host_key);
+    let no_known_hosts = host_key && user_known_hosts.is_none();
     let locked = matches!(error, stoker_sync::Error::Locked { .. });
     let error = anyhow::Error::new(error);
     if text.contains(".GatewayName is not set") && args.gateway_name.is_none() {
@@ -437,6 +457,12 @@ fn hint(error: stoker_sync::Error, args: &SyncArgs) -> anyhow::Error {
             )),
             None => error.context("pass --wait[=SECONDS] to wait for it"),
         };
+    }
+    if let Some(file) = user_known_hosts {
+        return error.context(format!(
+            "the SSH server's host key could not be verified against {} (used as no --git-known-hosts-file was given): add the server's key there (ssh-keyscan), or pass --git-known-hosts-file FILE, or --git-insecure-skip-host-key-check to connect without checking",
+            file.display()
+        ));
     }
     if no_known_hosts {
         return error.context(

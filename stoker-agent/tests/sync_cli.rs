@@ -726,3 +726,17 @@ fn a_held_lock_has_its_own_exit_status_and_wait_waits_for_it() {
     let output = sync(&live, &["--wait", "--gateway-name", "site1"]);
     assert!(output.status.success(), "{}", stderr(&output));
 }
+
+#[test]
+fn logs_to_a_pipe_carry_no_colour_codes() {
+    let dest = tempfile::tempdir().unwrap();
+    // stderr is a pipe here.
+    let output = sync(
+        dest.path(),
+        &["--gateway-name", "site1", "--log-level", "debug"],
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+    let err = stderr(&output);
+    assert!(err.contains("resolved"), "logs expected: {err}");
+    assert!(!err.contains('\x1b'), "ANSI codes in: {err:?}");
+}

@@ -253,3 +253,76 @@ fn token_is_refused_over_plain_http_and_never_printed() {
     assert!(err.contains("http://"), "{err}");
     assert!(!err.contains(servers.token()), "the token leaked: {err}");
 }
+
+/// Like `git`, the one-shot command trusts `~/.ssh/known_hosts` when no known_hosts file is
+/// given: the right key there lets the sync through, a wrong one is refused naming the file,
+/// and without the file the error names the flags.
+#[test]
+fn ssh_trusts_the_users_known_hosts_without_a_known_hosts_file() {
+    let servers = stoker_testkit::git::servers();
+    let ssh = servers.ssh();
+    let repo = servers.new_repo("cli-known-hosts");
+    repo.commit(
+        "main",
+        &[
+            ("services/site1/a/project.json", b"{}".as_slice()),
+            ("versions.json", b"{}"),
+        ],
+        "first",
+    )
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let manifest = MANIFEST
+        .replace("REPO", &servers.ssh_url(&repo))
+        .replace("AUTH", "");
+    std::fs::write(root.join("gs.yaml"), manifest).unwrap();
+    let home = root.join("home");
+    std::fs::create_dir_all(home.join(".ssh")).unwrap();
+    let run = || {
+        Command::new(env!("CARGO_BIN_EXE_stoker-agent"))
+            .args([
+                "sync",
+                "--config",
+                "gs.yaml",
+                "--dest",
+                "live",
+                "--cache-dir",
+                "cache",
+                "--gateway-name",
+                "site1",
+                "--git-ssh-key-file",
+                ssh.key.to_str().unwrap(),
+                "--git-attempts",
+                "1",
+            ])
+            .current_dir(root)
+            .env("HOME", &home)
+            .env_remove("GIT_TOKEN_FILE")
+            .env_remove("GIT_SSH_KEY_FILE")
+            .env_remove("GIT_KNOWN_HOSTS_FILE")
+            .env_remove("GITHUB_APP_KEY_FILE")
+            .output()
+            .expect("run stoker-agent")
+    };
+
+    let err = failure(&run());
+    assert!(err.contains("--git-known-hosts-file FILE"), "{err}");
+    assert!(err.contains("--git-insecure-skip-host-key-check"), "{err}");
+
+    std::fs::copy(&ssh.wrong_known_hosts, home.join(".ssh/known_hosts")).unwrap();
+    let err = failure(&run());
+    assert!(
+        err.contains("could not be verified against") && err.contains(".ssh/known_hosts"),
+        "{err}"
+    );
+    assert!(!root.join("live/projects/a/project.json").exists());
+
+    std::fs::copy(&ssh.known_hosts, home.join(".ssh/known_hosts")).unwrap();
+    let text = ok(&run());
+    assert!(
+        text.contains("1 added") || text.contains("2 added"),
+        "{text}"
+    );
+    assert!(root.join("live/projects/a/project.json").is_file());
+}
