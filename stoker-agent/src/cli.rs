@@ -173,12 +173,23 @@ pub struct SyncArgs {
     pub gateway_name: Option<String>,
 
     /// A template variable {{.Vars.KEY}}; wins over the profile's vars. Repeatable.
-    #[arg(long = "var", value_name = "KEY=VALUE", value_parser = parse_key_value)]
+    #[arg(long = "var", value_name = "KEY=VALUE", value_parser = parse_var)]
     pub vars: Vec<(String, String)>,
 
     /// A pod label {{.Labels.KEY}}. Repeatable.
     #[arg(long = "label", value_name = "KEY=VALUE", value_parser = parse_key_value)]
     pub labels: Vec<(String, String)>,
+
+    /// Let a mapping to `.` (the whole data directory) delete files Stoker did not write, such
+    /// as a gateway's own db/ and logs/ (the profile's `adopt: true` does the same). Without it,
+    /// they are left in place and listed in a warning.
+    #[arg(long)]
+    pub adopt: bool,
+
+    /// Sync even into a dangerous --dest: `/`, your home directory, or a directory that is,
+    /// holds or lies inside --source or --cache-dir (refused otherwise).
+    #[arg(long)]
+    pub allow_dangerous_dest: bool,
 
     /// Where Stoker keeps caches (Git objects, content ids of --source files).
     /// [default: $XDG_CACHE_HOME/stoker or ~/.cache/stoker]
@@ -244,6 +255,18 @@ pub fn default_cache_dir() -> Option<PathBuf> {
     from("XDG_CACHE_HOME")
         .or_else(|| from("HOME").map(|home| home.join(".cache")))
         .map(|base| base.join("stoker"))
+}
+
+/// Parses a `--var KEY=VALUE`: the key must be an identifier, as in the manifest's `vars`
+/// (`{{.Vars.KEY}}` could not read another).
+pub fn parse_var(raw: &str) -> Result<(String, String), String> {
+    let (key, value) = parse_key_value(raw)?;
+    if !stoker_core::profile::is_identifier(&key) {
+        return Err(format!(
+            "{key:?} is not an identifier ([A-Za-z_][A-Za-z0-9_]*), so {{{{.Vars.{key}}}}} could not read it"
+        ));
+    }
+    Ok((key, value))
 }
 
 /// Parses `KEY=VALUE`.

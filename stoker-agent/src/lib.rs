@@ -5,6 +5,7 @@
 #![forbid(unsafe_code)]
 
 pub mod cli;
+pub mod destination;
 pub mod exit;
 pub mod gateway;
 pub mod oneshot;

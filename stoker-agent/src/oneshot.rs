@@ -59,11 +59,12 @@ pub async fn sync(args: SyncArgs) -> anyhow::Result<ExitCode> {
         .profile_name(args.profile.as_deref())
         .map_err(|message| anyhow::anyhow!("manifest {}: {message}", args.config.display()))?
         .to_owned();
-    let profile = document
+    let mut profile = document
         .spec
         .sync
         .resolve(&profile_name)
         .with_context(|| format!("manifest {}", args.config.display()))?;
+    profile.adopt |= args.adopt;
     if document.spec.paused || profile.paused {
         eprintln!(
             "sync skipped: {} is paused (spec.paused or the profile's paused is true)",
@@ -77,6 +78,9 @@ pub async fn sync(args: SyncArgs) -> anyhow::Result<ExitCode> {
         .cache_dir
         .clone()
         .or_else(crate::cli::default_cache_dir);
+    if !args.allow_dangerous_dest {
+        check_dangerous_dest(&args.dest, args.source.as_deref(), cache_dir.as_deref())?;
+    }
     let source: Arc<dyn Source> = match &args.source {
         Some(dir) => {
             check_source(dir)?;
@@ -394,6 +398,28 @@ pub fn check_dest(dest: &Path) -> anyhow::Result<()> {
         dest.display(),
         describe(kind)
     )
+}
+
+/// Refuses a `--dest` that [`crate::destination::check`] finds dangerous: `/`, `$HOME`, or one
+/// overlapping `--source` or the cache directory.
+pub fn check_dangerous_dest(
+    dest: &Path,
+    source: Option<&Path>,
+    cache_dir: Option<&Path>,
+) -> anyhow::Result<()> {
+    let home = std::env::var_os("HOME")
+        .filter(|home| !home.is_empty())
+        .map(std::path::PathBuf::from);
+    let mut others: Vec<(&'static str, &Path)> = Vec::new();
+    others.extend(source.map(|source| ("the --source directory", source)));
+    others.extend(cache_dir.map(|cache| ("the cache directory (--cache-dir)", cache)));
+    match crate::destination::check(dest, home.as_deref(), &others) {
+        Some(danger) => bail!(
+            "--dest {}: {danger}; a sync manages and cleans what its mappings point at there, so this is refused (pass --allow-dangerous-dest if you mean it)",
+            dest.display()
+        ),
+        None => Ok(()),
+    }
 }
 
 /// `a regular file`, `a symlink`, … for messages.

@@ -740,3 +740,156 @@ fn logs_to_a_pipe_carry_no_colour_codes() {
     assert!(err.contains("resolved"), "logs expected: {err}");
     assert!(!err.contains('\x1b'), "ANSI codes in: {err:?}");
 }
+
+/// A directory `dir/name` holding a copy of the example repository.
+fn copy_of_examples(dir: &Path, name: &str) -> PathBuf {
+    let copy = dir.join(name);
+    let status = Command::new("cp")
+        .arg("-a")
+        .arg(workspace().join("examples/repo"))
+        .arg(&copy)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    copy
+}
+
+/// Issue 15 item 6: `/`, the home directory and a destination overlapping the source or the
+/// cache are refused, writing nothing, unless `--allow-dangerous-dest` is given.
+#[test]
+fn dangerous_destinations_are_refused_unless_allowed() {
+    let dir = tempfile::tempdir().unwrap();
+    let work = dir.path().join("work");
+    std::fs::create_dir(&work).unwrap();
+    let source = copy_of_examples(&work, "repo");
+    let config = workspace().join("examples/gatewaysync.yaml");
+    let run = |dest: &Path, extra: &[&str]| {
+        let mut args = vec![
+            "sync",
+            "--config",
+            config.to_str().unwrap(),
+            "--source",
+            source.to_str().unwrap(),
+            "--gateway-name",
+            "site1",
+            "--dest",
+            dest.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        agent_in(dir.path(), &args)
+    };
+    let cache = dir.path().join("cache");
+    for (dest, expected) in [
+        (
+            PathBuf::from("/"),
+            "--dest /: is the root of the file system".to_owned(),
+        ),
+        (
+            dir.path().to_path_buf(),
+            format!(
+                "is your home directory ({})",
+                dir.path().canonicalize().unwrap().display()
+            ),
+        ),
+        (
+            source.clone(),
+            format!(
+                "is the --source directory ({})",
+                source.canonicalize().unwrap().display()
+            ),
+        ),
+        (
+            source.join("out/data"),
+            "lies inside the --source directory".to_owned(),
+        ),
+        (work.clone(), "contains the --source directory".to_owned()),
+        (
+            cache.join("data"),
+            "lies inside the cache directory (--cache-dir)".to_owned(),
+        ),
+    ] {
+        let before = std::fs::read_dir(dir.path()).unwrap().count();
+        let err = one_error_line(&run(&dest, &[]));
+        assert!(
+            err.contains(&expected) && err.contains("pass --allow-dangerous-dest"),
+            "{}: {err}",
+            dest.display()
+        );
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), before);
+    }
+    assert!(!source.join("out").exists(), "nothing written");
+    // Told twice, a destination inside the source is synced.
+    let output = run(&source.join("out/data"), &["--allow-dangerous-dest"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(
+        source
+            .join("out/data/projects/site1-hmi/project.json")
+            .is_file()
+    );
+}
+
+/// Issue 15 item 8: `--var` keys are identifiers, as the manifest's `vars` are.
+#[test]
+fn var_keys_must_be_identifiers() {
+    let dest = tempfile::tempdir().unwrap();
+    let output = sync(
+        dest.path(),
+        &["--gateway-name", "site1", "--var", "db-host=x"],
+    );
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    let err = stderr(&output);
+    assert!(
+        err.contains("\"db-host\" is not an identifier ([A-Za-z_][A-Za-z0-9_]*)"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read_dir(dest.path()).unwrap().count(), 0);
+}
+
+/// Issue 15 item 6: a mapping to `.` leaves what Stoker did not write (listed in a warning)
+/// until `--adopt` is given.
+#[test]
+fn a_whole_directory_mapping_deletes_what_stoker_did_not_write_only_with_adopt() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = dir.path().join("repo");
+    std::fs::create_dir_all(&source).unwrap();
+    std::fs::write(source.join("a.json"), "{}").unwrap();
+    let config = dir.path().join("gs.yaml");
+    std::fs::write(
+        &config,
+        "apiVersion: stoker.io/v1alpha1\nkind: GatewaySync\nmetadata: {name: plant}\nspec:\n  git: {repo: 'https://example.invalid/x.git', ref: main}\n  sync:\n    profiles:\n      default:\n        mappings:\n          - {source: '.', destination: '.'}\n",
+    )
+    .unwrap();
+    let live = dir.path().join("live");
+    std::fs::create_dir_all(live.join("db")).unwrap();
+    std::fs::write(live.join("db/config.idb"), "the gateway's").unwrap();
+    let run = |extra: &[&str]| {
+        let mut args = vec![
+            "sync",
+            "--config",
+            config.to_str().unwrap(),
+            "--source",
+            source.to_str().unwrap(),
+            "--dest",
+            live.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        agent_in(dir.path(), &args)
+    };
+    let output = run(&[]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let text = stdout(&output);
+    assert!(
+        text.contains("warning: 1 file(s) Stoker did not write are not in the repository and were left in place")
+            && text.contains("\"db/config.idb\""),
+        "{text}"
+    );
+    assert!(live.join("db/config.idb").is_file());
+    let output = run(&["--adopt"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(
+        stdout(&output).contains("- db/config.idb"),
+        "{}",
+        stdout(&output)
+    );
+    assert!(!live.join("db").exists());
+}

@@ -454,7 +454,9 @@ impl Agent {
             files_deleted: deleted,
             files_unchanged: report.unchanged,
             duration_ms: Some(u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX)),
-            message: None,
+            // What the sync left or skipped (a data directory not adopted, symlinks in the
+            // repository) is news for whoever reads the status, not only the logs.
+            message: warnings_message(&report.warnings),
         };
 
         if report.dry_run {
@@ -601,6 +603,23 @@ impl Agent {
     }
 }
 
+/// The status message of a sync with warnings: the first few, and how many more.
+fn warnings_message(warnings: &[String]) -> Option<String> {
+    const SHOWN: usize = 3;
+    if warnings.is_empty() {
+        return None;
+    }
+    let mut message = format!(
+        "synced with {} warning(s): {}",
+        warnings.len(),
+        warnings[..warnings.len().min(SHOWN)].join("; ")
+    );
+    if warnings.len() > SHOWN {
+        message.push_str(&format!("; and {} more", warnings.len() - SHOWN));
+    }
+    Some(message)
+}
+
 fn failure_result(attempt: &Attempt, took: Option<Duration>) -> SyncResult {
     SyncResult {
         time: jiff::Timestamp::now(),
@@ -657,6 +676,20 @@ pub fn classify(error: &stoker_sync::Error) -> ErrorReason {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn warnings_reach_the_status_message() {
+        assert_eq!(warnings_message(&[]), None);
+        let warnings: Vec<String> = (1..=5).map(|i| format!("w{i}")).collect();
+        assert_eq!(
+            warnings_message(&warnings[..1]).as_deref(),
+            Some("synced with 1 warning(s): w1")
+        );
+        assert_eq!(
+            warnings_message(&warnings).as_deref(),
+            Some("synced with 5 warning(s): w1; w2; w3; and 2 more")
+        );
+    }
 
     #[test]
     fn error_chains_do_not_repeat_themselves() {

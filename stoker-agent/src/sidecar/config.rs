@@ -159,6 +159,17 @@ pub struct SidecarArgs {
         value_parser = clap::value_parser!(u64).range(1..)
     )]
     pub retry_max_seconds: u64,
+
+    /// Accept a DATA_PATH of `/` or one that is, holds or lies inside REPO_PATH (refused
+    /// otherwise: a mapping to `.` would manage the whole file system, or the Git cache).
+    #[arg(
+        long,
+        env = "ALLOW_DANGEROUS_DEST",
+        value_name = "BOOL",
+        default_value_t = false,
+        value_parser = BoolishValueParser::new()
+    )]
+    pub allow_dangerous_dest: bool,
 }
 
 impl Default for SidecarArgs {
@@ -173,6 +184,7 @@ impl Default for SidecarArgs {
             profile: None,
             repo_path: None,
             data_path: None,
+            allow_dangerous_dest: false,
             gateway_host: "127.0.0.1".to_owned(),
             gateway_port: None,
             gateway_tls: None,
@@ -374,6 +386,19 @@ impl SidecarConfig {
                 message: "must differ from DATA_PATH".to_owned(),
             });
         }
+        if !args.allow_dangerous_dest
+            && let Some(danger) = crate::destination::check(
+                &data_path,
+                None,
+                &[("REPO_PATH (the Git cache)", repo_path.as_path())],
+            )
+        {
+            return Err(ConfigError::Invalid {
+                variable: "DATA_PATH",
+                value: data_path.display().to_string(),
+                message: format!("{danger}; set ALLOW_DANGEROUS_DEST=true if you mean it"),
+            });
+        }
         let gateway_host = args.gateway_host.trim().to_owned();
         if gateway_host.is_empty() || gateway_host.contains(['/', '@', '?', '#', ' ']) {
             return Err(ConfigError::Invalid {
@@ -551,6 +576,40 @@ mod tests {
         bad.gateway_port = Some(0);
         let error = SidecarConfig::from_args(&bad).unwrap_err().to_string();
         assert!(error.contains("GATEWAY_PORT"), "{error}");
+    }
+
+    /// Issue 15 item 6: a DATA_PATH of `/` (or overlapping the Git cache) would let a mapping
+    /// to `.` manage the whole file system; refused unless ALLOW_DANGEROUS_DEST is set.
+    #[test]
+    fn a_dangerous_data_path_is_refused_unless_allowed() {
+        for (data, repo, expected) in [
+            (
+                "/",
+                "/repo",
+                "DATA_PATH=\"/\": is the root of the file system; set ALLOW_DANGEROUS_DEST=true",
+            ),
+            (
+                "/cache/data",
+                "/cache",
+                "DATA_PATH=\"/cache/data\": lies inside REPO_PATH (the Git cache) (/cache)",
+            ),
+            (
+                "/data",
+                "/data/.git-cache",
+                "DATA_PATH=\"/data\": contains REPO_PATH (the Git cache) (/data/.git-cache)",
+            ),
+        ] {
+            let mut bad = args();
+            bad.data_path = Some(data.into());
+            bad.repo_path = Some(repo.into());
+            let error = SidecarConfig::from_args(&bad).unwrap_err().to_string();
+            assert!(error.contains(expected), "{error}");
+            bad.allow_dangerous_dest = true;
+            assert!(
+                SidecarConfig::from_args(&bad).is_ok(),
+                "{data} once allowed"
+            );
+        }
     }
 
     #[test]
