@@ -409,6 +409,21 @@ fn agent_in(dir: &Path, args: &[&str]) -> Output {
         .expect("run stoker-agent")
 }
 
+/// `stoker-agent sync` run in `dir` (see [`agent_in`]) from the directory `source`.
+fn sync_in(dir: &Path, config: &Path, source: &Path, dest: &Path, extra: &[&str]) -> Output {
+    let mut args = vec![
+        "sync",
+        "--config",
+        config.to_str().unwrap(),
+        "--source",
+        source.to_str().unwrap(),
+        "--dest",
+        dest.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    agent_in(dir, &args)
+}
+
 fn one_error_line(output: &Output) -> String {
     assert!(!output.status.success(), "{}", stdout(output));
     let err = stderr(output);
@@ -458,19 +473,12 @@ fn a_missing_or_empty_source_says_which() {
     let dest = dir.path().join("live");
     let manifest = workspace().join("examples/gatewaysync.yaml");
     let run = |source: &Path| {
-        agent_in(
+        sync_in(
             dir.path(),
-            &[
-                "sync",
-                "--config",
-                manifest.to_str().unwrap(),
-                "--source",
-                source.to_str().unwrap(),
-                "--dest",
-                dest.to_str().unwrap(),
-                "--gateway-name",
-                "site1",
-            ],
+            &manifest,
+            source,
+            &dest,
+            &["--gateway-name", "site1"],
         )
     };
     let missing = dir.path().join("nope");
@@ -764,19 +772,9 @@ fn dangerous_destinations_are_refused_unless_allowed() {
     let source = copy_of_examples(&work, "repo");
     let config = workspace().join("examples/gatewaysync.yaml");
     let run = |dest: &Path, extra: &[&str]| {
-        let mut args = vec![
-            "sync",
-            "--config",
-            config.to_str().unwrap(),
-            "--source",
-            source.to_str().unwrap(),
-            "--gateway-name",
-            "site1",
-            "--dest",
-            dest.to_str().unwrap(),
-        ];
+        let mut args = vec!["--gateway-name", "site1"];
         args.extend_from_slice(extra);
-        agent_in(dir.path(), &args)
+        sync_in(dir.path(), &config, &source, dest, &args)
     };
     let cache = dir.path().join("cache");
     for (dest, expected) in [
@@ -862,19 +860,7 @@ fn a_whole_directory_mapping_deletes_what_stoker_did_not_write_only_with_adopt()
     let live = dir.path().join("live");
     std::fs::create_dir_all(live.join("db")).unwrap();
     std::fs::write(live.join("db/config.idb"), "the gateway's").unwrap();
-    let run = |extra: &[&str]| {
-        let mut args = vec![
-            "sync",
-            "--config",
-            config.to_str().unwrap(),
-            "--source",
-            source.to_str().unwrap(),
-            "--dest",
-            live.to_str().unwrap(),
-        ];
-        args.extend_from_slice(extra);
-        agent_in(dir.path(), &args)
-    };
+    let run = |extra: &[&str]| sync_in(dir.path(), &config, &source, &live, extra);
     let output = run(&[]);
     assert!(output.status.success(), "{}", stderr(&output));
     let text = stdout(&output);

@@ -108,21 +108,23 @@ impl Scope {
 
     /// True when some root manages `path` and no held path deeper than that root contains it.
     pub fn is_managed(&self, path: &str) -> bool {
-        // Every root and held path that contains `path` is one of its ancestors (or itself), so
-        // the longer path is the deeper one.
-        let Some(depth) = self
-            .roots
-            .iter()
-            .filter(|root| root.manages(path))
-            .map(|root| root.path.len())
-            .max()
-        else {
+        let Some(depth) = self.deepest_root(path) else {
             return false;
         };
         !self
             .held
             .iter()
             .any(|held| held.len() > depth && is_within(path, held))
+    }
+
+    /// The length of the deepest root covering `path`. Every root and held path that covers
+    /// `path` is one of its ancestors (or itself), so the longer path is the deeper one.
+    fn deepest_root(&self, path: &str) -> Option<usize> {
+        self.roots
+            .iter()
+            .filter(|root| root.manages(path))
+            .map(|root| root.path.len())
+            .max()
     }
 
     /// True for paths never written or deleted: `**/.resources/**`, the engine's state
@@ -168,12 +170,7 @@ impl Scope {
     /// holds what the gateway and people put there, so unless it is adopted
     /// ([`stoker_core::Profile::adopt`]) the engine deletes there only what it wrote.
     pub fn whole_directory_governs(&self, path: &str) -> bool {
-        self.roots
-            .iter()
-            .filter(|root| root.manages(path))
-            .map(|root| root.path.len())
-            .max()
-            == Some(0)
+        self.deepest_root(path) == Some(0)
     }
 
     /// True when the engine may delete or overwrite `path` (managed, not protected, not

@@ -232,8 +232,18 @@ impl Scope {
     /// Some root covers `path`, and the deepest such root is not above a held path that
     /// contains `path`.
     pub fn managed(&self, path: &str) -> bool {
-        let covering: Vec<&Root> = self
-            .roots
+        let Some(deepest) = self.deepest_root(path) else {
+            return false;
+        };
+        !self
+            .held
+            .iter()
+            .any(|held| within(path, held) && depth(held) > deepest)
+    }
+
+    /// How deep the deepest root covering `path` is.
+    fn deepest_root(&self, path: &str) -> Option<usize> {
+        self.roots
             .iter()
             .filter(|root| {
                 if root.dir {
@@ -242,14 +252,8 @@ impl Scope {
                     path == root.path
                 }
             })
-            .collect();
-        let Some(deepest) = covering.iter().map(|root| depth(&root.path)).max() else {
-            return false;
-        };
-        !self
-            .held
-            .iter()
-            .any(|held| within(path, held) && depth(held) > deepest)
+            .map(|root| depth(&root.path))
+            .max()
     }
 
     /// `**/.resources/**` (and `.resources` directories themselves), and `.stoker/`.
@@ -277,18 +281,7 @@ impl Scope {
 
     /// The deepest root covering `path` is the live directory itself.
     fn only_the_whole_directory_manages(&self, path: &str) -> bool {
-        self.roots
-            .iter()
-            .filter(|root| {
-                if root.dir {
-                    within(path, &root.path)
-                } else {
-                    path == root.path
-                }
-            })
-            .map(|root| depth(&root.path))
-            .max()
-            == Some(0)
+        self.deepest_root(path) == Some(0)
     }
 
     /// True for a directory on the way to a managed root.
