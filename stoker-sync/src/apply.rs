@@ -9,14 +9,14 @@ use stoker_core::{ContentId, FileChange, SyncReport};
 
 use crate::content;
 use crate::diff_report;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::fsops::{self, Steps};
 use crate::io_threads::IoThreads;
 use crate::journal;
 use crate::live::{self, DirRecord, LiveKind};
 use crate::manifest::{self, MANIFEST_VERSION, Manifest, ManifestEntry};
 use crate::path_map::PathMap;
-use crate::plan::{Delete, Plan, Write, WriteKind};
+use crate::plan::{Delete, Plan, WriteKind};
 
 /// Knobs for `apply`.
 #[derive(Debug, Clone)]
@@ -35,6 +35,15 @@ pub struct ApplyOptions {
     /// blobs, rendering) is the only part that needs a core. `0` or `1`: no threads of its own,
     /// the work runs on the caller's rayon pool.
     pub io_threads: usize,
+    /// Disk-space tests only (feature `fault-injection`): the free space the check before
+    /// writing sees, instead of asking the file system.
+    #[cfg(feature = "fault-injection")]
+    pub assume_free_bytes: Option<u64>,
+    /// Disk-full tests only (feature `fault-injection`): writing file content fails with
+    /// `ENOSPC` once this many bytes were written, as a file system filled by someone else
+    /// after the check would.
+    #[cfg(feature = "fault-injection")]
+    pub disk_full_after_bytes: Option<u64>,
 }
 
 /// The default [`ApplyOptions::io_threads`]. Measured on ext4 (with `discard`) on a virtio
@@ -51,6 +60,10 @@ impl Default for ApplyOptions {
             keep_reports: 20,
             fail_at_step: None,
             io_threads: DEFAULT_IO_THREADS,
+            #[cfg(feature = "fault-injection")]
+            assume_free_bytes: None,
+            #[cfg(feature = "fault-injection")]
+            disk_full_after_bytes: None,
         }
     }
 }
@@ -63,6 +76,8 @@ pub fn apply(mut plan: Plan, options: &ApplyOptions) -> Result<SyncReport> {
     let live = plan.live.clone();
     let unchanged_count = plan.unchanged() as u64;
     let steps = Steps::failing_at(options.fail_at_step);
+    #[cfg(feature = "fault-injection")]
+    let steps = steps.with_byte_budget(options.disk_full_after_bytes);
     let mut warnings = plan.warnings.clone();
 
     // A previous run that died left temporaries (and maybe directories to prune): clean up
@@ -81,6 +96,7 @@ pub fn apply(mut plan: Plan, options: &ApplyOptions) -> Result<SyncReport> {
         .map(|w| relpath::parent(&w.path).unwrap_or("").to_owned())
         .collect();
     let prune_dirs = prune_candidates(&plan);
+    check_free_space(&plan, options, &write_dirs)?;
     // Also when only the manifest is rewritten: a sync that finds the journal plans every
     // file, which a manifest torn between its two files needs.
     if !plan.is_noop() || !plan.manifest_current {
@@ -122,7 +138,8 @@ pub fn apply(mut plan: Plan, options: &ApplyOptions) -> Result<SyncReport> {
         for old in &replaced {
             let _ = fsops::remove_replaced(old, &steps);
         }
-        return Err(error);
+        let applied = written_entries.iter().map(|(path, _)| path.clone());
+        return Err(disk_full(error, &plan, applied));
     }
 
     // The files the writes swapped out are removed with the orphans, on the I/O threads, and
@@ -143,9 +160,17 @@ pub fn apply(mut plan: Plan, options: &ApplyOptions) -> Result<SyncReport> {
             },
         )
     });
-    removed.and(deleted)?;
     drop(io);
-    fsops::remove_empty_dirs(&live, &prune_dirs, &steps)?;
+    // From here on every planned file is at the new revision.
+    let all_written = |plan: &Plan| -> Vec<String> {
+        plan.writes.iter().map(|write| write.path.clone()).collect()
+    };
+    if let Err(error) = removed
+        .and(deleted)
+        .and_then(|()| fsops::remove_empty_dirs(&live, &prune_dirs, &steps))
+    {
+        return Err(disk_full(error, &plan, all_written(&plan)));
+    }
     tracing::debug!(
         writes = plan.writes.len(),
         replaced = replaced.len(),
@@ -154,7 +179,10 @@ pub fn apply(mut plan: Plan, options: &ApplyOptions) -> Result<SyncReport> {
         elapsed_ms = plan.started.elapsed().as_millis() as u64,
         "files written and deleted"
     );
-    record_manifest(&mut plan, written_entries, rerender, &live, &steps)?;
+    if let Err(error) = record_manifest(&mut plan, written_entries, rerender, &live, &steps) {
+        let applied = all_written(&plan);
+        return Err(disk_full(error, &plan, applied));
+    }
     journal::finish(&live)?;
 
     let report = report(&plan, unchanged_count, warnings, bytes_written, |path| {
@@ -280,24 +308,42 @@ fn write_files(
     plan.writes
         .par_iter()
         .map(|write| {
-            let bytes = produce(plan, write)?;
-            let id = ContentId::of_blob(&bytes);
+            let (mut content, expected_len) = content::open(
+                plan.artifact.as_ref(),
+                &write.path,
+                &write.file,
+                &plan.context,
+            )?;
+            let target = plan.live.join(&write.path);
+            let (executable, fsync) = (write.file.executable, options.fsync);
+            let (stat, copied, replaced) = match write.kind {
+                WriteKind::Modify => {
+                    let swapped = fsops::write_atomic_swapping(
+                        &target,
+                        &mut content,
+                        expected_len,
+                        executable,
+                        fsync,
+                        steps,
+                    )?;
+                    (swapped.stat, swapped.copied, swapped.replaced)
+                }
+                WriteKind::Add => {
+                    let (stat, copied) = fsops::write_atomic(
+                        &target,
+                        &mut content,
+                        expected_len,
+                        executable,
+                        fsync,
+                        steps,
+                    )?;
+                    (stat, copied, None)
+                }
+            };
+            let id = copied.id;
             if write.file.transform.is_identity() && write.file.source_id.is_none() {
                 plan.artifact.record_content_id(&write.file.source, id);
             }
-            let target = plan.live.join(&write.path);
-            let (executable, fsync) = (write.file.executable, options.fsync);
-            let (stat, replaced) = match write.kind {
-                WriteKind::Modify => {
-                    let swapped =
-                        fsops::write_atomic_swapping(&target, &bytes, executable, fsync, steps)?;
-                    (swapped.stat, swapped.replaced)
-                }
-                WriteKind::Add => {
-                    let stat = fsops::write_atomic(&target, &bytes, executable, fsync, steps)?;
-                    (stat, None)
-                }
-            };
             // The recipe holds only for what the plan computed (a local source may have
             // changed in between).
             let recipe = write
@@ -308,35 +354,149 @@ fn write_files(
                 write.path.clone(),
                 id,
                 ManifestEntry { id, stat, recipe },
-                bytes.len() as u64,
+                copied.len,
                 replaced,
             ))
         })
         .collect()
 }
 
-/// The bytes the plan wants at `write`'s path.
-fn produce(plan: &Plan, write: &Write) -> Result<Vec<u8>> {
-    content::produce(
-        plan.artifact.as_ref(),
-        &write.path,
-        &write.file,
-        &plan.context,
-    )
+/// The margin kept beyond the files' own sizes for the engine's own files (journal, manifest
+/// and its log, diff report, temporaries of those): a fixed part, and a part per desired file
+/// and per change.
+const STATE_MARGIN_FIXED: u64 = 1 << 20;
+/// Per desired file (a manifest record is about 90 bytes; the new manifest is written beside
+/// the old one).
+const STATE_MARGIN_PER_FILE: u64 = 256;
+/// Per write or deletion (the journal, the report's entry).
+const STATE_MARGIN_PER_CHANGE: u64 = 1024;
+
+/// The bytes an apply of `plan` may need on the live file system, each file rounded up to
+/// `block` bytes: every write's size (with the swap, every new file exists before the old ones
+/// are freed, so nothing freed is counted), one block per directory that may be created
+/// (`new_dirs`), and a margin for the engine's own files (1 MiB, 256 bytes per desired file,
+/// 1 KiB per write or deletion). A file copied as it is counts its source's size (even when
+/// sparse: its holes are not known in advance); a transformed one twice its source's size
+/// (rendering and pretty-printing can make it grow; its exact size is known only once
+/// produced).
+pub fn space_needed(plan: &Plan, block: u64, new_dirs: usize) -> u64 {
+    let block = block.max(1);
+    let round = |bytes: u64| bytes.div_ceil(block).saturating_mul(block);
+    let files = plan.writes.iter().fold(0u64, |sum, write| {
+        let size = if write.file.transform.is_identity() {
+            write.file.source_size
+        } else {
+            write.file.source_size.saturating_mul(2)
+        };
+        sum.saturating_add(round(size))
+    });
+    let changes = (plan.writes.len() + plan.deletes.len()) as u64;
+    files
+        .saturating_add(block.saturating_mul(new_dirs as u64))
+        .saturating_add(STATE_MARGIN_FIXED)
+        .saturating_add(STATE_MARGIN_PER_FILE.saturating_mul(plan.desired.files.len() as u64))
+        .saturating_add(STATE_MARGIN_PER_CHANGE.saturating_mul(changes))
 }
 
-/// A dry run: the same report, computing content ids by reading, writing nothing.
+/// Refuses, before anything is written, an apply whose writes do not fit in the live file
+/// system's free space ([`Error::InsufficientSpace`]). The free space is what an unprivileged
+/// writer may use (`f_bavail × f_frsize`); where it cannot be asked (another system, a
+/// `statvfs` error), the apply goes on, and a full disk is reported as [`Error::DiskFull`].
+fn check_free_space(
+    plan: &Plan,
+    options: &ApplyOptions,
+    write_dirs: &BTreeSet<String>,
+) -> Result<()> {
+    if plan.writes.is_empty() {
+        return Ok(());
+    }
+    #[cfg(feature = "fault-injection")]
+    let assumed = options.assume_free_bytes.map(|bytes| (bytes, 4096));
+    #[cfg(not(feature = "fault-injection"))]
+    let assumed = {
+        let _ = options;
+        None
+    };
+    let Some((available, block)) = assumed.or_else(|| free_space(&plan.live)) else {
+        return Ok(());
+    };
+    let needed = space_needed(plan, block, write_dirs.len());
+    tracing::debug!(live = %plan.live.display(), needed, available, "free space checked");
+    if needed > available {
+        return Err(Error::InsufficientSpace {
+            live: plan.live.clone(),
+            needed,
+            available,
+        });
+    }
+    Ok(())
+}
+
+/// The bytes available to an unprivileged writer on the file system of `path`, and its block
+/// size.
+#[cfg(target_os = "linux")]
+fn free_space(path: &std::path::Path) -> Option<(u64, u64)> {
+    match rustix::fs::statvfs(path) {
+        Ok(stat) => Some((
+            stat.f_bavail.saturating_mul(stat.f_frsize),
+            stat.f_frsize.max(1),
+        )),
+        Err(error) => {
+            tracing::warn!(
+                path = %path.display(),
+                %error,
+                "could not ask the file system for its free space; not checked"
+            );
+            None
+        }
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn free_space(_path: &std::path::Path) -> Option<(u64, u64)> {
+    None
+}
+
+/// `error` as [`Error::DiskFull`] naming the files already at the new revision (`applied`),
+/// when it is the file system running out of space; otherwise as it is.
+fn disk_full(error: Error, plan: &Plan, applied: impl IntoIterator<Item = String>) -> Error {
+    if !error.is_disk_full() || matches!(error, Error::DiskFull { .. }) {
+        return error;
+    }
+    let mut applied: Vec<String> = applied.into_iter().collect();
+    applied.sort();
+    let applied_count = applied.len();
+    applied.truncate(crate::error::APPLIED_LISTED);
+    tracing::error!(
+        live = %plan.live.display(),
+        applied = applied_count,
+        planned = plan.writes.len(),
+        %error,
+        "the file system is full; the sync stopped part way"
+    );
+    Error::DiskFull {
+        live: plan.live.clone(),
+        revision: plan.artifact.revision().id.clone(),
+        planned: plan.writes.len(),
+        applied_count,
+        applied,
+        source: Box::new(error),
+    }
+}
+
+/// A dry run: the same report, computing content ids by reading (in chunks), writing nothing.
 fn dry_run_report(plan: Plan) -> Result<SyncReport> {
     let ids: Vec<Result<(String, ContentId, u64)>> = plan
         .writes
         .par_iter()
         .map(|write| {
-            let bytes = produce(&plan, write)?;
-            Ok((
-                write.path.clone(),
-                ContentId::of_blob(&bytes),
-                bytes.len() as u64,
-            ))
+            let (id, len) = content::hash_content(
+                plan.artifact.as_ref(),
+                &write.path,
+                &write.file,
+                &plan.context,
+            )?;
+            Ok((write.path.clone(), id, len))
         })
         .collect();
     let mut map = std::collections::HashMap::new();

@@ -112,6 +112,66 @@ pub enum Error {
         policy: &'static str,
     },
 
+    /// The live directory's file system has less free space than the plan's writes need:
+    /// nothing was written. Checked before an apply writes anything (not in a dry run).
+    #[error(
+        "not enough free space for this sync in {live}: it needs {needed} bytes ({needed_mib} MiB: the new files, which all exist before the files they replace are removed, and a margin for the engine's own files), the file system has {available} bytes ({available_mib} MiB) available; nothing was written",
+        needed_mib = mib(*.needed),
+        available_mib = mib(*.available)
+    )]
+    InsufficientSpace {
+        /// The live directory.
+        live: PathBuf,
+        /// Bytes the apply may need, rounded up to the file system's blocks.
+        needed: u64,
+        /// Bytes the file system says are available to the agent (`f_bavail × f_frsize`).
+        available: u64,
+    },
+
+    /// The file system filled up (`ENOSPC`, or a quota: `EDQUOT`) part way through an apply.
+    /// Each file is still old or new, never partial: `applied` lists (the first
+    /// [`APPLIED_LISTED`] of) those already at the new revision; every other planned file is as
+    /// it was. The manifest was not updated, so the next sync plans every file and converges
+    /// once there is room.
+    #[error(
+        "the file system of {live} is full: {source}; {applied_count} of {planned} file(s) to write are already at revision {revision}{listed}, the others are as before; free some space and sync again (the next sync converges)",
+        listed = list_paths(.applied, *.applied_count)
+    )]
+    DiskFull {
+        /// The live directory.
+        live: PathBuf,
+        /// The revision being applied.
+        revision: String,
+        /// How many files the plan writes.
+        planned: usize,
+        /// How many of them are in place at the new revision.
+        applied_count: usize,
+        /// The first [`APPLIED_LISTED`] of them, sorted.
+        applied: Vec<String>,
+        /// The write (or state file) that failed.
+        #[source]
+        source: Box<Error>,
+    },
+
+    /// A file to render as a template or patch is larger than the engine keeps in memory.
+    /// Transformed files are configuration text; files copied as they are stream, whatever
+    /// their size.
+    #[error(
+        "{path}: its source {source_path} is {size} bytes; files rendered as templates or patched are held in memory and may be at most {limit} bytes (mappings[{mapping}]; map it without `template` or `patches` to copy it as it is)"
+    )]
+    TooLargeToTransform {
+        /// The destination path.
+        path: String,
+        /// The source path in the artifact.
+        source_path: String,
+        /// The mapping that transforms it.
+        mapping: usize,
+        /// The source's size (or, when it grew while being read, more than `limit`).
+        size: u64,
+        /// [`crate::content::MAX_TRANSFORMED_BYTES`].
+        limit: u64,
+    },
+
     /// The blocking sync task could not finish (panicked or was cancelled).
     #[error("sync task did not finish: {0}")]
     Task(String),
@@ -119,6 +179,26 @@ pub enum Error {
     /// A failure injected by a test (feature `fault-injection`), standing for a crash.
     #[error("injected failure after {0} file-system steps")]
     Injected(u64),
+}
+
+/// How many paths [`Error::DiskFull`] lists.
+pub const APPLIED_LISTED: usize = 20;
+
+fn mib(bytes: u64) -> String {
+    format!("{:.1}", bytes as f64 / f64::from(1 << 20))
+}
+
+fn list_paths(paths: &[String], count: usize) -> String {
+    if paths.is_empty() {
+        return String::new();
+    }
+    let more = count.saturating_sub(paths.len());
+    let tail = if more > 0 {
+        format!(" and {more} more")
+    } else {
+        String::new()
+    };
+    format!(" ({}{tail})", paths.join(", "))
 }
 
 // Boxed: `stoker_core::Error` carries Git context and would make every `Result` here large.
@@ -141,10 +221,27 @@ impl Error {
         }
     }
 
+    /// True when this is the file system running out of space (`ENOSPC`) or quota (`EDQUOT`).
+    pub fn is_disk_full(&self) -> bool {
+        match self {
+            Error::Io { source, .. } => is_disk_full_io(source),
+            Error::DiskFull { .. } => true,
+            _ => false,
+        }
+    }
+
     pub(crate) fn unsafe_live(path: impl Into<PathBuf>, reason: impl Into<String>) -> Self {
         Error::UnsafeLive {
             path: path.into(),
             reason: reason.into(),
         }
     }
+}
+
+/// `ENOSPC` or `EDQUOT`.
+pub(crate) fn is_disk_full_io(error: &std::io::Error) -> bool {
+    matches!(
+        error.kind(),
+        std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+    )
 }

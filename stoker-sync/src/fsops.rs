@@ -3,13 +3,15 @@
 
 use std::collections::HashSet;
 use std::fs::{File, OpenOptions};
-use std::io::Write;
+use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use rustix::fs::{Mode, OFlags};
 use rustix::io::Errno;
+use stoker_core::ContentId;
+use stoker_core::content_id::BlobHasher;
 
 use crate::error::{Error, Result};
 use crate::live::{LiveKind, Stat, lstat};
@@ -20,6 +22,8 @@ use crate::scope::{STATE_DIR, TEMP_PREFIX};
 pub struct Steps {
     done: AtomicU64,
     fail_at: Option<u64>,
+    /// Disk-full tests: how many more bytes of file content may be written.
+    budget: Option<AtomicU64>,
 }
 
 impl Steps {
@@ -28,7 +32,28 @@ impl Steps {
         Steps {
             done: AtomicU64::new(0),
             fail_at,
+            budget: None,
         }
+    }
+
+    /// Disk-full tests: once `bytes` bytes of file content have been written, writing more
+    /// fails with `ENOSPC`, as a full file system would (feature `fault-injection`).
+    pub fn with_byte_budget(mut self, bytes: Option<u64>) -> Self {
+        self.budget = bytes.map(AtomicU64::new);
+        self
+    }
+
+    /// Takes `bytes` from the budget, or fails as a full disk does.
+    fn charge(&self, bytes: u64) -> std::io::Result<()> {
+        let Some(budget) = &self.budget else {
+            return Ok(());
+        };
+        budget
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |left| {
+                left.checked_sub(bytes)
+            })
+            .map(|_| ())
+            .map_err(|_| std::io::Error::from(std::io::ErrorKind::StorageFull))
     }
 
     /// Records one completed step; errors once the injected failure is reached, and for every
@@ -57,19 +82,33 @@ fn temp_name() -> String {
     format!("{TEMP_PREFIX}{}-{n}-{nanos:08x}", std::process::id())
 }
 
-/// Writes `bytes` to `target` atomically: a temporary in the same directory, then a rename over
-/// the target (which replaces a symlink or special file there instead of following it).
-/// Returns the new file's `lstat`.
+/// What a write put in the file: its content id (Git blob id) and length, computed while
+/// copying.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Copied {
+    /// The Git blob id of the bytes written.
+    pub id: ContentId,
+    /// How many bytes were written (holes included).
+    pub len: u64,
+}
+
+/// Writes what `content` yields (`expected_len` bytes, which the hash needs up front) to
+/// `target` atomically: a temporary in the same directory, then a rename over the target (which
+/// replaces a symlink or special file there instead of following it). The content is copied in
+/// chunks of at most [`CHUNK`] bytes, hashed on the way, and chunks of zeros are left as holes
+/// (see [`copy_sparse`]): memory stays the same whatever the file's size. Returns the new
+/// file's `lstat` and what was written.
 pub fn write_atomic(
     target: &Path,
-    bytes: &[u8],
+    content: &mut dyn Read,
+    expected_len: u64,
     executable: bool,
     fsync: bool,
     steps: &Steps,
-) -> Result<Stat> {
-    let temp = write_temporary(target, bytes, executable, fsync, steps)?;
+) -> Result<(Stat, Copied)> {
+    let (temp, copied) = write_temporary(target, content, expected_len, executable, fsync, steps)?;
     rename_into_place(&temp, target, steps)?;
-    stat_written(target)
+    Ok((stat_written(target)?, copied))
 }
 
 /// A file written by [`write_atomic_swapping`].
@@ -77,6 +116,8 @@ pub fn write_atomic(
 pub struct Swapped {
     /// The new file's `lstat`.
     pub stat: Stat,
+    /// What was written.
+    pub copied: Copied,
     /// What was at the target, now under a temporary name in the same directory: remove it
     /// with [`remove_replaced`] before the sync's journal is finished (until then, a crash
     /// leaves it to the next sync's recovery, as any temporary).
@@ -95,12 +136,13 @@ pub struct Swapped {
 /// plan) is swapped back, and the write fails as a rename over it would.
 pub fn write_atomic_swapping(
     target: &Path,
-    bytes: &[u8],
+    content: &mut dyn Read,
+    expected_len: u64,
     executable: bool,
     fsync: bool,
     steps: &Steps,
 ) -> Result<Swapped> {
-    let temp = write_temporary(target, bytes, executable, fsync, steps)?;
+    let (temp, copied) = write_temporary(target, content, expected_len, executable, fsync, steps)?;
     let replaced = match exchange(&temp, target) {
         Ok(()) => {
             steps.step()?;
@@ -129,6 +171,7 @@ pub fn write_atomic_swapping(
     };
     Ok(Swapped {
         stat: stat_written(target)?,
+        copied,
         replaced,
     })
 }
@@ -171,14 +214,16 @@ fn exchange_unavailable(error: &std::io::Error) -> bool {
     error.kind() == std::io::ErrorKind::Unsupported
 }
 
-/// Writes `bytes` to a new temporary next to `target`; its path.
+/// Writes what `content` yields to a new temporary next to `target`; its path and what was
+/// written.
 fn write_temporary(
     target: &Path,
-    bytes: &[u8],
+    content: &mut dyn Read,
+    expected_len: u64,
     executable: bool,
     fsync: bool,
     steps: &Steps,
-) -> Result<PathBuf> {
+) -> Result<(PathBuf, Copied)> {
     let parent = target
         .parent()
         .ok_or_else(|| Error::unsafe_live(target, "has no parent directory"))?;
@@ -189,17 +234,125 @@ fn write_temporary(
         .mode(if executable { 0o755 } else { 0o644 })
         .open(&temp)
         .map_err(|source| Error::io("creating temporary file", &temp, source))?;
-    let written = file
-        .write_all(bytes)
-        .and_then(|()| if fsync { file.sync_all() } else { Ok(()) });
-    if let Err(source) = written {
-        drop(file);
-        let _ = std::fs::remove_file(&temp);
-        return Err(Error::io("writing temporary file", &temp, source));
-    }
+    let written = copy_sparse(content, &mut file, expected_len, steps)
+        .map_err(|error| match error {
+            CopyError::Read(source) => Error::io("reading the content of", target, source),
+            CopyError::Write(source) => Error::io("writing temporary file", &temp, source),
+        })
+        .and_then(|copied| {
+            if copied.len == expected_len {
+                return Ok(copied);
+            }
+            // The source yielded another length than it announced (a local file that changed
+            // while being read): the id hashed on the way is not the blob id. Hash what was
+            // written.
+            let id = crate::content::hash_file(&temp)
+                .map_err(|source| Error::io("reading temporary file", &temp, source))?;
+            Ok(Copied { id, ..copied })
+        })
+        .and_then(|copied| {
+            if fsync {
+                file.sync_all()
+                    .map_err(|source| Error::io("writing temporary file", &temp, source))?;
+            }
+            Ok(copied)
+        });
     drop(file);
-    steps.step()?;
-    Ok(temp)
+    match written {
+        Ok(copied) => {
+            steps.step()?;
+            Ok((temp, copied))
+        }
+        Err(error) => {
+            let _ = std::fs::remove_file(&temp);
+            Err(error)
+        }
+    }
+}
+
+/// Largest chunk [`copy_sparse`] reads, hashes and writes at a time (and the granularity of the
+/// holes it leaves).
+pub const CHUNK: usize = 128 << 10;
+
+/// Why [`copy_sparse`] failed: reading the content, or writing the file.
+#[derive(Debug)]
+pub enum CopyError {
+    /// Reading the content failed.
+    Read(std::io::Error),
+    /// Writing the file failed.
+    Write(std::io::Error),
+}
+
+/// Copies `content` into `file` (new and empty) in chunks of at most [`CHUNK`] bytes, hashing
+/// it as a Git blob of `expected_len` bytes on the way, and returns the id and the length
+/// copied (the id is the blob id only when the length is `expected_len`).
+///
+/// **Holes.** A chunk that is all zeros is not written: the file offset moves past it and the
+/// file's length is set at the end, so the file system leaves a hole there. Chunks start at
+/// multiples of the chunk size, so a sparse source (a local file with holes, a Git blob of
+/// zeros) stays sparse at that granularity; runs of zeros shorter than a chunk, or not aligned
+/// on one, are written. This works the same for every source (a Git blob has no holes to ask
+/// about; `SEEK_DATA`/`SEEK_HOLE` would only serve a local source), at the price of comparing
+/// each chunk with zeros, and it also leaves holes where a source file had written zeros (the
+/// bytes read back are the same).
+///
+/// Memory: one buffer of at most [`CHUNK`] bytes (smaller for a small file), whatever the size
+/// of the content.
+pub fn copy_sparse(
+    content: &mut dyn Read,
+    file: &mut File,
+    expected_len: u64,
+    steps: &Steps,
+) -> std::result::Result<Copied, CopyError> {
+    let size = usize::try_from(expected_len.saturating_add(1))
+        .unwrap_or(CHUNK)
+        .clamp(512, CHUNK);
+    let mut buffer = vec![0u8; size];
+    let mut hasher = BlobHasher::new(expected_len);
+    let mut len = 0u64;
+    let mut holes = false;
+    loop {
+        let filled = fill(content, &mut buffer).map_err(CopyError::Read)?;
+        if filled == 0 {
+            break;
+        }
+        let chunk = &buffer[..filled];
+        hasher.update(chunk);
+        if chunk.iter().all(|byte| *byte == 0) {
+            file.seek(SeekFrom::Current(filled as i64))
+                .map_err(CopyError::Write)?;
+            holes = true;
+        } else {
+            steps.charge(filled as u64).map_err(CopyError::Write)?;
+            file.write_all(chunk).map_err(CopyError::Write)?;
+        }
+        len += filled as u64;
+        if filled < buffer.len() {
+            break;
+        }
+    }
+    if holes {
+        // A hole at the end: the length makes it part of the file.
+        file.set_len(len).map_err(CopyError::Write)?;
+    }
+    Ok(Copied {
+        id: hasher.finish(),
+        len,
+    })
+}
+
+/// Reads until `buffer` is full or the content ends; how many bytes were read.
+fn fill(content: &mut dyn Read, buffer: &mut [u8]) -> std::io::Result<usize> {
+    let mut filled = 0;
+    while filled < buffer.len() {
+        match content.read(&mut buffer[filled..]) {
+            Ok(0) => break,
+            Ok(read) => filled += read,
+            Err(error) if error.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(error) => return Err(error),
+        }
+    }
+    Ok(filled)
 }
 
 fn rename_into_place(temp: &Path, target: &Path, steps: &Steps) -> Result<()> {
@@ -549,7 +702,8 @@ mod tests {
         let target = dir.path().join("view.json");
         std::fs::write(&target, "old").unwrap();
         let steps = Steps::default();
-        let swapped = write_atomic_swapping(&target, b"new", false, false, &steps).unwrap();
+        let swapped =
+            write_atomic_swapping(&target, &mut &b"new"[..], 3, false, false, &steps).unwrap();
         assert_eq!(std::fs::read(&target).unwrap(), b"new");
         assert_eq!(
             swapped.stat,
@@ -569,7 +723,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let target = dir.path().join("new.json");
         let swapped =
-            write_atomic_swapping(&target, b"new", true, false, &Steps::default()).unwrap();
+            write_atomic_swapping(&target, &mut &b"new"[..], 3, true, false, &Steps::default())
+                .unwrap();
         assert!(swapped.replaced.is_none());
         assert_eq!(std::fs::read(&target).unwrap(), b"new");
         assert!(swapped.stat.executable());
@@ -582,9 +737,16 @@ mod tests {
         let target = dir.path().join("view.json");
         std::fs::create_dir(&target).unwrap();
         std::fs::write(target.join("kept"), "user data").unwrap();
-        let error = write_atomic_swapping(&target, b"new", false, false, &Steps::default())
-            .unwrap_err()
-            .to_string();
+        let error = write_atomic_swapping(
+            &target,
+            &mut &b"new"[..],
+            3,
+            false,
+            false,
+            &Steps::default(),
+        )
+        .unwrap_err()
+        .to_string();
         assert!(error.contains("view.json"), "{error}");
         assert_eq!(std::fs::read(target.join("kept")).unwrap(), b"user data");
         assert!(temporaries(dir.path()).is_empty());
@@ -598,7 +760,8 @@ mod tests {
         let target = dir.path().join("view.json");
         std::os::unix::fs::symlink(&outside, &target).unwrap();
         let steps = Steps::default();
-        let swapped = write_atomic_swapping(&target, b"new", false, false, &steps).unwrap();
+        let swapped =
+            write_atomic_swapping(&target, &mut &b"new"[..], 3, false, false, &steps).unwrap();
         assert!(std::fs::symlink_metadata(&target).unwrap().is_file());
         assert_eq!(std::fs::read(&target).unwrap(), b"new");
         remove_replaced(&swapped.replaced.unwrap(), &steps).unwrap();
@@ -618,8 +781,8 @@ mod tests {
         let file = dir.path().join("file.json");
         std::fs::write(&file, "old").unwrap();
         let steps = Steps::default();
-        write_atomic_swapping(&link, b"new", false, false, &steps).unwrap();
-        write_atomic_swapping(&file, b"new", false, false, &steps).unwrap();
+        write_atomic_swapping(&link, &mut &b"new"[..], 3, false, false, &steps).unwrap();
+        write_atomic_swapping(&file, &mut &b"new"[..], 3, false, false, &steps).unwrap();
         let odd_dir = dir.path().join(format!("{TEMP_PREFIX}a-directory"));
         std::fs::create_dir(&odd_dir).unwrap();
         assert_eq!(remove_temporaries(dir.path()).unwrap(), 2);
