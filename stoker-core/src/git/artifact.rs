@@ -2,7 +2,9 @@
 
 use std::sync::{Mutex, OnceLock, PoisonError};
 
-use super::pack::Packs;
+use std::io::Read;
+
+use super::pack::{InflateReader, Opened, Packs};
 use super::tree::{self, TreeError};
 use crate::error::{Error, GitErrorKind, Result};
 use crate::{Artifact, Entry, Listing, Revision};
@@ -199,30 +201,151 @@ impl Artifact for GitArtifact {
 
     fn read(&self, path: &str) -> Result<Vec<u8>> {
         let id = self.blob_id(path)?;
-        let corrupt =
-            |message: String, source: Option<Box<dyn std::error::Error + Send + Sync>>| {
-                Error::Git {
-                    operation: "read",
-                    url: self.url.clone(),
-                    reference: Some(self.revision.id.clone()),
-                    kind: GitErrorKind::Corrupt,
-                    message: format!(
-                        "blob {id} of {path} cannot be read from the cache: {message}"
-                    ),
-                    source,
-                }
-            };
         match self.packs.read(&id) {
             Ok(Some((gix::object::Kind::Blob, data))) => return Ok(data),
-            Ok(Some((kind, _))) => return Err(corrupt(format!("it is a {kind}"), None)),
+            Ok(Some((kind, _))) => {
+                return Err(self.corrupt(path, &id, format!("it is a {kind}"), None));
+            }
             Ok(None) => {}
-            Err(message) => return Err(corrupt(message, None)),
+            Err(message) => return Err(self.corrupt(path, &id, message, None)),
         }
-        // In no pack: a loose object.
+        self.read_loose_whole(path, id)
+    }
+
+    /// Streams the blob: a blob stored whole in a pack, or loose, is inflated as it is read,
+    /// in chunks, whatever its size; a deltified one (and a small one) is decoded whole first
+    /// (a delta needs its whole base; see `Packs::open_object`).
+    fn open(&self, path: &str) -> Result<Box<dyn Read + Send + '_>> {
+        let id = self.blob_id(path)?;
+        match self.packs.open_object(&id) {
+            Ok(Some(Opened::Stream(gix::object::Kind::Blob, reader))) => {
+                return Ok(Box::new(reader));
+            }
+            Ok(Some(Opened::Whole(gix::object::Kind::Blob, data))) => {
+                return Ok(Box::new(std::io::Cursor::new(data)));
+            }
+            Ok(Some(Opened::Stream(kind, _) | Opened::Whole(kind, _))) => {
+                return Err(self.corrupt(path, &id, format!("it is a {kind}"), None));
+            }
+            Ok(None) => {}
+            Err(message) => return Err(self.corrupt(path, &id, message, None)),
+        }
+        // In no pack: a loose object, streamed from its file when it is there.
+        match open_loose(self.repo.objects_dir(), &id) {
+            Ok(Some((gix::object::Kind::Blob, reader))) => Ok(Box::new(reader)),
+            Ok(Some((kind, _))) => Err(self.corrupt(path, &id, format!("it is a {kind}"), None)),
+            Ok(None) => Ok(Box::new(std::io::Cursor::new(
+                self.read_loose_whole(path, id)?,
+            ))),
+            Err(error) => Err(self.corrupt(
+                path,
+                &id,
+                format!("reading its loose object: {error}"),
+                Some(Box::new(error)),
+            )),
+        }
+    }
+}
+
+impl GitArtifact {
+    /// A blob in no pack, read whole through gix (a loose object; gix also follows alternates).
+    fn read_loose_whole(&self, path: &str, id: gix::ObjectId) -> Result<Vec<u8>> {
         self.with_repo(|repo| {
             repo.find_blob(id)
                 .map(|mut blob| blob.take_data())
-                .map_err(|error| corrupt(error.to_string(), Some(Box::new(error))))
+                .map_err(|error| self.corrupt(path, &id, error.to_string(), Some(Box::new(error))))
         })
+    }
+
+    fn corrupt(
+        &self,
+        path: &str,
+        id: &gix::oid,
+        message: String,
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Error {
+        Error::Git {
+            operation: "read",
+            url: self.url.clone(),
+            reference: Some(self.revision.id.clone()),
+            kind: GitErrorKind::Corrupt,
+            message: format!("blob {id} of {path} cannot be read from the cache: {message}"),
+            source,
+        }
+    }
+}
+
+/// A loose object's reader (`objects/xx/yyyy…`: a zlib stream of `<kind> <size>\0` and the
+/// content), positioned after its header; `Ok(None)` when there is no such file.
+fn open_loose(
+    objects: &std::path::Path,
+    id: &gix::oid,
+) -> std::io::Result<Option<(gix::object::Kind, impl Read + Send + use<>)>> {
+    let hex = id.to_hex().to_string();
+    let file = match std::fs::File::open(objects.join(&hex[..2]).join(&hex[2..])) {
+        Ok(file) => file,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(error) => return Err(error),
+    };
+    let mut reader = InflateReader::new(file, u64::MAX - 1, format!("loose object {id}"));
+    // The header is at most `commit 18446744073709551615\0`; what follows it in the first read
+    // is the start of the content.
+    let mut head = [0u8; 64];
+    let mut filled = 0;
+    let nul = loop {
+        if let Some(nul) = head[..filled].iter().position(|byte| *byte == 0) {
+            break nul;
+        }
+        let read = reader.read(&mut head[filled..])?;
+        if read == 0 || filled + read == head.len() && !head.contains(&0) {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("loose object {id}: no header"),
+            ));
+        }
+        filled += read;
+    };
+    let damaged = || {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("loose object {id}: damaged header"),
+        )
+    };
+    let header = std::str::from_utf8(&head[..nul]).map_err(|_| damaged())?;
+    let (kind, size) = header.split_once(' ').ok_or_else(damaged)?;
+    let kind = gix::object::Kind::from_bytes(kind.as_bytes()).map_err(|_| damaged())?;
+    let size: u64 = size.parse().map_err(|_| damaged())?;
+    reader.set_size((nul as u64 + 1).checked_add(size).ok_or_else(damaged)?);
+    if reader.produced() > nul as u64 + 1 + size {
+        return Err(damaged());
+    }
+    let start = std::io::Cursor::new(head[nul + 1..filled].to_vec());
+    Ok(Some((kind, start.chain(reader))))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    /// A loose blob streams from its file and reads back as written.
+    #[test]
+    fn loose_objects_stream() {
+        let dir = tempfile::tempdir().unwrap();
+        let work = dir.path().join("work");
+        std::fs::create_dir_all(&work).unwrap();
+        super::super::test_repo::git(&work, &["init", "-q"], b"");
+        let big: Vec<u8> = (0..300_000).map(|i| ((i * 31) % 253) as u8).collect();
+        let hex = super::super::test_repo::git(&work, &["hash-object", "-w", "--stdin"], &big);
+        let id =
+            gix::ObjectId::from_hex(String::from_utf8(hex).unwrap().trim().as_bytes()).unwrap();
+        let objects = work.join(".git/objects");
+        let (kind, mut reader) = open_loose(&objects, &id).unwrap().unwrap();
+        assert_eq!(kind, gix::object::Kind::Blob);
+        let mut read = Vec::new();
+        reader.read_to_end(&mut read).unwrap();
+        assert_eq!(read, big);
+        let missing = gix::ObjectId::null(gix::hash::Kind::Sha1);
+        assert!(open_loose(&objects, &missing).unwrap().is_none());
     }
 }

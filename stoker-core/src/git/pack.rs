@@ -142,6 +142,36 @@ impl Packs {
         Ok(Some((kind, data.into_owned())))
     }
 
+    /// The object `id` as a reader: `Ok(None)` when no pack has it. An object stored whole (not
+    /// as a delta) of at least [`STREAM_MIN_BYTES`] is inflated as it is read, a chunk at a
+    /// time, with constant memory whatever its size ([`Opened::Stream`]). A delta needs its
+    /// whole base and builds its whole result, so a deltified object is decoded whole
+    /// ([`Opened::Whole`]), as is a small object (one read, a pooled inflater). Git stores
+    /// blobs above `core.bigFileThreshold` (512 MiB by default) whole, never as deltas.
+    pub fn open_object(&self, id: &gix::oid) -> Result<Option<Opened<'_>>, String> {
+        let Some((number, offset)) = self.locate(id) else {
+            return Ok(None);
+        };
+        let pack = &self.packs[number].file;
+        let entry = pack
+            .entry(offset)
+            .map_err(|error| format!("object {id}: {error}"))?;
+        if !entry.header.is_delta() && entry.size >= STREAM_MIN_BYTES {
+            let kind = entry
+                .header
+                .as_kind()
+                .ok_or_else(|| format!("object {id}: the entry at {offset} has no object kind"))?;
+            let input = PackRange {
+                pack,
+                at: entry.data.start,
+                end: entry.data.end,
+            };
+            let reader = InflateReader::new(input, entry.size, format!("object {id}"));
+            return Ok(Some(Opened::Stream(kind, Box::new(reader))));
+        }
+        Ok(self.read(id)?.map(|(kind, data)| Opened::Whole(kind, data)))
+    }
+
     /// The inflated size of object `id` (for a delta, the size of the object it encodes):
     /// `Ok(None)` when no pack has it.
     pub fn size(&self, id: &gix::oid) -> Result<Option<u64>, String> {
@@ -409,6 +439,161 @@ impl PackFile {
     }
 }
 
+/// Objects stored whole from this size up are streamed by [`Packs::open_object`].
+pub(crate) const STREAM_MIN_BYTES: u64 = 256 << 10;
+
+/// How much compressed data a streamed object reads at a time.
+const STREAM_INPUT_BYTES: usize = 64 << 10;
+
+/// An object opened by [`Packs::open_object`].
+pub(crate) enum Opened<'a> {
+    /// Inflated as it is read.
+    Stream(Kind, Box<InflateReader<PackRange<'a>>>),
+    /// Decoded whole (a delta, or a small object).
+    Whole(Kind, Vec<u8>),
+}
+
+/// The compressed bytes of one pack entry, read with `pread`.
+pub(crate) struct PackRange<'a> {
+    pack: &'a PackFile,
+    at: u64,
+    end: u64,
+}
+
+impl std::io::Read for PackRange<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let want = usize::try_from(self.end - self.at)
+            .unwrap_or(usize::MAX)
+            .min(buf.len());
+        if want == 0 {
+            return Ok(0);
+        }
+        let read = self.pack.data.read_at(&mut buf[..want], self.at)?;
+        if read == 0 {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                format!(
+                    "{}: the pack ends at {} inside an entry",
+                    self.pack.path.display(),
+                    self.at
+                ),
+            ));
+        }
+        self.at += read as u64;
+        Ok(read)
+    }
+}
+
+/// A zlib stream inflated as it is read, which must inflate to exactly `size` bytes: a pack
+/// entry's data, or a loose object. Holds one buffer of compressed input and zlib's state,
+/// whatever the object's size. A stream that ends early, inflates to more or fewer bytes than
+/// `size`, or is damaged (zlib checks its Adler-32) is an `InvalidData` error.
+pub(crate) struct InflateReader<R> {
+    input: R,
+    buffer: Box<[u8]>,
+    start: usize,
+    end: usize,
+    inflate: gix::zlib::Inflate,
+    produced: u64,
+    size: u64,
+    done: bool,
+    what: String,
+}
+
+impl<R: std::io::Read> InflateReader<R> {
+    /// Inflates the zlib stream `input` yields, which must inflate to `size` bytes; `what`
+    /// names it in errors.
+    pub(crate) fn new(input: R, size: u64, what: String) -> Self {
+        InflateReader {
+            input,
+            buffer: vec![0u8; STREAM_INPUT_BYTES].into_boxed_slice(),
+            start: 0,
+            end: 0,
+            inflate: gix::zlib::Inflate::default(),
+            produced: 0,
+            size,
+            done: false,
+            what,
+        }
+    }
+
+    /// Sets the size the stream must inflate to (a loose object's, once its header is read).
+    pub(crate) fn set_size(&mut self, size: u64) {
+        self.size = size;
+    }
+
+    /// How many bytes were inflated so far.
+    pub(crate) fn produced(&self) -> u64 {
+        self.produced
+    }
+
+    fn damaged(&self, message: String) -> std::io::Error {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("{}: {message}", self.what),
+        )
+    }
+}
+
+impl<R: std::io::Read> std::io::Read for InflateReader<R> {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        if out.is_empty() {
+            return Ok(0);
+        }
+        // One spare byte: a stream that inflates to more than `size` is caught.
+        let room = usize::try_from((self.size - self.produced.min(self.size)).saturating_add(1))
+            .unwrap_or(usize::MAX)
+            .min(out.len());
+        loop {
+            if self.done {
+                return Ok(0);
+            }
+            if self.start == self.end {
+                self.start = 0;
+                self.end = loop {
+                    match self.input.read(&mut self.buffer) {
+                        Ok(read) => break read,
+                        Err(error) if error.kind() == std::io::ErrorKind::Interrupted => {}
+                        Err(error) => return Err(error),
+                    }
+                };
+            }
+            let input = &self.buffer[self.start..self.end];
+            let (status, read, written) = self
+                .inflate
+                .prefix(input, &mut out[..room])
+                .map_err(|error| self.damaged(format!("inflating: {error}")))?;
+            let exhausted = input.is_empty();
+            self.start += read;
+            self.produced += written as u64;
+            if self.produced > self.size {
+                return Err(self.damaged(format!(
+                    "inflates to more than the {} bytes its header says",
+                    self.size
+                )));
+            }
+            if status == gix::zlib::Status::StreamEnd {
+                self.done = true;
+                if self.produced != self.size {
+                    return Err(self.damaged(format!(
+                        "inflates to {} bytes, its header says {}",
+                        self.produced, self.size
+                    )));
+                }
+            } else if read == 0 && written == 0 {
+                return Err(self.damaged(if exhausted {
+                    "the compressed data ends before the stream does".to_owned()
+                } else {
+                    "does not inflate (zlib makes no progress)".to_owned()
+                }));
+            }
+            if written > 0 {
+                return Ok(written);
+            }
+        }
+    }
+}
+
 /// The result size a delta entry declares, from the start of its inflated data.
 fn delta_result_size(
     pack: &PackFile,
@@ -645,5 +830,75 @@ mod tests {
                 .unwrap(),
             None
         );
+    }
+
+    /// A large blob stored whole streams through `open` in small reads, and reads back as gix
+    /// reads it; a damaged or truncated one is an error, never a short read taken as the end.
+    #[test]
+    fn large_whole_objects_stream() {
+        use std::io::Read;
+        let dir = tempfile::tempdir().unwrap();
+        let work = dir.path().join("work");
+        std::fs::create_dir_all(&work).unwrap();
+        super::super::test_repo::git(&work, &["init", "-q"], b"");
+        let big: Vec<u8> = (0..3 * STREAM_MIN_BYTES as usize + 7)
+            .map(|i| ((i * 7919) % 251) as u8)
+            .collect();
+        std::fs::write(work.join("big.bin"), &big).unwrap();
+        std::fs::write(work.join("small.txt"), "small").unwrap();
+        super::super::test_repo::git(&work, &["add", "."], b"");
+        super::super::test_repo::git(&work, &["commit", "-q", "-m", "one"], b"");
+        super::super::test_repo::git(&work, &["gc", "-q"], b"");
+        let repo = gix::open_opts(work.join(".git"), gix::open::Options::isolated()).unwrap();
+        let packs = Packs::open(repo.git_dir()).unwrap();
+        let id = gix::ObjectId::Sha1(crate::ContentId::of_blob(&big).0);
+        let Some(Opened::Stream(kind, mut reader)) = packs.open_object(&id).unwrap() else {
+            panic!("a large whole blob is streamed");
+        };
+        assert_eq!(kind, gix::object::Kind::Blob);
+        let mut read = Vec::new();
+        let mut chunk = [0u8; 1000];
+        loop {
+            let n = reader.read(&mut chunk).unwrap();
+            if n == 0 {
+                break;
+            }
+            read.extend_from_slice(&chunk[..n]);
+        }
+        assert_eq!(read, big);
+        let small = gix::ObjectId::Sha1(crate::ContentId::of_blob(b"small").0);
+        assert!(matches!(
+            packs.open_object(&small).unwrap(),
+            Some(Opened::Whole(gix::object::Kind::Blob, data)) if data == b"small"
+        ));
+
+        // The same stream cut short, or claiming another size, is an error.
+        let compressed = {
+            let pack = &packs.packs[0];
+            let offset = pack
+                .index
+                .lookup(id)
+                .map(|index| pack.index.pack_offset_at_index(index))
+                .unwrap();
+            let entry = pack.file.entry(offset).unwrap();
+            let mut compressed = vec![0u8; (entry.data.end - entry.data.start) as usize];
+            pack.file
+                .read_at(&mut compressed, entry.data.start)
+                .unwrap();
+            compressed
+        };
+        let cut = &compressed[..compressed.len() / 2];
+        let error = InflateReader::new(cut, big.len() as u64, "cut".into())
+            .read_to_end(&mut Vec::new())
+            .unwrap_err();
+        assert_eq!(error.kind(), std::io::ErrorKind::InvalidData, "{error}");
+        let error = InflateReader::new(&compressed[..], big.len() as u64 - 1, "short".into())
+            .read_to_end(&mut Vec::new())
+            .unwrap_err();
+        assert!(error.to_string().contains("more than"), "{error}");
+        let error = InflateReader::new(&compressed[..], big.len() as u64 + 1, "long".into())
+            .read_to_end(&mut Vec::new())
+            .unwrap_err();
+        assert!(error.to_string().contains("its header says"), "{error}");
     }
 }
