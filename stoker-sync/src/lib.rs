@@ -17,7 +17,10 @@
 //!   the other files are the manifest's, unread and un-`lstat`ed.
 //! - **Apply** ([`apply`]): atomic per-file writes (temporary + rename), orphan deletion inside
 //!   managed roots only, empty-directory pruning, manifest, JSON diff report; a lock and a
-//!   journal make it safe against concurrent runs and crashes.
+//!   journal make it safe against concurrent runs and crashes. Files copied as they are stream
+//!   through in chunks whatever their size, and stay sparse ([`fsops::copy_sparse`]); the free
+//!   space is checked before anything is written ([`Error::InsufficientSpace`]), and a disk
+//!   that fills up anyway names the files already written ([`Error::DiskFull`]).
 #![forbid(unsafe_code)]
 
 pub mod apply;
