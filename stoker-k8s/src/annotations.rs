@@ -152,6 +152,23 @@ pub fn object_name(prefix: &str, parts: &[&str]) -> String {
     format!("{head}-{hash}")
 }
 
+/// True for a valid object name (a DNS-1123 subdomain: at most 253 of `a-z`, `0-9`, `-` and
+/// `.`, starting and ending with a letter or digit).
+///
+/// ```
+/// use stoker_k8s::annotations::is_object_name;
+/// assert!(is_object_name("plant-gateways"));
+/// assert!(!is_object_name("Plant_Gateways"));
+/// ```
+pub fn is_object_name(name: &str) -> bool {
+    let alnum = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit();
+    !name.is_empty()
+        && name.len() <= MAX_NAME
+        && name.starts_with(alnum)
+        && name.ends_with(alnum)
+        && name.chars().all(|c| alnum(c) || c == '-' || c == '.')
+}
+
 /// 64-bit FNV-1a: a small, stable, dependency-free hash for name suffixes (not security).
 fn fnv1a(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {

@@ -35,7 +35,9 @@ use kube::{Client, Resource, ResourceExt};
 use stoker_core::{GitSource, GitSourceConfig, RetryPolicy, Source};
 
 use crate::aggregate::{self, AggregateInput, Revision};
-use crate::annotations::{CR_NAME, FINALIZER, REQUESTED_AT, REQUESTED_BY, REQUESTED_REF};
+use crate::annotations::{
+    CR_NAME, FINALIZER, REQUESTED_AT, REQUESTED_BY, REQUESTED_REF, is_object_name,
+};
 use crate::conditions::{self, REF_RESOLVED};
 use crate::crd::GatewaySync;
 use crate::credentials;
@@ -697,17 +699,6 @@ async fn referenced_secret_inventory(
         }
     }
     Ok(SecretInventory::from_secrets(found.iter()))
-}
-
-/// True for a valid object name (a DNS-1123 subdomain: at most 253 of `a-z`, `0-9`, `-` and
-/// `.`, starting and ending with a letter or digit).
-fn is_object_name(name: &str) -> bool {
-    let alnum = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit();
-    !name.is_empty()
-        && name.len() <= 253
-        && name.starts_with(alnum)
-        && name.ends_with(alnum)
-        && name.chars().all(|c| alnum(c) || c == '-' || c == '.')
 }
 
 /// Events for gateways' sync results changing: `SyncCompleted` when every gateway becomes

@@ -11,6 +11,8 @@
 //! - [`annotations`] — pod and resource annotations, labels, names.
 //! - [`conditions`] — condition types and reasons, and a setter that keeps
 //!   `lastTransitionTime` while the status is unchanged.
+//! - [`injector`] — the pod injector: a gateway pod and its namespace's `GatewaySync`s → the
+//!   JSON patch that adds the `stoker-agent` native sidecar, or why the pod is refused.
 //! - [`validation`] — spec checks the schema cannot express → the `ProfilesValid` condition.
 //! - [`refs`] — which ref to resolve: `spec.git.ref` or the webhook's
 //!   `stoker.io/requested-ref`.
@@ -31,6 +33,7 @@ pub mod credentials;
 pub mod discovery;
 pub mod error;
 pub mod gateway_status;
+pub mod injector;
 pub mod leader;
 pub mod metadata;
 pub mod metrics;

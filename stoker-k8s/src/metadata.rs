@@ -394,7 +394,7 @@ impl AgentMetadata {
 }
 
 /// Which Secret keys the agent needs for the spec's Git auth.
-fn agent_auth(cr_name: &str, spec: &GatewaySyncSpec) -> AgentAuth {
+pub(crate) fn agent_auth(cr_name: &str, spec: &GatewaySyncSpec) -> AgentAuth {
     let Some(auth) = &spec.git.auth else {
         return AgentAuth::default();
     };
