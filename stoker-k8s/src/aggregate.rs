@@ -182,7 +182,7 @@ pub fn aggregate(status: &mut GatewaySyncStatus, input: &AggregateInput<'_>) {
 /// One `discoveredGateways` entry per discovered pod, with its agent's report when there is one
 /// (matched by pod name and resource name).
 ///
-/// A pod without the agent is `MissingSidecar`. A report of `Synced` at a commit other than
+/// A pod without the agent is `MissingSidecar` when it asks for injection, else `Pending`. A report of `Synced` at a commit other than
 /// the resolved one counts as `Pending` (the agent has not caught up yet), unless the pod pins
 /// its own ref (`stoker.io/ref-override`). Without a report a gateway is `Pending`.
 pub fn merge_gateways(
@@ -210,7 +210,8 @@ pub fn merge_gateways(
                 gateway.last_sync_duration = report.duration.map(format_duration);
                 gateway.synced_commit = report.commit.clone();
                 gateway.synced_ref = report.reference.clone();
-                gateway.agent_version = Some(report.agent_version.clone()).filter(|v| !v.is_empty());
+                gateway.agent_version =
+                    Some(report.agent_version.clone()).filter(|v| !v.is_empty());
                 gateway.last_scan_result = report.last_scan_result.clone();
                 gateway.files_changed = i64::try_from(report.files_changed()).unwrap_or(i64::MAX);
                 gateway.projects_synced = report.projects.clone();
@@ -231,16 +232,26 @@ pub fn merge_gateways(
                 gateway.message = Some("waiting for the agent's first report".to_owned());
             }
             if !pod.sidecar_injected {
-                gateway.sync_status = SyncStatus::MissingSidecar;
-                gateway.message = Some(if pod.inject_requested {
-                    "the pod asks for injection but has no stoker-agent sidecar (the webhook was not reachable when it was created?): delete the pod to have it recreated".to_owned()
-                } else {
-                    "the pod has no stoker-agent sidecar: annotate it stoker.io/inject: \"true\"".to_owned()
-                });
+                without_sidecar(&mut gateway, pod.inject_requested);
             }
             gateway
         })
         .collect()
+}
+
+/// A pod without the agent: `MissingSidecar` when it asks for injection (the webhook missed
+/// it), as in stoker-operator v0.5.1; otherwise `Pending` (whatever an earlier pod of the same
+/// name reported), saying how to add the agent.
+fn without_sidecar(gateway: &mut DiscoveredGateway, inject_requested: bool) {
+    if inject_requested {
+        gateway.sync_status = SyncStatus::MissingSidecar;
+        gateway.message = Some("the pod asks for injection but has no stoker-agent sidecar (the webhook was not reachable when it was created?): delete the pod to have it recreated".to_owned());
+    } else {
+        gateway.sync_status = SyncStatus::Pending;
+        gateway.message = Some(
+            "the pod has no stoker-agent sidecar: annotate it stoker.io/inject: \"true\", or add the sidecar to its template".to_owned(),
+        );
+    }
 }
 
 /// The `GATEWAYS` column: `{synced}/{total} synced`.
@@ -757,6 +768,46 @@ mod tests {
         assert_eq!(
             condition(&status, ALL_GATEWAYS_SYNCED).reason,
             reasons::SIDECAR_MISSING
+        );
+    }
+
+    /// As in stoker-operator v0.5.1: only a pod that asked for injection (`stoker.io/inject:
+    /// "true"`) and lacks the agent is `MissingSidecar`; one that never asked is `Pending`, even
+    /// when an earlier pod of the same name reported `Synced`.
+    #[test]
+    fn missing_sidecar_only_for_pods_that_asked_for_injection() {
+        let gs = basic();
+        let not_asked = GatewayPod {
+            inject_requested: false,
+            ..pod("manual", false)
+        };
+        let pods = [pod("asked", false), not_asked];
+        let earlier = report("manual", C1, SyncStatus::Synced);
+        let mut status = GatewaySyncStatus::default();
+        run(
+            &gs,
+            &mut status,
+            &pods,
+            &[earlier],
+            &revision(C1),
+            Timestamp::UNIX_EPOCH,
+        );
+        let [asked, manual] = &status.discovered_gateways[..] else {
+            panic!("{:?}", status.discovered_gateways)
+        };
+        assert_eq!(asked.sync_status, SyncStatus::MissingSidecar);
+        assert_eq!(manual.sync_status, SyncStatus::Pending);
+        assert!(
+            manual
+                .message
+                .as_deref()
+                .unwrap()
+                .contains("stoker.io/inject"),
+            "{manual:?}"
+        );
+        assert_eq!(
+            condition(&status, SIDECAR_INJECTED).message,
+            "1 gateway pod(s) without the stoker-agent sidecar: asked"
         );
     }
 

@@ -362,7 +362,8 @@ pub struct DiscoveredGateway {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub profile: Option<String>,
     /// The gateway's sync state: `Pending` (not synced to the resolved commit yet, or no report
-    /// yet), `Synced`, `Error`, or `MissingSidecar` (the pod has no agent).
+    /// yet), `Synced`, `Error`, or `MissingSidecar` (the pod asks for injection but has no
+    /// agent).
     #[serde(default)]
     pub sync_status: SyncStatus,
     /// When the agent last finished a sync.
