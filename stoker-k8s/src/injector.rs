@@ -252,6 +252,7 @@ pub enum DataPathProblem {
 
 impl std::fmt::Display for Denial {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        const AGENT: &str = AGENT_CONTAINER_NAME;
         match self {
             Denial::AnnotationTooLong { key, len } => write!(
                 f,
@@ -277,52 +278,44 @@ impl std::fmt::Display for Denial {
             Denial::ProfileNotFound { profile, name } => {
                 write!(f, "profile '{profile}' not found in GatewaySync '{name}'")
             }
-            other => other.fmt_pod_shape(f),
-        }
-    }
-}
-
-impl Denial {
-    /// The messages about the pod's own shape.
-    fn fmt_pod_shape(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
             Denial::AgentInContainers => write!(
                 f,
-                "the pod already has a container named '{AGENT_CONTAINER_NAME}' in spec.containers; \
-                 the injector adds it as an init container: remove it, or the '{INJECT}' annotation"
+                "the pod already has a container named '{AGENT}' in spec.containers; the injector \
+                 adds it as an init container: remove it, or the '{INJECT}' annotation"
             ),
             Denial::VolumeNameTaken { name } => write!(
                 f,
-                "the pod already has a volume named '{name}', which the {AGENT_CONTAINER_NAME} sidecar needs; rename it"
+                "the pod already has a volume named '{name}', which the {AGENT} sidecar needs; rename it"
             ),
             Denial::NoDataVolume => write!(
                 f,
-                "the pod has no volume named 'ignition-data' or 'data': the {AGENT_CONTAINER_NAME} sidecar \
-                 writes the gateway's files into that volume, which the gateway container mounts"
+                "the pod has no volume named 'ignition-data' or 'data': the {AGENT} sidecar writes \
+                 the gateway's files into that volume, which the gateway container mounts"
             ),
             Denial::ReadOnlyDataVolume { volume, kind } => write!(
                 f,
-                "the data volume '{volume}' is a read-only {kind} volume: the {AGENT_CONTAINER_NAME} sidecar could not write the gateway's files"
+                "the data volume '{volume}' is a read-only {kind} volume: the {AGENT} sidecar could not write the gateway's files"
             ),
             Denial::DataPath {
                 volume,
                 path,
-                problem,
-            } => match problem {
-                DataPathProblem::NotAbsolute => write!(
-                    f,
-                    "the data volume '{volume}' is mounted at '{path}', which is not an absolute, normalised path"
-                ),
-                DataPathProblem::Overlaps(agent_path) => write!(
-                    f,
-                    "the data volume '{volume}' is mounted at '{path}', which overlaps '{agent_path}' of the {AGENT_CONTAINER_NAME} sidecar"
-                ),
-            },
+                problem: DataPathProblem::NotAbsolute,
+            } => write!(
+                f,
+                "the data volume '{volume}' is mounted at '{path}', which is not an absolute, normalised path"
+            ),
+            Denial::DataPath {
+                volume,
+                path,
+                problem: DataPathProblem::Overlaps(own),
+            } => write!(
+                f,
+                "the data volume '{volume}' is mounted at '{path}', which overlaps '{own}' of the {AGENT} sidecar"
+            ),
             Denial::Internal { message } => write!(
                 f,
-                "internal error building the {AGENT_CONTAINER_NAME} sidecar (please report it): {message}"
+                "internal error building the {AGENT} sidecar (please report it): {message}"
             ),
-            _ => Ok(()),
         }
     }
 }
