@@ -24,6 +24,7 @@
 //! - [`error`] — the crate's [`Error`].
 #![forbid(unsafe_code)]
 
+pub mod admission;
 pub mod aggregate;
 pub mod annotations;
 pub mod conditions;

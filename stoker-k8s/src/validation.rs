@@ -41,6 +41,19 @@ pub struct Problem {
     pub field: String,
     /// What is wrong.
     pub message: String,
+    /// Whether the spec itself is wrong, or only something it refers to is missing yet.
+    pub kind: ProblemKind,
+}
+
+/// What kind of problem a [`Problem`] is: the admission webhook rejects the first kind and only
+/// warns about the second.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProblemKind {
+    /// The spec is wrong as written (a path, a template, a glob, the auth method).
+    Spec,
+    /// A Secret the spec refers to is missing or lacks the key. It may well be created after
+    /// the GatewaySync, so this is not the spec's fault yet.
+    Secret,
 }
 
 impl std::fmt::Display for Problem {
@@ -145,7 +158,35 @@ pub fn referenced_secrets(spec: &GatewaySyncSpec) -> Vec<SecretReference> {
 /// Checks the spec; an empty list means valid.
 pub fn validate(spec: &GatewaySyncSpec, secrets: &SecretInventory) -> Vec<Problem> {
     let mut problems = Vec::new();
-    let mut problem = |field: String, message: String| problems.push(Problem { field, message });
+    for reference in referenced_secrets(spec) {
+        let message = if !secrets.has_secret(&reference.name) {
+            format!("Secret {:?} not found in the namespace", reference.name)
+        } else if reference.key.is_empty() {
+            "key is empty".to_owned()
+        } else if !secrets.has_key(&reference.name, &reference.key) {
+            format!("Secret {:?} has no key {:?}", reference.name, reference.key)
+        } else {
+            continue;
+        };
+        // An empty key is the spec's own mistake; the rest may be fixed by creating the Secret.
+        let kind = if reference.key.is_empty() {
+            ProblemKind::Spec
+        } else {
+            ProblemKind::Secret
+        };
+        problems.push(Problem {
+            field: reference.field.to_owned(),
+            message,
+            kind,
+        });
+    }
+    let mut problem = |field: String, message: String| {
+        problems.push(Problem {
+            field,
+            message,
+            kind: ProblemKind::Spec,
+        })
+    };
 
     if let Some(auth) = &spec.git.auth
         && let Err(message) = auth.method()
@@ -155,21 +196,6 @@ pub fn validate(spec: &GatewaySyncSpec, secrets: &SecretInventory) -> Vec<Proble
             None => message,
         };
         problem("spec.git.auth".to_owned(), message);
-    }
-    for reference in referenced_secrets(spec) {
-        if !secrets.has_secret(&reference.name) {
-            problem(
-                reference.field.to_owned(),
-                format!("Secret {:?} not found in the namespace", reference.name),
-            );
-        } else if reference.key.is_empty() {
-            problem(reference.field.to_owned(), "key is empty".to_owned());
-        } else if !secrets.has_key(&reference.name, &reference.key) {
-            problem(
-                reference.field.to_owned(),
-                format!("Secret {:?} has no key {:?}", reference.name, reference.key),
-            );
-        }
     }
 
     let defaults = &spec.sync.defaults;
@@ -382,6 +408,19 @@ pub fn profiles_valid_condition(
             now,
         );
     }
+    conditions::new(
+        PROFILES_VALID,
+        Status::False,
+        reasons::PROFILES_INVALID,
+        summary(problems),
+        generation,
+        now,
+    )
+}
+
+/// The problems on one line, as the condition and the admission webhook say them: the first
+/// ten, `; `-separated, and how many more.
+pub fn summary(problems: &[Problem]) -> String {
     let mut message = problems
         .iter()
         .take(MAX_LISTED)
@@ -391,14 +430,7 @@ pub fn profiles_valid_condition(
     if problems.len() > MAX_LISTED {
         message.push_str(&format!("; and {} more", problems.len() - MAX_LISTED));
     }
-    conditions::new(
-        PROFILES_VALID,
-        Status::False,
-        reasons::PROFILES_INVALID,
-        message,
-        generation,
-        now,
-    )
+    message
 }
 
 #[cfg(test)]
@@ -597,6 +629,7 @@ mod tests {
             .map(|i| Problem {
                 field: format!("f{i}"),
                 message: "m".to_owned(),
+                kind: ProblemKind::Spec,
             })
             .collect();
         let condition = profiles_valid_condition(&problems, 1, Timestamp::UNIX_EPOCH);
