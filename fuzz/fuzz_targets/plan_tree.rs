@@ -336,6 +336,8 @@ struct Input {
     /// Value of `{{.Vars.pv}}`, set in the profile (not the context).
     profile_var: Option<Pick>,
     dry_run_first: bool,
+    /// `adopt`: a mapping to `.` may delete what Stoker did not write.
+    adopt: bool,
 }
 
 fn profile(input: &Input) -> Profile {
@@ -373,6 +375,7 @@ fn profile(input: &Input) -> Profile {
         .collect();
     mappings.extend(input.nested.as_ref().and_then(|n| n.mapping(input)));
     let mut profile = Profile::new("fuzz", mappings);
+    profile.adopt = input.adopt;
     if let Some(excludes) = &input.excludes {
         profile.exclude_patterns = excludes.iter().take(4).map(|e| e.text(EXCLUDES)).collect();
     }
@@ -923,9 +926,18 @@ fuzz_target!(|input: Input| {
             other => panic!("desired {path} is {other:?} after apply"),
         }
     }
-    // Orphans are gone.
+    // Orphans are gone, except, in a data directory that is not adopted, what only a mapping to
+    // `.` manages: Stoker did not write it (every live directory here is new), so it stays.
     for (path, snap) in &live_after {
         if *snap == Snap::Dir || desired.contains_key(path) || !scope.may_touch(path) {
+            continue;
+        }
+        if !input.adopt && scope.whole_directory_governs(path) {
+            assert_eq!(
+                live_before.get(path),
+                Some(snap),
+                "{path}: not adopted, not Stoker's, but changed"
+            );
             continue;
         }
         panic!("{path} ({snap:?}) is managed, not desired and still there");

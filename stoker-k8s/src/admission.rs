@@ -145,7 +145,10 @@ mod tests {
         );
         assert_eq!(response.result.message, validation::summary(&problems));
         assert!(
-            response.result.message.contains("spec.sync.profiles.p.vars")
+            response
+                .result
+                .message
+                .contains("spec.sync.profiles.p.vars")
                 && response.result.message.contains("mappings[0].destination"),
             "{}",
             response.result.message
