@@ -39,6 +39,9 @@ pub const REQUESTED_BY: &str = "stoker.io/requested-by";
 /// Label on objects Stoker owns for a `GatewaySync` (ConfigMaps, Secrets): the resource's name
 /// (see [`label_value`] for names longer than a label value allows).
 pub const LABEL_CR_NAME: &str = "stoker.io/cr-name";
+/// Label on the agents' RoleBinding `stoker-agent-{cr}` ([`crate::rbac`]): the resource's name
+/// (see [`label_value`]), as stoker-operator v0.5 labelled it.
+pub const LABEL_GATEWAYSYNC: &str = "stoker.io/gatewaysync";
 /// Label on the agent's status ConfigMaps: the gateway pod's name (see [`label_value`]).
 pub const LABEL_POD_NAME: &str = "stoker.io/pod-name";
 /// The standard `app.kubernetes.io/name` label, the second choice for a gateway's name.

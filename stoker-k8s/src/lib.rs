@@ -18,6 +18,7 @@
 //!   `stoker.io/requested-ref`.
 //! - [`discovery`] — which running pods are gateways of a resource, their names and profiles.
 //! - [`metadata`] — the controller → agent ConfigMap `stoker-metadata-{cr}`.
+//! - [`rbac`] — the agents' RoleBinding `stoker-agent-{cr}` (`rbac.autoBindAgent`).
 //! - [`gateway_status`] — the agent → controller ConfigMaps, one per gateway pod.
 //! - [`aggregate`] — pods + reports + resolved commit → `status.discoveredGateways`, the
 //!   `GATEWAYS` column and the conditions.
@@ -39,6 +40,7 @@ pub mod leader;
 pub mod metadata;
 pub mod metrics;
 pub mod probes;
+pub mod rbac;
 pub mod refs;
 pub mod validation;
 
