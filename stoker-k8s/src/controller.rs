@@ -10,7 +10,10 @@
 //! 4. The metadata ConfigMap `stoker-metadata-{cr}` (owned by the resource) for the agents.
 //! 5. Discovery of the gateway pods and their agents' status ConfigMaps → `discoveredGateways`,
 //!    `AllGatewaysSynced`, `SidecarInjected`, `RefSkew`, `SSHHostKeyVerification`, `Ready`
-//!    ([`crate::aggregate`]); Events on changes; status written with server-side apply.
+//!    ([`crate::aggregate`]); Events on changes; status written with server-side apply. With
+//!    [`ControllerConfig::auto_bind_agent`], the RoleBinding `stoker-agent-{cr}` (owned by the
+//!    resource) binding the pods' service accounts to the agents' ClusterRole ([`crate::rbac`]),
+//!    written with server-side apply; an `RBACError` Warning Event when that fails.
 //! 6. Requeue after the polling interval. Pods and status ConfigMaps are watched and mapped back
 //!    to their resource, so agents' reports show up without waiting for the next poll.
 //!
@@ -25,6 +28,7 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret};
+use k8s_openapi::api::rbac::v1::RoleBinding;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Event as KubeEvent, EventType, Recorder, Reporter};
@@ -46,6 +50,7 @@ use crate::error::{Error, Result};
 use crate::gateway_status::{self, GatewayStatusReport};
 use crate::metadata::{self, AgentMetadata};
 use crate::metrics::OperatorMetrics;
+use crate::rbac;
 use crate::refs;
 use crate::validation::{self, SecretInventory};
 
@@ -76,6 +81,11 @@ pub struct ControllerConfig {
     pub git_attempts: u32,
     /// Extra CA bundle for Git over HTTPS.
     pub git_ca_file: Option<PathBuf>,
+    /// Keep each resource's RoleBinding `stoker-agent-{cr}`, binding its gateway pods' service
+    /// accounts to the ClusterRole `stoker-agent` ([`crate::rbac`]; the chart's
+    /// `rbac.autoBindAgent.enabled`). Off: the operator writes none (and leaves existing ones
+    /// to their owner's garbage collection).
+    pub auto_bind_agent: bool,
 }
 
 impl Default for ControllerConfig {
@@ -89,6 +99,7 @@ impl Default for ControllerConfig {
             max_backoff: Duration::from_secs(300),
             git_attempts: 1,
             git_ca_file: None,
+            auto_bind_agent: true,
         }
     }
 }
@@ -544,6 +555,26 @@ async fn apply(gs: &GatewaySync, context: &Context) -> Result<Action> {
     );
     sync_events(gs, &previous, &status, context).await;
 
+    // The agents' permissions: every pod annotated for the resource counts, whatever its phase
+    // (an agent waiting for them keeps its pod Pending).
+    if context.config.auto_bind_agent
+        && let Err(error) = bind_agents(gs, &pod_list, context).await
+    {
+        let message = crate::error::chain(&error);
+        tracing::warn!(error = %message, "could not write the agents' RoleBinding");
+        context
+            .event(
+                gs,
+                EventType::Warning,
+                "RBACError",
+                format!("Failed to create agent RoleBinding: {message}"),
+            )
+            .await;
+        if error.is_transient() && transient.is_none() {
+            transient = Some(error);
+        }
+    }
+
     // 6. Status.
     if status != previous {
         let patch = serde_json::json!({
@@ -810,6 +841,23 @@ async fn write_metadata(gs: &GatewaySync, revision: &Revision, context: &Context
             source,
         )
     })?;
+    Ok(())
+}
+
+/// Applies the RoleBinding `stoker-agent-{cr}` for the pods annotated for `gs`
+/// ([`rbac::agent_role_binding`]).
+async fn bind_agents(gs: &GatewaySync, pods: &[Pod], context: &Context) -> Result<()> {
+    let binding = rbac::agent_role_binding(gs, pods)?;
+    let name = rbac::agent_role_binding_name(&gs.name_any());
+    let api: Api<RoleBinding> =
+        Api::namespaced(context.client.clone(), &gs.namespace().unwrap_or_default());
+    api.patch(
+        &name,
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&binding),
+    )
+    .await
+    .map_err(|source| Error::kube("writing RoleBinding", &name, source))?;
     Ok(())
 }
 

@@ -11,6 +11,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{ConfigMap, Event};
+use k8s_openapi::api::rbac::v1::RoleBinding;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
 use kube::{Api, ResourceExt};
 use serde_json::json;
@@ -724,4 +725,110 @@ async fn the_controller_reads_only_the_secrets_a_resource_names() {
 
     let _ = stop.send(());
     let _ = tokio::time::timeout(Duration::from_secs(10), controller).await;
+}
+
+/// The subjects of the agents' RoleBinding of `cr`, once it has exactly `expected`.
+async fn agent_binding_with(world: &World, cr: &str, expected: &[&str]) -> RoleBinding {
+    let api: Api<RoleBinding> = Api::namespaced(world.client.clone(), &world.namespace);
+    let name = stoker_k8s::rbac::agent_role_binding_name(cr);
+    wait_until(
+        &format!("RoleBinding {name} binds {expected:?}"),
+        controller_support::CONVERGE,
+        || async {
+            api.get_opt(&name).await.unwrap().filter(|binding| {
+                let subjects: Vec<(&str, &str, Option<&str>)> = binding
+                    .subjects
+                    .iter()
+                    .flatten()
+                    .map(|s| (s.kind.as_str(), s.name.as_str(), s.namespace.as_deref()))
+                    .collect();
+                let wanted: Vec<(&str, &str, Option<&str>)> = expected
+                    .iter()
+                    .map(|name| ("ServiceAccount", *name, Some(world.namespace.as_str())))
+                    .collect();
+                subjects == wanted
+            })
+        },
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn binds_the_gateways_service_accounts_to_the_agent_cluster_role() {
+    let world = World::start("rbac").await;
+    let gs = world.create_gs("site", spec("main")).await;
+    world
+        .create_pod_as("pod-a", "site", Some("ignition"), &[], &[], true)
+        .await;
+    // A pod whose agent waits for its permissions is not Running yet: it counts.
+    world
+        .create_pod_as("pod-b", "site", Some("north"), &[], &[], false)
+        .await;
+    world
+        .create_pod_as("pod-c", "site", Some("ignition"), &[], &[], true)
+        .await;
+    world
+        .create_pod_as("pod-x", "other", Some("foreign"), &[], &[], true)
+        .await;
+    let binding = agent_binding_with(&world, "site", &["ignition", "north"]).await;
+    assert_eq!(binding.role_ref.kind, "ClusterRole");
+    assert_eq!(binding.role_ref.name, "stoker-agent");
+    assert_eq!(binding.role_ref.api_group, "rbac.authorization.k8s.io");
+    assert_eq!(
+        binding
+            .labels()
+            .get("stoker.io/gatewaysync")
+            .map(String::as_str),
+        Some("site")
+    );
+    let owner = &binding.owner_references()[0];
+    assert_eq!(owner.kind, "GatewaySync");
+    assert_eq!(owner.name, "site");
+    assert_eq!(Some(&owner.uid), gs.metadata.uid.as_ref());
+    assert_eq!(owner.controller, Some(true));
+    let managers: Vec<String> = binding
+        .managed_fields()
+        .iter()
+        .filter_map(|f| f.manager.clone())
+        .collect();
+    assert_eq!(managers, ["stoker-operator"]);
+
+    // A pod with a third account: it is added. A pod without one runs as `default`.
+    world
+        .create_pod_as("pod-d", "site", Some("south"), &[], &[], true)
+        .await;
+    world
+        .create_pod_as("pod-e", "site", None, &[], &[], true)
+        .await;
+    agent_binding_with(&world, "site", &["default", "ignition", "north", "south"]).await;
+    // Its pods gone, an account is no longer bound.
+    for pod in ["pod-d", "pod-e"] {
+        world
+            .pods()
+            .delete(pod, &DeleteParams::default().grace_period(0))
+            .await
+            .unwrap();
+    }
+    world.set_phase("pod-b", "Failed").await;
+    agent_binding_with(&world, "site", &["ignition"]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_agent_role_binding_when_auto_bind_is_off() {
+    let world = World::start_with("rbac-off", false).await;
+    world.create_gs("site", spec("main")).await;
+    world
+        .create_pod_as("pod-a", "site", Some("ignition"), &[], &[], true)
+        .await;
+    // Reconciled after the pod appeared: it is discovered.
+    world
+        .wait_gs("site", "the pod is discovered", |gs| {
+            gs.status
+                .as_ref()
+                .is_some_and(|s| s.discovered_gateways.len() == 1)
+        })
+        .await;
+    let api: Api<RoleBinding> = Api::namespaced(world.client.clone(), &world.namespace);
+    let bindings = api.list(&ListParams::default()).await.unwrap();
+    assert!(bindings.items.is_empty(), "{:?}", bindings.items);
 }

@@ -82,6 +82,12 @@ pub struct Args {
     #[arg(long, env = "GIT_CA_FILE")]
     pub git_ca_file: Option<PathBuf>,
 
+    /// Keep each GatewaySync's RoleBinding `stoker-agent-<cr>`, binding its gateway pods'
+    /// service accounts to the ClusterRole `stoker-agent` (the chart's
+    /// `rbac.autoBindAgent.enabled`).
+    #[arg(long, env = "AUTO_BIND_AGENT", default_value_t = true, action = clap::ArgAction::Set)]
+    pub auto_bind_agent: bool,
+
     /// Longest delay between retries of a failing GatewaySync, in seconds.
     #[arg(long, env = "MAX_BACKOFF_SECONDS", default_value_t = 300)]
     pub max_backoff_seconds: u64,
@@ -229,6 +235,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         concurrency: args.max_concurrent_reconciles,
         max_backoff: Duration::from_secs(args.max_backoff_seconds.max(1)),
         git_ca_file: args.git_ca_file.clone(),
+        auto_bind_agent: args.auto_bind_agent,
         ..ControllerConfig::default()
     };
     let context = Context::new(client.clone(), metrics, config);

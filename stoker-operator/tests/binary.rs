@@ -516,6 +516,7 @@ fn help_documents_every_flag_and_environment_variable() {
         ("--probe-address", "PROBE_ADDRESS"),
         ("--state-dir", "STATE_DIR"),
         ("--git-ca-file", "GIT_CA_FILE"),
+        ("--auto-bind-agent", "AUTO_BIND_AGENT"),
         ("--max-backoff-seconds", "MAX_BACKOFF_SECONDS"),
         ("--shutdown-grace-seconds", "SHUTDOWN_GRACE_SECONDS"),
         ("--log-level", "STOKER_LOG"),

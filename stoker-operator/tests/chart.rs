@@ -303,6 +303,7 @@ fn helm_template_renders_the_operator_its_rbac_and_the_agent_role() {
         "- --state-dir=/var/lib/stoker-operator",
         "- --log-format=json",
         "- \"--log-level=info\"",
+        "- --auto-bind-agent=true",
         "path: /healthz",
         "path: /readyz",
         "runAsNonRoot: true",
@@ -325,6 +326,14 @@ fn helm_template_renders_the_operator_its_rbac_and_the_agent_role() {
     assert!(role.contains("gatewaysyncs/status"), "{role}");
     assert!(role.contains("gatewaysyncs/finalizers"), "{role}");
     assert!(role.contains("\"deletecollection\""), "{role}");
+    // rbac.autoBindAgent (on by default): RoleBindings, and `bind` on the agent's role only.
+    assert!(role.contains("resources: [\"rolebindings\"]"), "{role}");
+    assert!(
+        role.contains(
+            "resources: [\"clusterroles\"]\n    verbs: [\"bind\"]\n    resourceNames: [\"stoker-agent\"]"
+        ),
+        "{role}"
+    );
     let agent = document(&rendered, "ClusterRole", "stoker-agent");
     assert!(
         !agent.contains("\"secrets\""),
@@ -379,6 +388,36 @@ fn helm_template_scopes_the_operator_to_watch_namespaces() {
             .iter()
             .any(|(k, _, _)| k == "ClusterRoleBinding" || k == "Role" || k == "Service"),
         "{objects:?}"
+    );
+    // The agent's ClusterRole has its fixed name whatever the release, plus the name earlier
+    // versions gave it (RELEASE-CHART-agent), with the same rules, for existing RoleBindings.
+    assert!(
+        has_object(&objects, "ClusterRole", "", "stoker-agent"),
+        "{objects:?}"
+    );
+    assert!(
+        has_object(&objects, "ClusterRole", "", "gateways-stoker-agent"),
+        "{objects:?}"
+    );
+    let rules = |name: &str| {
+        let document = document(&rendered, "ClusterRole", name);
+        document[document.find("rules:").unwrap()..].to_owned()
+    };
+    assert_eq!(rules("stoker-agent"), rules("gateways-stoker-agent"));
+    // Without automatic bindings the operator gets no RBAC permission.
+    let manual = render(
+        "gateways",
+        "ops",
+        &["--set", "rbac.autoBindAgent.enabled=false"],
+    );
+    let role = document(&manual, "ClusterRole", "gateways-stoker-operator");
+    assert!(
+        document(&manual, "Deployment", "gateways-stoker-operator")
+            .contains("- --auto-bind-agent=false")
+    );
+    assert!(
+        !role.contains("rolebindings") && !role.contains("\"bind\""),
+        "{role}"
     );
     let deployment = document(&rendered, "Deployment", "gateways-stoker-operator");
     for expected in [
@@ -469,13 +508,16 @@ fn helm_template_accepts_stoker_operator_v0_5_values_and_renders_optional_object
             "stoker-system",
             "-f",
             v05.to_str().unwrap(),
+            // The test cluster is shared with the real install, whose release owns the
+            // cluster-wide ClusterRole stoker-agent: Helm would refuse to adopt it.
+            "--set",
+            "rbac.create=false",
         ]),
         None,
     );
     for expected in [
         "webhook.enabled: no sidecar-injection webhook yet",
-        "rbac.autoBindAgent.enabled",
-        "--clusterrole=stoker-agent",
+        "RoleBinding\n     stoker-agent-<cr>, rbac.autoBindAgent.enabled): nothing to do",
         "registry.example.invalid/ot/stoker-agent:0.5.3",
     ] {
         assert!(
@@ -483,6 +525,26 @@ fn helm_template_accepts_stoker_operator_v0_5_values_and_renders_optional_object
             "{expected:?} missing from the notes:\n{notes}"
         );
     }
+    assert!(!notes.contains("rbac.autoBindAgent.enabled:"), "{notes}");
+    // Without automatic bindings, the notes give the kubectl line, with the fixed role name.
+    let notes = ok(
+        helm([
+            "install",
+            "gateways",
+            chart().to_str().unwrap(),
+            "--dry-run=client",
+            "--kubeconfig",
+            cluster().unwrap().kubeconfig_path().to_str().unwrap(),
+            "--namespace",
+            "stoker-system",
+            "--set",
+            "rbac.autoBindAgent.enabled=false",
+            "--set",
+            "rbac.create=false",
+        ]),
+        None,
+    );
+    assert!(notes.contains("--clusterrole=stoker-agent "), "{notes}");
 }
 
 #[test]
@@ -678,17 +740,18 @@ fn helm_install_gives_the_operator_and_the_agent_the_permissions_they_use() {
     );
     assert!(status.contains("STATUS: deployed"), "{status}");
 
-    // The agent: the example's service account and RoleBinding, bound to this release's agent
-    // ClusterRole, may do what the sidecar does, and nothing more.
+    // The agent: the example's service account and RoleBinding, bound to the agent's
+    // ClusterRole `stoker-agent` (its name whatever the release's), may do what the sidecar
+    // does, and nothing more.
     let statefulset =
         std::fs::read_to_string(root().join("examples/kubernetes/gateway-statefulset.yaml"))
             .unwrap();
-    let agent_role = format!("{release}-agent");
-    let manifest = in_namespace(&statefulset, &app).replace(
-        "kind: ClusterRole\n  name: stoker-agent\n",
-        &format!("kind: ClusterRole\n  name: {agent_role}\n"),
-    );
-    assert!(manifest.contains(&agent_role));
+    let agent_role = "stoker-agent";
+    // The name earlier versions gave it, kept for existing RoleBindings.
+    let legacy_agent_role = format!("{release}-agent");
+    kubectl(c, &["get", "clusterrole", agent_role, &legacy_agent_role]);
+    let manifest = in_namespace(&statefulset, &app);
+    assert!(manifest.contains("kind: ClusterRole\n  name: stoker-agent\n"));
     kubectl_stdin(c, &["apply", "-f", "-"], &manifest);
     let agent = format!("system:serviceaccount:{app}:ignition");
     for (verb, resource, allowed) in [
@@ -907,6 +970,42 @@ spec:
         )
     });
     assert_eq!(metadata, commit);
+    // rbac.autoBindAgent (the default): a gateway pod's service account is bound to the agent's
+    // ClusterRole by the operator, with only the permissions the chart gives it (`bind` on that
+    // role, not the role's own rules, is what lets it write the binding).
+    let pod = format!(
+        r#"apiVersion: v1
+kind: Pod
+metadata:
+  name: site1-0
+  namespace: {app}
+  annotations:
+    stoker.io/cr-name: plant-gateways
+spec:
+  serviceAccountName: ignition
+  containers:
+    - name: ignition
+      image: inductiveautomation/ignition:8.3
+"#
+    );
+    kubectl_stdin(c, &["apply", "-f", "-"], &pod);
+    let binding = wait_for(
+        "the operator bound the gateway's service account",
+        &log,
+        || {
+            jsonpath(
+            "rolebinding",
+            "stoker-agent-plant-gateways",
+            &app,
+            "{.roleRef.kind}/{.roleRef.name} {.subjects[*].kind}/{.subjects[*].name} {.metadata.ownerReferences[0].kind}",
+        )
+        .filter(|binding| binding.contains("/ignition"))
+        },
+    );
+    assert_eq!(
+        binding,
+        "ClusterRole/stoker-agent ServiceAccount/ignition GatewaySync"
+    );
     wait_for("the operator published an Event", &log, || {
         jsonpath("events.events.k8s.io", "", &app, "{.items[*].reason}")
             .filter(|reasons| reasons.contains("RefResolved"))
@@ -966,9 +1065,11 @@ spec:
         None,
     );
     kubectl(c, &["get", "crd", CRD_NAME]);
-    let (_, out) = output(c.kubectl_command(["get", "clusterrole", &agent_role]), None);
-    assert!(
-        !out.status.success(),
-        "the agent ClusterRole outlived the release"
-    );
+    for role in [agent_role, legacy_agent_role.as_str()] {
+        let (_, out) = output(c.kubectl_command(["get", "clusterrole", role]), None);
+        assert!(
+            !out.status.success(),
+            "the agent ClusterRole {role} outlived the release"
+        );
+    }
 }

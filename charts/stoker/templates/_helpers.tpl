@@ -61,9 +61,20 @@ The operator's service account.
 
 {{/*
 The ClusterRole that gateway pods' service accounts are bound to (by a RoleBinding in the
-gateway's namespace).
+gateway's namespace): always `stoker-agent`, whatever the release is called, because the
+operator's automatic RoleBindings (rbac.autoBindAgent) and users' own ones name it so, as with
+stoker-operator v0.5.
 */}}
 {{- define "stoker.agentClusterRoleName" -}}
+stoker-agent
+{{- end }}
+
+{{/*
+The agent ClusterRole's name in the chart's earlier versions, FULLNAME-agent. When it differs
+from `stoker-agent` (a release not called `stoker`), the chart keeps a ClusterRole of that name
+too, with the same rules, so that RoleBindings written against it keep working.
+*/}}
+{{- define "stoker.legacyAgentClusterRoleName" -}}
 {{- printf "%s-agent" (include "stoker.fullname" .) }}
 {{- end }}
 

@@ -46,6 +46,8 @@ pub struct World {
     pub namespace: String,
     pub repo: Repo,
     pub repo_url: String,
+    /// The controller's `auto_bind_agent`.
+    pub auto_bind_agent: bool,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     controller: Option<tokio::task::JoinHandle<()>>,
     _state: tempfile::TempDir,
@@ -55,6 +57,11 @@ impl World {
     /// A fresh namespace and repository (one commit on `main` with `files`), and a running
     /// controller.
     pub async fn start(prefix: &str) -> World {
+        World::start_with(prefix, true).await
+    }
+
+    /// As [`World::start`], the controller keeping the agents' RoleBindings or not.
+    pub async fn start_with(prefix: &str, auto_bind_agent: bool) -> World {
         let cluster = with_crd().await;
         let client = cluster.client().unwrap();
         let namespace = cluster.namespace(prefix).await.unwrap();
@@ -77,6 +84,7 @@ impl World {
             namespace,
             repo,
             repo_url,
+            auto_bind_agent,
             stop: None,
             controller: None,
             _state: state,
@@ -92,6 +100,7 @@ impl World {
             namespaces: vec![self.namespace.clone()],
             initial_backoff: Duration::from_millis(200),
             max_backoff: Duration::from_secs(2),
+            auto_bind_agent: self.auto_bind_agent,
             ..ControllerConfig::default()
         };
         let context = Context::new(self.client.clone(), OperatorMetrics::new(), config);
@@ -173,6 +182,20 @@ impl World {
         labels: &[(&str, &str)],
         running: bool,
     ) -> Pod {
+        self.create_pod_as(name, cr, None, annotations, labels, running)
+            .await
+    }
+
+    /// As [`World::create_pod`], running as `service_account` (none: the field is unset).
+    pub async fn create_pod_as(
+        &self,
+        name: &str,
+        cr: &str,
+        service_account: Option<&str>,
+        annotations: &[(&str, &str)],
+        labels: &[(&str, &str)],
+        running: bool,
+    ) -> Pod {
         let mut all_annotations: BTreeMap<String, String> = annotations
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
@@ -183,7 +206,7 @@ impl World {
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect();
-        let pod: Pod = serde_json::from_value(json!({
+        let mut pod: Pod = serde_json::from_value(json!({
             "apiVersion": "v1",
             "kind": "Pod",
             "metadata": {"name": name, "annotations": all_annotations, "labels": labels},
@@ -193,6 +216,9 @@ impl World {
             ]}
         }))
         .unwrap();
+        if let Some(spec) = pod.spec.as_mut() {
+            spec.service_account_name = service_account.map(str::to_owned);
+        }
         let pod = self
             .pods()
             .create(&PostParams::default(), &pod)
