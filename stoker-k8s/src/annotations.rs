@@ -81,6 +81,21 @@ pub fn is_true(value: Option<&str>) -> bool {
     value.is_some_and(|v| v.trim().eq_ignore_ascii_case("true"))
 }
 
+/// A pod's annotation `key`, as written (`None` when absent).
+pub fn pod_annotation<'a>(pod: &'a k8s_openapi::api::core::v1::Pod, key: &str) -> Option<&'a str> {
+    pod.metadata
+        .annotations
+        .as_ref()
+        .and_then(|annotations| annotations.get(key))
+        .map(String::as_str)
+}
+
+/// True when a pod asks for the agent: `stoker.io/inject` is exactly `"true"`, as the
+/// injector (and stoker-operator v0.5.1) reads it.
+pub fn asks_for_injection(pod: &k8s_openapi::api::core::v1::Pod) -> bool {
+    pod_annotation(pod, INJECT) == Some("true")
+}
+
 /// The longest label value Kubernetes accepts.
 pub const MAX_LABEL_VALUE: usize = 63;
 

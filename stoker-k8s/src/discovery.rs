@@ -31,8 +31,8 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::core::v1::Pod;
 
 use crate::annotations::{
-    AGENT_CONTAINER_NAME, APP_NAME_LABEL, CR_NAME, GATEWAY_NAME, INJECT, INJECTED, POD_INDEX_LABEL,
-    PROFILE, REF_OVERRIDE, is_true,
+    AGENT_CONTAINER_NAME, APP_NAME_LABEL, CR_NAME, GATEWAY_NAME, INJECTED, POD_INDEX_LABEL,
+    PROFILE, REF_OVERRIDE, asks_for_injection, is_true, pod_annotation as annotation,
 };
 
 /// A running gateway pod that syncs from the resource.
@@ -100,7 +100,7 @@ pub fn gateway_pod(pod: &Pod) -> GatewayPod {
             .filter(|name| !name.is_empty())
             .unwrap_or_else(|| "default".to_owned()),
         sidecar_injected: has_sidecar(pod),
-        inject_requested: is_true(annotation(pod, INJECT)),
+        inject_requested: asks_for_injection(pod),
         ref_override: non_empty(annotation(pod, REF_OVERRIDE)),
         ordinal: pod_ordinal(&pod_name, labels.get(POD_INDEX_LABEL).map(String::as_str)),
         pod_name,
@@ -158,14 +158,6 @@ pub fn pod_ordinal(pod_name: &str, pod_index_label: Option<&str>) -> u32 {
         .unwrap_or(0)
 }
 
-fn annotation<'a>(pod: &'a Pod, key: &str) -> Option<&'a str> {
-    pod.metadata
-        .annotations
-        .as_ref()
-        .and_then(|annotations| annotations.get(key))
-        .map(String::as_str)
-}
-
 fn non_empty(value: Option<&str>) -> Option<String> {
     value
         .map(str::trim)
@@ -176,6 +168,7 @@ fn non_empty(value: Option<&str>) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::annotations::INJECT;
     use k8s_openapi::api::core::v1::{Container, PodSpec, PodStatus};
     use kube::api::ObjectMeta;
 

@@ -66,7 +66,7 @@ use serde_json::Value;
 
 use crate::annotations::{
     AGENT_CONTAINER_NAME, AGENT_IMAGE, CR_NAME, GATEWAY_NAME, INJECT, INJECTED, LABEL_AGENT,
-    PROFILE, is_object_name,
+    PROFILE, asks_for_injection, is_object_name, pod_annotation as annotation,
 };
 use crate::crd::{GatewaySync, PullPolicy};
 
@@ -361,7 +361,7 @@ pub fn inject(
     gateway_syncs: &[GatewaySync],
     config: &InjectorConfig,
 ) -> Result<Injection, Denial> {
-    if annotation(pod, INJECT) != Some("true") {
+    if !asks_for_injection(pod) {
         return Ok(Injection::Skip(Skip::NotRequested));
     }
     let empty = PodSpec::default();
@@ -419,14 +419,6 @@ fn patch(
 struct Selected<'a> {
     gateway_sync: &'a GatewaySync,
     discovered: bool,
-}
-
-fn annotation<'a>(pod: &'a Pod, key: &str) -> Option<&'a str> {
-    pod.metadata
-        .annotations
-        .as_ref()
-        .and_then(|annotations| annotations.get(key))
-        .map(String::as_str)
 }
 
 /// An annotation's value, trimmed, unless blank.
