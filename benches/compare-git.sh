@@ -40,6 +40,7 @@ AGENT=${AGENT:-$CARGO_TARGET_DIR/release/stoker-agent}
 HTTP=${HTTP:-$CARGO_TARGET_DIR/release/stoker-git-http}
 
 REPO=$DATA/repo-20000
+mkdir -p "$DATA"
 if [ ! -d "$REPO" ]; then
   log "generating the 20k-file repository"
   python3 ../shared/bench/gen-ignition-repo "$REPO" --files 20000 --commits 2 --churn 1 >"$DATA/repo-20000.json"
