@@ -149,13 +149,9 @@ impl Packs {
     /// ([`Opened::Whole`]), as is a small object (one read, a pooled inflater). Git stores
     /// blobs above `core.bigFileThreshold` (512 MiB by default) whole, never as deltas.
     pub fn open_object(&self, id: &gix::oid) -> Result<Option<Opened<'_>>, String> {
-        let Some((number, offset)) = self.locate(id) else {
+        let Some((pack, offset, entry)) = self.entry(id)? else {
             return Ok(None);
         };
-        let pack = &self.packs[number].file;
-        let entry = pack
-            .entry(offset)
-            .map_err(|error| format!("object {id}: {error}"))?;
         if !entry.header.is_delta() && entry.size >= STREAM_MIN_BYTES {
             let kind = entry
                 .header
@@ -175,13 +171,9 @@ impl Packs {
     /// The inflated size of object `id` (for a delta, the size of the object it encodes):
     /// `Ok(None)` when no pack has it.
     pub fn size(&self, id: &gix::oid) -> Result<Option<u64>, String> {
-        let Some((number, offset)) = self.locate(id) else {
+        let Some((pack, _, entry)) = self.entry(id)? else {
             return Ok(None);
         };
-        let pack = &self.packs[number].file;
-        let entry = pack
-            .entry(offset)
-            .map_err(|error| format!("object {id}: {error}"))?;
         if !entry.header.is_delta() {
             return Ok(Some(entry.size));
         }
@@ -192,6 +184,19 @@ impl Packs {
         result
             .map(Some)
             .map_err(|error| format!("object {id}: {error}"))
+    }
+
+    /// The pack holding object `id`, its offset there and its entry header: `Ok(None)` when no
+    /// pack has it.
+    fn entry(&self, id: &gix::oid) -> Result<Option<(&PackFile, u64, EntryAt)>, String> {
+        let Some((number, offset)) = self.locate(id) else {
+            return Ok(None);
+        };
+        let pack = &self.packs[number].file;
+        let entry = pack
+            .entry(offset)
+            .map_err(|error| format!("object {id}: {error}"))?;
+        Ok(Some((pack, offset, entry)))
     }
 
     fn inflater(&self) -> gix::zlib::Inflate {
