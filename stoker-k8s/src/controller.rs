@@ -709,7 +709,7 @@ fn slim_pod(pod: &mut Pod) {
 
 /// The Secrets the spec refers to and their keys (values are not kept); missing ones are
 /// simply absent, for [`validation::validate`] to report.
-async fn referenced_secret_inventory(
+pub(crate) async fn referenced_secret_inventory(
     spec: &crate::crd::GatewaySyncSpec,
     secrets: &Api<Secret>,
 ) -> Result<SecretInventory> {

@@ -118,6 +118,21 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// Making or reading the webhooks' certificates failed.
+    #[error("webhook certificate: {message}")]
+    Certificate {
+        /// What went wrong.
+        message: String,
+    },
+    /// A certificate and key that rustls cannot serve.
+    #[error("webhook TLS: {what}")]
+    Tls {
+        /// What was being loaded.
+        what: String,
+        /// rustls' error.
+        #[source]
+        source: rustls::Error,
+    },
     /// An API call that got no answer in time (the leader election bounds each round by its
     /// renew deadline).
     #[error("{what}: no answer within {after:?}")]

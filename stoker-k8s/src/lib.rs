@@ -22,6 +22,8 @@
 //! - [`gateway_status`] — the agent → controller ConfigMaps, one per gateway pod.
 //! - [`aggregate`] — pods + reports + resolved commit → `status.discoveredGateways`, the
 //!   `GATEWAYS` column and the conditions.
+//! - [`admission`] — the two admission webhooks' answers; [`webhook`] — the HTTPS server
+//!   that carries them and its self-managed (or cert-manager) certificate.
 //! - [`error`] — the crate's [`Error`].
 #![forbid(unsafe_code)]
 
@@ -43,6 +45,7 @@ pub mod probes;
 pub mod rbac;
 pub mod refs;
 pub mod validation;
+pub mod webhook;
 
 pub use crd::{GatewaySync, GatewaySyncSpec, GatewaySyncStatus};
 pub use error::{Error, Result};

@@ -8,6 +8,9 @@
 //! | `stoker_gateways_discovered` | gauge | `namespace`, `name` (the GatewaySync) |
 //! | `stoker_gateways_synced` | gauge | `namespace`, `name` |
 //! | `stoker_last_sync_timestamp` | gauge (Unix seconds of `status.lastSyncTime`) | `namespace`, `name` |
+//! | `stoker_webhook_injector_injections_total` | counter | `namespace`, `result` (`injected`, `skipped`, `denied`, `error`) |
+//! | `stoker_webhook_validations_total` | counter | `namespace`, `result` (`allowed`, `denied`, `error`) |
+//! | `stoker_webhook_admission_duration_seconds` | histogram | `webhook` (`mutate-v1-pod`, `validate-gatewaysync`) |
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -35,6 +38,23 @@ pub struct ResourceLabels {
     pub name: String,
 }
 
+/// One admission answer: the object's namespace and what was answered.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AdmissionLabels {
+    /// The admitted object's namespace.
+    pub namespace: String,
+    /// `injected`, `skipped`, `denied` or `error` (pods); `allowed`, `denied` or `error`
+    /// (GatewaySyncs).
+    pub result: &'static str,
+}
+
+/// Which webhook answered.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct WebhookLabel {
+    /// `mutate-v1-pod` or `validate-gatewaysync`.
+    pub webhook: &'static str,
+}
+
 fn seconds_histogram() -> Histogram {
     // 1 ms … ~16 s.
     Histogram::new(exponential_buckets(0.001, 2.0, 15))
@@ -56,6 +76,9 @@ pub struct OperatorMetrics {
     gateways_discovered: Family<ResourceLabels, Gauge>,
     gateways_synced: Family<ResourceLabels, Gauge>,
     last_sync_timestamp: Family<ResourceLabels, Gauge>,
+    injections: Family<AdmissionLabels, Counter>,
+    validations: Family<AdmissionLabels, Counter>,
+    admission_duration: Family<WebhookLabel, Histogram>,
 }
 
 impl std::fmt::Debug for OperatorMetrics {
@@ -111,8 +134,30 @@ impl OperatorMetrics {
             "Unix time at which a GatewaySync last resolved a new commit",
             last_sync_timestamp.clone(),
         );
+        let injections = Family::<AdmissionLabels, Counter>::default();
+        registry.register(
+            "webhook_injector_injections",
+            "Pod admissions by the agent injector, by namespace and result",
+            injections.clone(),
+        );
+        let validations = Family::<AdmissionLabels, Counter>::default();
+        registry.register(
+            "webhook_validations",
+            "GatewaySync admissions by the validating webhook, by namespace and result",
+            validations.clone(),
+        );
+        let admission_duration =
+            Family::<WebhookLabel, Histogram>::new_with_constructor(seconds_histogram as fn() -> _);
+        registry.register(
+            "webhook_admission_duration_seconds",
+            "Time the operator took to answer one admission request, by webhook",
+            admission_duration.clone(),
+        );
         OperatorMetrics {
             registry: Arc::new(registry),
+            injections,
+            validations,
+            admission_duration,
             reconcile_total,
             reconcile_duration,
             ref_resolve_duration,
@@ -164,6 +209,34 @@ impl OperatorMetrics {
         if let Some(at) = last_sync_unix {
             self.last_sync_timestamp.get_or_create(&labels).set(at);
         }
+    }
+
+    /// Records one pod admission.
+    pub fn injection(&self, namespace: &str, result: &'static str, took: Duration) {
+        let labels = AdmissionLabels {
+            namespace: namespace.to_owned(),
+            result,
+        };
+        self.injections.get_or_create(&labels).inc();
+        self.admission_duration
+            .get_or_create(&WebhookLabel {
+                webhook: "mutate-v1-pod",
+            })
+            .observe(took.as_secs_f64());
+    }
+
+    /// Records one GatewaySync admission.
+    pub fn validation(&self, namespace: &str, result: &'static str, took: Duration) {
+        let labels = AdmissionLabels {
+            namespace: namespace.to_owned(),
+            result,
+        };
+        self.validations.get_or_create(&labels).inc();
+        self.admission_duration
+            .get_or_create(&WebhookLabel {
+                webhook: "validate-gatewaysync",
+            })
+            .observe(took.as_secs_f64());
     }
 
     /// Drops a deleted GatewaySync's gauges.

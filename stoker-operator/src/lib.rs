@@ -10,9 +10,12 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::{Parser, ValueEnum};
 use stoker_k8s::controller::{self, Context, ControllerConfig};
+use stoker_k8s::crd::PullPolicy;
+use stoker_k8s::injector::InjectorConfig;
 use stoker_k8s::leader::{LeaderElector, Leadership, LeaseTimings};
 use stoker_k8s::metrics::OperatorMetrics;
 use stoker_k8s::probes::Probes;
+use stoker_k8s::webhook::{self, CertificateSource, SelfSigned, Webhook, WebhookConfig};
 use tokio::sync::watch;
 
 /// Stoker operator: resolves the Git ref of every `GatewaySync` (without cloning), publishes
@@ -88,6 +91,96 @@ pub struct Args {
     #[arg(long, env = "AUTO_BIND_AGENT", default_value_t = true, action = clap::ArgAction::Set)]
     pub auto_bind_agent: bool,
 
+    /// Port of the HTTPS admission webhooks (`/mutate-v1-pod`, `/validate-gatewaysync`),
+    /// served by every replica; 0 turns admission off.
+    #[arg(
+        long,
+        env = "WEBHOOK_PORT",
+        default_value_t = 9443,
+        help_heading = "Admission webhooks"
+    )]
+    pub webhook_port: u16,
+
+    /// Serve `tls.crt` and `tls.key` from this directory (a mounted cert-manager Secret),
+    /// reloaded when they change. Unset: the operator keeps its own CA in `--webhook-secret`
+    /// and sets the webhook configurations' caBundle itself.
+    #[arg(
+        long,
+        env = "WEBHOOK_CERT_DIR",
+        value_name = "DIR",
+        help_heading = "Admission webhooks"
+    )]
+    pub webhook_cert_dir: Option<PathBuf>,
+
+    /// The Secret (in the operator's namespace, `POD_NAMESPACE`) holding the self-managed CA
+    /// and serving certificate.
+    #[arg(
+        long,
+        env = "WEBHOOK_SECRET",
+        default_value = "stoker-webhook-tls",
+        help_heading = "Admission webhooks"
+    )]
+    pub webhook_secret: String,
+
+    /// The webhook Service: the self-managed certificate names `<svc>.<namespace>.svc` and its
+    /// shorter forms.
+    #[arg(
+        long,
+        env = "WEBHOOK_SERVICE",
+        default_value = "stoker-webhook-service",
+        help_heading = "Admission webhooks"
+    )]
+    pub webhook_service: String,
+
+    /// More names (DNS or IP) for the self-managed certificate, comma-separated: for an API
+    /// server that calls the webhook by URL (an operator run outside the cluster).
+    #[arg(
+        long,
+        env = "WEBHOOK_CERT_EXTRA_NAMES",
+        value_delimiter = ',',
+        value_name = "NAME,...",
+        help_heading = "Admission webhooks"
+    )]
+    pub webhook_cert_extra_names: Vec<String>,
+
+    /// MutatingWebhookConfiguration whose caBundle the operator keeps (self-managed
+    /// certificate); empty: none.
+    #[arg(
+        long,
+        env = "MUTATING_WEBHOOK_CONFIGURATION",
+        default_value = "stoker-pod-injection",
+        help_heading = "Admission webhooks"
+    )]
+    pub mutating_webhook_configuration: String,
+
+    /// ValidatingWebhookConfiguration whose caBundle the operator keeps; empty: none.
+    #[arg(
+        long,
+        env = "VALIDATING_WEBHOOK_CONFIGURATION",
+        default_value = "stoker-gatewaysync-validation",
+        help_heading = "Admission webhooks"
+    )]
+    pub validating_webhook_configuration: String,
+
+    /// The agent image injected when neither the pod (`stoker.io/agent-image`) nor the
+    /// GatewaySync (`spec.agent.image`) names one (the chart's `agentImage`).
+    #[arg(long, env = "AGENT_IMAGE", default_value = stoker_k8s::injector::DEFAULT_AGENT_IMAGE, help_heading = "Admission webhooks")]
+    pub agent_image: String,
+
+    /// The injected agent's pull policy unless `spec.agent.image.pullPolicy` says.
+    #[arg(long, env = "AGENT_IMAGE_PULL_POLICY", value_enum, default_value_t = PullPolicyArg::IfNotPresent, help_heading = "Admission webhooks")]
+    pub agent_image_pull_policy: PullPolicyArg,
+
+    /// `sizeLimit` of the injected agent's Git cache emptyDir (a quantity, e.g. `2Gi`); unset:
+    /// unbounded.
+    #[arg(
+        long,
+        env = "AGENT_CACHE_SIZE_LIMIT",
+        value_name = "QUANTITY",
+        help_heading = "Admission webhooks"
+    )]
+    pub agent_cache_size_limit: Option<String>,
+
     /// Longest delay between retries of a failing GatewaySync, in seconds.
     #[arg(long, env = "MAX_BACKOFF_SECONDS", default_value_t = 300)]
     pub max_backoff_seconds: u64,
@@ -103,6 +196,30 @@ pub struct Args {
     /// Log format on stderr (JSON for log collectors in a cluster).
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Json)]
     pub log_format: LogFormat,
+}
+
+/// Image pull policies, as Kubernetes spells them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PullPolicyArg {
+    /// Pull on every start.
+    #[value(name = "Always")]
+    Always,
+    /// Pull when the node does not have the image.
+    #[value(name = "IfNotPresent")]
+    IfNotPresent,
+    /// Never pull.
+    #[value(name = "Never")]
+    Never,
+}
+
+impl From<PullPolicyArg> for PullPolicy {
+    fn from(policy: PullPolicyArg) -> Self {
+        match policy {
+            PullPolicyArg::Always => PullPolicy::Always,
+            PullPolicyArg::IfNotPresent => PullPolicy::IfNotPresent,
+            PullPolicyArg::Never => PullPolicy::Never,
+        }
+    }
 }
 
 /// Log formats.
@@ -164,6 +281,73 @@ async fn step_down(leadership: Option<Leadership>) {
     }
 }
 
+/// The operator's namespace: where its Lease and webhook Secret live.
+fn own_namespace() -> String {
+    std::env::var("POD_NAMESPACE").unwrap_or_else(|_| "default".to_owned())
+}
+
+/// The admission server's configuration from the flags; None when `--webhook-port 0`.
+fn webhook_config(args: &Args) -> Option<WebhookConfig> {
+    if args.webhook_port == 0 {
+        return None;
+    }
+    let listen = std::net::SocketAddr::from(([0, 0, 0, 0], args.webhook_port));
+    let certificates = match &args.webhook_cert_dir {
+        Some(dir) => CertificateSource::Files(dir.clone()),
+        None => {
+            let namespace = own_namespace();
+            let mut names = SelfSigned::service_names(&args.webhook_service, &namespace);
+            names.extend(args.webhook_cert_extra_names.iter().cloned());
+            let configuration = |name: &str| (!name.is_empty()).then(|| name.to_owned());
+            CertificateSource::SelfSigned(SelfSigned {
+                namespace,
+                secret: args.webhook_secret.clone(),
+                names,
+                mutating_configuration: configuration(&args.mutating_webhook_configuration),
+                validating_configuration: configuration(&args.validating_webhook_configuration),
+                lifetimes: Default::default(),
+            })
+        }
+    };
+    let cache_size_limit = args
+        .agent_cache_size_limit
+        .as_ref()
+        .filter(|limit| !limit.is_empty())
+        .map(|limit| k8s_openapi::apimachinery::pkg::api::resource::Quantity(limit.clone()));
+    let mut config = WebhookConfig::new(listen, certificates);
+    config.injector = InjectorConfig {
+        default_image: args.agent_image.clone(),
+        default_pull_policy: args.agent_image_pull_policy.into(),
+        cache_size_limit,
+        ..InjectorConfig::default()
+    };
+    config.namespaces = args.namespaces.clone();
+    Some(config)
+}
+
+/// Sets `/readyz` ok now, or, with admission on, once a serving certificate is loaded (a
+/// Service must not send the API server to a replica that cannot complete a handshake).
+fn ready_when_serving(probes: &Probes, webhook: Option<Webhook>, stop: watch::Receiver<bool>) {
+    let Some(webhook) = webhook else {
+        probes.set_ready(Ok(()));
+        return;
+    };
+    if webhook.is_serving() {
+        probes.set_ready(Ok(()));
+        return;
+    }
+    probes.set_ready(Err(
+        "admission webhooks: no serving certificate yet".to_owned()
+    ));
+    let probes = probes.clone();
+    tokio::spawn(async move {
+        webhook.serving().await;
+        if !*stop.borrow() {
+            probes.set_ready(Ok(()));
+        }
+    });
+}
+
 /// Runs the operator until SIGTERM (or until it loses the leader lease, which is an error so
 /// that Kubernetes restarts it as a follower).
 pub async fn run(args: Args) -> anyhow::Result<()> {
@@ -182,6 +366,19 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         .await
         .context("starting the probe server")?;
     tracing::info!(address = %bound, "probe server listening");
+
+    let webhook = match webhook_config(&args) {
+        Some(config) => {
+            let webhook = webhook::start(client.clone(), config, metrics.clone(), stop_rx.clone())
+                .await
+                .context("starting the admission webhook server")?;
+            Some(webhook)
+        }
+        None => {
+            tracing::info!("admission webhooks off (--webhook-port 0)");
+            None
+        }
+    };
 
     let identity = std::env::var("POD_NAME").unwrap_or_else(|_| {
         format!(
@@ -209,8 +406,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         None
     };
     let mut leading = leadership.as_ref().map(Leadership::subscribe);
-    // Ready once the process serves; followers are ready too (they would take over).
-    probes.set_ready(Ok(()));
+    // Ready once the process serves (admission included); followers are ready too: they
+    // serve admission and would take over reconciling.
+    ready_when_serving(&probes, webhook, stop_rx.clone());
 
     if let Some(leading) = leading.as_mut() {
         tokio::select! {

@@ -50,6 +50,11 @@ impl Operator {
         command
             .args(["--namespaces", namespace])
             .args(["--probe-address", "127.0.0.1:0"])
+            // Replicas of one test (leader and follower) each serve admission: own ports.
+            .args([
+                "--webhook-port",
+                &stoker_testkit::process::free_port().unwrap().to_string(),
+            ])
             .args(["--leader-election-namespace", namespace])
             .args(["--log-format", "json"])
             .args(["--shutdown-grace-seconds", &GRACE_SECONDS.to_string()])
@@ -57,12 +62,15 @@ impl Operator {
             .arg(state.path())
             .env("KUBECONFIG", cluster.kubeconfig_path())
             .env("POD_NAME", identity)
+            // The webhook's TLS Secret goes to the operator's namespace: the test's.
+            .env("POD_NAMESPACE", namespace)
             .env("STOKER_LOG", "info")
             .env_remove("RUST_LOG")
             .env_remove("WATCH_NAMESPACES")
             .env_remove("LEADER_ELECT")
             .env_remove("LOG_FORMAT")
             .env_remove("PROBE_ADDRESS")
+            .env_remove("WEBHOOK_PORT")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
@@ -521,6 +529,22 @@ fn help_documents_every_flag_and_environment_variable() {
         ("--shutdown-grace-seconds", "SHUTDOWN_GRACE_SECONDS"),
         ("--log-level", "STOKER_LOG"),
         ("--log-format", "LOG_FORMAT"),
+        ("--webhook-port", "WEBHOOK_PORT"),
+        ("--webhook-cert-dir", "WEBHOOK_CERT_DIR"),
+        ("--webhook-secret", "WEBHOOK_SECRET"),
+        ("--webhook-service", "WEBHOOK_SERVICE"),
+        ("--webhook-cert-extra-names", "WEBHOOK_CERT_EXTRA_NAMES"),
+        (
+            "--mutating-webhook-configuration",
+            "MUTATING_WEBHOOK_CONFIGURATION",
+        ),
+        (
+            "--validating-webhook-configuration",
+            "VALIDATING_WEBHOOK_CONFIGURATION",
+        ),
+        ("--agent-image", "AGENT_IMAGE"),
+        ("--agent-image-pull-policy", "AGENT_IMAGE_PULL_POLICY"),
+        ("--agent-cache-size-limit", "AGENT_CACHE_SIZE_LIMIT"),
     ]);
     for (flag, env) in flags {
         assert!(help.contains(flag), "--help lacks {flag}:\n{help}");
