@@ -532,3 +532,108 @@ async fn with_the_operator_down_pods_are_admitted_and_reported_missing_the_sidec
     assert_eq!(reason, "SidecarMissing");
     assert!(message.contains("site-0"), "{message}");
 }
+
+/// A self-signed authority and a serving certificate for 127.0.0.1 it signed, as PEM:
+/// (ca, cert, key), as cert-manager would put them in its Secret.
+fn issued() -> (String, String, String) {
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca_cert = ca.self_signed(&ca_key).unwrap();
+    let issuer = rcgen::Issuer::new(ca, ca_key);
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned()])
+        .unwrap()
+        .signed_by(&key, &issuer)
+        .unwrap();
+    (ca_cert.pem(), cert.pem(), key.serialize_pem())
+}
+
+/// The certificate a TLS client trusting `ca` is shown at `address` (DER), after a successful
+/// handshake and a `/healthz` answered 200.
+async fn presented(address: std::net::SocketAddr, ca: &str) -> Vec<u8> {
+    use rustls::pki_types::pem::PemObject as _;
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls::pki_types::CertificateDer::pem_slice_iter(ca.as_bytes()) {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let config = rustls::ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
+    let tcp = tokio::net::TcpStream::connect(address).await.unwrap();
+    let name = rustls::pki_types::ServerName::IpAddress(address.ip().into());
+    let mut tls = connector.connect(name, tcp).await.unwrap();
+    tls.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = String::new();
+    tls.read_to_string(&mut answer).await.unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    tls.get_ref().1.peer_certificates().unwrap()[0].to_vec()
+}
+
+/// With cert-manager, the operator serves the mounted Secret's files and picks up a renewed
+/// certificate without a restart; nothing is written to the API server.
+#[tokio::test]
+async fn certificate_files_are_served_and_reloaded_when_they_change() {
+    let world = World::start("wh-files").await;
+    let dir = tempfile::tempdir().unwrap();
+    let write = |cert: &str, key: &str| {
+        std::fs::write(dir.path().join("tls.crt"), cert).unwrap();
+        std::fs::write(dir.path().join("tls.key"), key).unwrap();
+    };
+    let (ca, cert, key) = issued();
+    write(&cert, &key);
+    let (_stop, shutdown) = watch::channel(false);
+    let mut config = WebhookConfig::new(
+        "127.0.0.1:0".parse().unwrap(),
+        CertificateSource::Files(dir.path().to_owned()),
+    );
+    config.poll = Duration::from_millis(200);
+    let webhook = webhook::start(
+        world.client.clone(),
+        config,
+        OperatorMetrics::new(),
+        shutdown,
+    )
+    .await
+    .unwrap();
+    webhook.serving().await;
+    let der = |pem: &str| {
+        use rustls::pki_types::pem::PemObject as _;
+        rustls::pki_types::CertificateDer::from_pem_slice(pem.as_bytes())
+            .unwrap()
+            .to_vec()
+    };
+    assert_eq!(presented(webhook.address(), &ca).await, der(&cert));
+
+    // cert-manager renews: a new authority and certificate land in the directory.
+    let (ca2, cert2, key2) = issued();
+    write(&cert2, &key2);
+    let deadline = Instant::now() + CONVERGE;
+    while webhook.serving_certificate().as_deref() != Some(cert2.as_str()) {
+        assert!(Instant::now() < deadline, "the new files were never loaded");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(presented(webhook.address(), &ca2).await, der(&cert2));
+
+    // A half-written pair (a key that does not match) keeps the last good one served.
+    let (_, cert3, _) = issued();
+    write(&cert3, &key2);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        webhook.serving_certificate().as_deref(),
+        Some(cert2.as_str())
+    );
+    let secrets: Api<Secret> = Api::namespaced(world.client.clone(), &world.namespace);
+    assert!(
+        secrets
+            .list(&Default::default())
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+}
