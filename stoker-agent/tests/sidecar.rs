@@ -1,6 +1,8 @@
-//! `stoker-agent sidecar` end to end: the real binary, run as a local process with the pod
-//! injector's environment, against the real test kube-apiserver (stoker-testkit), a real
-//! loopback Git server and the Ignition gateway simulator. No mocks.
+//! `stoker-agent sidecar` end to end: the real binary, run as a local process against the real
+//! test kube-apiserver (stoker-testkit), a real loopback Git server and the Ignition gateway
+//! simulator. No mocks. Gateway pods go through the real injector (the webhook's admission) and
+//! the agent runs with the environment, Secrets and volumes of the pod the API server stored
+//! (see `sidecar_support`), never with a hand-written environment.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers: a panic is the right failure
 
 mod sidecar_support;
@@ -8,7 +10,7 @@ mod sidecar_support;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use sidecar_support::{World, tree};
+use sidecar_support::{World, set_env, tree};
 use stoker_k8s::GatewaySync;
 use stoker_k8s::crd::SyncStatus;
 use stoker_testkit::gateway_sim::{Endpoint, Fault};
@@ -106,9 +108,10 @@ async fn syncs_a_gateway_end_to_end() {
     std::fs::write(world.data("ignition-0").join("gateway.xml"), "<local/>").unwrap();
 
     let started = Instant::now();
-    let mut env = world.agent_env("ignition-0", CR);
-    // Resync every 2 s: resyncs that change nothing must not write (checked at the end).
-    env.push(("SYNC_PERIOD".to_owned(), "2".to_owned()));
+    let mut env = world.agent_env("ignition-0");
+    // Resync every 2 s instead of the injector's 30: resyncs that change nothing must not
+    // write (checked at the end).
+    set_env(&mut env, "SYNC_PERIOD", "2");
     let agent = world.start_agent("ignition-0", env);
     world
         .wait_for("/startupz to pass", || async {
@@ -387,7 +390,7 @@ async fn synced_world(
     world.create_api_secret("gw-api").await;
     world.create_gatewaysync(CR, spec(&world, profiles)).await;
     world.create_pod("ignition-0", CR, &[], &[]).await;
-    let env = world.agent_env("ignition-0", CR);
+    let env = world.agent_env("ignition-0");
     world.start_agent("ignition-0", env);
     world
         .wait_status(CR, "ignition-0", "Synced at c1", |s| {
@@ -574,7 +577,7 @@ async fn files_land_before_the_gateway_starts_then_it_is_rescanned() {
         .create_gatewaysync(CR, spec(&world, projects_profile("fail")))
         .await;
     world.create_pod("ignition-0", CR, &[], &[]).await;
-    let env = world.agent_env("ignition-0", CR);
+    let env = world.agent_env("ignition-0");
     let agent = world.start_agent("ignition-0", env);
     world
         .wait_for("/startupz with the gateway down", || async {
@@ -687,7 +690,7 @@ async fn dry_run_and_paused_write_nothing() {
         .create_gatewaysync(CR, spec(&world, profiles.clone()))
         .await;
     world.create_pod("ignition-0", CR, &[], &[]).await;
-    let env = world.agent_env("ignition-0", CR);
+    let env = world.agent_env("ignition-0");
     let agent = world.start_agent("ignition-0", env);
     world
         .wait_for("/startupz after a dry run", || async {
@@ -893,7 +896,7 @@ async fn three_gateways_get_their_own_files() {
             .await;
     }
     for pod in ["alpha-0", "north-0", "beta-0"] {
-        let env = world.agent_env(pod, CR);
+        let env = world.agent_env(pod);
         world.start_agent(pod, env);
     }
     for pod in ["alpha-0", "north-0", "beta-0"] {
@@ -975,18 +978,19 @@ async fn three_gateways_get_their_own_files() {
 async fn without_an_api_key_yet_files_sync_and_the_rescan_waits_for_the_key() {
     let mut world = World::new("sidecar-nokey").await;
     let c1 = world.commit(&[("projects/demo/project.json", "v1")], "first");
-    world.create_api_secret("gw-api").await;
     world
         .create_gatewaysync(CR, spec(&world, projects_profile("proceed")))
         .await;
+    // No Secret gw-api yet: the injector mounts it as optional, so the kubelet starts the pod
+    // with an empty volume.
     world.create_pod("ignition-0", CR, &[], &[]).await;
-    let key = world.path("not-yet/apiKey");
-    let mut env = world.agent_env("ignition-0", CR);
-    for (name, value) in &mut env {
-        if name == "API_KEY_FILE" {
-            *value = key.display().to_string();
-        }
-    }
+    let env = world.agent_env("ignition-0");
+    let key = env
+        .iter()
+        .find(|(name, _)| name == "API_KEY_FILE")
+        .map(|(_, value)| std::path::PathBuf::from(value))
+        .unwrap();
+    assert!(!key.exists());
     let agent = world.start_agent("ignition-0", env);
     world
         .wait_for("/startupz without a key", || async {
@@ -1010,8 +1014,10 @@ async fn without_an_api_key_yet_files_sync_and_the_rescan_waits_for_the_key() {
     );
     assert_eq!(status.commit.as_deref(), Some(c1.as_str()));
 
-    std::fs::create_dir_all(key.parent().unwrap()).unwrap();
-    std::fs::write(&key, sidecar_support::API_KEY).unwrap();
+    // The Secret is created; the kubelet's refresh of mounted Secrets brings the file.
+    world.create_api_secret("gw-api").await;
+    world.refresh_secret_volumes("ignition-0").await;
+    assert!(key.exists());
     world
         .wait_status(CR, "ignition-0", "Synced once the key exists", |s| {
             s.status == SyncStatus::Synced
@@ -1020,4 +1026,142 @@ async fn without_an_api_key_yet_files_sync_and_the_rescan_waits_for_the_key() {
                     .is_some_and(|r| r.contains("scan/config 200"))
         })
         .await;
+}
+
+/// The test kubelet resolves the downward API, maps literal paths into mounts, and fails on
+/// what it does not understand, so that an injector change cannot be silently ignored by these
+/// tests.
+#[test]
+fn the_test_kubelet_maps_paths_and_refuses_what_it_does_not_understand() {
+    use sidecar_support::kubelet::{KubeletError, PodVolumes};
+    let dir = tempfile::tempdir().unwrap();
+    let pod = |env: serde_json::Value, extra: serde_json::Value| {
+        let mut container = json!({
+            "name": "stoker-agent", "env": env,
+            "volumeMounts": [{"name": "repo", "mountPath": "/repo"}],
+        });
+        container
+            .as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().cloned().unwrap_or_default());
+        serde_json::from_value::<k8s_openapi::api::core::v1::Pod>(json!({
+            "metadata": {"name": "p-0", "namespace": "ns", "labels": {"site": "north"},
+                         "annotations": {"path": "/from/the/pod"}},
+            "spec": {"initContainers": [container], "containers": [],
+                     "volumes": [{"name": "repo", "emptyDir": {}}]},
+        }))
+        .unwrap()
+    };
+    let run = |pod: &k8s_openapi::api::core::v1::Pod| {
+        PodVolumes::directories(pod, dir.path())
+            .and_then(|volumes| volumes.run(pod, "stoker-agent"))
+    };
+
+    let ok = pod(
+        json!([
+            {"name": "POD", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+            {"name": "SITE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.labels['site']"}}},
+            {"name": "NONE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.labels['x']"}}},
+            {"name": "ANNOTATION",
+             "valueFrom": {"fieldRef": {"fieldPath": "metadata.annotations['path']"}}},
+            {"name": "REPO_PATH", "value": "/repo"},
+            {"name": "FILE", "value": "/repo/sub/file"},
+        ]),
+        json!({}),
+    );
+    let running = run(&ok).unwrap();
+    let repo = dir.path().join("volumes/repo");
+    let expected = [
+        ("POD", "p-0".to_owned()),
+        ("SITE", "north".to_owned()),
+        ("NONE", String::new()),
+        // Data about the pod, not a path in the container: left alone.
+        ("ANNOTATION", "/from/the/pod".to_owned()),
+        ("REPO_PATH", repo.display().to_string()),
+        ("FILE", repo.join("sub/file").display().to_string()),
+    ]
+    .map(|(k, v)| (k.to_owned(), v));
+    assert_eq!(running.env, expected);
+
+    let error =
+        |env: serde_json::Value, extra: serde_json::Value| run(&pod(env, extra)).unwrap_err();
+    assert!(matches!(
+        error(json!([{"name": "T", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}}]), json!({})),
+        KubeletError::EnvSource { source_kind, .. } if source_kind == "secretKeyRef"
+    ));
+    assert!(matches!(
+        error(json!([{"name": "IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}]), json!({})),
+        KubeletError::FieldPath { path, .. } if path == "status.podIP"
+    ));
+    assert!(matches!(
+        error(json!([{"name": "X", "value": "$(POD)/x"}]), json!({})),
+        KubeletError::Reference { .. }
+    ));
+    assert!(matches!(
+        error(json!([{"name": "CA", "value": "/etc/ssl/ca.pem"}]), json!({})),
+        KubeletError::OutsideMounts { variable, .. } if variable == "CA"
+    ));
+    assert!(matches!(
+        error(
+            json!([]),
+            json!({"envFrom": [{"configMapRef": {"name": "c"}}]})
+        ),
+        KubeletError::EnvFrom(_)
+    ));
+    let mut host_path_pod = ok.clone();
+    host_path_pod.spec.as_mut().unwrap().volumes = Some(vec![
+        serde_json::from_value(json!({"name": "repo", "hostPath": {"path": "/x"}})).unwrap(),
+    ]);
+    assert!(matches!(
+        run(&host_path_pod).unwrap_err(),
+        KubeletError::VolumeKind { kind, .. } if kind == "hostPath"
+    ));
+}
+
+/// Secret volumes as the kubelet fills them: `items` select keys and name files, the mode
+/// applies, a missing Secret or key fails unless the volume is optional.
+#[test]
+fn the_test_kubelet_projects_secrets_like_the_kubelet() {
+    use k8s_openapi::api::core::v1::{Secret, SecretVolumeSource};
+    use sidecar_support::kubelet::{KubeletError, SecretFile, secret_files};
+    let secret: Secret = serde_json::from_value(json!({
+        "metadata": {"name": "s"},
+        "data": {"token": "c2VjcmV0", "other": "eA=="},
+    }))
+    .unwrap();
+    let source =
+        |value: serde_json::Value| -> SecretVolumeSource { serde_json::from_value(value).unwrap() };
+    let all = secret_files("v", &source(json!({"secretName": "s"})), Some(&secret)).unwrap();
+    assert_eq!(
+        all.iter().map(|f| f.path.as_str()).collect::<Vec<_>>(),
+        ["other", "token"]
+    );
+    assert!(all.iter().all(|f| f.mode == 0o644));
+    let items = source(json!({"secretName": "s", "defaultMode": 0o444,
+                              "items": [{"key": "token", "path": "dir/token"}]}));
+    assert_eq!(
+        secret_files("v", &items, Some(&secret)).unwrap(),
+        [SecretFile {
+            path: "dir/token".to_owned(),
+            content: b"secret".to_vec(),
+            mode: 0o444
+        }]
+    );
+    assert!(matches!(
+        secret_files("v", &items, None).unwrap_err(),
+        KubeletError::MissingSecret { secret, .. } if secret == "s"
+    ));
+    let mut optional = items.clone();
+    optional.optional = Some(true);
+    assert_eq!(secret_files("v", &optional, None).unwrap(), []);
+    let missing_key = source(json!({"secretName": "s", "items": [{"key": "nope", "path": "n"}]}));
+    assert!(matches!(
+        secret_files("v", &missing_key, Some(&secret)).unwrap_err(),
+        KubeletError::MissingKey { key, .. } if key == "nope"
+    ));
+    let escaping = source(json!({"secretName": "s", "items": [{"key": "token", "path": "../t"}]}));
+    assert!(matches!(
+        secret_files("v", &escaping, Some(&secret)).unwrap_err(),
+        KubeletError::ItemPath { .. }
+    ));
 }

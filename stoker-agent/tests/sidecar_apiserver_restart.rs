@@ -35,7 +35,7 @@ async fn the_agent_survives_an_api_server_restart() {
         )
         .await;
     world.create_pod("ignition-0", CR, &[], &[]).await;
-    let env = world.agent_env("ignition-0", CR);
+    let env = world.agent_env("ignition-0");
     let agent = world.start_agent("ignition-0", env);
     world
         .wait_status(CR, "ignition-0", "Synced at c1", |s| {

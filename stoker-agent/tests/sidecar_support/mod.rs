@@ -1,18 +1,31 @@
 //! Shared by the sidecar end-to-end tests: a fresh namespace on the test kube-apiserver, a Git
 //! repository on the loopback HTTP server, the gateway simulator, and the real `stoker-agent`
-//! binary run as a local process with the injector's environment. The tests play the kubelet
-//! (pods are objects whose status they set); the operator's controller (`stoker_k8s::controller`)
-//! runs in the test process, so the whole path is real: it resolves the ref, writes
+//! binary run as a local process. The operator's controller (`stoker_k8s::controller`) runs in
+//! the test process, so the whole path is real: it resolves the ref, writes
 //! `stoker-metadata-{cr}`, and aggregates the agents' reports into the GatewaySync's status.
+//!
+//! Gateway pods are written as users write them, without the agent ([`pods`]); creating one
+//! ([`World::create_gateway_pod`]) runs it through the webhook's admission
+//! (`stoker_k8s::admission::mutate_pod` with the namespace's GatewaySyncs, read from the API
+//! server), creates the mutated pod and reads it back. The tests then play the kubelet
+//! ([`kubelet`]): the agent's environment and files come from that stored pod — the
+//! `stoker-agent` container's `env` (downward API resolved), its mounts mapped to directories of
+//! the test, Secret volumes filled from the API server's Secrets — never from a hand-written
+//! environment. What a process on the test machine needs beyond that is added on top, each
+//! addition saying why ([`World::agent_env`], [`AgentProcess::start`]).
 #![allow(dead_code)] // each test binary uses a different part
+
+pub mod kubelet;
+pub mod pods;
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::core::v1::{ConfigMap, Container, Pod, PodSpec, Secret};
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret};
 use k8s_openapi::api::events::v1::Event;
 use kube::api::{Api, ListParams, ObjectMeta, Patch, PatchParams, PostParams};
 use stoker_k8s::GatewaySync;
@@ -23,8 +36,16 @@ use stoker_testkit::gateway_sim::{GatewaySim, SimConfig};
 use stoker_testkit::kube_api::{Cluster, cluster, install_crypto_provider};
 use stoker_testkit::repo::{Change, Repo};
 
-/// The Ignition API key the simulator requires and the agent reads from `API_KEY_FILE`.
+use kubelet::KubeletPod;
+
+/// The Ignition API key the simulator requires; [`World::create_api_secret`] stores it where the
+/// injector mounts it from (`API_KEY_FILE`).
 pub const API_KEY: &str = "stoker-sidecar-test:c2VjcmV0";
+
+/// The `ENV` of the agent image (the `runtime` stage of the Dockerfile): `HOME=/tmp`, which
+/// only works because the injector mounts an `emptyDir` there (the root file system is
+/// read-only), so it goes through the test kubelet's path mapping like the pod's variables.
+pub const IMAGE_ENV: [(&str, &str); 1] = [("HOME", "/tmp")];
 
 /// How long a convergence may take before a test fails.
 pub const CONVERGE: Duration = Duration::from_secs(30);
@@ -39,6 +60,8 @@ pub struct World {
     pub dir: tempfile::TempDir,
     pub sim: GatewaySim,
     pub agents: Vec<AgentProcess>,
+    /// The pods the test kubelet runs, by name.
+    pods: Mutex<BTreeMap<String, KubeletPod>>,
     controller: Option<(
         tokio::sync::oneshot::Sender<()>,
         tokio::task::JoinHandle<()>,
@@ -58,7 +81,6 @@ impl World {
         let repo = servers.new_repo(prefix);
         let repo_url = servers.http_url(&repo);
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("api-key"), format!("{API_KEY}\n")).unwrap();
         let sim = GatewaySim::start(SimConfig::new().with_api_key(API_KEY)).unwrap();
         let mut world = World {
             cluster,
@@ -69,6 +91,7 @@ impl World {
             dir,
             sim,
             agents: Vec::new(),
+            pods: Mutex::default(),
             controller: None,
         };
         world.start_controller();
@@ -201,12 +224,21 @@ impl World {
 
     /// Creates the Secret holding the gateway API key (for spec.gateway.api).
     pub async fn create_api_secret(&self, name: &str) {
+        self.create_secret(name, &[("apiKey", API_KEY)]).await;
+    }
+
+    /// Creates a Secret with `data`.
+    pub async fn create_secret(&self, name: &str, data: &[(&str, &str)]) {
         let secret = Secret {
             metadata: ObjectMeta {
                 name: Some(name.to_owned()),
                 ..ObjectMeta::default()
             },
-            string_data: Some(BTreeMap::from([("apiKey".to_owned(), API_KEY.to_owned())])),
+            string_data: Some(
+                data.iter()
+                    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                    .collect(),
+            ),
             ..Secret::default()
         };
         Api::<Secret>::namespaced(self.client.clone(), &self.ns)
@@ -215,8 +247,8 @@ impl World {
             .unwrap();
     }
 
-    /// Creates a gateway pod object annotated for `cr` (as the injector leaves it) and, playing
-    /// the kubelet, sets it Running.
+    /// Creates a bare gateway pod ([`pods::gateway_pod`]) annotated for `cr`; see
+    /// [`World::create_gateway_pod`].
     pub async fn create_pod(
         &self,
         name: &str,
@@ -224,53 +256,66 @@ impl World {
         annotations: &[(&str, &str)],
         labels: &[(&str, &str)],
     ) -> Pod {
-        let mut all_annotations = BTreeMap::from([
-            ("stoker.io/inject".to_owned(), "true".to_owned()),
-            ("stoker.io/injected".to_owned(), "true".to_owned()),
-            ("stoker.io/cr-name".to_owned(), cr.to_owned()),
-        ]);
-        for (k, v) in annotations {
-            all_annotations.insert((*k).to_owned(), (*v).to_owned());
-        }
-        let pod = Pod {
-            metadata: ObjectMeta {
-                name: Some(name.to_owned()),
-                annotations: Some(all_annotations),
-                labels: Some(
-                    labels
-                        .iter()
-                        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-                        .collect(),
-                ),
-                ..ObjectMeta::default()
-            },
-            spec: Some(PodSpec {
-                containers: vec![Container {
-                    name: "gateway".to_owned(),
-                    image: Some("inductiveautomation/ignition:8.3".to_owned()),
-                    ..Container::default()
-                }],
-                init_containers: Some(vec![Container {
-                    name: "stoker-agent".to_owned(),
-                    image: Some("stoker-agent:test".to_owned()),
-                    restart_policy: Some("Always".to_owned()),
-                    ..Container::default()
-                }]),
-                ..PodSpec::default()
-            }),
-            ..Pod::default()
-        };
+        let mut all = vec![("stoker.io/cr-name", cr)];
+        all.extend_from_slice(annotations);
+        self.create_gateway_pod(pods::gateway_pod(name, &all, labels))
+            .await
+    }
+
+    /// Creates `pod` (as a user or a StatefulSet writes it) the way the API server does with
+    /// Stoker's webhook: the namespace's GatewaySyncs read from the API server, the pod through
+    /// the webhook's admission (the injector's patch applied; a denial fails the test), the
+    /// result created. Then plays the kubelet: the pod `Running`, its volumes made directories
+    /// on this machine from the pod as the API server stored it ([`kubelet`]). Returns that
+    /// stored pod.
+    pub async fn create_gateway_pod(&self, pod: Pod) -> Pod {
+        let name = pod.metadata.name.clone().expect("a named pod");
+        let gateway_syncs = Api::<GatewaySync>::namespaced(self.client.clone(), &self.ns)
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items;
+        let mutated = pods::admit(&pod, &self.ns, &gateway_syncs)
+            .unwrap_or_else(|message| panic!("the webhook refused pod {name}: {message}"));
         let api: Api<Pod> = Api::namespaced(self.client.clone(), &self.ns);
-        api.create(&PostParams::default(), &pod).await.unwrap();
+        api.create(&PostParams::default(), &mutated).await.unwrap();
         api.patch_status(
-            name,
+            &name,
             &PatchParams::default(),
             &Patch::Merge(serde_json::json!({"status": {"phase": "Running"}})),
         )
         .await
-        .unwrap()
+        .unwrap();
+        let stored = api.get(&name).await.unwrap();
+        let secrets = Api::<Secret>::namespaced(self.client.clone(), &self.ns);
+        let running = KubeletPod::start(&stored, &self.path(&format!("pods/{name}")), &secrets)
+            .await
+            .unwrap_or_else(|error| panic!("the test kubelet cannot run pod {name}: {error}"));
+        self.pods.lock().unwrap().insert(name, running);
+        stored
     }
 
+    /// What the test kubelet made of `pod` (created by [`World::create_gateway_pod`]).
+    pub fn kubelet_pod(&self, pod: &str) -> KubeletPod {
+        self.pods
+            .lock()
+            .unwrap()
+            .get(pod)
+            .unwrap_or_else(|| panic!("pod {pod} was not created with create_gateway_pod"))
+            .clone()
+    }
+
+    /// Writes the Secret volumes of `pod` again from the Secrets as they are now, as the kubelet
+    /// does periodically.
+    pub async fn refresh_secret_volumes(&self, pod: &str) {
+        let running = self.kubelet_pod(pod);
+        let secrets = Api::<Secret>::namespaced(self.client.clone(), &self.ns);
+        running
+            .volumes
+            .project_secrets(&running.pod, &secrets)
+            .await
+            .unwrap_or_else(|error| panic!("refreshing the Secret volumes of {pod}: {error}"));
+    }
     /// Merges annotations and labels into a pod (`None` removes).
     pub async fn patch_pod(
         &self,
@@ -297,37 +342,41 @@ impl World {
             .unwrap();
     }
 
-    /// The injector's environment for the agent of `pod` (data in `data-{pod}`, cache in
-    /// `cache-{pod}`), the gateway at the simulator's port.
-    pub fn agent_env(&self, pod: &str, cr: &str) -> Vec<(String, String)> {
-        let port = self.sim.addr().port().to_string();
-        [
-            ("POD_NAME", pod.to_owned()),
-            ("POD_NAMESPACE", self.ns.clone()),
-            ("CR_NAME", cr.to_owned()),
-            ("CR_NAMESPACE", self.ns.clone()),
-            (
-                "REPO_PATH",
-                self.path(&format!("cache-{pod}")).display().to_string(),
-            ),
-            (
-                "DATA_PATH",
-                self.path(&format!("data-{pod}")).display().to_string(),
-            ),
-            ("GATEWAY_PORT", port),
-            ("GATEWAY_TLS", "false".to_owned()),
-            ("API_KEY_FILE", self.path("api-key").display().to_string()),
-            ("SYNC_PERIOD", "30".to_owned()),
-            ("RETRY_INITIAL_SECONDS", "1".to_owned()),
-            ("RETRY_MAX_SECONDS", "2".to_owned()),
-            (
-                "KUBECONFIG",
-                self.cluster.kubeconfig_path().display().to_string(),
-            ),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v))
-        .collect()
+    /// The environment of the `stoker-agent` container of `pod`: the agent image's `ENV`
+    /// ([`IMAGE_ENV`]), then the container's `env` as the injector wrote it (the pod spec's wins,
+    /// as in Kubernetes), resolved by the test kubelet with paths into its mounts rewritten to
+    /// their directories here; plus what a process on this machine needs in addition.
+    pub fn agent_env(&self, pod: &str) -> Vec<(String, String)> {
+        let running = self.kubelet_pod(pod);
+        let mut env: Vec<(String, String)> = IMAGE_ENV
+            .iter()
+            .map(|(name, value)| {
+                let value = running.agent.map_env(name, value).unwrap_or_else(|error| {
+                    panic!("the agent image's {name} in the injected pod: {error}")
+                });
+                ((*name).to_owned(), value)
+            })
+            .collect();
+        env.extend(running.agent.env.iter().cloned());
+        let kubeconfig = self.cluster.kubeconfig_path().display().to_string();
+        env.extend(
+            [
+                // A pod reaches the API server with its service account token (in-cluster
+                // config); this process uses the test cluster's kubeconfig.
+                ("KUBECONFIG", kubeconfig),
+                // Retries faster than the defaults (2 s doubling up to 300 s): tests that make a
+                // sync fail and then recover must converge within CONVERGE.
+                ("RETRY_INITIAL_SECONDS", "1".to_owned()),
+                ("RETRY_MAX_SECONDS", "2".to_owned()),
+            ]
+            .map(|(name, value)| (name.to_owned(), value)),
+        );
+        // In the pod /tmp is the injector's emptyDir; a process here would use this machine's
+        // /tmp unless TMPDIR points at the directory standing for that volume.
+        if let Some(tmp) = running.agent.host_path(stoker_k8s::injector::TMP_PATH) {
+            env.push(("TMPDIR".to_owned(), tmp.display().to_string()));
+        }
+        env
     }
 
     /// Starts the real `stoker-agent sidecar` with `env`; returns its index in `agents`.
@@ -337,8 +386,10 @@ impl World {
         self.agents.len() - 1
     }
 
+    /// The directory standing for the data volume of `pod`: where the gateway container reads
+    /// its files, and the agent writes them.
     pub fn data(&self, pod: &str) -> PathBuf {
-        self.path(&format!("data-{pod}"))
+        self.kubelet_pod(pod).data
     }
 
     /// The agent's status ConfigMap, read.
@@ -455,8 +506,9 @@ pub struct AgentProcess {
 }
 
 impl AgentProcess {
-    /// Starts `stoker-agent sidecar` with `env` (plus a free `PROBE_ADDRESS` and info logs),
-    /// logging to `DIR/agent-NAME.log`.
+    /// Starts `stoker-agent sidecar` with `env` and nothing else of the test's environment
+    /// (a container has only its image's and its spec's variables), plus the additions
+    /// [`test_machine_env`] lists, logging to `DIR/agent-NAME.log`.
     pub fn start(dir: &Path, name: &str, env: Vec<(String, String)>) -> AgentProcess {
         let probe_port = stoker_testkit::process::free_port().unwrap();
         let log_path = dir.join(format!("agent-{name}.log"));
@@ -472,10 +524,9 @@ impl AgentProcess {
         );
         let child = Command::new(binary)
             .arg("sidecar")
-            .env_remove("RUST_LOG")
+            .env_clear()
             .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-            .env("PROBE_ADDRESS", format!("127.0.0.1:{probe_port}"))
-            .env("STOKER_LOG", "info,stoker_agent=debug")
+            .envs(test_machine_env(probe_port))
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
@@ -546,6 +597,31 @@ impl AgentProcess {
     }
 }
 
+/// What every agent process on the test machine gets besides its pod's environment.
+fn test_machine_env(probe_port: u16) -> Vec<(String, String)> {
+    let mut env = vec![
+        // A pod has its own network namespace, so the default 0.0.0.0:8082 is free there;
+        // agents sharing this machine need a port each.
+        (
+            "PROBE_ADDRESS".to_owned(),
+            format!("127.0.0.1:{probe_port}"),
+        ),
+        // Debug logs for the dumps of failing tests; a pod logs at the default level.
+        (
+            "STOKER_LOG".to_owned(),
+            "info,stoker_agent=debug".to_owned(),
+        ),
+    ];
+    // PATH comes from the image's ENV, not from the pod spec; LLVM_PROFILE_FILE and
+    // RUST_BACKTRACE are the test tooling's (coverage and backtraces of the agent binary).
+    for name in ["PATH", "LLVM_PROFILE_FILE", "RUST_BACKTRACE"] {
+        if let Ok(value) = std::env::var(name) {
+            env.push((name.to_owned(), value));
+        }
+    }
+    env
+}
+
 impl Drop for AgentProcess {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -600,4 +676,10 @@ pub fn tree(root: &Path) -> BTreeMap<String, String> {
         }
     }
     files
+}
+
+/// Sets `name` in `env`, replacing the value the injector gave it.
+pub fn set_env(env: &mut Vec<(String, String)>, name: &str, value: &str) {
+    env.retain(|(existing, _)| existing != name);
+    env.push((name.to_owned(), value.to_owned()));
 }
