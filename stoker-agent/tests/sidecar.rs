@@ -10,7 +10,7 @@ mod sidecar_support;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use sidecar_support::{World, set_env, tree};
+use sidecar_support::{World, pods, set_env, tree};
 use stoker_k8s::GatewaySync;
 use stoker_k8s::crd::SyncStatus;
 use stoker_testkit::gateway_sim::{Endpoint, Fault};
@@ -1026,6 +1026,247 @@ async fn without_an_api_key_yet_files_sync_and_the_rescan_waits_for_the_key() {
                     .is_some_and(|r| r.contains("scan/config 200"))
         })
         .await;
+}
+
+/// The variables the injector promises `stoker-agent sidecar` (docs/kubernetes.md, "What the
+/// injector adds"), whatever the pod.
+const CONTRACT: [&str; 10] = [
+    "POD_NAME",
+    "POD_NAMESPACE",
+    "CR_NAME",
+    "CR_NAMESPACE",
+    "REPO_PATH",
+    "DATA_PATH",
+    "GATEWAY_PORT",
+    "GATEWAY_TLS",
+    "API_KEY_FILE",
+    "SYNC_PERIOD",
+];
+
+/// The agent of `pod` got the injector's whole contract, `extra` too (`GATEWAY_NAME`,
+/// `PROFILE`, the Git credential file...) and nothing optional it was not asked for; its paths
+/// lead to the directories standing for the volumes (`files`: variable → expected content).
+fn assert_injector_contract(
+    world: &World,
+    pod: &str,
+    cr: &str,
+    extra: &[&str],
+    files: &[(&str, &str)],
+) {
+    let running = world.kubelet_pod(pod);
+    let pod_env: std::collections::BTreeMap<&str, &str> = running
+        .agent
+        .pod_env
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let mut expected: Vec<&str> = CONTRACT.iter().chain(extra).copied().collect();
+    expected.sort_unstable();
+    let mut names: Vec<&str> = pod_env.keys().copied().collect();
+    names.sort_unstable();
+    assert_eq!(names, expected, "the agent's environment in the stored pod");
+    assert_eq!(pod_env["POD_NAME"], pod);
+    assert_eq!(pod_env["POD_NAMESPACE"], world.ns);
+    assert_eq!(pod_env["CR_NAMESPACE"], world.ns);
+    assert_eq!(pod_env["CR_NAME"], cr);
+    assert_eq!(pod_env["GATEWAY_PORT"], world.sim.addr().port().to_string());
+    assert_eq!(pod_env["GATEWAY_TLS"], "false");
+
+    let env: std::collections::BTreeMap<String, String> =
+        world.agent_env(pod).into_iter().collect();
+    assert_eq!(
+        std::path::Path::new(&env["DATA_PATH"]),
+        world.data(pod),
+        "the agent writes where the gateway reads"
+    );
+    assert!(std::path::Path::new(&env["REPO_PATH"]).is_dir());
+    for (variable, content) in files {
+        assert_eq!(
+            std::fs::read_to_string(&env[*variable]).unwrap(),
+            *content,
+            "{variable}"
+        );
+    }
+}
+
+/// A pod as a StatefulSet like the Ignition chart's creates it: the claim of the volume claim
+/// template `ignition-data` mounted at Ignition's data directory, no `stoker.io/cr-name` (the
+/// namespace's only GatewaySync is found and named in the pod), the gateway named after the
+/// `app.kubernetes.io/name` label. The files land in that claim's directory.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_statefulset_pod_gets_its_files_in_the_claim() {
+    let mut world = World::new("sidecar-sts").await;
+    let c1 = world.commit(
+        &[
+            ("projects/demo/project.json", "v1"),
+            (
+                "templates/identity.txt",
+                "gateway={{.GatewayName}} pod={{.PodName}} ordinal={{.PodOrdinal}} cr={{.CRName}}",
+            ),
+        ],
+        "first",
+    );
+    world.create_api_secret("gw-api").await;
+    let profiles = json!({"standard": {"mappings": [
+        {"source": "projects", "destination": "projects"},
+        {"source": "templates/identity.txt", "destination": "config/identity.txt",
+         "template": true},
+    ]}});
+    world.create_gatewaysync(CR, spec(&world, profiles)).await;
+    let stored = world
+        .create_gateway_pod(pods::statefulset_pod("ignition", 0, &[]))
+        .await;
+    let annotations = stored.metadata.annotations.as_ref().unwrap();
+    assert_eq!(annotations["stoker.io/cr-name"], CR, "found and written");
+    assert_eq!(annotations["stoker.io/injected"], "true");
+    let spec = stored.spec.as_ref().unwrap();
+    let agent = &spec.init_containers.as_ref().unwrap()[0];
+    assert_eq!(agent.name, "stoker-agent");
+    assert!(
+        agent
+            .volume_mounts
+            .iter()
+            .flatten()
+            .any(|m| { m.name == "ignition-data" && m.mount_path == pods::IGNITION_DATA }),
+        "{:?}",
+        agent.volume_mounts
+    );
+    assert_injector_contract(
+        &world,
+        "ignition-0",
+        CR,
+        &[],
+        &[("API_KEY_FILE", sidecar_support::API_KEY)],
+    );
+    assert!(
+        world
+            .data("ignition-0")
+            .ends_with("pods/ignition-0/volumes/ignition-data")
+    );
+
+    let env = world.agent_env("ignition-0");
+    world.start_agent("ignition-0", env);
+    world
+        .wait_status(CR, "ignition-0", "Synced at c1", |s| {
+            s.status == SyncStatus::Synced && s.commit.as_deref() == Some(c1.as_str())
+        })
+        .await;
+    let expected: std::collections::BTreeMap<String, String> = [
+        (
+            "config/identity.txt",
+            "gateway=ignition pod=ignition-0 ordinal=0 cr=site",
+        ),
+        ("projects/demo/project.json", "v1"),
+    ]
+    .into_iter()
+    .map(|(p, c)| (p.to_owned(), c.to_owned()))
+    .collect();
+    assert_eq!(tree(&world.data("ignition-0")), expected);
+}
+
+/// A private repository with `spec.git.auth.sshKey` and `knownHosts`: the injector mounts the
+/// key and the `known_hosts` (two keys of one Secret, each volume projecting only its own) and
+/// names the files in `GIT_SSH_KEY_FILE` and `GIT_KNOWN_HOSTS_FILE`; the agent clones from the
+/// test `sshd` with them, checking the host key. The pod's profile and gateway name reach the
+/// agent as `PROFILE` and `GATEWAY_NAME`.
+///
+/// SSH rather than a token: Stoker sends a token only over `https://` and the test Git servers
+/// speak plain HTTP.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ssh_key_auth_clones_with_the_injected_secrets() {
+    let mut world = World::new("sidecar-ssh").await;
+    let servers = stoker_testkit::git::servers();
+    let key = std::fs::read_to_string(&servers.ssh().key).unwrap();
+    let known_hosts = std::fs::read_to_string(&servers.ssh().known_hosts).unwrap();
+    let c1 = world.commit(&[("projects/demo/project.json", "private")], "first");
+    world.create_api_secret("gw-api").await;
+    world
+        .create_secret(
+            "git-ssh",
+            &[("identity", &key), ("known_hosts", &known_hosts)],
+        )
+        .await;
+    let mut spec = spec(
+        &world,
+        json!({
+            "standard": {"mappings": [{"source": "projects", "destination": "projects"}]},
+            "private": {"mappings": [{"source": "projects", "destination": "private-projects"}]},
+        }),
+    );
+    spec["git"] = json!({
+        "repo": servers.ssh_url(&world.repo),
+        "ref": "main",
+        "auth": {"sshKey": {
+            "secretRef": {"name": "git-ssh", "key": "identity"},
+            "knownHosts": {"secretRef": {"name": "git-ssh", "key": "known_hosts"}},
+        }},
+    });
+    world.create_gatewaysync(CR, spec).await;
+    world
+        .create_pod(
+            "ignition-0",
+            CR,
+            &[
+                ("stoker.io/profile", "private"),
+                ("stoker.io/gateway-name", "vault"),
+            ],
+            &[],
+        )
+        .await;
+    assert_injector_contract(
+        &world,
+        "ignition-0",
+        CR,
+        &[
+            "GATEWAY_NAME",
+            "PROFILE",
+            "GIT_SSH_KEY_FILE",
+            "GIT_KNOWN_HOSTS_FILE",
+        ],
+        &[
+            ("API_KEY_FILE", sidecar_support::API_KEY),
+            ("GIT_SSH_KEY_FILE", &key),
+            ("GIT_KNOWN_HOSTS_FILE", &known_hosts),
+        ],
+    );
+    let running = world.kubelet_pod("ignition-0");
+    for (name, value) in [("PROFILE", "private"), ("GATEWAY_NAME", "vault")] {
+        assert!(
+            running
+                .agent
+                .pod_env
+                .contains(&(name.to_owned(), value.to_owned())),
+            "{name}={value} in {:?}",
+            running.agent.pod_env
+        );
+    }
+    let credentials = running
+        .agent
+        .host_path(stoker_k8s::injector::GIT_CREDENTIALS_DIR)
+        .unwrap();
+    assert_eq!(
+        std::fs::read_dir(&credentials).unwrap().count(),
+        1,
+        "only the key the GatewaySync names is projected"
+    );
+
+    let env = world.agent_env("ignition-0");
+    world.start_agent("ignition-0", env);
+    let status = world
+        .wait_status(CR, "ignition-0", "Synced at c1", |s| {
+            s.status == SyncStatus::Synced && s.commit.as_deref() == Some(c1.as_str())
+        })
+        .await;
+    assert_eq!(status.profile.as_deref(), Some("private"));
+    assert_eq!(status.gateway, "vault");
+    let files = tree(&world.data("ignition-0"));
+    assert_eq!(
+        files.into_iter().collect::<Vec<_>>(),
+        [(
+            "private-projects/demo/project.json".to_owned(),
+            "private".to_owned()
+        )]
+    );
 }
 
 /// The test kubelet resolves the downward API, maps literal paths into mounts, and fails on
