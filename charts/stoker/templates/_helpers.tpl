@@ -88,3 +88,46 @@ Images: the tag defaults to the chart's appVersion.
 {{- define "stoker.agentImage" -}}
 {{- printf "%s:%s" .Values.agentImage.repository (default .Chart.AppVersion .Values.agentImage.tag) }}
 {{- end }}
+
+{{/*
+Admission: the Service the API server calls, the two webhook configurations, the Secret the
+operator keeps its self-signed CA and serving certificate in (not a chart object: the operator
+creates it), and the cert-manager Certificate and its Secret (certManager.enabled).
+*/}}
+{{- define "stoker.webhookServiceName" -}}
+{{- printf "%s-webhook-service" (include "stoker.fullname" .) }}
+{{- end }}
+
+{{- define "stoker.mutatingWebhookName" -}}
+{{- printf "%s-pod-injection" (include "stoker.fullname" .) }}
+{{- end }}
+
+{{- define "stoker.validatingWebhookName" -}}
+{{- printf "%s-gatewaysync-validation" (include "stoker.fullname" .) }}
+{{- end }}
+
+{{- define "stoker.webhookTLSSecretName" -}}
+{{- printf "%s-webhook-tls" (include "stoker.fullname" .) }}
+{{- end }}
+
+{{- define "stoker.webhookCertificateName" -}}
+{{- printf "%s-webhook-cert" (include "stoker.fullname" .) }}
+{{- end }}
+
+{{/*
+Where the cert-manager Secret is mounted in the operator container (--webhook-cert-dir).
+*/}}
+{{- define "stoker.webhookCertDir" -}}
+/etc/stoker/webhook-tls
+{{- end }}
+
+{{/*
+The DNS names of the webhook Service, which its serving certificate must cover.
+*/}}
+{{- define "stoker.webhookDNSNames" -}}
+{{- $service := include "stoker.webhookServiceName" . -}}
+- {{ $service }}
+- {{ $service }}.{{ .Release.Namespace }}
+- {{ $service }}.{{ .Release.Namespace }}.svc
+- {{ $service }}.{{ .Release.Namespace }}.svc.cluster.local
+{{- end }}
