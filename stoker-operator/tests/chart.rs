@@ -1,10 +1,13 @@
 //! The Helm chart (`charts/stoker`) and the Kubernetes examples, against the real test API
-//! server: `helm lint`; `helm template` with the defaults, with `watchNamespaces`, and with a
-//! stoker-operator v0.5 values file; a server-side dry run of everything it renders and of
-//! `examples/`; and a real `helm install`, after which the operator binary runs with the chart's
-//! own service-account token and the exact flags of the chart's Deployment (so a permission the
-//! chart forgot, or a flag the binary does not know, fails here), and the agent's ClusterRole is
-//! checked verb by verb through the example's RoleBinding.
+//! server: `helm lint`; `helm template` with the defaults, with `watchNamespaces`, with a
+//! stoker-operator v0.5 values file, and with each admission option (the two webhook
+//! configurations field by field, cert-manager, the PodDisruptionBudget, the NetworkPolicy); a
+//! server-side dry run of everything it renders (the cert-manager objects against stand-in
+//! CRDs, tests/fixtures/cert-manager-crds.yaml) and of `examples/`; a `helm upgrade` that must
+//! keep a caBundle written outside Helm; and a real `helm install`, after which the operator
+//! binary runs with the chart's own service-account token and the exact flags of the chart's
+//! Deployment (so a permission the chart forgot, or a flag the binary does not know, fails
+//! here), and the agent's ClusterRole is checked verb by verb through the example's RoleBinding.
 //!
 //! helm comes from `hack/helm.sh install` (built from the Go module proxy, cached), found through
 //! `STOKER_HELM_BIN_DIR`, else `hack/helm.sh bin-dir`; a test never builds it. That the chart's
@@ -19,6 +22,7 @@ use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
+use serde_yaml::Value;
 use stoker_testkit::kube_api::{Cluster, cluster};
 
 /// Env var: the directory holding `helm` (`hack/helm.sh install --print-bin-dir`).
@@ -255,6 +259,90 @@ fn document<'a>(rendered: &'a str, kind: &str, name: &str) -> &'a str {
         .unwrap_or_else(|| panic!("no {kind} {name} in:\n{rendered}"))
 }
 
+/// Every object of a `helm template` output, parsed.
+fn manifests(rendered: &str) -> Vec<Value> {
+    rendered
+        .split("\n---")
+        .map(|doc| serde_yaml::from_str::<Value>(doc).unwrap())
+        .filter(|doc| !doc.is_null())
+        .collect()
+}
+
+/// `text` parsed: the expected shape of a rendered field.
+fn yaml(text: &str) -> Value {
+    serde_yaml::from_str(text).unwrap()
+}
+
+/// The object of this kind and name, if rendered.
+fn try_find<'a>(docs: &'a [Value], kind: &str, name: &str) -> Option<&'a Value> {
+    docs.iter().find(|doc| {
+        doc["kind"].as_str() == Some(kind) && doc["metadata"]["name"].as_str() == Some(name)
+    })
+}
+
+/// The object of this kind and name.
+fn find<'a>(docs: &'a [Value], kind: &str, name: &str) -> &'a Value {
+    try_find(docs, kind, name).unwrap_or_else(|| {
+        panic!(
+            "no {kind} {name} among {:?}",
+            docs.iter()
+                .map(|d| format!(
+                    "{}/{}",
+                    d["kind"].as_str().unwrap_or("?"),
+                    d["metadata"]["name"].as_str().unwrap_or("?")
+                ))
+                .collect::<Vec<_>>()
+        )
+    })
+}
+
+/// The kinds of the rendered objects.
+fn kinds(docs: &[Value]) -> Vec<&str> {
+    docs.iter().filter_map(|d| d["kind"].as_str()).collect()
+}
+
+/// True when `key` is a mapping key anywhere in `value`.
+fn has_key(value: &Value, key: &str) -> bool {
+    match value {
+        Value::Mapping(map) => map
+            .iter()
+            .any(|(k, v)| k.as_str() == Some(key) || has_key(v, key)),
+        Value::Sequence(items) => items.iter().any(|v| has_key(v, key)),
+        Value::Tagged(tagged) => has_key(&tagged.value, key),
+        _ => false,
+    }
+}
+
+/// The operator container of a rendered Deployment.
+fn operator_container(docs: &[Value], deployment: &str) -> Value {
+    let containers =
+        &find(docs, "Deployment", deployment)["spec"]["template"]["spec"]["containers"];
+    containers[0].clone()
+}
+
+/// The operator container's arguments.
+fn operator_args(docs: &[Value], deployment: &str) -> Vec<String> {
+    operator_container(docs, deployment)["args"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// The arguments of the admission server and the injector (`--webhook-*`, `--agent-*`,
+/// `--*-webhook-configuration`).
+fn admission_args(args: &[String]) -> Vec<&str> {
+    args.iter()
+        .map(String::as_str)
+        .filter(|a| {
+            a.starts_with("--webhook-")
+                || a.starts_with("--agent-")
+                || a.contains("-webhook-configuration=")
+        })
+        .collect()
+}
+
 #[test]
 fn helm_lint_passes_with_the_defaults_and_with_stoker_operator_v0_5_values() {
     let chart = chart();
@@ -285,13 +373,26 @@ fn helm_template_renders_the_operator_its_rbac_and_the_agent_role() {
         ("ClusterRole", "", "stoker-gatewaysync-edit"),
         ("Service", ns, "stoker-metrics"),
         ("Deployment", ns, "stoker-operator"),
+        // Admission (webhook.enabled, on by default), with the operator's own TLS.
+        ("Service", ns, "stoker-webhook-service"),
+        ("MutatingWebhookConfiguration", "", "stoker-pod-injection"),
+        (
+            "ValidatingWebhookConfiguration",
+            "",
+            "stoker-gatewaysync-validation",
+        ),
+        ("ClusterRole", "", "stoker-operator-webhooks"),
+        ("ClusterRoleBinding", "", "stoker-operator-webhooks"),
+        ("Role", ns, "stoker-webhook-tls"),
+        ("RoleBinding", ns, "stoker-webhook-tls"),
     ] {
         assert!(
             has_object(&objects, kind, namespace, name),
             "no {kind} {namespace}/{name} in {objects:?}"
         );
     }
-    assert_eq!(objects.len(), 10, "{objects:?}");
+    // No PodDisruptionBudget with one replica, no NetworkPolicy unless asked for.
+    assert_eq!(objects.len(), 17, "{objects:?}");
 
     let deployment = document(&rendered, "Deployment", "stoker-operator");
     for expected in [
@@ -383,10 +484,26 @@ fn helm_template_scopes_the_operator_to_watch_namespaces() {
         ),
         "{objects:?}"
     );
-    assert!(
-        !objects
+    // No cluster-wide binding of the operator's ClusterRole, no leader election, no metrics
+    // Service. (The webhook configurations' ClusterRoleBinding stays: they are cluster-scoped.)
+    for (kind, namespace, name) in [
+        ("ClusterRoleBinding", "", "gateways-stoker-operator"),
+        ("Role", "ops", "gateways-stoker-leader-election"),
+        ("Service", "ops", "gateways-stoker-metrics"),
+    ] {
+        assert!(!has_object(&objects, kind, namespace, name), "{objects:?}");
+    }
+    assert_eq!(
+        objects
             .iter()
-            .any(|(k, _, _)| k == "ClusterRoleBinding" || k == "Role" || k == "Service"),
+            .filter(|(k, _, _)| k == "ClusterRoleBinding" || k == "Role" || k == "Service")
+            .map(|(_, _, n)| n.as_str())
+            .collect::<Vec<_>>(),
+        [
+            "gateways-stoker-operator-webhooks",
+            "gateways-stoker-webhook-tls",
+            "gateways-stoker-webhook-service"
+        ],
         "{objects:?}"
     );
     // The agent's ClusterRole has its fixed name whatever the release, plus the name earlier
@@ -437,6 +554,554 @@ fn helm_template_scopes_the_operator_to_watch_namespaces() {
     );
 }
 
+/// The pod webhook as `helm template stoker -n stoker-system` renders it by default.
+const DEFAULT_POD_WEBHOOK: &str = r#"
+name: pod-inject.stoker.io
+admissionReviewVersions: [v1]
+sideEffects: None
+failurePolicy: Ignore
+timeoutSeconds: 10
+matchPolicy: Equivalent
+reinvocationPolicy: IfNeeded
+clientConfig:
+  service:
+    name: stoker-webhook-service
+    namespace: stoker-system
+    path: /mutate-v1-pod
+    port: 443
+rules:
+  - apiGroups: [""]
+    apiVersions: [v1]
+    operations: [CREATE]
+    resources: [pods]
+    scope: Namespaced
+namespaceSelector:
+  matchExpressions:
+    - key: kubernetes.io/metadata.name
+      operator: NotIn
+      values: [kube-system, kube-node-lease, stoker-system]
+"#;
+
+/// The GatewaySync webhook as rendered by default.
+const DEFAULT_GATEWAYSYNC_WEBHOOK: &str = r#"
+name: gatewaysync-validate.stoker.io
+admissionReviewVersions: [v1]
+sideEffects: None
+failurePolicy: Ignore
+timeoutSeconds: 10
+matchPolicy: Equivalent
+clientConfig:
+  service:
+    name: stoker-webhook-service
+    namespace: stoker-system
+    path: /validate-gatewaysync
+    port: 443
+rules:
+  - apiGroups: [stoker.io]
+    apiVersions: [v1alpha1]
+    operations: [CREATE, UPDATE]
+    resources: [gatewaysyncs]
+    scope: Namespaced
+namespaceSelector:
+  matchExpressions:
+    - key: kubernetes.io/metadata.name
+      operator: NotIn
+      values: [kube-system, kube-node-lease]
+"#;
+
+/// The single webhook of a rendered webhook configuration.
+fn only_webhook<'a>(docs: &'a [Value], kind: &str, name: &str) -> &'a Value {
+    let webhooks = find(docs, kind, name)["webhooks"].as_sequence().unwrap();
+    assert_eq!(webhooks.len(), 1, "{webhooks:?}");
+    &webhooks[0]
+}
+
+#[test]
+fn helm_template_renders_both_admission_webhooks_with_exactly_their_fields() {
+    let docs = manifests(&render("stoker", "stoker-system", &[]));
+    let pod = only_webhook(
+        &docs,
+        "MutatingWebhookConfiguration",
+        "stoker-pod-injection",
+    );
+    assert_eq!(*pod, yaml(DEFAULT_POD_WEBHOOK));
+    let validation = only_webhook(
+        &docs,
+        "ValidatingWebhookConfiguration",
+        "stoker-gatewaysync-validation",
+    );
+    assert_eq!(*validation, yaml(DEFAULT_GATEWAYSYNC_WEBHOOK));
+    // No caBundle at all (the operator writes it; Helm's three-way merge then keeps it), and
+    // no cert-manager annotation without cert-manager.
+    assert!(!docs.iter().any(|doc| has_key(doc, "caBundle")));
+    for (kind, name) in [
+        ("MutatingWebhookConfiguration", "stoker-pod-injection"),
+        (
+            "ValidatingWebhookConfiguration",
+            "stoker-gatewaysync-validation",
+        ),
+    ] {
+        let metadata = &find(&docs, kind, name)["metadata"];
+        assert!(metadata["annotations"].is_null(), "{metadata:?}");
+        assert!(metadata["namespace"].is_null(), "{metadata:?}");
+    }
+
+    // The Service they call reaches every operator pod's `webhook` port.
+    let service = find(&docs, "Service", "stoker-webhook-service");
+    assert_eq!(
+        service["spec"]["ports"],
+        yaml("[{name: webhook, port: 443, targetPort: webhook, protocol: TCP}]")
+    );
+    let deployment = find(&docs, "Deployment", "stoker-operator");
+    assert_eq!(
+        service["spec"]["selector"],
+        deployment["spec"]["selector"]["matchLabels"]
+    );
+    let container = operator_container(&docs, "stoker-operator");
+    assert!(
+        container["ports"]
+            .as_sequence()
+            .unwrap()
+            .contains(&yaml("{name: webhook, containerPort: 9443, protocol: TCP}")),
+        "{:?}",
+        container["ports"]
+    );
+    // The operator is told the names the chart gave the objects, and the agent's image.
+    let args = operator_args(&docs, "stoker-operator");
+    assert_eq!(
+        admission_args(&args),
+        [
+            "--webhook-port=9443",
+            "--webhook-service=stoker-webhook-service",
+            "--mutating-webhook-configuration=stoker-pod-injection",
+            "--validating-webhook-configuration=stoker-gatewaysync-validation",
+            "--webhook-secret=stoker-webhook-tls",
+            "--agent-image=stoker-agent:0.1.0",
+            "--agent-image-pull-policy=IfNotPresent",
+        ]
+    );
+
+    // Its permissions for its own TLS: the two configurations' caBundle, by name, and one
+    // Secret of its namespace.
+    assert_eq!(
+        find(&docs, "ClusterRole", "stoker-operator-webhooks")["rules"],
+        yaml(
+            r#"
+- apiGroups: [admissionregistration.k8s.io]
+  resources: [mutatingwebhookconfigurations]
+  verbs: [get, patch, update]
+  resourceNames: [stoker-pod-injection]
+- apiGroups: [admissionregistration.k8s.io]
+  resources: [validatingwebhookconfigurations]
+  verbs: [get, patch, update]
+  resourceNames: [stoker-gatewaysync-validation]
+"#
+        )
+    );
+    let role = find(&docs, "Role", "stoker-webhook-tls");
+    assert_eq!(role["metadata"]["namespace"], yaml("stoker-system"));
+    assert_eq!(
+        role["rules"],
+        yaml(
+            r#"
+- apiGroups: [""]
+  resources: [secrets]
+  verbs: [create]
+- apiGroups: [""]
+  resources: [secrets]
+  verbs: [get, update]
+  resourceNames: [stoker-webhook-tls]
+"#
+        )
+    );
+    let subjects =
+        yaml("[{kind: ServiceAccount, name: stoker-operator, namespace: stoker-system}]");
+    for (kind, name, role_kind) in [
+        (
+            "ClusterRoleBinding",
+            "stoker-operator-webhooks",
+            "ClusterRole",
+        ),
+        ("RoleBinding", "stoker-webhook-tls", "Role"),
+    ] {
+        let binding = find(&docs, kind, name);
+        assert_eq!(binding["subjects"], subjects);
+        assert_eq!(binding["roleRef"]["kind"], yaml(role_kind));
+        assert_eq!(binding["roleRef"]["name"], yaml(name));
+    }
+    // Secrets stay read-only in the operator's ClusterRole.
+    let operator = find(&docs, "ClusterRole", "stoker-operator");
+    assert!(
+        operator["rules"].as_sequence().unwrap().contains(&yaml(
+            r#"{apiGroups: [""], resources: [secrets], verbs: [get, list, watch]}"#
+        )),
+        "{operator:?}"
+    );
+}
+
+#[test]
+fn helm_template_webhook_selectors_and_policies_follow_the_values() {
+    // requireLabel: only labelled namespaces; watchNamespaces: only those; an object selector;
+    // failure policies and timeout.
+    let docs = manifests(&render(
+        "gateways",
+        "ops",
+        &[
+            "--set",
+            "webhook.namespaceSelector.requireLabel=true",
+            "--set",
+            "watchNamespaces={plant-a,plant-b}",
+            "--set",
+            "webhook.objectSelector.matchLabels.app\\.kubernetes\\.io/name=ignition",
+            "--set",
+            "webhook.failurePolicy=Fail",
+            "--set",
+            "webhook.validating.failurePolicy=Fail",
+            "--set",
+            "webhook.timeoutSeconds=5",
+        ],
+    ));
+    let pod = only_webhook(
+        &docs,
+        "MutatingWebhookConfiguration",
+        "gateways-stoker-pod-injection",
+    );
+    assert_eq!(
+        pod["namespaceSelector"],
+        yaml(
+            r#"
+matchExpressions:
+  - {key: kubernetes.io/metadata.name, operator: NotIn, values: [kube-system, kube-node-lease, ops]}
+  - {key: kubernetes.io/metadata.name, operator: In, values: [plant-a, plant-b]}
+matchLabels:
+  stoker.io/injection: enabled
+"#
+        )
+    );
+    assert_eq!(
+        pod["objectSelector"],
+        yaml("matchLabels: {app.kubernetes.io/name: ignition}")
+    );
+    assert_eq!(pod["failurePolicy"], yaml("Fail"));
+    assert_eq!(pod["timeoutSeconds"], yaml("5"));
+    assert_eq!(
+        pod["clientConfig"]["service"],
+        yaml(
+            "{name: gateways-stoker-webhook-service, namespace: ops, path: /mutate-v1-pod, port: 443}"
+        )
+    );
+    let validation = only_webhook(
+        &docs,
+        "ValidatingWebhookConfiguration",
+        "gateways-stoker-gatewaysync-validation",
+    );
+    // The injection label is about pods; GatewaySyncs are validated wherever they are watched.
+    assert_eq!(
+        validation["namespaceSelector"],
+        yaml(
+            r#"
+matchExpressions:
+  - {key: kubernetes.io/metadata.name, operator: NotIn, values: [kube-system, kube-node-lease]}
+  - {key: kubernetes.io/metadata.name, operator: In, values: [plant-a, plant-b]}
+"#
+        )
+    );
+    assert!(validation["objectSelector"].is_null());
+    assert_eq!(validation["failurePolicy"], yaml("Fail"));
+    assert_eq!(validation["timeoutSeconds"], yaml("5"));
+    // The webhook RBAC is cluster-wide (the configurations are cluster-scoped) even with
+    // watchNamespaces, and the TLS Secret's Role is in the release's namespace.
+    find(
+        &docs,
+        "ClusterRoleBinding",
+        "gateways-stoker-operator-webhooks",
+    );
+    assert_eq!(
+        find(&docs, "Role", "gateways-stoker-webhook-tls")["metadata"]["namespace"],
+        yaml("ops")
+    );
+
+    // Validation off: only the pod webhook; an agent cache limit reaches the injector.
+    let docs = manifests(&render(
+        "stoker",
+        "stoker-system",
+        &[
+            "--set",
+            "webhook.validating.enabled=false",
+            "--set",
+            "agentCache.sizeLimit=2Gi",
+            "--set",
+            "agentImage.tag=0.2.0",
+            "--set",
+            "agentImage.pullPolicy=Always",
+        ],
+    ));
+    assert!(!kinds(&docs).contains(&"ValidatingWebhookConfiguration"));
+    find(
+        &docs,
+        "MutatingWebhookConfiguration",
+        "stoker-pod-injection",
+    );
+    let args = operator_args(&docs, "stoker-operator");
+    let args = admission_args(&args);
+    for expected in [
+        "--agent-image=stoker-agent:0.2.0",
+        "--agent-image-pull-policy=Always",
+        "--agent-cache-size-limit=2Gi",
+    ] {
+        assert!(args.contains(&expected), "{expected} missing: {args:?}");
+    }
+
+    // A misspelt failure policy is refused rather than sent to the API server.
+    let (_, out) = output(
+        helm([
+            "template",
+            "stoker",
+            chart().to_str().unwrap(),
+            "--set",
+            "webhook.failurePolicy=fail",
+        ]),
+        None,
+    );
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("are Ignore or Fail, not \"fail\""),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn helm_template_with_cert_manager_renders_its_certificate_and_mounts_it() {
+    let docs = manifests(&render(
+        "stoker",
+        "stoker-system",
+        &["--set", "certManager.enabled=true"],
+    ));
+    let issuer = find(&docs, "Issuer", "stoker-selfsigned-issuer");
+    assert_eq!(issuer["apiVersion"], yaml("cert-manager.io/v1"));
+    assert_eq!(issuer["metadata"]["namespace"], yaml("stoker-system"));
+    assert_eq!(issuer["spec"], yaml("selfSigned: {}"));
+    let certificate = find(&docs, "Certificate", "stoker-webhook-cert");
+    assert_eq!(certificate["apiVersion"], yaml("cert-manager.io/v1"));
+    assert_eq!(certificate["metadata"]["namespace"], yaml("stoker-system"));
+    assert_eq!(
+        certificate["spec"],
+        yaml(
+            r#"
+secretName: stoker-webhook-cert
+dnsNames:
+  - stoker-webhook-service
+  - stoker-webhook-service.stoker-system
+  - stoker-webhook-service.stoker-system.svc
+  - stoker-webhook-service.stoker-system.svc.cluster.local
+issuerRef: {name: stoker-selfsigned-issuer, kind: Issuer, group: cert-manager.io}
+"#
+        )
+    );
+    // cert-manager's CA injector fills the caBundles; the chart renders none.
+    for (kind, name, webhook) in [
+        (
+            "MutatingWebhookConfiguration",
+            "stoker-pod-injection",
+            DEFAULT_POD_WEBHOOK,
+        ),
+        (
+            "ValidatingWebhookConfiguration",
+            "stoker-gatewaysync-validation",
+            DEFAULT_GATEWAYSYNC_WEBHOOK,
+        ),
+    ] {
+        assert_eq!(
+            find(&docs, kind, name)["metadata"]["annotations"],
+            yaml("cert-manager.io/inject-ca-from: stoker-system/stoker-webhook-cert")
+        );
+        assert_eq!(*only_webhook(&docs, kind, name), yaml(webhook));
+    }
+    assert!(!docs.iter().any(|doc| has_key(doc, "caBundle")));
+    // The operator reads the certificate from the mounted Secret (the whole directory: the
+    // kubelet updates it on renewal) and keeps no TLS Secret of its own, so it gets no
+    // permission for one, nor for the caBundles.
+    let args = operator_args(&docs, "stoker-operator");
+    let admission = admission_args(&args);
+    assert!(
+        admission.contains(&"--webhook-cert-dir=/etc/stoker/webhook-tls"),
+        "{admission:?}"
+    );
+    assert!(
+        !admission.iter().any(|a| a.starts_with("--webhook-secret")),
+        "{admission:?}"
+    );
+    let container = operator_container(&docs, "stoker-operator");
+    assert!(
+        container["volumeMounts"]
+            .as_sequence()
+            .unwrap()
+            .contains(&yaml(
+                "{name: webhook-tls, mountPath: /etc/stoker/webhook-tls, readOnly: true}"
+            )),
+        "{:?}",
+        container["volumeMounts"]
+    );
+    let volumes =
+        &find(&docs, "Deployment", "stoker-operator")["spec"]["template"]["spec"]["volumes"];
+    assert!(
+        volumes.as_sequence().unwrap().contains(&yaml(
+            "{name: webhook-tls, secret: {secretName: stoker-webhook-cert}}"
+        )),
+        "{volumes:?}"
+    );
+    assert!(try_find(&docs, "ClusterRole", "stoker-operator-webhooks").is_none());
+    assert!(try_find(&docs, "Role", "stoker-webhook-tls").is_none());
+
+    // An existing issuer instead of the self-signed one.
+    let docs = manifests(&render(
+        "stoker",
+        "stoker-system",
+        &[
+            "--set",
+            "certManager.enabled=true",
+            "--set",
+            "certManager.issuerRef.name=plant-ca",
+            "--set",
+            "certManager.issuerRef.kind=ClusterIssuer",
+        ],
+    ));
+    assert!(!kinds(&docs).contains(&"Issuer"));
+    assert_eq!(
+        find(&docs, "Certificate", "stoker-webhook-cert")["spec"]["issuerRef"],
+        yaml("{name: plant-ca, kind: ClusterIssuer, group: cert-manager.io}")
+    );
+}
+
+#[test]
+fn helm_template_without_the_webhook_renders_no_admission_object() {
+    let docs = manifests(&render(
+        "stoker",
+        "stoker-system",
+        &[
+            "--set",
+            "webhook.enabled=false",
+            // cert-manager has nothing to issue without the webhook.
+            "--set",
+            "certManager.enabled=true",
+            "--set",
+            "networkPolicy.enabled=true",
+        ],
+    ));
+    let kinds = kinds(&docs);
+    for absent in [
+        "MutatingWebhookConfiguration",
+        "ValidatingWebhookConfiguration",
+        "Certificate",
+        "Issuer",
+    ] {
+        assert!(!kinds.contains(&absent), "{absent} rendered: {kinds:?}");
+    }
+    assert!(try_find(&docs, "Service", "stoker-webhook-service").is_none());
+    assert!(try_find(&docs, "ClusterRole", "stoker-operator-webhooks").is_none());
+    assert!(try_find(&docs, "Role", "stoker-webhook-tls").is_none());
+    let args = operator_args(&docs, "stoker-operator");
+    assert_eq!(admission_args(&args), ["--webhook-port=0"]);
+    let container = operator_container(&docs, "stoker-operator");
+    assert_eq!(
+        container["ports"],
+        yaml("[{name: probe, containerPort: 8081, protocol: TCP}]")
+    );
+    assert!(
+        container["volumeMounts"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .all(|m| m["name"] != yaml("webhook-tls"))
+    );
+    // The NetworkPolicy then opens the probe port only.
+    let policy = find(&docs, "NetworkPolicy", "stoker-operator");
+    assert_eq!(policy["spec"]["ingress"].as_sequence().unwrap().len(), 1);
+}
+
+#[test]
+fn helm_template_renders_the_disruption_budget_and_network_policy_when_they_apply() {
+    let pdb = |extra: &[&str]| {
+        let docs = manifests(&render("stoker", "stoker-system", extra));
+        try_find(&docs, "PodDisruptionBudget", "stoker-operator").cloned()
+    };
+    // One replica: a budget of one would block every node drain.
+    assert!(pdb(&[]).is_none());
+    let budget = pdb(&["--set", "replicaCount=2"]).unwrap();
+    assert_eq!(budget["apiVersion"], yaml("policy/v1"));
+    assert_eq!(budget["metadata"]["namespace"], yaml("stoker-system"));
+    assert_eq!(
+        budget["spec"],
+        yaml(
+            r#"
+minAvailable: 1
+selector:
+  matchLabels:
+    app.kubernetes.io/name: stoker
+    app.kubernetes.io/instance: stoker
+    app.kubernetes.io/component: operator
+"#
+        )
+    );
+    assert!(
+        pdb(&[
+            "--set",
+            "replicaCount=2",
+            "--set",
+            "podDisruptionBudget.enabled=false"
+        ])
+        .is_none()
+    );
+
+    let docs = manifests(&render("stoker", "stoker-system", &[]));
+    assert!(!kinds(&docs).contains(&"NetworkPolicy"));
+    let docs = manifests(&render(
+        "stoker",
+        "stoker-system",
+        &["--set", "networkPolicy.enabled=true"],
+    ));
+    let policy = find(&docs, "NetworkPolicy", "stoker-operator");
+    assert_eq!(policy["metadata"]["namespace"], yaml("stoker-system"));
+    assert_eq!(
+        policy["spec"],
+        yaml(
+            r#"
+podSelector:
+  matchLabels:
+    app.kubernetes.io/name: stoker
+    app.kubernetes.io/instance: stoker
+    app.kubernetes.io/component: operator
+policyTypes: [Ingress, Egress]
+ingress:
+  # The admission server, from anywhere (the API server's address is not knowable).
+  - ports: [{port: 9443, protocol: TCP}]
+  # Metrics and probes, from the monitoring namespaces.
+  - from: [{namespaceSelector: {matchLabels: {metrics: enabled}}}]
+    ports: [{port: 8081, protocol: TCP}]
+egress:
+  - {}
+"#
+        )
+    );
+    let docs = manifests(&render(
+        "stoker",
+        "stoker-system",
+        &[
+            "--set",
+            "networkPolicy.enabled=true",
+            "--set",
+            "networkPolicy.metricsNamespaceSelector.matchLabels.team=monitoring",
+            "--set",
+            "networkPolicy.metricsNamespaceSelector.matchLabels.metrics=null",
+        ],
+    ));
+    assert_eq!(
+        find(&docs, "NetworkPolicy", "stoker-operator")["spec"]["ingress"][1]["from"],
+        yaml("[{namespaceSelector: {matchLabels: {team: monitoring}}}]")
+    );
+}
+
 #[test]
 fn helm_template_accepts_stoker_operator_v0_5_values_and_renders_optional_objects() {
     let v05 = fixture("stoker-operator-v0.5-values.yaml");
@@ -452,14 +1117,47 @@ fn helm_template_accepts_stoker_operator_v0_5_values_and_renders_optional_object
         deployment.contains("kubernetes.io/os: linux"),
         "{deployment}"
     );
-    // Accepted, and nothing rendered for features not built yet: no webhook configuration
-    // pointing at a server that does not exist (it would block pod creation).
-    let rendered_objects = objects(&rendered);
+    // Its webhook and cert-manager values now mean what they meant for v0.5: the pod
+    // webhook only in labelled namespaces, its certificate from cert-manager.
+    let docs = manifests(&rendered);
+    let pod = only_webhook(
+        &docs,
+        "MutatingWebhookConfiguration",
+        "stoker-pod-injection",
+    );
+    assert_eq!(
+        pod["namespaceSelector"]["matchLabels"],
+        yaml("stoker.io/injection: enabled")
+    );
+    find(
+        &docs,
+        "ValidatingWebhookConfiguration",
+        "stoker-gatewaysync-validation",
+    );
+    find(&docs, "Certificate", "stoker-webhook-cert");
+    find(&docs, "Issuer", "stoker-selfsigned-issuer");
+    assert!(!docs.iter().any(|doc| has_key(doc, "caBundle")));
+    let args = operator_args(&docs, "stoker-operator");
+    let admission = admission_args(&args);
+    for expected in [
+        "--webhook-port=9443",
+        "--webhook-cert-dir=/etc/stoker/webhook-tls",
+        "--agent-image=registry.example.invalid/ot/stoker-agent:0.5.3",
+    ] {
+        assert!(
+            admission.contains(&expected),
+            "{expected} missing: {admission:?}"
+        );
+    }
+    // replicaCount 2: a disruption budget; networkPolicy.enabled false: no policy.
+    find(&docs, "PodDisruptionBudget", "stoker-operator");
+    assert!(!kinds(&docs).contains(&"NetworkPolicy"));
+    // The Git push receiver is still not built: nothing rendered for it.
     assert!(
-        !rendered_objects
+        !args
             .iter()
-            .any(|(k, _, _)| k.contains("Webhook") || k == "Certificate" || k == "Issuer"),
-        "{rendered_objects:?}"
+            .any(|a| a.contains("receiver") || a.contains("9444")),
+        "{args:?}"
     );
     let service = document(&rendered, "Service", "stoker-metrics");
     assert!(service.contains("port: 8443"), "{service}");
@@ -495,7 +1193,7 @@ fn helm_template_accepts_stoker_operator_v0_5_values_and_renders_optional_object
         String::from_utf8_lossy(&out.stderr)
     );
 
-    // The install notes say which v0.5 values have no effect yet.
+    // The install notes say which v0.5 value has no effect yet, and how pods get the agent.
     let notes = ok(
         helm([
             "install",
@@ -516,16 +1214,27 @@ fn helm_template_accepts_stoker_operator_v0_5_values_and_renders_optional_object
         None,
     );
     for expected in [
-        "webhook.enabled: no sidecar-injection webhook yet",
+        "webhookReceiver.enabled: no Git push receiver yet",
         "RoleBinding\n     stoker-agent-<cr>, rbac.autoBindAgent.enabled): nothing to do",
-        "registry.example.invalid/ot/stoker-agent:0.5.3",
+        "from the webhook\n     stoker-pod-injection",
+        "kubectl label namespace NAMESPACE stoker.io/injection=enabled",
+        "Agent image: registry.example.invalid/ot/stoker-agent:0.5.3",
+        "cert-manager's Certificate stoker-webhook-cert",
+        "failurePolicy Ignore: a pod created while no operator answers starts without the agent",
     ] {
         assert!(
             notes.contains(expected),
             "{expected:?} missing from the notes:\n{notes}"
         );
     }
-    assert!(!notes.contains("rbac.autoBindAgent.enabled:"), "{notes}");
+    for unexpected in [
+        "rbac.autoBindAgent.enabled:",
+        "webhook.enabled:",
+        "certManager.enabled:",
+        "networkPolicy.enabled:",
+    ] {
+        assert!(!notes.contains(unexpected), "{unexpected:?} in:\n{notes}");
+    }
     // Without automatic bindings, the notes give the kubectl line, with the fixed role name.
     let notes = ok(
         helm([
@@ -545,31 +1254,285 @@ fn helm_template_accepts_stoker_operator_v0_5_values_and_renders_optional_object
         None,
     );
     assert!(notes.contains("--clusterrole=stoker-agent "), "{notes}");
+    // Without the webhook, the notes send the user to the manual sidecar, and say nothing of
+    // the webhook's TLS.
+    let notes = ok(
+        helm([
+            "install",
+            "gateways",
+            chart().to_str().unwrap(),
+            "--dry-run=client",
+            "--kubeconfig",
+            cluster().unwrap().kubeconfig_path().to_str().unwrap(),
+            "--namespace",
+            "stoker-system",
+            "--set",
+            "webhook.enabled=false",
+            "--set",
+            "rbac.create=false",
+        ]),
+        None,
+    );
+    assert!(
+        notes.contains("nothing injects the agent")
+            && notes.contains("examples/kubernetes/gateway-statefulset.yaml"),
+        "{notes}"
+    );
+    assert!(!notes.contains("Webhook TLS"), "{notes}");
+    assert!(!notes.contains("NOTE:"), "{notes}");
+}
+
+/// The test API server with stand-ins for cert-manager's Certificate and Issuer CRDs
+/// (tests/fixtures/cert-manager-crds.yaml), so that the chart's cert-manager objects can be
+/// dry-run.
+fn cluster_with_cert_manager_crds() -> &'static Cluster {
+    static CRDS: OnceLock<()> = OnceLock::new();
+    let c = cluster().unwrap();
+    CRDS.get_or_init(|| {
+        let crds = fixture("cert-manager-crds.yaml");
+        kubectl(
+            c,
+            &[
+                "apply",
+                "--server-side",
+                "--field-manager=stoker-chart-test",
+                "-f",
+                crds.to_str().unwrap(),
+            ],
+        );
+        kubectl(
+            c,
+            &[
+                "wait",
+                "--for=condition=Established",
+                "--timeout=60s",
+                "crd/certificates.cert-manager.io",
+                "crd/issuers.cert-manager.io",
+            ],
+        );
+    });
+    c
 }
 
 #[test]
 fn everything_the_chart_renders_passes_a_server_side_dry_run() {
-    let c = cluster().unwrap();
+    let c = cluster_with_cert_manager_crds();
     let ns = namespace(c, "chart-dry");
     let other = namespace(c, "chart-dry-watched");
     let v05 = fixture("stoker-operator-v0.5-values.yaml");
     let watch = format!("watchNamespaces={{{ns},{other}}}");
-    for extra in [
-        vec![],
-        vec![
-            "--set",
-            watch.as_str(),
-            "--set",
-            "leaderElection.enabled=false",
-        ],
-        vec!["-f", v05.to_str().unwrap()],
-    ] {
+    let webhooks = [
+        "mutatingwebhookconfiguration.admissionregistration.k8s.io/stoker-dry-pod-injection",
+        "validatingwebhookconfiguration.admissionregistration.k8s.io/stoker-dry-gatewaysync-validation",
+        "service/stoker-dry-webhook-service",
+    ];
+    let cert_manager = [
+        "certificate.cert-manager.io/stoker-dry-webhook-cert",
+        "issuer.cert-manager.io/stoker-dry-selfsigned-issuer",
+    ];
+    // (values, objects that must be in the dry run, objects that must not)
+    let cases: [(Vec<&str>, Vec<&str>, Vec<&str>); 5] = [
+        (vec![], webhooks.to_vec(), cert_manager.to_vec()),
+        (
+            vec![
+                "--set",
+                watch.as_str(),
+                "--set",
+                "leaderElection.enabled=false",
+                "--set",
+                "webhook.namespaceSelector.requireLabel=true",
+            ],
+            webhooks.to_vec(),
+            vec![],
+        ),
+        // cert-manager (against the stand-in CRDs), the disruption budget.
+        (
+            vec!["-f", v05.to_str().unwrap()],
+            [
+                &webhooks[..],
+                &cert_manager[..],
+                &["poddisruptionbudget.policy/stoker-dry-operator"],
+            ]
+            .concat(),
+            vec![],
+        ),
+        // Every other option at once.
+        (
+            vec![
+                "--set",
+                "networkPolicy.enabled=true",
+                "--set",
+                "replicaCount=3",
+                "--set",
+                "webhook.failurePolicy=Fail",
+                "--set",
+                "webhook.validating.failurePolicy=Fail",
+                "--set",
+                "webhook.timeoutSeconds=30",
+                "--set",
+                "webhook.objectSelector.matchExpressions[0].key=app.kubernetes.io/name",
+                "--set",
+                "webhook.objectSelector.matchExpressions[0].operator=Exists",
+                "--set",
+                "agentCache.sizeLimit=2Gi",
+                "--set",
+                "certManager.enabled=true",
+                "--set",
+                "certManager.issuerRef.name=plant-ca",
+                "--set",
+                "certManager.issuerRef.kind=ClusterIssuer",
+            ],
+            [
+                &webhooks[..],
+                &[
+                    "networkpolicy.networking.k8s.io/stoker-dry-operator",
+                    "poddisruptionbudget.policy/stoker-dry-operator",
+                    cert_manager[0],
+                ],
+            ]
+            .concat(),
+            vec![cert_manager[1]],
+        ),
+        (
+            vec!["--set", "webhook.enabled=false"],
+            vec![],
+            [&webhooks[..], &cert_manager[..]].concat(),
+        ),
+    ];
+    for (extra, present, absent) in cases {
         let mut args = vec!["--include-crds"];
         args.extend(extra.iter().copied());
         let rendered = render("stoker-dry", &ns, &args);
         let out = kubectl_stdin(c, &["apply", "--dry-run=server", "-f", "-"], &rendered);
         assert!(out.contains("deployment.apps/stoker-dry-operator"), "{out}");
         assert!(out.contains("(server dry run)"), "{out}");
+        for object in present {
+            assert!(
+                out.lines().any(|l| l.starts_with(&format!("{object} "))),
+                "{object} missing with {extra:?}:\n{out}"
+            );
+        }
+        for object in absent {
+            assert!(
+                !out.contains(&format!("{object} ")),
+                "{object} rendered with {extra:?}:\n{out}"
+            );
+        }
+    }
+}
+
+#[test]
+fn helm_upgrade_keeps_the_ca_bundle_written_outside_helm() {
+    // The chart renders no caBundle: the operator (or cert-manager's CA injector) writes it
+    // into the live webhook configurations. Helm's three-way merge must then leave it alone on
+    // `helm upgrade`, even when the upgrade changes the same webhook.
+    let c = cluster().unwrap();
+    let ns = namespace(c, "chart-upgrade");
+    let release = format!("stoker-up{}", std::process::id());
+    let chart = chart();
+    let kubeconfig = c.kubeconfig_path().to_str().unwrap().to_owned();
+    let helm_in = |command: &str, extra: &[&str]| {
+        let mut args = vec![
+            command,
+            release.as_str(),
+            chart.to_str().unwrap(),
+            "--kubeconfig",
+            &kubeconfig,
+            "--namespace",
+            &ns,
+            // The ClusterRole stoker-agent belongs to the other install test's release.
+            "--set",
+            "rbac.create=false",
+            // Nothing serves these webhooks here: keep the API server's calls short.
+            "--set",
+            "webhook.timeoutSeconds=1",
+        ];
+        args.extend_from_slice(extra);
+        ok(helm(&args), None)
+    };
+    helm_in("install", &[]);
+    // A CA bundle as the operator would write it: the test API server's own CA certificate.
+    let ca_bundle = kubectl(
+        c,
+        &[
+            "config",
+            "view",
+            "--raw",
+            "--flatten",
+            "-o",
+            "jsonpath={.clusters[0].cluster.certificate-authority-data}",
+        ],
+    );
+    let ca_bundle = ca_bundle.trim();
+    assert!(!ca_bundle.is_empty());
+    let configurations = [
+        (
+            "mutatingwebhookconfiguration",
+            format!("{release}-pod-injection"),
+        ),
+        (
+            "validatingwebhookconfiguration",
+            format!("{release}-gatewaysync-validation"),
+        ),
+    ];
+    let patch = format!(
+        r#"[{{"op": "add", "path": "/webhooks/0/clientConfig/caBundle", "value": "{ca_bundle}"}}]"#
+    );
+    for (kind, name) in &configurations {
+        kubectl(
+            c,
+            &[
+                "patch",
+                kind,
+                name,
+                "--type=json",
+                "--field-manager=stoker-operator",
+                "-p",
+                &patch,
+            ],
+        );
+    }
+    let live = |kind: &str, name: &str| {
+        kubectl(
+            c,
+            &[
+                "get",
+                kind,
+                name,
+                "-o",
+                "jsonpath={.webhooks[0].clientConfig.caBundle} {.webhooks[0].timeoutSeconds}",
+            ],
+        )
+    };
+    // Upgrades that change the webhooks themselves, twice (the second merges against a
+    // previous manifest that was itself an upgrade).
+    for timeout in ["2", "3"] {
+        helm_in(
+            "upgrade",
+            &["--set", &format!("webhook.timeoutSeconds={timeout}")],
+        );
+        for (kind, name) in &configurations {
+            assert_eq!(
+                live(kind, name).trim(),
+                format!("{ca_bundle} {timeout}"),
+                "{kind} {name} after helm upgrade"
+            );
+        }
+    }
+    ok(
+        helm([
+            "uninstall",
+            &release,
+            "--kubeconfig",
+            &kubeconfig,
+            "--namespace",
+            &ns,
+        ]),
+        None,
+    );
+    for (kind, name) in &configurations {
+        let (_, out) = output(c.kubectl_command(["get", kind, name.as_str()]), None);
+        assert!(!out.status.success(), "{kind} {name} outlived the release");
     }
 }
 
@@ -633,6 +1596,50 @@ fn the_kubernetes_examples_pass_a_server_side_dry_run() {
         &in_namespace(&statefulset, &ns),
     );
     assert_eq!(sidecar.trim(), "stoker-agent Always /startupz");
+
+    // The injected variant: annotations only, and a data volume the injector finds.
+    let injected = std::fs::read_to_string(
+        root().join("examples/kubernetes/gateway-statefulset-injected.yaml"),
+    )
+    .unwrap();
+    let out = kubectl_stdin(
+        c,
+        &[
+            "apply",
+            "--dry-run=server",
+            "-f",
+            "-",
+            "-o",
+            "jsonpath={range .items[*]}{.kind}/{.metadata.name}{\"\\n\"}{end}",
+        ],
+        &in_namespace(&injected, &ns),
+    );
+    for expected in [
+        "ServiceAccount/ignition",
+        "Service/site1",
+        "StatefulSet/site1",
+    ] {
+        assert!(
+            out.lines().any(|l| l == expected),
+            "{expected} missing: {out}"
+        );
+    }
+    let docs = manifests(&injected);
+    let template = &find(&docs, "StatefulSet", "site1")["spec"]["template"];
+    let annotations = &template["metadata"]["annotations"];
+    assert_eq!(annotations["stoker.io/inject"], yaml("\"true\""));
+    assert_eq!(annotations["stoker.io/cr-name"], yaml("plant-gateways"));
+    assert!(template["spec"]["initContainers"].is_null());
+    assert!(
+        template["spec"]["containers"][0]["volumeMounts"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .any(|m| m["name"] == yaml("data")),
+        "{template:?}"
+    );
+    // The hand-written one does not ask for injection (the webhook leaves it alone).
+    assert!(!statefulset.contains("stoker.io/inject"));
 
     // Every variable the example gives the agent is one the agent reads (when the sidecar's
     // source is in this checkout).
@@ -845,6 +1852,52 @@ fn helm_install_gives_the_operator_and_the_agent_the_permissions_they_use() {
         None,
     );
     assert_eq!(whoami.trim(), "yes");
+    // Its admission TLS (webhook.enabled, no cert-manager): the caBundle of the release's two
+    // webhook configurations and no other, its TLS Secret in its own namespace and no other
+    // Secret written anywhere.
+    let mutating = format!("mutatingwebhookconfigurations/{release}-pod-injection");
+    let validating = format!("validatingwebhookconfigurations/{release}-gatewaysync-validation");
+    let tls_secret = format!("secrets/{release}-webhook-tls");
+    let (sys, app_ns) = (system.as_str(), app.as_str());
+    for (verb, resource, namespace, allowed) in [
+        ("get", mutating.as_str(), sys, true),
+        ("patch", mutating.as_str(), sys, true),
+        ("update", mutating.as_str(), sys, true),
+        ("get", validating.as_str(), sys, true),
+        ("patch", validating.as_str(), sys, true),
+        ("update", validating.as_str(), sys, true),
+        ("patch", "mutatingwebhookconfigurations/other", sys, false),
+        ("patch", "validatingwebhookconfigurations/other", sys, false),
+        ("create", "mutatingwebhookconfigurations", sys, false),
+        ("delete", mutating.as_str(), sys, false),
+        ("create", "secrets", sys, true),
+        ("get", tls_secret.as_str(), sys, true),
+        ("update", tls_secret.as_str(), sys, true),
+        ("delete", tls_secret.as_str(), sys, false),
+        ("update", "secrets/other", sys, false),
+        ("create", "secrets", app_ns, false),
+        ("update", "secrets", app_ns, false),
+    ] {
+        let (what, out) = output(
+            c.kubectl_command([
+                &sa_kubeconfig_arg,
+                "auth",
+                "can-i",
+                verb,
+                resource,
+                "-n",
+                namespace,
+            ]),
+            None,
+        );
+        let answer = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        assert_eq!(
+            answer == "yes",
+            allowed,
+            "{what}: {answer} {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 
     let args = kubectl(
         c,
@@ -859,12 +1912,15 @@ fn helm_install_gives_the_operator_and_the_agent_the_permissions_they_use() {
         ],
     );
     let probe_port = stoker_testkit::process::free_port().unwrap();
+    let webhook_port = stoker_testkit::process::free_port().unwrap();
     let state = dir.join("state");
     let args: Vec<String> = args
         .lines()
         .map(|arg| {
             if arg.starts_with("--probe-address=") {
                 format!("--probe-address=127.0.0.1:{probe_port}")
+            } else if arg.starts_with("--webhook-port=") {
+                format!("--webhook-port={webhook_port}")
             } else if arg.starts_with("--state-dir=") {
                 format!("--state-dir={}", state.display())
             } else {
