@@ -673,9 +673,9 @@ fn helm_template_renders_both_admission_webhooks_with_exactly_their_fields() {
         [
             "--webhook-port=9443",
             "--webhook-service=stoker-webhook-service",
+            "--webhook-secret=stoker-webhook-tls",
             "--mutating-webhook-configuration=stoker-pod-injection",
             "--validating-webhook-configuration=stoker-gatewaysync-validation",
-            "--webhook-secret=stoker-webhook-tls",
             "--agent-image=stoker-agent:0.1.0",
             "--agent-image-pull-policy=IfNotPresent",
         ]
@@ -821,7 +821,8 @@ matchExpressions:
         yaml("ops")
     );
 
-    // Validation off: only the pod webhook; an agent cache limit reaches the injector.
+    // Validation off: only the pod webhook, whose caBundle alone the operator keeps (an empty
+    // name: none) and may write; an agent cache limit reaches the injector.
     let docs = manifests(&render(
         "stoker",
         "stoker-system",
@@ -845,12 +846,21 @@ matchExpressions:
     let args = operator_args(&docs, "stoker-operator");
     let args = admission_args(&args);
     for expected in [
+        "--mutating-webhook-configuration=stoker-pod-injection",
+        "--validating-webhook-configuration=",
         "--agent-image=stoker-agent:0.2.0",
         "--agent-image-pull-policy=Always",
         "--agent-cache-size-limit=2Gi",
     ] {
         assert!(args.contains(&expected), "{expected} missing: {args:?}");
     }
+    assert_eq!(
+        find(&docs, "ClusterRole", "stoker-operator-webhooks")["rules"],
+        yaml(
+            "[{apiGroups: [admissionregistration.k8s.io], resources: [mutatingwebhookconfigurations], \
+             verbs: [get, patch, update], resourceNames: [stoker-pod-injection]}]"
+        )
+    );
 
     // A misspelt failure policy is refused rather than sent to the API server.
     let (_, out) = output(
@@ -928,9 +938,14 @@ issuerRef: {name: stoker-selfsigned-issuer, kind: Issuer, group: cert-manager.io
         admission.contains(&"--webhook-cert-dir=/etc/stoker/webhook-tls"),
         "{admission:?}"
     );
-    assert!(
-        !admission.iter().any(|a| a.starts_with("--webhook-secret")),
-        "{admission:?}"
+    assert_eq!(
+        admission,
+        [
+            "--webhook-port=9443",
+            "--webhook-cert-dir=/etc/stoker/webhook-tls",
+            "--agent-image=stoker-agent:0.1.0",
+            "--agent-image-pull-policy=IfNotPresent",
+        ]
     );
     let container = operator_container(&docs, "stoker-operator");
     assert!(
@@ -1314,6 +1329,30 @@ fn cluster_with_cert_manager_crds() -> &'static Cluster {
     c
 }
 
+/// `kubectl apply --dry-run=server` of `manifests`, retried when an object kubectl found
+/// missing was created before its dry-run create: the real install test, running at the same
+/// time, creates the cluster-wide ClusterRole `stoker-agent` that every rendering contains.
+fn dry_run(c: &Cluster, manifests: &str) -> String {
+    let mut attempts = 0;
+    loop {
+        let (what, out) = output(
+            c.kubectl_command(["apply", "--dry-run=server", "-f", "-"]),
+            Some(manifests),
+        );
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        if out.status.success() {
+            return String::from_utf8_lossy(&out.stdout).into_owned();
+        }
+        attempts += 1;
+        assert!(
+            attempts < 3 && stderr.contains("(AlreadyExists)"),
+            "{what} failed ({}):\nstdout:\n{}\nstderr:\n{stderr}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
+}
+
 #[test]
 fn everything_the_chart_renders_passes_a_server_side_dry_run() {
     let c = cluster_with_cert_manager_crds();
@@ -1403,7 +1442,7 @@ fn everything_the_chart_renders_passes_a_server_side_dry_run() {
         let mut args = vec!["--include-crds"];
         args.extend(extra.iter().copied());
         let rendered = render("stoker-dry", &ns, &args);
-        let out = kubectl_stdin(c, &["apply", "--dry-run=server", "-f", "-"], &rendered);
+        let out = dry_run(c, &rendered);
         assert!(out.contains("deployment.apps/stoker-dry-operator"), "{out}");
         assert!(out.contains("(server dry run)"), "{out}");
         for object in present {
@@ -2075,6 +2114,80 @@ spec:
     assert!(status.contains(" 200"), "{status}");
     assert!(metrics.contains("stoker_reconcile_total"), "{metrics}");
 
+    // Admission as the chart sets it up without cert-manager: the operator keeps its CA and
+    // serving certificate in the Secret the chart named, writes the CA into the caBundle of
+    // the chart's two webhook configurations, and serves a certificate that the API server,
+    // calling the Service by its DNS name, would accept with that caBundle. (The API server
+    // cannot reach it here: no kubelet, no kube-proxy behind the Service.)
+    let tls_secret = format!("{release}-webhook-tls");
+    let secret_keys = wait_for("the operator wrote its webhook TLS Secret", &log, || {
+        jsonpath("secret", &tls_secret, &system, "{.data}").filter(|data| !data.is_empty())
+    });
+    for key in ["ca.crt", "tls.crt", "tls.key"] {
+        assert!(secret_keys.contains(&format!("\"{key}\"")), "{secret_keys}");
+    }
+    let configurations = [
+        (
+            "mutatingwebhookconfiguration",
+            format!("{release}-pod-injection"),
+        ),
+        (
+            "validatingwebhookconfiguration",
+            format!("{release}-gatewaysync-validation"),
+        ),
+    ];
+    let ca_bundle = |kind: &str, name: &str| {
+        jsonpath(kind, name, &system, "{.webhooks[0].clientConfig.caBundle}")
+            .filter(|bundle| !bundle.is_empty())
+    };
+    let bundles: Vec<String> = configurations
+        .iter()
+        .map(|(kind, name)| {
+            wait_for(
+                &format!("the operator set the caBundle of {name}"),
+                &log,
+                || ca_bundle(kind, name),
+            )
+        })
+        .collect();
+    assert_eq!(bundles[0], bundles[1]);
+    let ca_file = dir.join("webhook-ca.pem");
+    let decoded = ok(
+        {
+            let mut cmd = Command::new("base64");
+            cmd.arg("--decode");
+            cmd
+        },
+        Some(&bundles[0]),
+    );
+    std::fs::write(&ca_file, decoded).unwrap();
+    let service_dns = format!("{release}-webhook-service.{system}.svc");
+    let (what, out) = output(
+        {
+            let mut cmd = Command::new("openssl");
+            cmd.args(["s_client", "-brief", "-verify_return_error"])
+                .arg("-connect")
+                .arg(format!("127.0.0.1:{webhook_port}"))
+                .args([
+                    "-servername",
+                    &service_dns,
+                    "-verify_hostname",
+                    &service_dns,
+                ])
+                .arg("-CAfile")
+                .arg(&ca_file);
+            cmd
+        },
+        Some(""),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && stderr.contains("Verification: OK"),
+        "{what}: {}\n{stderr}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout)
+    );
+
     // Deleting it runs the finalizer: the operator deletes the metadata ConfigMap.
     kubectl(
         c,
@@ -2107,8 +2220,38 @@ spec:
         "the operator was refused something:\n{operator_log}"
     );
 
-    // A clean uninstall (the CRD stays, as Helm keeps crds/).
+    // With the operator stopped (so it cannot write the caBundle again), a `helm upgrade`
+    // that changes the webhooks keeps the caBundle it wrote: the chart renders none.
     drop(_operator);
+    ok(
+        helm([
+            "upgrade",
+            &release,
+            chart.to_str().unwrap(),
+            "--kubeconfig",
+            &kubeconfig,
+            "--namespace",
+            &system,
+            "--set",
+            "webhook.timeoutSeconds=5",
+        ]),
+        None,
+    );
+    for ((kind, name), bundle) in configurations.iter().zip(&bundles) {
+        assert_eq!(
+            jsonpath(
+                kind,
+                name,
+                &system,
+                "{.webhooks[0].clientConfig.caBundle} {.webhooks[0].timeoutSeconds}"
+            )
+            .unwrap(),
+            format!("{bundle} 5"),
+            "{kind} {name} after helm upgrade"
+        );
+    }
+
+    // A clean uninstall (the CRD stays, as Helm keeps crds/).
     ok(
         helm([
             "uninstall",
