@@ -124,6 +124,54 @@ pub enum Error {
         #[source]
         source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
     },
+
+    /// Exchanging a GitHub App's private key for an installation access token failed
+    /// (`git::GithubApp::installation_token`). Never carries the key, the JWT or a token.
+    #[error("GitHub App token exchange at {url}: {}{message}", .status.map(|s| format!("HTTP {s}: ")).unwrap_or_default())]
+    GithubApp {
+        /// The token endpoint (`…/app/installations/{id}/access_tokens`), without credentials.
+        url: String,
+        /// The HTTP status GitHub answered with, if it answered at all.
+        status: Option<u16>,
+        /// The class of failure.
+        kind: GithubAppErrorKind,
+        /// What happened (GitHub's `message` when it gave one).
+        message: String,
+    },
+}
+
+/// The class of a [`Error::GithubApp`] failure: what the caller can do about it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum GithubAppErrorKind {
+    /// GitHub refused the App's credentials or does not know the installation (HTTP 401, 403,
+    /// 404, 422): a wrong key, App id or installation id. Waiting does not help.
+    Rejected,
+    /// The API could not be reached, timed out, or answered 429 or 5xx: worth retrying.
+    Transient,
+    /// The private key is not a usable RSA key in PEM form (or signing with it failed).
+    InvalidKey,
+    /// The API answered something that is not a token: an unreadable 2xx body, or a status
+    /// that is neither success nor one of the above.
+    BadResponse,
+}
+
+impl GithubAppErrorKind {
+    /// True for failures worth retrying later without changing anything (network, 429, 5xx).
+    pub fn is_transient(self) -> bool {
+        matches!(self, GithubAppErrorKind::Transient)
+    }
+}
+
+impl std::fmt::Display for GithubAppErrorKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            GithubAppErrorKind::Rejected => "credentials rejected",
+            GithubAppErrorKind::Transient => "transient failure",
+            GithubAppErrorKind::InvalidKey => "invalid private key",
+            GithubAppErrorKind::BadResponse => "unexpected answer",
+        })
+    }
 }
 
 /// The class of a [`Error::Gateway`] failure: what the caller can do about it.
@@ -245,6 +293,14 @@ impl Error {
     pub fn gateway_kind(&self) -> Option<GatewayErrorKind> {
         match self {
             Error::Gateway { kind, .. } => Some(*kind),
+            _ => None,
+        }
+    }
+
+    /// The class of a GitHub App token failure, for [`Error::GithubApp`].
+    pub fn github_app_kind(&self) -> Option<GithubAppErrorKind> {
+        match self {
+            Error::GithubApp { kind, .. } => Some(*kind),
             _ => None,
         }
     }

@@ -1,19 +1,124 @@
 //! GitHub App authentication: an RS256 JWT signed with the App's private key, exchanged for an
-//! installation access token, cached and refreshed 5 minutes before it expires.
+//! installation access token.
+//!
+//! [`GithubApp::installation_token`] is the public face: the operator exchanges the App's key
+//! for the token it hands to the agents, which never see the key. The Git source makes the same
+//! exchange for [`GitAuth::GithubApp`](super::GitAuth::GithubApp) and caches the token until 5
+//! minutes before it expires.
+//!
+//! The exchange blocks (reqwest's blocking client). The Git source calls it from inside gix's
+//! blocking transport, where an async client would need a runtime of its own, so one blocking
+//! implementation serves both callers; a token lives an hour, so a caller on an async runtime
+//! pays for one `spawn_blocking` an hour.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 
+use crate::error::{Error, GithubAppErrorKind};
+
 /// A token is refreshed when it expires within this margin.
 pub(crate) const REFRESH_MARGIN: Duration = Duration::from_secs(5 * 60);
 
-/// An installation access token and when it expires.
+/// A GitHub App installation: which App, installed where, behind which REST API.
+///
+/// ```
+/// use stoker_core::GithubAppErrorKind;
+/// use stoker_core::git::GithubApp;
+///
+/// let app = GithubApp::new("12345", 678);
+/// assert_eq!(
+///     app.access_tokens_url(),
+///     "https://api.github.com/app/installations/678/access_tokens"
+/// );
+/// // A key that is not one fails before anything is sent.
+/// let error = app.installation_token(b"not a key").unwrap_err();
+/// assert_eq!(error.github_app_kind(), Some(GithubAppErrorKind::InvalidKey));
+/// ```
+///
+/// An operator exchanging the key it read from a Secret, off the async executor:
+///
+/// ```no_run
+/// # async fn demo(pem: Vec<u8>) -> Result<(), Box<dyn std::error::Error>> {
+/// use stoker_core::git::GithubApp;
+/// let app = GithubApp::new("12345", 678).with_api_base_url("https://ghe.example.com/api/v3");
+/// let token = tokio::task::spawn_blocking(move || app.installation_token(&pem)).await??;
+/// println!("valid until {:?}", token.expires_at()); // {token:?} shows no secret
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GithubApp {
+    /// The App's id (or its client id, `Iv1.…`): the JWT's issuer.
+    pub app_id: String,
+    /// The installation id (the organisation or account the App is installed on).
+    pub installation_id: u64,
+    /// The REST API base: [`GithubApp::DEFAULT_API_BASE_URL`], or `https://HOST/api/v3` for
+    /// GitHub Enterprise Server.
+    pub api_base_url: String,
+}
+
+impl GithubApp {
+    /// `https://api.github.com`.
+    pub const DEFAULT_API_BASE_URL: &str = "https://api.github.com";
+
+    /// The installation `installation_id` of App `app_id` on github.com.
+    pub fn new(app_id: impl Into<String>, installation_id: u64) -> Self {
+        GithubApp {
+            app_id: app_id.into(),
+            installation_id,
+            api_base_url: Self::DEFAULT_API_BASE_URL.to_owned(),
+        }
+    }
+
+    /// The same installation behind another REST API (GitHub Enterprise Server).
+    pub fn with_api_base_url(mut self, api_base_url: impl Into<String>) -> Self {
+        self.api_base_url = api_base_url.into();
+        self
+    }
+
+    /// The token endpoint: `{api_base_url}/app/installations/{installation_id}/access_tokens`.
+    pub fn access_tokens_url(&self) -> String {
+        access_tokens_url(&self.api_base_url, self.installation_id)
+    }
+
+    /// Signs a JWT with `private_key_pem` (PKCS#1 `RSA PRIVATE KEY` as GitHub issues it, or
+    /// PKCS#8 `PRIVATE KEY`) and exchanges it for a new installation access token. Blocks for
+    /// at most about 30 s; every call asks GitHub for a new token.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::GithubApp`], whose [`GithubAppErrorKind`] tells a rejected App from an
+    /// unreachable API, an unusable key and an unreadable answer.
+    pub fn installation_token(&self, private_key_pem: &[u8]) -> crate::Result<InstallationToken> {
+        let url = self.access_tokens_url();
+        let key = load_private_key(private_key_pem)
+            .map_err(|message| failure(&url, GithubAppErrorKind::InvalidKey, None, message))?;
+        let jwt = app_jwt(&self.app_id, &key, SystemTime::now())
+            .map_err(|message| failure(&url, GithubAppErrorKind::InvalidKey, None, message))?;
+        exchange(&url, &jwt)
+    }
+}
+
+fn failure(
+    url: &str,
+    kind: GithubAppErrorKind,
+    status: Option<u16>,
+    message: impl Into<String>,
+) -> Error {
+    Error::GithubApp {
+        url: super::redact_url(url),
+        status,
+        kind,
+        message: message.into(),
+    }
+}
+
+/// An installation access token and when it expires. `{:?}` does not show the token.
 #[derive(Clone, PartialEq, Eq)]
-pub(crate) struct InstallationToken {
-    pub token: String,
-    pub expires_at: SystemTime,
+pub struct InstallationToken {
+    pub(crate) token: String,
+    pub(crate) expires_at: SystemTime,
 }
 
 impl std::fmt::Debug for InstallationToken {
@@ -26,15 +131,25 @@ impl std::fmt::Debug for InstallationToken {
 }
 
 impl InstallationToken {
+    /// The token (`ghs_…`): the password of user `x-access-token` over HTTPS.
+    pub fn token(&self) -> &str {
+        &self.token
+    }
+
+    /// When GitHub stops accepting it.
+    pub fn expires_at(&self) -> SystemTime {
+        self.expires_at
+    }
+
     /// True when the token must be replaced before use at `now`.
-    pub fn needs_refresh(&self, now: SystemTime) -> bool {
+    pub(crate) fn needs_refresh(&self, now: SystemTime) -> bool {
         now + REFRESH_MARGIN >= self.expires_at
     }
 }
 
 /// Decodes a PEM private key (PKCS#1 `RSA PRIVATE KEY`, as GitHub issues it, or PKCS#8
 /// `PRIVATE KEY`).
-pub(crate) fn load_private_key(pem: &[u8]) -> Result<aws_lc_rs::rsa::KeyPair, String> {
+fn load_private_key(pem: &[u8]) -> Result<aws_lc_rs::rsa::KeyPair, String> {
     let text = std::str::from_utf8(pem).map_err(|_| "the private key is not PEM text")?;
     let (label, der) = pem_block(text).ok_or("the private key file holds no PEM block")?;
     match label {
@@ -66,11 +181,7 @@ fn pem_block(text: &str) -> Option<(&str, Vec<u8>)> {
 
 /// The App's JWT at `now`: `iat` 60 s in the past (clock drift, as GitHub recommends), `exp` 9
 /// minutes ahead (GitHub allows at most 10), `iss` the App id (a number when it is one).
-pub(crate) fn app_jwt(
-    app_id: &str,
-    key: &aws_lc_rs::rsa::KeyPair,
-    now: SystemTime,
-) -> Result<String, String> {
+fn app_jwt(app_id: &str, key: &aws_lc_rs::rsa::KeyPair, now: SystemTime) -> Result<String, String> {
     let now = now
         .duration_since(UNIX_EPOCH)
         .map_err(|_| "the system clock is before 1970")?
@@ -105,7 +216,7 @@ pub(crate) fn app_jwt(
 }
 
 /// The URL of the token exchange.
-pub(crate) fn access_tokens_url(api_base_url: &str, installation_id: u64) -> String {
+fn access_tokens_url(api_base_url: &str, installation_id: u64) -> String {
     format!(
         "{}/app/installations/{installation_id}/access_tokens",
         api_base_url.trim_end_matches('/')
@@ -114,7 +225,7 @@ pub(crate) fn access_tokens_url(api_base_url: &str, installation_id: u64) -> Str
 
 /// Parses GitHub's answer to `POST /app/installations/{id}/access_tokens`:
 /// `{"token": "ghs_…", "expires_at": "2016-07-11T22:14:10Z", …}`.
-pub(crate) fn parse_token_response(body: &[u8]) -> Result<InstallationToken, String> {
+fn parse_token_response(body: &[u8]) -> Result<InstallationToken, String> {
     let value: serde_json::Value = serde_json::from_slice(body)
         .map_err(|error| format!("the access token response is not JSON: {error}"))?;
     let token = value
@@ -169,71 +280,58 @@ fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
     era * 146_097 + day_of_era - 719_468
 }
 
-/// What went wrong talking to the GitHub API.
-#[derive(Debug)]
-pub(crate) enum ExchangeError {
-    /// The API refused the App's credentials (401/403/404): permanent.
-    Rejected(String),
-    /// Network failure or 5xx: worth retrying.
-    Transient(String),
-    /// Anything else (bad key, unreadable answer).
-    Other(String),
-}
-
-/// Exchanges a JWT for an installation token (blocking).
-pub(crate) fn exchange(
-    api_base_url: &str,
-    installation_id: u64,
-    jwt: &str,
-) -> Result<InstallationToken, ExchangeError> {
-    let url = access_tokens_url(api_base_url, installation_id);
+/// POSTs the JWT to the token endpoint `url` (blocking) and reads the token from the answer.
+fn exchange(url: &str, jwt: &str) -> crate::Result<InstallationToken> {
     let client = reqwest::blocking::Client::builder()
         .timeout(Duration::from_secs(30))
         .build()
-        .map_err(|error| ExchangeError::Other(format!("HTTP client: {error}")))?;
+        .map_err(|error| {
+            failure(
+                url,
+                GithubAppErrorKind::Transient,
+                None,
+                format!("HTTP client: {error}"),
+            )
+        })?;
+    let unreachable = |error: reqwest::Error| {
+        failure(
+            url,
+            GithubAppErrorKind::Transient,
+            None,
+            error.without_url().to_string(),
+        )
+    };
     let response = client
-        .post(&url)
+        .post(url)
         .header("Accept", "application/vnd.github+json")
         .header("Authorization", format!("Bearer {jwt}"))
         .header("X-GitHub-Api-Version", "2022-11-28")
         .header("User-Agent", concat!("stoker/", env!("CARGO_PKG_VERSION")))
         .send()
-        .map_err(|error| {
-            ExchangeError::Transient(format!(
-                "POST {}: {}",
-                super::redact_url(&url),
-                error.without_url()
-            ))
-        })?;
+        .map_err(unreachable)?;
     let status = response.status();
-    let body = response.bytes().map_err(|error| {
-        ExchangeError::Transient(format!(
-            "reading the token response: {}",
-            error.without_url()
-        ))
-    })?;
+    let body = response.bytes().map_err(unreachable)?;
     if status.is_success() {
-        return parse_token_response(&body).map_err(ExchangeError::Other);
+        return parse_token_response(&body).map_err(|message| {
+            failure(
+                url,
+                GithubAppErrorKind::BadResponse,
+                Some(status.as_u16()),
+                message,
+            )
+        });
     }
     // GitHub's error bodies are short JSON documents with a "message".
     let message = serde_json::from_slice::<serde_json::Value>(&body)
         .ok()
         .and_then(|v| v.get("message").and_then(|m| m.as_str()).map(str::to_owned))
-        .unwrap_or_default();
-    let text = format!(
-        "POST {} answered {status}{}",
-        super::redact_url(&url),
-        if message.is_empty() {
-            String::new()
-        } else {
-            format!(": {message}")
-        }
-    );
-    Err(match status.as_u16() {
-        401 | 403 | 404 | 422 => ExchangeError::Rejected(text),
-        429 | 500..=599 => ExchangeError::Transient(text),
-        _ => ExchangeError::Other(text),
-    })
+        .unwrap_or_else(|| "no message".to_owned());
+    let kind = match status.as_u16() {
+        401 | 403 | 404 | 422 => GithubAppErrorKind::Rejected,
+        429 | 500..=599 => GithubAppErrorKind::Transient,
+        _ => GithubAppErrorKind::BadResponse,
+    };
+    Err(failure(url, kind, Some(status.as_u16()), message))
 }
 
 #[cfg(test)]

@@ -14,6 +14,8 @@
 //! - [`GitSource::changed_paths`] diffs the trees of two cached commits.
 //!
 //! Authentication ([`GitAuth`]): HTTPS token, SSH key with `known_hosts` (strict), GitHub App.
+//! [`GithubApp`] on its own exchanges an App's private key for an installation token, for a
+//! caller that hands the token to others (the operator, for its agents).
 //! Transient failures (network, timeouts, HTTP 5xx) are retried per [`RetryPolicy`];
 //! authentication, host key and missing-ref failures fail at once. Every error is an
 //! [`Error::Git`] with the URL redacted ([`redact_url`]); credentials never
@@ -59,6 +61,7 @@ use async_trait::async_trait;
 
 pub use artifact::GitArtifact;
 pub use config::{GitAuth, GitSourceConfig, RetryPolicy};
+pub use github_app::{GithubApp, InstallationToken};
 pub use redact::redact_url;
 
 use crate::error::{Error, GitErrorKind, Result};

@@ -10,13 +10,13 @@ use gix::remote::Direction;
 use gix::remote::fetch::{Shallow, Tags};
 
 use super::cache::CachePaths;
-use super::github_app::{self, ExchangeError, InstallationToken};
+use super::github_app::{GithubApp, InstallationToken};
 use super::http::DirectHttp;
 use super::redact::{redact_text, split_credentials};
 use super::refs::AdvertisedRef;
 use super::ssh::{self, SshFailure, SshOptions};
 use super::{GitAuth, GitSourceConfig};
-use crate::error::{Error, GitErrorKind};
+use crate::error::{Error, GitErrorKind, GithubAppErrorKind};
 
 /// What the connects of one operation share.
 pub(crate) struct Setup {
@@ -236,27 +236,23 @@ impl Remote {
                 ),
             )
         })?;
-        let key = github_app::load_private_key(&pem).map_err(|message| {
+        let app = GithubApp::new(app_id.clone(), *installation_id)
+            .with_api_base_url(api_base_url.clone());
+        let token = app.installation_token(&pem).map_err(|error| {
+            let kind = match error.github_app_kind() {
+                Some(GithubAppErrorKind::Rejected) => GitErrorKind::Auth,
+                Some(GithubAppErrorKind::Transient) => GitErrorKind::Transient,
+                Some(GithubAppErrorKind::InvalidKey) => GitErrorKind::Config,
+                _ => GitErrorKind::Other,
+            };
             Failure::new(
-                GitErrorKind::Config,
+                kind,
                 format!(
-                    "GitHub App private key {}: {message}",
+                    "GitHub App (private key {}): {error}",
                     private_key_file.display()
                 ),
             )
         })?;
-        let jwt = github_app::app_jwt(app_id, &key, now)
-            .map_err(|message| Failure::new(GitErrorKind::Config, message))?;
-        let token = github_app::exchange(api_base_url, *installation_id, &jwt).map_err(
-            |error| match error {
-                ExchangeError::Rejected(message) => Failure::new(
-                    GitErrorKind::Auth,
-                    format!("GitHub refused the App's credentials: {message}"),
-                ),
-                ExchangeError::Transient(message) => Failure::new(GitErrorKind::Transient, message),
-                ExchangeError::Other(message) => Failure::new(GitErrorKind::Other, message),
-            },
-        )?;
         tracing::debug!(repo = %self.redacted, "obtained a GitHub App installation token");
         let value = token.token.clone();
         *cached = Some(token);
