@@ -18,7 +18,9 @@
 //! - `GET /_admin/requests`: [`RequestStats`] as JSON. `DELETE` resets the counters.
 //!
 //! Authentication when a token is set: HTTP Basic where the password equals the token (any user
-//! name), or `Authorization: Bearer TOKEN`. Anything else gets
+//! name), or `Authorization: Bearer TOKEN`. With a [`PasswordCheck`] instead
+//! ([`GitHttpServer::start_with_password_check`]): HTTP Basic whose user name and password it
+//! accepts (the GitHub API double's issued tokens, [`crate::github_api`]). Anything else gets
 //! `401` with `WWW-Authenticate: Basic realm="stoker-test"`.
 
 use std::collections::BTreeMap;
@@ -134,6 +136,29 @@ impl RequestStats {
     }
 }
 
+/// Decides whether an HTTP Basic user name and password (in that order) may use the server.
+pub type PasswordCheck = Arc<dyn Fn(&str, &str) -> bool + Send + Sync>;
+
+/// Who may send Git requests.
+enum Access {
+    /// Anyone.
+    Open,
+    /// Who sends this token (Basic password with any user name, or Bearer).
+    Token(String),
+    /// Who sends a Basic user name and password the check accepts.
+    Check(PasswordCheck),
+}
+
+impl std::fmt::Debug for Access {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Access::Open => "Open",
+            Access::Token(_) => "Token(***)",
+            Access::Check(_) => "Check(..)",
+        })
+    }
+}
+
 /// The shared state of one server: what it serves, its token, pending faults, counters.
 /// Cheap to clone.
 #[derive(Debug, Clone)]
@@ -144,7 +169,7 @@ pub struct GitHttpState {
 #[derive(Debug)]
 struct Inner {
     root: PathBuf,
-    token: Option<String>,
+    access: Access,
     faults: Mutex<Faults>,
     stats: Mutex<RequestStats>,
 }
@@ -157,10 +182,23 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 impl GitHttpState {
     /// Serves the bare repositories below `root`; requires `token` when given.
     pub fn new(root: impl Into<PathBuf>, token: Option<&str>) -> Self {
+        let access = match token {
+            Some(token) => Access::Token(token.to_owned()),
+            None => Access::Open,
+        };
+        Self::with_access(root.into(), access)
+    }
+
+    /// Serves the bare repositories below `root` to HTTP Basic credentials `check` accepts.
+    pub fn with_password_check(root: impl Into<PathBuf>, check: PasswordCheck) -> Self {
+        Self::with_access(root.into(), Access::Check(check))
+    }
+
+    fn with_access(root: PathBuf, access: Access) -> Self {
         Self {
             inner: Arc::new(Inner {
-                root: root.into(),
-                token: token.map(str::to_owned),
+                root,
+                access,
                 faults: Mutex::new(Faults::default()),
                 stats: Mutex::new(RequestStats::default()),
             }),
@@ -210,27 +248,36 @@ impl GitHttpState {
 
     /// `Ok(Some(user))` when authenticated, `Ok(None)` when no token is needed, `Err` otherwise.
     fn authorize(&self, headers: &HeaderMap) -> Result<Option<String>, ()> {
-        let Some(token) = &self.inner.token else {
+        if let Access::Open = self.inner.access {
             return Ok(None);
-        };
+        }
         let value = headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .ok_or(())?;
         let (scheme, rest) = value.split_once(' ').ok_or(())?;
         let rest = rest.trim();
-        if scheme.eq_ignore_ascii_case("bearer") && rest == token {
+        if scheme.eq_ignore_ascii_case("bearer")
+            && let Access::Token(token) = &self.inner.access
+            && rest == token
+        {
             return Ok(Some("bearer".to_owned()));
         }
-        if scheme.eq_ignore_ascii_case("basic") {
-            let decoded = base64::engine::general_purpose::STANDARD
-                .decode(rest)
-                .map_err(|_| ())?;
-            let decoded = String::from_utf8(decoded).map_err(|_| ())?;
-            let (user, password) = decoded.split_once(':').ok_or(())?;
-            if password == token {
-                return Ok(Some(if user.is_empty() { "git" } else { user }.to_owned()));
-            }
+        if !scheme.eq_ignore_ascii_case("basic") {
+            return Err(());
+        }
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(rest)
+            .map_err(|_| ())?;
+        let decoded = String::from_utf8(decoded).map_err(|_| ())?;
+        let (user, password) = decoded.split_once(':').ok_or(())?;
+        let accepted = match &self.inner.access {
+            Access::Token(token) => password == token,
+            Access::Check(check) => check(user, password),
+            Access::Open => true,
+        };
+        if accepted {
+            return Ok(Some(if user.is_empty() { "git" } else { user }.to_owned()));
         }
         Err(())
     }
@@ -580,16 +627,31 @@ impl GitHttpServer {
         root: impl Into<PathBuf>,
         token: Option<&str>,
     ) -> Result<Self> {
-        let root = root.into();
         let listener =
             std::net::TcpListener::bind(bind).map_err(|e| Error::io(format!("bind {bind}"), e))?;
+        Self::serve_state(listener, GitHttpState::new(root, token))
+    }
+
+    /// Like [`GitHttpServer::start`], Git requests needing HTTP Basic credentials that `check`
+    /// accepts.
+    pub fn start_with_password_check(
+        root: impl Into<PathBuf>,
+        check: PasswordCheck,
+    ) -> Result<Self> {
+        let bind = crate::process::loopback(0);
+        let listener =
+            std::net::TcpListener::bind(bind).map_err(|e| Error::io(format!("bind {bind}"), e))?;
+        Self::serve_state(listener, GitHttpState::with_password_check(root, check))
+    }
+
+    /// Serves `state` on `listener` from a thread of its own.
+    fn serve_state(listener: std::net::TcpListener, state: GitHttpState) -> Result<Self> {
         listener
             .set_nonblocking(true)
             .map_err(|e| Error::io("set_nonblocking", e))?;
         let addr = listener
             .local_addr()
             .map_err(|e| Error::io("local_addr", e))?;
-        let state = GitHttpState::new(root, token);
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -789,6 +851,21 @@ mod tests {
         assert_eq!(s.authorize(&auth("bearer tok")), Ok(Some("bearer".into())));
         assert_eq!(s.authorize(&auth("Bearer nope")), Err(()));
         assert_eq!(s.authorize(&auth("Basic !!!")), Err(()));
+    }
+
+    #[test]
+    fn a_password_check_decides_basic_credentials_only() {
+        let check: PasswordCheck =
+            Arc::new(|user, password| user == "x-access-token" && password == "ghs_ok");
+        let s = GitHttpState::with_password_check("/r", check);
+        assert_eq!(s.authorize(&HeaderMap::new()), Err(()));
+        assert_eq!(
+            s.authorize(&basic("x-access-token:ghs_ok")),
+            Ok(Some("x-access-token".into()))
+        );
+        assert_eq!(s.authorize(&basic("alice:ghs_ok")), Err(()));
+        assert_eq!(s.authorize(&basic("x-access-token:ghs_old")), Err(()));
+        assert_eq!(s.authorize(&auth("Bearer ghs_ok")), Err(()));
     }
 
     #[test]

@@ -17,6 +17,9 @@
 //! - [`gateway_sim`]: a simulator of the Ignition gateway REST endpoints Stoker calls (scan,
 //!   designers, gateway-info) with an API key, a call log, Designer sessions, injected
 //!   failures and HTTPS ([`gateway_sim::GatewaySim`], binary `stoker-gateway-sim`).
+//! - [`github_api`]: the GitHub REST API's App token exchange
+//!   (`POST /app/installations/{id}/access_tokens`), checking the App's RS256 JWT, issuing
+//!   `ghs_…` tokens that a [`git_http`] server can be told to accept, with injected failures.
 //! - [`process`]: servers started as child processes die with the test binary, even when it is
 //!   killed: they run under `hack/lib/reap-on-eof.sh`, which watches a pipe we hold.
 //!
@@ -28,6 +31,7 @@ pub mod gateway_sim;
 pub mod git;
 pub mod git_daemon;
 pub mod git_http;
+pub mod github_api;
 pub mod kube_api;
 pub mod process;
 pub mod repo;
