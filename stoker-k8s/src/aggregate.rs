@@ -111,11 +111,13 @@ pub fn record_resolution(
     );
 }
 
-/// Records a failed resolution: `RefResolved=False` with the error, `refResolutionStatus:
-/// Error`. The last resolved commit stays in the status (agents keep it).
+/// Records a failed resolution: `RefResolved=False` with `reason` (`RefResolutionFailed`, or
+/// `GitHubAppExchangeFailed` when there was no token to resolve with) and the error,
+/// `refResolutionStatus: Error`. The last resolved commit stays in the status (agents keep it).
 pub fn record_resolution_failure(
     status: &mut GatewaySyncStatus,
     reference: &str,
+    reason: &str,
     error: &str,
     generation: i64,
     now: Timestamp,
@@ -126,7 +128,7 @@ pub fn record_resolution_failure(
         conditions::new(
             REF_RESOLVED,
             Status::False,
-            reasons::REF_RESOLUTION_FAILED,
+            reason,
             format!("resolving {reference}: {error}"),
             generation,
             now,
@@ -914,7 +916,14 @@ mod tests {
         );
         assert_eq!(ready(&list, false, 1, t).message, "Ref not resolved");
         let mut status = GatewaySyncStatus::default();
-        record_resolution_failure(&mut status, "main", "repository not found", 1, t);
+        record_resolution_failure(
+            &mut status,
+            "main",
+            reasons::REF_RESOLUTION_FAILED,
+            "repository not found",
+            1,
+            t,
+        );
         assert_eq!(
             status.ref_resolution_status,
             Some(RefResolutionStatus::Error)

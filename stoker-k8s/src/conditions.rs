@@ -42,6 +42,9 @@ pub mod reasons {
     pub const REF_RESOLVED: &str = "RefResolved";
     /// `RefResolved=False`.
     pub const REF_RESOLUTION_FAILED: &str = "RefResolutionFailed";
+    /// `RefResolved=False`: a GitHub App resource has no installation token to resolve with
+    /// (the exchange failed and no unexpired token is kept).
+    pub const GITHUB_APP_EXCHANGE_FAILED: &str = "GitHubAppExchangeFailed";
     /// `ProfilesValid=True`.
     pub const PROFILES_VALID: &str = "ProfilesValid";
     /// `ProfilesValid=False`.

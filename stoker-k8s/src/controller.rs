@@ -6,19 +6,27 @@
 //! 1. `ProfilesValid`: the spec's profiles, var keys and referenced Secrets ([`crate::validation`]).
 //! 2. The ref to resolve: `spec.git.ref`, or the `stoker.io/requested-ref` annotation until the
 //!    spec catches up (then the annotation is removed) ([`crate::refs`]).
-//! 3. Resolution through the `git` Source, without cloning → `RefResolved`, `lastSync*`.
-//! 4. The metadata ConfigMap `stoker-metadata-{cr}` (owned by the resource) for the agents.
-//! 5. Discovery of the gateway pods and their agents' status ConfigMaps → `discoveredGateways`,
+//! 3. With `spec.git.auth.githubApp`, the agents' installation token in the Secret
+//!    `stoker-github-token-{cr}` (owned by the resource), renewed when it expires within
+//!    [`ControllerConfig::github_token_refresh_margin`] ([`crate::github_token`]); the Secret is
+//!    deleted when the resource stops using an App. A failed exchange leaves the Secret as it
+//!    was, publishes a `GitHubAppExchangeFailed` Warning Event and is retried with backoff.
+//! 4. Resolution through the `git` Source, without cloning (with the App's token, when it uses
+//!    one; without a token, `RefResolved=False` reason `GitHubAppExchangeFailed`) →
+//!    `RefResolved`, `lastSync*`.
+//! 5. The metadata ConfigMap `stoker-metadata-{cr}` (owned by the resource) for the agents.
+//! 6. Discovery of the gateway pods and their agents' status ConfigMaps → `discoveredGateways`,
 //!    `AllGatewaysSynced`, `SidecarInjected`, `RefSkew`, `SSHHostKeyVerification`, `Ready`
 //!    ([`crate::aggregate`]); Events on changes; status written with server-side apply. With
 //!    [`ControllerConfig::auto_bind_agent`], the RoleBinding `stoker-agent-{cr}` (owned by the
 //!    resource) binding the pods' service accounts to the agents' ClusterRole ([`crate::rbac`]),
 //!    written with server-side apply; an `RBACError` Warning Event when that fails.
-//! 6. Requeue after the polling interval. Pods and status ConfigMaps are watched and mapped back
+//! 7. Requeue after the polling interval, or sooner when the App's token is due for renewal
+//!    before that. Pods and status ConfigMaps are watched and mapped back
 //!    to their resource, so agents' reports show up without waiting for the next poll.
 //!
-//! On deletion the finalizer removes the metadata and status ConfigMaps (owner references would
-//! do it too, but only where a garbage collector runs).
+//! On deletion the finalizer removes the metadata and status ConfigMaps and the token Secret
+//! (owner references would do it too, but only where a garbage collector runs).
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -48,6 +56,7 @@ use crate::credentials;
 use crate::discovery;
 use crate::error::{Error, Result};
 use crate::gateway_status::{self, GatewayStatusReport};
+use crate::github_token::{self, Kept};
 use crate::metadata::{self, AgentMetadata};
 use crate::metrics::OperatorMetrics;
 use crate::rbac;
@@ -86,6 +95,9 @@ pub struct ControllerConfig {
     /// `rbac.autoBindAgent.enabled`). Off: the operator writes none (and leaves existing ones
     /// to their owner's garbage collection).
     pub auto_bind_agent: bool,
+    /// A GitHub App installation token kept for the agents is renewed once it expires within
+    /// this margin (GitHub's tokens live an hour; default 10 minutes).
+    pub github_token_refresh_margin: Duration,
 }
 
 impl Default for ControllerConfig {
@@ -100,6 +112,7 @@ impl Default for ControllerConfig {
             git_attempts: 1,
             git_ca_file: None,
             auto_bind_agent: true,
+            github_token_refresh_margin: github_token::DEFAULT_REFRESH_MARGIN,
         }
     }
 }
@@ -443,7 +456,11 @@ async fn apply(gs: &GatewaySync, context: &Context) -> Result<Action> {
         remove_requested_ref(gs, context).await?;
     }
 
-    // 3. Resolve (not while paused: nothing may change for the agents).
+    // 3. The agents' GitHub App token. Kept fresh even while paused: a renewed token changes
+    // nothing the agents sync, and they find it valid when the resource is resumed.
+    let github = keep_github_token(gs, &secrets, context).await;
+
+    // 4. Resolve (not while paused: nothing may change for the agents).
     let mut transient: Option<Error> = None;
     let resolved: Option<Revision> = if gs.spec.paused {
         previous.last_sync_commit.clone().map(|commit| Revision {
@@ -455,7 +472,7 @@ async fn apply(gs: &GatewaySync, context: &Context) -> Result<Action> {
         })
     } else {
         let started = Instant::now();
-        let outcome = resolve(gs, &decision.reference, &secrets, context).await;
+        let outcome = resolve(gs, &decision.reference, &secrets, &github, context).await;
         context
             .metrics
             .ref_resolved(started.elapsed(), outcome.is_ok());
@@ -501,14 +518,23 @@ async fn apply(gs: &GatewaySync, context: &Context) -> Result<Action> {
                 let message = error.to_string();
                 let was_failing = conditions::find(&previous.conditions, REF_RESOLVED)
                     .is_some_and(|c| c.status == "False" && c.message == message);
+                // Without a token, the exchange's failure is the cause, and step 3 already
+                // published it.
+                let no_token = matches!(error, Error::GithubAppTokenUnavailable { .. });
+                let reason = if no_token {
+                    conditions::reasons::GITHUB_APP_EXCHANGE_FAILED
+                } else {
+                    conditions::reasons::REF_RESOLUTION_FAILED
+                };
                 aggregate::record_resolution_failure(
                     &mut status,
                     &decision.reference,
+                    reason,
                     &message,
                     generation,
                     now,
                 );
-                if !was_failing {
+                if !was_failing && !no_token {
                     context
                         .event(gs, EventType::Warning, "RefResolutionFailed", message)
                         .await;
@@ -525,12 +551,12 @@ async fn apply(gs: &GatewaySync, context: &Context) -> Result<Action> {
         }
     };
 
-    // 4. The agents' metadata.
+    // 5. The agents' metadata.
     if let Some(revision) = &resolved {
         write_metadata(gs, revision, context).await?;
     }
 
-    // 5. Gateways and their reports.
+    // 6. Gateways and their reports.
     let (pod_list, report_list) = gateways_and_reports(&name, &namespace, context).await?;
     let gateways = discovery::discover(&name, &pod_list);
     let reports: Vec<GatewayStatusReport> = report_list
@@ -575,7 +601,7 @@ async fn apply(gs: &GatewaySync, context: &Context) -> Result<Action> {
         }
     }
 
-    // 6. Status.
+    // 7. Status.
     if status != previous {
         let patch = serde_json::json!({
             "apiVersion": "stoker.io/v1alpha1",
@@ -603,8 +629,8 @@ async fn apply(gs: &GatewaySync, context: &Context) -> Result<Action> {
         synced,
         status.last_sync_time.as_ref().map(|t| t.0.as_second()),
     );
-    if let Some(error) = transient {
-        // Status says what failed; the error policy retries with backoff.
+    if let Some(error) = transient.or(github.failure) {
+        // Status and Events say what failed; the error policy retries with backoff.
         return Err(error);
     }
     let period = gs
@@ -614,7 +640,81 @@ async fn apply(gs: &GatewaySync, context: &Context) -> Result<Action> {
         .ok()
         .flatten()
         .unwrap_or(IDLE_RESYNC);
-    Ok(Action::requeue(period))
+    // Back when the token is due, even if nothing else changes before.
+    let renewal = github.usable.as_ref().map(|token| {
+        token
+            .refresh_in(Timestamp::now(), context.config.github_token_refresh_margin)
+            .max(MIN_TOKEN_REQUEUE)
+    });
+    Ok(Action::requeue(
+        renewal.map_or(period, |due| due.min(period)),
+    ))
+}
+
+/// The shortest wait before renewing a token: a timer that fires a little early finds it still
+/// fresh, and should not then spin.
+const MIN_TOKEN_REQUEUE: Duration = Duration::from_secs(1);
+
+fn github_app_spec(gs: &GatewaySync) -> Option<&crate::crd::GithubAppSpec> {
+    gs.spec.git.auth.as_ref()?.github_app.as_ref()
+}
+
+/// Keeps the agents' GitHub App token Secret when the resource uses an App
+/// ([`github_token::keep`]), deletes it when it does not ([`github_token::remove`]). Failures
+/// are logged and published as a Warning Event, and returned in [`Kept::failure`] for the
+/// caller to retry with backoff. The token itself is never logged.
+async fn keep_github_token(gs: &GatewaySync, secrets: &Api<Secret>, context: &Context) -> Kept {
+    let name = gs.name_any();
+    let namespace = gs.namespace().unwrap_or_default();
+    let secret = metadata::github_token_secret_name(&name);
+    let Some(spec) = github_app_spec(gs) else {
+        context.metrics.forget_github_app_token(&namespace, &name);
+        let failure = match github_token::remove(gs, secrets).await {
+            Ok(removed) => {
+                if removed {
+                    tracing::info!(%secret, "the resource no longer uses a GitHub App; deleted its token Secret");
+                }
+                None
+            }
+            Err(error) => {
+                tracing::warn!(error = %crate::error::chain(&error), %secret, "could not delete the unused GitHub App token Secret");
+                Some(error)
+            }
+        };
+        return Kept {
+            usable: None,
+            refreshed: false,
+            failure,
+        };
+    };
+    let margin = context.config.github_token_refresh_margin;
+    let kept = github_token::keep(gs, spec, secrets, margin, FIELD_MANAGER).await;
+    if let Some(token) = &kept.usable {
+        context.metrics.set_github_app_token_expiry(
+            &namespace,
+            &name,
+            token.expires_at.as_second(),
+        );
+        if kept.refreshed {
+            tracing::info!(%secret, expires_at = %token.expires_at, "wrote a new GitHub App installation token for the agents");
+        }
+    }
+    if let Some(error) = &kept.failure {
+        let message = crate::error::chain(error);
+        let still_valid_until = kept
+            .usable
+            .as_ref()
+            .map(|token| token.expires_at.to_string());
+        tracing::warn!(error = %message, %secret, ?still_valid_until, "could not renew the agents' GitHub App installation token; the Secret is left as it was");
+        // A Secret the operator may not write is not the App's fault: another reason.
+        let reason = if matches!(error, Error::Kube { .. }) {
+            "GitHubAppTokenSecretFailed"
+        } else {
+            conditions::reasons::GITHUB_APP_EXCHANGE_FAILED
+        };
+        context.event(gs, EventType::Warning, reason, message).await;
+    }
+    kept
 }
 
 /// How long a reconciliation waits for the watches' first listing.
@@ -786,19 +886,36 @@ async fn sync_events(
     }
 }
 
+fn uses_github_app(gs: &GatewaySync) -> bool {
+    github_app_spec(gs).is_some()
+}
+
+/// Resolves `reference` with the resource's credentials: for a GitHub App, the token kept for
+/// the agents (`github`), and without one [`Error::GithubAppTokenUnavailable`] at once.
 async fn resolve(
     gs: &GatewaySync,
     reference: &str,
     secrets: &Api<Secret>,
+    github: &Kept,
     context: &Context,
 ) -> Result<String> {
+    let github_token = github.usable.as_ref().map(|token| token.token.as_str());
+    if uses_github_app(gs) && github_token.is_none() {
+        return Err(Error::GithubAppTokenUnavailable {
+            reason: github.failure.as_ref().map_or_else(
+                || "the token Secret holds none".to_owned(),
+                |error| crate::error::chain(error),
+            ),
+        });
+    }
     let namespace = gs.namespace().unwrap_or_default();
     let dir = context
         .config
         .state_dir
         .join(&namespace)
         .join(gs.name_any());
-    let auth = credentials::git_auth(secrets, &gs.spec, &dir.join("credentials")).await?;
+    let auth =
+        credentials::git_auth(secrets, &gs.spec, &dir.join("credentials"), github_token).await?;
     let mut config = GitSourceConfig::new(gs.spec.git.repo.clone(), dir.join("git"))
         .with_auth(auth)
         .with_retry(RetryPolicy {
@@ -901,6 +1018,8 @@ async fn cleanup(gs: &GatewaySync, context: &Context) -> Result<Action> {
         )
         .await
         .map_err(|source| Error::kube("deleting status ConfigMaps of", &name, source))?;
+    let secrets: Api<Secret> = Api::namespaced(context.client.clone(), &namespace);
+    github_token::remove(gs, &secrets).await?;
     let dir = context.config.state_dir.join(&namespace).join(&name);
     if let Err(error) = std::fs::remove_dir_all(&dir)
         && error.kind() != std::io::ErrorKind::NotFound

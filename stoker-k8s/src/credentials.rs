@@ -72,6 +72,10 @@ fn write_private(dir: &Path, name: &str, bytes: &[u8]) -> Result<PathBuf> {
 
 /// The `GitAuth` for a resource's `spec.git.auth`, with its Secrets written under `dir`.
 ///
+/// For a GitHub App, `github_token` is the installation token the controller keeps for the
+/// agents ([`crate::github_token`]): used as a token, so the operator's own ls-remote needs no
+/// exchange of its own. Without one, the App's key is written and the Git source exchanges it.
+///
 /// SSH without `knownHosts` connects without verifying the host key (as stoker-operator v0.5
 /// did); the controller reports it with `SSHHostKeyVerification=False`, and the Source logs a
 /// warning on every connection.
@@ -79,6 +83,7 @@ pub async fn git_auth(
     secrets: &Api<Secret>,
     spec: &GatewaySyncSpec,
     dir: &Path,
+    github_token: Option<&str>,
 ) -> Result<GitAuth> {
     let Some(auth) = spec.git.auth.as_ref() else {
         return Ok(GitAuth::None);
@@ -106,6 +111,11 @@ pub async fn git_auth(
         });
     }
     if let Some(app) = &auth.github_app {
+        if let Some(token) = github_token {
+            return Ok(GitAuth::Token {
+                token_file: write_private(dir, "github-token", token.as_bytes())?,
+            });
+        }
         let key = secret_value(secrets, &app.private_key_secret_ref).await?;
         return Ok(GitAuth::GithubApp {
             app_id: app.app_id.to_string(),

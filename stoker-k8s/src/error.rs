@@ -91,6 +91,33 @@ pub enum Error {
     /// The source (Git) failed: resolving the ref, authenticating, reaching the server.
     #[error(transparent)]
     Source(Box<stoker_core::Error>),
+    /// Exchanging a GitHub App's private key for an installation token failed (the resource's
+    /// name; stoker-core's error says why and whether it is worth retrying).
+    #[error("GitHub App installation token for GatewaySync {name}")]
+    GithubAppExchange {
+        /// The `GatewaySync`'s name.
+        name: String,
+        /// The exchange's error.
+        #[source]
+        source: Box<stoker_core::Error>,
+    },
+    /// A `githubApp` resource has no unexpired installation token: the exchange failed and the
+    /// token Secret holds none.
+    #[error("no usable GitHub App installation token: {reason}")]
+    GithubAppTokenUnavailable {
+        /// Why (the exchange's failure).
+        reason: String,
+    },
+    /// Work handed to a blocking thread did not finish (it panicked or the runtime is shutting
+    /// down).
+    #[error("{what}: the blocking task did not finish")]
+    Blocking {
+        /// What the task was doing.
+        what: &'static str,
+        /// The join error.
+        #[source]
+        source: tokio::task::JoinError,
+    },
     /// Adding or removing the finalizer failed, or the reconciliation inside it did.
     #[error("finalizer {}", crate::annotations::FINALIZER)]
     Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
@@ -189,6 +216,10 @@ impl Error {
                 _ => true,
             },
             Error::Source(error) => error.git_kind().is_some_and(|kind| kind.is_transient()),
+            Error::GithubAppExchange { source, .. } => source
+                .github_app_kind()
+                .is_some_and(|kind| kind.is_transient()),
+            Error::Blocking { .. } => true,
             Error::Finalizer(_) => true,
             Error::Timeout { .. } => true,
             _ => false,

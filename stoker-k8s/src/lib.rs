@@ -18,6 +18,8 @@
 //!   `stoker.io/requested-ref`.
 //! - [`discovery`] — which running pods are gateways of a resource, their names and profiles.
 //! - [`metadata`] — the controller → agent ConfigMap `stoker-metadata-{cr}`.
+//! - [`github_token`] — the GitHub App installation token Secret `stoker-github-token-{cr}`
+//!   the operator keeps for the agents.
 //! - [`rbac`] — the agents' RoleBinding `stoker-agent-{cr}` (`rbac.autoBindAgent`).
 //! - [`gateway_status`] — the agent → controller ConfigMaps, one per gateway pod.
 //! - [`aggregate`] — pods + reports + resolved commit → `status.discoveredGateways`, the
@@ -37,6 +39,7 @@ pub mod credentials;
 pub mod discovery;
 pub mod error;
 pub mod gateway_status;
+pub mod github_token;
 pub mod injector;
 pub mod leader;
 pub mod metadata;

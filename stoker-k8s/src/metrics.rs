@@ -11,6 +11,7 @@
 //! | `stoker_webhook_injector_injections_total` | counter | `namespace`, `result` (`injected`, `skipped`, `denied`, `error`) |
 //! | `stoker_webhook_validations_total` | counter | `namespace`, `result` (`allowed`, `denied`, `error`) |
 //! | `stoker_webhook_admission_duration_seconds` | histogram | `webhook` (`mutate-v1-pod`, `validate-gatewaysync`) |
+//! | `stoker_controller_github_app_token_expiry_timestamp_seconds` | gauge (Unix seconds at which the agents' GitHub App token expires) | `namespace`, `name` |
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -55,6 +56,13 @@ pub struct WebhookLabel {
     pub webhook: &'static str,
 }
 
+fn resource_labels(namespace: &str, name: &str) -> ResourceLabels {
+    ResourceLabels {
+        namespace: namespace.to_owned(),
+        name: name.to_owned(),
+    }
+}
+
 fn seconds_histogram() -> Histogram {
     // 1 ms … ~16 s.
     Histogram::new(exponential_buckets(0.001, 2.0, 15))
@@ -79,6 +87,7 @@ pub struct OperatorMetrics {
     injections: Family<AdmissionLabels, Counter>,
     validations: Family<AdmissionLabels, Counter>,
     admission_duration: Family<WebhookLabel, Histogram>,
+    github_app_token_expiry: Family<ResourceLabels, Gauge>,
 }
 
 impl std::fmt::Debug for OperatorMetrics {
@@ -153,6 +162,12 @@ impl OperatorMetrics {
             "Time the operator took to answer one admission request, by webhook",
             admission_duration.clone(),
         );
+        let github_app_token_expiry = Family::<ResourceLabels, Gauge>::default();
+        registry.register(
+            "controller_github_app_token_expiry_timestamp_seconds",
+            "Unix time at which the GitHub App installation token kept for a GatewaySync's agents expires",
+            github_app_token_expiry.clone(),
+        );
         OperatorMetrics {
             registry: Arc::new(registry),
             injections,
@@ -164,6 +179,7 @@ impl OperatorMetrics {
             gateways_discovered,
             gateways_synced,
             last_sync_timestamp,
+            github_app_token_expiry,
         }
     }
 
@@ -239,15 +255,26 @@ impl OperatorMetrics {
             .observe(took.as_secs_f64());
     }
 
+    /// Sets when the GitHub App token kept for a GatewaySync's agents expires (Unix seconds).
+    pub fn set_github_app_token_expiry(&self, namespace: &str, name: &str, expires_at_unix: i64) {
+        self.github_app_token_expiry
+            .get_or_create(&resource_labels(namespace, name))
+            .set(expires_at_unix);
+    }
+
+    /// Drops the token expiry of a GatewaySync that no longer uses a GitHub App.
+    pub fn forget_github_app_token(&self, namespace: &str, name: &str) {
+        self.github_app_token_expiry
+            .remove(&resource_labels(namespace, name));
+    }
+
     /// Drops a deleted GatewaySync's gauges.
     pub fn forget(&self, namespace: &str, name: &str) {
-        let labels = ResourceLabels {
-            namespace: namespace.to_owned(),
-            name: name.to_owned(),
-        };
+        let labels = resource_labels(namespace, name);
         self.gateways_discovered.remove(&labels);
         self.gateways_synced.remove(&labels);
         self.last_sync_timestamp.remove(&labels);
+        self.github_app_token_expiry.remove(&labels);
     }
 
     /// The registry, for serving.
@@ -260,5 +287,31 @@ impl OperatorMetrics {
         let mut out = String::new();
         prometheus_client::encoding::text::encode(&mut out, &self.registry)?;
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_github_app_token_expiry_is_a_gauge_per_resource_until_forgotten() {
+        let metrics = OperatorMetrics::new();
+        metrics.set_github_app_token_expiry("plant", "site", 1_767_272_400);
+        let text = metrics.encode().unwrap();
+        assert!(
+            text.contains(
+                "# TYPE stoker_controller_github_app_token_expiry_timestamp_seconds gauge"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "stoker_controller_github_app_token_expiry_timestamp_seconds{namespace=\"plant\",name=\"site\"} 1767272400"
+            ),
+            "{text}"
+        );
+        metrics.forget_github_app_token("plant", "site");
+        assert!(!metrics.encode().unwrap().contains("name=\"site\""));
     }
 }
