@@ -703,7 +703,8 @@ async fn the_controller_reads_only_the_secrets_a_resource_names() {
         max_backoff: Duration::from_secs(2),
         ..ControllerConfig::default()
     };
-    let context = Context::new(restricted, OperatorMetrics::new(), config);
+    let metrics = OperatorMetrics::new();
+    let context = Context::new(restricted, metrics.clone(), config);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let controller = tokio::spawn(controller::run(context, async move {
         let _ = stopped.await;
@@ -722,6 +723,10 @@ async fn the_controller_reads_only_the_secrets_a_resource_names() {
         )
         .await;
     assert!(has(&gs, "RefResolved", "True"), "{:?}", gs.status);
+    // Not even the GitHub App token Secret, which a resource without an App has no use for:
+    // not being allowed to look for one is no failure.
+    let text = metrics.encode().unwrap();
+    assert!(!text.contains("result=\"error\""), "{text}");
 
     let _ = stop.send(());
     let _ = tokio::time::timeout(Duration::from_secs(10), controller).await;

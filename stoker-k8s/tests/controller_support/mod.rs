@@ -48,6 +48,8 @@ pub struct World {
     pub repo_url: String,
     /// The controller's `auto_bind_agent`.
     pub auto_bind_agent: bool,
+    /// The running controller's metrics.
+    pub metrics: OperatorMetrics,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     controller: Option<tokio::task::JoinHandle<()>>,
     _state: tempfile::TempDir,
@@ -85,6 +87,7 @@ impl World {
             repo,
             repo_url,
             auto_bind_agent,
+            metrics: OperatorMetrics::new(),
             stop: None,
             controller: None,
             _state: state,
@@ -103,7 +106,8 @@ impl World {
             auto_bind_agent: self.auto_bind_agent,
             ..ControllerConfig::default()
         };
-        let context = Context::new(self.client.clone(), OperatorMetrics::new(), config);
+        self.metrics = OperatorMetrics::new();
+        let context = Context::new(self.client.clone(), self.metrics.clone(), config);
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         self.controller = Some(tokio::spawn(controller::run(context, async move {
             let _ = stopped.await;
