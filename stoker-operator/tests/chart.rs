@@ -422,8 +422,15 @@ fn helm_template_renders_the_operator_its_rbac_and_the_agent_role() {
     }
     assert!(!deployment.contains("--namespaces"), "{deployment}");
 
-    // The operator's permissions are the ones its controller uses; secrets are read only.
+    // The operator's permissions are the ones its controller uses. Secrets: read, and the
+    // GitHub App token Secrets written (server-side apply) and deleted.
     let role = document(&rendered, "ClusterRole", "stoker-operator");
+    assert!(
+        role.contains(
+            "resources: [\"secrets\"]\n    verbs: [\"get\", \"list\", \"watch\", \"create\", \"patch\", \"delete\"]"
+        ),
+        "{role}"
+    );
     assert!(role.contains("gatewaysyncs/status"), "{role}");
     assert!(role.contains("gatewaysyncs/finalizers"), "{role}");
     assert!(role.contains("\"deletecollection\""), "{role}");
@@ -1892,8 +1899,9 @@ fn helm_install_gives_the_operator_and_the_agent_the_permissions_they_use() {
     );
     assert_eq!(whoami.trim(), "yes");
     // Its admission TLS (webhook.enabled, no cert-manager): the caBundle of the release's two
-    // webhook configurations and no other, its TLS Secret in its own namespace and no other
-    // Secret written anywhere.
+    // webhook configurations and no other, its TLS Secret in its own namespace. And the GitHub
+    // App token Secrets it keeps for the agents (server-side apply and delete): Kubernetes cannot
+    // limit those verbs to a name prefix, so they hold for every Secret; `update` does not.
     let mutating = format!("mutatingwebhookconfigurations/{release}-pod-injection");
     let validating = format!("validatingwebhookconfigurations/{release}-gatewaysync-validation");
     let tls_secret = format!("secrets/{release}-webhook-tls");
@@ -1912,9 +1920,11 @@ fn helm_install_gives_the_operator_and_the_agent_the_permissions_they_use() {
         ("create", "secrets", sys, true),
         ("get", tls_secret.as_str(), sys, true),
         ("update", tls_secret.as_str(), sys, true),
-        ("delete", tls_secret.as_str(), sys, false),
+        ("delete", tls_secret.as_str(), sys, true),
         ("update", "secrets/other", sys, false),
-        ("create", "secrets", app_ns, false),
+        ("create", "secrets", app_ns, true),
+        ("patch", "secrets", app_ns, true),
+        ("delete", "secrets", app_ns, true),
         ("update", "secrets", app_ns, false),
     ] {
         let (what, out) = output(
