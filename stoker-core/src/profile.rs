@@ -7,7 +7,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 
-/// Exclude patterns used when `sync.defaults.excludePatterns` is not given.
+/// Exclude patterns that always apply, before any the user gives: Git's own directory and the
+/// `.gitkeep` placeholders that only exist to keep empty directories in Git. A user's
+/// `excludePatterns` list adds to them and cannot remove them, as in stoker-operator v0.5.1.
 pub const DEFAULT_EXCLUDES: &[&str] = &["**/.git/**", "**/.gitkeep"];
 
 /// Paths the engine never writes or deletes, whatever the mappings say (the engine's own
@@ -25,7 +27,8 @@ pub const PROTECTED_PATTERNS: &[&str] = &["**/.resources/**"];
 /// }"#).unwrap();
 /// let profile = spec.resolve("standard").unwrap();
 /// assert_eq!(profile.vars["site"], "2");
-/// assert_eq!(profile.exclude_patterns, vec!["**/*.bak".to_string()]);
+/// // `.git` and `.gitkeep` stay excluded: the user's patterns add to them.
+/// assert_eq!(profile.exclude_patterns, ["**/.git/**", "**/.gitkeep", "**/*.bak"]);
 /// ```
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[cfg_attr(feature = "schema", schemars(transform = crate::schema::require_profiles))]
@@ -54,8 +57,8 @@ pub struct SyncSpec {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SyncDefaults {
     /// Doublestar globs matched against destination paths; matching files are neither written
-    /// nor deleted. When absent, the built-in `**/.git/**` and `**/.gitkeep` apply
-    /// (`DEFAULT_EXCLUDES`); when given, they replace them.
+    /// nor deleted. `**/.git/**` and `**/.gitkeep` are always excluded (`DEFAULT_EXCLUDES`),
+    /// whether or not this list is given or names them: these patterns add to them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "schema", schemars(extend("default" = ["**/.git/**", "**/.gitkeep"])))]
     pub exclude_patterns: Option<Vec<String>>,
@@ -203,7 +206,7 @@ pub struct Profile {
     pub name: String,
     /// Ordered mappings.
     pub mappings: Vec<Mapping>,
-    /// Defaults' excludes (or [`DEFAULT_EXCLUDES`]) followed by the profile's.
+    /// [`DEFAULT_EXCLUDES`], then the defaults' excludes, then the profile's (each pattern once).
     pub exclude_patterns: Vec<String>,
     /// Defaults' vars overlaid with the profile's.
     pub vars: BTreeMap<String, String>,
@@ -225,7 +228,7 @@ pub const DEFAULT_SYNC_PERIOD: u32 = 30;
 
 impl SyncSpec {
     /// Resolves the profile `name`: defaults merged with the profile, profile wins per key,
-    /// excludes concatenated. Checks variable names and exclude globs.
+    /// excludes concatenated after [`DEFAULT_EXCLUDES`]. Checks variable names and exclude globs.
     pub fn resolve(&self, name: &str) -> Result<Profile> {
         let spec = self.profiles.get(name).ok_or_else(|| Error::Profile {
             profile: name.to_owned(),
@@ -239,11 +242,10 @@ impl SyncSpec {
             ),
         })?;
         let defaults = &self.defaults;
-        let mut exclude_patterns: Vec<String> = match &defaults.exclude_patterns {
-            Some(patterns) => patterns.clone(),
-            None => DEFAULT_EXCLUDES.iter().map(|p| (*p).to_owned()).collect(),
-        };
-        exclude_patterns.extend(spec.exclude_patterns.iter().cloned());
+        let exclude_patterns = merge_excludes(
+            defaults.exclude_patterns.iter().flatten(),
+            &spec.exclude_patterns,
+        );
         let mut vars = defaults.vars.clone();
         vars.extend(spec.vars.iter().map(|(k, v)| (k.clone(), v.clone())));
         let profile = Profile {
@@ -266,6 +268,22 @@ impl SyncSpec {
         profile.validate()?;
         Ok(profile)
     }
+}
+
+/// [`DEFAULT_EXCLUDES`] followed by the defaults' and the profile's patterns, each pattern
+/// once: the built-in ones always apply, and a user list that repeats them (the CRD's default
+/// value does) does not list them twice.
+fn merge_excludes<'a>(
+    defaults: impl IntoIterator<Item = &'a String>,
+    profile: &'a [String],
+) -> Vec<String> {
+    let mut merged: Vec<String> = DEFAULT_EXCLUDES.iter().map(|p| (*p).to_owned()).collect();
+    for pattern in defaults.into_iter().chain(profile) {
+        if !merged.contains(pattern) {
+            merged.push(pattern.clone());
+        }
+    }
+    merged
 }
 
 impl Profile {
@@ -434,6 +452,42 @@ mod tests {
             profile.exclude_patterns,
             vec!["**/.git/**", "**/.gitkeep", "**/*.bak"]
         );
+    }
+
+    #[test]
+    fn git_and_gitkeep_stay_excluded_when_the_user_gives_a_list() {
+        let mut spec = spec();
+        spec.defaults.exclude_patterns = Some(vec!["**/*.tmp".into(), "**/.gitkeep".into()]);
+        let profile = spec.resolve("standard").unwrap();
+        assert_eq!(
+            profile.exclude_patterns,
+            vec!["**/.git/**", "**/.gitkeep", "**/*.tmp", "**/*.bak"]
+        );
+        let set = profile.excludes().unwrap();
+        for excluded in [
+            ".git/config",
+            "a/.git/HEAD",
+            "x/.gitkeep",
+            ".gitkeep",
+            "a.tmp",
+        ] {
+            assert!(set.is_match(excluded), "{excluded} should be excluded");
+        }
+        assert!(!set.is_match("x/config.json"));
+    }
+
+    #[test]
+    fn an_empty_user_list_keeps_the_builtin_excludes() {
+        let mut spec = spec();
+        spec.defaults.exclude_patterns = Some(Vec::new());
+        spec.profiles
+            .get_mut("standard")
+            .unwrap()
+            .exclude_patterns
+            .clear();
+        let set = spec.resolve("standard").unwrap().excludes().unwrap();
+        assert!(set.is_match(".git/config"));
+        assert!(set.is_match("x/.gitkeep"));
     }
 
     #[test]
