@@ -1,16 +1,17 @@
-//! Applies arbitrary dot-path patches to arbitrary bytes.
+//! Applies arbitrary sjson-path patches to arbitrary bytes, in place.
 //!
-//! Never panics; when patching succeeds the output is JSON and the last path set reads back the
-//! value set there.
+//! Never panics. When a patch succeeds: the output parses as JSON and equals the input's value
+//! with the path set (`set_path`), and the output is the input with exactly one byte range
+//! replaced (`plan_patch`'s splice), so every byte outside the edited span is unchanged.
 #![no_main]
 
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
-use stoker_core::patch::{apply_patches, infer_value, json_pointer};
+use stoker_core::patch::{apply_patches, infer_value, plan_patch, set_path};
 
 /// A patch job: the file's bytes (or a fixed document, so that deep paths are reached without
-/// the fuzzer first having to find valid JSON) and the `(dot path, raw value)` pairs.
+/// the fuzzer first having to find valid JSON) and the `(path, raw value)` pairs.
 #[derive(Debug, Arbitrary)]
 struct Input {
     use_base_document: bool,
@@ -18,31 +19,55 @@ struct Input {
     sets: Vec<(String, String)>,
 }
 
-const BASE: &[u8] = br#"{"connection": {"host": "localhost", "port": 5432}, "items": [{"name": "a"}, [1, 2], "s", null], "flag": true}
-"#;
+const BASE: &[u8] = b"{\r\n  \"connection\": {\"host\": \"localhost\", \"port\": 5432},\r\n  \"items\": [{\"name\": \"a\"}, [1, 2.50], \"s\", null, []],\r\n  \"a.b\": {},\r\n  \"n\": 1e3, \"u\": \"\\u00e9\",\r\n  \"flag\": true\r\n}\r\n";
+
+/// Compares through one serialization, as the inserted text went through it (floats are
+/// printed and parsed back, which `serde_json` does not promise to round-trip exactly).
+fn normalized(value: &Value) -> Option<Value> {
+    serde_json::to_string(value)
+        .ok()
+        .and_then(|text| serde_json::from_str(&text).ok())
+}
 
 fuzz_target!(|input: Input| {
-    let bytes = if input.use_base_document {
-        BASE
+    let mut bytes = if input.use_base_document {
+        BASE.to_vec()
     } else {
-        &input.bytes[..]
+        input.bytes.clone()
     };
-    let Ok(out) = apply_patches("fuzz.json", bytes, &input.sets) else {
+    if input.sets.is_empty() {
+        let out = apply_patches("fuzz.json", &bytes, &input.sets).ok();
+        assert_eq!(out.as_deref(), Some(&bytes[..]), "no patches leave the bytes unchanged");
         return;
-    };
-    let Some((path, raw)) = input.sets.last() else {
-        assert_eq!(out, bytes, "no patches leave the bytes unchanged");
-        return;
-    };
-    let doc: Value = match serde_json::from_slice(&out) {
-        Ok(doc) => doc,
-        Err(err) => panic!("patched output is not JSON: {err}"),
-    };
-    assert_eq!(out.ends_with(b"\n"), bytes.ends_with(b"\n"));
-    // Compare through the same serialization the output went through (floats are printed and
-    // parsed back, which `serde_json` does not promise to round-trip exactly).
-    let expected: Option<Value> = serde_json::to_string(&infer_value(raw))
-        .ok()
-        .and_then(|text| serde_json::from_str(&text).ok());
-    assert_eq!(doc.pointer(&json_pointer(path)), expected.as_ref());
+    }
+    for (path, raw) in &input.sets {
+        let Ok(splice) = plan_patch("fuzz.json", &bytes, path, raw) else {
+            return;
+        };
+        let mut expected: Value = match serde_json::from_slice(&bytes) {
+            Ok(doc) => doc,
+            Err(err) => panic!("plan_patch accepted bytes that are not JSON: {err}"),
+        };
+        if let Err(err) = set_path(&mut expected, path, infer_value(raw)) {
+            panic!("plan_patch accepted a path set_path refuses: {err}");
+        }
+        let out = match splice {
+            None => bytes.clone(),
+            Some(splice) => {
+                assert!(splice.range.start <= splice.range.end && splice.range.end <= bytes.len());
+                let mut out = bytes[..splice.range.start].to_vec();
+                out.extend_from_slice(&splice.text);
+                out.extend_from_slice(&bytes[splice.range.end..]);
+                out
+            }
+        };
+        let doc: Value = match serde_json::from_slice(&out) {
+            Ok(doc) => doc,
+            Err(err) => panic!("patched output is not JSON: {err}"),
+        };
+        assert_eq!(normalized(&doc), normalized(&expected));
+        let applied = apply_patches("fuzz.json", &bytes, &[(path.clone(), raw.clone())]).ok();
+        assert_eq!(applied.as_deref(), Some(&out[..]), "apply_patches applies the splice");
+        bytes = out;
+    }
 });

@@ -1,15 +1,30 @@
-//! JSON field patches by dot path: `connection.host`, `items.0.name`.
+//! JSON field patches by path, in the path syntax of stoker-operator v0.5.1 (sjson's), edited
+//! in place.
 //!
-//! A mapping's `patches` set fields in JSON files after templates are rendered. A dot path is
-//! a list of segments separated by `.`: on an object a segment is a key (created if missing),
-//! on an array it is a decimal index. Keys that contain a `.` cannot be addressed.
+//! A mapping's `patches` set fields in JSON files after templates are rendered. A path is a
+//! list of segments separated by `.`: `connection.host`, `items.0.name`. On an object a segment
+//! is a key (created if missing, with `{}` for the segments below it); on an array it is a
+//! decimal index, or `-1` to append. `\.` is a dot inside a key (`"a\.b"` is the key `a.b`);
+//! a backslash before any other character keeps that character as it is.
 //!
-//! Patched files are written back pretty-printed with a 2-space indent, as Ignition writes
-//! them. Keys come out in the order of `serde_json`'s map: sorted, unless some crate in the
-//! build enables `serde_json`'s `preserve_order` feature, in which case the input order is
-//! kept. Ignition does not give JSON key order any meaning.
+//! Edits are format-preserving: only the bytes of the value set change. Key order,
+//! indentation, line endings, escapes and numbers as written everywhere else stay
+//! byte-identical, and setting a value that is already there (the same JSON value) leaves the
+//! file as it is, so a gateway does not see a rewrite of every patched file. A new key goes
+//! after the last member of its object with that member's indentation and separator.
+//!
+//! No maintained crate does span-preserving edits of plain JSON: `jsonc-parser`'s CST accepts
+//! comments and trailing commas (more than JSON, so it would let through files Ignition cannot
+//! read) and formats the values it inserts its own way. So the file is parsed with `serde_json`
+//! (which validates it and gives the value the edit must produce) and a small scanner
+//! ([`text`]) finds the byte range of the value to replace or the place to insert; the
+//! `dot_path_patch` fuzz target checks that the spliced text parses to the patched value.
+
+mod text;
 
 use serde_json::Value;
+
+pub use text::Splice;
 
 use crate::error::{Error, Result};
 
@@ -17,14 +32,14 @@ use crate::error::{Error, Result};
 /// parses, so a patched document can always be read back.
 pub const MAX_NESTING: usize = 127;
 
-/// Why a value could not be set at a dot path.
+/// Why a value could not be set at a path.
 ///
-/// Positions and prefixes refer to the dot path: in `a.b.c`, segment 1 is `b` and the prefix
+/// Positions and prefixes refer to the path: in `a.b.c`, segment 1 is `b` and the prefix
 /// before it is `a`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum PathError {
-    /// The dot path is empty.
+    /// The path is empty.
     #[error("the path is empty")]
     EmptyPath,
     /// A segment is empty (`a..b`, `.a`, `a.`).
@@ -33,21 +48,22 @@ pub enum PathError {
         /// Position of the empty segment, counted from 0.
         index: usize,
     },
-    /// A segment that addresses an array is not a decimal index (`items.first`, `items.01`).
+    /// A segment that addresses an array is neither a decimal index nor `-1`
+    /// (`items.first`, `items.01`).
     #[error("{segment:?} is not an array index, but {} is an array", describe(.at))]
     NotAnIndex {
-        /// The dot path of the array.
+        /// The path of the array.
         at: String,
         /// The offending segment.
         segment: String,
     },
     /// An array index is past the end of the array (only `index == len`, appending, is allowed).
     #[error(
-        "index {index} is past the end of {} (length {len}; index {len} appends)",
+        "index {index} is past the end of {} (length {len}; index {len} or -1 appends)",
         describe(.at)
     )]
     IndexOutOfBounds {
-        /// The dot path of the array.
+        /// The path of the array.
         at: String,
         /// The index asked for.
         index: usize,
@@ -64,7 +80,7 @@ pub enum PathError {
     /// The path goes through a string, number, boolean or null.
     #[error("cannot set a field inside {}: it is {kind}, not an object or array", describe(.at))]
     NotAContainer {
-        /// The dot path of the scalar (empty for the document itself).
+        /// The path of the scalar (empty for the document itself).
         at: String,
         /// What it is: `a string`, `a number`, `a boolean` or `null`.
         kind: &'static str,
@@ -77,6 +93,50 @@ fn describe(at: &str) -> String {
         "the document".to_owned()
     } else {
         format!("{at:?}")
+    }
+}
+
+/// Splits a path into its segments: on `.`, with `\.` a dot inside a segment (and `\` before
+/// any other character that character). Empty segments are kept.
+fn split_path(path: &str) -> Vec<String> {
+    let mut segments = vec![String::new()];
+    let mut chars = path.chars();
+    while let Some(c) = chars.next() {
+        let segment = match segments.last_mut() {
+            Some(segment) => segment,
+            None => break,
+        };
+        match c {
+            '\\' => segment.push(chars.next().unwrap_or('\\')),
+            '.' => segments.push(String::new()),
+            _ => segment.push(c),
+        }
+    }
+    segments
+}
+
+/// The segments of a path (sjson syntax, see the [module docs](self)).
+///
+/// ```
+/// use stoker_core::patch::parse_path;
+///
+/// assert_eq!(parse_path("items.0.name")?, ["items", "0", "name"]);
+/// assert_eq!(parse_path(r"labels.app\.kubernetes\.io/name")?, ["labels", "app.kubernetes.io/name"]);
+/// assert!(parse_path("a..b").is_err());
+/// # Ok::<(), stoker_core::patch::PathError>(())
+/// ```
+///
+/// # Errors
+///
+/// [`PathError::EmptyPath`] or [`PathError::EmptySegment`].
+pub fn parse_path(path: &str) -> Result<Vec<String>, PathError> {
+    if path.is_empty() {
+        return Err(PathError::EmptyPath);
+    }
+    let segments = split_path(path);
+    match segments.iter().position(String::is_empty) {
+        Some(index) => Err(PathError::EmptySegment { index }),
+        None => Ok(segments),
     }
 }
 
@@ -103,15 +163,15 @@ pub fn infer_value(raw: &str) -> Value {
     serde_json::from_str(raw).unwrap_or_else(|_| Value::String(raw.to_owned()))
 }
 
-/// Sets `value` at `dot_path` in `doc`.
+/// Sets `value` at `path` (sjson syntax, see the [module docs](self)) in `doc`.
 ///
 /// On an object, a segment is a key: a missing key is created, with `{}` for intermediate
 /// segments. On an array, a segment must be a decimal index without leading zeros, less than
-/// the length (replace) or equal to it (append; `{}` for an intermediate segment). The last
-/// segment replaces whatever is there. Going through a string, number, boolean or null is an
-/// error, and so is an empty path, an empty segment, or a value that would end up nested more
-/// than [`MAX_NESTING`] levels deep. On error `doc` may already hold the
-/// intermediate objects created before the failing segment.
+/// the length (replace) or equal to it (append; `{}` for an intermediate segment), or `-1`
+/// (append). The last segment replaces whatever is there. Going through a string, number,
+/// boolean or null is an error, and so is an empty path, an empty segment, or a value that
+/// would end up nested more than [`MAX_NESTING`] levels deep. On error `doc` may already hold
+/// the intermediate objects created before the failing segment.
 ///
 /// ```
 /// use serde_json::json;
@@ -121,7 +181,13 @@ pub fn infer_value(raw: &str) -> Value {
 /// set_path(&mut doc, "items.0.name", json!("b"))?;
 /// set_path(&mut doc, "connection.host", json!("db"))?;
 /// set_path(&mut doc, "items.1", json!({"name": "c"}))?;
-/// assert_eq!(doc, json!({"items": [{"name": "b"}, {"name": "c"}], "connection": {"host": "db"}}));
+/// set_path(&mut doc, "items.-1", json!("d"))?;
+/// set_path(&mut doc, r"labels.a\.b", json!(1))?;
+/// assert_eq!(doc, json!({
+///     "items": [{"name": "b"}, {"name": "c"}, "d"],
+///     "connection": {"host": "db"},
+///     "labels": {"a.b": 1},
+/// }));
 ///
 /// assert!(set_path(&mut doc, "items.0.name.first", json!(1)).is_err());
 /// assert!(set_path(&mut doc, "items.5", json!(1)).is_err());
@@ -131,14 +197,12 @@ pub fn infer_value(raw: &str) -> Value {
 /// # Errors
 ///
 /// A [`PathError`] saying which segment could not be followed.
-pub fn set_path(doc: &mut Value, dot_path: &str, value: Value) -> Result<(), PathError> {
-    if dot_path.is_empty() {
-        return Err(PathError::EmptyPath);
-    }
-    let segments: Vec<&str> = dot_path.split('.').collect();
-    if let Some(index) = segments.iter().position(|segment| segment.is_empty()) {
-        return Err(PathError::EmptySegment { index });
-    }
+pub fn set_path(doc: &mut Value, path: &str, value: Value) -> Result<(), PathError> {
+    set_segments(doc, &parse_path(path)?, value)
+}
+
+/// [`set_path`] with the path already split.
+fn set_segments(doc: &mut Value, segments: &[String], value: Value) -> Result<(), PathError> {
     if !fits_nesting(&value, MAX_NESTING.saturating_sub(segments.len()))
         || segments.len() > MAX_NESTING
     {
@@ -147,17 +211,17 @@ pub fn set_path(doc: &mut Value, dot_path: &str, value: Value) -> Result<(), Pat
     let Some((last, parents)) = segments.split_last() else {
         return Err(PathError::EmptyPath);
     };
-    // The dot path of the container that segment `depth` is looked up in.
+    // The path of the container that segment `depth` is looked up in.
     let at = |depth: usize| segments.get(..depth).unwrap_or_default().join(".");
 
     let mut current = doc;
     for (depth, segment) in parents.iter().enumerate() {
         current = match current {
             Value::Object(map) => map
-                .entry(*segment)
+                .entry(segment.as_str())
                 .or_insert_with(|| Value::Object(serde_json::Map::new())),
             Value::Array(items) => {
-                let index = array_index(items, segment, || at(depth))?;
+                let index = index_in(items.len(), segment, || at(depth))?;
                 if index == items.len() {
                     items.push(Value::Object(serde_json::Map::new()));
                 }
@@ -182,10 +246,10 @@ pub fn set_path(doc: &mut Value, dot_path: &str, value: Value) -> Result<(), Pat
     let depth = parents.len();
     match current {
         Value::Object(map) => {
-            map.insert((*last).to_owned(), value);
+            map.insert(last.clone(), value);
         }
         Value::Array(items) => {
-            let index = array_index(items, last, || at(depth))?;
+            let index = index_in(items.len(), last, || at(depth))?;
             match items.get_mut(index) {
                 Some(slot) => *slot = value,
                 None => items.push(value),
@@ -201,17 +265,16 @@ pub fn set_path(doc: &mut Value, dot_path: &str, value: Value) -> Result<(), Pat
     Ok(())
 }
 
-/// The index `segment` names in `items`: at most `items.len()` (which appends).
-fn array_index(
-    items: &[Value],
-    segment: &str,
-    at: impl Fn() -> String,
-) -> Result<usize, PathError> {
+/// The index `segment` names in an array of `len` elements: at most `len` (which appends, as
+/// `-1` does).
+fn index_in(len: usize, segment: &str, at: impl Fn() -> String) -> Result<usize, PathError> {
+    if segment == "-1" {
+        return Ok(len);
+    }
     let index = parse_index(segment).ok_or_else(|| PathError::NotAnIndex {
         at: at(),
         segment: segment.to_owned(),
     })?;
-    let len = items.len();
     if index > len {
         return Err(PathError::IndexOutOfBounds {
             at: at(),
@@ -262,42 +325,79 @@ fn kind(value: &Value) -> &'static str {
     }
 }
 
-/// The JSON pointer (RFC 6901) for a dot path, for [`Value::pointer`]: `items.0.name` →
-/// `/items/0/name`, with `~` and `/` in segments escaped.
+/// The JSON pointer (RFC 6901) for a path, for [`Value::pointer`]: `items.0.name` →
+/// `/items/0/name`, `a\.b` → `/a.b`, with `~` and `/` in segments escaped. `-1` (append) is
+/// kept as it is: it names no existing element.
 ///
 /// ```
 /// use stoker_core::patch::json_pointer;
 ///
 /// assert_eq!(json_pointer("items.0.name"), "/items/0/name");
 /// assert_eq!(json_pointer("a/b.c~d"), "/a~1b/c~0d");
+/// assert_eq!(json_pointer(r"a\.b.c"), "/a.b/c");
 /// ```
-pub fn json_pointer(dot_path: &str) -> String {
-    dot_path
-        .split('.')
+pub fn json_pointer(path: &str) -> String {
+    split_path(path)
+        .iter()
         .map(|segment| format!("/{}", segment.replace('~', "~0").replace('/', "~1")))
         .collect()
 }
 
-/// Applies `sets` — `(dot path, rendered value)` pairs, in order — to the JSON file `bytes`.
+/// The one edit that sets `raw` (through [`infer_value`]) at `path` in the JSON file `bytes`,
+/// or `None` when the file already holds that value there. [`apply_patches`] applies these
+/// one after the other.
 ///
-/// Each value goes through [`infer_value`] and [`set_path`]. The result is pretty-printed with
-/// a 2-space indent, as Ignition writes its files, with a trailing newline only if the input
-/// ended with one. Keys come out in `serde_json`'s map order (sorted unless `preserve_order`
-/// is enabled somewhere in the build). With no `sets`, `bytes` is returned unchanged, even if
-/// it is not JSON.
+/// ```
+/// use stoker_core::patch::plan_patch;
+///
+/// let input = b"{\r\n  \"port\": 1.0,\r\n  \"host\": \"a\"\r\n}";
+/// let splice = plan_patch("f.json", input, "host", "db")?.unwrap();
+/// assert_eq!(&input[splice.range.clone()], b"\"a\"");
+/// assert_eq!(splice.text, b"\"db\"");
+/// assert!(plan_patch("f.json", input, "port", "1.0")?.is_none());
+/// # Ok::<(), stoker_core::Error>(())
+/// ```
+///
+/// # Errors
+///
+/// [`Error::Patch`] naming `file` and `path`: the file is not JSON (`not a JSON document: …`),
+/// or the path cannot be set (see [`PathError`]).
+pub fn plan_patch(file: &str, bytes: &[u8], path: &str, raw: &str) -> Result<Option<Splice>> {
+    let error = |message: String| Error::Patch {
+        file: file.to_owned(),
+        path: path.to_owned(),
+        message,
+    };
+    let mut doc: Value = serde_json::from_slice(bytes)
+        .map_err(|err| error(format!("not a JSON document: {err}")))?;
+    let value = infer_value(raw);
+    let segments = parse_path(path).map_err(|err| error(err.to_string()))?;
+    // The value-level set checks the path (and depth) against the whole document first, so
+    // the scanner only ever walks a path that exists or can be created.
+    set_segments(&mut doc, &segments, value.clone()).map_err(|err| error(err.to_string()))?;
+    text::plan(bytes, &segments, &value).map_err(|err| error(err.to_string()))
+}
+
+/// Applies `sets` — `(path, rendered value)` pairs, in order — to the JSON file `bytes`.
+///
+/// Each value goes through [`infer_value`] and is set as [`set_path`] would, but in place (see
+/// [`plan_patch`]): every byte outside the values set stays as it was, and a set that finds its
+/// value already there changes nothing. With no `sets`, `bytes` is returned unchanged, even if
+/// it is not JSON. Nothing is written anywhere: on error the caller still has the input.
 ///
 /// ```
 /// use stoker_core::patch::apply_patches;
 ///
-/// let input = br#"{"connection": {"host": "localhost", "port": 5432}}"#;
+/// let input = b"{\n    \"connection\": {\"host\": \"localhost\", \"port\": 5432},\n    \"n\": 1e3\n}\n";
 /// let sets = [
 ///     ("connection.host".to_owned(), "db.site1".to_owned()),
 ///     ("connection.port".to_owned(), "5433".to_owned()),
+///     ("connection.ssl".to_owned(), "true".to_owned()),
 /// ];
 /// let output = apply_patches("db.json", input, &sets)?;
 /// assert_eq!(
 ///     String::from_utf8(output).unwrap(),
-///     "{\n  \"connection\": {\n    \"host\": \"db.site1\",\n    \"port\": 5433\n  }\n}"
+///     "{\n    \"connection\": {\"host\": \"db.site1\", \"port\": 5433, \"ssl\": true},\n    \"n\": 1e3\n}\n"
 /// );
 ///
 /// assert!(apply_patches("notes.txt", b"hello", &sets).is_err());
@@ -306,33 +406,16 @@ pub fn json_pointer(dot_path: &str) -> String {
 ///
 /// # Errors
 ///
-/// [`Error::Patch`] naming `file` and the dot path: the file is not JSON (`not a JSON
-/// document: …`, reported with the first dot path), or a path cannot be set (see
-/// [`PathError`]).
+/// [`Error::Patch`] naming `file` and the path: the file is not JSON (`not a JSON
+/// document: …`, reported with the first path), or a path cannot be set (see [`PathError`]).
 pub fn apply_patches(file: &str, bytes: &[u8], sets: &[(String, String)]) -> Result<Vec<u8>> {
-    let Some((first_path, _)) = sets.first() else {
-        return Ok(bytes.to_vec());
-    };
-    let error = |path: &str, message: String| Error::Patch {
-        file: file.to_owned(),
-        path: path.to_owned(),
-        message,
-    };
-    let mut doc: Value = serde_json::from_slice(bytes)
-        .map_err(|err| error(first_path, format!("not a JSON document: {err}")))?;
+    let mut text = bytes.to_vec();
     for (path, raw) in sets {
-        set_path(&mut doc, path, infer_value(raw)).map_err(|err| error(path, err.to_string()))?;
+        if let Some(splice) = plan_patch(file, &text, path, raw)? {
+            text.splice(splice.range, splice.text);
+        }
     }
-    let mut out = serde_json::to_vec_pretty(&doc).map_err(|err| {
-        error(
-            first_path,
-            format!("cannot serialize the patched document: {err}"),
-        )
-    })?;
-    if bytes.ends_with(b"\n") {
-        out.push(b'\n');
-    }
-    Ok(out)
+    Ok(text)
 }
 
 #[cfg(test)]
@@ -432,7 +515,7 @@ mod tests {
     #[test]
     fn array_segment_must_be_a_decimal_index() {
         let mut doc = json!({"a": {"items": []}});
-        for segment in ["x", "-1", "+0", "01", "1e0", "٣", "99999999999999999999999"] {
+        for segment in ["x", "-2", "+0", "01", "1e0", "٣", "99999999999999999999999"] {
             let err = set(&mut doc, &format!("a.items.{segment}.b"), json!(0)).unwrap_err();
             assert_eq!(
                 err,
@@ -531,16 +614,136 @@ mod tests {
         );
     }
 
+    /// `apply_patches` with `(path, value)` pairs, as text.
+    fn patched(input: &str, sets: &[(&str, &str)]) -> String {
+        let sets: Vec<(String, String)> = sets
+            .iter()
+            .map(|(p, v)| ((*p).to_owned(), (*v).to_owned()))
+            .collect();
+        String::from_utf8(apply_patches("f.json", input.as_bytes(), &sets).unwrap()).unwrap()
+    }
+
     #[test]
-    fn output_is_pretty_with_a_trailing_newline_only_if_the_input_had_one() {
-        let sets = [("k".to_owned(), "1".to_owned())];
+    fn only_the_patched_value_changes() {
+        let input = "{\n    \"z\": 1.0,\n    \"a\" : {\"host\": \"old\", \"n\": 1e3},\n    \"u\": \"\\u00e9\\n\"\n}";
         assert_eq!(
-            apply_patches("f", b"{}\n", &sets).unwrap(),
-            b"{\n  \"k\": 1\n}\n"
+            patched(input, &[("a.host", "new")]),
+            "{\n    \"z\": 1.0,\n    \"a\" : {\"host\": \"new\", \"n\": 1e3},\n    \"u\": \"\\u00e9\\n\"\n}"
         );
+    }
+
+    #[test]
+    fn crlf_files_keep_their_line_endings() {
+        let input = "{\r\n  \"a\": {\r\n    \"b\": 1\r\n  },\r\n  \"e\": {}\r\n}\r\n";
         assert_eq!(
-            apply_patches("f", b"{}", &sets).unwrap(),
-            b"{\n  \"k\": 1\n}"
+            patched(
+                input,
+                &[("a.b", "2"), ("a.c", "{\"d\": [1]}"), ("e.f", "x")]
+            ),
+            "{\r\n  \"a\": {\r\n    \"b\": 2,\r\n    \"c\": {\r\n      \"d\": [\r\n        1\r\n      ]\r\n    }\r\n  },\r\n  \"e\": {\r\n    \"f\": \"x\"\r\n  }\r\n}\r\n"
+        );
+    }
+
+    #[test]
+    fn setting_the_value_already_there_changes_no_byte() {
+        let input = "{\"a\":1.0,\"b\":[ 1 , 2 ],\"c\":\"\\u0041\",\"d\":{\"e\":null}}";
+        for (path, value) in [
+            ("a", "1.0"),
+            ("b", "[1,2]"),
+            ("c", "A"),
+            ("d", "{\"e\": null}"),
+            ("d.e", "null"),
+            ("b.1", "2"),
+        ] {
+            assert_eq!(patched(input, &[(path, value)]), input, "{path}");
+        }
+    }
+
+    #[test]
+    fn new_keys_follow_their_siblings_style() {
+        let tabs = "{\n\t\"a\": 1\n}";
+        assert_eq!(
+            patched(tabs, &[("b", "2")]),
+            "{\n\t\"a\": 1,\n\t\"b\": 2\n}"
+        );
+        let compact = "{\"a\":1}";
+        assert_eq!(
+            patched(compact, &[("b.c", "2")]),
+            "{\"a\":1,\"b\":{\"c\":2}}"
+        );
+        let pretty = "{\n  \"a\": {}\n}\n";
+        assert_eq!(
+            patched(pretty, &[("a.b.c", "2")]),
+            "{\n  \"a\": {\n    \"b\": {\n      \"c\": 2\n    }\n  }\n}\n"
+        );
+        assert_eq!(patched("{}", &[("k", "1")]), "{\"k\":1}");
+    }
+
+    #[test]
+    fn an_entry_alone_on_its_line_gets_a_space_in_a_pretty_file() {
+        let input = "{\n  \"a\": {\"b\": 1},\n  \"c\": [1]\n}";
+        assert_eq!(
+            patched(input, &[("a.x", "2"), ("c.-1", "2")]),
+            "{\n  \"a\": {\"b\": 1, \"x\": 2},\n  \"c\": [1, 2]\n}"
+        );
+    }
+
+    #[test]
+    fn nested_arrays_and_append_with_minus_one() {
+        let input = "{\"m\": [[1, 2], [3]], \"e\": []}";
+        assert_eq!(
+            patched(
+                input,
+                &[
+                    ("m.1.0", "30"),
+                    ("m.0.-1", "2.5"),
+                    ("m.-1", "[]"),
+                    ("e.-1", "x")
+                ]
+            ),
+            "{\"m\": [[1, 2, 2.5], [30], []], \"e\": [\"x\"]}"
+        );
+        let pretty = "[\n  {\"name\": \"a\"}\n]";
+        assert_eq!(
+            patched(pretty, &[("-1.name", "b")]),
+            "[\n  {\"name\": \"a\"},\n  {\n    \"name\": \"b\"\n  }\n]"
+        );
+    }
+
+    #[test]
+    fn escaped_dots_are_part_of_the_key() {
+        let input = "{\"labels\": {\"app.kubernetes.io/name\": \"x\"}}";
+        assert_eq!(
+            patched(input, &[(r"labels.app\.kubernetes\.io/name", "gw")]),
+            "{\"labels\": {\"app.kubernetes.io/name\": \"gw\"}}"
+        );
+        assert_eq!(patched("{}", &[(r"a\.b.c", "1")]), "{\"a.b\":{\"c\":1}}");
+        assert_eq!(parse_path(r"a\\b\.").unwrap(), [r"a\b."]);
+    }
+
+    #[test]
+    fn missing_intermediate_keys_are_created() {
+        let input = "{\n  \"a\": 1\n}\n";
+        assert_eq!(
+            patched(input, &[("x.y.z", "true")]),
+            "{\n  \"a\": 1,\n  \"x\": {\n    \"y\": {\n      \"z\": true\n    }\n  }\n}\n"
+        );
+    }
+
+    #[test]
+    fn unicode_and_escaped_keys_are_matched_by_their_value() {
+        let input = "{\"caf\\u00e9\": 1, \"na\u{ef}ve\": [\"\u{1f600}\"]}";
+        assert_eq!(
+            patched(input, &[("café", "2"), ("na\u{ef}ve.0", "ok")]),
+            "{\"caf\\u00e9\": 2, \"na\u{ef}ve\": [\"ok\"]}"
+        );
+    }
+
+    #[test]
+    fn the_last_of_duplicate_keys_is_the_one_set() {
+        assert_eq!(
+            patched("{\"a\": 1, \"a\": 2}", &[("a", "3")]),
+            "{\"a\": 1, \"a\": 3}"
         );
     }
 
@@ -631,6 +834,36 @@ mod tests {
             raw in any::<String>(),
         ) {
             let _ = apply_patches("f", &bytes, &[(path, raw)]);
+        }
+
+        #[test]
+        fn splices_change_only_their_span_and_give_the_patched_value(
+            doc in json_value(),
+            pretty in any::<bool>(),
+            path in dot_path(),
+            raw in "[a-z0-9\"\\[\\]{}.]{0,6}",
+        ) {
+            let input = if pretty {
+                serde_json::to_vec_pretty(&doc).unwrap()
+            } else {
+                serde_json::to_vec(&doc).unwrap()
+            };
+            let mut expected = doc.clone();
+            let semantic = set_path(&mut expected, &path, infer_value(&raw));
+            match plan_patch("f", &input, &path, &raw) {
+                Ok(splice) => {
+                    prop_assert!(semantic.is_ok());
+                    let mut out = input.clone();
+                    if let Some(splice) = splice {
+                        out.splice(splice.range, splice.text);
+                    } else {
+                        prop_assert_eq!(&expected, &doc);
+                    }
+                    let parsed: Value = serde_json::from_slice(&out).unwrap();
+                    prop_assert_eq!(parsed, expected);
+                }
+                Err(_) => prop_assert!(semantic.is_err()),
+            }
         }
 
         #[test]

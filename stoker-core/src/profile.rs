@@ -178,8 +178,10 @@ pub struct Patch {
     /// `file` mapping, matched against the file's name.
     #[cfg_attr(feature = "schema", schemars(length(min = 1)))]
     pub file: String,
-    /// Dot path → value template (`connection.host: "db-{{.Vars.site}}"`, `items.0.name: x`);
-    /// values that read as JSON literals (numbers, `true`, `false`) are set as such.
+    /// Path → value template (`connection.host: "db-{{.Vars.site}}"`, `items.0.name: x`), in
+    /// stoker-operator v0.5.1's (sjson) syntax: `-1` appends to an array, `\.` is a dot inside
+    /// a key. Values that read as JSON literals (numbers, `true`, `false`) are set as such; the
+    /// file is edited in place, only the bytes of the values set change.
     #[serde(default)]
     pub set: BTreeMap<String, String>,
 }

@@ -1095,6 +1095,33 @@ fn patches_set_json_fields_by_dot_path_with_type_inference() {
 }
 
 #[test]
+fn patches_change_only_the_bytes_of_the_values_they_set() {
+    let repo = Repo::new();
+    let input = "{\r\n    \"z\": 1.0,\r\n    \"db\": {\"host\": \"old\", \"n\": 1e3},\r\n    \"labels\": {\"a.b\": \"\\u00e9\"},\r\n    \"items\": [1]\r\n}\r\n";
+    repo.file("config/db.json", input);
+    let live = live();
+    let mut patched = map("config", "cfg");
+    patched.patches = vec![patch(
+        "db.json",
+        &[
+            ("db.host", "new"),
+            (r"labels.a\.b", "\u{e9}"),
+            ("items.-1", "2"),
+            ("extra.on", "true"),
+        ],
+    )];
+    let request = request(repo.artifact("r1"), vec![patched], live.path());
+    sync(&request).unwrap();
+    assert_eq!(
+        snapshot_live(live.path())["cfg/db.json"],
+        text(
+            "{\r\n    \"z\": 1.0,\r\n    \"db\": {\"host\": \"new\", \"n\": 1e3},\r\n    \"labels\": {\"a.b\": \"\\u00e9\"},\r\n    \"items\": [1, 2],\r\n    \"extra\": {\r\n        \"on\": true\r\n    }\r\n}\r\n"
+        )
+    );
+    assert_eq!(sync(&request).unwrap().changed(), 0);
+}
+
+#[test]
 fn patch_glob_is_relative_to_the_destination_and_to_the_file_name_for_a_file_mapping() {
     let repo = Repo::new();
     repo.file("src/a/resource.json", "{}")
@@ -1141,6 +1168,7 @@ fn non_json_patch_target_is_an_error_naming_the_file() {
     let request = request(repo.artifact("r1"), vec![patched], live.path());
     let text = error_text(sync(&request));
     assert!(text.contains("config/bad.json"), "{text}");
+    assert!(text.contains("\"a.b\""), "{text}");
     assert!(text.contains("not a JSON document"), "{text}");
     assert!(
         snapshot_live(live.path()).is_empty(),
