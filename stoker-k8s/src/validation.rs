@@ -28,6 +28,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use k8s_openapi::jiff::Timestamp;
 use stoker_core::TemplateContext;
 use stoker_core::context::LookupError;
+use stoker_core::patch::parse_path;
 use stoker_core::profile::{build_globset, compile_glob, is_identifier};
 use stoker_core::template::Template;
 
@@ -259,10 +260,13 @@ fn check_profile(
                 problem(format!("{field}.set"), "sets no field".to_owned());
             }
             for (path, value) in &patch.set {
-                if path.is_empty() || path.split('.').any(str::is_empty) {
+                if let Err(error) = parse_path(path) {
                     problem(
                         format!("{field}.set"),
-                        format!("{path:?} is not a dot path (`connection.host`, `items.0.name`)"),
+                        format!(
+                            "{path:?} is not a patch path (`connection.host`, `items.0.name`, \
+                             `items.-1`, `a\\.b`): {error}"
+                        ),
                     );
                 }
                 if let Err(message) = check_template(value, &probe) {
@@ -551,6 +555,23 @@ mod tests {
                 "missing {expected:?} in\n{joined}"
             );
         }
+    }
+
+    #[test]
+    fn patch_paths_follow_the_sjson_syntax() {
+        let spec = minimal(
+            json!({"p": {"mappings": [{"source": "a", "destination": "b",
+            "patches": [{"file": "x.json", "set": {
+                "items.-1": "1", "a\\.": "1", "labels.app\\.io/name": "1",
+                "a..b": "1", "": "1"}}]}]}}),
+        );
+        let found = messages(&spec, &SecretInventory::default());
+        assert_eq!(found.len(), 2, "{found:?}");
+        assert!(found[0].contains("\"\" is not a patch path"), "{found:?}");
+        assert!(
+            found[1].contains("\"a..b\" is not a patch path"),
+            "{found:?}"
+        );
     }
 
     #[test]
