@@ -689,6 +689,15 @@ mod tests {
     }
 
     #[test]
+    fn blank_crlf_lines_are_not_taken_for_indentation() {
+        let input = "{\r\n\r\n    \"a\": {}\r\n}";
+        assert_eq!(
+            patched(input, &[("a.b", "1")]),
+            "{\r\n\r\n    \"a\": {\r\n        \"b\": 1\r\n    }\r\n}"
+        );
+    }
+
+    #[test]
     fn nested_arrays_and_append_with_minus_one() {
         let input = "{\"m\": [[1, 2], [3]], \"e\": []}";
         assert_eq!(

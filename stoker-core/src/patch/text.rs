@@ -33,10 +33,11 @@ struct Style {
 impl Style {
     fn of(bytes: &[u8]) -> Style {
         let crlf = bytes.windows(2).any(|pair| pair == b"\r\n");
+        // Spaces and tabs only: a blank CRLF line starts with `\r`, which is no indentation.
         let unit = bytes
             .split(|&b| b == b'\n')
             .skip(1)
-            .map(|line| &line[..leading_blanks(line)])
+            .map(indentation)
             .find(|indent| !indent.is_empty())
             .map_or_else(
                 || "  ".to_owned(),
@@ -379,11 +380,16 @@ fn line_indent(bytes: &[u8], pos: usize) -> String {
         .rposition(|&b| b == b'\n')
         .map_or(0, |i| i + 1);
     let line = bytes.get(line_start..pos).unwrap_or_default();
-    let indent = line
+    String::from_utf8_lossy(indentation(line)).into_owned()
+}
+
+/// The spaces and tabs `line` starts with.
+fn indentation(line: &[u8]) -> &[u8] {
+    let len = line
         .iter()
         .take_while(|b| matches!(b, b' ' | b'\t'))
         .count();
-    String::from_utf8_lossy(line.get(..indent).unwrap_or_default()).into_owned()
+    line.get(..len).unwrap_or_default()
 }
 
 /// What the scalar starting with `first` is, for [`PathError::NotAContainer`].
