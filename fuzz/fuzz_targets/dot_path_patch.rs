@@ -36,8 +36,7 @@ fn same(a: &Value, b: &Value) -> bool {
             x.len() == y.len() && x.iter().zip(y).all(|(x, y)| same(x, y))
         }
         (Value::Object(x), Value::Object(y)) => {
-            x.len() == y.len()
-                && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| same(v, w)))
+            x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| same(v, w)))
         }
         _ => a == b,
     }
@@ -51,7 +50,11 @@ fuzz_target!(|input: Input| {
     };
     if input.sets.is_empty() {
         let out = apply_patches("fuzz.json", &bytes, &input.sets).ok();
-        assert_eq!(out.as_deref(), Some(&bytes[..]), "no patches leave the bytes unchanged");
+        assert_eq!(
+            out.as_deref(),
+            Some(&bytes[..]),
+            "no patches leave the bytes unchanged"
+        );
         return;
     }
     for (path, raw) in &input.sets {
@@ -81,7 +84,11 @@ fuzz_target!(|input: Input| {
         };
         assert!(same(&doc, &expected), "{doc:?} != {expected:?}");
         let applied = apply_patches("fuzz.json", &bytes, &[(path.clone(), raw.clone())]).ok();
-        assert_eq!(applied.as_deref(), Some(&out[..]), "apply_patches applies the splice");
+        assert_eq!(
+            applied.as_deref(),
+            Some(&out[..]),
+            "apply_patches applies the splice"
+        );
         bytes = out;
     }
 });
