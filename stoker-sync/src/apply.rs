@@ -377,7 +377,7 @@ const STATE_MARGIN_PER_CHANGE: u64 = 1024;
 /// (`new_dirs`), and a margin for the engine's own files (1 MiB, 256 bytes per desired file,
 /// 1 KiB per write or deletion). A file copied as it is counts its source's size (even when
 /// sparse: its holes are not known in advance); a transformed one twice its source's size
-/// (rendering and pretty-printing can make it grow; its exact size is known only once
+/// (rendering and patches can make it grow; its exact size is known only once
 /// produced).
 pub fn space_needed(plan: &Plan, block: u64, new_dirs: usize) -> u64 {
     let block = block.max(1);
