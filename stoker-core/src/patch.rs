@@ -13,11 +13,11 @@
 //! file as it is, so a gateway does not see a rewrite of every patched file. A new key goes
 //! after the last member of its object with that member's indentation and separator.
 //!
-//! No maintained crate does span-preserving edits of plain JSON: `jsonc-parser`'s CST accepts
+//! The crate that edits JSON text in place, `jsonc-parser` (its CST), does not fit: it accepts
 //! comments and trailing commas (more than JSON, so it would let through files Ignition cannot
-//! read) and formats the values it inserts its own way. So the file is parsed with `serde_json`
+//! read) and lays out the values it inserts its own way. So the file is parsed with `serde_json`
 //! (which validates it and gives the value the edit must produce) and a small scanner
-//! ([`text`]) finds the byte range of the value to replace or the place to insert; the
+//! (`patch/text.rs`) finds the byte range of the value to replace or the place to insert; the
 //! `dot_path_patch` fuzz target checks that the spliced text parses to the patched value.
 
 mod text;
