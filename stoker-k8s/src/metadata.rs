@@ -10,7 +10,7 @@
 //!
 //! | key | value |
 //! |---|---|
-//! | `crName` | the resource's name |
+//! | `crName` | the resource's name (absent in v0.5.1's ConfigMaps: then taken from the ConfigMap's name) |
 //! | `gitURL`, `ref`, `commit` | repository, resolved ref, resolved full commit SHA |
 //! | `authType` | `none`, `token`, `ssh` or `githubApp` |
 //! | `authSecretName`, `authSecretKey` | the Secret key to mount: token, SSH key, or the operator-managed GitHub App token Secret |
@@ -321,7 +321,7 @@ impl AgentMetadata {
         };
         let defaults = PollingSpec::default();
         Ok(AgentMetadata {
-            cr_name: reader.required(keys::CR_NAME)?.to_owned(),
+            cr_name: cr_name(&reader)?,
             repo: reader.required(keys::GIT_URL)?.to_owned(),
             reference: reader.required(keys::REF)?.to_owned(),
             commit: reader.required(keys::COMMIT)?.to_owned(),
@@ -429,6 +429,24 @@ pub(crate) fn agent_auth(cr_name: &str, spec: &GatewaySyncSpec) -> AgentAuth {
 }
 
 /// Reads typed values out of ConfigMap data, naming the ConfigMap and key in errors.
+/// The resource's name: `crName`, or, in a ConfigMap written by stoker-operator v0.5.1 (which
+/// has no such key), the name's part after `stoker-metadata-`. During a rolling upgrade our
+/// agents may read a ConfigMap the old operator wrote; they must not stop syncing over it.
+fn cr_name(reader: &Reader<'_>) -> Result<String> {
+    match reader.optional(keys::CR_NAME) {
+        Some(name) => Ok(name.to_owned()),
+        None => reader
+            .configmap
+            .strip_prefix("stoker-metadata-")
+            .filter(|name| !name.is_empty())
+            .map(str::to_owned)
+            .ok_or_else(|| Error::MissingKey {
+                configmap: reader.configmap.to_owned(),
+                key: keys::CR_NAME,
+            }),
+    }
+}
+
 pub(crate) struct Reader<'a> {
     pub(crate) configmap: &'a str,
     pub(crate) data: &'a BTreeMap<String, String>,
@@ -605,6 +623,44 @@ mod tests {
         assert_eq!(metadata.gateway.port, 8088);
         assert!(metadata.polling.enabled && !metadata.paused);
         assert!(metadata.sync.profiles.is_empty());
+    }
+
+    /// What stoker-operator v0.5.1 writes: no `crName`, profiles already merged with the
+    /// defaults (`syncPeriod`, `designerSessionPolicy` filled in), a subset of our keys.
+    #[test]
+    fn a_configmap_written_by_stoker_operator_v0_5_1_is_read() {
+        let profiles = json!({"default": {
+            "mappings": [{"source": "projects", "destination": "projects"},
+                         {"source": "config/gw.json", "destination": "config/gw.json",
+                          "type": "file", "required": true,
+                          "patches": [{"file": "gw.json", "set": {"site": "{{.Vars.site}}"}}]}],
+            "vars": {"site": "1"}, "excludePatterns": ["**/*.bak"], "syncPeriod": 30,
+            "dryRun": false, "designerSessionPolicy": "proceed", "paused": false}});
+        let data: BTreeMap<String, String> = [
+            ("commit", COMMIT),
+            ("ref", "v1.2.0"),
+            ("gitURL", "https://git.example/plant.git"),
+            ("paused", "false"),
+            ("authType", "token"),
+            ("profiles", &profiles.to_string()),
+            ("gatewayPort", "8043"),
+            ("gatewayTLS", "true"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        let metadata = AgentMetadata::from_data("stoker-metadata-plant-gateways", &data).unwrap();
+        assert_eq!(metadata.cr_name, "plant-gateways");
+        assert_eq!(metadata.reference, "v1.2.0");
+        assert_eq!(metadata.auth.auth_type, AuthType::Token);
+        assert_eq!((metadata.gateway.port, metadata.gateway.tls), (8043, true));
+        let profile = metadata.sync.resolve("default").unwrap();
+        assert_eq!(profile.sync_period, 30);
+        assert_eq!(profile.vars["site"], "1");
+        assert_eq!(profile.mappings.len(), 2);
+        // Not named after the convention and no crName: nothing to go on.
+        let error = AgentMetadata::from_data("plant", &data).unwrap_err();
+        assert!(error.to_string().contains("crName"), "{error}");
     }
 
     #[test]
