@@ -12,7 +12,8 @@
 //! by the client for both, and the webhook's own answer time from its histogram.
 //!
 //! Environment: `PODS` (default 1000, per kind), `GATEWAYSYNCS` (default 3: GatewaySyncs in the
-//! namespace, the pod names one of them).
+//! namespace, the pod names one of them), `LISTS` (default 200: GatewaySync lists timed each way,
+//! from etcd and from the API server's cache, to show what the webhook's one API call costs).
 #![forbid(unsafe_code)]
 
 use std::time::{Duration, Instant};
@@ -21,7 +22,7 @@ use anyhow::{Context as _, Result, bail};
 use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
 use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
-use kube::api::{DeleteParams, PostParams};
+use kube::api::{DeleteParams, ListParams, PostParams};
 use serde_json::json;
 use stoker_k8s::crd::crd;
 use stoker_k8s::metrics::OperatorMetrics;
@@ -69,6 +70,10 @@ async fn main() -> Result<()> {
     let api: Api<Pod> = Api::namespaced(client.clone(), &ns);
     wait_admitting(&api).await?;
 
+    // What the webhook's one API call costs, both ways the API server can answer it.
+    let lists = setting("LISTS", 200)?;
+    let (mut quorum, mut cached) = time_lists(&client, &ns, lists).await?;
+
     eprintln!("==> creating {pods} pods of each kind, alternating");
     let (mut with, mut without) = (Vec::new(), Vec::new());
     for i in 0..pods {
@@ -79,12 +84,38 @@ async fn main() -> Result<()> {
     println!("|---|---|---|---|---|---|");
     print_row(pods, "through the injector", &mut with);
     print_row(pods, "webhook not called (baseline)", &mut without);
+    print_row(lists, "GatewaySync list, consistent (etcd)", &mut quorum);
+    print_row(
+        lists,
+        "GatewaySync list, API server cache (resourceVersion=0)",
+        &mut cached,
+    );
     println!();
     println!(
         "webhook answer time (server side, from stoker_webhook_admission_duration_seconds): {}",
         server_side(&metrics)?
     );
     Ok(())
+}
+
+/// Times `n` lists of the namespace's GatewaySyncs read from etcd (a consistent read) and `n`
+/// served from the API server's watch cache, alternating.
+async fn time_lists(
+    client: &kube::Client,
+    ns: &str,
+    n: usize,
+) -> Result<(Vec<Duration>, Vec<Duration>)> {
+    let api: Api<stoker_k8s::GatewaySync> = Api::namespaced(client.clone(), ns);
+    let (mut quorum, mut cached) = (Vec::new(), Vec::new());
+    for _ in 0..n {
+        let started = Instant::now();
+        api.list(&ListParams::default()).await?;
+        quorum.push(started.elapsed());
+        let started = Instant::now();
+        api.list(&ListParams::default().match_any()).await?;
+        cached.push(started.elapsed());
+    }
+    Ok((quorum, cached))
 }
 
 async fn create_gateway_sync(client: &kube::Client, ns: &str, name: &str) -> Result<()> {

@@ -140,9 +140,8 @@ async fn mutation(
             "skipped",
         );
     }
-    let api: Api<GatewaySync> = Api::namespaced(handlers.client.clone(), namespace);
-    let gateway_syncs = match api.list(&ListParams::default()).await {
-        Ok(list) => list.items,
+    let response = match decide(handlers, request, namespace).await {
+        Ok(response) => response,
         Err(error) => {
             let message = format!(
                 "listing GatewaySyncs in namespace {namespace:?}: {}",
@@ -155,7 +154,6 @@ async fn mutation(
             );
         }
     };
-    let response = admission::mutate_pod(request, &gateway_syncs, &handlers.injector);
     let result = if !response.allowed {
         tracing::info!(%namespace, pod = %pod_name, reason = %response.result.message, "pod denied");
         "denied"
@@ -166,6 +164,32 @@ async fn mutation(
         "skipped"
     };
     (Answer::Review(Box::new(response)), result)
+}
+
+/// The injector's answer for `request`, from the namespace's GatewaySyncs.
+///
+/// They are read first from the API server's watch cache (`resourceVersion=0`): a consistent
+/// read goes to etcd, which on a busy control plane costs tens of milliseconds on every pod
+/// creation. The cache may lag a GatewaySync written a moment ago, so a refusal (no such
+/// GatewaySync, paused, unknown profile) is decided again on a consistent read: only an
+/// answer the cache cannot have got wrong is taken from it.
+async fn decide(
+    handlers: &Handlers,
+    request: &AdmissionRequest<Pod>,
+    namespace: &str,
+) -> Result<AdmissionResponse, kube::Error> {
+    let api: Api<GatewaySync> = Api::namespaced(handlers.client.clone(), namespace);
+    let cached = api.list(&ListParams::default().match_any()).await?;
+    let response = admission::mutate_pod(request, &cached.items, &handlers.injector);
+    if response.allowed {
+        return Ok(response);
+    }
+    let current = api.list(&ListParams::default()).await?;
+    Ok(admission::mutate_pod(
+        request,
+        &current.items,
+        &handlers.injector,
+    ))
 }
 
 /// The pod's name for logs: pods of a ReplicaSet have only a `generateName` at admission.
@@ -262,6 +286,12 @@ pub(crate) async fn serve(
                 continue;
             }
         };
+        // Answers are small and wanted at once: without this, Nagle's algorithm holds the
+        // last bytes of an answer until the API server acknowledges the first ones, which it
+        // may delay by up to 40 ms.
+        if let Err(error) = tcp.set_nodelay(true) {
+            tracing::debug!(%peer, %error, "webhook server: setting TCP_NODELAY");
+        }
         let acceptor = acceptor.clone();
         let service = TowerToHyperService::new(router.clone());
         let watcher = graceful.watcher();
