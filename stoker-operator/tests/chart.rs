@@ -736,11 +736,12 @@ fn helm_template_renders_both_admission_webhooks_with_exactly_their_fields() {
         assert_eq!(binding["roleRef"]["kind"], yaml(role_kind));
         assert_eq!(binding["roleRef"]["name"], yaml(name));
     }
-    // Secrets stay read-only in the operator's ClusterRole.
+    // The operator's ClusterRole writes Secrets only as far as the GitHub App token Secrets
+    // need (create, patch, delete); never update, which only the webhook TLS Role grants.
     let operator = find(&docs, "ClusterRole", "stoker-operator");
     assert!(
         operator["rules"].as_sequence().unwrap().contains(&yaml(
-            r#"{apiGroups: [""], resources: [secrets], verbs: [get, list, watch]}"#
+            r#"{apiGroups: [""], resources: [secrets], verbs: [get, list, watch, create, patch, delete]}"#
         )),
         "{operator:?}"
     );
