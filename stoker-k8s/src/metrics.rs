@@ -299,7 +299,10 @@ impl OperatorMetrics {
                 "gateways_missing_sidecar",
                 "Gateway pods that asked for the agent but run without it",
             ),
-            ("cr_ready", "1 when the GatewaySync's Ready condition is True"),
+            (
+                "cr_ready",
+                "1 when the GatewaySync's Ready condition is True",
+            ),
             ("cr_paused", "1 when the GatewaySync is paused"),
         ];
         let [
@@ -438,7 +441,8 @@ impl OperatorMetrics {
         let namespace = gs.namespace().unwrap_or_default();
         let resource = ResourceLabels::new(&namespace, &gs.name_any());
         let gateways = &status.discovered_gateways;
-        let count = |wanted: SyncStatus| gateways.iter().filter(|g| g.sync_status == wanted).count();
+        let count =
+            |wanted: SyncStatus| gateways.iter().filter(|g| g.sync_status == wanted).count();
         self.gateways_discovered
             .get_or_create(&resource)
             .set(as_gauge(gateways.len()));
@@ -577,7 +581,9 @@ impl OperatorMetrics {
             .get_or_create(&labels)
             .set(expires_at_unix);
         let mut seen = self.seen();
-        let entry = seen.entry(ResourceLabels::new(namespace, name)).or_default();
+        let entry = seen
+            .entry(ResourceLabels::new(namespace, name))
+            .or_default();
         if let Some(old) = entry.token.replace(labels.clone())
             && old != labels
         {

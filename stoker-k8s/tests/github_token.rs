@@ -126,8 +126,8 @@ fn expiry_metric(world: &World, cr: &str) -> Option<String> {
     // v0.5.1's labels (app_id, installation_id), then the GatewaySync's.
     let suffix = format!(",name=\"{cr}\",namespace=\"{}\"}} ", world.namespace);
     text.lines().find_map(|line| {
-        let rest =
-            line.strip_prefix("stoker_controller_github_app_token_expiry_timestamp_seconds{app_id=")?;
+        let rest = line
+            .strip_prefix("stoker_controller_github_app_token_expiry_timestamp_seconds{app_id=")?;
         let (_, value) = rest.split_once(&suffix)?;
         Some(value.to_owned())
     })

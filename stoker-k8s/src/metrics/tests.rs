@@ -58,8 +58,11 @@ fn app() -> crate::crd::GithubAppSpec {
 }
 
 fn sample(text: &str, series: &str) -> Option<String> {
-    text.lines()
-        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' ').map(str::to_owned))
+    text.lines().find_map(|line| {
+        line.strip_prefix(series)?
+            .strip_prefix(' ')
+            .map(str::to_owned)
+    })
 }
 
 #[test]
@@ -80,12 +83,7 @@ fn every_listed_metric_is_registered_with_its_labels_and_nothing_else() {
     metrics.injection("plant", "injected", took);
     metrics.validation("plant", "allowed", took);
     metrics.receiver_request("github", 202);
-    let problems = compare(
-        &parse(&metrics.encode().unwrap()),
-        OPERATOR,
-        "stoker_",
-        &[],
-    );
+    let problems = compare(&parse(&metrics.encode().unwrap()), OPERATOR, "stoker_", &[]);
     assert!(problems.is_empty(), "{problems:#?}");
 }
 
@@ -102,28 +100,60 @@ fn observe_sets_v0_5_1_gauges_from_the_status() {
                 gateway("gw-2", SyncStatus::MissingSidecar, None),
                 gateway("gw-3", SyncStatus::Pending, None),
             ],
-            vec![condition("Ready", "True"), condition("AllGatewaysSynced", "False")],
+            vec![
+                condition("Ready", "True"),
+                condition("AllGatewaysSynced", "False"),
+            ],
         ),
     );
     let text = metrics.encode().unwrap();
     let nn = "name=\"site\",namespace=\"plant\"";
     for (series, value) in [
-        (format!("stoker_controller_gateways_discovered{{{nn}}}"), "4"),
+        (
+            format!("stoker_controller_gateways_discovered{{{nn}}}"),
+            "4",
+        ),
         (format!("stoker_controller_gateways_synced{{{nn}}}"), "1"),
-        (format!("stoker_controller_gateways_missing_sidecar{{{nn}}}"), "1"),
+        (
+            format!("stoker_controller_gateways_missing_sidecar{{{nn}}}"),
+            "1",
+        ),
         (format!("stoker_controller_cr_ready{{{nn}}}"), "1"),
         (format!("stoker_controller_cr_paused{{{nn}}}"), "0"),
-        (format!("stoker_controller_last_sync_timestamp_seconds{{{nn}}}"), "1767272400"),
-        (format!("stoker_controller_gateway_sync_status{{{nn},gateway=\"gw-0\"}}"), "1"),
-        (format!("stoker_controller_gateway_sync_status{{{nn},gateway=\"gw-1\"}}"), "2"),
-        (format!("stoker_controller_gateway_sync_status{{{nn},gateway=\"gw-2\"}}"), "3"),
-        (format!("stoker_controller_gateway_sync_status{{{nn},gateway=\"gw-3\"}}"), "0"),
         (
-            format!("stoker_controller_gateway_last_sync_timestamp_seconds{{{nn},gateway=\"gw-0\"}}"),
+            format!("stoker_controller_last_sync_timestamp_seconds{{{nn}}}"),
+            "1767272400",
+        ),
+        (
+            format!("stoker_controller_gateway_sync_status{{{nn},gateway=\"gw-0\"}}"),
+            "1",
+        ),
+        (
+            format!("stoker_controller_gateway_sync_status{{{nn},gateway=\"gw-1\"}}"),
+            "2",
+        ),
+        (
+            format!("stoker_controller_gateway_sync_status{{{nn},gateway=\"gw-2\"}}"),
+            "3",
+        ),
+        (
+            format!("stoker_controller_gateway_sync_status{{{nn},gateway=\"gw-3\"}}"),
+            "0",
+        ),
+        (
+            format!(
+                "stoker_controller_gateway_last_sync_timestamp_seconds{{{nn},gateway=\"gw-0\"}}"
+            ),
             "1767272000",
         ),
-        (format!("stoker_controller_condition_status{{{nn},type=\"Ready\"}}"), "1"),
-        (format!("stoker_controller_condition_status{{{nn},type=\"AllGatewaysSynced\"}}"), "0"),
+        (
+            format!("stoker_controller_condition_status{{{nn},type=\"Ready\"}}"),
+            "1",
+        ),
+        (
+            format!("stoker_controller_condition_status{{{nn},type=\"AllGatewaysSynced\"}}"),
+            "0",
+        ),
         (
             format!(
                 "stoker_controller_cr_info{{{nn},git_repo=\"https://git.example/scada.git\",git_ref=\"main\",auth_type=\"token\",polling_interval=\"2m\"}}"
@@ -131,7 +161,11 @@ fn observe_sets_v0_5_1_gauges_from_the_status() {
             "1",
         ),
     ] {
-        assert_eq!(sample(&text, &series).as_deref(), Some(value), "{series} in\n{text}");
+        assert_eq!(
+            sample(&text, &series).as_deref(),
+            Some(value),
+            "{series} in\n{text}"
+        );
     }
 }
 
@@ -142,7 +176,10 @@ fn gateways_conditions_and_info_that_went_away_lose_their_series() {
     metrics.observe(
         &gs,
         &status(
-            vec![gateway("gw-0", SyncStatus::Synced, Some(1)), gateway("gw-1", SyncStatus::Synced, Some(1))],
+            vec![
+                gateway("gw-0", SyncStatus::Synced, Some(1)),
+                gateway("gw-1", SyncStatus::Synced, Some(1)),
+            ],
             vec![condition("Ready", "True"), condition("RefSkew", "True")],
         ),
     );
@@ -150,7 +187,10 @@ fn gateways_conditions_and_info_that_went_away_lose_their_series() {
     gs.spec.paused = true;
     metrics.observe(
         &gs,
-        &status(vec![gateway("gw-0", SyncStatus::Pending, None)], vec![condition("Ready", "False")]),
+        &status(
+            vec![gateway("gw-0", SyncStatus::Pending, None)],
+            vec![condition("Ready", "False")],
+        ),
     );
     let text = metrics.encode().unwrap();
     assert!(!text.contains("gw-1"), "{text}");
@@ -158,11 +198,23 @@ fn gateways_conditions_and_info_that_went_away_lose_their_series() {
     assert!(!text.contains("git_ref=\"main\""), "{text}");
     assert!(text.contains("git_ref=\"v2\""), "{text}");
     let nn = "name=\"site\",namespace=\"plant\"";
-    assert_eq!(sample(&text, &format!("stoker_controller_cr_ready{{{nn}}}")).as_deref(), Some("0"));
-    assert_eq!(sample(&text, &format!("stoker_controller_cr_paused{{{nn}}}")).as_deref(), Some("1"));
+    assert_eq!(
+        sample(&text, &format!("stoker_controller_cr_ready{{{nn}}}")).as_deref(),
+        Some("0")
+    );
+    assert_eq!(
+        sample(&text, &format!("stoker_controller_cr_paused{{{nn}}}")).as_deref(),
+        Some("1")
+    );
     // The last sync time a gateway reported stays until the gateway goes away.
     assert_eq!(
-        sample(&text, &format!("stoker_controller_gateway_last_sync_timestamp_seconds{{{nn},gateway=\"gw-0\"}}")).as_deref(),
+        sample(
+            &text,
+            &format!(
+                "stoker_controller_gateway_last_sync_timestamp_seconds{{{nn},gateway=\"gw-0\"}}"
+            )
+        )
+        .as_deref(),
         Some("1")
     );
 }
@@ -175,7 +227,10 @@ fn a_deleted_gateway_sync_leaves_no_series() {
     metrics.ref_resolved("plant", "site", Duration::ZERO, false);
     metrics.observe(
         &gs,
-        &status(vec![gateway("gw-0", SyncStatus::Synced, Some(1))], vec![condition("Ready", "True")]),
+        &status(
+            vec![gateway("gw-0", SyncStatus::Synced, Some(1))],
+            vec![condition("Ready", "True")],
+        ),
     );
     metrics.set_github_app_token_expiry("plant", "site", &app(), 2);
     metrics.forget("plant", "site");
@@ -214,6 +269,8 @@ fn reconcile_results_are_success_requeue_for_resolution_failures_and_error_other
         key: "token".to_owned(),
     });
     assert_eq!(ReconcileResult::of(&missing), ReconcileResult::Requeue);
-    let not_namespaced = wrap(Error::NotNamespaced { name: "x".to_owned() });
+    let not_namespaced = wrap(Error::NotNamespaced {
+        name: "x".to_owned(),
+    });
     assert_eq!(ReconcileResult::of(&not_namespaced), ReconcileResult::Error);
 }
