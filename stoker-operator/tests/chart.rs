@@ -2122,7 +2122,10 @@ spec:
     assert!(status.contains(" 200"), "{status}");
     let (status, metrics) = http_get(probe_port, "/metrics").unwrap();
     assert!(status.contains(" 200"), "{status}");
-    assert!(metrics.contains("stoker_reconcile_total"), "{metrics}");
+    assert!(
+        metrics.contains("stoker_controller_reconcile_total"),
+        "{metrics}"
+    );
 
     // Admission as the chart sets it up without cert-manager: the operator keeps its CA and
     // serving certificate in the Secret the chart named, writes the CA into the caBundle of
