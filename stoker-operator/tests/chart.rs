@@ -2477,7 +2477,10 @@ fn helm_template_renders_monitoring_whose_queries_use_only_exported_metrics() {
     // Off by default.
     let defaults = manifests(&render("stoker", "stoker-system", &[]));
     for kind in ["ServiceMonitor", "PodMonitor", "PrometheusRule"] {
-        assert!(!kinds(&defaults).contains(&kind), "{kind} rendered by default");
+        assert!(
+            !kinds(&defaults).contains(&kind),
+            "{kind} rendered by default"
+        );
     }
     assert!(try_find(&defaults, "ConfigMap", "stoker-dashboards").is_none());
 }
