@@ -64,7 +64,7 @@ pub enum Command {
     /// in the ConfigMap stoker-status-<CR_NAME>-<POD_NAME> and in Events on the GatewaySync.
     ///
     /// Endpoints on PROBE_ADDRESS: /startupz (the first sync finished), /readyz, /healthz,
-    /// /metrics. SIGTERM: /readyz fails at once, a sync in flight finishes (up to
+    /// /metrics; /metrics also on METRICS_ADDRESS (port 8083). SIGTERM: /readyz fails at once, a sync in flight finishes (up to
     /// SHUTDOWN_GRACE_SECONDS), exit 0.
     ///
     /// Every flag reads the environment variable shown; the pod injector sets them. Example:

@@ -14,8 +14,17 @@ use sidecar_support::{World, pods, set_env, tree};
 use stoker_k8s::GatewaySync;
 use stoker_k8s::crd::SyncStatus;
 use stoker_testkit::gateway_sim::{Endpoint, Fault};
+use stoker_testkit::metrics::{AGENT, compare, parse};
 
 const CR: &str = "site";
+
+/// The value of the series `series` (name and labels exactly as served), 0 when absent.
+fn counter(metrics: &str, series: &str) -> f64 {
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or(0.0)
+}
 
 fn spec(world: &World, profiles: serde_json::Value) -> serde_json::Value {
     json!({
@@ -328,17 +337,47 @@ async fn syncs_a_gateway_end_to_end() {
         .await;
     assert!(status.history.len() >= 5, "{:?}", status.history);
 
-    // Metrics.
+    // Metrics, scraped from the metrics port: exactly the families and label keys listed in
+    // stoker_testkit::metrics::AGENT (stoker-operator v0.5.1's and ours), nothing missing,
+    // nothing more. No sync failed here: the tests that fail one check sync_errors_total.
     let metrics = world.agents[agent].metrics();
-    for name in [
-        "stoker_sync_duration_seconds",
-        "stoker_files_changed_total{operation=\"added\"}",
-        "stoker_agent_clone_duration_seconds",
-        "stoker_scan_api_duration_seconds",
-        "stoker_sync_errors_total{reason=\"git\"} 0",
+    let problems = compare(
+        &parse(&metrics),
+        AGENT,
+        "stoker_",
+        &["stoker_agent_sync_errors_total"],
+    );
+    assert!(problems.is_empty(), "{problems:#?}\n{metrics}");
+    for series in [
+        "stoker_agent_git_fetch_total{operation=\"clone\",result=\"success\"} 1",
+        "stoker_agent_last_sync_success 1",
+        "stoker_agent_scan_total{result=\"error\"} 0",
+        "stoker_agent_gateway_startup_duration_seconds_count 1",
     ] {
-        assert!(metrics.contains(name), "{name} missing from:\n{metrics}");
+        assert!(
+            metrics.contains(series),
+            "{series} missing from:\n{metrics}"
+        );
     }
+    for family in [
+        "stoker_agent_sync_total{profile=\"standard\",result=\"success\"}",
+        "stoker_agent_git_fetch_total{operation=\"fetch\",result=\"success\"}",
+        "stoker_agent_scan_total{result=\"success\"}",
+        "stoker_agent_file_changes_total{profile=\"standard\",operation=\"added\"}",
+    ] {
+        assert!(
+            counter(&metrics, family) >= 1.0,
+            "{family} not counted in:\n{metrics}"
+        );
+    }
+    // The probe port serves the same metrics.
+    let on_probe_port = sidecar_support::http_get(world.agents[agent].probe_port, "/metrics")
+        .unwrap()
+        .1;
+    assert_eq!(
+        parse(&on_probe_port).keys().collect::<Vec<_>>(),
+        parse(&metrics).keys().collect::<Vec<_>>()
+    );
     // Events on the GatewaySync.
     let events = world.agent_events(CR).await;
     assert!(
@@ -457,9 +496,21 @@ async fn an_open_designer_session_with_policy_fail_refuses_the_sync() {
                 && e.note.as_deref().unwrap_or_default().contains("Designer")),
         "{events:#?}"
     );
+    // As v0.5.1 counted it: a skipped sync, blocked by Designer sessions, not a failed one.
     let metrics = world.agents[0].metrics();
     assert!(
-        !metrics.contains("stoker_sync_errors_total{reason=\"designer_sessions\"} 0"),
+        counter(
+            &metrics,
+            "stoker_agent_sync_skipped_total{reason=\"designer_blocked\"}"
+        ) >= 1.0,
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("stoker_agent_designer_sessions_blocked 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("stoker_agent_designer_sessions_active 1"),
         "{metrics}"
     );
 
@@ -528,7 +579,14 @@ async fn a_failing_rescan_is_an_error_with_the_reason_then_retried() {
     );
     let metrics = world.agents[0].metrics();
     assert!(
-        !metrics.contains("stoker_sync_errors_total{reason=\"gateway_scan\"} 0"),
+        counter(
+            &metrics,
+            "stoker_agent_sync_errors_total{profile=\"standard\",reason=\"gateway_scan\"}"
+        ) >= 1.0,
+        "{metrics}"
+    );
+    assert!(
+        counter(&metrics, "stoker_agent_scan_total{result=\"error\"}") >= 1.0,
         "{metrics}"
     );
 

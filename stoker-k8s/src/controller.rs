@@ -396,9 +396,12 @@ pub async fn reconcile(gs: Arc<GatewaySync>, context: Arc<Context>) -> Result<Ac
     })
     .await
     .map_err(|error| Error::Finalizer(Box::new(error)));
-    context
-        .metrics
-        .reconciled(started.elapsed(), outcome.is_ok());
+    context.metrics.reconciled(
+        &namespace,
+        &gs.name_any(),
+        started.elapsed(),
+        crate::metrics::ReconcileResult::of(&outcome),
+    );
     if outcome.is_ok() {
         context.failures().remove(&ObjectRef::from_obj(gs.as_ref()));
     }
@@ -475,7 +478,7 @@ async fn apply(gs: &GatewaySync, context: &Context) -> Result<Action> {
         let outcome = resolve(gs, &decision.reference, &secrets, &github, context).await;
         context
             .metrics
-            .ref_resolved(started.elapsed(), outcome.is_ok());
+            .ref_resolved(&namespace, &name, started.elapsed(), outcome.is_ok());
         match outcome {
             Ok(commit) => {
                 let revision = Revision {
@@ -617,18 +620,7 @@ async fn apply(gs: &GatewaySync, context: &Context) -> Result<Action> {
         .await
         .map_err(|source| Error::kube("writing status of GatewaySync", &name, source))?;
     }
-    let synced = status
-        .discovered_gateways
-        .iter()
-        .filter(|g| g.sync_status == crate::crd::SyncStatus::Synced)
-        .count();
-    context.metrics.set_gateways(
-        &namespace,
-        &name,
-        status.discovered_gateways.len(),
-        synced,
-        status.last_sync_time.as_ref().map(|t| t.0.as_second()),
-    );
+    context.metrics.observe(gs, &status);
     if let Some(error) = transient.or(github.failure) {
         // Status and Events say what failed; the error policy retries with backoff.
         return Err(error);
@@ -693,6 +685,7 @@ async fn keep_github_token(gs: &GatewaySync, secrets: &Api<Secret>, context: &Co
         context.metrics.set_github_app_token_expiry(
             &namespace,
             &name,
+            spec,
             token.expires_at.as_second(),
         );
         if kept.refreshed {

@@ -73,8 +73,8 @@ use crate::crd::{GatewaySync, PullPolicy};
 mod agent;
 
 pub use agent::{
-    API_KEY_DIR, GIT_CREDENTIALS_DIR, GITHUB_TOKEN_DIR, KNOWN_HOSTS_DIR, PROBE_PORT, REPO_PATH,
-    TMP_PATH, volumes,
+    API_KEY_DIR, GIT_CREDENTIALS_DIR, GITHUB_TOKEN_DIR, KNOWN_HOSTS_DIR, METRICS_PORT, PROBE_PORT,
+    REPO_PATH, TMP_PATH, volumes,
 };
 
 /// The agent image when neither the pod nor the `GatewaySync` names one and the operator is not
@@ -332,7 +332,8 @@ impl std::error::Error for Denial {}
 /// - image: the pod's `stoker.io/agent-image`, else `spec.agent.image` (missing fields from
 ///   [`InjectorConfig::default_image`]), else the default image; pull policy from
 ///   `spec.agent.image.pullPolicy`, else [`InjectorConfig::default_pull_policy`];
-/// - probes on port [`PROBE_PORT`] (also the `metrics` port, `/metrics`): startup `/startupz`
+/// - the container port `metrics` ([`METRICS_PORT`], `/metrics`);
+/// - probes on port [`PROBE_PORT`]: startup `/startupz`
 ///   (every 2 s, up to 300 failures: the first sync may take up to 10 minutes, and the gateway
 ///   starts only after it), liveness `/healthz`, readiness `/readyz`;
 /// - a restricted security context (non-root, read-only root file system, no privilege

@@ -122,15 +122,7 @@ impl Probes {
             )
             .route(
                 "/metrics",
-                get(|State(p): State<Probes>| async move {
-                    (
-                        [(
-                            header::CONTENT_TYPE,
-                            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-                        )],
-                        (p.inner.metrics)(),
-                    )
-                }),
+                get(|State(p): State<Probes>| async move { openmetrics((p.inner.metrics)()) }),
             )
             .with_state(self.clone())
     }
@@ -140,33 +132,72 @@ impl Probes {
     pub async fn serve(
         &self,
         listen: SocketAddr,
-        mut shutdown: watch::Receiver<bool>,
+        shutdown: watch::Receiver<bool>,
     ) -> Result<SocketAddr> {
-        let listener = tokio::net::TcpListener::bind(listen)
-            .await
-            .map_err(|source| Error::Serve {
-                address: listen.to_string(),
-                source,
-            })?;
-        let bound = listener.local_addr().map_err(|source| Error::Serve {
-            address: listen.to_string(),
-            source,
-        })?;
-        let router = self.router();
-        tokio::spawn(async move {
-            let stop = async move {
-                let _ = shutdown.wait_for(|stop| *stop).await;
-            };
-            if let Err(error) = axum::serve(listener, router)
-                .with_graceful_shutdown(stop)
-                .await
-            {
-                tracing::error!(%error, "probe server stopped");
-            }
-        });
+        let bound = serve_router(self.router(), listen, shutdown).await?;
         tracing::info!(address = %bound, "serving /healthz /readyz /startupz /metrics");
         Ok(bound)
     }
+}
+
+fn openmetrics(text: String) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response()
+}
+
+/// Serves only `/metrics` on `listen` until `shutdown` turns true (the agent's own metrics
+/// port, apart from its probes, as stoker-operator v0.5.1's agent had). Returns the bound
+/// address once listening.
+pub async fn serve_metrics(
+    metrics: impl Fn() -> String + Clone + Send + Sync + 'static,
+    listen: SocketAddr,
+    shutdown: watch::Receiver<bool>,
+) -> Result<SocketAddr> {
+    let router = Router::new().route(
+        "/metrics",
+        get(move || {
+            let metrics = metrics.clone();
+            async move { openmetrics(metrics()) }
+        }),
+    );
+    let bound = serve_router(router, listen, shutdown).await?;
+    tracing::info!(address = %bound, "serving /metrics");
+    Ok(bound)
+}
+
+async fn serve_router(
+    router: Router,
+    listen: SocketAddr,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<SocketAddr> {
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|source| Error::Serve {
+            address: listen.to_string(),
+            source,
+        })?;
+    let bound = listener.local_addr().map_err(|source| Error::Serve {
+        address: listen.to_string(),
+        source,
+    })?;
+    tokio::spawn(async move {
+        let stop = async move {
+            let _ = shutdown.wait_for(|stop| *stop).await;
+        };
+        if let Err(error) = axum::serve(listener, router)
+            .with_graceful_shutdown(stop)
+            .await
+        {
+            tracing::error!(%error, "HTTP server stopped");
+        }
+    });
+    Ok(bound)
 }
 
 fn answer(state: ProbeState) -> Response {

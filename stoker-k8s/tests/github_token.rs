@@ -123,12 +123,14 @@ async fn event_reasons(world: &World, cr: &str) -> BTreeSet<String> {
 
 fn expiry_metric(world: &World, cr: &str) -> Option<String> {
     let text = world.metrics.encode().unwrap();
-    let prefix = format!(
-        "stoker_controller_github_app_token_expiry_timestamp_seconds{{namespace=\"{}\",name=\"{cr}\"}} ",
-        world.namespace
-    );
-    text.lines()
-        .find_map(|line| line.strip_prefix(&prefix).map(str::to_owned))
+    // v0.5.1's labels (app_id, installation_id), then the GatewaySync's.
+    let suffix = format!(",name=\"{cr}\",namespace=\"{}\"}} ", world.namespace);
+    text.lines().find_map(|line| {
+        let rest = line
+            .strip_prefix("stoker_controller_github_app_token_expiry_timestamp_seconds{app_id=")?;
+        let (_, value) = rest.split_once(&suffix)?;
+        Some(value.to_owned())
+    })
 }
 
 fn unix_seconds(time: std::time::SystemTime) -> i64 {

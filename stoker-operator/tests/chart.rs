@@ -2123,7 +2123,10 @@ spec:
     assert!(status.contains(" 200"), "{status}");
     let (status, metrics) = http_get(probe_port, "/metrics").unwrap();
     assert!(status.contains(" 200"), "{status}");
-    assert!(metrics.contains("stoker_reconcile_total"), "{metrics}");
+    assert!(
+        metrics.contains("stoker_controller_reconcile_total"),
+        "{metrics}"
+    );
 
     // Admission as the chart sets it up without cert-manager: the operator keeps its CA and
     // serving certificate in the Secret the chart named, writes the CA into the caBundle of
@@ -2282,4 +2285,203 @@ spec:
             "the agent ClusterRole {role} outlived the release"
         );
     }
+}
+
+/// The metric names in a PromQL expression: every identifier starting with `stoker_` (label
+/// values are quoted, so a `stoker_` inside a matcher's value is skipped).
+fn promql_metric_names(expr: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    let mut in_string = false;
+    let mut rest = expr;
+    while let Some(c) = rest.chars().next() {
+        if c == '"' {
+            in_string = !in_string;
+            rest = &rest[1..];
+            continue;
+        }
+        let at_word_start = !rest.is_empty();
+        if !in_string && at_word_start && rest.starts_with("stoker_") {
+            let end = rest
+                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .unwrap_or(rest.len());
+            names.push(rest[..end].to_owned());
+            rest = &rest[end..];
+            continue;
+        }
+        // Skip a whole identifier, so `foo_stoker_x` is not taken for a metric.
+        let end = if c.is_ascii_alphanumeric() || c == '_' {
+            rest.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .unwrap_or(rest.len())
+        } else {
+            c.len_utf8()
+        };
+        rest = &rest[end..];
+    }
+    names
+}
+
+/// Every `expr` string anywhere in a JSON document (the dashboards' query targets).
+fn json_exprs(value: &serde_json::Value, out: &mut Vec<String>) {
+    match value {
+        serde_json::Value::Object(map) => {
+            for (key, value) in map {
+                match (key.as_str(), value) {
+                    ("expr", serde_json::Value::String(expr)) => out.push(expr.clone()),
+                    _ => json_exprs(value, out),
+                }
+            }
+        }
+        serde_json::Value::Array(items) => items.iter().for_each(|item| json_exprs(item, out)),
+        _ => {}
+    }
+}
+
+#[test]
+fn promql_metric_names_are_found_outside_label_values() {
+    assert_eq!(
+        promql_metric_names(
+            "sum by (le) (rate(stoker_agent_sync_duration_seconds_bucket{job=\"stoker_x\"}[5m])) / my_stoker_y"
+        ),
+        vec!["stoker_agent_sync_duration_seconds_bucket"]
+    );
+}
+
+#[test]
+fn helm_template_renders_monitoring_whose_queries_use_only_exported_metrics() {
+    let rendered = render(
+        "stoker",
+        "stoker-system",
+        &[
+            "--set",
+            "serviceMonitor.enabled=true",
+            "--set",
+            "serviceMonitor.scrapeTimeout=10s",
+            "--set",
+            "podMonitor.enabled=true",
+            "--set",
+            "podMonitor.interval=15s",
+            "--set",
+            "podMonitor.scrapeTimeout=5s",
+            "--set",
+            "podMonitor.labels.release=prom",
+            "--set",
+            "prometheusRule.enabled=true",
+            "--set",
+            "prometheusRule.labels.release=prom",
+            "--set-json",
+            r#"prometheusRule.additionalRules=[{"alert":"MyStokerAlert","expr":"stoker_agent_sync_total > 0"}]"#,
+            "--set",
+            "grafanaDashboard.enabled=true",
+            "--set",
+            "grafanaDashboard.namespace=grafana",
+            "--set",
+            "grafanaDashboard.annotations.grafana_folder=Stoker",
+        ],
+    );
+    let docs = manifests(&rendered);
+    let exported: Vec<stoker_testkit::metrics::Exported> = stoker_testkit::metrics::OPERATOR
+        .iter()
+        .chain(stoker_testkit::metrics::AGENT)
+        .copied()
+        .collect();
+    let check = |origin: &str, expr: &str| {
+        let names = promql_metric_names(expr);
+        assert!(!names.is_empty(), "{origin}: no Stoker metric in {expr:?}");
+        for name in names {
+            assert!(
+                stoker_testkit::metrics::is_exported(&exported, &name),
+                "{origin} queries {name}, which no Stoker binary exports: {expr}"
+            );
+        }
+    };
+
+    // ServiceMonitor with its timeout; PodMonitor on the agents' metrics port.
+    let service_monitor = find(&docs, "ServiceMonitor", "stoker");
+    assert_eq!(
+        service_monitor["spec"]["endpoints"][0]["scrapeTimeout"],
+        yaml("10s")
+    );
+    let pod_monitor = find(&docs, "PodMonitor", "stoker-agent");
+    assert_eq!(pod_monitor["metadata"]["labels"]["release"], yaml("prom"));
+    assert_eq!(
+        pod_monitor["spec"]["selector"],
+        yaml("matchLabels: {stoker.io/agent: \"true\"}")
+    );
+    assert_eq!(pod_monitor["spec"]["namespaceSelector"], yaml("any: true"));
+    assert_eq!(
+        pod_monitor["spec"]["podMetricsEndpoints"],
+        yaml("[{port: metrics, path: /metrics, interval: 15s, scrapeTimeout: 5s}]")
+    );
+
+    // The alerts, then the user's rule appended as written.
+    let rule = find(&docs, "PrometheusRule", "stoker");
+    assert_eq!(rule["metadata"]["labels"]["release"], yaml("prom"));
+    let rules = rule["spec"]["groups"][0]["rules"].as_sequence().unwrap();
+    assert!(rules.len() >= 10, "{rules:?}");
+    for rule in rules {
+        let alert = rule["alert"].as_str().unwrap();
+        check(alert, rule["expr"].as_str().unwrap());
+        if alert != "MyStokerAlert" {
+            assert!(rule["for"].is_string() || alert == "StokerInjectionErrors");
+            assert!(rule["labels"]["severity"].is_string(), "{alert}");
+            // Prometheus's template braces survive Helm.
+            let summary = rule["annotations"]["summary"].as_str().unwrap();
+            assert!(summary.contains("{{ $labels."), "{alert}: {summary}");
+        }
+    }
+    assert_eq!(
+        rules.last().unwrap()["alert"].as_str(),
+        Some("MyStokerAlert")
+    );
+
+    // The dashboards: valid JSON, every query on exported metrics, labelled for the sidecar.
+    let dashboards = find(&docs, "ConfigMap", "stoker-dashboards");
+    assert_eq!(dashboards["metadata"]["namespace"], yaml("grafana"));
+    assert_eq!(
+        dashboards["metadata"]["labels"]["grafana_dashboard"],
+        yaml("\"1\"")
+    );
+    assert_eq!(
+        dashboards["metadata"]["annotations"]["grafana_folder"],
+        yaml("Stoker")
+    );
+    let data = dashboards["data"].as_mapping().unwrap();
+    let files: Vec<&str> = data.keys().filter_map(|k| k.as_str()).collect();
+    assert_eq!(files, ["stoker-fleet.json", "stoker-gatewaysync.json"]);
+    let mut queried = std::collections::BTreeSet::new();
+    for (file, json) in data {
+        let file = file.as_str().unwrap();
+        let dashboard: serde_json::Value = serde_json::from_str(json.as_str().unwrap())
+            .unwrap_or_else(|e| panic!("{file} is not JSON: {e}"));
+        assert!(dashboard["uid"].is_string() && dashboard["title"].is_string());
+        let mut exprs = Vec::new();
+        json_exprs(&dashboard["panels"], &mut exprs);
+        assert!(exprs.len() >= 15, "{file}: {exprs:?}");
+        for expr in &exprs {
+            check(file, expr);
+            queried.extend(promql_metric_names(expr));
+        }
+    }
+    // The dashboards show the v0.5.1 metrics users look for first.
+    for name in [
+        "stoker_controller_cr_info",
+        "stoker_controller_condition_status",
+        "stoker_controller_gateway_sync_status",
+        "stoker_controller_gateways_missing_sidecar",
+        "stoker_agent_designer_sessions_blocked",
+        "stoker_agent_sync_skipped_total",
+        "stoker_agent_gateway_startup_duration_seconds_bucket",
+    ] {
+        assert!(queried.contains(name), "no dashboard shows {name}");
+    }
+
+    // Off by default.
+    let defaults = manifests(&render("stoker", "stoker-system", &[]));
+    for kind in ["ServiceMonitor", "PodMonitor", "PrometheusRule"] {
+        assert!(
+            !kinds(&defaults).contains(&kind),
+            "{kind} rendered by default"
+        );
+    }
+    assert!(try_find(&defaults, "ConfigMap", "stoker-dashboards").is_none());
 }

@@ -20,6 +20,8 @@
 //! - [`github_api`]: the GitHub REST API's App token exchange
 //!   (`POST /app/installations/{id}/access_tokens`), checking the App's RS256 JWT, issuing
 //!   `ghs_…` tokens that a [`git_http`] server can be told to accept, with injected failures.
+//! - [`metrics`]: the metrics the operator and the agent export (the list the scrape and chart
+//!   tests share) and a parser of the text exposition.
 //! - [`process`]: servers started as child processes die with the test binary, even when it is
 //!   killed: they run under `hack/lib/reap-on-eof.sh`, which watches a pipe we hold.
 //!
@@ -33,6 +35,7 @@ pub mod git_daemon;
 pub mod git_http;
 pub mod github_api;
 pub mod kube_api;
+pub mod metrics;
 pub mod process;
 pub mod repo;
 pub mod sshd;

@@ -720,8 +720,8 @@ async fn main() -> Result<()> {
         tokio::time::sleep(settings.idle).await;
         let metrics = http_get(probes, "/metrics")?;
         idle = Some((
-            metric_sum(&metrics, "stoker_reconcile_total", &[])
-                - metric_sum(&metrics_converged, "stoker_reconcile_total", &[]),
+            metric_sum(&metrics, "stoker_controller_reconcile_total", &[])
+                - metric_sum(&metrics_converged, "stoker_controller_reconcile_total", &[]),
             operator.cpu_seconds()? - cpu_before - cpu_converged,
         ));
     }
@@ -751,25 +751,31 @@ async fn main() -> Result<()> {
     let last = |f: fn(&Progress) -> Option<Duration>| {
         progress_of.values().filter_map(f).max().unwrap_or_default()
     };
-    let reconciles = metric_sum(&metrics_converged, "stoker_reconcile_total", &[]);
-    let reconcile_errors = metric_sum(
-        &metrics_converged,
-        "stoker_reconcile_total",
-        &[("result", "error")],
-    );
+    let reconciles = metric_sum(&metrics_converged, "stoker_controller_reconcile_total", &[]);
+    // Failed reconciliations: `requeue` (the ref or its credentials failed) and `error`.
+    let reconcile_errors = ["error", "requeue"]
+        .iter()
+        .map(|result| {
+            metric_sum(
+                &metrics_converged,
+                "stoker_controller_reconcile_total",
+                &[("result", result)],
+            )
+        })
+        .sum::<f64>();
     let reconcile_seconds = metric_sum(
         &metrics_converged,
-        "stoker_reconcile_duration_seconds_sum",
+        "stoker_controller_reconcile_duration_seconds_sum",
         &[],
     );
     let resolves = metric_sum(
         &metrics_converged,
-        "stoker_ref_resolve_duration_seconds_count",
+        "stoker_controller_ref_resolve_duration_seconds_count",
         &[],
     );
     let resolve_seconds = metric_sum(
         &metrics_converged,
-        "stoker_ref_resolve_duration_seconds_sum",
+        "stoker_controller_ref_resolve_duration_seconds_sum",
         &[],
     );
     for ((verb, resource, sub), after) in &requests_converged {

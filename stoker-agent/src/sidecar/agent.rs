@@ -21,7 +21,7 @@ use tokio::time::Instant;
 
 use crate::sidecar::config::SidecarConfig;
 use crate::sidecar::gateway::{GatewayCache, GatewayOptions, ScanRecorder};
-use crate::sidecar::metrics::{AgentMetrics, ErrorReason};
+use crate::sidecar::metrics::{AgentMetrics, ErrorReason, SkipReason};
 use crate::sidecar::plan::{Attempt, Desired, Inputs, Observed, Plan, plan};
 use crate::sidecar::report::StatusReporter;
 use crate::sidecar::source::{PinnedSource, SourceCache, SourceKey};
@@ -78,6 +78,9 @@ pub struct Agent {
     commissioned: bool,
     /// The first sync finished (`/startupz` passes).
     started: bool,
+    /// When the agent started, until the gateway first answers (for
+    /// `stoker_agent_gateway_startup_duration_seconds`).
+    waiting_for_gateway: Option<std::time::Instant>,
 }
 
 /// How a sync ended, for the loop's bookkeeping.
@@ -122,12 +125,16 @@ impl Agent {
             next_gateway_poll: None,
             commissioned: false,
             started: false,
+            waiting_for_gateway: Some(std::time::Instant::now()),
         }
     }
 
     /// Runs until shutdown (or until the watches are gone). An in-flight sync gets
     /// `SHUTDOWN_GRACE_SECONDS` to finish.
     pub async fn run(mut self) {
+        // Whether the loop woke for a change of its inputs (not a timer): such a wake-up that
+        // does not sync is a skipped sync.
+        let mut woken_by_inputs = false;
         loop {
             if *self.shutdown.borrow() {
                 break;
@@ -168,12 +175,21 @@ impl Agent {
                             }
                         }
                         // Re-plan at once: inputs may have changed during the sync.
+                        woken_by_inputs = false;
                         continue;
+                    }
+                    if woken_by_inputs {
+                        self.metrics.skipped(if self.failures > 0 {
+                            SkipReason::Backoff
+                        } else {
+                            SkipReason::CommitUnchanged
+                        });
                     }
                     wake = earliest(self.next_run, self.next_gateway_poll);
                 }
                 other => self.report_other(other).await,
             }
+            woken_by_inputs = false;
 
             if let Err(error) = self.status.flush().await {
                 tracing::warn!(%error, "could not write the status ConfigMap; retrying");
@@ -189,6 +205,7 @@ impl Agent {
             let mut shutdown = self.shutdown.clone();
             tokio::select! {
                 changed = self.inputs.changed() => {
+                    woken_by_inputs = true;
                     if changed.is_err() {
                         tracing::error!("the watches stopped; exiting");
                         self.probes.set_healthy(Err("the watches stopped".to_owned()));
@@ -222,6 +239,7 @@ impl Agent {
                 .get(&desired.gateway_url, &self.gateway_options)
                 && matches!(gateway.liveness().await, Ok(Health::Up))
             {
+                self.gateway_answered();
                 tracing::info!(url = %desired.gateway_url, "the gateway answers now: syncing and asking it to rescan");
                 return true;
             }
@@ -231,6 +249,11 @@ impl Agent {
 
     /// Reports a plan that does not sync (waiting, invalid, paused), once per distinct plan.
     async fn report_other(&mut self, other: Plan) {
+        match &other {
+            Plan::Invalid(_) => self.metrics.skipped(SkipReason::ProfileError),
+            Plan::Paused(_) => self.metrics.skipped(SkipReason::Paused),
+            _ => {}
+        }
         if self.last_other.as_ref() == Some(&other) {
             return;
         }
@@ -255,8 +278,6 @@ impl Agent {
                 if !self.started {
                     self.probes.set_started(Err(attempt.message.clone()));
                 }
-                self.metrics
-                    .sync_failed(Duration::ZERO, ErrorReason::Config);
                 let gateway = self.status.report().gateway.clone();
                 self.status
                     .set_identity(&gateway, attempt.profile.as_deref());
@@ -284,6 +305,13 @@ impl Agent {
             Plan::Sync(_) => {}
         }
         self.last_other = Some(other);
+    }
+
+    /// The gateway answered: the first time, how long it took since the agent started.
+    fn gateway_answered(&mut self) {
+        if let Some(since) = self.waiting_for_gateway.take() {
+            self.metrics.gateway_started(since.elapsed());
+        }
     }
 
     fn mark_started(&mut self) {
@@ -382,7 +410,10 @@ impl Agent {
         // In a dry run the gateway is never asked anything.
         let up = !desired.dry_run
             && match gateway.liveness().await {
-                Ok(Health::Up) => true,
+                Ok(Health::Up) => {
+                    self.gateway_answered();
+                    true
+                }
                 Ok(health) => {
                     tracing::info!(?health, url = %desired.gateway_url, "the gateway is not answering yet: syncing the files only; it will be asked to rescan once it answers");
                     false
@@ -466,7 +497,8 @@ impl Agent {
                 short(&commit),
                 counts
             ));
-            self.metrics.sync_succeeded(started.elapsed(), 0, 0, 0);
+            self.metrics
+                .sync_succeeded(&desired.profile.name, started.elapsed(), 0, 0, 0);
             let changed = report.changed() > 0;
             if self.status.record(result, None, None) && changed {
                 let note = format!(
@@ -517,9 +549,11 @@ impl Agent {
                 );
                 result.status = SyncStatus::Error;
                 result.message = Some(message.clone());
-                self.metrics.files_changed(added, modified, deleted);
+                let profile = &desired.profile.name;
                 self.metrics
-                    .sync_failed(started.elapsed(), ErrorReason::GatewayScan);
+                    .files_changed(profile, added, modified, deleted);
+                self.metrics
+                    .sync_failed(profile, started.elapsed(), ErrorReason::GatewayScan);
                 tracing::warn!(%error, "sync applied, rescan failed");
                 if self.status.record(
                     result,
@@ -540,8 +574,13 @@ impl Agent {
         } else {
             counts.clone()
         });
-        self.metrics
-            .sync_succeeded(started.elapsed(), added, modified, deleted);
+        self.metrics.sync_succeeded(
+            &desired.profile.name,
+            started.elapsed(),
+            added,
+            modified,
+            deleted,
+        );
         let elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
         if report.changed() > 0 || scan_text.is_some() || changed_plan {
             tracing::info!(
@@ -581,7 +620,13 @@ impl Agent {
         took: Duration,
     ) {
         tracing::error!(error = %message, reason = reason.as_str(), "sync failed");
-        self.metrics.sync_failed(took, reason);
+        if reason == ErrorReason::DesignerSessions {
+            // v0.5.1 counted a sync held back by Designer sessions as skipped, not failed.
+            self.metrics.skipped(SkipReason::DesignerBlocked);
+        } else {
+            self.metrics
+                .sync_failed(&desired.profile.name, took, reason);
+        }
         if !self.started {
             self.probes
                 .set_started(Err(format!("initial sync failed (retrying): {message}")));

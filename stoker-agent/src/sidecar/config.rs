@@ -112,7 +112,7 @@ pub struct SidecarArgs {
     #[arg(long, env = "SYNC_PERIOD", value_name = "SYNC_PERIOD", value_parser = clap::value_parser!(u64).range(1..))]
     pub sync_period: Option<u64>,
 
-    /// Where `/startupz`, `/healthz`, `/readyz` and `/metrics` are served.
+    /// Where `/startupz`, `/healthz`, `/readyz` (and `/metrics` too) are served.
     #[arg(
         long,
         env = "PROBE_ADDRESS",
@@ -120,6 +120,16 @@ pub struct SidecarArgs {
         default_value = "0.0.0.0:8082"
     )]
     pub probe_address: SocketAddr,
+
+    /// Where `/metrics` is served on its own (the container port `metrics`, which the chart's
+    /// PodMonitor scrapes).
+    #[arg(
+        long,
+        env = "METRICS_ADDRESS",
+        value_name = "METRICS_ADDRESS",
+        default_value = "0.0.0.0:8083"
+    )]
+    pub metrics_address: SocketAddr,
 
     /// On SIGTERM, how long an in-flight sync may take to finish, in seconds (keep it below the
     /// pod's terminationGracePeriodSeconds).
@@ -197,6 +207,7 @@ impl Default for SidecarArgs {
             git_ca_file: None,
             sync_period: None,
             probe_address: SocketAddr::from(([0, 0, 0, 0], 8082)),
+            metrics_address: SocketAddr::from(([0, 0, 0, 0], 8083)),
             shutdown_grace_seconds: 25,
             designer_wait_seconds: 300,
             retry_initial_seconds: 2,
@@ -242,6 +253,8 @@ pub struct SidecarConfig {
     pub sync_period: Option<Duration>,
     /// The probe server's address.
     pub probe_address: SocketAddr,
+    /// The metrics server's address.
+    pub metrics_address: SocketAddr,
     /// How long an in-flight sync may finish after SIGTERM.
     pub shutdown_grace: Duration,
     /// How long the `wait` Designer policy waits.
@@ -447,6 +460,7 @@ impl SidecarConfig {
             },
             sync_period: args.sync_period.map(Duration::from_secs),
             probe_address: args.probe_address,
+            metrics_address: args.metrics_address,
             shutdown_grace: Duration::from_secs(args.shutdown_grace_seconds),
             designer_wait: Duration::from_secs(args.designer_wait_seconds),
             retry_initial: Duration::from_secs(args.retry_initial_seconds),

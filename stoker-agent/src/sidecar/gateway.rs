@@ -125,6 +125,7 @@ impl Gateway for ScanRecorder {
             Err(error) => return Err(error),
         };
         let sessions = check.designer_sessions.clone();
+        self.metrics.designer_sessions(sessions.len());
         self.update(|asked| asked.designer_sessions = Some(sessions));
         Ok(check)
     }

@@ -15,6 +15,9 @@
 //! | `/healthz` | the sync loop and the watches are running |
 //! | `/metrics` | always: OpenMetrics text |
 //!
+//! `/metrics` is also served alone on `METRICS_ADDRESS` (default `0.0.0.0:8083`, the container
+//! port `metrics`), as stoker-operator v0.5.1's agent did.
+//!
 //! SIGTERM (or SIGINT): readiness fails at once; a sync in flight gets `SHUTDOWN_GRACE_SECONDS`
 //! to finish; the process then exits 0.
 
@@ -67,7 +70,7 @@ pub async fn run(args: SidecarArgs) -> anyhow::Result<ExitCode> {
     let (stop_tx, stop_rx) = channel::channel(false);
     let (probes_stop_tx, probes_stop_rx) = channel::channel(false);
     let bound = probes
-        .serve(config.probe_address, probes_stop_rx)
+        .serve(config.probe_address, probes_stop_rx.clone())
         .await
         .with_context(|| {
             format!(
@@ -76,6 +79,22 @@ pub async fn run(args: SidecarArgs) -> anyhow::Result<ExitCode> {
             )
         })?;
     tracing::info!(address = %bound, "serving /startupz /healthz /readyz /metrics");
+    let metrics_bound = {
+        let metrics = metrics.clone();
+        stoker_k8s::probes::serve_metrics(
+            move || metrics.encode(),
+            config.metrics_address,
+            probes_stop_rx.clone(),
+        )
+        .await
+        .with_context(|| {
+            format!(
+                "serving /metrics on {} (METRICS_ADDRESS)",
+                config.metrics_address
+            )
+        })?
+    };
+    tracing::info!(address = %metrics_bound, "serving /metrics");
 
     {
         let probes = probes.clone();

@@ -1,5 +1,5 @@
 //! The Git source as the sidecar uses it: the operator's commit pinned (no `ls-remote` from
-//! every gateway for every sync), fetches timed for `stoker_agent_clone_duration_seconds`.
+//! every gateway for every sync), fetches timed for `stoker_agent_git_fetch_duration_seconds`.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use stoker_core::git::{GitAuth, GitSource, GitSourceConfig, RetryPolicy};
 use stoker_core::{Artifact, Revision, Source};
 
-use crate::sidecar::metrics::AgentMetrics;
+use crate::sidecar::metrics::{AgentMetrics, FetchOperation};
 
 /// Fetch retries inside one sync: short, since the sidecar's own backoff retries the whole
 /// sync and a long wait inside would delay reacting to a new commit or a SIGTERM.
@@ -99,10 +99,16 @@ impl Source for PinnedSource {
     }
 
     async fn fetch(&self, revision: &Revision) -> stoker_core::Result<Arc<dyn Artifact>> {
+        // A clone when the cache has no repository for this URL yet.
+        let operation = if self.inner.cache_repository().exists() {
+            FetchOperation::Fetch
+        } else {
+            FetchOperation::Clone
+        };
         let started = Instant::now();
         let fetched = self.inner.fetch(revision).await;
         let took = started.elapsed();
-        self.metrics.fetched(took);
+        self.metrics.fetched(operation, took, fetched.is_ok());
         tracing::debug!(
             revision = %revision,
             elapsed_ms = u64::try_from(took.as_millis()).unwrap_or(u64::MAX),

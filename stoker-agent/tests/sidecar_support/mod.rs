@@ -501,6 +501,7 @@ pub struct AgentProcess {
     pub name: String,
     pub child: Child,
     pub probe_port: u16,
+    pub metrics_port: u16,
     pub log_path: PathBuf,
     pub env: Vec<(String, String)>,
 }
@@ -511,6 +512,7 @@ impl AgentProcess {
     /// [`test_machine_env`] lists, logging to `DIR/agent-NAME.log`.
     pub fn start(dir: &Path, name: &str, env: Vec<(String, String)>) -> AgentProcess {
         let probe_port = stoker_testkit::process::free_port().unwrap();
+        let metrics_port = stoker_testkit::process::free_port().unwrap();
         let log_path = dir.join(format!("agent-{name}.log"));
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -526,7 +528,7 @@ impl AgentProcess {
             .arg("sidecar")
             .env_clear()
             .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-            .envs(test_machine_env(probe_port))
+            .envs(test_machine_env(probe_port, metrics_port))
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
@@ -536,6 +538,7 @@ impl AgentProcess {
             name: name.to_owned(),
             child,
             probe_port,
+            metrics_port,
             log_path,
             env,
         }
@@ -554,8 +557,9 @@ impl AgentProcess {
         http_get(self.probe_port, path).map(|(status, _)| status)
     }
 
+    /// `/metrics` on the metrics port (`METRICS_ADDRESS`).
     pub fn metrics(&self) -> String {
-        http_get(self.probe_port, "/metrics")
+        http_get(self.metrics_port, "/metrics")
             .map(|(_, body)| body)
             .unwrap_or_default()
     }
@@ -598,13 +602,17 @@ impl AgentProcess {
 }
 
 /// What every agent process on the test machine gets besides its pod's environment.
-fn test_machine_env(probe_port: u16) -> Vec<(String, String)> {
+fn test_machine_env(probe_port: u16, metrics_port: u16) -> Vec<(String, String)> {
     let mut env = vec![
-        // A pod has its own network namespace, so the default 0.0.0.0:8082 is free there;
-        // agents sharing this machine need a port each.
+        // A pod has its own network namespace, so the defaults 0.0.0.0:8082 and :8083 are free
+        // there; agents sharing this machine need ports of their own.
         (
             "PROBE_ADDRESS".to_owned(),
             format!("127.0.0.1:{probe_port}"),
+        ),
+        (
+            "METRICS_ADDRESS".to_owned(),
+            format!("127.0.0.1:{metrics_port}"),
         ),
         // Debug logs for the dumps of failing tests; a pod logs at the default level.
         (

@@ -12,9 +12,12 @@ use crate::annotations::{AGENT_CONTAINER_NAME, AGENT_IMAGE, GATEWAY_NAME, PROFIL
 use crate::crd::{AgentSpec, GatewaySync, SecretKeyRef};
 use crate::metadata::{AuthType, agent_auth};
 
-/// The port of the agent's `/startupz`, `/healthz`, `/readyz` and `/metrics` (the default of
-/// `stoker-agent sidecar`'s `PROBE_ADDRESS`), exposed as the container port `metrics`.
+/// The port of the agent's `/startupz`, `/healthz` and `/readyz` (the default of
+/// `stoker-agent sidecar`'s `PROBE_ADDRESS`).
 pub const PROBE_PORT: i32 = 8082;
+/// The port of the agent's `/metrics` (the default of `stoker-agent sidecar`'s
+/// `METRICS_ADDRESS`), exposed as the container port `metrics` as stoker-operator v0.5.1 did.
+pub const METRICS_PORT: i32 = 8083;
 /// The Git cache (`REPO_PATH`).
 pub const REPO_PATH: &str = "/repo";
 /// Scratch space (`ssh` and `git` write there; the root file system is read-only).
@@ -153,7 +156,7 @@ impl Sidecar {
             env: Some(self.env()),
             ports: Some(vec![ContainerPort {
                 name: Some("metrics".to_owned()),
-                container_port: PROBE_PORT,
+                container_port: METRICS_PORT,
                 protocol: Some("TCP".to_owned()),
                 ..Default::default()
             }]),

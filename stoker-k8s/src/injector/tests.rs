@@ -302,7 +302,7 @@ fn probes_and_ports_are_the_agents() {
     let port = &agent.ports.unwrap()[0];
     assert_eq!(
         (port.name.as_deref(), port.container_port),
-        (Some("metrics"), 8082)
+        (Some("metrics"), 8083)
     );
 }
 
