@@ -34,6 +34,8 @@ pub struct StatusReporter {
     dirty: bool,
     /// The ConfigMap was written by this process.
     written: bool,
+    /// When this process last wrote the ConfigMap.
+    last_written: Option<tokio::time::Instant>,
     recorder: Recorder,
     cr_name: String,
 }
@@ -103,6 +105,7 @@ impl StatusReporter {
             // nothing it has not re-checked).
             dirty: false,
             written: false,
+            last_written: None,
             recorder: Recorder::new(client, reporter),
             cr_name: config.cr_name.clone(),
         }
@@ -192,6 +195,23 @@ impl StatusReporter {
         self.dirty = true;
     }
 
+    /// When a heartbeat is due: `every` after this process last wrote the ConfigMap, or now
+    /// when it has not written it yet (a restarted agent says it is back).
+    pub fn next_heartbeat(&self, every: std::time::Duration) -> tokio::time::Instant {
+        self.last_written
+            .map_or_else(tokio::time::Instant::now, |at| at + every)
+    }
+
+    /// Refreshes `lastHeartbeatTime` when a heartbeat is due ([`Self::next_heartbeat`]), so
+    /// that the next [`Self::flush`] writes it. A report written for another reason in the
+    /// meantime counts as a heartbeat: an agent that writes anyway adds nothing.
+    pub fn heartbeat(&mut self, every: std::time::Duration) {
+        if !self.dirty && self.next_heartbeat(every) <= tokio::time::Instant::now() {
+            self.report.heartbeat = Some(Timestamp::now());
+            self.dirty = true;
+        }
+    }
+
     /// True when the ConfigMap lags the report.
     pub fn is_dirty(&self) -> bool {
         self.dirty
@@ -223,6 +243,7 @@ impl StatusReporter {
             Ok(_) => {
                 self.dirty = false;
                 self.written = true;
+                self.last_written = Some(tokio::time::Instant::now());
                 tracing::debug!(configmap = %self.name, status = %self.report.status, "status written");
                 Ok(())
             }
