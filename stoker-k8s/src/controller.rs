@@ -42,7 +42,7 @@ use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret};
 use k8s_openapi::api::rbac::v1::RoleBinding;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::events::{Event as KubeEvent, EventType, Recorder, Reporter};
+use kube::runtime::events::{Event as KubeEvent, EventType, Reporter};
 use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
@@ -127,8 +127,8 @@ pub struct Context {
     pub client: Client,
     /// Prometheus metrics.
     pub metrics: OperatorMetrics,
-    /// The Events reporter.
-    pub recorder: Recorder,
+    /// Who publishes the Events ([`events::publish`]).
+    pub reporter: Reporter,
     /// Settings.
     pub config: ControllerConfig,
     /// Consecutive failures per resource, for exponential backoff.
@@ -192,7 +192,7 @@ impl Context {
             instance: std::env::var("POD_NAME").ok(),
         };
         Arc::new(Context {
-            recorder: Recorder::new(client.clone(), reporter),
+            reporter,
             client,
             metrics,
             config,
@@ -262,7 +262,9 @@ impl Context {
             action: "Reconcile".to_owned(),
             secondary: None,
         };
-        if let Err(error) = self.recorder.publish(&event, &gs.object_ref(&())).await {
+        if let Err(error) =
+            events::publish(&self.client, &self.reporter, &event, &gs.object_ref(&())).await
+        {
             tracing::warn!(%error, reason, "could not publish an Event");
         }
     }

@@ -21,6 +21,9 @@
 //! assert!(status_events(&after, &after).is_empty());
 //! ```
 
+use k8s_openapi::api::core::v1::ObjectReference;
+use kube::runtime::events::{Event, Recorder, Reporter};
+
 use crate::conditions::{self, ALL_GATEWAYS_SYNCED, PROFILES_VALID, READY, REF_RESOLVED};
 use crate::crd::{DiscoveredGateway, GatewaySyncStatus, SyncStatus};
 
@@ -229,6 +232,24 @@ fn newly<'a>(
                 .iter()
                 .any(|g| g.pod_name == gateway.pod_name && g.sync_status == status)
         })
+}
+
+/// Publishes `event` about `regarding` as an Event object of its own.
+///
+/// Not through one long-lived kube-runtime `Recorder`: it folds every later Event with the
+/// same type, reason and action into the first one's series and keeps the first one's note,
+/// so `Discovered 4 gateway(s)` after `Discovered 3 gateway(s)`, or a second gateway's
+/// `SyncFailed`, only bumped a count under the old text. The rules of this module already
+/// publish each Event once per change; each gets its own object, with its own note.
+pub async fn publish(
+    client: &kube::Client,
+    reporter: &Reporter,
+    event: &Event,
+    regarding: &ObjectReference,
+) -> Result<(), kube::Error> {
+    Recorder::new(client.clone(), reporter.clone())
+        .publish(event, regarding)
+        .await
 }
 
 /// Whether a failed resolution is news, so that `RefResolutionFailed` (or

@@ -8,7 +8,7 @@
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::{ConfigMap, ObjectReference};
 use kube::api::{Api, Patch, PatchParams};
-use kube::runtime::events::{Event, EventType, Recorder, Reporter as EventReporter};
+use kube::runtime::events::{Event, EventType, Reporter as EventReporter};
 use stoker_k8s::crd::SyncStatus;
 use stoker_k8s::gateway_status::{
     GatewayStatusReport, SyncResult, pod_owner_reference, status_configmap_name,
@@ -36,7 +36,8 @@ pub struct StatusReporter {
     written: bool,
     /// When this process last wrote the ConfigMap.
     last_written: Option<tokio::time::Instant>,
-    recorder: Recorder,
+    client: kube::Client,
+    reporter: EventReporter,
     cr_name: String,
 }
 
@@ -106,7 +107,8 @@ impl StatusReporter {
             dirty: false,
             written: false,
             last_written: None,
-            recorder: Recorder::new(client, reporter),
+            client,
+            reporter,
             cr_name: config.cr_name.clone(),
         }
     }
@@ -275,7 +277,9 @@ impl StatusReporter {
             action: "Sync".to_owned(),
             secondary: None,
         };
-        if let Err(error) = self.recorder.publish(&event, &reference).await {
+        if let Err(error) =
+            stoker_k8s::events::publish(&self.client, &self.reporter, &event, &reference).await
+        {
             tracing::warn!(%error, reason, "could not publish an Event");
         }
     }
