@@ -136,6 +136,11 @@ pub struct Context {
     /// Resources whose GitHub App token could not be renewed at their last reconciliation:
     /// the Warning Event is published when the failure starts, not at every retry.
     token_failing: Mutex<HashSet<ObjectRef<GatewaySync>>>,
+    /// The status each resource's last reconciliation computed: what Events are decided
+    /// against. The status in the object a reconciliation gets can lag the one the previous
+    /// pass wrote (the watch has not delivered it yet), and deciding against it published the
+    /// same Events twice.
+    told: Mutex<HashMap<ObjectRef<GatewaySync>, crate::crd::GatewaySyncStatus>>,
     /// The pods and status ConfigMaps of each watched namespace (`None`: all), kept by the
     /// watches that also trigger reconciliations ([`run`] fills it).
     caches: Mutex<Vec<(Option<String>, Caches)>>,
@@ -198,6 +203,7 @@ impl Context {
             config,
             failures: Mutex::new(HashMap::new()),
             token_failing: Mutex::new(HashSet::new()),
+            told: Mutex::new(HashMap::new()),
             caches: Mutex::new(Vec::new()),
         })
     }
@@ -229,6 +235,32 @@ impl Context {
             Ok(guard) => guard,
             Err(poisoned) => poisoned.into_inner(),
         }
+    }
+
+    /// The status Events were last decided against for `gs` ([`Context::told`]); without one
+    /// (first pass since start), the object's.
+    fn last_told(&self, gs: &GatewaySync) -> crate::crd::GatewaySyncStatus {
+        let told = match self.told.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        told.get(&ObjectRef::from_obj(gs))
+            .cloned()
+            .or_else(|| gs.status.clone())
+            .unwrap_or_default()
+    }
+
+    /// Remembers `status` as told for `gs`; `None` forgets it (deletion).
+    fn remember_told(&self, gs: &GatewaySync, status: Option<crate::crd::GatewaySyncStatus>) {
+        let mut told = match self.told.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let key = ObjectRef::from_obj(gs);
+        match status {
+            Some(status) => told.insert(key, status),
+            None => told.remove(&key),
+        };
     }
 
     /// Records whether the token renewal of `gs` fails now; true when that is a change.
@@ -487,6 +519,7 @@ async fn apply(gs: &GatewaySync, context: &Context) -> Result<Action> {
     let generation = gs.metadata.generation.unwrap_or(0);
     let now = Timestamp::now();
     let previous = gs.status.clone().unwrap_or_default();
+    let told = context.last_told(gs);
     let mut status = previous.clone();
     status.observed_generation = Some(generation);
     status.profile_count = i32::try_from(gs.spec.sync.profiles.len()).unwrap_or(i32::MAX);
@@ -533,9 +566,8 @@ async fn apply(gs: &GatewaySync, context: &Context) -> Result<Action> {
                     reference: decision.reference.clone(),
                     commit,
                 };
-                let first = previous.last_sync_commit.is_none();
-                let changed =
-                    previous.last_sync_commit.as_deref() != Some(revision.commit.as_str());
+                let first = told.last_sync_commit.is_none();
+                let changed = told.last_sync_commit.as_deref() != Some(revision.commit.as_str());
                 aggregate::record_resolution(&mut status, &revision, generation, now);
                 if first {
                     context
@@ -556,7 +588,7 @@ async fn apply(gs: &GatewaySync, context: &Context) -> Result<Action> {
                                 "{} moved from {} to {}",
                                 revision.reference,
                                 aggregate::short_commit(
-                                    previous.last_sync_commit.as_deref().unwrap_or_default()
+                                    told.last_sync_commit.as_deref().unwrap_or_default()
                                 ),
                                 revision.commit
                             ),
@@ -599,7 +631,7 @@ async fn apply(gs: &GatewaySync, context: &Context) -> Result<Action> {
                     generation,
                     now,
                 );
-                if events::resolution_failure_is_news(&previous) && !no_token {
+                if events::resolution_failure_is_news(&told) && !no_token {
                     context
                         .event(
                             gs,
@@ -649,9 +681,10 @@ async fn apply(gs: &GatewaySync, context: &Context) -> Result<Action> {
             now,
         },
     );
-    for event in events::status_events(&previous, &status) {
+    for event in events::status_events(&told, &status) {
         context.publish(gs, &event).await;
     }
+    context.remember_told(gs, Some(status.clone()));
 
     // The agents' permissions: every pod annotated for the resource counts, whatever its phase
     // (an agent waiting for them keeps its pod Pending).
@@ -1056,6 +1089,7 @@ async fn cleanup(gs: &GatewaySync, context: &Context) -> Result<Action> {
     }
     context.metrics.forget(&namespace, &name);
     context.token_failure_changed(gs, false);
+    context.remember_told(gs, None);
     tracing::info!(name = %name, namespace = %namespace, "cleaned up after deletion");
     Ok(Action::await_change())
 }

@@ -120,6 +120,9 @@ async fn resolves_branch_lightweight_tag_and_annotated_tag_without_cloning() {
 
     let reasons = event_reasons(&world, "branch").await;
     assert!(reasons.contains("RefResolved"), "{reasons:?}");
+    // Once, however many passes followed the first resolution.
+    let counts = event_counts(&world, "branch").await;
+    assert_eq!(counts.get("RefResolved"), Some(&1), "{counts:?}");
 
     // A new commit on the branch: lastSync* follow, lastSyncTime changes, RefUpdated.
     let before = branch.status.as_ref().unwrap().last_sync_time.clone();
