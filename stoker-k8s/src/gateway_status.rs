@@ -475,6 +475,27 @@ mod tests {
     }
 
     #[test]
+    fn a_heartbeat_round_trips_and_counts_as_being_seen() {
+        let mut report =
+            GatewayStatusReport::new("site", "gw", "pod", "v", at("2026-01-01T00:00:00Z"));
+        assert_eq!(report.last_seen(), at("2026-01-01T00:00:00Z"));
+        assert!(
+            !report
+                .to_data()
+                .unwrap()
+                .contains_key(keys::LAST_HEARTBEAT_TIME)
+        );
+        report.heartbeat = Some(at("2026-01-01T00:05:00Z"));
+        let data = report.to_data().unwrap();
+        assert_eq!(data[keys::LAST_HEARTBEAT_TIME], "2026-01-01T00:05:00Z");
+        assert_eq!(GatewayStatusReport::from_data("cm", &data).unwrap(), report);
+        assert_eq!(report.last_seen(), at("2026-01-01T00:05:00Z"));
+        // A report written after the heartbeat is the latest word.
+        report.time = at("2026-01-01T00:06:00Z");
+        assert_eq!(report.last_seen(), at("2026-01-01T00:06:00Z"));
+    }
+
+    #[test]
     fn a_full_report_round_trips() {
         let mut report = GatewayStatusReport::new(
             "site",
