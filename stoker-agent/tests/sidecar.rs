@@ -9,6 +9,8 @@ mod sidecar_support;
 
 use std::time::{Duration, Instant};
 
+use kube::Api;
+use kube::api::{Patch, PatchParams};
 use serde_json::json;
 use sidecar_support::{World, pods, set_env, tree};
 use stoker_k8s::GatewaySync;
@@ -497,6 +499,28 @@ async fn an_open_designer_session_with_policy_fail_refuses_the_sync() {
         "{events:#?}"
     );
     // As v0.5.1 counted it: a skipped sync, blocked by Designer sessions, not a failed one.
+    // As v0.5.1: DesignerSessionsBlocked naming the session, and SyncSkipped with the policy.
+    let note = |reason: &str| {
+        events
+            .iter()
+            .filter(|e| e.reason.as_deref() == Some(reason))
+            .filter(|e| e.type_.as_deref() == Some("Warning"))
+            .filter_map(|e| e.note.clone())
+            .collect::<Vec<_>>()
+    };
+    let blocked = note("DesignerSessionsBlocked");
+    assert!(
+        blocked.len() == 1
+            && blocked[0].contains("Designer sessions blocked sync: ")
+            && blocked[0].contains("alice"),
+        "{events:#?}"
+    );
+    let skipped = note("SyncSkipped");
+    assert!(
+        skipped.len() == 1
+            && skipped[0].ends_with("Sync skipped: designer sessions blocked sync (policy=fail)"),
+        "{events:#?}"
+    );
     let metrics = world.agents[0].metrics();
     assert!(
         counter(
@@ -1463,4 +1487,95 @@ fn the_test_kubelet_projects_secrets_like_the_kubelet() {
         secret_files("v", &escaping, Some(&secret)).unwrap_err(),
         KubeletError::ItemPath { .. }
     ));
+}
+
+/// A quiet agent (nothing to sync) refreshes its report's heartbeat every two sync periods,
+/// and the operator's `AgentReady` counts it as reporting; once the agent is gone, three sync
+/// periods later it does not, and its gateway's entry says since when.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quiet_agent_keeps_agent_ready_with_its_heartbeat_and_a_gone_one_loses_it() {
+    let (mut world, _c1) = synced_world(
+        "sidecar-heartbeat",
+        &[("projects/demo/project.json", "v1")],
+        json!({"standard": {
+            "syncPeriod": 1,
+            "mappings": [{"source": "projects", "destination": "projects"}]
+        }}),
+    )
+    .await;
+    let synced = world.status(CR, "ignition-0").await.unwrap();
+    // Nothing changes, yet the report is refreshed: twice, to show it keeps doing it.
+    let first = world
+        .wait_status(CR, "ignition-0", "a heartbeat", |s| {
+            s.heartbeat.is_some_and(|beat| beat > synced.time)
+        })
+        .await
+        .heartbeat
+        .unwrap();
+    let second = world
+        .wait_status(CR, "ignition-0", "another heartbeat", |s| {
+            s.heartbeat.is_some_and(|beat| beat > first)
+        })
+        .await;
+    assert_eq!(second.history, synced.history, "a heartbeat is not a sync");
+    assert_eq!(second.time, synced.time);
+
+    // The operator looks again (a touch of the resource): the agent is reporting, although
+    // its last sync is older than three periods.
+    let touch = |world: &World, n: u32| {
+        let api = Api::<GatewaySync>::namespaced(world.client.clone(), &world.ns);
+        async move {
+            api.patch(
+                CR,
+                &PatchParams::default(),
+                &Patch::Merge(json!({"metadata": {"labels": {"touch": n.to_string()}}})),
+            )
+            .await
+            .unwrap();
+        }
+    };
+    touch(&world, 1).await;
+    let gs = world
+        .wait_gs(CR, "AgentReady=True", |gs| {
+            condition_of(gs, "AgentReady").is_some_and(|c| c.status == "True")
+        })
+        .await;
+    assert_eq!(
+        condition_of(&gs, "AgentReady").unwrap().message,
+        "1/1 agents reporting"
+    );
+
+    // The agent goes away (its pod stays): after three quiet periods it is not reporting.
+    world.agents[0].terminate();
+    world.agents[0].wait_exit(Duration::from_secs(20));
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    touch(&world, 2).await;
+    let gs = world
+        .wait_gs(CR, "AgentReady=False", |gs| {
+            condition_of(gs, "AgentReady").is_some_and(|c| c.status == "False")
+        })
+        .await;
+    let condition = condition_of(&gs, "AgentReady").unwrap();
+    assert_eq!(
+        (condition.reason.as_str(), condition.message.as_str()),
+        ("AgentsNotReporting", "0/1 agents reporting")
+    );
+    let gateway = &gs.status.as_ref().unwrap().discovered_gateways[0];
+    let message = gateway.message.as_deref().unwrap_or_default();
+    assert!(
+        message.starts_with("no word from the agent for "),
+        "{message}"
+    );
+}
+
+fn condition_of(
+    gs: &GatewaySync,
+    type_: &str,
+) -> Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition> {
+    gs.status
+        .as_ref()?
+        .conditions
+        .iter()
+        .find(|c| c.type_ == type_)
+        .cloned()
 }

@@ -1,9 +1,15 @@
 //! Status aggregation: discovered pods + agents' status reports + the resolved revision →
 //! `status.discoveredGateways`, the `GATEWAYS` column, and the conditions `AllGatewaysSynced`,
-//! `SidecarInjected`, `RefSkew`, `SSHHostKeyVerification` and `Ready`.
+//! `SidecarInjected`, `AgentReady`, `RefSkew`, `SSHHostKeyVerification` and `Ready`.
 //!
 //! The reconciler sets `RefResolved` ([`record_resolution`] / [`record_resolution_failure`])
 //! and `ProfilesValid` ([`crate::validation`]) first, then calls [`aggregate`].
+//!
+//! The conditions stoker-operator v0.5.1 has (`RefResolved`, `ProfilesValid`,
+//! `AllGatewaysSynced`, `SidecarInjected`, `SSHHostKeyVerification`, `Ready`) carry its
+//! reasons and messages, word for word where users match on them (`kubectl wait`, alerts):
+//! counts only. Which gateway is behind and why is in `status.discoveredGateways[].message`
+//! and in Events ([`crate::events`]).
 //!
 //! ```
 //! use jiff::Timestamp;
@@ -26,13 +32,15 @@
 //! assert!(!conditions::is_true(&status.conditions, conditions::READY));
 //! ```
 
+use std::time::Duration;
+
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::ResourceExt;
 
 use crate::conditions::{
-    self, ALL_GATEWAYS_SYNCED, PROFILES_VALID, READY, REF_RESOLVED, REF_SKEW, SIDECAR_INJECTED,
-    SSH_HOST_KEY_VERIFICATION, Status, reasons,
+    self, AGENT_READY, ALL_GATEWAYS_SYNCED, PROFILES_VALID, READY, REF_RESOLVED, REF_SKEW,
+    SIDECAR_INJECTED, SSH_HOST_KEY_VERIFICATION, Status, reasons,
 };
 use crate::crd::{
     DiscoveredGateway, GatewaySync, GatewaySyncSpec, GatewaySyncStatus, RefResolutionStatus,
@@ -98,13 +106,14 @@ pub fn record_resolution(
         status.last_sync_commit = Some(revision.commit.clone());
         status.last_sync_commit_short = Some(short_commit(&revision.commit).to_owned());
     }
+    // The message is the commit alone, as in v0.5.1.
     conditions::set(
         &mut status.conditions,
         conditions::new(
             REF_RESOLVED,
             Status::True,
             reasons::REF_RESOLVED,
-            format!("{} resolved to {}", revision.reference, revision.commit),
+            revision.commit.clone(),
             generation,
             now,
         ),
@@ -112,52 +121,100 @@ pub fn record_resolution(
 }
 
 /// Records a failed resolution: `RefResolved=False` with `reason` (`RefResolutionFailed`, or
-/// `GitHubAppExchangeFailed` when there was no token to resolve with) and the error,
-/// `refResolutionStatus: Error`. The last resolved commit stays in the status (agents keep it).
+/// `GitHubAppExchangeFailed` when there was no token to resolve with), message
+/// `Ref resolution failed (retry in 20s): <error>` as in v0.5.1 (without the parenthesis when
+/// no retry is scheduled), `refResolutionStatus: Error`. The last resolved commit stays in the
+/// status (agents keep it).
 pub fn record_resolution_failure(
     status: &mut GatewaySyncStatus,
-    reference: &str,
     reason: &str,
     error: &str,
+    retry_in: Option<Duration>,
     generation: i64,
     now: Timestamp,
 ) {
     status.ref_resolution_status = Some(RefResolutionStatus::Error);
+    let message = match retry_in {
+        Some(delay) => format!(
+            "Ref resolution failed (retry in {}): {error}",
+            go_seconds(delay)
+        ),
+        None => format!("Ref resolution failed: {error}"),
+    };
     conditions::set(
         &mut status.conditions,
         conditions::new(
             REF_RESOLVED,
             Status::False,
             reason,
-            format!("resolving {reference}: {error}"),
+            message,
             generation,
             now,
         ),
     );
 }
 
+/// A duration rounded to the second, spelt as Go's `time.Duration` prints it (`30s`, `1m0s`,
+/// `1h2m3s`): v0.5.1's condition messages carry it.
+///
+/// ```
+/// use std::time::Duration;
+/// use stoker_k8s::aggregate::go_seconds;
+/// assert_eq!(go_seconds(Duration::from_millis(29_600)), "30s");
+/// assert_eq!(go_seconds(Duration::from_secs(120)), "2m0s");
+/// assert_eq!(go_seconds(Duration::from_secs(3723)), "1h2m3s");
+/// assert_eq!(go_seconds(Duration::ZERO), "0s");
+/// ```
+pub fn go_seconds(duration: Duration) -> String {
+    let total = (duration.as_millis() + 500) / 1000;
+    let (hours, minutes, seconds) = (total / 3600, total / 60 % 60, total % 60);
+    if hours > 0 {
+        format!("{hours}h{minutes}m{seconds}s")
+    } else if minutes > 0 {
+        format!("{minutes}m{seconds}s")
+    } else {
+        format!("{seconds}s")
+    }
+}
+
 /// Fills the status from the input: `observedGeneration`, `profileCount`,
 /// `discoveredGateways`, `gatewaySummary` and the conditions `AllGatewaysSynced`,
-/// `SidecarInjected`, `RefSkew`, `SSHHostKeyVerification` (removed unless SSH auth is used)
-/// and `Ready` (from the conditions already present, so set `RefResolved` and `ProfilesValid`
-/// first). Transition times of conditions whose status did not change are kept.
+/// `SidecarInjected` (only with gateways), `AgentReady`, `RefSkew`, `SSHHostKeyVerification`
+/// (removed unless SSH auth is used) and `Ready` (from the conditions already present, so set
+/// `RefResolved` and `ProfilesValid` first). Transition times of conditions whose status did
+/// not change are kept.
 pub fn aggregate(status: &mut GatewaySyncStatus, input: &AggregateInput<'_>) {
     let generation = input.gs.metadata.generation.unwrap_or_default();
     let now = input.now;
     let spec = &input.gs.spec;
-    let gateways = merge_gateways(
-        &input.gs.name_any(),
-        input.pods,
-        input.reports,
-        input.resolved,
-    );
+    let cr_name = input.gs.name_any();
+    let mut gateways = merge_gateways(&cr_name, input.pods, input.reports, input.resolved);
+    let sightings = agent_sightings(&cr_name, spec, input.pods, input.reports);
+    for (gateway, sighting) in gateways.iter_mut().zip(&sightings) {
+        if let Some(silence) = sighting.silence(now) {
+            let last = gateway.message.take().unwrap_or_default();
+            gateway.message = Some(format!(
+                "no word from the agent for {} (it reports at least every {}; {AGENT_SILENCE_PERIODS} sync periods without a word is not ready); its last report: {last}",
+                go_seconds(silence),
+                go_seconds(sighting.sync_period * 2),
+            ));
+        }
+    }
 
     status.observed_generation = Some(generation);
     status.profile_count = i32::try_from(spec.sync.profiles.len()).unwrap_or(i32::MAX);
     status.gateway_summary = Some(gateway_summary(&gateways));
     let list = &mut status.conditions;
     conditions::set(list, all_gateways_synced(&gateways, generation, now));
-    conditions::set(list, sidecar_injected(&gateways, generation, now));
+    match sidecar_injected(&gateways, generation, now) {
+        Some(condition) => {
+            conditions::set(list, condition);
+        }
+        None => {
+            conditions::remove(list, SIDECAR_INJECTED);
+        }
+    }
+    conditions::set(list, agent_ready(&sightings, generation, now));
     let pinned: Vec<&str> = input
         .pods
         .iter()
@@ -270,17 +327,17 @@ fn count(gateways: &[DiscoveredGateway], status: SyncStatus) -> usize {
     gateways.iter().filter(|g| g.sync_status == status).count()
 }
 
-fn names(gateways: &[DiscoveredGateway], status: SyncStatus) -> String {
-    gateways
-        .iter()
-        .filter(|g| g.sync_status == status)
-        .map(|g| g.pod_name.as_str())
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-/// `AllGatewaysSynced`: `True` when there is at least one gateway and all are `Synced`;
-/// message `2 of 3 synced`, followed by which pods are in error, missing the sidecar or pending.
+/// `AllGatewaysSynced`, as v0.5.1 sets it: `True` (`SyncSucceeded`) when there is at least
+/// one gateway and all are `Synced`; with none, `False` `NoGatewaysDiscovered`; otherwise
+/// `False` `SyncInProgress` (failed gateways too: their errors are in their own status).
+/// Message `{synced}/{total} synced`, plus ` ({n} missing sidecar)` when some pods lack the
+/// agent.
+///
+/// ```
+/// use stoker_k8s::aggregate::all_gateways_synced;
+/// let none = all_gateways_synced(&[], 1, jiff::Timestamp::UNIX_EPOCH);
+/// assert_eq!((none.reason.as_str(), none.message.as_str()), ("NoGatewaysDiscovered", "0/0 synced"));
+/// ```
 pub fn all_gateways_synced(
     gateways: &[DiscoveredGateway],
     generation: i64,
@@ -288,34 +345,16 @@ pub fn all_gateways_synced(
 ) -> Condition {
     let total = gateways.len();
     let synced = count(gateways, SyncStatus::Synced);
-    if total == 0 {
-        return conditions::new(
-            ALL_GATEWAYS_SYNCED,
-            Status::False,
-            reasons::NO_GATEWAYS,
-            "no running pod is annotated stoker.io/cr-name with this resource's name",
-            generation,
-            now,
-        );
-    }
-    let mut message = format!("{synced} of {total} synced");
-    for (status, label) in [
-        (SyncStatus::Error, "error"),
-        (SyncStatus::MissingSidecar, "missing sidecar"),
-        (SyncStatus::Pending, "pending"),
-    ] {
-        let n = count(gateways, status);
-        if n > 0 {
-            message.push_str(&format!("; {label}: {}", names(gateways, status)));
-        }
-    }
-    let (status, reason) = if synced == total {
+    let missing = count(gateways, SyncStatus::MissingSidecar);
+    let mut message = format!("{synced}/{total} synced");
+    let (status, reason) = if total == 0 {
+        (Status::False, reasons::NO_GATEWAYS)
+    } else if synced == total {
         (Status::True, reasons::SYNC_SUCCEEDED)
-    } else if count(gateways, SyncStatus::Error) > 0 {
-        (Status::False, reasons::SYNC_FAILED)
-    } else if count(gateways, SyncStatus::MissingSidecar) > 0 {
-        (Status::False, reasons::SIDECAR_MISSING)
     } else {
+        if missing > 0 {
+            message.push_str(&format!(" ({missing} missing sidecar)"));
+        }
         (Status::False, reasons::SYNC_IN_PROGRESS)
     };
     conditions::new(
@@ -328,19 +367,24 @@ pub fn all_gateways_synced(
     )
 }
 
-/// `SidecarInjected`: `True` when every discovered pod has the agent.
+/// `SidecarInjected`, only when there are gateways (`None`: the condition is removed): `True`
+/// when no discovered pod is `MissingSidecar`, else `False` with how many (the pods are named
+/// in `discoveredGateways` and in `MissingSidecar` Events).
 pub fn sidecar_injected(
     gateways: &[DiscoveredGateway],
     generation: i64,
     now: Timestamp,
-) -> Condition {
+) -> Option<Condition> {
+    if gateways.is_empty() {
+        return None;
+    }
     let missing = count(gateways, SyncStatus::MissingSidecar);
-    if missing == 0 {
+    Some(if missing == 0 {
         conditions::new(
             SIDECAR_INJECTED,
             Status::True,
             reasons::SIDECAR_PRESENT,
-            "every discovered gateway pod has the stoker-agent sidecar",
+            "All gateways have stoker-agent sidecar",
             generation,
             now,
         )
@@ -349,14 +393,106 @@ pub fn sidecar_injected(
             SIDECAR_INJECTED,
             Status::False,
             reasons::SIDECAR_MISSING,
-            format!(
-                "{missing} gateway pod(s) without the stoker-agent sidecar: {}",
-                names(gateways, SyncStatus::MissingSidecar)
-            ),
+            format!("{missing} gateway(s) missing stoker-agent sidecar"),
             generation,
             now,
         )
+    })
+}
+
+/// How many sync periods an agent may stay silent before `AgentReady` turns `False`. Agents
+/// refresh their report at least every two periods (a heartbeat when nothing else changed),
+/// so one lost write does not flap the condition.
+pub const AGENT_SILENCE_PERIODS: u32 = 3;
+
+/// One discovered gateway's agent, as `AgentReady` sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentSighting {
+    /// The pod.
+    pub pod: String,
+    /// The pod has the agent.
+    pub has_agent: bool,
+    /// When its agent was last heard from ([`GatewayStatusReport::last_seen`]), if ever.
+    pub last_seen: Option<Timestamp>,
+    /// Its profile's `syncPeriod`.
+    pub sync_period: Duration,
+}
+
+impl AgentSighting {
+    /// True when the pod has the agent and it was heard from within
+    /// [`AGENT_SILENCE_PERIODS`] sync periods before `now`.
+    pub fn is_reporting(&self, now: Timestamp) -> bool {
+        self.has_agent && self.last_seen.is_some() && self.silence(now).is_none()
     }
+
+    /// How long the agent has been silent, when that is longer than allowed; `None` while it
+    /// is within bounds or was never heard from (then it is simply waited for).
+    pub fn silence(&self, now: Timestamp) -> Option<Duration> {
+        let last_seen = self.last_seen?;
+        let silent = Duration::from_secs(
+            u64::try_from(now.as_second().saturating_sub(last_seen.as_second())).unwrap_or(0),
+        );
+        (self.has_agent && silent > self.sync_period * AGENT_SILENCE_PERIODS).then_some(silent)
+    }
+}
+
+/// The sync period of the profile a pod uses: its `stoker.io/profile`, else the only profile,
+/// else `default` (as the agent chooses); the profile's `syncPeriod`, else the defaults', else
+/// 30 s.
+pub fn sync_period(spec: &GatewaySyncSpec, profile: Option<&str>) -> Duration {
+    let profiles = &spec.sync.profiles;
+    let name = profile.or_else(|| {
+        if profiles.len() == 1 {
+            profiles.keys().next().map(String::as_str)
+        } else {
+            Some("default")
+        }
+    });
+    let seconds = name
+        .and_then(|name| profiles.get(name))
+        .and_then(|p| p.sync_period)
+        .or(spec.sync.defaults.sync_period)
+        .unwrap_or(stoker_core::profile::DEFAULT_SYNC_PERIOD);
+    Duration::from_secs(u64::from(seconds.max(1)))
+}
+
+/// One [`AgentSighting`] per discovered pod, in the pods' order.
+pub fn agent_sightings(
+    cr_name: &str,
+    spec: &GatewaySyncSpec,
+    pods: &[GatewayPod],
+    reports: &[GatewayStatusReport],
+) -> Vec<AgentSighting> {
+    pods.iter()
+        .map(|pod| AgentSighting {
+            pod: pod.pod_name.clone(),
+            has_agent: pod.sidecar_injected,
+            last_seen: reports
+                .iter()
+                .find(|r| r.cr_name == cr_name && r.pod == pod.pod_name)
+                .map(GatewayStatusReport::last_seen),
+            sync_period: sync_period(spec, pod.profile.as_deref()),
+        })
+        .collect()
+}
+
+/// `AgentReady` (ours): `True` (`AgentsReporting`) when every discovered gateway's agent was
+/// heard from within [`AGENT_SILENCE_PERIODS`] sync periods; `False` (`AgentsNotReporting`)
+/// when one is missing, has not reported yet or went silent; `False` `NoGatewaysDiscovered`
+/// without gateways. Message `{reporting}/{total} agents reporting`; which one is silent is in
+/// its `discoveredGateways[].message`.
+pub fn agent_ready(sightings: &[AgentSighting], generation: i64, now: Timestamp) -> Condition {
+    let total = sightings.len();
+    let reporting = sightings.iter().filter(|s| s.is_reporting(now)).count();
+    let message = format!("{reporting}/{total} agents reporting");
+    let (status, reason) = if total == 0 {
+        (Status::False, reasons::NO_GATEWAYS)
+    } else if reporting == total {
+        (Status::True, reasons::AGENTS_REPORTING)
+    } else {
+        (Status::False, reasons::AGENTS_NOT_REPORTING)
+    };
+    conditions::new(AGENT_READY, status, reason, message, generation, now)
 }
 
 /// `RefSkew`: `True` when a gateway reports a commit, or a ref, other than the resolved one —
@@ -467,32 +603,25 @@ pub fn ssh_host_key_verification(
     })
 }
 
-/// `Ready`: `True` when `RefResolved`, `ProfilesValid` and `AllGatewaysSynced` are all `True`
-/// and the resource is not paused. The message is short (it is the `STATUS` column): the first
-/// thing missing.
+/// `Ready`, as v0.5.1 sets it: `True` (`SyncSucceeded`, `All gateways synced`) when
+/// `RefResolved`, `ProfilesValid` and `AllGatewaysSynced` are all `True`; otherwise `False`
+/// with the first thing missing: `Paused` / `Reconciliation paused` when `spec.paused` is set,
+/// else `Reconciling` with `Profiles invalid`, `Ref not resolved` or
+/// `Waiting for gateways to sync` (also with no gateway at all). The message is the `STATUS`
+/// column.
 pub fn ready(list: &[Condition], paused: bool, generation: i64, now: Timestamp) -> Condition {
     let (status, reason, message) = if paused {
-        (Status::False, reasons::PAUSED, "Paused")
+        (Status::False, reasons::PAUSED, "Reconciliation paused")
     } else if !conditions::is_true(list, PROFILES_VALID) {
         (Status::False, reasons::RECONCILING, "Profiles invalid")
     } else if !conditions::is_true(list, REF_RESOLVED) {
         (Status::False, reasons::RECONCILING, "Ref not resolved")
     } else if !conditions::is_true(list, ALL_GATEWAYS_SYNCED) {
-        let no_gateways = conditions::find(list, ALL_GATEWAYS_SYNCED)
-            .is_some_and(|c| c.reason == reasons::NO_GATEWAYS);
-        if no_gateways {
-            (
-                Status::False,
-                reasons::NO_GATEWAYS,
-                "No gateways discovered",
-            )
-        } else {
-            (
-                Status::False,
-                reasons::RECONCILING,
-                "Waiting for gateways to sync",
-            )
-        }
+        (
+            Status::False,
+            reasons::RECONCILING,
+            "Waiting for gateways to sync",
+        )
     } else {
         (Status::True, reasons::SYNC_SUCCEEDED, "All gateways synced")
     };
@@ -625,8 +754,10 @@ mod tests {
         assert_eq!(status.gateway_summary.as_deref(), Some("2/3 synced"));
         let synced = condition(&status, ALL_GATEWAYS_SYNCED);
         assert_eq!(synced.status, "False");
-        assert_eq!(synced.reason, reasons::SYNC_FAILED);
-        assert_eq!(synced.message, "2 of 3 synced; error: c");
+        // As v0.5.1: counts only, `SyncInProgress` even with a failed gateway (its error is
+        // in its own entry).
+        assert_eq!(synced.reason, reasons::SYNC_IN_PROGRESS);
+        assert_eq!(synced.message, "2/3 synced");
         assert_eq!(
             condition(&status, READY).message,
             "Waiting for gateways to sync"
@@ -650,17 +781,44 @@ mod tests {
             report("b", C1, SyncStatus::Synced),
         ];
         let mut status = GatewaySyncStatus::default();
-        let t0 = at("2026-01-01T00:02:00Z");
+        let t0 = at("2026-01-01T00:01:30Z");
         run(&gs, &mut status, &pods, &reports, &revision(C1), t0);
         assert!(is_true(&status.conditions, READY));
-        assert_eq!(condition(&status, READY).message, "All gateways synced");
+        let ready = condition(&status, READY);
         assert_eq!(
-            condition(&status, ALL_GATEWAYS_SYNCED).message,
-            "2 of 2 synced"
+            (ready.reason.as_str(), ready.message.as_str()),
+            ("SyncSucceeded", "All gateways synced")
         );
-        assert!(is_true(&status.conditions, SIDECAR_INJECTED));
+        let synced = condition(&status, ALL_GATEWAYS_SYNCED);
+        assert_eq!(
+            (synced.reason.as_str(), synced.message.as_str()),
+            ("SyncSucceeded", "2/2 synced")
+        );
+        let sidecars = condition(&status, SIDECAR_INJECTED);
+        assert_eq!(
+            (
+                sidecars.status.as_str(),
+                sidecars.reason.as_str(),
+                sidecars.message.as_str()
+            ),
+            (
+                "True",
+                "SidecarPresent",
+                "All gateways have stoker-agent sidecar"
+            )
+        );
+        let agents = condition(&status, AGENT_READY);
+        assert_eq!(
+            (
+                agents.status.as_str(),
+                agents.reason.as_str(),
+                agents.message.as_str()
+            ),
+            ("True", "AgentsReporting", "2/2 agents reporting")
+        );
+        assert_eq!(condition(&status, REF_RESOLVED).message, C1);
         assert!(conditions::find(&status.conditions, SSH_HOST_KEY_VERIFICATION).is_none());
-        let t1 = at("2026-01-01T00:03:00Z");
+        let t1 = at("2026-01-01T00:02:00Z");
         run(&gs, &mut status, &pods, &reports, &revision(C1), t1);
         assert!(
             status
@@ -688,7 +846,7 @@ mod tests {
             &revision(C1),
             at("2026-01-01T00:00:00Z"),
         );
-        let t = at("2026-01-01T00:10:00Z");
+        let t = at("2026-01-01T00:02:00Z");
         run(&gs, &mut status, &pods, &reports, &revision(C2), t);
         assert_eq!(status.last_sync_commit.as_deref(), Some(C2));
         assert_eq!(status.last_sync_commit_short.as_deref(), Some("2222222"));
@@ -765,11 +923,25 @@ mod tests {
         assert_eq!(condition(&status, SIDECAR_INJECTED).status, "False");
         assert_eq!(
             condition(&status, ALL_GATEWAYS_SYNCED).message,
-            "0 of 2 synced; missing sidecar: a; pending: b"
+            "0/2 synced (1 missing sidecar)"
         );
         assert_eq!(
             condition(&status, ALL_GATEWAYS_SYNCED).reason,
-            reasons::SIDECAR_MISSING
+            reasons::SYNC_IN_PROGRESS
+        );
+        assert_eq!(
+            condition(&status, SIDECAR_INJECTED).reason,
+            "SidecarMissing"
+        );
+        // Neither has reported: no agent is ready.
+        let agents = condition(&status, AGENT_READY);
+        assert_eq!(
+            (
+                agents.status.as_str(),
+                agents.reason.as_str(),
+                agents.message.as_str()
+            ),
+            ("False", "AgentsNotReporting", "0/2 agents reporting")
         );
     }
 
@@ -809,7 +981,7 @@ mod tests {
         );
         assert_eq!(
             condition(&status, SIDECAR_INJECTED).message,
-            "1 gateway pod(s) without the stoker-agent sidecar: asked"
+            "1 gateway(s) missing stoker-agent sidecar"
         );
     }
 
@@ -839,6 +1011,16 @@ mod tests {
     fn no_gateways_is_not_ready() {
         let gs = basic();
         let mut status = GatewaySyncStatus::default();
+        // A gateway first, then none: `SidecarInjected` goes with it.
+        run(
+            &gs,
+            &mut status,
+            &[pod("a", true)],
+            &[],
+            &revision(C1),
+            Timestamp::UNIX_EPOCH,
+        );
+        assert!(conditions::find(&status.conditions, SIDECAR_INJECTED).is_some());
         run(
             &gs,
             &mut status,
@@ -847,14 +1029,172 @@ mod tests {
             &revision(C1),
             Timestamp::UNIX_EPOCH,
         );
+        let synced = condition(&status, ALL_GATEWAYS_SYNCED);
         assert_eq!(
-            condition(&status, ALL_GATEWAYS_SYNCED).reason,
-            reasons::NO_GATEWAYS
+            (
+                synced.status.as_str(),
+                synced.reason.as_str(),
+                synced.message.as_str()
+            ),
+            ("False", "NoGatewaysDiscovered", "0/0 synced")
         );
         let ready = condition(&status, READY);
         assert_eq!(
-            (ready.status.as_str(), ready.message.as_str()),
-            ("False", "No gateways discovered")
+            (
+                ready.status.as_str(),
+                ready.reason.as_str(),
+                ready.message.as_str()
+            ),
+            ("False", "Reconciling", "Waiting for gateways to sync")
+        );
+        assert!(conditions::find(&status.conditions, SIDECAR_INJECTED).is_none());
+        let agents = condition(&status, AGENT_READY);
+        assert_eq!(
+            (
+                agents.status.as_str(),
+                agents.reason.as_str(),
+                agents.message.as_str()
+            ),
+            ("False", "NoGatewaysDiscovered", "0/0 agents reporting")
+        );
+    }
+
+    #[test]
+    fn ready_says_the_first_thing_missing() {
+        let t = Timestamp::UNIX_EPOCH;
+        let valid = crate::validation::profiles_valid_condition(&[], 1, t);
+        let resolved = conditions::new(REF_RESOLVED, Status::True, reasons::REF_RESOLVED, C1, 1, t);
+        let synced = |ok: bool| {
+            conditions::new(
+                ALL_GATEWAYS_SYNCED,
+                Status::from_bool(ok),
+                reasons::SYNC_SUCCEEDED,
+                "",
+                1,
+                t,
+            )
+        };
+        let say = |list: &[Condition], paused: bool| {
+            let c = ready(list, paused, 1, t);
+            (c.status, c.reason, c.message)
+        };
+        let triple = |s: &str, r: &str, m: &str| (s.to_owned(), r.to_owned(), m.to_owned());
+        let all = [valid.clone(), resolved.clone(), synced(true)];
+        assert_eq!(
+            say(&all, false),
+            triple("True", "SyncSucceeded", "All gateways synced")
+        );
+        assert_eq!(
+            say(&all, true),
+            triple("False", "Paused", "Reconciliation paused")
+        );
+        assert_eq!(
+            say(&[resolved.clone(), synced(true)], false),
+            triple("False", "Reconciling", "Profiles invalid")
+        );
+        assert_eq!(
+            say(&[valid.clone(), synced(true)], false),
+            triple("False", "Reconciling", "Ref not resolved")
+        );
+        assert_eq!(
+            say(&[valid, resolved, synced(false)], false),
+            triple("False", "Reconciling", "Waiting for gateways to sync")
+        );
+    }
+
+    fn sighting(has_agent: bool, last_seen: Option<&str>) -> AgentSighting {
+        AgentSighting {
+            pod: "p".to_owned(),
+            has_agent,
+            last_seen: last_seen.map(at),
+            sync_period: Duration::from_secs(30),
+        }
+    }
+
+    #[test]
+    fn an_agent_is_ready_while_heard_from_within_three_sync_periods() {
+        let now = at("2026-01-01T00:10:00Z");
+        assert!(sighting(true, Some("2026-01-01T00:08:30Z")).is_reporting(now));
+        assert_eq!(
+            sighting(true, Some("2026-01-01T00:08:30Z")).silence(now),
+            None
+        );
+        let silent = sighting(true, Some("2026-01-01T00:08:29Z"));
+        assert!(!silent.is_reporting(now));
+        assert_eq!(silent.silence(now), Some(Duration::from_secs(91)));
+        // Never heard from, or no agent at all: not ready, but not "silent" either.
+        assert!(!sighting(true, None).is_reporting(now));
+        assert_eq!(sighting(true, None).silence(now), None);
+        assert!(!sighting(false, Some("2026-01-01T00:09:59Z")).is_reporting(now));
+        // A clock ahead of ours is not held against the agent.
+        assert!(sighting(true, Some("2026-01-01T00:11:00Z")).is_reporting(now));
+
+        let all = [sighting(true, Some("2026-01-01T00:09:00Z")), silent];
+        let c = agent_ready(&all, 1, now);
+        assert_eq!(
+            (c.status.as_str(), c.reason.as_str(), c.message.as_str()),
+            ("False", "AgentsNotReporting", "1/2 agents reporting")
+        );
+        let c = agent_ready(&all[..1], 1, now);
+        assert_eq!(
+            (c.status.as_str(), c.message.as_str()),
+            ("True", "1/1 agents reporting")
+        );
+    }
+
+    #[test]
+    fn a_heartbeat_keeps_a_quiet_agent_ready_and_a_silent_one_is_named() {
+        let gs = basic();
+        let pods = [pod("a", true), pod("b", true)];
+        let mut quiet = report("a", C1, SyncStatus::Synced);
+        quiet.heartbeat = Some(at("2026-01-01T00:09:00Z"));
+        let silent = report("b", C1, SyncStatus::Synced);
+        let mut status = GatewaySyncStatus::default();
+        run(
+            &gs,
+            &mut status,
+            &pods,
+            &[quiet, silent],
+            &revision(C1),
+            at("2026-01-01T00:10:00Z"),
+        );
+        assert_eq!(
+            condition(&status, AGENT_READY).message,
+            "1/2 agents reporting"
+        );
+        assert_eq!(
+            status.discovered_gateways[0].message.as_deref(),
+            None,
+            "the quiet agent is fine"
+        );
+        let b = status.discovered_gateways[1].message.as_deref().unwrap();
+        assert!(
+            b.starts_with("no word from the agent for 9m0s (it reports at least every 1m0s"),
+            "{b}"
+        );
+        // Silence does not make a synced gateway unsynced: it only says it may be stale.
+        assert_eq!(status.gateway_summary.as_deref(), Some("2/2 synced"));
+    }
+
+    #[test]
+    fn the_sync_period_is_the_pods_profiles() {
+        let gs = gs(serde_json::json!({
+            "git": {"repo": "r", "ref": "main"},
+            "sync": {
+                "defaults": {"syncPeriod": 60},
+                "profiles": {"default": {"syncPeriod": 10}, "edge": {}}
+            }
+        }));
+        assert_eq!(
+            sync_period(&gs.spec, Some("default")),
+            Duration::from_secs(10)
+        );
+        assert_eq!(sync_period(&gs.spec, Some("edge")), Duration::from_secs(60));
+        assert_eq!(sync_period(&gs.spec, None), Duration::from_secs(10));
+        assert_eq!(sync_period(&basic().spec, None), Duration::from_secs(30));
+        assert_eq!(
+            sync_period(&basic().spec, Some("nope")),
+            Duration::from_secs(30)
         );
     }
 
@@ -909,6 +1249,7 @@ mod tests {
         let t = Timestamp::UNIX_EPOCH;
         let mut list = Vec::new();
         assert_eq!(ready(&list, true, 1, t).reason, reasons::PAUSED);
+        assert_eq!(ready(&list, true, 1, t).message, "Reconciliation paused");
         assert_eq!(ready(&list, false, 1, t).message, "Profiles invalid");
         conditions::set(
             &mut list,
@@ -918,9 +1259,9 @@ mod tests {
         let mut status = GatewaySyncStatus::default();
         record_resolution_failure(
             &mut status,
-            "main",
             reasons::REF_RESOLUTION_FAILED,
             "repository not found",
+            Some(Duration::from_secs(5)),
             1,
             t,
         );
@@ -929,7 +1270,22 @@ mod tests {
             Some(RefResolutionStatus::Error)
         );
         let failed = condition(&status, REF_RESOLVED);
-        assert_eq!(failed.message, "resolving main: repository not found");
+        assert_eq!(
+            failed.message,
+            "Ref resolution failed (retry in 5s): repository not found"
+        );
+        record_resolution_failure(
+            &mut status,
+            reasons::REF_RESOLUTION_FAILED,
+            "gone",
+            None,
+            1,
+            t,
+        );
+        assert_eq!(
+            condition(&status, REF_RESOLVED).message,
+            "Ref resolution failed: gone"
+        );
         assert_eq!(ref_skew(&[], &[], None, 1, t).status, "Unknown");
     }
 }

@@ -31,9 +31,10 @@ pub const SSH_HOST_KEY_VERIFICATION: &str = "SSHHostKeyVerification";
 pub const READY: &str = "Ready";
 /// `True` when a gateway reports a ref or commit other than the resolved one (ours).
 pub const REF_SKEW: &str = "RefSkew";
-/// The agents are running and reporting (ours).
+/// Every discovered gateway's agent was heard from within 3 sync periods of its profile (ours).
 pub const AGENT_READY: &str = "AgentReady";
-/// The profiles this one depends on are synced (ours; sync ordering).
+/// The profiles this one depends on are synced (ours; reserved for sync ordering, which does
+/// not exist yet: never set).
 pub const DEPENDENCIES_MET: &str = "DependenciesMet";
 
 /// Reasons (`CamelCase`, as the API requires) Stoker puts on its conditions.
@@ -51,12 +52,15 @@ pub mod reasons {
     pub const PROFILES_INVALID: &str = "ProfilesInvalid";
     /// `AllGatewaysSynced=True`, `Ready=True`.
     pub const SYNC_SUCCEEDED: &str = "SyncSucceeded";
-    /// `AllGatewaysSynced=False`: some gateways are not synced yet.
+    /// `AllGatewaysSynced=False`: not every gateway is synced (pending, failed or missing the
+    /// sidecar: which one and why is in `status.discoveredGateways` and in Events).
     pub const SYNC_IN_PROGRESS: &str = "SyncInProgress";
-    /// `AllGatewaysSynced=False`: some gateway reports an error.
-    pub const SYNC_FAILED: &str = "SyncFailed";
-    /// `AllGatewaysSynced=False`: no gateway pod is discovered.
-    pub const NO_GATEWAYS: &str = "NoGateways";
+    /// `AllGatewaysSynced=False`, `AgentReady=False`: no gateway pod is discovered.
+    pub const NO_GATEWAYS: &str = "NoGatewaysDiscovered";
+    /// `AgentReady=True`.
+    pub const AGENTS_REPORTING: &str = "AgentsReporting";
+    /// `AgentReady=False`: some gateway's agent is missing or silent.
+    pub const AGENTS_NOT_REPORTING: &str = "AgentsNotReporting";
     /// `SidecarInjected=True`.
     pub const SIDECAR_PRESENT: &str = "SidecarPresent";
     /// `SidecarInjected=False`.
@@ -99,6 +103,16 @@ impl Status {
     /// `True` for `true`, `False` for `false`.
     pub fn from_bool(value: bool) -> Self {
         if value { Status::True } else { Status::False }
+    }
+
+    /// The status an API spelling stands for; `None` for anything else.
+    pub fn parse(value: &str) -> Option<Self> {
+        match value {
+            "True" => Some(Status::True),
+            "False" => Some(Status::False),
+            "Unknown" => Some(Status::Unknown),
+            _ => None,
+        }
     }
 }
 
@@ -153,9 +167,24 @@ pub fn find<'a>(conditions: &'a [Condition], type_: &str) -> Option<&'a Conditio
     conditions.iter().find(|c| c.type_ == type_)
 }
 
+/// The status of the condition of type `type_`, when there is one (with a valid status).
+pub fn status(conditions: &[Condition], type_: &str) -> Option<Status> {
+    find(conditions, type_).and_then(|c| Status::parse(&c.status))
+}
+
 /// True when the condition of type `type_` exists with status `True`.
 pub fn is_true(conditions: &[Condition], type_: &str) -> bool {
-    find(conditions, type_).is_some_and(|c| c.status == Status::True.as_str())
+    status(conditions, type_) == Some(Status::True)
+}
+
+/// True when the condition of type `type_` exists with status `False`.
+pub fn is_false(conditions: &[Condition], type_: &str) -> bool {
+    status(conditions, type_) == Some(Status::False)
+}
+
+/// True when the condition of type `type_` exists with reason `reason` (one of [`reasons`]).
+pub fn has_reason(conditions: &[Condition], type_: &str, reason: &str) -> bool {
+    find(conditions, type_).is_some_and(|c| c.reason == reason)
 }
 
 #[cfg(test)]
@@ -214,6 +243,9 @@ mod tests {
             [REF_RESOLVED, READY]
         );
         assert!(!is_true(&list, REF_RESOLVED));
+        assert!(is_false(&list, REF_RESOLVED));
+        assert!(has_reason(&list, REF_RESOLVED, "F"));
+        assert_eq!(status(&list, READY), Some(Status::True));
         assert!(is_true(&list, READY));
         assert!(remove(&mut list, READY));
         assert!(!remove(&mut list, READY));

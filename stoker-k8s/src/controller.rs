@@ -10,25 +10,28 @@
 //!    `stoker-github-token-{cr}` (owned by the resource), renewed when it expires within
 //!    [`ControllerConfig::github_token_refresh_margin`] ([`crate::github_token`]); the Secret is
 //!    deleted when the resource stops using an App. A failed exchange leaves the Secret as it
-//!    was, publishes a `GitHubAppExchangeFailed` Warning Event and is retried with backoff.
+//!    was, is retried with backoff, and publishes a `GitHubAppExchangeFailed` Warning Event
+//!    when it starts failing (not at every retry).
 //! 4. Resolution through the `git` Source, without cloning (with the App's token, when it uses
 //!    one; without a token, `RefResolved=False` reason `GitHubAppExchangeFailed`) →
 //!    `RefResolved`, `lastSync*`.
 //! 5. The metadata ConfigMap `stoker-metadata-{cr}` (owned by the resource) for the agents.
 //! 6. Discovery of the gateway pods and their agents' status ConfigMaps → `discoveredGateways`,
-//!    `AllGatewaysSynced`, `SidecarInjected`, `RefSkew`, `SSHHostKeyVerification`, `Ready`
-//!    ([`crate::aggregate`]); Events on changes; status written with server-side apply. With
+//!    `AllGatewaysSynced`, `SidecarInjected`, `AgentReady`, `RefSkew`,
+//!    `SSHHostKeyVerification`, `Ready` ([`crate::aggregate`]); Events on changes
+//!    ([`crate::events`]); status written with server-side apply. With
 //!    [`ControllerConfig::auto_bind_agent`], the RoleBinding `stoker-agent-{cr}` (owned by the
 //!    resource) binding the pods' service accounts to the agents' ClusterRole ([`crate::rbac`]),
 //!    written with server-side apply; an `RBACError` Warning Event when that fails.
 //! 7. Requeue after the polling interval, or sooner when the App's token is due for renewal
 //!    before that. Pods and status ConfigMaps are watched and mapped back
-//!    to their resource, so agents' reports show up without waiting for the next poll.
+//!    to their resource, so agents' reports show up without waiting for the next poll (an
+//!    agent's heartbeat alone updates the cache without triggering a reconciliation).
 //!
 //! On deletion the finalizer removes the metadata and status ConfigMaps and the token Secret
 //! (owner references would do it too, but only where a garbage collector runs).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -39,7 +42,7 @@ use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret};
 use k8s_openapi::api::rbac::v1::RoleBinding;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::events::{Event as KubeEvent, EventType, Recorder, Reporter};
+use kube::runtime::events::{Event as KubeEvent, EventType, Reporter};
 use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
@@ -50,11 +53,12 @@ use crate::aggregate::{self, AggregateInput, Revision};
 use crate::annotations::{
     CR_NAME, FINALIZER, REQUESTED_AT, REQUESTED_BY, REQUESTED_REF, is_object_name,
 };
-use crate::conditions::{self, REF_RESOLVED};
+use crate::conditions;
 use crate::crd::GatewaySync;
 use crate::credentials;
 use crate::discovery;
 use crate::error::{Error, Result};
+use crate::events::{self, ControllerEvent, reasons};
 use crate::gateway_status::{self, GatewayStatusReport};
 use crate::github_token::{self, Kept};
 use crate::metadata::{self, AgentMetadata};
@@ -123,12 +127,20 @@ pub struct Context {
     pub client: Client,
     /// Prometheus metrics.
     pub metrics: OperatorMetrics,
-    /// The Events reporter.
-    pub recorder: Recorder,
+    /// Who publishes the Events ([`events::publish`]).
+    pub reporter: Reporter,
     /// Settings.
     pub config: ControllerConfig,
     /// Consecutive failures per resource, for exponential backoff.
     failures: Mutex<HashMap<ObjectRef<GatewaySync>, u32>>,
+    /// Resources whose GitHub App token could not be renewed at their last reconciliation:
+    /// the Warning Event is published when the failure starts, not at every retry.
+    token_failing: Mutex<HashSet<ObjectRef<GatewaySync>>>,
+    /// The status each resource's last reconciliation computed: what Events are decided
+    /// against. The status in the object a reconciliation gets can lag the one the previous
+    /// pass wrote (the watch has not delivered it yet), and deciding against it published the
+    /// same Events twice.
+    told: Mutex<HashMap<ObjectRef<GatewaySync>, crate::crd::GatewaySyncStatus>>,
     /// The pods and status ConfigMaps of each watched namespace (`None`: all), kept by the
     /// watches that also trigger reconciliations ([`run`] fills it).
     caches: Mutex<Vec<(Option<String>, Caches)>>,
@@ -185,11 +197,13 @@ impl Context {
             instance: std::env::var("POD_NAME").ok(),
         };
         Arc::new(Context {
-            recorder: Recorder::new(client.clone(), reporter),
+            reporter,
             client,
             metrics,
             config,
             failures: Mutex::new(HashMap::new()),
+            token_failing: Mutex::new(HashSet::new()),
+            told: Mutex::new(HashMap::new()),
             caches: Mutex::new(Vec::new()),
         })
     }
@@ -223,6 +237,55 @@ impl Context {
         }
     }
 
+    /// The status Events were last decided against for `gs` ([`Context::told`]); without one
+    /// (first pass since start), the object's.
+    fn last_told(&self, gs: &GatewaySync) -> crate::crd::GatewaySyncStatus {
+        let told = match self.told.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        told.get(&ObjectRef::from_obj(gs))
+            .cloned()
+            .or_else(|| gs.status.clone())
+            .unwrap_or_default()
+    }
+
+    /// Remembers `status` as told for `gs`; `None` forgets it (deletion).
+    fn remember_told(&self, gs: &GatewaySync, status: Option<crate::crd::GatewaySyncStatus>) {
+        let mut told = match self.told.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let key = ObjectRef::from_obj(gs);
+        match status {
+            Some(status) => told.insert(key, status),
+            None => told.remove(&key),
+        };
+    }
+
+    /// Records whether the token renewal of `gs` fails now; true when that is a change.
+    fn token_failure_changed(&self, gs: &GatewaySync, failing: bool) -> bool {
+        let mut set = match self.token_failing.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let key = ObjectRef::from_obj(gs);
+        if failing {
+            set.insert(key)
+        } else {
+            set.remove(&key)
+        }
+    }
+
+    async fn publish(&self, gs: &GatewaySync, event: &ControllerEvent) {
+        let type_ = if event.is_warning() {
+            EventType::Warning
+        } else {
+            EventType::Normal
+        };
+        self.event(gs, type_, event.reason(), event.note()).await;
+    }
+
     async fn event(&self, gs: &GatewaySync, type_: EventType, reason: &str, note: String) {
         let event = KubeEvent {
             type_,
@@ -231,7 +294,9 @@ impl Context {
             action: "Reconcile".to_owned(),
             secondary: None,
         };
-        if let Err(error) = self.recorder.publish(&event, &gs.object_ref(&())).await {
+        if let Err(error) =
+            events::publish(&self.client, &self.reporter, &event, &gs.object_ref(&())).await
+        {
             tracing::warn!(%error, reason, "could not publish an Event");
         }
     }
@@ -305,7 +370,8 @@ async fn run_in(
     let report_events = watcher(api::<ConfigMap>(&client, namespace), status_watch)
         .modify(|configmap: &mut ConfigMap| configmap.metadata.managed_fields = None)
         .reflect(report_writer)
-        .touched_objects();
+        .touched_objects()
+        .predicate_filter(report_without_heartbeat, Default::default());
     context.register_caches(namespace.map(str::to_owned), Caches::new(pods, reports));
     let controller = Controller::new(api::<GatewaySync>(&client, namespace), gs_watch)
         .owns(api::<ConfigMap>(&client, namespace), metadata_watch)
@@ -337,6 +403,23 @@ async fn run_in(
             }
         })
         .await;
+}
+
+/// A hash of a status ConfigMap without its heartbeat: a report whose only change is the
+/// agent's heartbeat reaches the cache (`AgentReady` reads it at the next reconciliation) but
+/// triggers none.
+fn report_without_heartbeat(configmap: &ConfigMap) -> Option<u64> {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    configmap.metadata.uid.hash(&mut hasher);
+    if let Some(data) = &configmap.data {
+        for (key, value) in data {
+            if key != gateway_status::keys::LAST_HEARTBEAT_TIME {
+                (key, value).hash(&mut hasher);
+            }
+        }
+    }
+    Some(hasher.finish())
 }
 
 /// The pause after a watch error, shared by all the controller's watches (kube-runtime merges
@@ -439,6 +522,7 @@ async fn apply(gs: &GatewaySync, context: &Context) -> Result<Action> {
     let generation = gs.metadata.generation.unwrap_or(0);
     let now = Timestamp::now();
     let previous = gs.status.clone().unwrap_or_default();
+    let told = context.last_told(gs);
     let mut status = previous.clone();
     status.observed_generation = Some(generation);
     status.profile_count = i32::try_from(gs.spec.sync.profiles.len()).unwrap_or(i32::MAX);
@@ -485,16 +569,15 @@ async fn apply(gs: &GatewaySync, context: &Context) -> Result<Action> {
                     reference: decision.reference.clone(),
                     commit,
                 };
-                let first = previous.last_sync_commit.is_none();
-                let changed =
-                    previous.last_sync_commit.as_deref() != Some(revision.commit.as_str());
+                let first = told.last_sync_commit.is_none();
+                let changed = told.last_sync_commit.as_deref() != Some(revision.commit.as_str());
                 aggregate::record_resolution(&mut status, &revision, generation, now);
                 if first {
                     context
                         .event(
                             gs,
                             EventType::Normal,
-                            "RefResolved",
+                            reasons::REF_RESOLVED,
                             format!("{} resolved to {}", revision.reference, revision.commit),
                         )
                         .await;
@@ -503,12 +586,12 @@ async fn apply(gs: &GatewaySync, context: &Context) -> Result<Action> {
                         .event(
                             gs,
                             EventType::Normal,
-                            "RefUpdated",
+                            reasons::REF_UPDATED,
                             format!(
                                 "{} moved from {} to {}",
                                 revision.reference,
                                 aggregate::short_commit(
-                                    previous.last_sync_commit.as_deref().unwrap_or_default()
+                                    told.last_sync_commit.as_deref().unwrap_or_default()
                                 ),
                                 revision.commit
                             ),
@@ -519,27 +602,46 @@ async fn apply(gs: &GatewaySync, context: &Context) -> Result<Action> {
             }
             Err(error) => {
                 let message = error.to_string();
-                let was_failing = conditions::find(&previous.conditions, REF_RESOLVED)
-                    .is_some_and(|c| c.status == "False" && c.message == message);
-                // Without a token, the exchange's failure is the cause, and step 3 already
-                // published it.
+                // Without a token, the exchange's failure is the cause, and step 3 published
+                // it when it started.
                 let no_token = matches!(error, Error::GithubAppTokenUnavailable { .. });
                 let reason = if no_token {
                     conditions::reasons::GITHUB_APP_EXCHANGE_FAILED
                 } else {
                     conditions::reasons::REF_RESOLUTION_FAILED
                 };
+                // When the next attempt comes: the error policy's backoff for a transient
+                // failure (or while the token fails), else the next poll.
+                let retry_in = if error.is_transient() || github.failure.is_some() {
+                    let failures = context
+                        .failures()
+                        .get(&ObjectRef::from_obj(gs))
+                        .copied()
+                        .unwrap_or(0);
+                    backoff(
+                        context.config.initial_backoff,
+                        context.config.max_backoff,
+                        failures.saturating_add(1),
+                    )
+                } else {
+                    requeue_period(gs)
+                };
                 aggregate::record_resolution_failure(
                     &mut status,
-                    &decision.reference,
                     reason,
                     &message,
+                    Some(retry_in),
                     generation,
                     now,
                 );
-                if !was_failing && !no_token {
+                if events::resolution_failure_is_news(&told) && !no_token {
                     context
-                        .event(gs, EventType::Warning, "RefResolutionFailed", message)
+                        .event(
+                            gs,
+                            EventType::Warning,
+                            reasons::REF_RESOLUTION_FAILED,
+                            format!("Ref resolution failed: {message}"),
+                        )
                         .await;
                 }
                 if error.is_transient() {
@@ -582,7 +684,10 @@ async fn apply(gs: &GatewaySync, context: &Context) -> Result<Action> {
             now,
         },
     );
-    sync_events(gs, &previous, &status, context).await;
+    for event in events::status_events(&told, &status) {
+        context.publish(gs, &event).await;
+    }
+    context.remember_told(gs, Some(status.clone()));
 
     // The agents' permissions: every pod annotated for the resource counts, whatever its phase
     // (an agent waiting for them keeps its pod Pending).
@@ -595,7 +700,7 @@ async fn apply(gs: &GatewaySync, context: &Context) -> Result<Action> {
             .event(
                 gs,
                 EventType::Warning,
-                "RBACError",
+                reasons::RBAC_ERROR,
                 format!("Failed to create agent RoleBinding: {message}"),
             )
             .await;
@@ -625,13 +730,7 @@ async fn apply(gs: &GatewaySync, context: &Context) -> Result<Action> {
         // Status and Events say what failed; the error policy retries with backoff.
         return Err(error);
     }
-    let period = gs
-        .spec
-        .polling
-        .period()
-        .ok()
-        .flatten()
-        .unwrap_or(IDLE_RESYNC);
+    let period = requeue_period(gs);
     // Back when the token is due, even if nothing else changes before.
     let renewal = github.usable.as_ref().map(|token| {
         token
@@ -641,6 +740,17 @@ async fn apply(gs: &GatewaySync, context: &Context) -> Result<Action> {
     Ok(Action::requeue(
         renewal.map_or(period, |due| due.min(period)),
     ))
+}
+
+/// When a resource is reconciled again without a change: its polling interval, or
+/// [`IDLE_RESYNC`] with polling off.
+fn requeue_period(gs: &GatewaySync) -> Duration {
+    gs.spec
+        .polling
+        .period()
+        .ok()
+        .flatten()
+        .unwrap_or(IDLE_RESYNC)
 }
 
 /// The shortest wait before renewing a token: a timer that fires a little early finds it still
@@ -660,6 +770,7 @@ async fn keep_github_token(gs: &GatewaySync, secrets: &Api<Secret>, context: &Co
     let namespace = gs.namespace().unwrap_or_default();
     let secret = metadata::github_token_secret_name(&name);
     let Some(spec) = github_app_spec(gs) else {
+        context.token_failure_changed(gs, false);
         context.metrics.forget_github_app_token(&namespace, &name);
         let failure = match github_token::remove(gs, secrets).await {
             Ok(removed) => {
@@ -692,6 +803,7 @@ async fn keep_github_token(gs: &GatewaySync, secrets: &Api<Secret>, context: &Co
             tracing::info!(%secret, expires_at = %token.expires_at, "wrote a new GitHub App installation token for the agents");
         }
     }
+    let started_failing = context.token_failure_changed(gs, kept.failure.is_some());
     if let Some(error) = &kept.failure {
         let message = crate::error::chain(error);
         let still_valid_until = kept
@@ -701,11 +813,14 @@ async fn keep_github_token(gs: &GatewaySync, secrets: &Api<Secret>, context: &Co
         tracing::warn!(error = %message, %secret, ?still_valid_until, "could not renew the agents' GitHub App installation token; the Secret is left as it was");
         // A Secret the operator may not write is not the App's fault: another reason.
         let reason = if matches!(error, Error::Kube { .. }) {
-            "GitHubAppTokenSecretFailed"
+            reasons::GITHUB_APP_TOKEN_SECRET_FAILED
         } else {
-            conditions::reasons::GITHUB_APP_EXCHANGE_FAILED
+            reasons::GITHUB_APP_EXCHANGE_FAILED
         };
-        context.event(gs, EventType::Warning, reason, message).await;
+        // Once per run of failures: the retries (with backoff) would repeat it.
+        if started_failing {
+            context.event(gs, EventType::Warning, reason, message).await;
+        }
     }
     kept
 }
@@ -823,60 +938,6 @@ pub(crate) async fn referenced_secret_inventory(
         }
     }
     Ok(SecretInventory::from_secrets(found.iter()))
-}
-
-/// Events for gateways' sync results changing: `SyncCompleted` when every gateway becomes
-/// Synced, `SyncFailed` for each gateway that turns to Error.
-async fn sync_events(
-    gs: &GatewaySync,
-    previous: &crate::crd::GatewaySyncStatus,
-    status: &crate::crd::GatewaySyncStatus,
-    context: &Context,
-) {
-    use crate::crd::SyncStatus;
-    let before = |pod: &str| {
-        previous
-            .discovered_gateways
-            .iter()
-            .find(|g| g.pod_name == pod)
-            .map(|g| (g.sync_status, g.synced_commit.clone()))
-    };
-    for gateway in &status.discovered_gateways {
-        if gateway.sync_status == SyncStatus::Error
-            && before(&gateway.pod_name).map(|(s, _)| s) != Some(SyncStatus::Error)
-        {
-            context
-                .event(
-                    gs,
-                    EventType::Warning,
-                    "SyncFailed",
-                    format!(
-                        "gateway {} ({}): {}",
-                        gateway.name,
-                        gateway.pod_name,
-                        gateway.message.clone().unwrap_or_default()
-                    ),
-                )
-                .await;
-        }
-    }
-    let all = |s: &crate::crd::GatewaySyncStatus| {
-        conditions::is_true(&s.conditions, conditions::ALL_GATEWAYS_SYNCED)
-    };
-    if all(status) && !all(previous) {
-        context
-            .event(
-                gs,
-                EventType::Normal,
-                "SyncCompleted",
-                format!(
-                    "{} synced to {}",
-                    status.gateway_summary.clone().unwrap_or_default(),
-                    status.last_sync_commit_short.clone().unwrap_or_default()
-                ),
-            )
-            .await;
-    }
 }
 
 fn uses_github_app(gs: &GatewaySync) -> bool {
@@ -1020,6 +1081,8 @@ async fn cleanup(gs: &GatewaySync, context: &Context) -> Result<Action> {
         tracing::warn!(%error, dir = %dir.display(), "could not remove the resource's scratch directory");
     }
     context.metrics.forget(&namespace, &name);
+    context.token_failure_changed(gs, false);
+    context.remember_told(gs, None);
     tracing::info!(name = %name, namespace = %namespace, "cleaned up after deletion");
     Ok(Action::await_change())
 }

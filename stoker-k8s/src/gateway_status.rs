@@ -16,7 +16,8 @@
 //!   `filesUnchanged`, `message`, `agentVersion`, `lastSyncTime` (RFC 3339),
 //!   `lastSyncDuration` (a Go duration, `1.234s`), `projectsSynced` (JSON array),
 //!   `lastScanResult`, `history` (JSON array of the last [`HISTORY_LIMIT`] results, newest
-//!   first).
+//!   first), `lastHeartbeatTime` (RFC 3339: the agent refreshes it when it has written
+//!   nothing for two sync periods, so the operator can tell a quiet agent from a gone one).
 //!
 //! ```
 //! use jiff::Timestamp;
@@ -95,6 +96,9 @@ pub mod keys {
     pub const LAST_SCAN_RESULT: &str = "lastScanResult";
     /// JSON array of past results, newest first.
     pub const HISTORY: &str = "history";
+    /// When the agent last said it is alive (RFC 3339), written when nothing else was for a
+    /// while.
+    pub const LAST_HEARTBEAT_TIME: &str = "lastHeartbeatTime";
 }
 
 /// The status ConfigMap's name for a gateway pod: `stoker-status-{cr}-{pod}`.
@@ -231,6 +235,8 @@ pub struct GatewayStatusReport {
     pub last_scan_result: Option<String>,
     /// Past results, newest first, at most [`HISTORY_LIMIT`].
     pub history: Vec<SyncResult>,
+    /// When the agent last refreshed the report only to say it is alive.
+    pub heartbeat: Option<Timestamp>,
 }
 
 impl GatewayStatusReport {
@@ -261,7 +267,13 @@ impl GatewayStatusReport {
             projects: Vec::new(),
             last_scan_result: None,
             history: Vec::new(),
+            heartbeat: None,
         }
+    }
+
+    /// When the agent was last heard from: the later of the report's time and its heartbeat.
+    pub fn last_seen(&self) -> Timestamp {
+        self.heartbeat.map_or(self.time, |beat| beat.max(self.time))
     }
 
     /// Records a finished sync: the report's current fields take its values and it goes first
@@ -336,6 +348,9 @@ impl GatewayStatusReport {
                 source,
             })?,
         );
+        if let Some(heartbeat) = self.heartbeat {
+            put(keys::LAST_HEARTBEAT_TIME, heartbeat.to_string());
+        }
         Ok(data)
     }
 
@@ -374,6 +389,7 @@ impl GatewayStatusReport {
             projects: reader.json(keys::PROJECTS_SYNCED)?.unwrap_or_default(),
             last_scan_result: reader.optional(keys::LAST_SCAN_RESULT).map(str::to_owned),
             history: reader.json(keys::HISTORY)?.unwrap_or_default(),
+            heartbeat: reader.parsed(keys::LAST_HEARTBEAT_TIME)?,
         })
     }
 
@@ -456,6 +472,27 @@ mod tests {
             message: (status == SyncStatus::Error).then(|| "gateway unreachable".to_owned()),
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn a_heartbeat_round_trips_and_counts_as_being_seen() {
+        let mut report =
+            GatewayStatusReport::new("site", "gw", "pod", "v", at("2026-01-01T00:00:00Z"));
+        assert_eq!(report.last_seen(), at("2026-01-01T00:00:00Z"));
+        assert!(
+            !report
+                .to_data()
+                .unwrap()
+                .contains_key(keys::LAST_HEARTBEAT_TIME)
+        );
+        report.heartbeat = Some(at("2026-01-01T00:05:00Z"));
+        let data = report.to_data().unwrap();
+        assert_eq!(data[keys::LAST_HEARTBEAT_TIME], "2026-01-01T00:05:00Z");
+        assert_eq!(GatewayStatusReport::from_data("cm", &data).unwrap(), report);
+        assert_eq!(report.last_seen(), at("2026-01-01T00:05:00Z"));
+        // A report written after the heartbeat is the latest word.
+        report.time = at("2026-01-01T00:06:00Z");
+        assert_eq!(report.last_seen(), at("2026-01-01T00:06:00Z"));
     }
 
     #[test]

@@ -24,6 +24,8 @@
 //! - [`gateway_status`] — the agent → controller ConfigMaps, one per gateway pod.
 //! - [`aggregate`] — pods + reports + resolved commit → `status.discoveredGateways`, the
 //!   `GATEWAYS` column and the conditions.
+//! - [`events`] — Event reasons, and which Events a reconciliation publishes (once per
+//!   change, never per pass).
 //! - [`admission`] — the two admission webhooks' answers; [`webhook`] — the HTTPS server
 //!   that carries them and its self-managed (or cert-manager) certificate.
 //! - [`error`] — the crate's [`Error`].
@@ -38,6 +40,7 @@ pub mod crd;
 pub mod credentials;
 pub mod discovery;
 pub mod error;
+pub mod events;
 pub mod gateway_status;
 pub mod github_token;
 pub mod injector;

@@ -299,7 +299,7 @@ async fn status_columns_and_explain() {
         "main",
         "0/0 synced",
         "False",
-        "No gateways discovered",
+        "Waiting for gateways to sync",
         "89abcde",
         "1",
     ] {

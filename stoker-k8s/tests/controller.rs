@@ -18,7 +18,7 @@ use serde_json::json;
 use stoker_k8s::crd::{RefResolutionStatus, SyncStatus};
 use stoker_k8s::metadata::{AgentMetadata, metadata_configmap_name};
 
-use controller_support::{World, condition, has, spec};
+use controller_support::{World, condition, event_counts, event_notes, has, spec};
 use stoker_testkit::kube_api::wait_until;
 
 fn commit_is(gs: &stoker_k8s::GatewaySync, commit: &str) -> bool {
@@ -120,6 +120,9 @@ async fn resolves_branch_lightweight_tag_and_annotated_tag_without_cloning() {
 
     let reasons = event_reasons(&world, "branch").await;
     assert!(reasons.contains("RefResolved"), "{reasons:?}");
+    // Once, however many passes followed the first resolution.
+    let counts = event_counts(&world, "branch").await;
+    assert_eq!(counts.get("RefResolved"), Some(&1), "{counts:?}");
 
     // A new commit on the branch: lastSync* follow, lastSyncTime changes, RefUpdated.
     let before = branch.status.as_ref().unwrap().last_sync_time.clone();
@@ -166,6 +169,11 @@ async fn a_missing_ref_is_ref_resolved_false_naming_the_ref_and_repository() {
         .await;
     let (_, reason, message) = condition(&gs, "RefResolved").unwrap();
     assert_eq!(reason, "RefResolutionFailed");
+    // v0.5.1's wording: when it is tried again, then the error.
+    assert!(
+        message.starts_with("Ref resolution failed (retry in "),
+        "{message}"
+    );
     assert!(message.contains("no-such-branch"), "{message}");
     assert!(message.contains(&world.repo_url), "{message}");
     assert_eq!(
@@ -192,6 +200,29 @@ async fn a_missing_ref_is_ref_resolved_false_naming_the_ref_and_repository() {
     )
     .await;
     assert!(reasons.contains("RefResolutionFailed"));
+    // Regression: the Event was published at every failed reconciliation (its dedup compared
+    // two different strings). Polling every 2 s, a few more failures come and go: still one.
+    let api = world.gs_api();
+    let generation_before = world.get_gs("bad").await.metadata.resource_version.clone();
+    for i in 0..3 {
+        // Touching the resource makes the controller look again at once, too.
+        api.patch(
+            "bad",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"labels": {"touch": i.to_string()}}})),
+        )
+        .await
+        .unwrap();
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+    assert_ne!(
+        world.get_gs("bad").await.metadata.resource_version,
+        generation_before
+    );
+    let counts = event_counts(&world, "bad").await;
+    assert_eq!(counts.get("RefResolutionFailed"), Some(&1), "{counts:?}");
+    let notes = event_notes(&world, "bad", "RefResolutionFailed").await;
+    assert!(notes[0].starts_with("Ref resolution failed: "), "{notes:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -284,6 +315,13 @@ async fn paused_tells_agents_to_stop_and_is_not_ready() {
         })
         .await;
     assert!(gs.spec.paused);
+    assert_eq!(condition(&gs, "Ready").unwrap().2, "Reconciliation paused");
+    let notes = wait_until("a Paused Event", Duration::from_secs(10), || async {
+        let notes = event_notes(&world, "site", "Paused").await;
+        (!notes.is_empty()).then_some(notes)
+    })
+    .await;
+    assert_eq!(notes, ["Reconciliation paused"]);
     wait_until(
         "the metadata says paused",
         Duration::from_secs(15),
@@ -299,6 +337,9 @@ async fn paused_tells_agents_to_stop_and_is_not_ready() {
     tokio::time::sleep(Duration::from_secs(5)).await;
     assert!(commit_is(&world.get_gs("site").await, &before));
     assert_eq!(metadata(&world, "site").await.commit, before);
+    // Several reconciliations while paused (polling every 2 s): one Paused Event.
+    let counts = event_counts(&world, "site").await;
+    assert_eq!(counts.get("Paused"), Some(&1), "{counts:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -407,6 +448,36 @@ async fn discovers_running_annotated_pods_and_names_them() {
     );
     assert_eq!(status.gateway_summary.as_deref(), Some("0/3 synced"));
     assert!(has(&gs, "SidecarInjected", "True"));
+    assert_eq!(
+        condition(&gs, "AllGatewaysSynced").unwrap(),
+        (
+            "False".to_owned(),
+            "SyncInProgress".to_owned(),
+            "0/3 synced".to_owned()
+        )
+    );
+    // No agent has reported.
+    assert_eq!(
+        condition(&gs, "AgentReady").unwrap(),
+        (
+            "False".to_owned(),
+            "AgentsNotReporting".to_owned(),
+            "0/3 agents reporting".to_owned()
+        )
+    );
+    let notes = wait_until(
+        "a GatewaysDiscovered Event for three",
+        Duration::from_secs(10),
+        || async {
+            let notes = event_notes(&world, "site", "GatewaysDiscovered").await;
+            notes
+                .iter()
+                .any(|n| n.starts_with("Discovered 3 gateway(s)"))
+                .then_some(notes)
+        },
+    )
+    .await;
+    assert!(!notes.is_empty());
     // The pending pod starts running: it is counted.
     world.set_phase("pod-d", "Running").await;
     world
@@ -416,6 +487,16 @@ async fn discovers_running_annotated_pods_and_names_them() {
                 .is_some_and(|s| s.discovered_gateways.len() == 4)
         })
         .await;
+    // "(was N)" is the count in the status the reconciliation started from, which may lag
+    // the last one written by a pass or two.
+    wait_until("GatewaysDiscovered 4", Duration::from_secs(10), || async {
+        event_notes(&world, "site", "GatewaysDiscovered")
+            .await
+            .iter()
+            .any(|n| n.starts_with("Discovered 4 gateway(s) (was "))
+            .then_some(())
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -445,8 +526,26 @@ async fn agents_reports_make_the_resource_ready_and_kubectl_shows_it() {
                 == Some("1/2 synced")
         })
         .await;
-    assert!(has(&gs, "AllGatewaysSynced", "False"));
-    assert!(has(&gs, "Ready", "False"));
+    assert_eq!(
+        condition(&gs, "AllGatewaysSynced").unwrap(),
+        (
+            "False".to_owned(),
+            "SyncInProgress".to_owned(),
+            "1/2 synced".to_owned()
+        )
+    );
+    assert_eq!(
+        condition(&gs, "Ready").unwrap(),
+        (
+            "False".to_owned(),
+            "Reconciling".to_owned(),
+            "Waiting for gateways to sync".to_owned()
+        )
+    );
+    assert_eq!(
+        condition(&gs, "AgentReady").unwrap().2,
+        "1/2 agents reporting"
+    );
     world
         .report("site", &b, &commit, "main", SyncStatus::Synced, None)
         .await;
@@ -455,7 +554,31 @@ async fn agents_reports_make_the_resource_ready_and_kubectl_shows_it() {
         .await;
     let status = gs.status.as_ref().unwrap();
     assert_eq!(status.gateway_summary.as_deref(), Some("2/2 synced"));
-    assert!(has(&gs, "AllGatewaysSynced", "True"));
+    assert_eq!(
+        condition(&gs, "AllGatewaysSynced").unwrap(),
+        (
+            "True".to_owned(),
+            "SyncSucceeded".to_owned(),
+            "2/2 synced".to_owned()
+        )
+    );
+    assert_eq!(
+        condition(&gs, "Ready").unwrap(),
+        (
+            "True".to_owned(),
+            "SyncSucceeded".to_owned(),
+            "All gateways synced".to_owned()
+        )
+    );
+    assert_eq!(
+        condition(&gs, "AgentReady").unwrap(),
+        (
+            "True".to_owned(),
+            "AgentsReporting".to_owned(),
+            "2/2 agents reporting".to_owned()
+        )
+    );
+    assert_eq!(condition(&gs, "RefResolved").unwrap().2, commit);
     assert!(has(&gs, "RefSkew", "False"));
     let gateway = &status.discovered_gateways[0];
     assert_eq!(gateway.synced_commit.as_deref(), Some(commit.as_str()));
@@ -522,9 +645,18 @@ async fn agents_reports_make_the_resource_ready_and_kubectl_shows_it() {
         .unwrap()
         .clone();
     assert_eq!(failed.sync_status, SyncStatus::Error);
+    // The detail is the gateway's, not the condition's.
     assert_eq!(
         failed.message.as_deref(),
         Some("scan/projects answered 500")
+    );
+    assert_eq!(
+        condition(&gs, "AllGatewaysSynced").unwrap(),
+        (
+            "False".to_owned(),
+            "SyncInProgress".to_owned(),
+            "1/2 synced".to_owned()
+        )
     );
     let reasons = wait_until("a SyncFailed Event", Duration::from_secs(10), || async {
         let r = event_reasons(&world, "site").await;
@@ -532,6 +664,8 @@ async fn agents_reports_make_the_resource_ready_and_kubectl_shows_it() {
     })
     .await;
     assert!(reasons.contains("SyncFailed"));
+    let notes = event_notes(&world, "site", "SyncFailed").await;
+    assert_eq!(notes, ["gateway gw-b (gw-b): scan/projects answered 500"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

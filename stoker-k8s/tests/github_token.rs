@@ -262,6 +262,14 @@ async fn a_rejected_app_gets_no_token_says_why_and_recovers_once_the_key_is_fixe
             .unwrap()
             .is_none()
     );
+    // Published when the failure started, not at every retry.
+    let counts = controller_support::event_counts(&world, "site").await;
+    assert_eq!(
+        counts.get("GitHubAppExchangeFailed"),
+        Some(&1),
+        "{counts:?}"
+    );
+    assert_eq!(counts.get("RefResolutionFailed"), None, "{counts:?}");
     assert!(api.issued().is_empty());
     assert_eq!(expiry_metric(&world, "site"), None);
 

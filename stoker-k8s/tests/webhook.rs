@@ -530,7 +530,29 @@ async fn with_the_operator_down_pods_are_admitted_and_reported_missing_the_sidec
         .await;
     let (_, reason, message) = controller_support::condition(&gs, "SidecarInjected").unwrap();
     assert_eq!(reason, "SidecarMissing");
-    assert!(message.contains("site-0"), "{message}");
+    assert_eq!(message, "1 gateway(s) missing stoker-agent sidecar");
+    // The pod is named in its own entry and in a MissingSidecar Event, once.
+    let (_, reason, message) = controller_support::condition(&gs, "AllGatewaysSynced").unwrap();
+    assert_eq!(
+        (reason.as_str(), message.as_str()),
+        ("SyncInProgress", "0/1 synced (1 missing sidecar)")
+    );
+    let notes = stoker_testkit::kube_api::wait_until(
+        "a MissingSidecar Event",
+        std::time::Duration::from_secs(10),
+        || async {
+            let notes = controller_support::event_notes(&world, "site", "MissingSidecar").await;
+            (!notes.is_empty()).then_some(notes)
+        },
+    )
+    .await;
+    assert!(
+        notes[0].starts_with("Pod site-0 has inject annotation but no stoker-agent sidecar"),
+        "{notes:?}"
+    );
+    tokio::time::sleep(std::time::Duration::from_secs(4)).await;
+    let counts = controller_support::event_counts(&world, "site").await;
+    assert_eq!(counts.get("MissingSidecar"), Some(&1), "{counts:?}");
 }
 
 /// A self-signed authority and a serving certificate for 127.0.0.1 it signed, as PEM:

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use stoker_core::Health;
+use stoker_core::profile::DesignerSessionPolicy;
 use stoker_k8s::crd::SyncStatus;
 use stoker_k8s::gateway_status::SyncResult;
 use stoker_sync::pipeline::{Pipeline, SyncJob};
@@ -34,18 +35,19 @@ pub const GATEWAY_POLL: Duration = Duration::from_secs(2);
 /// How soon a status write that failed (API server away) is tried again.
 pub const STATUS_RETRY: Duration = Duration::from_secs(5);
 
-/// Event reasons published on the GatewaySync.
-pub mod reasons {
-    /// A sync changed files (Normal).
-    pub const SYNC_COMPLETED: &str = "SyncCompleted";
-    /// A sync failed, or its rescan did (Warning).
-    pub const SYNC_FAILED: &str = "SyncFailed";
-    /// Syncing is paused (Normal).
-    pub const SYNC_PAUSED: &str = "SyncPaused";
-    /// A dry run computed changes (Normal).
-    pub const DRY_RUN_COMPLETED: &str = "DryRunCompleted";
-    /// The gateway answered for the first time and was asked to rescan (Normal).
-    pub const GATEWAY_COMMISSIONED: &str = "GatewayRescanned";
+/// Event reasons published on the GatewaySync (shared with the operator).
+pub use stoker_k8s::events::reasons;
+
+/// An agent that has written nothing for this many sync periods refreshes its report's
+/// heartbeat, so the operator's `AgentReady` (3 periods) tells a quiet agent from a gone one
+/// while an idle agent writes at most once every two periods.
+pub const HEARTBEAT_PERIODS: u32 = 2;
+
+/// Open Designer sessions that stopped a sync (from the pipeline's error).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Blocked {
+    /// The open sessions.
+    pub sessions: Vec<String>,
 }
 
 /// The loop's state.
@@ -81,6 +83,13 @@ pub struct Agent {
     /// When the agent started, until the gateway first answers (for
     /// `stoker_agent_gateway_startup_duration_seconds`).
     waiting_for_gateway: Option<std::time::Instant>,
+    /// A fetch of the repository has succeeded since the agent started (until then a Git
+    /// failure is `CloneFailed`, as v0.5.1's initial clone).
+    fetched: bool,
+    /// What blocked the last sync, when open Designer sessions did.
+    blocked: Option<Blocked>,
+    /// The current profile's sync period (for the heartbeat).
+    sync_period: Duration,
 }
 
 /// How a sync ended, for the loop's bookkeeping.
@@ -126,6 +135,9 @@ impl Agent {
             commissioned: false,
             started: false,
             waiting_for_gateway: Some(std::time::Instant::now()),
+            fetched: false,
+            blocked: None,
+            sync_period: Duration::from_secs(u64::from(stoker_core::profile::DEFAULT_SYNC_PERIOD)),
         }
     }
 
@@ -191,9 +203,17 @@ impl Agent {
             }
             woken_by_inputs = false;
 
+            // Once running, a quiet agent still says it is alive now and then.
+            let heartbeat_every = self.sync_period * HEARTBEAT_PERIODS;
+            if self.started {
+                self.status.heartbeat(heartbeat_every);
+            }
             if let Err(error) = self.status.flush().await {
                 tracing::warn!(%error, "could not write the status ConfigMap; retrying");
                 wake = earliest(wake, Some(Instant::now() + STATUS_RETRY));
+            }
+            if self.started {
+                wake = earliest(wake, Some(self.status.next_heartbeat(heartbeat_every)));
             }
 
             let sleep = async {
@@ -340,6 +360,7 @@ impl Agent {
         });
         let changed_plan = self.last.as_ref() != Some(desired);
         self.last = Some(desired.clone());
+        self.sync_period = desired.sync_period;
         self.last_other = None;
         let gateway_name = desired.context.gateway_name.clone().unwrap_or_default();
         self.status
@@ -454,7 +475,7 @@ impl Agent {
         if let Some(recorder) = &recorder {
             pipeline = pipeline.with_gateway(recorder.clone());
         }
-        let report = pipeline
+        let outcome = pipeline
             .run(SyncJob {
                 reference: desired.reference.clone(),
                 profile: desired.profile.clone(),
@@ -462,8 +483,19 @@ impl Agent {
                 live: self.config.data_path.clone(),
                 dry_run: desired.dry_run,
             })
-            .await
-            .map_err(|error| (classify(&error), chain(&error)))?;
+            .await;
+        let report = match outcome {
+            Ok(report) => report,
+            Err(error) => {
+                if let stoker_sync::Error::DesignerSessionsOpen { sessions, .. } = &error {
+                    self.blocked = Some(Blocked {
+                        sessions: sessions.clone(),
+                    });
+                }
+                return Err((classify(&error), chain(&error)));
+            }
+        };
+        self.fetched = true;
 
         let (added, modified, deleted) = (
             report.added.len() as u64,
@@ -534,7 +566,7 @@ impl Agent {
                     self.status
                         .event(
                             false,
-                            reasons::GATEWAY_COMMISSIONED,
+                            reasons::GATEWAY_RESCANNED,
                             format!("the gateway answers; rescan requested ({outcome})"),
                         )
                         .await;
@@ -642,10 +674,68 @@ impl Agent {
             .pinned_commit
             .clone()
             .or_else(|| self.status.report().commit.clone());
-        if self.status.record(result, None, None) {
-            self.status.event(true, reasons::SYNC_FAILED, message).await;
+        let blocked = self.blocked.take();
+        if !self.status.record(result, None, None) {
+            // The same failure again: it was told already.
+            return;
+        }
+        let events = failure_events(
+            reason,
+            &message,
+            self.fetched,
+            blocked.as_ref(),
+            desired.profile.designer_session_policy,
+            self.config.designer_wait,
+        );
+        for (reason, note) in events {
+            self.status.event(true, reason, note).await;
         }
     }
+}
+
+/// The Warning Events of a failed sync, as v0.5.1 publishes them: a Git failure before any
+/// fetch succeeded is `CloneFailed` (`Initial clone failed: …`); open Designer sessions give
+/// `DesignerSessionsBlocked`, then `SyncFailed`, then `SyncSkipped`; anything else is
+/// `SyncFailed`.
+pub fn failure_events(
+    reason: ErrorReason,
+    message: &str,
+    fetched: bool,
+    blocked: Option<&Blocked>,
+    policy: DesignerSessionPolicy,
+    designer_wait: Duration,
+) -> Vec<(&'static str, String)> {
+    if reason == ErrorReason::Git && !fetched {
+        return vec![(
+            reasons::CLONE_FAILED,
+            format!("Initial clone failed: {message}"),
+        )];
+    }
+    let Some(blocked) = blocked else {
+        return vec![(reasons::SYNC_FAILED, message.to_owned())];
+    };
+    let sessions = blocked.sessions.join(", ");
+    let (how, policy) = match policy {
+        DesignerSessionPolicy::Wait => (
+            format!(
+                "Designer sessions blocked sync ({} timeout): {sessions}",
+                stoker_k8s::aggregate::go_seconds(designer_wait)
+            ),
+            "wait",
+        ),
+        DesignerSessionPolicy::Fail | DesignerSessionPolicy::Proceed => (
+            format!("Designer sessions blocked sync: {sessions}"),
+            "fail",
+        ),
+    };
+    vec![
+        (reasons::DESIGNER_SESSIONS_BLOCKED, how),
+        (reasons::SYNC_FAILED, message.to_owned()),
+        (
+            reasons::SYNC_SKIPPED,
+            format!("Sync skipped: designer sessions blocked sync (policy={policy})"),
+        ),
+    ]
 }
 
 /// The status message of a sync with warnings: the first few, and how many more.
@@ -761,6 +851,63 @@ mod tests {
             policy: "fail",
         };
         assert_eq!(classify(&error), ErrorReason::DesignerSessions);
+    }
+
+    #[test]
+    fn failures_are_told_with_v0_5_1_reasons() {
+        use DesignerSessionPolicy::{Fail, Proceed, Wait};
+        let wait = Duration::from_secs(300);
+        fn reasons_of(events: &[(&'static str, String)]) -> Vec<&'static str> {
+            events.iter().map(|(reason, _)| *reason).collect()
+        }
+        // The first fetch failing: CloneFailed only.
+        let events = failure_events(ErrorReason::Git, "no route", false, None, Proceed, wait);
+        assert_eq!(
+            events,
+            [("CloneFailed", "Initial clone failed: no route".to_owned())]
+        );
+        // Later Git failures, and any other: SyncFailed.
+        let events = failure_events(ErrorReason::Git, "no route", true, None, Proceed, wait);
+        assert_eq!(events, [("SyncFailed", "no route".to_owned())]);
+        let events = failure_events(ErrorReason::Config, "bad", false, None, Proceed, wait);
+        assert_eq!(reasons_of(&events), ["SyncFailed"]);
+        // Designer sessions.
+        let blocked = Blocked {
+            sessions: vec!["alice on demo".to_owned(), "bob on demo".to_owned()],
+        };
+        let events = failure_events(
+            ErrorReason::DesignerSessions,
+            "2 open",
+            true,
+            Some(&blocked),
+            Fail,
+            wait,
+        );
+        assert_eq!(
+            reasons_of(&events),
+            ["DesignerSessionsBlocked", "SyncFailed", "SyncSkipped"]
+        );
+        assert_eq!(
+            events[0].1,
+            "Designer sessions blocked sync: alice on demo, bob on demo"
+        );
+        assert_eq!(
+            events[2].1,
+            "Sync skipped: designer sessions blocked sync (policy=fail)"
+        );
+        let events = failure_events(
+            ErrorReason::DesignerSessions,
+            "2 open",
+            true,
+            Some(&blocked),
+            Wait,
+            wait,
+        );
+        assert_eq!(
+            events[0].1,
+            "Designer sessions blocked sync (5m0s timeout): alice on demo, bob on demo"
+        );
+        assert!(events[2].1.ends_with("(policy=wait)"));
     }
 
     #[test]

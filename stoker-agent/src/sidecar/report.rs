@@ -8,7 +8,7 @@
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::{ConfigMap, ObjectReference};
 use kube::api::{Api, Patch, PatchParams};
-use kube::runtime::events::{Event, EventType, Recorder, Reporter as EventReporter};
+use kube::runtime::events::{Event, EventType, Reporter as EventReporter};
 use stoker_k8s::crd::SyncStatus;
 use stoker_k8s::gateway_status::{
     GatewayStatusReport, SyncResult, pod_owner_reference, status_configmap_name,
@@ -34,7 +34,10 @@ pub struct StatusReporter {
     dirty: bool,
     /// The ConfigMap was written by this process.
     written: bool,
-    recorder: Recorder,
+    /// When this process last wrote the ConfigMap.
+    last_written: Option<tokio::time::Instant>,
+    client: kube::Client,
+    reporter: EventReporter,
     cr_name: String,
 }
 
@@ -103,7 +106,9 @@ impl StatusReporter {
             // nothing it has not re-checked).
             dirty: false,
             written: false,
-            recorder: Recorder::new(client, reporter),
+            last_written: None,
+            client,
+            reporter,
             cr_name: config.cr_name.clone(),
         }
     }
@@ -192,6 +197,23 @@ impl StatusReporter {
         self.dirty = true;
     }
 
+    /// When a heartbeat is due: `every` after this process last wrote the ConfigMap, or now
+    /// when it has not written it yet (a restarted agent says it is back).
+    pub fn next_heartbeat(&self, every: std::time::Duration) -> tokio::time::Instant {
+        self.last_written
+            .map_or_else(tokio::time::Instant::now, |at| at + every)
+    }
+
+    /// Refreshes `lastHeartbeatTime` when a heartbeat is due ([`Self::next_heartbeat`]), so
+    /// that the next [`Self::flush`] writes it. A report written for another reason in the
+    /// meantime counts as a heartbeat: an agent that writes anyway adds nothing.
+    pub fn heartbeat(&mut self, every: std::time::Duration) {
+        if !self.dirty && self.next_heartbeat(every) <= tokio::time::Instant::now() {
+            self.report.heartbeat = Some(Timestamp::now());
+            self.dirty = true;
+        }
+    }
+
     /// True when the ConfigMap lags the report.
     pub fn is_dirty(&self) -> bool {
         self.dirty
@@ -223,6 +245,7 @@ impl StatusReporter {
             Ok(_) => {
                 self.dirty = false;
                 self.written = true;
+                self.last_written = Some(tokio::time::Instant::now());
                 tracing::debug!(configmap = %self.name, status = %self.report.status, "status written");
                 Ok(())
             }
@@ -254,7 +277,9 @@ impl StatusReporter {
             action: "Sync".to_owned(),
             secondary: None,
         };
-        if let Err(error) = self.recorder.publish(&event, &reference).await {
+        if let Err(error) =
+            stoker_k8s::events::publish(&self.client, &self.reporter, &event, &reference).await
+        {
             tracing::warn!(%error, reason, "could not publish an Event");
         }
     }

@@ -316,6 +316,43 @@ pub fn condition(gs: &GatewaySync, type_: &str) -> Option<(String, String, Strin
         .map(|c| (c.status.clone(), c.reason.clone(), c.message.clone()))
 }
 
+/// The Events about `cr` in the world's namespace: reason → how many times it happened
+/// (an Event repeated by the recorder counts each repetition, through its series).
+pub async fn event_counts(world: &World, cr: &str) -> BTreeMap<String, i32> {
+    use k8s_openapi::api::events::v1::Event;
+    let events: Api<Event> = Api::namespaced(world.client.clone(), &world.namespace);
+    let mut counts = BTreeMap::new();
+    for event in events
+        .list(&kube::api::ListParams::default())
+        .await
+        .unwrap()
+        .items
+    {
+        if event.regarding.as_ref().and_then(|r| r.name.as_deref()) != Some(cr) {
+            continue;
+        }
+        let times = event.series.as_ref().map_or(1, |series| series.count);
+        *counts.entry(event.reason.unwrap_or_default()).or_insert(0) += times;
+    }
+    counts
+}
+
+/// The notes of the Events about `cr` with this reason.
+pub async fn event_notes(world: &World, cr: &str, reason: &str) -> Vec<String> {
+    use k8s_openapi::api::events::v1::Event;
+    let events: Api<Event> = Api::namespaced(world.client.clone(), &world.namespace);
+    events
+        .list(&kube::api::ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(cr))
+        .filter(|e| e.reason.as_deref() == Some(reason))
+        .filter_map(|e| e.note)
+        .collect()
+}
+
 /// True when the condition has this status.
 pub fn has(gs: &GatewaySync, type_: &str, status: &str) -> bool {
     condition(gs, type_).is_some_and(|(s, _, _)| s == status)
