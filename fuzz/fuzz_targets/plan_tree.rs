@@ -362,7 +362,7 @@ fn profile(input: &Input) -> Profile {
                 .iter()
                 .take(2)
                 .map(|p| Patch {
-                    file: p.file.text(PATCH_GLOBS),
+                    file: Some(p.file.text(PATCH_GLOBS)),
                     set: p
                         .set
                         .iter()

@@ -66,9 +66,13 @@ pub struct SyncDefaults {
     /// win per key. Keys must be identifiers (`[A-Za-z_][A-Za-z0-9_]*`).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub vars: BTreeMap<String, String>,
-    /// How often the agent re-checks and re-applies the profile, in seconds (default 30).
+    /// How often the agent re-checks and re-applies the profile, in seconds: 5 to 3600
+    /// (default 30).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "schema", schemars(range(min = 1), extend("default" = 30)))]
+    #[cfg_attr(
+        feature = "schema",
+        schemars(range(min = 5, max = 3600), extend("default" = 30))
+    )]
     pub sync_period: Option<u32>,
     /// What the agent does when Ignition Designer sessions are open: `proceed` (log a warning
     /// and sync), `wait` (retry until they close, up to 5 minutes) or `fail` (refuse the sync).
@@ -107,9 +111,9 @@ pub struct ProfileSpec {
     /// `defaults.vars`. Keys must be identifiers (`[A-Za-z_][A-Za-z0-9_]*`).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub vars: BTreeMap<String, String>,
-    /// Overrides `defaults.syncPeriod` (seconds).
+    /// Overrides `defaults.syncPeriod` (seconds, 5 to 3600).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "schema", schemars(range(min = 1)))]
+    #[cfg_attr(feature = "schema", schemars(range(min = 5, max = 3600)))]
     pub sync_period: Option<u32>,
     /// Overrides `defaults.dryRun`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -175,9 +179,12 @@ pub enum MappingType {
 #[serde(deny_unknown_fields)]
 pub struct Patch {
     /// Glob relative to the mapping's destination (`config.json`, `**/resource.json`); for a
-    /// `file` mapping, matched against the file's name.
+    /// `file` mapping, matched against the file's name. Omitted: the mapped file itself, which
+    /// only a `file` mapping has (as in stoker-operator v0.5.1); a `dir` mapping must name
+    /// its files.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "schema", schemars(length(min = 1)))]
-    pub file: String,
+    pub file: Option<String>,
     /// Path → value template (`connection.host: "db-{{.Vars.site}}"`, `items.0.name: x`), in
     /// stoker-operator v0.5.1's (sjson) syntax: `-1` appends to an array, `\.` is a dot inside
     /// a key. Values that read as JSON literals (numbers, `true`, `false`) are set as such; the
@@ -185,6 +192,11 @@ pub struct Patch {
     #[serde(default)]
     pub set: BTreeMap<String, String>,
 }
+
+/// Why a patch without `file` on a `dir` mapping is refused: only a `file` mapping has a
+/// file of its own to patch.
+pub const PATCH_WITHOUT_FILE_ON_DIR: &str =
+    "only a file mapping may omit it (its mapped file is patched); name the files of a dir mapping";
 
 /// What an agent does when Ignition Designer sessions are open.
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
@@ -327,10 +339,15 @@ impl Profile {
                 return Err(fail(format!("mappings[{index}].destination is empty")));
             }
             for (patch_index, patch) in mapping.patches.iter().enumerate() {
-                compile_glob(&patch.file).map_err(|message| {
+                if mapping.kind == Some(MappingType::Dir) && patch.file.is_none() {
+                    return Err(fail(format!(
+                        "mappings[{index}].patches[{patch_index}] names no file: {PATCH_WITHOUT_FILE_ON_DIR}"
+                    )));
+                }
+                let Some(file) = &patch.file else { continue };
+                compile_glob(file).map_err(|message| {
                     fail(format!(
-                        "mappings[{index}].patches[{patch_index}].file {:?}: {message}",
-                        patch.file
+                        "mappings[{index}].patches[{patch_index}].file {file:?}: {message}"
                     ))
                 })?;
             }

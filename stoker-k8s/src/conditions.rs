@@ -36,6 +36,9 @@ pub const AGENT_READY: &str = "AgentReady";
 /// The profiles this one depends on are synced (ours; reserved for sync ordering, which does
 /// not exist yet: never set).
 pub const DEPENDENCIES_MET: &str = "DependenciesMet";
+/// Present, `False`, only while `spec.polling.interval` is not a positive Go duration (the
+/// operator then polls at the default, 60s); absent otherwise (ours).
+pub const POLLING_INTERVAL_VALID: &str = "PollingIntervalValid";
 
 /// Reasons (`CamelCase`, as the API requires) Stoker puts on its conditions.
 pub mod reasons {
@@ -77,6 +80,8 @@ pub mod reasons {
     pub const RECONCILING: &str = "Reconciling";
     /// `Ready=False` because `spec.paused` is set.
     pub const PAUSED: &str = "Paused";
+    /// `PollingIntervalValid=False`.
+    pub const INVALID_POLLING_INTERVAL: &str = "InvalidPollingInterval";
 }
 
 /// A condition's status.

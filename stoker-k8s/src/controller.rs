@@ -537,6 +537,8 @@ async fn apply(gs: &GatewaySync, context: &Context) -> Result<Action> {
         validation::profiles_valid_condition(&problems, generation, now),
     );
 
+    let polling = polling_period(gs, &mut status.conditions, generation, now);
+
     // 2. Which ref.
     let decision = refs::ref_to_resolve(&gs.spec.git.reference, gs.metadata.annotations.as_ref());
     if decision.remove_annotation {
@@ -624,7 +626,7 @@ async fn apply(gs: &GatewaySync, context: &Context) -> Result<Action> {
                         failures.saturating_add(1),
                     )
                 } else {
-                    requeue_period(gs)
+                    polling.unwrap_or(IDLE_RESYNC)
                 };
                 aggregate::record_resolution_failure(
                     &mut status,
@@ -730,7 +732,7 @@ async fn apply(gs: &GatewaySync, context: &Context) -> Result<Action> {
         // Status and Events say what failed; the error policy retries with backoff.
         return Err(error);
     }
-    let period = requeue_period(gs);
+    let period = polling.unwrap_or(IDLE_RESYNC);
     // Back when the token is due, even if nothing else changes before.
     let renewal = github.usable.as_ref().map(|token| {
         token
@@ -742,16 +744,45 @@ async fn apply(gs: &GatewaySync, context: &Context) -> Result<Action> {
     ))
 }
 
-/// When a resource is reconciled again without a change: its polling interval, or
-/// [`IDLE_RESYNC`] with polling off.
-fn requeue_period(gs: &GatewaySync) -> Duration {
-    gs.spec
-        .polling
-        .period()
-        .ok()
-        .flatten()
-        .unwrap_or(IDLE_RESYNC)
+/// The polling period (`None`: polling is off). An interval that is not a positive Go
+/// duration is accepted, as stoker-operator v0.5.1 accepted it, and polls at the default (60s,
+/// as v0.5.1 did); the `PollingIntervalValid=False` condition says so until it is fixed, and
+/// is removed once it is.
+fn polling_period(
+    gs: &GatewaySync,
+    conditions: &mut Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition>,
+    generation: i64,
+    now: Timestamp,
+) -> Option<Duration> {
+    match gs.spec.polling.period() {
+        Ok(period) => {
+            conditions::remove(conditions, conditions::POLLING_INTERVAL_VALID);
+            period
+        }
+        Err(error) => {
+            tracing::warn!(error = %error, "spec.polling.interval is not a positive duration; polling at the default");
+            let message = format!(
+                "spec.polling.interval: {error}; polling every {}",
+                crate::crd::DEFAULT_POLLING_INTERVAL
+            );
+            conditions::set(
+                conditions,
+                conditions::new(
+                    conditions::POLLING_INTERVAL_VALID,
+                    conditions::Status::False,
+                    conditions::reasons::INVALID_POLLING_INTERVAL,
+                    message,
+                    generation,
+                    now,
+                ),
+            );
+            Some(DEFAULT_POLLING_PERIOD)
+        }
+    }
 }
+
+/// `crd::DEFAULT_POLLING_INTERVAL` as a duration.
+const DEFAULT_POLLING_PERIOD: Duration = Duration::from_secs(60);
 
 /// The shortest wait before renewing a token: a timer that fires a little early finds it still
 /// fresh, and should not then spin.
@@ -1097,6 +1128,56 @@ mod tests {
         assert_eq!(backoff(initial, max, 1), Duration::from_secs(5));
         assert_eq!(backoff(initial, max, 3), Duration::from_secs(20));
         assert_eq!(backoff(initial, max, 30), max);
+    }
+
+    #[test]
+    fn an_unparsable_polling_interval_polls_at_the_default_and_is_a_condition() {
+        let mut gs: GatewaySync = serde_json::from_value(serde_json::json!({
+            "apiVersion": "stoker.io/v1alpha1", "kind": "GatewaySync",
+            "metadata": {"name": "site", "namespace": "plant"},
+            "spec": {
+                "git": {"repo": "https://git.example/scada.git", "ref": "main"},
+                "polling": {"interval": "5 minutes"},
+                "sync": {"profiles": {"p": {"mappings": [{"source": "a", "destination": "b"}]}}}
+            }
+        }))
+        .unwrap();
+        let now = Timestamp::UNIX_EPOCH;
+        let mut found = Vec::new();
+        assert_eq!(
+            polling_period(&gs, &mut found, 3, now),
+            Some(Duration::from_secs(60))
+        );
+        let condition = conditions::find(&found, conditions::POLLING_INTERVAL_VALID).unwrap();
+        assert_eq!(
+            (condition.status.as_str(), condition.reason.as_str()),
+            ("False", "InvalidPollingInterval")
+        );
+        assert!(
+            condition.message.contains("\"5 minutes\"")
+                && condition.message.ends_with("polling every 60s"),
+            "{}",
+            condition.message
+        );
+        assert_eq!(condition.observed_generation, Some(3));
+        // Zero is no period either.
+        gs.spec.polling.interval = "0s".to_owned();
+        assert_eq!(
+            polling_period(&gs, &mut found, 4, now),
+            Some(Duration::from_secs(60))
+        );
+        // Fixed: the condition goes away, the interval is used.
+        gs.spec.polling.interval = "2m".to_owned();
+        assert_eq!(
+            polling_period(&gs, &mut found, 5, now),
+            Some(Duration::from_secs(120))
+        );
+        assert!(found.is_empty(), "{found:?}");
+        // Off: no period, no condition, whatever the interval says.
+        gs.spec.polling.enabled = false;
+        gs.spec.polling.interval = "soon".to_owned();
+        assert_eq!(polling_period(&gs, &mut found, 6, now), None);
+        assert!(found.is_empty(), "{found:?}");
     }
 
     #[test]

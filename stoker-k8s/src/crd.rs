@@ -25,7 +25,9 @@
 //! ```
 
 use k8s_openapi::api::core::v1::ResourceRequirements;
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
+    CustomResourceDefinition, JSONSchemaProps,
+};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::{CustomResource, CustomResourceExt};
 use schemars::JsonSchema;
@@ -53,9 +55,6 @@ pub const DEFAULT_POLLING_INTERVAL: &str = "60s";
 pub const DEFAULT_GATEWAY_PORT: u16 = 8088;
 /// Default `spec.gateway.api.secretKey`.
 pub const DEFAULT_API_SECRET_KEY: &str = "apiKey";
-/// The pattern `spec.polling.interval` must match: a Go duration such as `30s`, `5m`,
-/// `1h30m` or `1.5h` (units `ns`, `us`, `µs`, `ms`, `s`, `m`, `h`).
-pub const DURATION_PATTERN: &str = r"^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$";
 
 /// `spec` of a `GatewaySync`: which Git ref every discovered Ignition gateway converges to,
 /// and how.
@@ -79,8 +78,8 @@ pub const DURATION_PATTERN: &str = r"^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$"
     printcolumn(
         name = "Ref",
         type_ = "string",
-        json_path = ".spec.git.ref",
-        description = "The Git ref in the spec"
+        json_path = ".status.lastSyncRef",
+        description = "The Git ref the resolved commit came from"
     ),
     printcolumn(
         name = "Gateways",
@@ -99,6 +98,11 @@ pub const DURATION_PATTERN: &str = r"^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$"
         type_ = "string",
         json_path = ".status.conditions[?(@.type==\"Ready\")].message",
         description = "The Ready condition's message"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
     ),
     printcolumn(
         name = "Commit",
@@ -120,11 +124,6 @@ pub const DURATION_PATTERN: &str = r"^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$"
         json_path = ".status.lastSyncTime",
         priority = 1,
         description = "When the resolved commit last changed"
-    ),
-    printcolumn(
-        name = "Age",
-        type_ = "date",
-        json_path = ".metadata.creationTimestamp"
     )
 )]
 #[serde(rename_all = "camelCase")]
@@ -160,9 +159,10 @@ pub struct PollingSpec {
     #[serde(default = "default_true")]
     pub enabled: bool,
     /// How often to re-resolve the ref: a Go duration such as `30s`, `5m` or `1h30m`
-    /// (default `60s`).
+    /// (default `60s`; empty means the default). Any string is accepted, as stoker-operator
+    /// v0.5.1 did: one that is not a positive duration polls every 60s and is reported in
+    /// the `PollingIntervalValid` condition.
     #[serde(default = "default_polling_interval")]
-    #[schemars(pattern(DURATION_PATTERN))]
     pub interval: String,
 }
 
@@ -176,18 +176,36 @@ impl Default for PollingSpec {
 }
 
 impl PollingSpec {
-    /// The polling period, or `None` when polling is disabled.
+    /// The polling period, or `None` when polling is disabled. An empty interval is the
+    /// default (60s); one that is not a positive Go duration is an error, which the caller
+    /// reports while polling at the default.
     ///
     /// ```
     /// use stoker_k8s::crd::PollingSpec;
     /// let polling = PollingSpec { enabled: true, interval: "1m30s".into() };
     /// assert_eq!(polling.period().unwrap(), Some(std::time::Duration::from_secs(90)));
+    /// let empty = PollingSpec { enabled: true, interval: String::new() };
+    /// assert_eq!(empty.period().unwrap(), Some(std::time::Duration::from_secs(60)));
+    /// let zero = PollingSpec { enabled: true, interval: "0s".into() };
+    /// assert!(zero.period().is_err());
     /// ```
     pub fn period(&self) -> Result<Option<std::time::Duration>> {
         if !self.enabled {
             return Ok(None);
         }
-        parse_go_duration(&self.interval).map(Some)
+        let interval = if self.interval.is_empty() {
+            DEFAULT_POLLING_INTERVAL
+        } else {
+            self.interval.as_str()
+        };
+        let period = parse_go_duration(interval)?;
+        if period.is_zero() {
+            return Err(Error::InvalidDuration {
+                value: self.interval.clone(),
+                message: "polling needs a positive interval",
+            });
+        }
+        Ok(Some(period))
     }
 }
 
@@ -452,7 +470,48 @@ impl std::fmt::Display for SyncStatus {
 /// assert_eq!(crd.metadata.name.as_deref(), Some("gatewaysyncs.stoker.io"));
 /// ```
 pub fn crd() -> CustomResourceDefinition {
-    GatewaySync::crd()
+    let mut crd = GatewaySync::crd();
+    for version in &mut crd.spec.versions {
+        if let Some(schema) = version
+            .schema
+            .as_mut()
+            .and_then(|s| s.open_api_v3_schema.as_mut())
+        {
+            declare_object_fields(schema);
+        }
+    }
+    crd
+}
+
+/// Declares `apiVersion`, `kind` and `metadata` at the schema's root, as Kubernetes' own
+/// generators do: `kubectl explain gatewaysync` then lists them, and tools that read the
+/// schema (IDE plugins, kubeconform) find every top-level field of a document.
+fn declare_object_fields(schema: &mut JSONSchemaProps) {
+    let field = |type_: &str, description: &str| JSONSchemaProps {
+        type_: Some(type_.to_owned()),
+        description: Some(description.to_owned()),
+        ..JSONSchemaProps::default()
+    };
+    let properties = schema.properties.get_or_insert_with(Default::default);
+    properties.insert(
+        "apiVersion".to_owned(),
+        field(
+            "string",
+            "The API group and version of this object: stoker.io/v1alpha1.",
+        ),
+    );
+    properties.insert(
+        "kind".to_owned(),
+        field("string", "The kind of this object: GatewaySync."),
+    );
+    // The API server allows nothing on `metadata` but its type: the fields are its own.
+    properties.insert(
+        "metadata".to_owned(),
+        JSONSchemaProps {
+            type_: Some("object".to_owned()),
+            ..JSONSchemaProps::default()
+        },
+    );
 }
 
 /// The first line of the generated CRD file.
@@ -468,56 +527,81 @@ pub fn crd_yaml() -> Result<String> {
     Ok(format!("{CRD_FILE_HEADER}{yaml}"))
 }
 
-/// Parses a Go duration (`300ms`, `30s`, `5m`, `1h30m`, `1.5h`), the syntax of
-/// `spec.polling.interval`.
+/// Parses a Go duration as Go's `time.ParseDuration` does (`300ms`, `30s`, `5m`, `1h30m`,
+/// `1.5h`, `.5s`, `+2m`, a bare `0`), the syntax of `spec.polling.interval`. A negative
+/// duration is an error: nothing Stoker waits for can be negative.
 ///
 /// ```
 /// use std::time::Duration;
 /// use stoker_k8s::crd::parse_go_duration;
 /// assert_eq!(parse_go_duration("1h30m").unwrap(), Duration::from_secs(5400));
 /// assert_eq!(parse_go_duration("1.5s").unwrap(), Duration::from_millis(1500));
+/// assert_eq!(parse_go_duration(".5s").unwrap(), Duration::from_millis(500));
+/// assert_eq!(parse_go_duration("0").unwrap(), Duration::ZERO);
 /// assert!(parse_go_duration("5 minutes").is_err());
+/// assert!(parse_go_duration("-1m").is_err());
 /// ```
 pub fn parse_go_duration(value: &str) -> Result<std::time::Duration> {
     let fail = |message| Error::InvalidDuration {
         value: value.to_owned(),
         message,
     };
-    if value.is_empty() {
+    let (negative, unsigned) = match value.as_bytes().first() {
+        Some(b'-') => (true, &value[1..]),
+        Some(b'+') => (false, &value[1..]),
+        _ => (false, value),
+    };
+    // Go accepts a bare zero without a unit, and nothing else without one.
+    if unsigned == "0" {
+        return Ok(std::time::Duration::ZERO);
+    }
+    if unsigned.is_empty() {
         return Err(fail("empty"));
     }
-    let mut rest = value;
+    let mut rest = unsigned;
     let mut total_nanos: f64 = 0.0;
     while !rest.is_empty() {
-        let number_len = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .ok_or_else(|| fail("a number without a unit (ns, us, ms, s, m, h)"))?;
-        if number_len == 0 {
-            return Err(fail("expected a number"));
-        }
-        let number: f64 = rest[..number_len]
-            .parse()
-            .map_err(|_| fail("malformed number"))?;
-        rest = &rest[number_len..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let nanos_per_unit = match &rest[..unit_len] {
-            "ns" => 1.0,
-            "us" | "µs" | "μs" => 1e3,
-            "ms" => 1e6,
-            "s" => 1e9,
-            "m" => 60e9,
-            "h" => 3600e9,
-            _ => return Err(fail("unknown unit (expected ns, us, ms, s, m or h)")),
-        };
-        rest = &rest[unit_len..];
-        total_nanos += number * nanos_per_unit;
+        let (nanos, after) = duration_term(rest).map_err(fail)?;
+        total_nanos += nanos;
+        rest = after;
     }
     if !total_nanos.is_finite() || total_nanos > u64::MAX as f64 {
         return Err(fail("too large"));
     }
+    if negative && total_nanos > 0.0 {
+        return Err(fail("negative"));
+    }
     Ok(std::time::Duration::from_nanos(total_nanos.round() as u64))
+}
+
+/// One `<number><unit>` term at the start of `text`: its length in nanoseconds and the rest.
+/// The number is digits with an optional fraction, either side of the dot may be empty
+/// (`5.`, `.5`) but not both, as in Go.
+fn duration_term(text: &str) -> std::result::Result<(f64, &str), &'static str> {
+    let number_len = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .ok_or("a number without a unit (ns, us, ms, s, m, h)")?;
+    let number = &text[..number_len];
+    if number.is_empty() || number == "." || number.matches('.').count() > 1 {
+        return Err("expected a number");
+    }
+    // Rust's float parser takes `5.` and `.5` as Go does.
+    let value: f64 = number.parse().map_err(|_| "malformed number")?;
+    let rest = &text[number_len..];
+    let unit_len = rest
+        .find(|c: char| c.is_ascii_digit() || c == '.')
+        .unwrap_or(rest.len());
+    let nanos_per_unit = match &rest[..unit_len] {
+        "ns" => 1.0,
+        "us" | "µs" | "μs" => 1e3,
+        "ms" => 1e6,
+        "s" => 1e9,
+        "m" => 60e9,
+        "h" => 3600e9,
+        "" => return Err("a number without a unit (ns, us, ms, s, m, h)"),
+        _ => return Err("unknown unit (expected ns, us, ms, s, m or h)"),
+    };
+    Ok((value * nanos_per_unit, &rest[unit_len..]))
 }
 
 fn default_true() -> bool {
@@ -534,4 +618,35 @@ fn default_gateway_port() -> u16 {
 
 fn default_api_secret_key() -> String {
     DEFAULT_API_SECRET_KEY.to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn durations_parse_as_go_parses_them() {
+        for (text, expected) in [
+            ("0", Duration::ZERO),
+            ("-0", Duration::ZERO),
+            ("+0s", Duration::ZERO),
+            ("+5s", Duration::from_secs(5)),
+            ("5.s", Duration::from_secs(5)),
+            (".5s", Duration::from_millis(500)),
+            ("1h2m3.5s", Duration::from_millis(3_723_500)),
+            ("1µs", Duration::from_micros(1)),
+            ("1μs", Duration::from_micros(1)),
+            ("2us300ns", Duration::from_nanos(2300)),
+            ("90m", Duration::from_secs(5400)),
+        ] {
+            assert_eq!(parse_go_duration(text).unwrap(), expected, "{text}");
+        }
+        // Go refuses all of these but the negative one, which Stoker cannot wait for.
+        for text in [
+            "", "+", "5", ".s", "s", "1..5s", "1.2.3s", "1d", "5 m", " 5m", "5m ", "-1s", "5mm",
+        ] {
+            assert!(parse_go_duration(text).is_err(), "{text:?} parsed");
+        }
+    }
 }

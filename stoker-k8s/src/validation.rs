@@ -26,11 +26,11 @@ use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use k8s_openapi::jiff::Timestamp;
-use stoker_core::TemplateContext;
 use stoker_core::context::LookupError;
 use stoker_core::patch::parse_path;
-use stoker_core::profile::{build_globset, compile_glob, is_identifier};
+use stoker_core::profile::{PATCH_WITHOUT_FILE_ON_DIR, build_globset, compile_glob, is_identifier};
 use stoker_core::template::Template;
+use stoker_core::{MappingType, TemplateContext};
 
 use crate::conditions::{self, PROFILES_VALID, Status, reasons};
 use crate::crd::{GatewaySyncSpec, ProfileSpec, SecretKeyRef};
@@ -250,11 +250,18 @@ fn check_profile(
         }
         for (patch_index, patch) in mapping.patches.iter().enumerate() {
             let field = format!("{at}.mappings[{index}].patches[{patch_index}]");
-            if let Err(message) = compile_glob(&patch.file) {
-                problem(
+            match &patch.file {
+                Some(file) => {
+                    if let Err(message) = compile_glob(file) {
+                        problem(format!("{field}.file"), format!("{file:?}: {message}"));
+                    }
+                }
+                // An inferred type is only known at sync time, where the agent reports it.
+                None if mapping.kind == Some(MappingType::Dir) => problem(
                     format!("{field}.file"),
-                    format!("{:?}: {message}", patch.file),
-                );
+                    format!("missing: {PATCH_WITHOUT_FILE_ON_DIR}"),
+                ),
+                None => {}
             }
             if patch.set.is_empty() {
                 problem(format!("{field}.set"), "sets no field".to_owned());
@@ -570,6 +577,31 @@ mod tests {
         assert!(found[0].contains("\"\" is not a patch path"), "{found:?}");
         assert!(
             found[1].contains("\"a..b\" is not a patch path"),
+            "{found:?}"
+        );
+    }
+
+    #[test]
+    fn a_patch_may_omit_file_on_a_file_mapping_only_and_any_polling_interval_passes() {
+        let spec = spec(json!({
+            "git": {"repo": "r", "ref": "main"},
+            // Not a duration: the controller reports it in a condition; nothing is refused.
+            "polling": {"interval": "5 minutes"},
+            "sync": {"profiles": {"p": {"mappings": [
+                {"source": "a.json", "destination": "b.json", "type": "file",
+                 "patches": [{"set": {"x": "1"}}]},
+                // Type inferred at sync time: the agent reports it then.
+                {"source": "c.json", "destination": "d.json", "patches": [{"set": {"x": "1"}}]},
+                {"source": "dir", "destination": "dir", "type": "dir",
+                 "patches": [{"set": {"x": "1"}}]}
+            ]}}}
+        }));
+        let found = messages(&spec, &SecretInventory::default());
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(
+            found[0].starts_with(
+                "spec.sync.profiles.p.mappings[2].patches[0].file: missing: only a file mapping may omit it"
+            ),
             "{found:?}"
         );
     }

@@ -1,6 +1,7 @@
 //! The generated CRD against a real kube-apiserver (stoker-testkit): it is accepted and
 //! established, the API server applies the schema's defaults and enforces its validation (enums,
-//! ranges, pattern, required fields, the CEL rule on `spec.git.auth`), the status subresource
+//! ranges, required fields, the CEL rule on `spec.git.auth`) and accepts what stoker-operator
+//! v0.5.1's CRD accepted (any polling interval, a patch without `file`), the status subresource
 //! takes what the aggregation computes, `kubectl get -o wide` shows the printer columns and
 //! `kubectl explain` the descriptions.
 #![allow(clippy::unwrap_used)]
@@ -133,19 +134,19 @@ async fn the_api_server_enforces_the_validation() {
             "spec.gateway.port",
         ),
         (
-            "bad-interval",
-            Box::new(|s| s["polling"] = json!({"interval": "5 minutes"})),
-            "spec.polling.interval",
-        ),
-        (
             "bad-policy",
             Box::new(|s| s["sync"]["defaults"] = json!({"designerSessionPolicy": "maybe"})),
             "spec.sync.defaults.designerSessionPolicy",
         ),
         (
-            "bad-sync-period",
-            Box::new(|s| s["sync"]["defaults"] = json!({"syncPeriod": 0})),
+            "sync-period-too-short",
+            Box::new(|s| s["sync"]["defaults"] = json!({"syncPeriod": 4})),
             "spec.sync.defaults.syncPeriod",
+        ),
+        (
+            "sync-period-too-long",
+            Box::new(|s| s["sync"]["profiles"]["standard"]["syncPeriod"] = json!(3601)),
+            "spec.sync.profiles.standard.syncPeriod",
         ),
         (
             "bad-mapping-type",
@@ -220,6 +221,61 @@ async fn the_api_server_enforces_the_validation() {
         let api: Api<GatewaySync> = Api::namespaced(c.client().unwrap(), &ns);
         api.create(&PostParams::default(), &gs).await.unwrap();
     }
+    // What stoker-operator v0.5.1's CRD accepted is accepted: any polling interval (one that
+    // does not parse is the controller's condition), the syncPeriod bounds themselves, and a
+    // patch without `file` (a file mapping patches its own file).
+    let accepted: Vec<(&str, Mutation)> = vec![
+        (
+            "words-interval",
+            Box::new(|s| s["polling"] = json!({"interval": "5 minutes"})),
+        ),
+        (
+            "empty-interval",
+            Box::new(|s| s["polling"] = json!({"interval": ""})),
+        ),
+        (
+            "sync-period-bounds",
+            Box::new(|s| {
+                s["sync"]["defaults"] = json!({"syncPeriod": 5});
+                s["sync"]["profiles"]["standard"]["syncPeriod"] = json!(3600);
+            }),
+        ),
+        (
+            "patch-without-file",
+            Box::new(|s| {
+                s["sync"]["profiles"]["standard"]["mappings"] = json!([{
+                    "source": "config/system.json", "destination": "config/system.json",
+                    "type": "file", "patches": [{"set": {"SystemName": "{{.GatewayName}}"}}]
+                }])
+            }),
+        ),
+    ];
+    for (name, mutate) in accepted {
+        let mut spec = minimal_spec();
+        mutate(&mut spec);
+        let object: kube::core::DynamicObject = serde_json::from_value(json!({
+            "apiVersion": "stoker.io/v1alpha1", "kind": "GatewaySync",
+            "metadata": {"name": name}, "spec": spec.clone()
+        }))
+        .unwrap();
+        let stored = raw
+            .create(&PostParams::default(), &object)
+            .await
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        if let Some(interval) = spec["polling"].get("interval") {
+            assert_eq!(
+                &stored.data["spec"]["polling"]["interval"], interval,
+                "{name}"
+            );
+        }
+        let typed: GatewaySync = serde_json::from_value(serde_json::to_value(&stored).unwrap())
+            .unwrap_or_else(|e| panic!("{name} reads back: {e}"));
+        let mapping = &typed.spec.sync.profiles["standard"].mappings[0];
+        if name == "patch-without-file" {
+            assert_eq!(mapping.patches[0].file, None);
+            assert_eq!(mapping.patches[0].set["SystemName"], "{{.GatewayName}}");
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -287,10 +343,10 @@ async fn status_columns_and_explain() {
             "GATEWAYS",
             "READY",
             "STATUS",
+            "AGE",
             "COMMIT",
             "PROFILES",
-            "LAST SYNC",
-            "AGE"
+            "LAST SYNC"
         ]
     );
     let row = lines.next().unwrap();

@@ -114,6 +114,10 @@ fn every_field_has_a_description() {
     walk(&schema(), "", &mut |node, path| {
         if let Some(properties) = node.get("properties").and_then(Value::as_object) {
             for (name, child) in properties {
+                // The API server refuses anything but the type on the root's `metadata`.
+                if path.is_empty() && name == "metadata" {
+                    continue;
+                }
                 let described = child
                     .get("description")
                     .and_then(Value::as_str)
@@ -128,6 +132,22 @@ fn every_field_has_a_description() {
         missing.is_empty(),
         "fields without a description: {missing:#?}"
     );
+}
+
+#[test]
+fn the_schema_root_declares_api_version_kind_and_metadata() {
+    let schema = schema();
+    for (field, type_) in [
+        ("apiVersion", "string"),
+        ("kind", "string"),
+        ("metadata", "object"),
+        ("spec", "object"),
+        ("status", "object"),
+    ] {
+        assert_eq!(schema["properties"][field]["type"], type_, "{field}");
+    }
+    // Metadata is the API server's: the CRD leaves its fields to it.
+    assert!(schema["properties"]["metadata"].get("properties").is_none());
 }
 
 #[test]
@@ -164,7 +184,7 @@ fn printer_columns_are_the_documented_ones() {
             })
             .collect();
     let expected = [
-        ("REF", ".spec.git.ref", 0),
+        ("REF", ".status.lastSyncRef", 0),
         ("GATEWAYS", ".status.gatewaySummary", 0),
         (
             "READY",
@@ -176,10 +196,12 @@ fn printer_columns_are_the_documented_ones() {
             ".status.conditions[?(@.type==\"Ready\")].message",
             0,
         ),
+        // In stoker-operator v0.5.1's order, so that `-o wide` columns stay where scripts
+        // cut them.
+        ("AGE", ".metadata.creationTimestamp", 0),
         ("COMMIT", ".status.lastSyncCommitShort", 1),
         ("PROFILES", ".status.profileCount", 1),
         ("LAST SYNC", ".status.lastSyncTime", 1),
-        ("AGE", ".metadata.creationTimestamp", 0),
     ];
     let expected: Vec<(String, String, i64)> = expected
         .iter()
@@ -275,12 +297,22 @@ fn validation_is_in_the_schema() {
     );
     assert_eq!(at(spec, "gateway.port")["minimum"], 1.0);
     assert_eq!(at(spec, "gateway.port")["maximum"], 65535.0);
-    assert_eq!(at(spec, "sync.defaults.syncPeriod")["minimum"], 1.0);
-    assert_eq!(at(spec, "sync.profiles.*.syncPeriod")["minimum"], 1.0);
-    assert_eq!(
-        at(spec, "polling.interval")["pattern"],
-        stoker_k8s::crd::DURATION_PATTERN
+    // stoker-operator v0.5.1's bounds.
+    for path in ["sync.defaults.syncPeriod", "sync.profiles.*.syncPeriod"] {
+        assert_eq!(at(spec, path)["minimum"], 5.0, "{path}");
+        assert_eq!(at(spec, path)["maximum"], 3600.0, "{path}");
+    }
+    // Any string, as v0.5.1 took it: one that does not parse is a condition, not a refusal.
+    let interval = at(spec, "polling.interval").as_object().unwrap();
+    assert_eq!(interval["type"], "string");
+    assert!(
+        !interval.contains_key("pattern") && !interval.contains_key("minLength"),
+        "{interval:?}"
     );
+    // A patch may leave `file` out (a file mapping patches its own file).
+    let patch = at(spec, "sync.profiles.*.mappings.[].patches.[]");
+    assert_eq!(required(patch), Vec::<String>::new());
+    assert_eq!(at(patch, "file")["type"], "string");
     assert_eq!(
         at(spec, "git.auth.githubApp.appId")["x-kubernetes-int-or-string"],
         true

@@ -230,7 +230,7 @@ pub fn desired_set(
             continue;
         }
 
-        let patch_rules = compile_patches(index, mapping, &context, &mapping_error)?;
+        let patch_rules = compile_patches(index, mapping, kind, &context, &mapping_error)?;
         if let Some(last) = resolved.last_mut() {
             last.kind = Some(kind);
         }
@@ -414,7 +414,10 @@ pub(crate) fn desired_file(
     };
     let patches: Vec<(String, String)> = patch_rules
         .iter()
-        .filter(|(glob, _)| glob.is_match(patch_target))
+        .filter(|(target, _)| match target {
+            PatchTarget::Glob(glob) => glob.is_match(patch_target),
+            PatchTarget::MappedFile => relative.is_empty(),
+        })
         .flat_map(|(_, sets)| sets.iter().cloned())
         .collect();
     DesiredFile {
@@ -430,23 +433,43 @@ pub(crate) fn desired_file(
     }
 }
 
-/// Each patch's compiled file glob and rendered `(dot path, value)` pairs.
-pub(crate) type PatchRules = Vec<(globset::GlobMatcher, Vec<(String, String)>)>;
+/// The files a patch applies to.
+pub(crate) enum PatchTarget {
+    /// Those its `file` glob matches (relative to the mapping's destination; a file mapping's
+    /// file name).
+    Glob(globset::GlobMatcher),
+    /// No `file`: the one file a file mapping maps.
+    MappedFile,
+}
 
+/// Each patch's target and rendered `(dot path, value)` pairs.
+pub(crate) type PatchRules = Vec<(PatchTarget, Vec<(String, String)>)>;
+
+/// Compiles the patches of mapping `index`, whose type is `kind`: a patch without `file` is
+/// only meaningful on a file mapping.
 pub(crate) fn compile_patches(
     index: usize,
     mapping: &stoker_core::Mapping,
+    kind: MappingType,
     context: &TemplateContext,
     mapping_error: &dyn Fn(String) -> Error,
 ) -> Result<PatchRules> {
     let mut rules = Vec::with_capacity(mapping.patches.len());
     for (patch_index, patch) in mapping.patches.iter().enumerate() {
-        let glob = stoker_core::profile::compile_glob(&patch.file).map_err(|message| {
-            mapping_error(format!(
-                "patches[{patch_index}].file {:?}: {message}",
-                patch.file
-            ))
-        })?;
+        let target = match (&patch.file, kind) {
+            (Some(file), _) => stoker_core::profile::compile_glob(file)
+                .map(|glob| PatchTarget::Glob(glob.compile_matcher()))
+                .map_err(|message| {
+                    mapping_error(format!("patches[{patch_index}].file {file:?}: {message}"))
+                })?,
+            (None, MappingType::File) => PatchTarget::MappedFile,
+            (None, MappingType::Dir) => {
+                return Err(mapping_error(format!(
+                    "patches[{patch_index}] names no file: {}",
+                    stoker_core::profile::PATCH_WITHOUT_FILE_ON_DIR
+                )));
+            }
+        };
         let mut sets = Vec::with_capacity(patch.set.len());
         for (path, value) in &patch.set {
             let rendered = template::render(
@@ -456,7 +479,7 @@ pub(crate) fn compile_patches(
             )?;
             sets.push((path.clone(), rendered));
         }
-        rules.push((glob.compile_matcher(), sets));
+        rules.push((target, sets));
     }
     Ok(rules)
 }

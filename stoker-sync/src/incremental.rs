@@ -202,8 +202,8 @@ pub(crate) fn prepare(
         .enumerate()
     {
         patch_rules.push(match resolved.kind {
-            Some(_) => {
-                match desired::compile_patches(index, mapping, context, &|message| {
+            Some(kind) => {
+                match desired::compile_patches(index, mapping, kind, context, &|message| {
                     crate::Error::Task(message)
                 }) {
                     Ok(rules) => Some(rules),

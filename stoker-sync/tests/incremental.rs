@@ -232,6 +232,34 @@ fn a_commit_plans_only_what_it_changed_and_ends_where_a_full_sync_ends() {
 }
 
 #[test]
+fn a_patch_without_file_applies_to_the_mapped_file_in_an_incremental_plan_too() {
+    let mut patched = mappings();
+    // config/db.json changes between the commits: the incremental plan patches it again.
+    patched[2].patches = vec![stoker_core::Patch {
+        file: None,
+        ..patch("unused", &[("port", "5432")])
+    }];
+    let (first, second) = (Arc::new(commit1()), Arc::new(commit2()));
+    let live = tempfile::tempdir().unwrap();
+    sync(&request(first.clone(), patched.clone(), live.path())).unwrap();
+    assert_eq!(
+        std::fs::read_to_string(live.path().join("config/db.json")).unwrap(),
+        r#"{"host": "db1","port": 5432}"#
+    );
+    let engine = MergeStrategy::default();
+    let plan = engine
+        .plan(&next_request(&first, second, patched, live.path()))
+        .unwrap();
+    assert!(plan.is_incremental(), "the plan was not incremental");
+    let report = engine.apply(plan).unwrap();
+    assert!(paths(&report.modified).contains(&"config/db.json"));
+    assert_eq!(
+        std::fs::read_to_string(live.path().join("config/db.json")).unwrap(),
+        r#"{"host": "db2","port": 5432}"#
+    );
+}
+
+#[test]
 fn drift_outside_the_commit_waits_for_the_resync_or_is_repaired_at_once_on_request() {
     for full_drift_check in [false, true] {
         let first = Arc::new(commit1());

@@ -1157,6 +1157,78 @@ fn patch_glob_is_relative_to_the_destination_and_to_the_file_name_for_a_file_map
     );
 }
 
+/// A patch without `file`, as stoker-operator v0.5.1 allowed on a file mapping.
+fn patch_of_the_mapped_file(sets: &[(&str, &str)]) -> stoker_core::Patch {
+    stoker_core::Patch {
+        file: None,
+        ..patch("unused", sets)
+    }
+}
+
+#[test]
+fn a_patch_without_file_patches_the_file_a_file_mapping_maps() {
+    let repo = Repo::new();
+    repo.file(
+        "gateways/site1/system.json",
+        r#"{"SystemName": "x", "port": 1}"#,
+    )
+    .file("gateways/site1/other.json", "{}");
+    let live = live();
+    let mut by_file = map("gateways/site1/system.json", "config/system.json");
+    by_file.patches = vec![patch_of_the_mapped_file(&[
+        ("SystemName", "{{.GatewayName}}"),
+        ("port", "8088"),
+    ])];
+    let untouched = map("gateways/site1/other.json", "config/other.json");
+    let mut request = request(repo.artifact("r1"), vec![by_file, untouched], live.path());
+    request.context.gateway_name = Some("site1".to_owned());
+    sync(&request).unwrap();
+    let tree = snapshot_live(live.path());
+    assert_eq!(
+        tree["config/system.json"].bytes(),
+        br#"{"SystemName": "site1", "port": 8088}"#
+    );
+    assert_eq!(tree["config/other.json"].bytes(), b"{}");
+}
+
+#[test]
+fn a_patch_without_file_on_a_dir_mapping_is_an_error_naming_the_mapping() {
+    let repo = Repo::new();
+    repo.file("config/config", "{}").file("config/a.json", "{}");
+    let live = live();
+    // The type is inferred: the error comes from the plan, before anything is written.
+    let mut by_dir = map("config", "config");
+    by_dir.patches = vec![patch_of_the_mapped_file(&[("a", "1")])];
+    let text = error_text(sync(&request(
+        repo.artifact("r1"),
+        vec![by_dir.clone()],
+        live.path(),
+    )));
+    assert!(text.contains("mappings[0]"), "{text}");
+    assert!(text.contains("patches[0] names no file"), "{text}");
+    assert!(snapshot_live(live.path()).is_empty());
+    // Given explicitly, the profile itself is refused.
+    by_dir.kind = Some(stoker_core::MappingType::Dir);
+    let error = stoker_core::SyncSpec {
+        profiles: [(
+            "p".to_owned(),
+            stoker_core::ProfileSpec {
+                mappings: vec![by_dir],
+                ..Default::default()
+            },
+        )]
+        .into(),
+        ..Default::default()
+    }
+    .resolve("p")
+    .unwrap_err()
+    .to_string();
+    assert!(
+        error.contains("mappings[0].patches[0] names no file"),
+        "{error}"
+    );
+}
+
 #[test]
 fn non_json_patch_target_is_an_error_naming_the_file() {
     let repo = Repo::new();

@@ -40,12 +40,24 @@ app.kubernetes.io/part-of: stoker
 {{- end }}
 
 {{/*
-The operator pods' selector.
+The operator pods' selector. The name and control-plane labels are stoker-operator v0.5's, so
+that what selected its operator pods (`kubectl logs -l app.kubernetes.io/name=stoker-operator`,
+`-l control-plane=controller-manager`) selects Stoker's: the name is nameOverride if set, as
+in v0.5, else stoker-operator (v0.5's chart name).
 */}}
 {{- define "stoker.selectorLabels" -}}
-app.kubernetes.io/name: {{ include "stoker.name" . }}
+app.kubernetes.io/name: {{ default "stoker-operator" .Values.nameOverride | trunc 63 | trimSuffix "-" }}
 app.kubernetes.io/instance: {{ .Release.Name }}
 app.kubernetes.io/component: operator
+control-plane: controller-manager
+{{- end }}
+
+{{/*
+controller.logDevMode, true as a boolean or as the string "true" (stoker-operator v0.5's
+chart quoted it): non-empty when on.
+*/}}
+{{- define "stoker.logDevMode" -}}
+{{- if eq (toString .Values.controller.logDevMode) "true" }}on{{ end }}
 {{- end }}
 
 {{/*

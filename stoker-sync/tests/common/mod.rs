@@ -103,7 +103,7 @@ pub fn file(source: &str, destination: &str) -> Mapping {
 /// A patch setting `(dot path, value template)` pairs in files matching `glob`.
 pub fn patch(glob: &str, sets: &[(&str, &str)]) -> Patch {
     Patch {
-        file: glob.into(),
+        file: Some(glob.into()),
         set: sets
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
