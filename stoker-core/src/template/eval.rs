@@ -254,7 +254,7 @@ impl<'a> State<'a, '_> {
                 self.enter()?;
                 let flow = match control.kind {
                     ControlKind::If | ControlKind::With => self.walk_if_or_with(dot, control),
-                    ControlKind::Range => self.walk_range(dot, control).map(|()| Flow::Normal),
+                    ControlKind::Range => self.walk_range(dot, control),
                 };
                 self.depth -= 1;
                 return flow;
@@ -327,7 +327,7 @@ impl<'a> State<'a, '_> {
         flow
     }
 
-    fn walk_range(&mut self, dot: &Value<'a>, control: &'a Control) -> EResult<()> {
+    fn walk_range(&mut self, dot: &Value<'a>, control: &'a Control) -> EResult<Flow> {
         let outer = self.vars.len();
         let value = self.eval_pipeline(dot, &control.pipe)?;
         let mark = self.vars.len();
@@ -376,12 +376,16 @@ impl<'a> State<'a, '_> {
         if !ran && let Some(else_list) = &control.else_list {
             let flow = self.walk_list(dot, else_list);
             self.vars.truncate(outer);
-            // `break` in a range's else branch belongs to an enclosing range: the parser only
-            // allows it there.
-            return flow.map(|_| ());
+            // As in Go: `{{continue}}` in a range's else branch continues the enclosing range,
+            // while `{{break}}` there only ends this one (Go's range catches its own break
+            // panics around its else branch too).
+            return flow.map(|flow| match flow {
+                Flow::Continue => Flow::Continue,
+                Flow::Normal | Flow::Break => Flow::Normal,
+            });
         }
         self.vars.truncate(outer);
-        Ok(())
+        Ok(Flow::Normal)
     }
 
     fn no_second_variable(&self, control: &Control, value: &Value<'_>) -> EResult<()> {

@@ -155,6 +155,16 @@ fn range_over_maps_is_in_key_order_with_variables() {
         ),
         "013"
     );
+    // In a range's else branch, `continue` continues the enclosing range and `break` ends
+    // only the inner one (found by the differential test against Go).
+    assert_eq!(
+        ok("{{range $i := 3}}a{{range 0}}{{else}}{{continue}}{{end}}b{{end}}"),
+        "aaa"
+    );
+    assert_eq!(
+        ok("{{range $i := 3}}a{{range 0}}{{else}}{{break}}{{end}}b{{end}}"),
+        "ababab"
+    );
     assert!(err("{{break}}").starts_with("{{break}} outside {{range}}"));
     assert!(err(r#"{{range "abc"}}{{end}}"#).contains("range can't iterate over abc"));
 }
