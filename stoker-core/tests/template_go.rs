@@ -8,7 +8,8 @@
 //!
 //! Needs the oracle binary: `STOKER_GOTEMPLATE_ORACLE=$(bash hack/gotemplate-oracle.sh install
 //! --print-bin)` (hack/test.sh sets it). `STOKER_TEMPLATE_DIFF_CASES` (default 20,000) and
-//! `STOKER_TEMPLATE_DIFF_SEED` choose the run.
+//! `STOKER_TEMPLATE_DIFF_SEED` choose the run; `STOKER_TEMPLATE_DIFF_SHOW_ERRORS=1` prints Go's
+//! message for every case where both fail (to see what the generator reaches).
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
