@@ -21,6 +21,16 @@ pub enum Error {
         message: String,
     },
 
+    /// A template went past a render limit (nesting, steps, output size): it could not be
+    /// rendered in bounded time and memory.
+    #[error("template {template:?}: {limit}")]
+    TemplateLimit {
+        /// Which template: a mapping field (`mappings[0].source`) or a file path.
+        template: String,
+        /// Which limit.
+        limit: TemplateLimit,
+    },
+
     /// A JSON field patch could not be applied.
     #[error("patch of {file:?} at {path:?}: {message}")]
     Patch {
@@ -310,6 +320,52 @@ impl Error {
         Error::Template {
             template: template.into(),
             message: message.into(),
+        }
+    }
+}
+
+/// The render limit a template went past ([`Error::TemplateLimit`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TemplateLimit {
+    /// `if` / `with` / `range` and parentheses nested deeper than `max`.
+    Nesting {
+        /// The limit.
+        max: usize,
+    },
+    /// More than `max` execution steps (actions, commands, `range` iterations).
+    Steps {
+        /// The limit.
+        max: usize,
+    },
+    /// Output longer than `max_bytes`.
+    Output {
+        /// The limit.
+        max_bytes: usize,
+    },
+    /// Functions produced more than `max_bytes` in total, printed or not.
+    Work {
+        /// The limit.
+        max_bytes: usize,
+    },
+}
+
+impl std::fmt::Display for TemplateLimit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TemplateLimit::Nesting { max } => {
+                write!(
+                    f,
+                    "control structures and parentheses nest deeper than {max}"
+                )
+            }
+            TemplateLimit::Steps { max } => write!(f, "rendering takes more than {max} steps"),
+            TemplateLimit::Output { max_bytes } => {
+                write!(f, "output is longer than {max_bytes} bytes")
+            }
+            TemplateLimit::Work { max_bytes } => {
+                write!(f, "functions produce more than {max_bytes} bytes")
+            }
         }
     }
 }

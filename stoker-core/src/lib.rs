@@ -5,7 +5,7 @@
 //! - [`Revision`], [`ContentId`], and [`Artifact`] (a read-only tree at one revision);
 //! - [`SyncSpec`] / [`Profile`] / [`Mapping`] / [`Patch`], with serde names identical to the
 //!   `GatewaySync` resource's `spec.sync`, and profile resolution;
-//! - [`template`] rendering (the Go `{{.Field.Path}}` syntax users write) and [`patch`]
+//! - [`template`] rendering (Go `text/template`, as stoker-operator users write it) and [`patch`]
 //!   (JSON fields set by dot path, feature `patch`);
 //! - the traits [`Source`], [`SyncStrategy`], [`Notifier`] and [`Gateway`];
 //! - [`LocalSource`], a directory as a source (feature `local`, on by default);
@@ -44,7 +44,7 @@ pub mod template;
 pub use artifact::{Artifact, Entry, EntryKind, Listing};
 pub use content_id::ContentId;
 pub use context::TemplateContext;
-pub use error::{Error, GatewayErrorKind, GitErrorKind, GithubAppErrorKind, Result};
+pub use error::{Error, GatewayErrorKind, GitErrorKind, GithubAppErrorKind, Result, TemplateLimit};
 pub use gateway::{Gateway, Health, PreSyncCheck};
 #[cfg(feature = "git")]
 pub use git::{GitArtifact, GitAuth, GitSource, GitSourceConfig, RetryPolicy};

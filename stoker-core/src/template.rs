@@ -1,36 +1,152 @@
-//! A small renderer for the Go `text/template` subset Stoker users write.
+//! Go `text/template`, for path templates and file contents (`template: true`).
 //!
-//! Supported, exactly:
+//! Templates are Go's template language, executed as Go executes them with
+//! `Option("missingkey=error")` (as stoker-operator v0.5.1 does), on the data described by
+//! [`TemplateContext`]: `.GatewayName`, `.PodName`, `.PodOrdinal` (an integer), `.CRName`,
+//! `.Namespace`, `.Ref`, `.Commit`, and the maps `.Labels` and `.Vars`. The data is a map, so a
+//! variable that is not set is *absent*: reading it is an error naming the template, never an
+//! empty string.
 //!
-//! - literal text, passed through unchanged (a single `{` or `}`, `{view.params.x}`, a stray
-//!   `}}` are all literal);
-//! - actions reading a field path: `{{.GatewayName}}`, `{{ .Vars.siteNumber }}`,
-//!   `{{.Labels.site}}` — segments are `[A-Za-z_][A-Za-z0-9_]*`, spaces inside the braces are
-//!   allowed;
-//! - Go's trim markers `{{- ` and ` -}}`, which remove all white space (space, tab, carriage
-//!   return, newline — Go's definition) before / after the action. As in Go the marker needs a
-//!   white space character next to it: `{{-3}}` is not a trim marker;
-//! - comments `{{/* … */}}`, also with trim markers (`{{- /* … */ -}}`), which render nothing.
-//!   As in Go, the comment must start right after `{{` (or `{{- `) and end right before `}}`
-//!   (or ` -}}`).
+//! Everything of the language is there: text and `{{- trim -}}` markers, `{{/* comments */}}`,
+//! pipelines (`|`), parentheses, field chains (`.Vars.site`, `$.Ref`, `(pipe).Field`),
+//! variables (`$x := …`, `$x = …`, `$`), string (`"…"`, `` `…` ``), character, number,
+//! boolean and `nil` constants as Go parses them, `if` / `else if` / `else`, `with` /
+//! `else with` / `else`, `range` over maps (sorted keys) and integers with `$k, $v :=` and
+//! `{{break}}` / `{{continue}}`, and the built-in functions `and or not eq ne lt le gt ge len
+//! index slice print printf println urlquery js html call` with Go's semantics (short-circuit
+//! `and` / `or`, `eq` with several arguments, `printf` with Go's verbs, flags and error
+//! notation). `{{"{{"}}` writes a literal `{{`.
 //!
-//! Everything else — pipelines, functions, `if` / `range` / `end`, `$variables`, strings,
-//! numbers, a bare `{{.}}`, an empty or unterminated action — is an error. Reading a variable
-//! that is unknown or not set is an error too, never an empty string.
+//! Not supported (an error when parsed): `define`, `template` and `block` (templates are one
+//! file or one path, there is nothing to call), and imaginary constants (`2i`). Where Stoker
+//! differs from Go on purpose:
 //!
-//! Parsing and rendering are linear in the size of the text and never panic.
+//! - rendering is bounded: nesting deeper than [`MAX_NESTING`], more than [`MAX_STEPS`]
+//!   steps, more than [`MAX_OUTPUT`] bytes of output or [`MAX_WORK`] bytes produced by
+//!   functions is [`Error::TemplateLimit`] (Go would keep going);
+//! - the output must be UTF-8 (Go writes any bytes, e.g. `{{"\xff"}}`): it is an error;
+//! - `%p` prints no address;
+//! - Go's Unicode letter / printable classes are approximated with the standard library's
+//!   (identifiers, `js`, `%q`): they differ only on rare characters (combining marks,
+//!   unassigned code points).
+//!
+//! Why our own implementation: the only Rust port, [`gtmpl`](https://crates.io/crates/gtmpl)
+//! (0.7.1), has no `missingkey=error`, no `break` / `continue`, no `slice`, loops forever on
+//! `{{.` and is unmaintained. This module follows Go's lexer, parser and executor closely
+//! (`lexer`, `parser`, `eval`, `funcs`, `format`, `number`), and a differential test against
+//! Go itself (`stoker-core/tests/template_go.rs`, see `hack/gotemplate-oracle`) compares the
+//! two on random templates over the whole language.
+//!
+//! Parsing and rendering never panic, and take time linear in the size of the template and
+//! the output (bounded by the limits above).
 
-use crate::context::{LookupError, TemplateContext};
-use crate::error::{Error, Result};
-use crate::profile::is_identifier;
+mod eval;
+mod format;
+mod funcs;
+mod lexer;
+mod number;
+mod parser;
 
-/// Longest excerpt of an unsupported action quoted in an error message, in bytes.
-const MAX_QUOTED: usize = 64;
+use crate::context::TemplateContext;
+use crate::error::{Error, Result, TemplateLimit};
 
-/// A parsed template: literal text and field-path actions.
-///
-/// Trim markers and comments are applied while parsing, so a template holds only what it
-/// renders.
+/// Deepest nesting of `if` / `with` / `range` and parentheses.
+pub const MAX_NESTING: usize = 100;
+/// Most execution steps (actions, commands, `range` iterations) of one render.
+pub const MAX_STEPS: usize = 10_000_000;
+/// Longest output of one render, in bytes.
+pub const MAX_OUTPUT: usize = 64 << 20;
+/// Most bytes functions (`printf`, `print`, …) may produce in one render, printed or not.
+pub const MAX_WORK: usize = 256 << 20;
+
+/// The render limits (one value; a struct so the parts of the renderer share it).
+#[derive(Debug, Clone)]
+struct Limits {
+    max_nesting: usize,
+    max_steps: usize,
+    max_output: usize,
+    max_work: usize,
+}
+
+const LIMITS: Limits = Limits {
+    max_nesting: MAX_NESTING,
+    max_steps: MAX_STEPS,
+    max_output: MAX_OUTPUT,
+    max_work: MAX_WORK,
+};
+
+/// Why a template did not parse.
+#[derive(Debug)]
+enum ParseError {
+    Syntax { message: String, offset: usize },
+    Unsupported { what: String, offset: usize },
+    TooDeep { max: usize },
+}
+
+/// Why a template did not render.
+#[derive(Debug)]
+enum RenderError {
+    /// Reading a variable that is unknown or not set.
+    Variable {
+        message: String,
+        offset: usize,
+    },
+    /// Anything else Go reports while executing.
+    Exec {
+        message: String,
+        offset: usize,
+    },
+    TooManySteps {
+        max: usize,
+    },
+    TooDeep {
+        max: usize,
+    },
+    TooMuchWork {
+        max: usize,
+    },
+    OutputTooLarge {
+        max: usize,
+    },
+}
+
+impl ParseError {
+    fn into_error(self, name: &str) -> Error {
+        match self {
+            ParseError::Syntax { message, offset } => {
+                Error::template(name, format!("{message} at offset {offset}"))
+            }
+            ParseError::Unsupported { what, offset } => Error::template(
+                name,
+                format!("{what:?} is not supported at offset {offset}"),
+            ),
+            ParseError::TooDeep { max } => Error::TemplateLimit {
+                template: name.to_owned(),
+                limit: TemplateLimit::Nesting { max },
+            },
+        }
+    }
+}
+
+impl RenderError {
+    fn into_error(self, name: &str) -> Error {
+        let limit = |limit| Error::TemplateLimit {
+            template: name.to_owned(),
+            limit,
+        };
+        match self {
+            RenderError::Variable { message, offset } | RenderError::Exec { message, offset } => {
+                Error::template(name, format!("{message} at offset {offset}"))
+            }
+            RenderError::TooManySteps { max } => limit(TemplateLimit::Steps { max }),
+            RenderError::TooDeep { max } => limit(TemplateLimit::Nesting { max }),
+            RenderError::TooMuchWork { max } => limit(TemplateLimit::Work { max_bytes: max }),
+            RenderError::OutputTooLarge { max } => limit(TemplateLimit::Output { max_bytes: max }),
+        }
+    }
+}
+
+/// A parsed template.
 ///
 /// ```
 /// use stoker_core::TemplateContext;
@@ -43,20 +159,17 @@ const MAX_QUOTED: usize = 64;
 /// assert_eq!(template.render(&ctx)?, "config/site1-7");
 /// # Ok::<(), stoker_core::Error>(())
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Template {
     name: String,
-    nodes: Vec<Node>,
+    root: parser::List,
+    definitions: parser::Definitions,
+    variables: Vec<Vec<String>>,
+    has_actions: bool,
 }
 
-/// One piece of a parsed template.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Node {
-    /// Literal text, already trimmed by neighbouring trim markers.
-    Text(String),
-    /// `{{.A.B}}`: the field path `["A", "B"]`, and the byte offset of its `{{`.
-    Field { path: Vec<String>, offset: usize },
-}
+// Number constants are never NaN (Go's syntax has no NaN literal), so equality is total.
+impl Eq for Template {}
 
 impl Template {
     /// Parses `text`; `name` identifies the template in error messages (a mapping field such as
@@ -65,8 +178,8 @@ impl Template {
     /// # Errors
     ///
     /// [`Error::Template`] naming `name`, with a message saying what is wrong and at which byte
-    /// offset: `unclosed action at offset 0`, `unsupported action "if .X" at offset 5 (only
-    /// {{.Field.Path}} is supported)`, …
+    /// offset (`unclosed action at offset 0`, `function "upper" not defined at offset 14`);
+    /// [`Error::TemplateLimit`] when it nests deeper than [`MAX_NESTING`].
     ///
     /// ```
     /// use stoker_core::template::Template;
@@ -75,51 +188,17 @@ impl Template {
     /// assert!(!template.is_literal());
     ///
     /// let err = Template::parse("greeting", "Hello {{.Gateway | upper}}").unwrap_err();
-    /// assert!(err.to_string().contains("unsupported action"));
+    /// assert!(err.to_string().contains(r#"function "upper" not defined"#));
     /// # Ok::<(), stoker_core::Error>(())
     /// ```
     pub fn parse(name: &str, text: &str) -> Result<Template> {
-        let error = |message: String| Error::template(name, message);
-        let mut nodes = Vec::new();
-        // Literal text not yet pushed: `pending` is the text, which a following `{{- ` may trim.
-        let mut pending = String::new();
-        // Where the text since the previous action (comments included) starts in `pending`: as
-        // in Go, `{{- ` trims only that text, not text before a comment.
-        let mut since_action = 0;
-        let mut pos = 0;
-
-        while let Some(found) = text.get(pos..).and_then(|rest| rest.find("{{")) {
-            let start = pos + found;
-            pending.push_str(text.get(pos..start).unwrap_or_default());
-            let action = lex_action(text, start).map_err(error)?;
-            if action.trim_left {
-                let text_since = pending.get(since_action..).unwrap_or_default();
-                let kept = since_action + text_since.trim_end_matches(is_go_space).len();
-                pending.truncate(kept);
-            }
-            if let Some(path) = action.path {
-                if !pending.is_empty() {
-                    nodes.push(Node::Text(std::mem::take(&mut pending)));
-                }
-                nodes.push(Node::Field {
-                    path,
-                    offset: start,
-                });
-            }
-            since_action = pending.len();
-            pos = action.end;
-            if action.trim_right {
-                let rest = text.get(pos..).unwrap_or_default();
-                pos += rest.len() - rest.trim_start_matches(is_go_space).len();
-            }
-        }
-        pending.push_str(text.get(pos..).unwrap_or_default());
-        if !pending.is_empty() {
-            nodes.push(Node::Text(pending));
-        }
+        let parsed = parser::parse(text, &LIMITS).map_err(|e| e.into_error(name))?;
         Ok(Template {
             name: name.to_owned(),
-            nodes,
+            root: parsed.root,
+            definitions: parsed.definitions,
+            variables: parsed.variables,
+            has_actions: parsed.has_actions,
         })
     }
 
@@ -128,8 +207,9 @@ impl Template {
     /// # Errors
     ///
     /// [`Error::Template`] naming the template when a variable is unknown (`unknown variable
-    /// .Gatewayname at offset 12`), not set (`variable .Vars.site is not set at offset 3`) or
-    /// not a value (`variable .Vars is not a value at offset 0`).
+    /// .Gatewayname at offset 12`) or not set (`variable .Vars.site is not set at offset 3`),
+    /// or when Go would fail (`error calling index: index out of range: 5`, …);
+    /// [`Error::TemplateLimit`] past a render limit.
     ///
     /// ```
     /// use stoker_core::TemplateContext;
@@ -140,30 +220,21 @@ impl Template {
     /// assert_eq!(template.render(&ctx)?, "north.example.com");
     ///
     /// let err = template.render(&TemplateContext::default()).unwrap_err();
-    /// assert!(err.to_string().contains("variable .Vars.site is not set at offset 0"));
+    /// assert!(err.to_string().contains("variable .Vars.site is not set at offset 2"));
     /// # Ok::<(), stoker_core::Error>(())
     /// ```
     pub fn render(&self, ctx: &TemplateContext) -> Result<String> {
-        let mut out = String::with_capacity(self.literal_len());
-        for node in &self.nodes {
-            match node {
-                Node::Text(text) => out.push_str(text),
-                Node::Field { path, offset } => {
-                    let segments: Vec<&str> = path.iter().map(String::as_str).collect();
-                    let value = ctx.lookup(&segments).map_err(|err| {
-                        let path = path.join(".");
-                        let message = match err {
-                            LookupError::Unknown => format!("unknown variable .{path}"),
-                            LookupError::Unset => format!("variable .{path} is not set"),
-                            LookupError::NotAValue => format!("variable .{path} is not a value"),
-                        };
-                        Error::template(&self.name, format!("{message} at offset {offset}"))
-                    })?;
-                    out.push_str(value);
-                }
-            }
-        }
-        Ok(out)
+        let bytes = eval::execute(&self.root, &self.definitions, ctx, &LIMITS)
+            .map_err(|e| e.into_error(&self.name))?;
+        String::from_utf8(bytes).map_err(|e| {
+            Error::template(
+                &self.name,
+                format!(
+                    "output is not valid UTF-8 at byte {}",
+                    e.utf8_error().valid_up_to()
+                ),
+            )
+        })
     }
 
     /// The name given to [`Template::parse`].
@@ -182,11 +253,13 @@ impl Template {
     /// # Ok::<(), stoker_core::Error>(())
     /// ```
     pub fn is_literal(&self) -> bool {
-        self.nodes.iter().all(|node| matches!(node, Node::Text(_)))
+        !self.has_actions
     }
 
-    /// The field paths the template reads, in order of appearance, repeated if read twice:
-    /// `{{.Vars.site}}` yields `["Vars", "site"]`.
+    /// The field paths of the data the template reads directly, in order of appearance,
+    /// repeated if read twice: `.Vars.site` and `$.Vars.site` yield `["Vars", "site"]`.
+    /// Fields read through another value (`{{with .Vars}}{{.site}}{{end}}`, `$v.x`) are not
+    /// listed. A validator can check these against the variables it knows.
     ///
     /// ```
     /// use stoker_core::template::Template;
@@ -197,21 +270,7 @@ impl Template {
     /// # Ok::<(), stoker_core::Error>(())
     /// ```
     pub fn variables(&self) -> impl Iterator<Item = &[String]> + '_ {
-        self.nodes.iter().filter_map(|node| match node {
-            Node::Text(_) => None,
-            Node::Field { path, .. } => Some(path.as_slice()),
-        })
-    }
-
-    /// Total length of the literal text, to size the output.
-    fn literal_len(&self) -> usize {
-        self.nodes
-            .iter()
-            .map(|node| match node {
-                Node::Text(text) => text.len(),
-                Node::Field { .. } => 0,
-            })
-            .sum()
+        self.variables.iter().map(Vec::as_slice)
     }
 }
 
@@ -245,449 +304,5 @@ pub fn has_actions(text: &str) -> bool {
     text.contains("{{")
 }
 
-/// White space as Go's template lexer defines it (for trim markers and inside actions).
-fn is_go_space(c: char) -> bool {
-    matches!(c, ' ' | '\t' | '\r' | '\n')
-}
-
-/// One lexed `{{ … }}`.
-struct Action {
-    /// The field path, or `None` for a comment.
-    path: Option<Vec<String>>,
-    /// `{{- `: trim white space before.
-    trim_left: bool,
-    /// ` -}}`: trim white space after.
-    trim_right: bool,
-    /// Byte offset just past the closing `}}`.
-    end: usize,
-}
-
-/// Lexes the action whose `{{` is at byte `start` of `text`; errors are messages.
-fn lex_action(text: &str, start: usize) -> Result<Action, String> {
-    // `{{` is ASCII, so `start + 2` is a char boundary; every later offset is found by `find`
-    // or stepped over ASCII bytes, so all slicing below stays on char boundaries.
-    let after_delim = start + 2;
-    let inner = text.get(after_delim..).unwrap_or_default();
-    let trim_left = has_left_trim_marker(inner);
-    let after_marker = if trim_left { 2 } else { 0 };
-
-    if let Some(comment) = inner
-        .get(after_marker..)
-        .and_then(|rest| rest.strip_prefix("/*"))
-    {
-        let Some(close) = comment.find("*/") else {
-            return Err(format!("unclosed comment at offset {start}"));
-        };
-        let rest = comment.get(close + 2..).unwrap_or_default();
-        let comment_end = text.len() - rest.len();
-        let (trim_right, end) = if rest.starts_with("}}") {
-            (false, comment_end + 2)
-        } else if has_right_trim_marker(rest) && rest.get(2..).is_some_and(|r| r.starts_with("}}"))
-        {
-            (true, comment_end + 4)
-        } else {
-            return Err(format!(
-                "comment ends before the closing delimiter at offset {start}"
-            ));
-        };
-        return Ok(Action {
-            path: None,
-            trim_left,
-            trim_right,
-            end,
-        });
-    }
-
-    let Some(close) = inner.find("}}") else {
-        return Err(format!("unclosed action at offset {start}"));
-    };
-    let mut body = inner.get(after_marker..close).unwrap_or_default();
-    let mut trim_right = false;
-    if let Some(stripped) = body.strip_suffix('-')
-        && stripped.ends_with(is_go_space)
-    {
-        trim_right = true;
-        body = stripped;
-    }
-    let body = body.trim_matches(is_go_space);
-    if body.is_empty() {
-        return Err(format!("empty action at offset {start}"));
-    }
-    let Some(path) = parse_field_path(body) else {
-        return Err(format!(
-            "unsupported action {:?} at offset {start} (only {{{{.Field.Path}}}} is supported)",
-            excerpt(body)
-        ));
-    };
-    Ok(Action {
-        path: Some(path),
-        trim_left,
-        trim_right,
-        end: after_delim + close + 2,
-    })
-}
-
-/// `- ` right after `{{` (Go: the marker must be followed by white space).
-fn has_left_trim_marker(inner: &str) -> bool {
-    let bytes = inner.as_bytes();
-    bytes.first() == Some(&b'-') && bytes.get(1).is_some_and(|&b| is_go_space(char::from(b)))
-}
-
-/// ` -` (white space then the marker), to be followed by `}}`.
-fn has_right_trim_marker(rest: &str) -> bool {
-    let bytes = rest.as_bytes();
-    bytes.first().is_some_and(|&b| is_go_space(char::from(b))) && bytes.get(1) == Some(&b'-')
-}
-
-/// `.A.B` → `["A", "B"]`; `None` unless every segment is an identifier.
-fn parse_field_path(body: &str) -> Option<Vec<String>> {
-    let rest = body.strip_prefix('.')?;
-    rest.split('.')
-        .map(|segment| is_identifier(segment).then(|| segment.to_owned()))
-        .collect()
-}
-
-/// At most [`MAX_QUOTED`] bytes of `body`, cut on a char boundary, with `…` when cut.
-fn excerpt(body: &str) -> String {
-    if body.len() <= MAX_QUOTED {
-        return body.to_owned();
-    }
-    let mut cut = MAX_QUOTED;
-    while !body.is_char_boundary(cut) {
-        cut -= 1;
-    }
-    format!("{}…", body.get(..cut).unwrap_or_default())
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use proptest::prelude::*;
-
-    fn ctx() -> TemplateContext {
-        TemplateContext::default()
-            .with_gateway_name("site1")
-            .with_var("siteNumber", "7")
-            .with_var("k", "v")
-            .with_label("site", "north")
-    }
-
-    fn ok(text: &str) -> String {
-        render("t", text, &ctx()).unwrap()
-    }
-
-    fn err(text: &str) -> String {
-        match render("tmpl", text, &ctx()).unwrap_err() {
-            Error::Template { template, message } => {
-                assert_eq!(template, "tmpl");
-                message
-            }
-            other => panic!("not a template error: {other:?}"),
-        }
-    }
-
-    #[test]
-    fn literal_text_passes_through_unchanged() {
-        for text in [
-            "",
-            "plain",
-            "{",
-            "}",
-            "a { b } c",
-            "{view.params.x}",
-            "}}",
-            "a }} b",
-            "{ {",
-            "été {日本} ✓",
-        ] {
-            assert_eq!(ok(text), text);
-        }
-    }
-
-    #[test]
-    fn field_path_actions_render_the_value() {
-        assert_eq!(ok("{{.GatewayName}}"), "site1");
-        assert_eq!(ok("gw-{{.Vars.siteNumber}}.json"), "gw-7.json");
-        assert_eq!(ok("{{.Labels.site}}/{{.Labels.site}}"), "north/north");
-        assert_eq!(ok("{{.GatewayName}}{{.Vars.k}}"), "site1v");
-    }
-
-    #[test]
-    fn spaces_inside_braces_are_allowed() {
-        assert_eq!(ok("{{ .Vars.siteNumber }}"), "7");
-        assert_eq!(ok("{{\t.GatewayName\n}}"), "site1");
-    }
-
-    #[test]
-    fn braces_next_to_actions_stay_literal() {
-        assert_eq!(ok("{{.Vars.k}}}"), "v}");
-        assert_eq!(ok("{ {{.Vars.k}} }"), "{ v }");
-    }
-
-    #[test]
-    fn trim_markers_remove_surrounding_whitespace() {
-        assert_eq!(ok("a \t\r\n {{- .Vars.k -}} \n\t b"), "avb");
-        assert_eq!(ok("a  {{- .Vars.k}}  b"), "av  b");
-        assert_eq!(ok("a  {{.Vars.k -}}  b"), "a  vb");
-        assert_eq!(ok("  {{- .Vars.k -}}  "), "v");
-    }
-
-    #[test]
-    fn trim_markers_only_trim_the_adjacent_text() {
-        assert_eq!(ok("x {{.Vars.k}} {{- .Vars.k}}"), "x vv");
-        assert_eq!(ok("{{.Vars.k -}}{{.Vars.k}} y"), "vv y");
-    }
-
-    #[test]
-    fn trim_markers_need_a_space_next_to_them() {
-        assert!(err("{{-3}}").starts_with("unsupported action \"-3\" at offset 0"));
-        assert!(err("{{-.Vars.k}}").starts_with("unsupported action"));
-        assert!(err("{{.Vars.k-}}").starts_with("unsupported action"));
-    }
-
-    #[test]
-    fn comments_render_nothing() {
-        assert_eq!(ok("a{{/* note */}}b"), "ab");
-        assert_eq!(ok("a{{/* }} {{ \n */}}b"), "ab");
-        assert_eq!(ok("{{/**/}}"), "");
-    }
-
-    #[test]
-    fn comments_accept_trim_markers() {
-        assert_eq!(ok("a \n {{- /* note */ -}} \n b"), "ab");
-        assert_eq!(ok("a {{- /* note */}} b"), "a b");
-        // As in Go, a comment ends the text that a later `{{- ` trims.
-        assert_eq!(ok("a {{/* note */}} {{- .Vars.k}}"), "a v");
-    }
-
-    #[test]
-    fn comments_must_fill_the_action() {
-        assert_eq!(err("x {{/* note"), "unclosed comment at offset 2");
-        assert_eq!(
-            err("{{/* a */ }}"),
-            "comment ends before the closing delimiter at offset 0"
-        );
-        assert!(err("{{ /* a */}}").starts_with("unsupported action"));
-    }
-
-    #[test]
-    fn unknown_variable_is_an_error_naming_the_template() {
-        let err = render("mappings[0].source", "config/{{.Gatewayname}}", &ctx()).unwrap_err();
-        match &err {
-            Error::Template { template, message } => {
-                assert_eq!(template, "mappings[0].source");
-                assert_eq!(message, "unknown variable .Gatewayname at offset 7");
-            }
-            other => panic!("{other:?}"),
-        }
-    }
-
-    #[test]
-    fn unset_variable_is_an_error_never_an_empty_string() {
-        assert_eq!(
-            err("ab {{.Vars.site}}"),
-            "variable .Vars.site is not set at offset 3"
-        );
-        assert_eq!(
-            err("{{.PodName}}"),
-            "variable .PodName is not set at offset 0"
-        );
-    }
-
-    #[test]
-    fn variable_that_is_not_a_value_is_an_error() {
-        assert_eq!(
-            err("{{.Vars}}"),
-            "variable .Vars is not a value at offset 0"
-        );
-        assert_eq!(
-            err("{{.GatewayName.x}}"),
-            "variable .GatewayName.x is not a value at offset 0"
-        );
-    }
-
-    #[test]
-    fn unclosed_action_is_an_error() {
-        assert_eq!(err("{{."), "unclosed action at offset 0");
-        assert_eq!(err("ab {{.Vars.k"), "unclosed action at offset 3");
-        assert_eq!(err("{{.Vars.k}"), "unclosed action at offset 0");
-    }
-
-    #[test]
-    fn empty_action_is_an_error() {
-        assert_eq!(err("{{}}"), "empty action at offset 0");
-        assert_eq!(err("x{{  }}"), "empty action at offset 1");
-        assert_eq!(
-            err("{{- -}}"),
-            "unsupported action \"-\" at offset 0 (only {{.Field.Path}} is supported)"
-        );
-        assert_eq!(err("{{ -}}"), "empty action at offset 0");
-    }
-
-    #[test]
-    fn bare_dot_is_an_error() {
-        assert_eq!(
-            err("{{.}}"),
-            "unsupported action \".\" at offset 0 (only {{.Field.Path}} is supported)"
-        );
-    }
-
-    #[test]
-    fn everything_else_is_an_unsupported_action() {
-        for text in [
-            "{{.Vars.k | upper}}",
-            "{{upper .Vars.k}}",
-            "{{if .X}}",
-            "{{range .Vars}}",
-            "{{end}}",
-            "{{$x}}",
-            "{{$x := .Vars.k}}",
-            "{{\"str\"}}",
-            "{{3}}",
-            "{{.Vars..k}}",
-            "{{.Vars.k.}}",
-            "{{.Vars.0}}",
-            "{{.Vars.site-name}}",
-            "{{. Vars}}",
-            "{{.Vars.k .Vars.k}}",
-            "{{{.Vars.k}}",
-            "{{.Vàrs}}",
-        ] {
-            assert!(err(text).starts_with("unsupported action"), "{text}");
-        }
-        assert_eq!(
-            err("abcd {{if .X}}"),
-            "unsupported action \"if .X\" at offset 5 (only {{.Field.Path}} is supported)"
-        );
-    }
-
-    #[test]
-    fn long_unsupported_actions_are_quoted_in_part() {
-        let body = "é".repeat(100);
-        let message = err(&format!("{{{{{body}}}}}"));
-        assert!(message.len() < 200, "{message}");
-        assert!(message.contains('…'));
-    }
-
-    #[test]
-    fn multibyte_text_around_braces_is_handled() {
-        assert_eq!(ok("é{{.Vars.k}}é"), "évé");
-        assert_eq!(ok("日 {{- .Vars.k -}} 日"), "日v日");
-        assert_eq!(ok("é{é}é"), "é{é}é");
-        assert_eq!(err("é{{é"), "unclosed action at offset 2");
-        assert_eq!(
-            err("{{/*é*/é}}"),
-            "comment ends before the closing delimiter at offset 0"
-        );
-        assert!(err("{{é}}").starts_with("unsupported action \"é\""));
-    }
-
-    #[test]
-    fn is_literal_ignores_comments() {
-        let template = Template::parse("t", "a {{/* x */}} b").unwrap();
-        assert!(template.is_literal());
-        assert_eq!(
-            template.render(&TemplateContext::default()).unwrap(),
-            "a  b"
-        );
-        assert!(!Template::parse("t", "{{.Ref}}").unwrap().is_literal());
-    }
-
-    #[test]
-    fn variables_lists_field_paths_in_order() {
-        let template = Template::parse("t", "{{.Vars.k}} {{.Ref}} {{.Vars.k}}").unwrap();
-        let paths: Vec<Vec<String>> = template.variables().map(<[String]>::to_vec).collect();
-        assert_eq!(
-            paths,
-            [vec!["Vars", "k"], vec!["Ref"], vec!["Vars", "k"]]
-                .map(|p| p.into_iter().map(String::from).collect::<Vec<_>>())
-        );
-        assert_eq!(template.name(), "t");
-    }
-
-    #[test]
-    fn has_actions_detects_double_braces() {
-        assert!(has_actions("a {{ b"));
-        assert!(!has_actions("a { { b }}"));
-    }
-
-    /// Text without `{{`: `{` never follows `{`.
-    fn text_without_actions() -> impl Strategy<Value = String> {
-        proptest::collection::vec(
-            prop_oneof![
-                Just('{'),
-                Just('}'),
-                Just('-'),
-                Just(' '),
-                Just('.'),
-                Just('é'),
-                Just('日'),
-                any::<char>(),
-            ],
-            0..40,
-        )
-        .prop_map(|chars| {
-            let mut text = String::new();
-            for c in chars {
-                if c == '{' && text.ends_with('{') {
-                    text.push('x');
-                }
-                text.push(c);
-            }
-            text
-        })
-    }
-
-    /// Arbitrary text made of template-ish pieces.
-    fn template_soup() -> impl Strategy<Value = String> {
-        proptest::collection::vec(
-            prop_oneof![
-                Just("{{".to_owned()),
-                Just("}}".to_owned()),
-                Just("{{- ".to_owned()),
-                Just(" -}}".to_owned()),
-                Just("/*".to_owned()),
-                Just("*/".to_owned()),
-                Just(".".to_owned()),
-                Just("Vars".to_owned()),
-                Just("k".to_owned()),
-                Just("-".to_owned()),
-                Just(" ".to_owned()),
-                Just("é".to_owned()),
-                Just("{".to_owned()),
-                Just("}".to_owned()),
-                any::<String>(),
-            ],
-            0..20,
-        )
-        .prop_map(|pieces| pieces.concat())
-    }
-
-    proptest! {
-        #[test]
-        fn rendering_text_without_actions_is_identity(text in text_without_actions()) {
-            prop_assert_eq!(render("t", &text, &TemplateContext::default()).unwrap(), text);
-        }
-
-        #[test]
-        fn render_never_panics(text in template_soup(), raw in any::<String>()) {
-            let _ = render("t", &text, &ctx());
-            let _ = render("t", &raw, &ctx());
-        }
-
-        #[test]
-        fn one_variable_is_spliced_into_literal_text(
-            prefix in text_without_actions(),
-            suffix in text_without_actions(),
-            value in any::<String>(),
-        ) {
-            let mut prefix = prefix;
-            if prefix.ends_with('{') {
-                prefix.push('x');
-            }
-            let text = format!("{prefix}{{{{.Vars.k}}}}{suffix}");
-            let ctx = TemplateContext::default().with_var("k", value.clone());
-            prop_assert_eq!(render("t", &text, &ctx).unwrap(), format!("{prefix}{value}{suffix}"));
-        }
-    }
-}
+mod tests;
