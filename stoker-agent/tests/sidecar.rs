@@ -1497,8 +1497,9 @@ async fn a_quiet_agent_keeps_agent_ready_with_its_heartbeat_and_a_gone_one_loses
     let (mut world, _c1) = synced_world(
         "sidecar-heartbeat",
         &[("projects/demo/project.json", "v1")],
+        // The shortest period the CRD allows (5 s): a heartbeat every 10 s.
         json!({"standard": {
-            "syncPeriod": 1,
+            "syncPeriod": 5,
             "mappings": [{"source": "projects", "destination": "projects"}]
         }}),
     )
@@ -1548,7 +1549,8 @@ async fn a_quiet_agent_keeps_agent_ready_with_its_heartbeat_and_a_gone_one_loses
     // The agent goes away (its pod stays): after three quiet periods it is not reporting.
     world.agents[0].terminate();
     world.agents[0].wait_exit(Duration::from_secs(20));
-    tokio::time::sleep(Duration::from_secs(4)).await;
+    // Three periods (15 s) and a little more since its last word, at most.
+    tokio::time::sleep(Duration::from_secs(16)).await;
     touch(&world, 2).await;
     let gs = world
         .wait_gs(CR, "AgentReady=False", |gs| {
