@@ -986,17 +986,8 @@ fn fmt_e(out: &mut Vec<u8>, d: &Digits, prec: i64, verb: char) {
         }
     }
     out.push(if verb == 'E' { b'E' } else { b'e' });
-    let mut exp = if d.d.is_empty() { 0 } else { d.dp - 1 };
-    if exp < 0 {
-        out.push(b'-');
-        exp = -exp;
-    } else {
-        out.push(b'+');
-    }
-    if exp < 10 {
-        out.push(b'0');
-    }
-    out.extend_from_slice(exp.to_string().as_bytes());
+    let exp = if d.d.is_empty() { 0 } else { d.dp - 1 };
+    push_exponent(out, exp);
 }
 
 fn fmt_f(out: &mut Vec<u8>, d: &Digits, prec: i64) {
@@ -1077,15 +1068,16 @@ fn format_hex_float(a: f64, verb: char, prec: Option<usize>) -> Vec<u8> {
         _ => {}
     }
     out.push(if verb == 'X' { b'P' } else { b'p' });
-    if exp < 0 {
-        out.push(b'-');
-        exp = -exp;
-    } else {
-        out.push(b'+');
-    }
-    if exp < 10 {
+    push_exponent(&mut out, exp);
+    out
+}
+
+/// An exponent as Go's `%e` and `%x` write it: a sign, then at least two digits.
+fn push_exponent(out: &mut Vec<u8>, exp: i64) {
+    out.push(if exp < 0 { b'-' } else { b'+' });
+    let digits = exp.unsigned_abs();
+    if digits < 10 {
         out.push(b'0');
     }
-    out.extend_from_slice(exp.to_string().as_bytes());
-    out
+    out.extend_from_slice(digits.to_string().as_bytes());
 }
