@@ -2514,6 +2514,18 @@ const V051_KEYS: &[&str] = &[
     "serviceMonitor.enabled",
     "serviceMonitor.labels",
     "serviceMonitor.interval",
+    "serviceMonitor.scrapeTimeout",
+    "podMonitor.enabled",
+    "podMonitor.labels",
+    "podMonitor.interval",
+    "podMonitor.scrapeTimeout",
+    "prometheusRule.enabled",
+    "prometheusRule.labels",
+    "prometheusRule.additionalRules",
+    "grafanaDashboard.enabled",
+    "grafanaDashboard.namespace",
+    "grafanaDashboard.labels",
+    "grafanaDashboard.annotations",
     "networkPolicy.enabled",
     "webhook.enabled",
     "webhook.port",
@@ -2546,6 +2558,10 @@ const V051_KEYS: &[&str] = &[
 fn leaf_keys(value: &Value, prefix: &str, keys: &mut Vec<String>) {
     let opaque = [
         "serviceMonitor.labels",
+        "podMonitor.labels",
+        "prometheusRule.labels",
+        "grafanaDashboard.labels",
+        "grafanaDashboard.annotations",
         "webhookReceiver.ingress.annotations",
         "podAnnotations",
         "podLabels",
@@ -2644,6 +2660,26 @@ fn every_stoker_operator_v0_5_1_value_takes_effect() {
     let monitor = find(&docs, "ServiceMonitor", "plant-gitops");
     assert_eq!(monitor["metadata"]["labels"]["release"], "plant-prometheus");
     assert_eq!(monitor["spec"]["endpoints"][0]["interval"], "15s");
+    assert_eq!(monitor["spec"]["endpoints"][0]["scrapeTimeout"], "10s");
+    // podMonitor.*, prometheusRule.*, grafanaDashboard.*.
+    let agents = find(&docs, "PodMonitor", "plant-gitops-agent");
+    assert_eq!(agents["metadata"]["labels"]["release"], "plant-prometheus");
+    let endpoint = &agents["spec"]["podMetricsEndpoints"][0];
+    assert_eq!(endpoint["interval"], "20s");
+    assert_eq!(endpoint["scrapeTimeout"], "5s");
+    let rule = find(&docs, "PrometheusRule", "plant-gitops");
+    assert_eq!(rule["metadata"]["labels"]["release"], "plant-prometheus");
+    let rules = rule["spec"]["groups"][0]["rules"].as_sequence().unwrap();
+    let last = rules.last().unwrap();
+    assert_eq!(last["alert"], "PlantGatewaySlowSync");
+    assert_eq!(last["for"], "10m");
+    assert!(rules.len() > 1, "the additional rule replaced the defaults");
+    let dashboards = find(&docs, "ConfigMap", "plant-gitops-dashboards");
+    let meta = &dashboards["metadata"];
+    assert_eq!(meta["namespace"], "plant-monitoring");
+    assert_eq!(meta["labels"]["plant.example.invalid/dashboards"], "true");
+    assert_eq!(meta["labels"]["grafana_dashboard"], "1");
+    assert_eq!(meta["annotations"]["grafana_folder"], "Plant");
     // networkPolicy.enabled, webhook.enabled and its namespace selector, certManager.enabled.
     find(&docs, "NetworkPolicy", "plant-gitops-operator");
     let injection = only_webhook(
@@ -2682,6 +2718,10 @@ fn every_stoker_operator_v0_5_1_value_takes_effect() {
             "certManager.enabled=false",
             "--set",
             "serviceMonitor.enabled=false",
+            "--set",
+            "podMonitor.enabled=false",
+            "--set",
+            "prometheusRule.enabled=false",
         ]),
         None,
     );
@@ -2702,9 +2742,16 @@ fn every_stoker_operator_v0_5_1_value_takes_effect() {
             every.to_str().unwrap(),
             "--set",
             "rbac.create=false",
-            // No prometheus-operator CRDs on the test API server.
+            // No prometheus-operator CRDs on the test API server, and no namespace
+            // plant-monitoring for the dashboards.
             "--set",
             "serviceMonitor.enabled=false",
+            "--set",
+            "podMonitor.enabled=false",
+            "--set",
+            "prometheusRule.enabled=false",
+            "--set",
+            "grafanaDashboard.namespace=",
         ],
     );
     let out = dry_run(c, &rendered);
@@ -2743,6 +2790,16 @@ fn a_misspelt_value_is_an_error_naming_it() {
             "rbac.autoBindAgent.enabeld=false",
         ],
         "enabeld",
+    );
+    refused_for(
+        &[
+            "template",
+            "stoker",
+            chart,
+            "--set",
+            "podMonitor.scrapeTimout=5s",
+        ],
+        "scrapeTimout",
     );
     let dir = tempfile::tempdir().unwrap();
     let values = dir.path().join("values.yaml");
