@@ -363,7 +363,7 @@ fn helm_template_renders_the_operator_its_rbac_and_the_agent_role() {
     let objects = objects(&rendered);
     let ns = "stoker-system";
     for (kind, namespace, name) in [
-        ("ServiceAccount", ns, "stoker-operator"),
+        ("ServiceAccount", ns, "stoker-controller-manager"),
         ("ClusterRole", "", "stoker-operator"),
         ("ClusterRoleBinding", "", "stoker-operator"),
         ("Role", ns, "stoker-leader-election"),
@@ -371,8 +371,8 @@ fn helm_template_renders_the_operator_its_rbac_and_the_agent_role() {
         ("ClusterRole", "", "stoker-agent"),
         ("ClusterRole", "", "stoker-gatewaysync-view"),
         ("ClusterRole", "", "stoker-gatewaysync-edit"),
-        ("Service", ns, "stoker-metrics"),
-        ("Deployment", ns, "stoker-operator"),
+        ("Service", ns, "stoker-metrics-service"),
+        ("Deployment", ns, "stoker-controller-manager"),
         // Admission (webhook.enabled, on by default), with the operator's own TLS.
         ("Service", ns, "stoker-webhook-service"),
         ("MutatingWebhookConfiguration", "", "stoker-pod-injection"),
@@ -394,7 +394,7 @@ fn helm_template_renders_the_operator_its_rbac_and_the_agent_role() {
     // No PodDisruptionBudget with one replica, no NetworkPolicy unless asked for.
     assert_eq!(objects.len(), 17, "{objects:?}");
 
-    let deployment = document(&rendered, "Deployment", "stoker-operator");
+    let deployment = document(&rendered, "Deployment", "stoker-controller-manager");
     for expected in [
         "image: \"stoker-operator:0.1.0\"",
         "- --leader-elect=true",
@@ -412,7 +412,7 @@ fn helm_template_renders_the_operator_its_rbac_and_the_agent_role() {
         "allowPrivilegeEscalation: false",
         "mountPath: /var/lib/stoker-operator",
         "emptyDir: {}",
-        "serviceAccountName: stoker-operator",
+        "serviceAccountName: stoker-controller-manager",
         "terminationGracePeriodSeconds: 30",
     ] {
         assert!(
@@ -496,7 +496,7 @@ fn helm_template_scopes_the_operator_to_watch_namespaces() {
     for (kind, namespace, name) in [
         ("ClusterRoleBinding", "", "gateways-stoker-operator"),
         ("Role", "ops", "gateways-stoker-leader-election"),
-        ("Service", "ops", "gateways-stoker-metrics"),
+        ("Service", "ops", "gateways-stoker-metrics-service"),
     ] {
         assert!(!has_object(&objects, kind, namespace, name), "{objects:?}");
     }
@@ -536,14 +536,18 @@ fn helm_template_scopes_the_operator_to_watch_namespaces() {
     );
     let role = document(&manual, "ClusterRole", "gateways-stoker-operator");
     assert!(
-        document(&manual, "Deployment", "gateways-stoker-operator")
+        document(&manual, "Deployment", "gateways-stoker-controller-manager")
             .contains("- --auto-bind-agent=false")
     );
     assert!(
         !role.contains("rolebindings") && !role.contains("\"bind\""),
         "{role}"
     );
-    let deployment = document(&rendered, "Deployment", "gateways-stoker-operator");
+    let deployment = document(
+        &rendered,
+        "Deployment",
+        "gateways-stoker-controller-manager",
+    );
     for expected in [
         "- \"--namespaces=plant-a,plant-b\"",
         "- \"--label-selector=team in (a,b)\"",
@@ -659,12 +663,12 @@ fn helm_template_renders_both_admission_webhooks_with_exactly_their_fields() {
         service["spec"]["ports"],
         yaml("[{name: webhook, port: 443, targetPort: webhook, protocol: TCP}]")
     );
-    let deployment = find(&docs, "Deployment", "stoker-operator");
+    let deployment = find(&docs, "Deployment", "stoker-controller-manager");
     assert_eq!(
         service["spec"]["selector"],
         deployment["spec"]["selector"]["matchLabels"]
     );
-    let container = operator_container(&docs, "stoker-operator");
+    let container = operator_container(&docs, "stoker-controller-manager");
     assert!(
         container["ports"]
             .as_sequence()
@@ -674,7 +678,7 @@ fn helm_template_renders_both_admission_webhooks_with_exactly_their_fields() {
         container["ports"]
     );
     // The operator is told the names the chart gave the objects, and the agent's image.
-    let args = operator_args(&docs, "stoker-operator");
+    let args = operator_args(&docs, "stoker-controller-manager");
     assert_eq!(
         admission_args(&args),
         [
@@ -722,7 +726,7 @@ fn helm_template_renders_both_admission_webhooks_with_exactly_their_fields() {
         )
     );
     let subjects =
-        yaml("[{kind: ServiceAccount, name: stoker-operator, namespace: stoker-system}]");
+        yaml("[{kind: ServiceAccount, name: stoker-controller-manager, namespace: stoker-system}]");
     for (kind, name, role_kind) in [
         (
             "ClusterRoleBinding",
@@ -851,7 +855,7 @@ matchExpressions:
         "MutatingWebhookConfiguration",
         "stoker-pod-injection",
     );
-    let args = operator_args(&docs, "stoker-operator");
+    let args = operator_args(&docs, "stoker-controller-manager");
     let args = admission_args(&args);
     for expected in [
         "--mutating-webhook-configuration=stoker-pod-injection",
@@ -942,7 +946,7 @@ issuerRef: {name: stoker-selfsigned-issuer, kind: Issuer, group: cert-manager.io
     // The operator reads the certificate from the mounted Secret (the whole directory: the
     // kubelet updates it on renewal) and keeps no TLS Secret of its own, so it gets no
     // permission for one, nor for the caBundles.
-    let args = operator_args(&docs, "stoker-operator");
+    let args = operator_args(&docs, "stoker-controller-manager");
     let admission = admission_args(&args);
     assert!(
         admission.contains(&"--webhook-cert-dir=/etc/stoker/webhook-tls"),
@@ -957,7 +961,7 @@ issuerRef: {name: stoker-selfsigned-issuer, kind: Issuer, group: cert-manager.io
             "--agent-image-pull-policy=IfNotPresent",
         ]
     );
-    let container = operator_container(&docs, "stoker-operator");
+    let container = operator_container(&docs, "stoker-controller-manager");
     assert!(
         container["volumeMounts"]
             .as_sequence()
@@ -968,8 +972,8 @@ issuerRef: {name: stoker-selfsigned-issuer, kind: Issuer, group: cert-manager.io
         "{:?}",
         container["volumeMounts"]
     );
-    let volumes =
-        &find(&docs, "Deployment", "stoker-operator")["spec"]["template"]["spec"]["volumes"];
+    let volumes = &find(&docs, "Deployment", "stoker-controller-manager")["spec"]["template"]["spec"]
+        ["volumes"];
     assert!(
         volumes.as_sequence().unwrap().contains(&yaml(
             "{name: webhook-tls, secret: {secretName: stoker-webhook-cert}}"
@@ -1026,9 +1030,9 @@ fn helm_template_without_the_webhook_renders_no_admission_object() {
     assert!(try_find(&docs, "Service", "stoker-webhook-service").is_none());
     assert!(try_find(&docs, "ClusterRole", "stoker-operator-webhooks").is_none());
     assert!(try_find(&docs, "Role", "stoker-webhook-tls").is_none());
-    let args = operator_args(&docs, "stoker-operator");
+    let args = operator_args(&docs, "stoker-controller-manager");
     assert_eq!(admission_args(&args), ["--webhook-port=0"]);
-    let container = operator_container(&docs, "stoker-operator");
+    let container = operator_container(&docs, "stoker-controller-manager");
     assert_eq!(
         container["ports"],
         yaml("[{name: probe, containerPort: 8081, protocol: TCP}]")
@@ -1133,7 +1137,7 @@ egress:
 fn helm_template_accepts_stoker_operator_v0_5_values_and_renders_optional_objects() {
     let v05 = fixture("stoker-operator-v0.5-values.yaml");
     let rendered = render("stoker", "stoker-system", &["-f", v05.to_str().unwrap()]);
-    let deployment = document(&rendered, "Deployment", "stoker-operator");
+    let deployment = document(&rendered, "Deployment", "stoker-controller-manager");
     assert!(deployment.contains("replicas: 2"), "{deployment}");
     assert!(
         deployment.contains("image: \"registry.example.invalid/ot/stoker-operator:0.5.3\""),
@@ -1164,7 +1168,7 @@ fn helm_template_accepts_stoker_operator_v0_5_values_and_renders_optional_object
     find(&docs, "Certificate", "stoker-webhook-cert");
     find(&docs, "Issuer", "stoker-selfsigned-issuer");
     assert!(!docs.iter().any(|doc| has_key(doc, "caBundle")));
-    let args = operator_args(&docs, "stoker-operator");
+    let args = operator_args(&docs, "stoker-controller-manager");
     let admission = admission_args(&args);
     for expected in [
         "--webhook-port=9443",
@@ -1186,7 +1190,7 @@ fn helm_template_accepts_stoker_operator_v0_5_values_and_renders_optional_object
             .any(|a| a.contains("receiver") || a.contains("9444")),
         "{args:?}"
     );
-    let service = document(&rendered, "Service", "stoker-metrics");
+    let service = document(&rendered, "Service", "stoker-metrics-service");
     assert!(service.contains("port: 8443"), "{service}");
 
     let monitored = render(
@@ -1198,7 +1202,7 @@ fn helm_template_accepts_stoker_operator_v0_5_values_and_renders_optional_object
         &objects(&monitored),
         "ServiceMonitor",
         "monitoring",
-        "stoker"
+        "stoker-metrics-monitor"
     ));
     let (_, out) = output(
         helm([
@@ -1455,7 +1459,10 @@ fn everything_the_chart_renders_passes_a_server_side_dry_run() {
         args.extend(extra.iter().copied());
         let rendered = render("stoker-dry", &ns, &args);
         let out = dry_run(c, &rendered);
-        assert!(out.contains("deployment.apps/stoker-dry-operator"), "{out}");
+        assert!(
+            out.contains("deployment.apps/stoker-dry-controller-manager"),
+            "{out}"
+        );
         assert!(out.contains("(server dry run)"), "{out}");
         for object in present {
             assert!(
@@ -1859,7 +1866,7 @@ fn helm_install_gives_the_operator_and_the_agent_the_permissions_they_use() {
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "no");
 
     // The operator, as the chart runs it: its service account's token, the Deployment's flags.
-    let service_account = format!("{release}-operator");
+    let service_account = format!("{release}-controller-manager");
     let token = kubectl(
         c,
         &[
@@ -1958,7 +1965,7 @@ fn helm_install_gives_the_operator_and_the_agent_the_permissions_they_use() {
         &[
             "get",
             "deployment",
-            &format!("{release}-operator"),
+            &format!("{release}-controller-manager"),
             "-n",
             &system,
             "-o",
@@ -2400,7 +2407,7 @@ fn helm_template_renders_monitoring_whose_queries_use_only_exported_metrics() {
     };
 
     // ServiceMonitor with its timeout; PodMonitor on the agents' metrics port.
-    let service_monitor = find(&docs, "ServiceMonitor", "stoker");
+    let service_monitor = find(&docs, "ServiceMonitor", "stoker-metrics-monitor");
     assert_eq!(
         service_monitor["spec"]["endpoints"][0]["scrapeTimeout"],
         yaml("10s")
@@ -2439,7 +2446,7 @@ fn helm_template_renders_monitoring_whose_queries_use_only_exported_metrics() {
     );
 
     // The dashboards: valid JSON, every query on exported metrics, labelled for the sidecar.
-    let dashboards = find(&docs, "ConfigMap", "stoker-dashboards");
+    let dashboards = find(&docs, "ConfigMap", "stoker-dashboard");
     assert_eq!(dashboards["metadata"]["namespace"], yaml("grafana"));
     assert_eq!(
         dashboards["metadata"]["labels"]["grafana_dashboard"],
@@ -2487,7 +2494,7 @@ fn helm_template_renders_monitoring_whose_queries_use_only_exported_metrics() {
             "{kind} rendered by default"
         );
     }
-    assert!(try_find(&defaults, "ConfigMap", "stoker-dashboards").is_none());
+    assert!(try_find(&defaults, "ConfigMap", "stoker-dashboard").is_none());
 }
 
 /// The leaf keys of stoker-operator v0.5.1's chart values (a mapping's keys, or the mapping
@@ -2595,7 +2602,7 @@ fn every_stoker_operator_v0_5_1_value_takes_effect() {
     let rendered = render("stoker", "plant-ops", &["-f", every.to_str().unwrap()]);
     let docs = manifests(&rendered);
     // fullnameOverride names the objects; nameOverride is the name label.
-    let deployment = find(&docs, "Deployment", "plant-gitops-operator");
+    let deployment = find(&docs, "Deployment", "plant-gitops-controller-manager");
     let labels = &deployment["spec"]["selector"]["matchLabels"];
     assert_eq!(labels["app.kubernetes.io/name"], "plant-stoker");
     assert_eq!(labels["control-plane"], "controller-manager");
@@ -2603,7 +2610,7 @@ fn every_stoker_operator_v0_5_1_value_takes_effect() {
     assert_eq!(deployment["spec"]["replicas"], 2);
     find(&docs, "PodDisruptionBudget", "plant-gitops-operator");
     let pod = &deployment["spec"]["template"];
-    let container = operator_container(&docs, "plant-gitops-operator");
+    let container = operator_container(&docs, "plant-gitops-controller-manager");
     // image.*, imagePullSecrets.
     assert_eq!(
         container["image"],
@@ -2637,7 +2644,7 @@ fn every_stoker_operator_v0_5_1_value_takes_effect() {
     );
     // Flags: agentImage.*, leaderElection.enabled, webhook.port, rbac.autoBindAgent.enabled,
     // certManager.enabled, controller.logDevMode.
-    let args = operator_args(&docs, "plant-gitops-operator");
+    let args = operator_args(&docs, "plant-gitops-controller-manager");
     for expected in [
         "--agent-image=registry.example.invalid/plant/stoker-agent:0.6.1",
         "--leader-elect=false",
@@ -2654,10 +2661,10 @@ fn every_stoker_operator_v0_5_1_value_takes_effect() {
     }
     assert!(!args.iter().any(|a| a.starts_with("--leader-election-id")));
     // metrics.* and serviceMonitor.*.
-    let metrics = find(&docs, "Service", "plant-gitops-metrics");
+    let metrics = find(&docs, "Service", "plant-gitops-metrics-service");
     assert_eq!(metrics["spec"]["type"], "NodePort");
     assert_eq!(metrics["spec"]["ports"][0]["port"], 9090);
-    let monitor = find(&docs, "ServiceMonitor", "plant-gitops");
+    let monitor = find(&docs, "ServiceMonitor", "plant-gitops-metrics-monitor");
     assert_eq!(monitor["metadata"]["labels"]["release"], "plant-prometheus");
     assert_eq!(monitor["spec"]["endpoints"][0]["interval"], "15s");
     assert_eq!(monitor["spec"]["endpoints"][0]["scrapeTimeout"], "10s");
@@ -2674,7 +2681,7 @@ fn every_stoker_operator_v0_5_1_value_takes_effect() {
     assert_eq!(last["alert"], "PlantGatewaySlowSync");
     assert_eq!(last["for"], "10m");
     assert!(rules.len() > 1, "the additional rule replaced the defaults");
-    let dashboards = find(&docs, "ConfigMap", "plant-gitops-dashboards");
+    let dashboards = find(&docs, "ConfigMap", "plant-gitops-dashboard");
     let meta = &dashboards["metadata"];
     assert_eq!(meta["namespace"], "plant-monitoring");
     assert_eq!(meta["labels"]["plant.example.invalid/dashboards"], "true");
@@ -2756,7 +2763,7 @@ fn every_stoker_operator_v0_5_1_value_takes_effect() {
     );
     let out = dry_run(c, &rendered);
     assert!(
-        out.contains("deployment.apps/plant-gitops-operator"),
+        out.contains("deployment.apps/plant-gitops-controller-manager"),
         "{out}"
     );
 }

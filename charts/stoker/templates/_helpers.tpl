@@ -65,7 +65,7 @@ The operator's service account.
 */}}
 {{- define "stoker.serviceAccountName" -}}
 {{- if .Values.serviceAccount.create }}
-{{- default (printf "%s-operator" (include "stoker.fullname" .)) .Values.serviceAccount.name }}
+{{- default (printf "%s-controller-manager" (include "stoker.fullname" .)) .Values.serviceAccount.name }}
 {{- else }}
 {{- default "default" .Values.serviceAccount.name }}
 {{- end }}
