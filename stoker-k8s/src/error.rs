@@ -55,6 +55,14 @@ pub enum Error {
         /// The owner's name.
         name: String,
     },
+    /// A request to the webhook receiver that is not a push event Stoker can read.
+    #[error("{sender} push event: {message}")]
+    PushPayload {
+        /// The host that sent it (`github`, `gitlab`, …), or `unknown`.
+        sender: &'static str,
+        /// What is wrong with it.
+        message: String,
+    },
     /// A Go duration string (`30s`, `5m`, `1h30m`) that does not parse.
     #[error("invalid duration {value:?}: {message}")]
     InvalidDuration {

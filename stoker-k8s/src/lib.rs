@@ -28,6 +28,8 @@
 //!   change, never per pass).
 //! - [`admission`] — the two admission webhooks' answers; [`webhook`] — the HTTPS server
 //!   that carries them and its self-managed (or cert-manager) certificate.
+//! - [`receiver`] — the webhook receiver's decisions: the ref a payload asks for, Git hosts'
+//!   push events, request authentication, repository URL normalisation.
 //! - [`error`] — the crate's [`Error`].
 #![forbid(unsafe_code)]
 
@@ -49,6 +51,7 @@ pub mod metadata;
 pub mod metrics;
 pub mod probes;
 pub mod rbac;
+pub mod receiver;
 pub mod refs;
 pub mod validation;
 pub mod webhook;
