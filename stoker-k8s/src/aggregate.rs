@@ -67,8 +67,9 @@ pub struct AggregateInput<'a> {
     /// Its discovered gateway pods ([`crate::discovery::discover`]).
     pub pods: &'a [GatewayPod],
     /// The agents' status reports (ConfigMaps listed with
-    /// [`crate::gateway_status::status_configmap_selector`]); reports of other resources or of
-    /// pods no longer discovered are ignored.
+    /// [`crate::gateway_status::status_configmap_selector`], and for gateways without one the
+    /// entries of stoker-operator v0.5.1's shared ConfigMap, [`crate::legacy_status`]); reports
+    /// of other resources or of pods no longer discovered are ignored.
     pub reports: &'a [GatewayStatusReport],
     /// The revision the ref resolved to, if it did.
     pub resolved: Option<&'a Revision>,
@@ -484,7 +485,8 @@ pub fn agent_sightings(
 }
 
 /// `AgentReady` (ours): `True` (`AgentsReporting`) when every discovered gateway's agent was
-/// heard from within [`AGENT_SILENCE_PERIODS`] sync periods; `False` (`AgentsNotReporting`)
+/// heard from within [`AGENT_SILENCE_PERIODS`] sync periods (a v0.5.1 agent, which sends no
+/// heartbeat, once it has reported at all); `False` (`AgentsNotReporting`)
 /// when one is missing, has not reported yet or went silent; `False` `NoGatewaysDiscovered`
 /// without gateways. Message `{reporting}/{total} agents reporting`; which one is silent is in
 /// its `discoveredGateways[].message`.
