@@ -47,7 +47,7 @@ use crate::crd::{
     SyncStatus,
 };
 use crate::discovery::GatewayPod;
-use crate::gateway_status::{GatewayStatusReport, format_duration};
+use crate::gateway_status::{GatewayStatusReport, ReportOrigin, format_duration};
 use crate::refs::refs_match;
 
 /// A ref and the commit it resolved to.
@@ -67,8 +67,9 @@ pub struct AggregateInput<'a> {
     /// Its discovered gateway pods ([`crate::discovery::discover`]).
     pub pods: &'a [GatewayPod],
     /// The agents' status reports (ConfigMaps listed with
-    /// [`crate::gateway_status::status_configmap_selector`]); reports of other resources or of
-    /// pods no longer discovered are ignored.
+    /// [`crate::gateway_status::status_configmap_selector`], and for gateways without one the
+    /// entries of stoker-operator v0.5.1's shared ConfigMap, [`crate::legacy_status`]); reports
+    /// of other resources or of pods no longer discovered are ignored.
     pub reports: &'a [GatewayStatusReport],
     /// The revision the ref resolved to, if it did.
     pub resolved: Option<&'a Revision>,
@@ -416,6 +417,9 @@ pub struct AgentSighting {
     pub last_seen: Option<Timestamp>,
     /// Its profile's `syncPeriod`.
     pub sync_period: Duration,
+    /// The agent refreshes its report while idle (Stoker's do; stoker-operator v0.5.1's write
+    /// only when they sync, so a long silence of theirs is not held against them).
+    pub heartbeats: bool,
 }
 
 impl AgentSighting {
@@ -432,7 +436,8 @@ impl AgentSighting {
         let silent = Duration::from_secs(
             u64::try_from(now.as_second().saturating_sub(last_seen.as_second())).unwrap_or(0),
         );
-        (self.has_agent && silent > self.sync_period * AGENT_SILENCE_PERIODS).then_some(silent)
+        (self.has_agent && self.heartbeats && silent > self.sync_period * AGENT_SILENCE_PERIODS)
+            .then_some(silent)
     }
 }
 
@@ -464,20 +469,24 @@ pub fn agent_sightings(
     reports: &[GatewayStatusReport],
 ) -> Vec<AgentSighting> {
     pods.iter()
-        .map(|pod| AgentSighting {
-            pod: pod.pod_name.clone(),
-            has_agent: pod.sidecar_injected,
-            last_seen: reports
+        .map(|pod| {
+            let report = reports
                 .iter()
-                .find(|r| r.cr_name == cr_name && r.pod == pod.pod_name)
-                .map(GatewayStatusReport::last_seen),
-            sync_period: sync_period(spec, pod.profile.as_deref()),
+                .find(|r| r.cr_name == cr_name && r.pod == pod.pod_name);
+            AgentSighting {
+                pod: pod.pod_name.clone(),
+                has_agent: pod.sidecar_injected,
+                last_seen: report.map(GatewayStatusReport::last_seen),
+                sync_period: sync_period(spec, pod.profile.as_deref()),
+                heartbeats: report.is_none_or(|r| r.origin == ReportOrigin::Agent),
+            }
         })
         .collect()
 }
 
 /// `AgentReady` (ours): `True` (`AgentsReporting`) when every discovered gateway's agent was
-/// heard from within [`AGENT_SILENCE_PERIODS`] sync periods; `False` (`AgentsNotReporting`)
+/// heard from within [`AGENT_SILENCE_PERIODS`] sync periods (a v0.5.1 agent, which sends no
+/// heartbeat, once it has reported at all); `False` (`AgentsNotReporting`)
 /// when one is missing, has not reported yet or went silent; `False` `NoGatewaysDiscovered`
 /// without gateways. Message `{reporting}/{total} agents reporting`; which one is silent is in
 /// its `discoveredGateways[].message`.
@@ -1108,6 +1117,7 @@ mod tests {
             has_agent,
             last_seen: last_seen.map(at),
             sync_period: Duration::from_secs(30),
+            heartbeats: true,
         }
     }
 
@@ -1174,6 +1184,34 @@ mod tests {
         );
         // Silence does not make a synced gateway unsynced: it only says it may be stale.
         assert_eq!(status.gateway_summary.as_deref(), Some("2/2 synced"));
+    }
+
+    #[test]
+    fn a_v051_agents_quiet_is_not_silence() {
+        let gs = basic();
+        let pods = [pod("a", true)];
+        // Written an hour ago by a v0.5.1 agent, which writes only when it syncs.
+        let mut legacy = report("a", C1, SyncStatus::Synced);
+        legacy.origin = ReportOrigin::StokerOperatorV051;
+        let mut status = GatewaySyncStatus::default();
+        run(
+            &gs,
+            &mut status,
+            &pods,
+            &[legacy],
+            &revision(C1),
+            at("2026-01-01T01:00:00Z"),
+        );
+        assert_eq!(status.gateway_summary.as_deref(), Some("1/1 synced"));
+        assert_eq!(
+            condition(&status, AGENT_READY).message,
+            "1/1 agents reporting"
+        );
+        assert_eq!(status.discovered_gateways[0].message, None);
+        assert_eq!(
+            status.discovered_gateways[0].synced_commit.as_deref(),
+            Some(C1)
+        );
     }
 
     #[test]

@@ -16,7 +16,9 @@
 //!    one; without a token, `RefResolved=False` reason `GitHubAppExchangeFailed`) →
 //!    `RefResolved`, `lastSync*`.
 //! 5. The metadata ConfigMap `stoker-metadata-{cr}` (owned by the resource) for the agents.
-//! 6. Discovery of the gateway pods and their agents' status ConfigMaps → `discoveredGateways`,
+//! 6. Discovery of the gateway pods and their agents' status ConfigMaps (for a gateway without
+//!    one, its entry in stoker-operator v0.5.1's shared `stoker-status-{cr}`, while a fleet
+//!    migrates: [`crate::legacy_status`]) → `discoveredGateways`,
 //!    `AllGatewaysSynced`, `SidecarInjected`, `AgentReady`, `RefSkew`,
 //!    `SSHHostKeyVerification`, `Ready` ([`crate::aggregate`]); Events on changes
 //!    ([`crate::events`]); status written with server-side apply. With
@@ -28,8 +30,9 @@
 //!    to their resource, so agents' reports show up without waiting for the next poll (an
 //!    agent's heartbeat alone updates the cache without triggering a reconciliation).
 //!
-//! On deletion the finalizer removes the metadata and status ConfigMaps and the token Secret
-//! (owner references would do it too, but only where a garbage collector runs).
+//! On deletion the finalizer removes the metadata and status ConfigMaps (v0.5.1's shared one
+//! too) and the token Secret (owner references would do it too, but only where a garbage
+//! collector runs).
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
@@ -61,6 +64,7 @@ use crate::error::{Error, Result};
 use crate::events::{self, ControllerEvent, reasons};
 use crate::gateway_status::{self, GatewayStatusReport};
 use crate::github_token::{self, Kept};
+use crate::legacy_status;
 use crate::metadata::{self, AgentMetadata};
 use crate::metrics::OperatorMetrics;
 use crate::rbac;
@@ -349,10 +353,12 @@ async fn run_in(
     if let Some(selector) = &context.config.label_selector {
         gs_watch = gs_watch.labels(selector);
     }
+    // Every ConfigMap an agent writes: ours per pod, and stoker-operator v0.5.1's shared one
+    // per resource (it has no component label, only this one).
     let status_watch = watcher::Config::default().labels(&format!(
         "{}={}",
-        crate::annotations::COMPONENT_LABEL,
-        crate::annotations::COMPONENT_GATEWAY_STATUS
+        crate::annotations::MANAGED_BY_LABEL,
+        crate::annotations::MANAGED_BY_AGENT
     ));
     let metadata_watch = watcher::Config::default().labels(&format!(
         "{}={}",
@@ -380,11 +386,13 @@ async fn run_in(
             Some(ObjectRef::new(&cr).within(&pod.namespace()?))
         })
         .watches_stream(report_events, |configmap: ConfigMap| {
-            let cr = configmap
-                .data
-                .as_ref()?
-                .get(gateway_status::keys::CR_NAME)?
-                .clone();
+            let cr = legacy_status::legacy_status_owner(&configmap).or_else(|| {
+                configmap
+                    .data
+                    .as_ref()?
+                    .get(gateway_status::keys::CR_NAME)
+                    .cloned()
+            })?;
             Some(ObjectRef::new(&cr).within(&configmap.namespace()?))
         })
         .with_config(
@@ -664,9 +672,9 @@ async fn apply(gs: &GatewaySync, context: &Context) -> Result<Action> {
     }
 
     // 6. Gateways and their reports.
-    let (pod_list, report_list) = gateways_and_reports(&name, &namespace, context).await?;
+    let (pod_list, report_list, legacy) = gateways_and_reports(&name, &namespace, context).await?;
     let gateways = discovery::discover(&name, &pod_list);
-    let reports: Vec<GatewayStatusReport> = report_list
+    let mut reports: Vec<GatewayStatusReport> = report_list
         .iter()
         .filter_map(|configmap| match GatewayStatusReport::from_configmap(configmap) {
             Ok(report) => Some(report),
@@ -676,6 +684,11 @@ async fn apply(gs: &GatewaySync, context: &Context) -> Result<Action> {
             }
         })
         .collect();
+    // Gateways whose v0.5.1 agent is not replaced yet: its entry, where ours is missing.
+    if let Some(legacy) = &legacy {
+        let found = legacy_status::legacy_reports(&name, legacy, &gateways, &reports);
+        reports.extend(found);
+    }
     aggregate::aggregate(
         &mut status,
         &AggregateInput {
@@ -859,13 +872,19 @@ async fn keep_github_token(gs: &GatewaySync, secrets: &Api<Secret>, context: &Co
 /// How long a reconciliation waits for the watches' first listing.
 const CACHE_READY_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// The pods annotated for the resource `name` and its gateways' status ConfigMaps: from the
-/// watches' caches, or listed when the reconciler runs without them.
+/// What a reconciliation reads about the gateways: the pods annotated for the resource,
+/// their agents' status ConfigMaps, and stoker-operator v0.5.1's shared status ConfigMap when
+/// there is one.
+type GatewayReading = (Vec<Pod>, Vec<ConfigMap>, Option<ConfigMap>);
+
+/// The pods annotated for the resource `name`, its gateways' status ConfigMaps and v0.5.1's
+/// shared one ([`legacy_status`]): from the watches' caches, or read when the reconciler runs
+/// without them.
 async fn gateways_and_reports(
     name: &str,
     namespace: &str,
     context: &Context,
-) -> Result<(Vec<Pod>, Vec<ConfigMap>)> {
+) -> Result<GatewayReading> {
     let Some(caches) = context.caches_for(namespace) else {
         let pods: Api<Pod> = Api::namespaced(context.client.clone(), namespace);
         let pod_list = pods
@@ -877,7 +896,15 @@ async fn gateways_and_reports(
             .list(&ListParams::default().labels(&gateway_status::status_configmap_selector(name)))
             .await
             .map_err(|source| Error::kube("listing status ConfigMaps", namespace, source))?;
-        return Ok((pod_list.items, reports.items));
+        let legacy_name = legacy_status::legacy_status_configmap_name(name);
+        let legacy = configmaps
+            .get_opt(&legacy_name)
+            .await
+            .map_err(|source| Error::kube("reading ConfigMap", &legacy_name, source))?
+            .filter(|configmap| {
+                legacy_status::legacy_status_owner(configmap).as_deref() == Some(name)
+            });
+        return Ok((pod_list.items, reports.items, legacy));
     };
     let mut ready = caches.ready.clone();
     match tokio::time::timeout(CACHE_READY_TIMEOUT, ready.wait_for(|ready| *ready)).await {
@@ -913,7 +940,14 @@ async fn gateways_and_reports(
         .iter()
         .map(|configmap| ConfigMap::clone(configmap))
         .collect();
-    Ok((pods, reports))
+    let legacy = caches
+        .reports
+        .find(|configmap| {
+            configmap.metadata.namespace.as_deref() == Some(namespace)
+                && legacy_status::legacy_status_owner(configmap).as_deref() == Some(name)
+        })
+        .map(|configmap| ConfigMap::clone(&configmap));
+    Ok((pods, reports, legacy))
 }
 
 /// Keeps of a pod what discovery ([`discovery::gateway_pod`]) and the watch's mapping read:
@@ -1103,6 +1137,7 @@ async fn cleanup(gs: &GatewaySync, context: &Context) -> Result<Action> {
         )
         .await
         .map_err(|source| Error::kube("deleting status ConfigMaps of", &name, source))?;
+    delete_legacy_status(&name, &configmaps).await?;
     let secrets: Api<Secret> = Api::namespaced(context.client.clone(), &namespace);
     github_token::remove(gs, &secrets).await?;
     let dir = context.config.state_dir.join(&namespace).join(&name);
@@ -1116,6 +1151,36 @@ async fn cleanup(gs: &GatewaySync, context: &Context) -> Result<Action> {
     context.remember_told(gs, None);
     tracing::info!(name = %name, namespace = %namespace, "cleaned up after deletion");
     Ok(Action::await_change())
+}
+
+/// Deletes stoker-operator v0.5.1's shared status ConfigMap of the resource `name`, as v0.5.1
+/// did on deletion. Only that one: a ConfigMap of ours can have the same name (our per-pod
+/// `stoker-status-{cr}-{pod}` of another resource), so the object is checked first and deleted
+/// only if it is still the object checked.
+async fn delete_legacy_status(name: &str, configmaps: &Api<ConfigMap>) -> Result<()> {
+    let legacy_name = legacy_status::legacy_status_configmap_name(name);
+    let found = configmaps
+        .get_opt(&legacy_name)
+        .await
+        .map_err(|source| Error::kube("reading ConfigMap", &legacy_name, source))?;
+    let Some(legacy) = found
+        .filter(|configmap| legacy_status::legacy_status_owner(configmap).as_deref() == Some(name))
+    else {
+        return Ok(());
+    };
+    let params = DeleteParams {
+        preconditions: Some(kube::api::Preconditions {
+            uid: legacy.metadata.uid.clone(),
+            resource_version: None,
+        }),
+        ..DeleteParams::default()
+    };
+    match configmaps.delete(&legacy_name, &params).await {
+        Ok(_) => Ok(()),
+        // Gone, or replaced by another object meanwhile: not ours to delete.
+        Err(kube::Error::Api(status)) if status.code == 404 || status.code == 409 => Ok(()),
+        Err(source) => Err(Error::kube("deleting ConfigMap", &legacy_name, source)),
+    }
 }
 
 #[cfg(test)]

@@ -36,6 +36,20 @@ pub enum Error {
         #[source]
         source: serde_json::Error,
     },
+    /// An entry of stoker-operator v0.5.1's shared status ConfigMap `stoker-status-{cr}` that
+    /// cannot be read ([`crate::legacy_status`]).
+    #[error("ConfigMap {configmap}: entry {key:?}: {problem}")]
+    InvalidLegacyStatus {
+        /// The ConfigMap's name.
+        configmap: String,
+        /// The entry's key (a gateway or pod name).
+        key: String,
+        /// What is wrong with it.
+        problem: String,
+        /// The JSON parser's error, when the value is not JSON of the expected shape.
+        #[source]
+        source: Option<serde_json::Error>,
+    },
     /// A value could not be serialised to JSON.
     #[error("serialising {what} to JSON")]
     Serialize {

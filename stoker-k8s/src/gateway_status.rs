@@ -196,6 +196,19 @@ impl SyncResult {
     }
 }
 
+/// Which kind of agent a [`GatewayStatusReport`] comes from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum ReportOrigin {
+    /// A Stoker agent's own status ConfigMap: it refreshes its report at least every two sync
+    /// periods, so its silence means something.
+    #[default]
+    Agent,
+    /// An entry of stoker-operator v0.5.1's shared ConfigMap `stoker-status-{cr}`
+    /// ([`crate::legacy_status`]): those agents write only when they sync, so their silence
+    /// says nothing about whether they are alive.
+    StokerOperatorV051,
+}
+
 /// The content of a gateway status ConfigMap, typed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GatewayStatusReport {
@@ -237,6 +250,8 @@ pub struct GatewayStatusReport {
     pub history: Vec<SyncResult>,
     /// When the agent last refreshed the report only to say it is alive.
     pub heartbeat: Option<Timestamp>,
+    /// Where the report was read from (not written to the ConfigMap).
+    pub origin: ReportOrigin,
 }
 
 impl GatewayStatusReport {
@@ -268,6 +283,7 @@ impl GatewayStatusReport {
             last_scan_result: None,
             history: Vec::new(),
             heartbeat: None,
+            origin: ReportOrigin::Agent,
         }
     }
 
@@ -390,6 +406,7 @@ impl GatewayStatusReport {
             last_scan_result: reader.optional(keys::LAST_SCAN_RESULT).map(str::to_owned),
             history: reader.json(keys::HISTORY)?.unwrap_or_default(),
             heartbeat: reader.parsed(keys::LAST_HEARTBEAT_TIME)?,
+            origin: ReportOrigin::Agent,
         })
     }
 

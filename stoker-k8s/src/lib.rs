@@ -22,6 +22,8 @@
 //!   the operator keeps for the agents.
 //! - [`rbac`] — the agents' RoleBinding `stoker-agent-{cr}` (`rbac.autoBindAgent`).
 //! - [`gateway_status`] — the agent → controller ConfigMaps, one per gateway pod.
+//! - [`legacy_status`] — stoker-operator v0.5.1's agents' shared status ConfigMap
+//!   `stoker-status-{cr}`, read for gateways without a report of ours during a migration.
 //! - [`aggregate`] — pods + reports + resolved commit → `status.discoveredGateways`, the
 //!   `GATEWAYS` column and the conditions.
 //! - [`events`] — Event reasons, and which Events a reconciliation publishes (once per
@@ -47,6 +49,7 @@ pub mod gateway_status;
 pub mod github_token;
 pub mod injector;
 pub mod leader;
+pub mod legacy_status;
 pub mod metadata;
 pub mod metrics;
 pub mod probes;

@@ -971,3 +971,157 @@ async fn no_agent_role_binding_when_auto_bind_is_off() {
     let bindings = api.list(&ListParams::default()).await.unwrap();
     assert!(bindings.items.is_empty(), "{:?}", bindings.items);
 }
+
+/// Writes stoker-operator v0.5.1's shared status ConfigMap `stoker-status-{cr}` as its agents
+/// do: labelled `managed-by: stoker-agent` and `stoker.io/cr-name`, one JSON entry per gateway.
+async fn write_v051_status(world: &World, cr: &str, entries: &[(&str, String)]) {
+    let data: serde_json::Map<String, serde_json::Value> = entries
+        .iter()
+        .map(|(key, value)| ((*key).to_owned(), json!(value)))
+        .collect();
+    let configmap: ConfigMap = serde_json::from_value(json!({
+        "apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {
+            "name": format!("stoker-status-{cr}"),
+            "labels": {"app.kubernetes.io/managed-by": "stoker-agent", "stoker.io/cr-name": cr}
+        },
+        "data": data
+    }))
+    .unwrap();
+    world
+        .configmaps()
+        .patch(
+            &configmap.name_any(),
+            &PatchParams::apply("stoker-agent-v051").force(),
+            &Patch::Apply(&configmap),
+        )
+        .await
+        .unwrap();
+}
+
+fn summary_is(gs: &stoker_k8s::GatewaySync, summary: &str) -> bool {
+    gs.status
+        .as_ref()
+        .and_then(|s| s.gateway_summary.as_deref())
+        == Some(summary)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_v051_agents_report_counts_until_ours_replaces_it() {
+    let world = World::start("v051").await;
+    let first = world.repo.rev_parse("main").unwrap();
+    let second = world
+        .repo
+        .commit("main", &[("projects/demo/b.json", b"{}")], "second")
+        .unwrap();
+    // Polling off: only the watches bring the reports in.
+    let mut quiet = spec("main");
+    quiet["polling"] = json!({"enabled": false});
+    world.create_gs("site", quiet).await;
+    let pod = world.create_pod("gw-0", "site", &[], &[], true).await;
+    world
+        .wait_gs("site", "resolved, one pending gateway", |gs| {
+            commit_is(gs, &second) && summary_is(gs, "0/1 synced")
+        })
+        .await;
+
+    // A v0.5.1 agent, not replaced yet, reports in its own format.
+    let entry = json!({
+        "syncStatus": "Synced", "syncedCommit": second, "syncedRef": "main",
+        "lastSyncTime": "2026-03-01T12:00:00Z", "lastSyncDuration": "1.5s",
+        "agentVersion": "0.5.1", "lastScanResult": "projects=200 config=200",
+        "filesChanged": 3, "projectsSynced": ["demo"]
+    });
+    write_v051_status(&world, "site", &[("gw-0", entry.to_string())]).await;
+    let gs = world
+        .wait_gs("site", "1/1 synced from the v0.5.1 report", |gs| {
+            summary_is(gs, "1/1 synced")
+        })
+        .await;
+    let gateway = &gs.status.as_ref().unwrap().discovered_gateways[0];
+    assert_eq!(gateway.sync_status, SyncStatus::Synced);
+    assert_eq!(gateway.synced_commit.as_deref(), Some(second.as_str()));
+    assert_eq!(gateway.synced_ref.as_deref(), Some("main"));
+    assert_eq!(gateway.agent_version.as_deref(), Some("0.5.1"));
+    assert_eq!(gateway.files_changed, 3);
+    assert_eq!(gateway.projects_synced, ["demo"]);
+    assert_eq!(gateway.last_sync_duration.as_deref(), Some("1.5s"));
+    assert_eq!(
+        condition(&gs, "AllGatewaysSynced").unwrap(),
+        (
+            "True".to_owned(),
+            "SyncSucceeded".to_owned(),
+            "1/1 synced".to_owned()
+        )
+    );
+    assert!(has(&gs, "Ready", "True"));
+    // Written long ago, but v0.5.1's agents write only when they sync: not silent.
+    assert!(has(&gs, "AgentReady", "True"));
+
+    // Our agent takes over the pod and reports another commit: its report wins.
+    world
+        .report("site", &pod, &first, "main", SyncStatus::Synced, None)
+        .await;
+    let gs = world
+        .wait_gs("site", "our report wins", |gs| {
+            gs.status.as_ref().is_some_and(|s| {
+                s.discovered_gateways[0].synced_commit.as_deref() == Some(first.as_str())
+            })
+        })
+        .await;
+    let status = gs.status.as_ref().unwrap();
+    assert_eq!(status.gateway_summary.as_deref(), Some("0/1 synced"));
+    assert_eq!(
+        status.discovered_gateways[0].sync_status,
+        SyncStatus::Pending
+    );
+    assert_eq!(
+        status.discovered_gateways[0].agent_version.as_deref(),
+        Some("test")
+    );
+
+    // A malformed entry of another resource's v0.5.1 ConfigMap: no report for that gateway,
+    // and the resource's status is still written.
+    world.create_gs("broken", spec("main")).await;
+    world.create_pod("gw-9", "broken", &[], &[], true).await;
+    write_v051_status(&world, "broken", &[("gw-9", "{\"syncStatus\":".to_owned())]).await;
+    let gs = world
+        .wait_gs("broken", "resolved, the gateway pending", |gs| {
+            commit_is(gs, &second) && summary_is(gs, "0/1 synced")
+        })
+        .await;
+    assert_eq!(
+        gs.status.as_ref().unwrap().discovered_gateways[0]
+            .message
+            .as_deref(),
+        Some("waiting for the agent's first report")
+    );
+
+    // Deleting the resource removes v0.5.1's ConfigMap too, as v0.5.1 did.
+    world
+        .gs_api()
+        .delete("site", &DeleteParams::default())
+        .await
+        .unwrap();
+    let configmaps = world.configmaps();
+    wait_until(
+        "v0.5.1's status ConfigMap is deleted",
+        controller_support::CONVERGE,
+        || async {
+            configmaps
+                .get_opt("stoker-status-site")
+                .await
+                .unwrap()
+                .is_none()
+                .then_some(())
+        },
+    )
+    .await;
+    assert!(
+        configmaps
+            .get_opt("stoker-status-broken")
+            .await
+            .unwrap()
+            .is_some()
+    );
+}
