@@ -1141,7 +1141,8 @@ async fn cleanup(gs: &GatewaySync, context: &Context) -> Result<Action> {
     let secrets: Api<Secret> = Api::namespaced(context.client.clone(), &namespace);
     github_token::remove(gs, &secrets).await?;
     let dir = context.config.state_dir.join(&namespace).join(&name);
-    if let Err(error) = std::fs::remove_dir_all(&dir)
+    // tokio's version runs on the blocking pool, off the reconcilers' executor.
+    if let Err(error) = tokio::fs::remove_dir_all(&dir).await
         && error.kind() != std::io::ErrorKind::NotFound
     {
         tracing::warn!(%error, dir = %dir.display(), "could not remove the resource's scratch directory");

@@ -44,8 +44,20 @@ fn value_of(secret: &Secret, key: &str) -> Option<Vec<u8>> {
         .map(|value| value.clone().into_bytes())
 }
 
-/// Writes `bytes` to `dir/name` (0600) unless it already holds exactly that.
-fn write_private(dir: &Path, name: &str, bytes: &[u8]) -> Result<PathBuf> {
+/// Writes `bytes` to `dir/name` (0600) unless it already holds exactly that, on tokio's
+/// blocking pool: the reconciler runs on the async executor, where a slow disk would stall every
+/// other reconciliation.
+async fn write_private(dir: &Path, name: &'static str, bytes: Vec<u8>) -> Result<PathBuf> {
+    let dir = dir.to_owned();
+    tokio::task::spawn_blocking(move || write_private_now(&dir, name, &bytes))
+        .await
+        .map_err(|source| Error::Blocking {
+            what: "writing a credential file",
+            source,
+        })?
+}
+
+fn write_private_now(dir: &Path, name: &str, bytes: &[u8]) -> Result<PathBuf> {
     std::fs::create_dir_all(dir).map_err(|source| Error::io(dir, source))?;
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
         .map_err(|source| Error::io(dir, source))?;
@@ -91,16 +103,16 @@ pub async fn git_auth(
     if let Some(token) = &auth.token {
         let value = secret_value(secrets, &token.secret_ref).await?;
         return Ok(GitAuth::Token {
-            token_file: write_private(dir, "token", &value)?,
+            token_file: write_private(dir, "token", value).await?,
         });
     }
     if let Some(ssh) = &auth.ssh_key {
         let key = secret_value(secrets, &ssh.secret_ref).await?;
-        let key_file = write_private(dir, "ssh-key", &key)?;
+        let key_file = write_private(dir, "ssh-key", key).await?;
         let known_hosts_file = match &ssh.known_hosts {
             Some(holder) => {
                 let value = secret_value(secrets, &holder.secret_ref).await?;
-                Some(write_private(dir, "known_hosts", &value)?)
+                Some(write_private(dir, "known_hosts", value).await?)
             }
             None => None,
         };
@@ -113,14 +125,14 @@ pub async fn git_auth(
     if let Some(app) = &auth.github_app {
         if let Some(token) = github_token {
             return Ok(GitAuth::Token {
-                token_file: write_private(dir, "github-token", token.as_bytes())?,
+                token_file: write_private(dir, "github-token", token.as_bytes().to_vec()).await?,
             });
         }
         let key = secret_value(secrets, &app.private_key_secret_ref).await?;
         return Ok(GitAuth::GithubApp {
             app_id: app.app_id.to_string(),
             installation_id: app.installation_id,
-            private_key_file: write_private(dir, "github-app.pem", &key)?,
+            private_key_file: write_private(dir, "github-app.pem", key).await?,
             api_base_url: app
                 .api_base_url
                 .clone()
