@@ -1,7 +1,10 @@
 //! # stoker-agent
 //!
-//! The library behind the `stoker-agent` binary: command-line parsing, the one-shot `sync`
-//! command and the Kubernetes sidecar ([`sidecar`]). The binary only calls [`run`].
+//! The library behind the `stoker-agent` binary: command-line parsing ([`cli`]), the one-shot
+//! `sync` command ([`oneshot`], with its [`destination`] checks, [`output`] and the Ignition
+//! gateway rescan in [`gateway`]), exit statuses ([`exit`]), and the long-running Kubernetes
+//! sidecar ([`sidecar`]). The binary parses the command line, starts logging, installs the
+//! process's rustls crypto provider (aws-lc-rs; this library never does) and calls [`run`].
 #![forbid(unsafe_code)]
 
 pub mod cli;

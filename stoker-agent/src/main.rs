@@ -10,6 +10,10 @@ use stoker_agent::cli::LogFormat;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(&cli.log_level, cli.log_format);
+    // One crypto provider for the whole process (kube's, reqwest's and gix's rustls): feature
+    // unification may enable more than one, and then rustls refuses to choose. Only here, in
+    // `main`: a library must not decide it for the program that embeds it.
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

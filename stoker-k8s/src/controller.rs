@@ -406,7 +406,7 @@ async fn run_in(
             match result {
                 Ok((object, _)) => tracing::debug!(resource = %object, "reconciled"),
                 Err(error) => {
-                    tracing::debug!(error = %crate::error::chain(&error), "reconcile failed")
+                    tracing::debug!(error = %stoker_core::error::chain(&error), "reconcile failed")
                 }
             }
         })
@@ -513,7 +513,7 @@ pub fn error_policy(gs: Arc<GatewaySync>, error: &Error, context: Arc<Context>) 
         context.config.max_backoff,
         failures,
     );
-    tracing::warn!(error = %crate::error::chain(error), name = %gs.name_any(), failures, retry_in_s = delay.as_secs_f64(), "reconcile failed");
+    tracing::warn!(error = %stoker_core::error::chain(error), name = %gs.name_any(), failures, retry_in_s = delay.as_secs_f64(), "reconcile failed");
     Action::requeue(delay)
 }
 
@@ -679,7 +679,7 @@ async fn apply(gs: &GatewaySync, context: &Context) -> Result<Action> {
         .filter_map(|configmap| match GatewayStatusReport::from_configmap(configmap) {
             Ok(report) => Some(report),
             Err(error) => {
-                tracing::warn!(error = %crate::error::chain(&error), configmap = %configmap.name_any(), "ignored an unreadable gateway status ConfigMap");
+                tracing::warn!(error = %stoker_core::error::chain(&error), configmap = %configmap.name_any(), "ignored an unreadable gateway status ConfigMap");
                 None
             }
         })
@@ -709,7 +709,7 @@ async fn apply(gs: &GatewaySync, context: &Context) -> Result<Action> {
     if context.config.auto_bind_agent
         && let Err(error) = bind_agents(gs, &pod_list, context).await
     {
-        let message = crate::error::chain(&error);
+        let message = stoker_core::error::chain(&error);
         tracing::warn!(error = %message, "could not write the agents' RoleBinding");
         context
             .event(
@@ -824,7 +824,7 @@ async fn keep_github_token(gs: &GatewaySync, secrets: &Api<Secret>, context: &Co
                 None
             }
             Err(error) => {
-                tracing::warn!(error = %crate::error::chain(&error), %secret, "could not delete the unused GitHub App token Secret");
+                tracing::warn!(error = %stoker_core::error::chain(&error), %secret, "could not delete the unused GitHub App token Secret");
                 Some(error)
             }
         };
@@ -849,7 +849,7 @@ async fn keep_github_token(gs: &GatewaySync, secrets: &Api<Secret>, context: &Co
     }
     let started_failing = context.token_failure_changed(gs, kept.failure.is_some());
     if let Some(error) = &kept.failure {
-        let message = crate::error::chain(error);
+        let message = stoker_core::error::chain(error);
         let still_valid_until = kept
             .usable
             .as_ref()
@@ -1023,7 +1023,7 @@ async fn resolve(
         return Err(Error::GithubAppTokenUnavailable {
             reason: github.failure.as_ref().map_or_else(
                 || "the token Secret holds none".to_owned(),
-                |error| crate::error::chain(error),
+                |error| stoker_core::error::chain(error),
             ),
         });
     }

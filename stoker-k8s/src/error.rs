@@ -193,24 +193,6 @@ pub enum Error {
     },
 }
 
-/// An error with its causes, `outer: inner: …`, for logs (`%error` alone shows only the
-/// outermost message, e.g. `finalizer stoker.io/finalizer` without what failed). A cause whose
-/// text the message already contains is not repeated ([`stoker_core::error::chain`]).
-///
-/// ```
-/// let error = stoker_k8s::Error::Finalizer(Box::new(kube::runtime::finalizer::Error::ApplyFailed(
-///     stoker_k8s::Error::MissingSecret { name: "git".into(), key: "token".into() },
-/// )));
-/// assert_eq!(error.to_string(), "finalizer stoker.io/finalizer");
-/// assert_eq!(
-///     stoker_k8s::error::chain(&error),
-///     "finalizer stoker.io/finalizer: failed to apply object: Secret \"git\" does not exist or has no key \"token\""
-/// );
-/// ```
-pub fn chain(error: &(dyn std::error::Error + 'static)) -> String {
-    stoker_core::error::chain(error)
-}
-
 impl Error {
     /// A failed Kubernetes API call: what was done, to which object.
     pub fn kube(action: &'static str, name: impl Into<String>, source: kube::Error) -> Self {
@@ -251,3 +233,23 @@ impl Error {
 
 /// `Result` with this crate's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_finalizer_error_shows_what_failed() {
+        let error = Error::Finalizer(Box::new(kube::runtime::finalizer::Error::ApplyFailed(
+            Error::MissingSecret {
+                name: "git".into(),
+                key: "token".into(),
+            },
+        )));
+        assert_eq!(error.to_string(), "finalizer stoker.io/finalizer");
+        assert_eq!(
+            stoker_core::error::chain(&error),
+            "finalizer stoker.io/finalizer: failed to apply object: Secret \"git\" does not exist or has no key \"token\""
+        );
+    }
+}

@@ -7,24 +7,44 @@
 //! and every step is an optimistic-concurrency `replace` guarded by `resourceVersion`, so two
 //! candidates can never both believe they hold the lease after a successful write.
 //!
+//! # When a lease has expired
+//!
+//! Candidates run on different machines whose wall clocks disagree, so a candidate never
+//! compares a Lease's `renewTime` with its own clock. As client-go does, each candidate
+//! remembers the Lease's record (holder, times, duration, transitions) and *when it last saw
+//! that record change*, on its own monotonic clock; it takes a held Lease over only once it has
+//! seen the same record for the Lease's `leaseDurationSeconds`. A candidate whose clock runs a
+//! minute fast therefore waits like any other, and a holder whose clock runs slow keeps its
+//! Lease as long as it renews. The times written into the Lease (`acquireTime`, `renewTime`) are
+//! for people and tools reading it; they come from a [`WallClock`] that tests can replace.
+//!
+//! The rule stays safe because the two sides count from ordered moments: a leader stops leading
+//! when `renewDeadline` has passed since it *started* its last successful renewal, while a
+//! follower starts counting `leaseDuration` only when it *sees* that renewal, later, and
+//! `renewDeadline` is shorter than `leaseDuration`. A lease released on shutdown (no holder) is
+//! free at once.
+//!
 //! Like controller-runtime, the operator exits when it loses the lease rather than trying to
 //! stop its controllers cleanly mid-flight; Kubernetes restarts it as a follower.
 
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
 use kube::api::{Api, ObjectMeta, PostParams};
 use tokio::sync::watch;
+use tokio::time::Instant;
 
 use crate::error::{Error, Result};
 
 /// Timings of the election (client-go's defaults: 15 s lease, 10 s renew deadline, 2 s retry).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LeaseTimings {
-    /// How long a lease is valid after its last renewal.
+    /// How long a lease stays valid after candidates last saw it change.
     pub lease_duration: Duration,
-    /// A leader that cannot renew for this long gives up leadership.
+    /// A leader that cannot renew for this long gives up leadership. Shorter than
+    /// `lease_duration`.
     pub renew_deadline: Duration,
     /// How often candidates try to acquire and leaders renew.
     pub retry_period: Duration,
@@ -37,6 +57,24 @@ impl Default for LeaseTimings {
             renew_deadline: Duration::from_secs(10),
             retry_period: Duration::from_secs(2),
         }
+    }
+}
+
+/// Where a candidate reads the time it writes into a Lease's `acquireTime` and `renewTime`.
+/// Expiry never depends on it (see the module docs); tests replace it to run a candidate whose
+/// clock is wrong.
+pub trait WallClock: Send + Sync + std::fmt::Debug {
+    /// The time now.
+    fn now(&self) -> jiff::Timestamp;
+}
+
+/// The system's clock, the [`WallClock`] a [`LeaderElector`] uses unless told otherwise.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl WallClock for SystemClock {
+    fn now(&self) -> jiff::Timestamp {
+        jiff::Timestamp::now()
     }
 }
 
@@ -59,6 +97,9 @@ pub struct LeaderElector {
     name: String,
     identity: String,
     timings: LeaseTimings,
+    clock: Arc<dyn WallClock>,
+    /// Shared by the clones of one candidate (the one that releases the lease on shutdown).
+    observer: Arc<Mutex<LeaseObserver>>,
 }
 
 /// What one attempt found.
@@ -70,8 +111,65 @@ pub enum Attempt {
     Following,
 }
 
-fn now() -> MicroTime {
-    MicroTime(jiff::Timestamp::now())
+/// What a candidate may do with the Lease it just read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Verdict {
+    /// We hold it: renew.
+    Ours,
+    /// Nobody holds it (released, or never held): take it.
+    Free,
+    /// Its record has not changed for its duration: take it over.
+    Expired,
+    /// Someone else holds it and renewed it recently enough: follow.
+    Live,
+}
+
+/// The Lease record a candidate last saw change, and when, on the local monotonic clock.
+#[derive(Debug, Default)]
+struct LeaseObserver {
+    last: Option<(LeaseSpec, Instant)>,
+}
+
+impl LeaseObserver {
+    /// Notes `spec` as read at `now` and judges it for `identity`. The observation time moves
+    /// only when the record differs from the last one seen; a lease without
+    /// `leaseDurationSeconds` lasts `default_duration`.
+    fn observe(
+        &mut self,
+        spec: &LeaseSpec,
+        now: Instant,
+        identity: &str,
+        default_duration: Duration,
+    ) -> Verdict {
+        let seen_at = match &self.last {
+            Some((last, at)) if last == spec => *at,
+            _ => {
+                self.last = Some((spec.clone(), now));
+                now
+            }
+        };
+        let holder = spec.holder_identity.as_deref().unwrap_or_default();
+        if holder == identity {
+            return Verdict::Ours;
+        }
+        if holder.is_empty() {
+            return Verdict::Free;
+        }
+        let duration = spec
+            .lease_duration_seconds
+            .and_then(|seconds| u64::try_from(seconds).ok())
+            .map_or(default_duration, Duration::from_secs);
+        if now.saturating_duration_since(seen_at) >= duration {
+            Verdict::Expired
+        } else {
+            Verdict::Live
+        }
+    }
+
+    /// Notes the record we just wrote (as the API server returned it).
+    fn wrote(&mut self, spec: Option<LeaseSpec>, now: Instant) {
+        self.last = spec.map(|spec| (spec, now));
+    }
 }
 
 fn seconds(duration: Duration) -> i32 {
@@ -92,7 +190,16 @@ impl LeaderElector {
             name: name.into(),
             identity: identity.into(),
             timings,
+            clock: Arc::new(SystemClock),
+            observer: Arc::default(),
         }
+    }
+
+    /// The same candidate, writing times from `clock` instead of the system's clock.
+    #[must_use]
+    pub fn with_wall_clock(mut self, clock: Arc<dyn WallClock>) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// This candidate's identity.
@@ -100,8 +207,17 @@ impl LeaderElector {
         &self.identity
     }
 
+    fn now(&self) -> MicroTime {
+        MicroTime(self.clock.now())
+    }
+
+    fn observer(&self) -> MutexGuard<'_, LeaseObserver> {
+        // A panic while holding the lock cannot leave the observation half-written.
+        self.observer.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     fn fresh_spec(&self, transitions: i32) -> LeaseSpec {
-        let now = now();
+        let now = self.now();
         LeaseSpec {
             holder_identity: Some(self.identity.clone()),
             lease_duration_seconds: Some(seconds(self.timings.lease_duration)),
@@ -112,7 +228,7 @@ impl LeaderElector {
         }
     }
 
-    /// One round: create the lease, renew ours, or take over an expired one.
+    /// One round: create the lease, renew ours, or take over one that is free or expired.
     #[tracing::instrument(level = "debug", skip(self), fields(lease = %self.name, identity = %self.identity))]
     pub async fn try_acquire_or_renew(&self) -> Result<Attempt> {
         let existing = self
@@ -121,38 +237,28 @@ impl LeaderElector {
             .await
             .map_err(|source| Error::kube("reading Lease", &self.name, source))?;
         let Some(mut lease) = existing else {
-            let lease = Lease {
-                metadata: ObjectMeta {
-                    name: Some(self.name.clone()),
-                    ..ObjectMeta::default()
-                },
-                spec: Some(self.fresh_spec(0)),
-            };
-            return match self.api.create(&PostParams::default(), &lease).await {
-                Ok(_) => {
-                    tracing::info!(lease = %self.name, identity = %self.identity, "acquired the leader lease");
-                    Ok(Attempt::Leading)
-                }
-                // Someone else created it first.
-                Err(kube::Error::Api(status)) if status.code == 409 => Ok(Attempt::Following),
-                Err(source) => Err(Error::kube("creating Lease", &self.name, source)),
-            };
+            return self.create().await;
         };
         let spec = lease.spec.clone().unwrap_or_default();
-        let holder = spec.holder_identity.clone().unwrap_or_default();
-        let ours = holder == self.identity;
-        let new_spec = if ours {
-            LeaseSpec {
-                renew_time: Some(now()),
+        let verdict = self.observer().observe(
+            &spec,
+            Instant::now(),
+            &self.identity,
+            self.timings.lease_duration,
+        );
+        let new_spec = match verdict {
+            Verdict::Ours => LeaseSpec {
+                renew_time: Some(self.now()),
                 lease_duration_seconds: Some(seconds(self.timings.lease_duration)),
                 ..spec
+            },
+            Verdict::Free | Verdict::Expired => {
+                let previous = spec.holder_identity.unwrap_or_default();
+                let transitions = spec.lease_transitions.unwrap_or(0).saturating_add(1);
+                tracing::info!(lease = %self.name, identity = %self.identity, %previous, ?verdict, "taking over an expired or released leader lease");
+                self.fresh_spec(transitions)
             }
-        } else if holder.is_empty() || expired(&spec) {
-            let transitions = spec.lease_transitions.unwrap_or(0).saturating_add(1);
-            tracing::info!(lease = %self.name, identity = %self.identity, previous = %holder, "taking over an expired or released leader lease");
-            self.fresh_spec(transitions)
-        } else {
-            return Ok(Attempt::Following);
+            Verdict::Live => return Ok(Attempt::Following),
         };
         lease.spec = Some(new_spec);
         match self
@@ -160,10 +266,34 @@ impl LeaderElector {
             .replace(&self.name, &PostParams::default(), &lease)
             .await
         {
-            Ok(_) => Ok(Attempt::Leading),
+            Ok(written) => {
+                self.observer().wrote(written.spec, Instant::now());
+                Ok(Attempt::Leading)
+            }
             // Someone renewed or took over between our read and write.
             Err(kube::Error::Api(status)) if status.code == 409 => Ok(Attempt::Following),
             Err(source) => Err(Error::kube("updating Lease", &self.name, source)),
+        }
+    }
+
+    /// Creates the lease, held by us.
+    async fn create(&self) -> Result<Attempt> {
+        let lease = Lease {
+            metadata: ObjectMeta {
+                name: Some(self.name.clone()),
+                ..ObjectMeta::default()
+            },
+            spec: Some(self.fresh_spec(0)),
+        };
+        match self.api.create(&PostParams::default(), &lease).await {
+            Ok(created) => {
+                self.observer().wrote(created.spec, Instant::now());
+                tracing::info!(lease = %self.name, identity = %self.identity, "acquired the leader lease");
+                Ok(Attempt::Leading)
+            }
+            // Someone else created it first.
+            Err(kube::Error::Api(status)) if status.code == 409 => Ok(Attempt::Following),
+            Err(source) => Err(Error::kube("creating Lease", &self.name, source)),
         }
     }
 
@@ -195,7 +325,7 @@ impl LeaderElector {
         spec.holder_identity = None;
         // A released lease must look expired to every candidate.
         spec.lease_duration_seconds = Some(1);
-        spec.renew_time = Some(now());
+        spec.renew_time = Some(self.now());
         match self
             .api
             .replace(&self.name, &PostParams::default(), &lease)
@@ -244,7 +374,7 @@ impl LeaderElector {
     }
 
     async fn run(self, leading: watch::Sender<bool>, mut stop: watch::Receiver<bool>) {
-        let mut last_renewed: Option<tokio::time::Instant> = None;
+        let mut last_renewed: Option<Instant> = None;
         loop {
             if *stop.borrow_and_update() {
                 break;
@@ -253,13 +383,14 @@ impl LeaderElector {
             // answering) must not keep us believing we lead past the renew deadline: kube's
             // client has no read timeout, and a follower takes over once the lease expires.
             let budget = match last_renewed {
-                Some(at) => (at + self.timings.renew_deadline)
-                    .saturating_duration_since(tokio::time::Instant::now()),
+                Some(at) => {
+                    (at + self.timings.renew_deadline).saturating_duration_since(Instant::now())
+                }
                 None => self.timings.renew_deadline,
             };
-            // Measured from before the write: the lease's renewTime is taken then, and other
-            // candidates count its expiry from there.
-            let started = tokio::time::Instant::now();
+            // Measured from before the write: other candidates start counting the lease's
+            // duration only when they see the write, later, so we stop leading first.
+            let started = Instant::now();
             let attempt = match tokio::time::timeout(budget, self.try_acquire_or_renew()).await {
                 Ok(attempt) => attempt,
                 Err(_) => Err(Error::Timeout {
@@ -267,7 +398,7 @@ impl LeaderElector {
                     after: budget,
                 }),
             };
-            let now = tokio::time::Instant::now();
+            let now = Instant::now();
             match attempt {
                 Ok(Attempt::Leading) => {
                     last_renewed = Some(started);
@@ -281,7 +412,7 @@ impl LeaderElector {
                     leading.send_if_modified(|value| std::mem::replace(value, false));
                 }
                 Err(error) => {
-                    tracing::warn!(error = %crate::error::chain(&error), lease = %self.name, "leader election round failed");
+                    tracing::warn!(error = %stoker_core::error::chain(&error), lease = %self.name, "leader election round failed");
                     let deadline_passed = last_renewed
                         .is_some_and(|at| now.duration_since(at) >= self.timings.renew_deadline);
                     if deadline_passed {
@@ -348,36 +479,107 @@ impl Leadership {
     }
 }
 
-/// True when a lease's last renewal is older than its duration.
-pub fn expired(spec: &LeaseSpec) -> bool {
-    let Some(renewed) = spec.renew_time.as_ref() else {
-        return true;
-    };
-    let duration = i64::from(spec.lease_duration_seconds.unwrap_or(0));
-    let age = jiff::Timestamp::now().duration_since(renewed.0);
-    age.as_secs() >= duration
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn spec(renewed_seconds_ago: i64, duration: i32) -> LeaseSpec {
-        let renewed = jiff::Timestamp::now()
-            .checked_sub(jiff::SignedDuration::from_secs(renewed_seconds_ago))
-            .unwrap();
+    const DEFAULT: Duration = Duration::from_secs(15);
+
+    fn held_by(holder: &str, renewed: jiff::Timestamp, duration: i32) -> LeaseSpec {
         LeaseSpec {
-            holder_identity: Some("other".into()),
+            holder_identity: Some(holder.into()),
             renew_time: Some(MicroTime(renewed)),
             lease_duration_seconds: Some(duration),
             ..LeaseSpec::default()
         }
     }
 
+    fn secs(n: u64) -> Duration {
+        Duration::from_secs(n)
+    }
+
     #[test]
-    fn lease_expires_after_its_duration() {
-        assert!(!expired(&spec(3, 15)));
-        assert!(expired(&spec(16, 15)));
-        assert!(expired(&LeaseSpec::default()));
+    fn a_lease_expires_after_its_duration_without_change_as_seen_locally() {
+        let start = Instant::now();
+        let mut observer = LeaseObserver::default();
+        let spec = held_by("other", jiff::Timestamp::now(), 15);
+        assert_eq!(observer.observe(&spec, start, "me", DEFAULT), Verdict::Live);
+        assert_eq!(
+            observer.observe(&spec, start + secs(14), "me", DEFAULT),
+            Verdict::Live
+        );
+        assert_eq!(
+            observer.observe(&spec, start + secs(15), "me", DEFAULT),
+            Verdict::Expired
+        );
+    }
+
+    #[test]
+    fn the_renew_time_never_decides_expiry() {
+        let start = Instant::now();
+        let mut observer = LeaseObserver::default();
+        // Renewed "an hour ago" by the holder's clock: first seen now, so live for 15 s.
+        let an_hour_ago = jiff::Timestamp::now()
+            .checked_sub(jiff::SignedDuration::from_hours(1))
+            .unwrap();
+        let old = held_by("other", an_hour_ago, 15);
+        assert_eq!(observer.observe(&old, start, "me", DEFAULT), Verdict::Live);
+        // Renewed with a time even further back (a holder whose clock jumped back): it changed,
+        // so the count starts again.
+        let older = held_by("other", an_hour_ago.checked_sub(secs(1)).unwrap(), 15);
+        assert_eq!(
+            observer.observe(&older, start + secs(10), "me", DEFAULT),
+            Verdict::Live
+        );
+        assert_eq!(
+            observer.observe(&older, start + secs(24), "me", DEFAULT),
+            Verdict::Live
+        );
+        assert_eq!(
+            observer.observe(&older, start + secs(25), "me", DEFAULT),
+            Verdict::Expired
+        );
+    }
+
+    #[test]
+    fn free_and_own_leases_are_told_apart_from_held_ones() {
+        let start = Instant::now();
+        let mut observer = LeaseObserver::default();
+        let released = LeaseSpec {
+            lease_duration_seconds: Some(1),
+            ..LeaseSpec::default()
+        };
+        assert_eq!(
+            observer.observe(&released, start, "me", DEFAULT),
+            Verdict::Free
+        );
+        let ours = held_by("me", jiff::Timestamp::now(), 15);
+        assert_eq!(observer.observe(&ours, start, "me", DEFAULT), Verdict::Ours);
+        // What we wrote counts as seen when we wrote it.
+        let other = held_by("other", jiff::Timestamp::now(), 15);
+        observer.wrote(Some(other.clone()), start);
+        assert_eq!(
+            observer.observe(&other, start + secs(15), "me", DEFAULT),
+            Verdict::Expired
+        );
+    }
+
+    #[test]
+    fn a_lease_without_a_duration_lasts_ours() {
+        let start = Instant::now();
+        let mut observer = LeaseObserver::default();
+        let spec = LeaseSpec {
+            holder_identity: Some("other".into()),
+            ..LeaseSpec::default()
+        };
+        assert_eq!(observer.observe(&spec, start, "me", DEFAULT), Verdict::Live);
+        assert_eq!(
+            observer.observe(&spec, start + secs(14), "me", DEFAULT),
+            Verdict::Live
+        );
+        assert_eq!(
+            observer.observe(&spec, start + secs(15), "me", DEFAULT),
+            Verdict::Expired
+        );
     }
 }

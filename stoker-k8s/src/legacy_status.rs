@@ -229,7 +229,7 @@ pub fn legacy_reports(
                 Ok(report) => Some(report),
                 Err(error) => {
                     tracing::warn!(
-                        error = %crate::error::chain(&error),
+                        error = %stoker_core::error::chain(&error),
                         resource = cr_name,
                         configmap = %name,
                         key = %key,
@@ -379,7 +379,7 @@ mod tests {
     fn unreadable_entries_are_errors_naming_the_configmap_and_key() {
         let error = LegacyGatewayStatus::parse("stoker-status-site", "ignition-0", "{not json")
             .unwrap_err();
-        let text = crate::error::chain(&error);
+        let text = stoker_core::error::chain(&error);
         assert!(
             text.contains("stoker-status-site") && text.contains("\"ignition-0\""),
             "{text}"

@@ -1,8 +1,10 @@
 //! # stoker-k8s
 //!
 //! Kubernetes as a library for Stoker: everything the operator, the pod injector and the agent
-//! agree on, as types and pure functions. Nothing here talks to an API server; the reconciler
-//! and the agent do the I/O and call these.
+//! agree on, and the operator's runtime. The binaries (`stoker-operator`, `stoker-agent
+//! sidecar`) only parse their configuration and wire these together.
+//!
+//! Types and pure functions (no API server, unit-tested):
 //!
 //! - [`crd`] — the `GatewaySync` resource (`stoker.io/v1alpha1`): spec (composed of
 //!   stoker-core's `spec.git` / `spec.sync` types plus `polling`, `gateway`, `agent`), status,
@@ -18,21 +20,34 @@
 //!   `stoker.io/requested-ref`.
 //! - [`discovery`] — which running pods are gateways of a resource, their names and profiles.
 //! - [`metadata`] — the controller → agent ConfigMap `stoker-metadata-{cr}`.
-//! - [`github_token`] — the GitHub App installation token Secret `stoker-github-token-{cr}`
-//!   the operator keeps for the agents.
-//! - [`rbac`] — the agents' RoleBinding `stoker-agent-{cr}` (`rbac.autoBindAgent`).
 //! - [`gateway_status`] — the agent → controller ConfigMaps, one per gateway pod.
 //! - [`legacy_status`] — stoker-operator v0.5.1's agents' shared status ConfigMap
 //!   `stoker-status-{cr}`, read for gateways without a report of ours during a migration.
+//! - [`rbac`] — the agents' RoleBinding object `stoker-agent-{cr}` (`rbac.autoBindAgent`).
 //! - [`aggregate`] — pods + reports + resolved commit → `status.discoveredGateways`, the
 //!   `GATEWAYS` column and the conditions.
 //! - [`events`] — Event reasons, and which Events a reconciliation publishes (once per
 //!   change, never per pass).
-//! - [`admission`] — the two admission webhooks' answers; [`webhook`] — the HTTPS server
-//!   that carries them and its self-managed (or cert-manager) certificate.
+//! - [`admission`] — the two admission webhooks' answers.
 //! - [`receiver`] — the webhook receiver's decisions: the ref a payload asks for, Git hosts'
 //!   push events, request authentication, repository URL normalisation.
+//!
+//! The parts that talk to the API server, the network or the disk (tested against a real
+//! kube-apiserver from `stoker-testkit`):
+//!
+//! - [`controller`] — the `GatewaySync` reconciler and the watches that drive it.
+//! - [`leader`] — leader election with a `Lease` (client-go's protocol and expiry rule).
+//! - [`webhook`] — the HTTPS server that carries the admission answers, and its self-managed
+//!   (or cert-manager) certificate.
+//! - [`credentials`] — Git credentials read from Secrets and kept as private files.
+//! - [`github_token`] — the GitHub App installation token Secret `stoker-github-token-{cr}`
+//!   the operator keeps for the agents.
+//! - [`probes`] and [`metrics`] — `/healthz`, `/readyz`, `/startupz` and `/metrics`, shared
+//!   by the operator and the agent's sidecar.
 //! - [`error`] — the crate's [`Error`].
+//!
+//! Nothing here installs a rustls crypto provider: the binaries choose it in `main` (the
+//! webhook server names aws-lc-rs itself when none is installed).
 #![forbid(unsafe_code)]
 
 pub mod admission;

@@ -12,11 +12,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
 use kube::api::{Patch, PatchParams};
 use kube::{Api, Client};
 use serde_json::json;
-use stoker_k8s::leader::{Attempt, LeaderElector, Leadership, LeaseTimings};
+use stoker_k8s::leader::{Attempt, LeaderElector, Leadership, LeaseTimings, WallClock};
 use stoker_testkit::kube_api::{Cluster, cluster, install_crypto_provider};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -231,6 +230,89 @@ async fn an_expired_lease_is_taken_over_with_transitions_incremented() {
     b.step_down().await.unwrap();
 }
 
+/// A wall clock that runs `offset` ahead of the system's (behind when negative), as on a node
+/// whose time is wrong.
+#[derive(Debug)]
+struct SkewedClock(jiff::SignedDuration);
+
+impl WallClock for SkewedClock {
+    fn now(&self) -> jiff::Timestamp {
+        jiff::Timestamp::now().checked_add(self.0).unwrap()
+    }
+}
+
+fn skewed(client: &Client, namespace: &str, identity: &str, seconds: i64) -> LeaderElector {
+    candidate(client, namespace, identity).with_wall_clock(Arc::new(SkewedClock(
+        jiff::SignedDuration::from_secs(seconds),
+    )))
+}
+
+/// Regression: expiry compared the lease's renewTime with the local wall clock, so a candidate
+/// whose clock ran more than a lease duration fast took a live lease over at once, and a holder
+/// whose clock ran slow lost its lease to every follower. Expiry now counts, on each candidate's
+/// monotonic clock, how long the lease has not changed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_candidate_whose_clock_runs_fast_never_takes_over_a_live_lease() {
+    // A holder with a true clock, a follower a minute fast.
+    let (_, client, fast_ns) = setup("leader-fast").await;
+    let a = candidate(&client, &fast_ns, "a").start();
+    wait_leading(&mut a.subscribe(), true, Duration::from_secs(10)).await;
+    let b = skewed(&client, &fast_ns, "b", 60).start();
+    // A holder a minute slow (its renewTime is always a minute old), a follower with a true clock.
+    let (_, client, slow_ns) = setup("leader-slow").await;
+    let c = skewed(&client, &slow_ns, "c", -60).start();
+    wait_leading(&mut c.subscribe(), true, Duration::from_secs(10)).await;
+    let d = candidate(&client, &slow_ns, "d").start();
+
+    // More than two lease durations of renewals: the followers never take over.
+    let window = Duration::from_secs(7);
+    let ((a_led, b_led), (c_led, d_led)) =
+        tokio::join!(never_both(&a, &b, window), never_both(&c, &d, window));
+    assert!(a_led > 0 && c_led > 0, "the holders stopped leading");
+    assert_eq!((b_led, d_led), (0, 0), "a follower took over a live lease");
+    for (ns, leader) in [(&fast_ns, "a"), (&slow_ns, "c")] {
+        let spec = lease(&client, ns).await;
+        assert_eq!(holder(&spec), Some(leader));
+        assert_eq!(spec.lease_transitions, Some(0));
+    }
+    for leadership in [a, b, c, d] {
+        leadership.step_down().await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_candidate_whose_clock_runs_fast_takes_over_once_the_holder_stops_renewing() {
+    let (_, client, ns) = setup("leader-fast-expiry").await;
+    let a = candidate(&client, &ns, "a");
+    let b = skewed(&client, &ns, "b", 60);
+    // `a` acquires once and then stops renewing (as if its process had died).
+    assert_eq!(a.try_acquire_or_renew().await.unwrap(), Attempt::Leading);
+    let held = lease(&client, &ns).await;
+    assert_eq!(b.try_acquire_or_renew().await.unwrap(), Attempt::Following);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        b.try_acquire_or_renew().await.unwrap(),
+        Attempt::Following,
+        "2 s into a 3 s lease"
+    );
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    assert_eq!(b.try_acquire_or_renew().await.unwrap(), Attempt::Leading);
+    let taken = lease(&client, &ns).await;
+    assert_eq!(holder(&taken), Some("b"));
+    assert_eq!(taken.lease_transitions, Some(1));
+    // b wrote its own (fast) clock's time: the skew is real, not ignored.
+    let ahead = taken
+        .acquire_time
+        .unwrap()
+        .0
+        .duration_since(held.renew_time.unwrap().0);
+    assert!(
+        ahead >= jiff::SignedDuration::from_secs(60),
+        "b's acquire time is only {ahead:?} after a's renewal"
+    );
+    assert_eq!(a.try_acquire_or_renew().await.unwrap(), Attempt::Following);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_409_race_never_yields_two_leaders() {
     let (_, client, ns) = setup("leader-race").await;
@@ -266,20 +348,24 @@ async fn a_409_race_never_yields_two_leaders() {
     assert_eq!(holder(&spec), Some(leaders[0].as_str()));
     let mut transitions = spec.lease_transitions.unwrap();
 
-    // The lease expires (its renew time an hour ago) and everyone, the holder included, writes
-    // at once: one replace wins on resourceVersion, the others get 409.
+    // The holder stops renewing: its record (shortened to a 1 s lease) stays the same, every
+    // other candidate sees it unchanged for a second, and then everyone, the holder included,
+    // writes at once: one replace wins on resourceVersion, the others get 409.
     for round in 0..8 {
-        let an_hour_ago = jiff::Timestamp::now()
-            .checked_sub(jiff::SignedDuration::from_hours(1))
-            .unwrap();
         api.patch(
             LEASE,
             &PatchParams::default(),
-            &Patch::Merge(json!({"spec": {"renewTime": MicroTime(an_hour_ago)}})),
+            &Patch::Merge(json!({"spec": {"leaseDurationSeconds": 1}})),
         )
         .await
         .unwrap();
         let before = holder(&spec).map(str::to_owned);
+        for c in &candidates {
+            if Some(c.identity()) != before.as_deref() {
+                assert_eq!(c.try_acquire_or_renew().await.unwrap(), Attempt::Following);
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(1100)).await;
         let leaders = race().await;
         assert_eq!(leaders.len(), 1, "round {round}: {leaders:?}");
         spec = lease(&client, &ns).await;

@@ -1,6 +1,8 @@
 //! The Stoker operator as a library: its command line ([`Args`]) and [`run`], which wires the
-//! controller, leader election, the probe and metrics server and graceful shutdown from
-//! `stoker-k8s` together. `main.rs` only parses arguments and starts logging.
+//! controller, leader election, the admission webhooks, the probe and metrics server and
+//! graceful shutdown from `stoker-k8s` together. `main.rs` parses arguments, starts logging,
+//! installs the process's rustls crypto provider (aws-lc-rs; libraries never do) and prints a
+//! failure as its cause chain on one line.
 #![forbid(unsafe_code)]
 
 use std::net::SocketAddr;
@@ -271,7 +273,7 @@ async fn step_down(leadership: Option<Leadership>) {
     match tokio::time::timeout(STEP_DOWN_TIMEOUT, leadership.step_down()).await {
         Ok(Ok(())) => {}
         Ok(Err(error)) => tracing::warn!(
-            error = %stoker_k8s::error::chain(&error),
+            error = %stoker_core::error::chain(&error),
             "could not release the leader lease"
         ),
         Err(_) => tracing::warn!(
@@ -471,15 +473,4 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         );
     }
     Ok(())
-}
-
-/// An error and its causes on one line, outermost first, skipping a cause whose text the line
-/// already holds (kube's errors repeat their sources in their own messages).
-///
-/// ```
-/// let error = anyhow::anyhow!("inner").context("outer: inner").context("connecting");
-/// assert_eq!(stoker_operator::error_chain(&error), "connecting: outer: inner");
-/// ```
-pub fn error_chain(error: &anyhow::Error) -> String {
-    stoker_k8s::error::chain(error.as_ref())
 }

@@ -10,7 +10,8 @@ use stoker_operator::{Args, LogFormat};
 fn main() -> ExitCode {
     let args = Args::parse();
     init_logging(&args.log_level, args.log_format);
-    // kube and reqwest both use rustls; one crypto provider for the whole process.
+    // kube and reqwest both use rustls; one crypto provider for the whole process, chosen here
+    // in `main` and nowhere in the libraries.
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -26,7 +27,7 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             // One line, once (not also as a log event): the cause chain, outermost first.
-            eprintln!("error: {}", stoker_operator::error_chain(&error));
+            eprintln!("error: {}", stoker_core::error::chain(error.as_ref()));
             ExitCode::FAILURE
         }
     }

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use stoker_core::Health;
+use stoker_core::error::chain;
 use stoker_core::profile::DesignerSessionPolicy;
 use stoker_k8s::crd::SyncStatus;
 use stoker_k8s::gateway_status::SyncResult;
@@ -779,9 +780,6 @@ fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
 fn short(commit: &str) -> &str {
     commit.get(..7).unwrap_or(commit)
 }
-
-/// An error and its sources on one line, each cause once: the workspace's one formatter.
-pub use stoker_core::error::chain;
 
 /// The `reason` label of a failed pipeline run.
 pub fn classify(error: &stoker_sync::Error) -> ErrorReason {

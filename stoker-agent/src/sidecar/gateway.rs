@@ -119,7 +119,7 @@ impl Gateway for ScanRecorder {
         let check = match self.inner.pre_sync().await {
             Ok(check) => check,
             Err(error) if self.policy == DesignerSessionPolicy::Proceed => {
-                tracing::warn!(error = %crate::sidecar::agent::chain(&error), "could not list Designer sessions; syncing anyway (designerSessionPolicy: proceed)");
+                tracing::warn!(error = %stoker_core::error::chain(&error), "could not list Designer sessions; syncing anyway (designerSessionPolicy: proceed)");
                 return Ok(PreSyncCheck::default());
             }
             Err(error) => return Err(error),

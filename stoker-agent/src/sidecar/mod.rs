@@ -46,9 +46,6 @@ use stoker_k8s::probes::Probes;
 /// Runs the sidecar until SIGTERM/SIGINT; exits 0 after a graceful shutdown.
 pub async fn run(args: SidecarArgs) -> anyhow::Result<ExitCode> {
     let config = SidecarConfig::from_args(&args)?;
-    // One crypto provider for kube's and reqwest's rustls (feature unification may enable
-    // more than one, and then rustls refuses to choose).
-    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     tracing::info!(
         pod = %config.pod_name,
         namespace = %config.pod_namespace,

@@ -102,7 +102,7 @@ pub(crate) async fn keep(
                 wait
             }
             Err(error) => {
-                tracing::warn!(error = %crate::error::chain(&error), retry_in_s = backoff.as_secs(), "webhook certificate");
+                tracing::warn!(error = %stoker_core::error::chain(&error), retry_in_s = backoff.as_secs(), "webhook certificate");
                 let wait = backoff;
                 backoff = (backoff * 2).min(Duration::from_secs(60));
                 wait

@@ -145,7 +145,7 @@ async fn mutation(
         Err(error) => {
             let message = format!(
                 "listing GatewaySyncs in namespace {namespace:?}: {}",
-                crate::error::chain(&error)
+                stoker_core::error::chain(&error)
             );
             tracing::warn!(%namespace, pod = %pod_name, error = %message, "cannot answer a pod admission; the webhook's failurePolicy decides");
             return (
@@ -230,7 +230,7 @@ async fn validation(handlers: &Handlers, body: &[u8]) -> (Answer, String, &'stat
     {
         Ok(inventory) => inventory,
         Err(error) => {
-            let message = crate::error::chain(&error);
+            let message = stoker_core::error::chain(&error);
             tracing::warn!(%namespace, error = %message, "cannot answer a GatewaySync admission; the webhook's failurePolicy decides");
             let answer = Answer::Failed(StatusCode::INTERNAL_SERVER_ERROR, message);
             return (answer, namespace, "error");
