@@ -3,7 +3,9 @@
 //! Pod annotations set by users (usually through the Ignition Helm chart's `podAnnotations`):
 //! [`INJECT`], [`CR_NAME`], [`PROFILE`], [`GATEWAY_NAME`], [`AGENT_IMAGE`], [`REF_OVERRIDE`].
 //! Set by Stoker on pods: [`INJECTED`] and the label [`LABEL_AGENT`]. Set by the webhook
-//! receiver on a `GatewaySync`: [`REQUESTED_REF`], [`REQUESTED_AT`], [`REQUESTED_BY`].
+//! receiver on a `GatewaySync`: [`REQUESTED_REF`], [`REQUESTED_AT`], [`REQUESTED_BY`] (a
+//! release or promotion asks for a ref), [`PUSH_RECEIVED_AT`], [`PUSH_COMMIT`] (a Git host
+//! reported a push to the resource's ref).
 
 /// The prefix of every Stoker annotation and label.
 pub const PREFIX: &str = "stoker.io";
@@ -35,6 +37,15 @@ pub const REQUESTED_REF: &str = "stoker.io/requested-ref";
 pub const REQUESTED_AT: &str = "stoker.io/requested-at";
 /// `GatewaySync` annotation set by the webhook receiver: who asked (`github`, `kargo`, ...).
 pub const REQUESTED_BY: &str = "stoker.io/requested-by";
+/// `GatewaySync` annotation set by the webhook receiver when a Git host reports a push that
+/// moved the resource's ref and touched a path its profiles map: when (RFC 3339 with
+/// sub-second precision, so two pushes within a second still change it). Changing an
+/// annotation is what makes the leader's controller reconcile, and so resolve the ref, at
+/// once instead of at the next poll; the controller reads nothing else from it.
+pub const PUSH_RECEIVED_AT: &str = "stoker.io/push-received-at";
+/// `GatewaySync` annotation set with [`PUSH_RECEIVED_AT`]: the commit the push reported (for
+/// people: the controller resolves the ref itself and trusts no payload's commit).
+pub const PUSH_COMMIT: &str = "stoker.io/push-commit";
 
 /// Label on objects Stoker owns for a `GatewaySync` (ConfigMaps, Secrets): the resource's name
 /// (see [`label_value`] for names longer than a label value allows).
@@ -239,6 +250,8 @@ mod tests {
             REQUESTED_REF,
             REQUESTED_AT,
             REQUESTED_BY,
+            PUSH_RECEIVED_AT,
+            PUSH_COMMIT,
             FINALIZER,
         ] {
             assert!(key.starts_with(&format!("{PREFIX}/")), "{key}");

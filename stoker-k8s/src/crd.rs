@@ -53,6 +53,8 @@ pub const CRD_NAME: &str = "gatewaysyncs.stoker.io";
 pub const DEFAULT_POLLING_INTERVAL: &str = "60s";
 /// Default `spec.gateway.port`.
 pub const DEFAULT_GATEWAY_PORT: u16 = 8088;
+/// Default `spec.webhook.secretRef.key`.
+pub const DEFAULT_WEBHOOK_SECRET_KEY: &str = "webhook-secret";
 /// Default `spec.gateway.api.secretKey`.
 pub const DEFAULT_API_SECRET_KEY: &str = "apiKey";
 
@@ -148,6 +150,36 @@ pub struct GatewaySyncSpec {
     /// Stop all syncing: the operator keeps resolving and reporting, agents write nothing.
     #[serde(default)]
     pub paused: bool,
+    /// The webhook receiver's secret for this resource, accepted besides the operator's own
+    /// (`webhookReceiver.hmac` / `token` in the chart): lets one team sign its Git host's
+    /// pushes without sharing a cluster-wide secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook: Option<WebhookSpec>,
+}
+
+/// `spec.webhook`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WebhookSpec {
+    /// The Secret (same namespace) and key holding this resource's webhook secret. Requests to
+    /// `/webhook/{namespace}/{name}` and pushes to `/webhook/push` for this resource pass when
+    /// signed with it (HMAC-SHA256, `X-Hub-Signature-256` and the hosts' variants) or when
+    /// they present it as a token (`Authorization: Bearer`, `X-Gitlab-Token`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_ref: Option<WebhookSecretRef>,
+}
+
+/// `spec.webhook.secretRef`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WebhookSecretRef {
+    /// The Secret's name, in the resource's namespace.
+    #[schemars(length(min = 1))]
+    pub name: String,
+    /// The key in the Secret's data (default `webhook-secret`).
+    #[serde(default = "default_webhook_secret_key")]
+    #[schemars(length(min = 1))]
+    pub key: String,
 }
 
 /// `spec.polling`.
@@ -614,6 +646,10 @@ fn default_polling_interval() -> String {
 
 fn default_gateway_port() -> u16 {
     DEFAULT_GATEWAY_PORT
+}
+
+fn default_webhook_secret_key() -> String {
+    DEFAULT_WEBHOOK_SECRET_KEY.to_owned()
 }
 
 fn default_api_secret_key() -> String {

@@ -66,6 +66,9 @@ pub mod reasons {
     pub const SYNC_PAUSED: &str = "SyncPaused";
     /// Normal: a dry run computed changes (agent; ours).
     pub const DRY_RUN_COMPLETED: &str = "DryRunCompleted";
+    /// Normal: the webhook receiver set a requested ref, or a Git host's push made it
+    /// resolve the ref at once (operator, any replica).
+    pub const WEBHOOK_RECEIVED: &str = "WebhookReceived";
     /// Normal: the gateway answered for the first time and was asked to rescan (agent; ours).
     pub const GATEWAY_RESCANNED: &str = "GatewayRescanned";
 }

@@ -17,12 +17,15 @@ use stoker_k8s::injector::InjectorConfig;
 use stoker_k8s::leader::{LeaderElector, Leadership, LeaseTimings};
 use stoker_k8s::metrics::OperatorMetrics;
 use stoker_k8s::probes::Probes;
+use stoker_k8s::receiver::limits::RateLimit;
+use stoker_k8s::receiver::{self, ReceiverConfig, Secrets};
 use stoker_k8s::webhook::{self, CertificateSource, SelfSigned, Webhook, WebhookConfig};
 use tokio::sync::watch;
 
 /// Stoker operator: resolves the Git ref of every `GatewaySync` (without cloning), publishes
 /// what the agents need in `stoker-metadata-<name>` ConfigMaps, and aggregates the gateways'
-/// sync status into the resource's status, conditions and Events.
+/// sync status into the resource's status, conditions and Events. Its webhook receiver lets
+/// releases, promotions and Git pushes trigger a resolve at once instead of at the next poll.
 ///
 /// Examples:
 ///   # all namespaces, in a cluster (service account credentials)
@@ -183,6 +186,85 @@ pub struct Args {
     )]
     pub agent_cache_size_limit: Option<String>,
 
+    /// Port of the webhook receiver (plain HTTP; put TLS in front with an Ingress), served by
+    /// every replica: `POST /webhook/{namespace}/{name}` sets the ref a GatewaySync syncs
+    /// (GitHub release, Argo CD, Kargo or `{"ref": …}` payloads), `POST /webhook/push` takes
+    /// Git hosts' push events and makes the GatewaySyncs of the pushed repository and ref
+    /// resolve at once. 0 turns the receiver off.
+    #[arg(
+        long,
+        env = "WEBHOOK_RECEIVER_PORT",
+        default_value_t = stoker_k8s::receiver::server::DEFAULT_PORT,
+        help_heading = "Webhook receiver"
+    )]
+    pub webhook_receiver_port: u16,
+
+    /// HMAC-SHA256 key: a request passes when its body is signed with it (`X-Hub-Signature-256`,
+    /// `X-Hub-Signature`, `X-Gitea-Signature`). Prefer the environment variable: a flag's value
+    /// shows in the process list. With neither this nor --webhook-bearer-token, any client
+    /// reaching the port may ask (unless the GatewaySync has `spec.webhook.secretRef`).
+    #[arg(
+        long,
+        env = "WEBHOOK_HMAC_SECRET",
+        hide_env_values = true,
+        value_name = "SECRET",
+        help_heading = "Webhook receiver"
+    )]
+    pub webhook_hmac_secret: Option<Redacted>,
+
+    /// Token for callers that cannot sign: `Authorization: Bearer TOKEN`, GitLab's
+    /// `X-Gitlab-Token`, or the password of `Authorization: Basic` (Azure DevOps). Either
+    /// secret lets a request in.
+    #[arg(
+        long,
+        env = "WEBHOOK_BEARER_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN",
+        help_heading = "Webhook receiver"
+    )]
+    pub webhook_bearer_token: Option<Redacted>,
+
+    /// Requests per second each client address may send on average (0: no limit); beyond,
+    /// 429 with `Retry-After`.
+    #[arg(
+        long,
+        env = "WEBHOOK_RECEIVER_RATE_LIMIT",
+        default_value_t = 20.0,
+        value_name = "PER_SECOND",
+        help_heading = "Webhook receiver"
+    )]
+    pub webhook_receiver_rate_limit: f64,
+
+    /// Requests a client may send at once before the rate applies (0: no limit).
+    #[arg(
+        long,
+        env = "WEBHOOK_RECEIVER_BURST",
+        default_value_t = 40,
+        help_heading = "Webhook receiver"
+    )]
+    pub webhook_receiver_burst: u32,
+
+    /// Rate-limit by the last address of `X-Forwarded-For` (the one the Ingress controller
+    /// added) instead of the connection's: behind an Ingress every connection comes from it.
+    /// Only with the receiver reachable through that proxy alone.
+    #[arg(
+        long,
+        env = "WEBHOOK_RECEIVER_TRUST_FORWARDED_FOR",
+        default_value_t = false,
+        action = clap::ArgAction::Set,
+        help_heading = "Webhook receiver"
+    )]
+    pub webhook_receiver_trust_forwarded_for: bool,
+
+    /// The longest one request may take, reading its body included, in seconds (then 503).
+    #[arg(
+        long,
+        env = "WEBHOOK_RECEIVER_TIMEOUT_SECONDS",
+        default_value_t = 30,
+        help_heading = "Webhook receiver"
+    )]
+    pub webhook_receiver_timeout_seconds: u64,
+
     /// Longest delay between retries of a failing GatewaySync, in seconds.
     #[arg(long, env = "MAX_BACKOFF_SECONDS", default_value_t = 300)]
     pub max_backoff_seconds: u64,
@@ -198,6 +280,31 @@ pub struct Args {
     /// Log format on stderr (JSON for log collectors in a cluster).
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Json)]
     pub log_format: LogFormat,
+}
+
+/// A secret from the command line or the environment; `Debug` does not show it.
+#[derive(Clone)]
+pub struct Redacted(String);
+
+impl Redacted {
+    /// The secret's bytes; `None` when empty (an unset chart value renders as "").
+    pub fn bytes(&self) -> Option<Vec<u8>> {
+        (!self.0.is_empty()).then(|| self.0.as_bytes().to_vec())
+    }
+}
+
+impl std::fmt::Debug for Redacted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+impl std::str::FromStr for Redacted {
+    type Err = std::convert::Infallible;
+
+    fn from_str(value: &str) -> Result<Self, Self::Err> {
+        Ok(Redacted(value.to_owned()))
+    }
 }
 
 /// Image pull policies, as Kubernetes spells them.
@@ -327,6 +434,58 @@ fn webhook_config(args: &Args) -> Option<WebhookConfig> {
     Some(config)
 }
 
+/// The webhook receiver's configuration from the flags; None when `--webhook-receiver-port 0`.
+fn receiver_config(args: &Args) -> Option<ReceiverConfig> {
+    if args.webhook_receiver_port == 0 {
+        return None;
+    }
+    let listen = SocketAddr::from(([0, 0, 0, 0], args.webhook_receiver_port));
+    let secrets = Secrets {
+        hmac: args
+            .webhook_hmac_secret
+            .iter()
+            .filter_map(Redacted::bytes)
+            .collect(),
+        tokens: args
+            .webhook_bearer_token
+            .iter()
+            .filter_map(Redacted::bytes)
+            .collect(),
+    };
+    let mut config = ReceiverConfig::new(listen, secrets);
+    config.namespaces = args.namespaces.clone();
+    config.label_selector = args.label_selector.clone();
+    config.rate_limit = RateLimit {
+        per_second: args.webhook_receiver_rate_limit,
+        burst: args.webhook_receiver_burst,
+    };
+    config.trust_forwarded_for = args.webhook_receiver_trust_forwarded_for;
+    config.request_timeout = Duration::from_secs(args.webhook_receiver_timeout_seconds.max(1));
+    Some(config)
+}
+
+/// Starts the webhook receiver unless it is off; it runs until `stop` turns true.
+async fn start_receiver(
+    args: &Args,
+    client: &kube::Client,
+    metrics: &OperatorMetrics,
+    stop: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    let Some(config) = receiver_config(args) else {
+        tracing::info!("webhook receiver off (--webhook-receiver-port 0)");
+        return Ok(());
+    };
+    if config.secrets.is_empty() {
+        tracing::warn!(
+            "webhook receiver without WEBHOOK_HMAC_SECRET or WEBHOOK_BEARER_TOKEN: any client that reaches its port may ask for a ref (GatewaySyncs with spec.webhook.secretRef still require theirs)"
+        );
+    }
+    receiver::start(client.clone(), config, metrics.clone(), stop)
+        .await
+        .context("starting the webhook receiver")?;
+    Ok(())
+}
+
 /// Sets `/readyz` ok now, or, with admission on, once a serving certificate is loaded (a
 /// Service must not send the API server to a replica that cannot complete a handshake).
 fn ready_when_serving(probes: &Probes, webhook: Option<Webhook>, stop: watch::Receiver<bool>) {
@@ -381,6 +540,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             None
         }
     };
+
+    // Every replica receives webhooks: they only annotate GatewaySyncs, and the leader's
+    // controller reconciles on the change.
+    start_receiver(&args, &client, &metrics, stop_rx.clone()).await?;
 
     let identity = std::env::var("POD_NAME").unwrap_or_else(|_| {
         format!(

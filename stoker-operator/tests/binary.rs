@@ -41,12 +41,15 @@ async fn cluster_with_crd() -> &'static Cluster {
 struct Operator {
     child: Child,
     lines: Arc<Mutex<Vec<String>>>,
+    /// The webhook receiver's address.
+    receiver: SocketAddr,
     _state: tempfile::TempDir,
 }
 
 impl Operator {
     fn start(cluster: &Cluster, namespace: &str, identity: &str) -> Operator {
         let state = tempfile::tempdir().unwrap();
+        let receiver_port = stoker_testkit::process::free_port().unwrap();
         let mut command = Command::new(BIN);
         command
             .args(["--namespaces", namespace])
@@ -56,6 +59,8 @@ impl Operator {
                 "--webhook-port",
                 &stoker_testkit::process::free_port().unwrap().to_string(),
             ])
+            // And the webhook receiver.
+            .args(["--webhook-receiver-port", &receiver_port.to_string()])
             .args(["--leader-election-namespace", namespace])
             .args(["--log-format", "json"])
             .args(["--shutdown-grace-seconds", &GRACE_SECONDS.to_string()])
@@ -72,6 +77,9 @@ impl Operator {
             .env_remove("LOG_FORMAT")
             .env_remove("PROBE_ADDRESS")
             .env_remove("WEBHOOK_PORT")
+            .env_remove("WEBHOOK_RECEIVER_PORT")
+            .env_remove("WEBHOOK_HMAC_SECRET")
+            .env_remove("WEBHOOK_BEARER_TOKEN")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
@@ -89,6 +97,7 @@ impl Operator {
         Operator {
             child,
             lines,
+            receiver: SocketAddr::from(([127, 0, 0, 1], receiver_port)),
             _state: state,
         }
     }
@@ -142,6 +151,32 @@ impl Drop for Operator {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A plain HTTP/1.1 POST of a JSON `body`: status code and body.
+fn post(address: SocketAddr, path: &str, body: &str) -> (u16, String) {
+    let mut stream = TcpStream::connect(address).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    write!(
+        stream,
+        "POST {path} HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let status = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or_else(|| panic!("not an HTTP response: {response:?}"));
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_owned())
+        .unwrap_or_default();
+    (status, body)
 }
 
 /// A plain HTTP/1.1 GET: status code and body.
@@ -474,6 +509,14 @@ async fn a_second_replica_waits_for_the_lease_and_takes_over_when_the_first_stop
         (get(probes, "/readyz").0 == 200).then_some(())
     })
     .await;
+    // It receives webhooks too (no secret configured: a missing GatewaySync is a 404, read
+    // from the API server).
+    let receiver = second.receiver;
+    let path = format!("/webhook/{ns}/missing");
+    let answer = tokio::task::spawn_blocking(move || post(receiver, &path, r#"{"ref":"v1"}"#))
+        .await
+        .unwrap();
+    assert_eq!(answer, (404, "not found\n".to_owned()));
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(
         lease_holder(&client, &ns).await.flatten().as_deref(),
@@ -604,6 +647,20 @@ fn help_documents_every_flag_and_environment_variable() {
         ("--agent-image", "AGENT_IMAGE"),
         ("--agent-image-pull-policy", "AGENT_IMAGE_PULL_POLICY"),
         ("--agent-cache-size-limit", "AGENT_CACHE_SIZE_LIMIT"),
+        ("--webhook-receiver-port", "WEBHOOK_RECEIVER_PORT"),
+        (
+            "--webhook-receiver-rate-limit",
+            "WEBHOOK_RECEIVER_RATE_LIMIT",
+        ),
+        ("--webhook-receiver-burst", "WEBHOOK_RECEIVER_BURST"),
+        (
+            "--webhook-receiver-trust-forwarded-for",
+            "WEBHOOK_RECEIVER_TRUST_FORWARDED_FOR",
+        ),
+        (
+            "--webhook-receiver-timeout-seconds",
+            "WEBHOOK_RECEIVER_TIMEOUT_SECONDS",
+        ),
     ]);
     for (flag, env) in flags {
         assert!(help.contains(flag), "--help lacks {flag}:\n{help}");
@@ -612,6 +669,23 @@ fn help_documents_every_flag_and_environment_variable() {
             "--help lacks {env}:\n{help}"
         );
     }
+    // Secrets: the variable is named, its value never shown.
+    for (flag, env) in [
+        ("--webhook-hmac-secret", "WEBHOOK_HMAC_SECRET"),
+        ("--webhook-bearer-token", "WEBHOOK_BEARER_TOKEN"),
+    ] {
+        assert!(help.contains(flag), "--help lacks {flag}:\n{help}");
+        assert!(
+            help.contains(&format!("[env: {env}]")),
+            "--help lacks {env}:\n{help}"
+        );
+    }
+    let with_secret = Command::new(BIN)
+        .arg("--help")
+        .env("WEBHOOK_HMAC_SECRET", "do-not-print-me")
+        .output()
+        .unwrap();
+    assert!(!String::from_utf8_lossy(&with_secret.stdout).contains("do-not-print-me"));
     // Variables read without a flag of their own.
     for env in ["POD_NAME", "POD_NAMESPACE", "KUBECONFIG", "RUST_LOG"] {
         assert!(help.contains(env), "--help lacks {env}:\n{help}");

@@ -330,17 +330,34 @@ fn operator_args(docs: &[Value], deployment: &str) -> Vec<String> {
         .collect()
 }
 
-/// The arguments of the admission server and the injector (`--webhook-*`, `--agent-*`,
-/// `--*-webhook-configuration`).
+/// The arguments of the admission server and the injector (`--webhook-*` but the receiver's,
+/// `--agent-*`, `--*-webhook-configuration`).
 fn admission_args(args: &[String]) -> Vec<&str> {
     args.iter()
         .map(String::as_str)
         .filter(|a| {
-            a.starts_with("--webhook-")
+            (a.starts_with("--webhook-") && !a.starts_with("--webhook-receiver-"))
                 || a.starts_with("--agent-")
                 || a.contains("-webhook-configuration=")
         })
         .collect()
+}
+
+/// The webhook receiver's arguments (`--webhook-receiver-*`).
+fn receiver_args(args: &[String]) -> Vec<&str> {
+    args.iter()
+        .map(String::as_str)
+        .filter(|a| a.starts_with("--webhook-receiver-"))
+        .collect()
+}
+
+/// The operator container's environment variable `name`.
+fn env_var(container: &Value, name: &str) -> Option<Value> {
+    container["env"]
+        .as_sequence()?
+        .iter()
+        .find(|e| e["name"].as_str() == Some(name))
+        .cloned()
 }
 
 #[test]
@@ -1183,13 +1200,17 @@ fn helm_template_accepts_stoker_operator_v0_5_values_and_renders_optional_object
     // replicaCount 2: a disruption budget; networkPolicy.enabled false: no policy.
     find(&docs, "PodDisruptionBudget", "stoker-operator");
     assert!(!kinds(&docs).contains(&"NetworkPolicy"));
-    // The Git push receiver is still not built: nothing rendered for it.
+    // webhookReceiver.enabled with the HMAC key from a Secret: the receiver runs, reads it.
     assert!(
-        !args
-            .iter()
-            .any(|a| a.contains("receiver") || a.contains("9444")),
+        args.iter().any(|a| a == "--webhook-receiver-port=9444"),
         "{args:?}"
     );
+    let container = operator_container(&docs, "stoker-controller-manager");
+    assert_eq!(
+        env_var(&container, "WEBHOOK_HMAC_SECRET").unwrap()["valueFrom"],
+        yaml("secretKeyRef: {name: stoker-webhook-hmac, key: webhook-secret}")
+    );
+    find(&docs, "Service", "stoker-webhook-receiver");
     let service = document(&rendered, "Service", "stoker-metrics-service");
     assert!(service.contains("port: 8443"), "{service}");
 
@@ -1224,7 +1245,7 @@ fn helm_template_accepts_stoker_operator_v0_5_values_and_renders_optional_object
         String::from_utf8_lossy(&out.stderr)
     );
 
-    // The install notes say which v0.5 value has no effect yet, and how pods get the agent.
+    // The install notes say where the webhook receiver is, and how pods get the agent.
     let notes = ok(
         helm([
             "install",
@@ -1245,7 +1266,7 @@ fn helm_template_accepts_stoker_operator_v0_5_values_and_renders_optional_object
         None,
     );
     for expected in [
-        "webhookReceiver.enabled: no Git push receiver yet",
+        "Webhook receiver (every replica, plain HTTP): Service stoker-webhook-receiver, port 9444.",
         "RoleBinding\n     stoker-agent-<cr>, rbac.autoBindAgent.enabled): nothing to do",
         "from the webhook\n     stoker-pod-injection",
         "kubectl label namespace NAMESPACE stoker.io/injection=enabled",
@@ -2702,9 +2723,68 @@ fn every_stoker_operator_v0_5_1_value_takes_effect() {
     // rbac.autoBindAgent.enabled false: no RoleBinding permissions for the operator.
     let role = document(&rendered, "ClusterRole", "plant-gitops-operator");
     assert!(!role.contains("rolebindings"), "{role}");
-    // webhookReceiver.*: accepted, nothing rendered for it, and the notes say so.
-    assert!(!kinds(&docs).contains(&"Ingress"), "{:?}", kinds(&docs));
-    assert!(!rendered.contains("9445") && !rendered.contains("plant-webhook"));
+    // webhookReceiver.*: the flag, the secrets' environment, the Service, the Ingress, and the
+    // NetworkPolicy letting the port in.
+    assert_eq!(
+        receiver_args(&args),
+        [
+            "--webhook-receiver-port=9445",
+            "--webhook-receiver-rate-limit=20",
+            "--webhook-receiver-burst=40",
+            "--webhook-receiver-trust-forwarded-for=false",
+        ]
+    );
+    assert_eq!(
+        env_var(&container, "WEBHOOK_HMAC_SECRET").unwrap()["valueFrom"],
+        yaml("secretKeyRef: {name: plant-webhook-hmac, key: hmac}")
+    );
+    assert_eq!(
+        env_var(&container, "WEBHOOK_BEARER_TOKEN").unwrap()["valueFrom"],
+        yaml("secretKeyRef: {name: plant-webhook-token, key: token}")
+    );
+    let ports = container["ports"].as_sequence().unwrap();
+    assert!(
+        ports.contains(&yaml(
+            "{name: webhook-rx, containerPort: 9445, protocol: TCP}"
+        )),
+        "{ports:?}"
+    );
+    let service = find(&docs, "Service", "plant-gitops-webhook-receiver");
+    assert_eq!(
+        service["spec"]["ports"],
+        yaml("[{name: http, port: 9445, targetPort: webhook-rx, protocol: TCP}]")
+    );
+    assert_eq!(service["spec"]["selector"], *labels);
+    let ingress = find(&docs, "Ingress", "plant-gitops-webhook-receiver");
+    assert_eq!(
+        ingress["metadata"]["annotations"],
+        yaml("nginx.ingress.kubernetes.io/ssl-redirect: 'true'")
+    );
+    assert_eq!(
+        ingress["spec"],
+        yaml(
+            "ingressClassName: nginx
+tls: [{secretName: stoker-receiver-tls, hosts: [stoker.plant.example.invalid]}]
+rules:
+  - host: stoker.plant.example.invalid
+    http:
+      paths:
+        - path: /webhook
+          pathType: Prefix
+          backend: {service: {name: plant-gitops-webhook-receiver, port: {number: 9445}}}"
+        )
+    );
+    let policy = find(&docs, "NetworkPolicy", "plant-gitops-operator");
+    let open_ports: Vec<&Value> = policy["spec"]["ingress"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .flat_map(|rule| rule["ports"].as_sequence().unwrap())
+        .collect();
+    assert!(
+        open_ports.contains(&&yaml("{port: 9445, protocol: TCP}")),
+        "{open_ports:?}"
+    );
     let notes = ok(
         helm([
             "install",
@@ -2733,11 +2813,15 @@ fn every_stoker_operator_v0_5_1_value_takes_effect() {
         None,
     );
     for expected in [
-        "webhookReceiver.enabled: no Git push receiver yet",
-        "webhookReceiver.ingress.enabled: no Ingress is rendered",
+        "Webhook receiver (every replica, plain HTTP): Service plant-gitops-webhook-receiver, port 9445, and the Ingress of the same name.",
+        "POST <url>/webhook/push",
     ] {
         assert!(notes.contains(expected), "{expected:?} missing:\n{notes}");
     }
+    assert!(
+        !notes.contains("no effect") && !notes.contains("WARNING"),
+        "{notes}"
+    );
     // And the API server takes all of it.
     let c = cluster_with_cert_manager_crds();
     let ns = namespace(c, "chart-every");
@@ -2765,6 +2849,73 @@ fn every_stoker_operator_v0_5_1_value_takes_effect() {
     assert!(
         out.contains("deployment.apps/plant-gitops-controller-manager"),
         "{out}"
+    );
+}
+
+#[test]
+fn the_webhook_receiver_takes_inline_secrets_and_is_off_by_default() {
+    let rendered = render("stoker", "plant-ops", &[]);
+    let docs = manifests(&rendered);
+    let args = operator_args(&docs, "stoker-controller-manager");
+    assert_eq!(receiver_args(&args), ["--webhook-receiver-port=0"]);
+    let container = operator_container(&docs, "stoker-controller-manager");
+    assert!(env_var(&container, "WEBHOOK_HMAC_SECRET").is_none());
+    assert!(try_find(&docs, "Service", "stoker-webhook-receiver").is_none());
+
+    let rendered = render(
+        "stoker",
+        "plant-ops",
+        &[
+            "--set",
+            "webhookReceiver.enabled=true",
+            "--set",
+            "webhookReceiver.hmac.secret=inline-hmac",
+            "--set",
+            "webhookReceiver.token.secret=inline-token",
+            "--set",
+            "webhookReceiver.rateLimit.perSecond=5",
+            "--set",
+            "webhookReceiver.rateLimit.burst=7",
+            "--set",
+            "webhookReceiver.rateLimit.trustForwardedFor=true",
+            "--set",
+            "networkPolicy.enabled=true",
+            "--set-json",
+            r#"networkPolicy.webhookReceiverFrom=[{"namespaceSelector":{"matchLabels":{"kubernetes.io/metadata.name":"ingress-nginx"}}}]"#,
+        ],
+    );
+    let docs = manifests(&rendered);
+    let args = operator_args(&docs, "stoker-controller-manager");
+    assert_eq!(
+        receiver_args(&args),
+        [
+            "--webhook-receiver-port=9444",
+            "--webhook-receiver-rate-limit=5",
+            "--webhook-receiver-burst=7",
+            "--webhook-receiver-trust-forwarded-for=true",
+        ]
+    );
+    let container = operator_container(&docs, "stoker-controller-manager");
+    assert_eq!(
+        env_var(&container, "WEBHOOK_HMAC_SECRET").unwrap()["value"],
+        "inline-hmac"
+    );
+    assert_eq!(
+        env_var(&container, "WEBHOOK_BEARER_TOKEN").unwrap()["value"],
+        "inline-token"
+    );
+    find(&docs, "Service", "stoker-webhook-receiver");
+    assert!(try_find(&docs, "Ingress", "stoker-webhook-receiver").is_none());
+    let policy = find(&docs, "NetworkPolicy", "stoker-operator");
+    let rule = policy["spec"]["ingress"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .find(|rule| rule["ports"][0]["port"] == 9444)
+        .unwrap();
+    assert_eq!(
+        rule["from"],
+        yaml("[{namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: ingress-nginx}}}]")
     );
 }
 
