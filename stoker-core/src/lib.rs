@@ -44,7 +44,10 @@ pub mod template;
 pub use artifact::{Artifact, Entry, EntryKind, Listing};
 pub use content_id::ContentId;
 pub use context::TemplateContext;
-pub use error::{Error, GatewayErrorKind, GitErrorKind, GithubAppErrorKind, Result, TemplateLimit};
+pub use error::{
+    Error, GatewayErrorKind, GitErrorKind, GithubAppErrorKind, NotifyErrorKind, Result,
+    TemplateLimit,
+};
 pub use gateway::{Gateway, Health, PreSyncCheck};
 #[cfg(feature = "git")]
 pub use git::{GitArtifact, GitAuth, GitSource, GitSourceConfig, RetryPolicy};
