@@ -42,6 +42,8 @@ pub use webhook::{WebhookConfig, WebhookType, build};
 /// recovery kind ([`EventKind::resolves`]) sent when it clears, which closes a PagerDuty
 /// incident.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "schema", schemars(description = ""))]
 #[non_exhaustive]
 pub enum EventKind {
     /// A sync finished and changed or confirmed the live files; for a fleet, every gateway
