@@ -12,6 +12,9 @@
 //! - [`git::GitSource`], a Git repository as a source (feature `git`, gix, on by default);
 //! - [`ignition::IgnitionGateway`], the Ignition gateway REST client as a [`Gateway`]
 //!   (feature `ignition`, on by default).
+//! - built-in [`Notifier`]s for Slack, Microsoft Teams, PagerDuty (Events API v2) and any
+//!   HMAC-signed webhook, and `notify::dispatch::Dispatcher`, which delivers in the background
+//!   with retries and deduplication (feature `notify`).
 //!
 //! With `default-features = false` it depends only on serde, thiserror, async-trait and globset.
 #![forbid(unsafe_code)]
