@@ -148,6 +148,53 @@ pub enum Error {
         /// What happened (GitHub's `message` when it gave one).
         message: String,
     },
+
+    /// Delivering a notification failed ([`crate::notify`]). Never carries the webhook's URL
+    /// (Slack's and Teams' URLs are credentials) nor its secret: the webhook is named by the
+    /// label it was built with (`webhooks[0] (slack)`).
+    #[error("notification to {webhook}: {}{message}", .status.map(|s| format!("HTTP {s}: ")).unwrap_or_default())]
+    Notify {
+        /// Which webhook: its label (`webhooks[0] (slack)`), never its URL.
+        webhook: String,
+        /// The HTTP status the receiver answered with, if it answered at all.
+        status: Option<u16>,
+        /// The class of failure.
+        kind: NotifyErrorKind,
+        /// How long the receiver asked to wait before the next attempt (`Retry-After`).
+        retry_after: Option<std::time::Duration>,
+        /// What happened, without the URL.
+        message: String,
+    },
+}
+
+/// The class of a [`Error::Notify`] failure: whether another attempt may succeed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum NotifyErrorKind {
+    /// No answer (connection refused or reset, timeout), HTTP 429 or 5xx: worth retrying.
+    Transient,
+    /// The receiver refused the request (another 4xx, a redirect): retrying the same request
+    /// will not help.
+    Rejected,
+    /// The webhook is not usable as configured (a URL that does not parse, no routing key).
+    Config,
+}
+
+impl NotifyErrorKind {
+    /// True for failures worth retrying (network, timeout, 429, 5xx).
+    pub fn is_transient(self) -> bool {
+        matches!(self, NotifyErrorKind::Transient)
+    }
+}
+
+impl std::fmt::Display for NotifyErrorKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            NotifyErrorKind::Transient => "transient failure",
+            NotifyErrorKind::Rejected => "rejected",
+            NotifyErrorKind::Config => "invalid configuration",
+        })
+    }
 }
 
 /// The class of a [`Error::GithubApp`] failure: what the caller can do about it.
@@ -311,6 +358,22 @@ impl Error {
     pub fn github_app_kind(&self) -> Option<GithubAppErrorKind> {
         match self {
             Error::GithubApp { kind, .. } => Some(*kind),
+            _ => None,
+        }
+    }
+
+    /// The class of a notification failure, for [`Error::Notify`].
+    pub fn notify_kind(&self) -> Option<NotifyErrorKind> {
+        match self {
+            Error::Notify { kind, .. } => Some(*kind),
+            _ => None,
+        }
+    }
+
+    /// How long a webhook asked to wait before the next attempt, for [`Error::Notify`].
+    pub fn retry_after(&self) -> Option<std::time::Duration> {
+        match self {
+            Error::Notify { retry_after, .. } => *retry_after,
             _ => None,
         }
     }

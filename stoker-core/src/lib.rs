@@ -12,6 +12,9 @@
 //! - [`git::GitSource`], a Git repository as a source (feature `git`, gix, on by default);
 //! - [`ignition::IgnitionGateway`], the Ignition gateway REST client as a [`Gateway`]
 //!   (feature `ignition`, on by default).
+//! - built-in [`Notifier`]s for Slack, Microsoft Teams, PagerDuty (Events API v2) and any
+//!   HMAC-signed webhook, and `notify::dispatch::Dispatcher`, which delivers in the background
+//!   with retries and deduplication (feature `notify`).
 //!
 //! With `default-features = false` it depends only on serde, thiserror, async-trait and globset.
 #![forbid(unsafe_code)]
@@ -44,7 +47,10 @@ pub mod template;
 pub use artifact::{Artifact, Entry, EntryKind, Listing};
 pub use content_id::ContentId;
 pub use context::TemplateContext;
-pub use error::{Error, GatewayErrorKind, GitErrorKind, GithubAppErrorKind, Result, TemplateLimit};
+pub use error::{
+    Error, GatewayErrorKind, GitErrorKind, GithubAppErrorKind, NotifyErrorKind, Result,
+    TemplateLimit,
+};
 pub use gateway::{Gateway, Health, PreSyncCheck};
 #[cfg(feature = "git")]
 pub use git::{GitArtifact, GitAuth, GitSource, GitSourceConfig, RetryPolicy};

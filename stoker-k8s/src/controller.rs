@@ -53,6 +53,7 @@ use kube::{Client, Resource, ResourceExt};
 use stoker_core::{GitSource, GitSourceConfig, RetryPolicy, Source};
 
 use crate::aggregate::{self, AggregateInput, Revision};
+use crate::alerting::NOTIFICATIONS_DELIVERED;
 use crate::annotations::{
     CR_NAME, FINALIZER, REQUESTED_AT, REQUESTED_BY, REQUESTED_REF, is_object_name,
 };
@@ -148,6 +149,8 @@ pub struct Context {
     /// The pods and status ConfigMaps of each watched namespace (`None`: all), kept by the
     /// watches that also trigger reconciliations ([`run`] fills it).
     caches: Mutex<Vec<(Option<String>, Caches)>>,
+    /// Notifications to people (`spec.alerting`), sent in the background.
+    pub alerting: crate::alerting::runtime::Alerting,
 }
 
 /// What the controller's watches keep, so that a reconciliation reads pods and agents' reports
@@ -200,7 +203,14 @@ impl Context {
             controller: FIELD_MANAGER.to_owned(),
             instance: std::env::var("POD_NAME").ok(),
         };
+        let alerting = crate::alerting::runtime::Alerting::new(
+            client.clone(),
+            metrics.clone(),
+            reporter.clone(),
+            stoker_core::notify::dispatch::DispatchConfig::default(),
+        );
         Arc::new(Context {
+            alerting,
             reporter,
             client,
             metrics,
@@ -702,6 +712,11 @@ async fn apply(gs: &GatewaySync, context: &Context) -> Result<Action> {
     for event in events::status_events(&told, &status) {
         context.publish(gs, &event).await;
     }
+    // Notifications to people: decided against what was told, queued, never waited for.
+    match context.alerting.notify(gs, &told, &status, now).await {
+        Some(condition) => conditions::set(&mut status.conditions, condition),
+        None => conditions::remove(&mut status.conditions, NOTIFICATIONS_DELIVERED),
+    };
     context.remember_told(gs, Some(status.clone()));
 
     // The agents' permissions: every pod annotated for the resource counts, whatever its phase
@@ -1150,6 +1165,7 @@ async fn cleanup(gs: &GatewaySync, context: &Context) -> Result<Action> {
     context.metrics.forget(&namespace, &name);
     context.token_failure_changed(gs, false);
     context.remember_told(gs, None);
+    context.alerting.forget(gs);
     tracing::info!(name = %name, namespace = %namespace, "cleaned up after deletion");
     Ok(Action::await_change())
 }

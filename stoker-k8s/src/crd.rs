@@ -143,6 +143,11 @@ pub struct GatewaySyncSpec {
     /// Sync profiles (ordered source → destination mappings, excludes, variables, patches) and
     /// the defaults they inherit.
     pub sync: SyncSpec,
+    /// Notifications to people (Slack, Microsoft Teams, PagerDuty, any webhook) about the
+    /// fleet: one message when every gateway synced a new commit, failures naming the
+    /// gateways, ref updates and skew. Absent: no notifications.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alerting: Option<crate::alerting::AlertingSpec>,
     /// The injected agent sidecar: image and resources. Usually omitted: the Helm chart's
     /// default agent image is used.
     #[serde(default, skip_serializing_if = "AgentSpec::is_empty")]

@@ -26,6 +26,10 @@
 //! - [`rbac`] — the agents' RoleBinding object `stoker-agent-{cr}` (`rbac.autoBindAgent`).
 //! - [`aggregate`] — pods + reports + resolved commit → `status.discoveredGateways`, the
 //!   `GATEWAYS` column and the conditions.
+//! - [`alerting`] — `spec.alerting`: which notifications a fleet's change makes (one
+//!   "5 of 5 gateways synced" message, failures naming the gateways, recoveries), which
+//!   webhook gets which, and the `NotificationsDelivered` condition; [`alerting::runtime`]
+//!   sends them in the background (stoker-core's `notify` dispatcher).
 //! - [`events`] — Event reasons, and which Events a reconciliation publishes (once per
 //!   change, never per pass).
 //! - [`admission`] — the two admission webhooks' answers.
@@ -52,6 +56,7 @@
 
 pub mod admission;
 pub mod aggregate;
+pub mod alerting;
 pub mod annotations;
 pub mod conditions;
 pub mod controller;

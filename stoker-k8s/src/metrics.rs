@@ -22,6 +22,7 @@
 //! | `stoker_controller_gateway_last_sync_timestamp_seconds` | gauge | `name`, `namespace`, `gateway` |
 //! | `stoker_controller_last_sync_timestamp_seconds` (ours) | gauge (when the resolved commit last changed) | `name`, `namespace` |
 //! | `stoker_controller_github_app_token_expiry_timestamp_seconds` | gauge | `app_id`, `installation_id`, and ours: `name`, `namespace` |
+//! | `stoker_controller_notifications_total` (ours) | counter | `name`, `namespace`, `type` (`slack`, `msteams`, `pagerduty`, `generic`), `result` (`delivered`, `failed`, `dropped`, `deduplicated`) |
 //! | `stoker_webhook_injector_injections_total` | counter | `namespace`, `result` (`injected`, `skipped`, and ours: `denied`, `error`) |
 //! | `stoker_webhook_receiver_requests_total` | counter | `source`, `status_code` |
 //! | `stoker_webhook_validations_total` (ours) | counter | `namespace`, `result` (`allowed`, `denied`, `error`) |
@@ -164,6 +165,14 @@ pub struct WebhookLabel {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct NotificationLabels {
+    name: String,
+    namespace: String,
+    r#type: &'static str,
+    result: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ReceiverLabels {
     source: String,
     status_code: String,
@@ -208,6 +217,11 @@ pub fn auth_type(gs: &GatewaySync) -> &'static str {
     }
 }
 
+/// The `type` label values of `stoker_controller_notifications_total`.
+const NOTIFICATION_TYPES: [&str; 4] = ["slack", "msteams", "pagerduty", "generic"];
+/// Its `result` label values.
+const NOTIFICATION_RESULTS: [&str; 4] = ["delivered", "failed", "dropped", "deduplicated"];
+
 type Histograms<L> = Family<L, Histogram, fn() -> Histogram>;
 
 /// All operator metrics, registered in one registry.
@@ -238,6 +252,7 @@ pub struct OperatorMetrics {
     gateway_last_sync: Family<GatewayLabels, Gauge>,
     last_sync_timestamp: Family<ResourceLabels, Gauge>,
     github_app_token_expiry: Family<TokenLabels, Gauge>,
+    notifications: Family<NotificationLabels, Counter>,
     injections: Family<AdmissionLabels, Counter>,
     receiver_requests: Family<ReceiverLabels, Counter>,
     validations: Family<AdmissionLabels, Counter>,
@@ -352,6 +367,12 @@ impl OperatorMetrics {
             "Unix time at which the GitHub App installation token kept for the agents expires",
             github_app_token_expiry.clone(),
         );
+        let notifications = Family::default();
+        controller.register(
+            "notifications",
+            "Notifications to spec.alerting webhooks, by webhook type and result",
+            notifications.clone(),
+        );
         let webhook = root.sub_registry_with_prefix("stoker_webhook");
         let injections = Family::default();
         webhook.register(
@@ -394,6 +415,7 @@ impl OperatorMetrics {
             gateway_last_sync,
             last_sync_timestamp,
             github_app_token_expiry,
+            notifications,
             injections,
             receiver_requests,
             validations,
@@ -404,6 +426,26 @@ impl OperatorMetrics {
 
     fn seen(&self) -> std::sync::MutexGuard<'_, HashMap<ResourceLabels, Seen>> {
         self.seen.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Counts one notification outcome of a GatewaySync's webhook: `type_` is the webhook's
+    /// type (`slack`, `msteams`, `pagerduty`, `generic`), `result` `delivered`, `failed`,
+    /// `dropped` or `deduplicated`.
+    pub fn notification(&self, namespace: &str, name: &str, type_: &str, result: &str) {
+        let (Some(r#type), Some(result)) = (
+            NOTIFICATION_TYPES.into_iter().find(|t| *t == type_),
+            NOTIFICATION_RESULTS.into_iter().find(|r| *r == result),
+        ) else {
+            return;
+        };
+        self.notifications
+            .get_or_create(&NotificationLabels {
+                name: name.to_owned(),
+                namespace: namespace.to_owned(),
+                r#type,
+                result,
+            })
+            .inc();
     }
 
     /// Records one reconciliation of a GatewaySync.
@@ -626,6 +668,16 @@ impl OperatorMetrics {
             };
             self.reconcile_total.remove(&labels);
             self.ref_resolve_total.remove(&labels);
+        }
+        for r#type in NOTIFICATION_TYPES {
+            for result in NOTIFICATION_RESULTS {
+                self.notifications.remove(&NotificationLabels {
+                    name: name.to_owned(),
+                    namespace: namespace.to_owned(),
+                    r#type,
+                    result,
+                });
+            }
         }
         if let Some(seen) = self.seen().remove(&resource) {
             for gateway in &seen.gateways {

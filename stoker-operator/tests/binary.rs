@@ -374,7 +374,7 @@ async fn the_binary_serves_probes_and_metrics_holds_the_lease_logs_json_and_stop
     .await;
     // Exactly the families and label keys of stoker_testkit::metrics::OPERATOR (stoker-operator
     // v0.5.1's and ours), nothing missing, nothing more. This scenario has no GitHub App, no
-    // push receiver and no admission request: the unit tests that record every metric check
+    // spec.alerting, no push receiver and no admission request: the unit tests that record every metric check
     // those families' labels.
     let problems = compare(
         &parse(&metrics),
@@ -382,6 +382,7 @@ async fn the_binary_serves_probes_and_metrics_holds_the_lease_logs_json_and_stop
         "stoker_",
         &[
             "stoker_controller_github_app_token_expiry_timestamp_seconds",
+            "stoker_controller_notifications_total",
             "stoker_webhook_receiver_requests_total",
             "stoker_webhook_injector_injections_total",
             "stoker_webhook_validations_total",

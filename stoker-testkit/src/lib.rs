@@ -20,6 +20,8 @@
 //! - [`github_api`]: the GitHub REST API's App token exchange
 //!   (`POST /app/installations/{id}/access_tokens`), checking the App's RS256 JWT, issuing
 //!   `ghs_…` tokens that a [`git_http`] server can be told to accept, with injected failures.
+//! - [`http_recorder`]: an HTTP endpoint that records what it receives and answers what the
+//!   test scripts (a status, `Retry-After`, or a hang): Slack, Teams, PagerDuty or any webhook.
 //! - [`metrics`]: the metrics the operator and the agent export (the list the scrape and chart
 //!   tests share) and a parser of the text exposition.
 //! - [`process`]: servers started as child processes die with the test binary, even when it is
@@ -34,6 +36,7 @@ pub mod git;
 pub mod git_daemon;
 pub mod git_http;
 pub mod github_api;
+pub mod http_recorder;
 pub mod kube_api;
 pub mod metrics;
 pub mod process;

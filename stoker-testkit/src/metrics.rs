@@ -88,6 +88,11 @@ pub const OPERATOR: &[Exported] = &[
         &["app_id", "installation_id", "name", "namespace"],
     ),
     m(
+        "stoker_controller_notifications_total",
+        "counter",
+        &["name", "namespace", "type", "result"],
+    ),
+    m(
         "stoker_webhook_injector_injections_total",
         "counter",
         &["namespace", "result"],

@@ -83,6 +83,7 @@ fn every_listed_metric_is_registered_with_its_labels_and_nothing_else() {
     metrics.injection("plant", "injected", took);
     metrics.validation("plant", "allowed", took);
     metrics.receiver_request("github", 202);
+    metrics.notification("plant", "site", "slack", "delivered");
     let problems = compare(&parse(&metrics.encode().unwrap()), OPERATOR, "stoker_", &[]);
     assert!(problems.is_empty(), "{problems:#?}");
 }
@@ -233,6 +234,7 @@ fn a_deleted_gateway_sync_leaves_no_series() {
         ),
     );
     metrics.set_github_app_token_expiry("plant", "site", &app(), 2);
+    metrics.notification("plant", "site", "pagerduty", "failed");
     metrics.forget("plant", "site");
     let text = metrics.encode().unwrap();
     assert!(!text.contains("name=\"site\""), "{text}");
@@ -273,4 +275,32 @@ fn reconcile_results_are_success_requeue_for_resolution_failures_and_error_other
         name: "x".to_owned(),
     });
     assert_eq!(ReconcileResult::of(&not_namespaced), ReconcileResult::Error);
+}
+
+#[test]
+fn notifications_are_counted_by_type_and_result() {
+    let metrics = OperatorMetrics::new();
+    metrics.notification("plant", "site", "slack", "delivered");
+    metrics.notification("plant", "site", "slack", "delivered");
+    metrics.notification("plant", "site", "generic", "failed");
+    // Not a label value the family has: not counted (no unbounded series).
+    metrics.notification("plant", "site", "email", "delivered");
+    let text = metrics.encode().unwrap();
+    assert_eq!(
+        sample(
+            &text,
+            "stoker_controller_notifications_total{name=\"site\",namespace=\"plant\",type=\"slack\",result=\"delivered\"}"
+        )
+        .as_deref(),
+        Some("2")
+    );
+    assert_eq!(
+        sample(
+            &text,
+            "stoker_controller_notifications_total{name=\"site\",namespace=\"plant\",type=\"generic\",result=\"failed\"}"
+        )
+        .as_deref(),
+        Some("1")
+    );
+    assert!(!text.contains("email"), "{text}");
 }
