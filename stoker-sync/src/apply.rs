@@ -17,6 +17,7 @@ use crate::live::{self, DirRecord, LiveKind};
 use crate::manifest::{self, MANIFEST_VERSION, Manifest, ManifestEntry};
 use crate::path_map::PathMap;
 use crate::plan::{Delete, Plan, WriteKind};
+use crate::warning::Warning;
 
 /// Knobs for `apply`.
 #[derive(Debug, Clone)]
@@ -84,12 +85,9 @@ pub fn apply(mut plan: Plan, options: &ApplyOptions) -> Result<SyncReport> {
     // before anything else.
     let recovered = journal::recover(&live, &plan.desired.scope)?;
     if recovered.temporaries > 0 {
-        warnings.push(format!(
-            "removed {} temporary file(s) left by an interrupted sync",
-            recovered.temporaries
-        ));
+        warnings.push(Warning::RemovedTemporaries(recovered.temporaries));
     }
-    warnings.extend(recovered.warnings);
+    warnings.extend(recovered.warnings.into_iter().map(Warning::Journal));
     let write_dirs: BTreeSet<String> = plan
         .writes
         .iter()
@@ -519,7 +517,7 @@ fn dry_run_report(plan: Plan) -> Result<SyncReport> {
 fn report(
     plan: &Plan,
     unchanged: u64,
-    warnings: Vec<String>,
+    warnings: Vec<Warning>,
     bytes_written: u64,
     id_of: impl Fn(&str) -> Option<ContentId>,
 ) -> SyncReport {
@@ -555,7 +553,7 @@ fn report(
         deleted,
         unchanged,
         bytes_written,
-        warnings,
+        warnings: warnings.iter().map(ToString::to_string).collect(),
         duration: plan.started.elapsed(),
         projects: plan.projects.clone(),
     }

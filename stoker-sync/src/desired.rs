@@ -10,6 +10,7 @@ use stoker_core::{ContentId, EntryKind, Listing, MappingType, Profile, TemplateC
 
 use crate::error::{Error, Result};
 use crate::scope::{ManagedRoot, RootKind, Scope};
+use crate::warning::Skipped;
 
 /// How a desired file's content is made from its source file.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -63,7 +64,7 @@ pub struct DesiredSet {
     /// What may be touched.
     pub scope: Scope,
     /// Skipped entries and mappings, for the report.
-    pub warnings: Vec<String>,
+    pub warnings: Vec<Skipped>,
     /// Every mapping of the profile as rendered and resolved, in order.
     pub mappings: Vec<ResolvedMapping>,
 }
@@ -146,7 +147,11 @@ pub fn desired_set(
     let protected = protected_globs();
     let mut roots: Vec<ManagedRoot> = Vec::new();
     let mut files: BTreeMap<String, DesiredFile> = BTreeMap::new();
-    let mut warnings = listing.warnings.clone();
+    let mut warnings: Vec<Skipped> = listing
+        .warnings
+        .iter()
+        .map(|note| Skipped::Listing(note.clone()))
+        .collect();
     // A scope without roots, only to ask "protected?" / "excluded?" while building.
     let rules = Scope::new(Vec::new(), Vec::new(), excludes.clone(), protected.clone());
 
@@ -188,9 +193,12 @@ pub fn desired_set(
                 if mapping.required {
                     return Err(mapping_error(message));
                 }
-                warnings.push(format!(
-                    "mappings[{index}]: {message}; mapping skipped, destination {destination:?} left as it is"
-                ));
+                warnings.push(Skipped::MappingSourceNotFollowed {
+                    index,
+                    source: source.clone(),
+                    kind: kind_name(entry.kind).to_owned(),
+                    destination: destination.clone(),
+                });
                 continue;
             }
             None if has_children => Some(MappingType::Dir),
@@ -204,9 +212,11 @@ pub fn desired_set(
                         context.commit.as_deref().unwrap_or("(unknown)")
                     )));
                 }
-                warnings.push(format!(
-                    "mappings[{index}]: source {source:?} does not exist; mapping skipped, destination {destination:?} left as it is"
-                ));
+                warnings.push(Skipped::MappingSourceMissing {
+                    index,
+                    source: source.clone(),
+                    destination: destination.clone(),
+                });
                 continue;
             }
             (Some(given), Some(found)) if given != found => {
@@ -224,9 +234,10 @@ pub fn desired_set(
             ));
         }
         if rules.is_protected(&destination) && !destination.is_empty() {
-            warnings.push(format!(
-                "mappings[{index}]: destination {destination:?} is protected; mapping skipped"
-            ));
+            warnings.push(Skipped::MappingDestinationProtected {
+                index,
+                destination: destination.clone(),
+            });
             continue;
         }
 
@@ -238,7 +249,7 @@ pub fn desired_set(
         let mut add = |source_path: &str,
                        relative: &str,
                        entry: &stoker_core::Entry|
-         -> Result<Option<String>> {
+         -> Result<Option<Skipped>> {
             let dest = join(&destination, relative);
             if dest.len() > relpath::MAX_PATH_BYTES {
                 return Err(mapping_error(format!(
@@ -256,10 +267,9 @@ pub fn desired_set(
                 && !rules.is_excluded(&dest)
             {
                 // The name would be taken for a temporary Stoker left behind, and removed.
-                return Ok(Some(format!(
-                    "skipped {source_path}: names starting with {:?} are reserved for Stoker's temporary files",
-                    crate::scope::TEMP_PREFIX
-                )));
+                return Ok(Some(Skipped::ReservedName {
+                    path: source_path.to_owned(),
+                }));
             }
             if rules.is_protected_or_excluded(&dest) {
                 return Ok(None);
@@ -284,10 +294,9 @@ pub fn desired_set(
                     // `../x` or `/x`, which would land outside the live directory. Only
                     // normalised relative paths are mapped.
                     if !is_normalized(&entry.path) {
-                        warnings.push(format!(
-                            "skipped {:?}: not a normalised relative path",
-                            entry.path
-                        ));
+                        warnings.push(Skipped::NotNormalized {
+                            path: entry.path.clone(),
+                        });
                         continue;
                     }
                     let relative = if source.is_empty() {
@@ -296,11 +305,10 @@ pub fn desired_set(
                         &entry.path[source.len() + 1..]
                     };
                     if !entry.kind.is_regular() {
-                        warnings.push(format!(
-                            "skipped {}: a {} in the repository is never followed",
-                            entry.path,
-                            kind_name(entry.kind)
-                        ));
+                        warnings.push(Skipped::NotFollowed {
+                            path: entry.path.clone(),
+                            kind: kind_name(entry.kind).to_owned(),
+                        });
                         continue;
                     }
                     warnings.extend(add(&entry.path, relative, entry)?);

@@ -129,8 +129,11 @@ pub(crate) fn prepare(
         if entry.as_ref().is_some_and(|e| !e.kind.is_regular()) {
             return fallback("a changed path is a symlink or special entry");
         }
-        let warned = format!("skipped {path}: ");
-        if record.warnings.iter().any(|w| w.starts_with(&warned)) {
+        if record
+            .warnings
+            .iter()
+            .any(|skipped| skipped.may_concern(path))
+        {
             return fallback("a changed path had a warning");
         }
         entries.insert(path.clone(), entry);
@@ -201,11 +204,15 @@ pub(crate) fn prepare(
         .zip(&record.mappings)
         .enumerate()
     {
+        let mapping_error = |message| crate::Error::Mapping {
+            index,
+            source_path: resolved.source.clone(),
+            destination: resolved.destination.clone(),
+            message,
+        };
         patch_rules.push(match resolved.kind {
             Some(kind) => {
-                match desired::compile_patches(index, mapping, kind, context, &|message| {
-                    crate::Error::Task(message)
-                }) {
+                match desired::compile_patches(index, mapping, kind, context, &mapping_error) {
                     Ok(rules) => Some(rules),
                     Err(_) => return fallback("a patch does not compile"),
                 }

@@ -40,9 +40,11 @@ pub mod pipeline;
 pub mod plan;
 pub mod scope;
 pub mod strategy;
+pub mod warning;
 
 pub use apply::{ApplyOptions, DEFAULT_IO_THREADS};
 pub use error::{Error, Result};
 pub use path_map::PathMap;
 pub use plan::{Plan, PlanOptions};
 pub use strategy::MergeStrategy;
+pub use warning::{Skipped, Warning};

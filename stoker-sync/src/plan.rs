@@ -18,6 +18,7 @@ use crate::live::{self, DirRecord, LiveEntry, LiveKind, LiveTree};
 use crate::lock::LiveLock;
 use crate::manifest::{self, Manifest, ManifestEntry, PlanRecord};
 use crate::path_map::PathMap;
+use crate::warning::Warning;
 
 /// Whether a write creates or replaces a file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,7 +83,7 @@ pub struct Plan {
     /// What the scan saw of each directory, for the next manifest (`apply` updates the
     /// directories it changes).
     pub(crate) dirs: BTreeMap<String, DirRecord>,
-    pub(crate) warnings: Vec<String>,
+    pub(crate) warnings: Vec<Warning>,
     pub(crate) previous: Option<stoker_core::Revision>,
     /// The manifest on disk already describes the result: no need to rewrite it.
     pub(crate) manifest_current: bool,
@@ -139,7 +140,7 @@ impl Plan {
     }
 
     /// Warnings gathered while planning.
-    pub fn warnings(&self) -> &[String] {
+    pub fn warnings(&self) -> &[Warning] {
         &self.warnings
     }
 
@@ -305,10 +306,15 @@ fn full_plan(
         "live directory scanned"
     );
     let live::Scan { tree, dirs, .. } = scan;
-    let mut warnings = desired.warnings.clone();
+    let mut warnings: Vec<Warning> = desired
+        .warnings
+        .iter()
+        .cloned()
+        .map(Warning::from)
+        .collect();
     // A manifest read with a warning is rewritten even when nothing changed.
     let manifest_usable = manifest_warning.is_none();
-    warnings.extend(manifest_warning);
+    warnings.extend(manifest_warning.map(Warning::Manifest));
     warnings.extend(tree.warnings.iter().cloned());
 
     let adoption = Adoption::new(&request.profile, manifest.as_ref());
@@ -571,7 +577,7 @@ fn incremental_plan(
         .into_iter()
         .filter_map(|(path, found)| Some((path, found?)))
         .collect();
-    let mut warnings = record.warnings.clone();
+    let mut warnings: Vec<Warning> = record.warnings.iter().cloned().map(Warning::from).collect();
     let foreign: Vec<&str> = foreign.iter().map(String::as_str).collect();
     warnings.extend(Adoption::warning(&foreign));
     let (dirs, dir_changes) = vouched_dirs(std::mem::take(&mut manifest.dirs), written);
@@ -692,7 +698,7 @@ fn clearing_deletes(
                 live.join(path),
                 format!(
                     "must be replaced to write {needed_by}, but Stoker did not write it and the data directory is not adopted ({})",
-                    Adoption::HOW
+                    ADOPT_HOW
                 ),
             ))
         } else if scope.may_touch(path) {
@@ -768,6 +774,9 @@ fn clearing_deletes(
         .collect())
 }
 
+/// How a user adopts a data directory, for messages.
+pub(crate) const ADOPT_HOW: &str = "a mapping to \".\" deletes only what Stoker wrote unless `adopt: true` is set in the profile or `--adopt` is given";
+
 /// Whether files Stoker did not write may be deleted where a mapping to `.` manages the whole
 /// data directory (see [`Scope::whole_directory_governs`](crate::scope::Scope)). The data
 /// directory of a gateway holds the gateway's own files too, so Stoker deletes there only what
@@ -778,9 +787,6 @@ struct Adoption<'a> {
 }
 
 impl<'a> Adoption<'a> {
-    /// How a user adopts a data directory, for messages.
-    const HOW: &'static str = "a mapping to \".\" deletes only what Stoker wrote unless `adopt: true` is set in the profile or `--adopt` is given";
-
     fn new(profile: &stoker_core::Profile, manifest: Option<&'a Manifest>) -> Self {
         Adoption {
             adopted: profile.adopt,
@@ -798,26 +804,16 @@ impl<'a> Adoption<'a> {
                 .is_some_and(|manifest| manifest.files.contains_key(path))
     }
 
-    /// The warning naming what was kept (at most ten paths, and how many more).
-    fn warning(kept: &[&str]) -> Option<String> {
-        const SHOWN: usize = 10;
-        if kept.is_empty() {
-            return None;
-        }
-        let mut names = kept
-            .iter()
-            .take(SHOWN)
-            .map(|path| format!("{path:?}"))
-            .collect::<Vec<_>>()
-            .join(", ");
-        if kept.len() > SHOWN {
-            names.push_str(&format!(" and {} more", kept.len() - SHOWN));
-        }
-        Some(format!(
-            "{} file(s) Stoker did not write are not in the repository and were left in place, because the data directory is not adopted ({}): {names}",
-            kept.len(),
-            Self::HOW
-        ))
+    /// The warning naming what was kept (the first few paths, and how many in all).
+    fn warning(kept: &[&str]) -> Option<Warning> {
+        (!kept.is_empty()).then(|| Warning::KeptUnadopted {
+            shown: kept
+                .iter()
+                .take(Warning::KEPT_SHOWN)
+                .map(|path| (*path).to_owned())
+                .collect(),
+            count: kept.len(),
+        })
     }
 }
 

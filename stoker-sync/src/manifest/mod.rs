@@ -3,7 +3,7 @@
 //! managed roots held (which lets it skip listing unchanged directories), and how the desired
 //! set was made (which lets a sync between two commits plan only the changed paths).
 //!
-//! Format (version 4): [postcard](https://docs.rs/postcard), because it is read on every sync
+//! Format (version 5): [postcard](https://docs.rs/postcard), because it is read on every sync
 //! and must be small and quick to decode for 20k files ([`wire`]). The fields, in order:
 //!
 //! ```text
@@ -11,7 +11,7 @@
 //! files: [(path, blob id [u8; 20], size, mtime, ctime, ino, mode, Option<(fingerprint, Option<source id>)>)],
 //! dirs:  [(path, size, mtime, ctime, ino, mode, "name/name/…")],
 //! (each path front-coded: the length it shares with the previous path, then the rest)
-//! plan:  Option<(key, [(source, destination, Option<dir|file>)], warnings, rerender)>
+//! plan:  Option<(key, [(source, destination, Option<dir|file>)], [skipped], rerender)>
 //! ```
 //!
 //! Times are nanoseconds since the epoch; a directory's names are sorted and joined with `/`.
@@ -53,7 +53,10 @@ mod wire;
 
 /// Manifest format version; another version is ignored (everything is rehashed and every
 /// directory listed).
-pub const MANIFEST_VERSION: u32 = 4;
+///
+/// Version 5 records what the desired set skipped as typed values instead of its warnings'
+/// text.
+pub const MANIFEST_VERSION: u32 = 5;
 
 /// One file the engine wrote or confirmed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -103,8 +106,8 @@ pub struct PlanRecord {
     pub key: ContentId,
     /// The mappings as rendered and resolved against the artifact.
     pub mappings: Vec<crate::desired::ResolvedMapping>,
-    /// The desired set's warnings (skipped mappings and entries).
-    pub warnings: Vec<String>,
+    /// What the desired set skipped (mappings and entries), as its warnings said.
+    pub warnings: Vec<crate::warning::Skipped>,
     /// Destinations whose content depends on the revision (templates reading `{{.Commit}}` or
     /// `{{.Ref}}`): produced again by every sync.
     pub rerender: Vec<String>,
@@ -569,7 +572,9 @@ mod tests {
             plan: Some(PlanRecord {
                 key: ContentId([3; 20]),
                 mappings: Vec::new(),
-                warnings: vec!["w".to_owned()],
+                warnings: vec![crate::warning::Skipped::NotNormalized {
+                    path: "w".to_owned(),
+                }],
                 rerender: vec!["a/e.json".to_owned()],
             }),
         }
@@ -725,12 +730,12 @@ mod tests {
         assert_eq!((loaded.manifest, loaded.warning), (Some(expected), None));
     }
 
-    /// A manifest of another version (the pre-release versions 2 and 3 among them) is ignored
+    /// A manifest of another version (the pre-release versions 2 to 4 among them) is ignored
     /// with a warning naming its version, its log with it, and says no revision: the next sync
     /// plans every file. A delta for it is written as a whole manifest of this version.
     #[test]
     fn a_manifest_of_another_version_is_ignored_with_its_log() {
-        for version in [2, 3, 5] {
+        for version in [2, 3, 4, MANIFEST_VERSION + 1] {
             let mut other = sample();
             other.version = version;
             let live = live_with(&other);

@@ -11,6 +11,7 @@ use crate::content::Recipe;
 use crate::desired::ResolvedMapping;
 use crate::live::{DirRecord, Stat};
 use crate::path_map::PathMap;
+use crate::warning::Skipped;
 
 type Id = [u8; 20];
 
@@ -68,7 +69,7 @@ struct Plan<'a> {
     key: Id,
     #[serde(borrow)]
     mappings: Vec<Mapping<'a>>,
-    warnings: Vec<Cow<'a, str>>,
+    warnings: Cow<'a, [Skipped]>,
     rerender: Vec<Cow<'a, str>>,
 }
 
@@ -137,11 +138,7 @@ fn plan_wire(plan: &PlanRecord) -> Plan<'_> {
                 )
             })
             .collect(),
-        warnings: plan
-            .warnings
-            .iter()
-            .map(|w| Cow::Borrowed(w.as_str()))
-            .collect(),
+        warnings: Cow::Borrowed(&plan.warnings),
         rerender: plan
             .rerender
             .iter()
@@ -431,7 +428,7 @@ fn plan_record(plan: Plan<'_>) -> PlanRecord {
                 kind,
             })
             .collect(),
-        warnings: plan.warnings.into_iter().map(Cow::into_owned).collect(),
+        warnings: plan.warnings.into_owned(),
         rerender: plan.rerender.into_iter().map(Cow::into_owned).collect(),
     }
 }
