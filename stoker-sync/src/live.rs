@@ -234,6 +234,7 @@ fn check_ancestors(live: &Path, root: &ManagedRoot, scope: &Scope) -> Result<boo
 
 /// Scans the live entries below every managed root, listing every directory. Protected
 /// directories (`.resources`, the engine's `.stoker`) are not entered.
+#[cfg(any(test, feature = "testing"))]
 pub fn scan(live: &Path, scope: &Scope) -> Result<LiveTree> {
     Ok(scan_guided(live, scope, None)?.tree)
 }

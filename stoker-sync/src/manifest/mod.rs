@@ -227,6 +227,7 @@ pub fn read(live: &Path) -> Loaded {
 }
 
 /// Loads the manifest (see [`read`], which also says when it was written).
+#[cfg(any(test, feature = "testing"))]
 pub fn load(live: &Path) -> (Option<Manifest>, Option<String>) {
     let loaded = read(live);
     (loaded.manifest, loaded.warning)
@@ -347,6 +348,7 @@ pub fn last_revision(live: &Path) -> Option<Revision> {
 }
 
 /// When the manifest was last written (see [`Loaded::written`]). `None` when it cannot be read.
+#[cfg(any(test, feature = "testing"))]
 pub fn written_at(live: &Path) -> Option<i64> {
     read(live).written
 }

@@ -237,6 +237,7 @@ pub struct PlanOptions {
 
 /// Builds a plan with the default options. Takes the live directory's lock (unless this is a
 /// dry run on a directory Stoker never wrote to, which must stay untouched).
+#[cfg(any(test, feature = "testing"))]
 pub fn plan(request: &SyncRequest) -> Result<Plan> {
     plan_with(request, &PlanOptions::default())
 }
@@ -244,6 +245,7 @@ pub fn plan(request: &SyncRequest) -> Result<Plan> {
 /// Builds a plan: incremental when the request says which source paths changed since the
 /// manifest's revision and nothing else stands in the way (see [`incremental`]), otherwise
 /// comparing every desired file with the live directory.
+#[cfg(any(test, feature = "testing"))]
 pub fn plan_with(request: &SyncRequest, options: &PlanOptions) -> Result<Plan> {
     plan_reading(request, options, None, crate::apply::DEFAULT_IO_THREADS)
 }
