@@ -14,9 +14,11 @@ use crate::fsops::{self, Steps};
 use crate::io_threads::IoThreads;
 use crate::journal;
 use crate::live::{self, DirRecord, LiveKind};
+use crate::manifest::PlanRecord;
 use crate::manifest::{self, MANIFEST_VERSION, Manifest, ManifestEntry};
 use crate::path_map::PathMap;
-use crate::plan::{Delete, Plan, WriteKind};
+use crate::plan::{Delete, ManifestUpdate, Plan, WriteKind};
+use crate::warning::Warning;
 
 /// Knobs for `apply`.
 #[derive(Debug, Clone)]
@@ -68,55 +70,104 @@ impl Default for ApplyOptions {
     }
 }
 
-/// Carries out a plan and reports what it did.
+/// Carries out a plan and reports what it did, in a straight line: recover from an interrupted
+/// sync, carry out the operations, persist the manifest update, report.
 pub fn apply(mut plan: Plan, options: &ApplyOptions) -> Result<SyncReport> {
-    if plan.dry_run {
+    if plan.target.dry_run {
         return dry_run_report(plan);
     }
-    let live = plan.live.clone();
-    let unchanged_count = plan.unchanged() as u64;
     let steps = Steps::failing_at(options.fail_at_step);
     #[cfg(feature = "fault-injection")]
     let steps = steps.with_byte_budget(options.disk_full_after_bytes);
-    let mut warnings = plan.warnings.clone();
-
-    // A previous run that died left temporaries (and maybe directories to prune): clean up
-    // before anything else.
-    let recovered = journal::recover(&live, &plan.desired.scope)?;
-    if recovered.temporaries > 0 {
-        warnings.push(format!(
-            "removed {} temporary file(s) left by an interrupted sync",
-            recovered.temporaries
-        ));
+    let warnings = recover(&plan)?;
+    let done = execute(&plan, options, &steps)?;
+    // Counted now: persisting moves the unchanged files' records into the manifest.
+    let unchanged = plan.unchanged() as u64;
+    // From here on every planned file is at the new revision.
+    if let Err(error) = persist(&mut plan, done.entries, done.rerender, &steps) {
+        let applied = all_written(&plan);
+        return Err(disk_full(error, &plan, applied));
     }
-    warnings.extend(recovered.warnings);
+    journal::finish(&plan.target.live)?;
+    let report = report(&plan, unchanged, warnings, done.bytes_written, |path| {
+        done.ids.get(path).copied()
+    });
+    keep_report(&plan, &report, options);
+    Ok(report)
+}
+
+/// Cleans up after a previous run that died (its temporaries, maybe directories to prune)
+/// before anything else; the plan's warnings with what that found.
+fn recover(plan: &Plan) -> Result<Vec<Warning>> {
+    let mut warnings = plan.report.warnings.clone();
+    let recovered = journal::recover(&plan.target.live, &plan.desired.scope)?;
+    if recovered.temporaries > 0 {
+        warnings.push(Warning::RemovedTemporaries(recovered.temporaries));
+    }
+    warnings.extend(recovered.warnings.into_iter().map(Warning::Journal));
+    Ok(warnings)
+}
+
+/// What the writes did.
+#[derive(Default)]
+struct Executed {
+    /// Each written file's content id.
+    ids: std::collections::HashMap<String, ContentId>,
+    bytes_written: u64,
+    /// The written files' manifest records.
+    entries: Vec<(String, ManifestEntry)>,
+    /// Written files whose content depends on the revision.
+    rerender: Vec<String>,
+}
+
+/// Carries out the plan's operations under the journal: clears, directories, writes, then the
+/// deletions and the pruning of emptied directories.
+fn execute(plan: &Plan, options: &ApplyOptions, steps: &Steps) -> Result<Executed> {
+    let live = &plan.target.live;
     let write_dirs: BTreeSet<String> = plan
+        .ops
         .writes
         .iter()
         .map(|w| relpath::parent(&w.path).unwrap_or("").to_owned())
         .collect();
-    let prune_dirs = prune_candidates(&plan);
-    check_free_space(&plan, options, &write_dirs)?;
+    let prune_dirs = prune_candidates(plan);
+    check_free_space(plan, options, &write_dirs)?;
     // Also when only the manifest is rewritten: a sync that finds the journal plans every
     // file, which a manifest torn between its two files needs.
-    if !plan.is_noop() || !plan.manifest_current {
-        journal::begin(&live, &write_dirs, &prune_dirs)?;
+    if !plan.is_noop() || !matches!(plan.record, ManifestUpdate::Current) {
+        journal::begin(live, &write_dirs, &prune_dirs)?;
     }
-
-    for delete in &plan.clears {
-        fsops::remove(&live.join(&delete.path), delete.kind, &steps)?;
+    for delete in &plan.ops.clears {
+        fsops::remove(&live.join(&delete.path), delete.kind, steps)?;
     }
-    fsops::create_all_dirs(&live, write_dirs.iter().map(String::as_str), &steps)?;
+    fsops::create_all_dirs(live, write_dirs.iter().map(String::as_str), steps)?;
+    let io = IoThreads::new(
+        options.io_threads,
+        plan.ops.writes.len() + plan.ops.deletes.len(),
+    );
+    let (done, replaced) = write_all(plan, options, steps, &io)?;
+    remove_old(plan, steps, &io, &replaced, &prune_dirs)?;
+    Ok(done)
+}
 
-    let io = IoThreads::new(options.io_threads, plan.writes.len() + plan.deletes.len());
-    let written = io.run(|| write_files(&plan, options, &steps));
-    let mut written_ids = std::collections::HashMap::with_capacity(written.len());
-    let mut bytes_written = 0u64;
-    let mut written_entries = Vec::with_capacity(written.len());
-    let mut rerender = Vec::new();
+/// Writes the plan's files; what they did, and the files they swapped out. When a write fails,
+/// what the others swapped out goes now; anything left is the next sync's to recover, the
+/// journal naming its directory.
+fn write_all(
+    plan: &Plan,
+    options: &ApplyOptions,
+    steps: &Steps,
+    io: &IoThreads,
+) -> Result<(Executed, Vec<std::path::PathBuf>)> {
+    let written = io.run(|| write_files(plan, options, steps));
+    let mut done = Executed {
+        ids: std::collections::HashMap::with_capacity(written.len()),
+        entries: Vec::with_capacity(written.len()),
+        ..Executed::default()
+    };
     let mut replaced = Vec::new();
     let mut failed = None;
-    for (result, write) in written.into_iter().zip(&plan.writes) {
+    for (result, write) in written.into_iter().zip(&plan.ops.writes) {
         let (path, id, entry, bytes, swapped_out) = match result {
             Ok(written) => written,
             Err(error) => {
@@ -125,73 +176,180 @@ pub fn apply(mut plan: Plan, options: &ApplyOptions) -> Result<SyncReport> {
             }
         };
         replaced.extend(swapped_out);
-        bytes_written += bytes;
-        written_ids.insert(path.clone(), id);
+        done.bytes_written += bytes;
+        done.ids.insert(path.clone(), id);
         if !write.file.transform.is_identity() && entry.recipe.is_none() {
-            rerender.push(path.clone());
+            done.rerender.push(path.clone());
         }
-        written_entries.push((path, entry));
+        done.entries.push((path, entry));
     }
     if let Some(error) = failed {
-        // What the other writes swapped out goes now; anything left is the next sync's to
-        // recover, the journal naming its directory.
         for old in &replaced {
-            let _ = fsops::remove_replaced(old, &steps);
+            let _ = fsops::remove_replaced(old, steps);
         }
-        let applied = written_entries.iter().map(|(path, _)| path.clone());
-        return Err(disk_full(error, &plan, applied));
+        let applied = done.entries.iter().map(|(path, _)| path.clone());
+        return Err(disk_full(error, plan, applied));
     }
+    Ok((done, replaced))
+}
 
-    // The files the writes swapped out are removed with the orphans, on the I/O threads, and
-    // before the directories they were in are recorded for the manifest (removing an entry
-    // changes its directory's times).
+/// Removes the files the writes swapped out with the orphans, on the I/O threads, then prunes
+/// the directories left empty; before the directories they were in are recorded for the
+/// manifest (removing an entry changes its directory's times).
+fn remove_old(
+    plan: &Plan,
+    steps: &Steps,
+    io: &IoThreads,
+    replaced: &[std::path::PathBuf],
+    prune_dirs: &BTreeSet<String>,
+) -> Result<()> {
+    let live = &plan.target.live;
     let started_removing = std::time::Instant::now();
     let (removed, deleted) = io.run(|| {
         rayon::join(
             || {
                 replaced
                     .par_iter()
-                    .try_for_each(|old| fsops::remove_replaced(old, &steps))
+                    .try_for_each(|old| fsops::remove_replaced(old, steps))
             },
             || {
-                plan.deletes.par_iter().try_for_each(|delete| {
-                    fsops::remove(&live.join(&delete.path), delete.kind, &steps)
+                plan.ops.deletes.par_iter().try_for_each(|delete| {
+                    fsops::remove(&live.join(&delete.path), delete.kind, steps)
                 })
             },
         )
     });
-    drop(io);
-    // From here on every planned file is at the new revision.
-    let all_written = |plan: &Plan| -> Vec<String> {
-        plan.writes.iter().map(|write| write.path.clone()).collect()
-    };
     if let Err(error) = removed
         .and(deleted)
-        .and_then(|()| fsops::remove_empty_dirs(&live, &prune_dirs, &steps))
+        .and_then(|()| fsops::remove_empty_dirs(live, prune_dirs, steps))
     {
-        return Err(disk_full(error, &plan, all_written(&plan)));
+        return Err(disk_full(error, plan, all_written(plan)));
     }
     tracing::debug!(
-        writes = plan.writes.len(),
+        writes = plan.ops.writes.len(),
         replaced = replaced.len(),
-        deletes = plan.deletes.len(),
+        deletes = plan.ops.deletes.len(),
         removing_ms = started_removing.elapsed().as_millis() as u64,
-        elapsed_ms = plan.started.elapsed().as_millis() as u64,
+        elapsed_ms = plan.target.started.elapsed().as_millis() as u64,
         "files written and deleted"
     );
-    if let Err(error) = record_manifest(&mut plan, written_entries, rerender, &live, &steps) {
-        let applied = all_written(&plan);
-        return Err(disk_full(error, &plan, applied));
-    }
-    journal::finish(&live)?;
+    Ok(())
+}
 
-    let report = report(&plan, unchanged_count, warnings, bytes_written, |path| {
-        written_ids.get(path).copied()
-    });
-    if let Err(error) =
-        diff_report::store(&live, plan.previous.as_ref(), &report, options.keep_reports)
-    {
-        // The sync itself succeeded; a report that could not be kept is worth a warning only.
+/// Every file the plan writes (all at the new revision once the writes are done).
+fn all_written(plan: &Plan) -> Vec<String> {
+    plan.ops
+        .writes
+        .iter()
+        .map(|write| write.path.clone())
+        .collect()
+}
+
+/// Records what the sync did in the manifest as the plan decided: nothing when it is already
+/// current, written whole, or appended to its log.
+fn persist(
+    plan: &mut Plan,
+    written: Vec<(String, ManifestEntry)>,
+    rerender: Vec<String>,
+    steps: &Steps,
+) -> Result<()> {
+    let with_rerender = |mut record: PlanRecord| {
+        record.rerender.extend(rerender);
+        record.rerender.sort();
+        record
+    };
+    match std::mem::replace(&mut plan.record, ManifestUpdate::Current) {
+        ManifestUpdate::Current => Ok(()),
+        ManifestUpdate::Rewrite { dirs, plan: record } => {
+            let (dirs, _) = directory_records(plan, dirs);
+            steps.step()?;
+            rewrite_manifest(plan, written, dirs, record.map(with_rerender))
+        }
+        ManifestUpdate::Append {
+            mut base,
+            dirs,
+            mut dir_changes,
+            forgotten,
+            plan: record,
+        } => {
+            let (dirs, changes) = directory_records(plan, dirs);
+            steps.step()?;
+            // Only what this sync looked at changes: appended to the manifest's log.
+            base.dirs = dirs;
+            dir_changes.extend(changes);
+            let files = written
+                .into_iter()
+                .chain(std::mem::take(&mut plan.kept.unchanged))
+                .map(|(path, entry)| (path, Some(entry)))
+                .chain(forgotten.into_iter().map(|path| (path, None)))
+                .collect();
+            let delta = manifest::ManifestDelta {
+                revision: Some(plan.target.artifact.revision().clone()),
+                profile: plan.target.profile.clone(),
+                plan: Some(with_rerender(record)),
+                files,
+                dirs: dir_changes,
+            };
+            append_to_manifest(&plan.target.live, &mut base, delta)
+        }
+    }
+}
+
+/// Writes the whole manifest: built in one go (a path is either written or unchanged); the
+/// plan's entries are moved, only their count is reported.
+fn rewrite_manifest(
+    plan: &mut Plan,
+    written: Vec<(String, ManifestEntry)>,
+    dirs: BTreeMap<String, DirRecord>,
+    record: Option<PlanRecord>,
+) -> Result<()> {
+    let storing = std::time::Instant::now();
+    let unchanged = std::mem::take(&mut plan.kept.unchanged);
+    let files: PathMap<ManifestEntry> = written.into_iter().chain(unchanged).collect();
+    let manifest = Manifest {
+        version: MANIFEST_VERSION,
+        revision: Some(plan.target.artifact.revision().clone()),
+        profile: plan.target.profile.clone(),
+        files,
+        dirs,
+        plan: record,
+    };
+    manifest::store(&plan.target.live, &manifest)?;
+    tracing::debug!(
+        files = manifest.files.len(),
+        dirs = manifest.dirs.len(),
+        elapsed_ms = storing.elapsed().as_millis() as u64,
+        "manifest written"
+    );
+    Ok(())
+}
+
+/// Appends what the sync changed to the manifest's log (or folds it in, see
+/// [`manifest::record`]).
+fn append_to_manifest(
+    live: &std::path::Path,
+    base: &mut Manifest,
+    delta: manifest::ManifestDelta,
+) -> Result<()> {
+    let storing = std::time::Instant::now();
+    let (files, dirs) = (delta.files.len(), delta.dirs.len());
+    let recorded = manifest::record(live, base, delta)?;
+    tracing::debug!(
+        files,
+        dirs,
+        ?recorded,
+        elapsed_ms = storing.elapsed().as_millis() as u64,
+        "manifest changes recorded"
+    );
+    Ok(())
+}
+
+/// Keeps the JSON diff report and logs the sync. The sync itself succeeded: a report that
+/// could not be kept is worth a warning only.
+fn keep_report(plan: &Plan, report: &SyncReport, options: &ApplyOptions) {
+    let live = &plan.target.live;
+    let previous = plan.report.previous.as_ref();
+    if let Err(error) = diff_report::store(live, previous, report, options.keep_reports) {
         tracing::warn!(live = %live.display(), %error, "could not keep the JSON diff report");
     }
     tracing::info!(
@@ -201,90 +359,9 @@ pub fn apply(mut plan: Plan, options: &ApplyOptions) -> Result<SyncReport> {
         modified = report.modified.len(),
         deleted = report.deleted.len(),
         unchanged = report.unchanged,
-        bytes_written,
+        bytes_written = report.bytes_written,
         "sync applied"
     );
-    Ok(report)
-}
-
-/// Records what the sync did in the manifest: appended to its log when the plan was
-/// incremental, otherwise written whole. Nothing when the manifest is already current.
-fn record_manifest(
-    plan: &mut Plan,
-    written_entries: Vec<(String, ManifestEntry)>,
-    rerender: Vec<String>,
-    live: &std::path::Path,
-    steps: &Steps,
-) -> Result<()> {
-    if plan.manifest_current {
-        return Ok(());
-    }
-    let record = plan.record.clone().map(|mut record| {
-        record.rerender.extend(rerender);
-        record.rerender.sort();
-        record
-    });
-    let revision = Some(plan.artifact.revision().clone());
-    let (dirs, dir_changes) = directory_records(plan);
-    steps.step()?;
-    let storing = std::time::Instant::now();
-    match plan.base.take() {
-        Some(mut base) if plan.incremental => {
-            // Only what this sync looked at changes: appended to the manifest's log.
-            base.dirs = dirs;
-            let mut changed_dirs = std::mem::take(&mut plan.dir_changes);
-            changed_dirs.extend(dir_changes);
-            let files = written_entries
-                .into_iter()
-                .chain(std::mem::take(&mut plan.unchanged))
-                .map(|(path, entry)| (path, Some(entry)))
-                .chain(
-                    std::mem::take(&mut plan.forgotten)
-                        .into_iter()
-                        .map(|path| (path, None)),
-                )
-                .collect();
-            let delta = manifest::ManifestDelta {
-                revision,
-                profile: plan.profile.clone(),
-                plan: record,
-                files,
-                dirs: changed_dirs,
-            };
-            let (files, dirs) = (delta.files.len(), delta.dirs.len());
-            let recorded = manifest::record(live, &mut base, delta)?;
-            tracing::debug!(
-                files,
-                dirs,
-                ?recorded,
-                elapsed_ms = storing.elapsed().as_millis() as u64,
-                "manifest changes recorded"
-            );
-        }
-        _ => {
-            // Built in one go (a path is either written or unchanged); the plan's entries
-            // are moved, only their count is reported.
-            let unchanged = std::mem::take(&mut plan.unchanged);
-            let files: PathMap<ManifestEntry> =
-                written_entries.into_iter().chain(unchanged).collect();
-            let manifest = Manifest {
-                version: MANIFEST_VERSION,
-                revision,
-                profile: plan.profile.clone(),
-                files,
-                dirs,
-                plan: record,
-            };
-            manifest::store(live, &manifest)?;
-            tracing::debug!(
-                files = manifest.files.len(),
-                dirs = manifest.dirs.len(),
-                elapsed_ms = storing.elapsed().as_millis() as u64,
-                "manifest written"
-            );
-        }
-    }
-    Ok(())
 }
 
 /// Produces and writes the plan's files, each atomically, in parallel: for each, the path, its
@@ -305,16 +382,17 @@ fn write_files(
         Option<std::path::PathBuf>,
     )>,
 > {
-    plan.writes
+    plan.ops
+        .writes
         .par_iter()
         .map(|write| {
             let (mut content, expected_len) = content::open(
-                plan.artifact.as_ref(),
+                plan.target.artifact.as_ref(),
                 &write.path,
                 &write.file,
-                &plan.context,
+                &plan.target.context,
             )?;
-            let target = plan.live.join(&write.path);
+            let target = plan.target.live.join(&write.path);
             let (executable, fsync) = (write.file.executable, options.fsync);
             let (stat, copied, replaced) = match write.kind {
                 WriteKind::Modify => {
@@ -342,7 +420,9 @@ fn write_files(
             };
             let id = copied.id;
             if write.file.transform.is_identity() && write.file.source_id.is_none() {
-                plan.artifact.record_content_id(&write.file.source, id);
+                plan.target
+                    .artifact
+                    .record_content_id(&write.file.source, id);
             }
             // The recipe holds only for what the plan computed (a local source may have
             // changed in between).
@@ -382,7 +462,7 @@ const STATE_MARGIN_PER_CHANGE: u64 = 1024;
 pub fn space_needed(plan: &Plan, block: u64, new_dirs: usize) -> u64 {
     let block = block.max(1);
     let round = |bytes: u64| bytes.div_ceil(block).saturating_mul(block);
-    let files = plan.writes.iter().fold(0u64, |sum, write| {
+    let files = plan.ops.writes.iter().fold(0u64, |sum, write| {
         let size = if write.file.transform.is_identity() {
             write.file.source_size
         } else {
@@ -390,7 +470,7 @@ pub fn space_needed(plan: &Plan, block: u64, new_dirs: usize) -> u64 {
         };
         sum.saturating_add(round(size))
     });
-    let changes = (plan.writes.len() + plan.deletes.len()) as u64;
+    let changes = (plan.ops.writes.len() + plan.ops.deletes.len()) as u64;
     files
         .saturating_add(block.saturating_mul(new_dirs as u64))
         .saturating_add(STATE_MARGIN_FIXED)
@@ -407,7 +487,7 @@ fn check_free_space(
     options: &ApplyOptions,
     write_dirs: &BTreeSet<String>,
 ) -> Result<()> {
-    if plan.writes.is_empty() {
+    if plan.ops.writes.is_empty() {
         return Ok(());
     }
     #[cfg(feature = "fault-injection")]
@@ -417,14 +497,14 @@ fn check_free_space(
         let _ = options;
         None
     };
-    let Some((available, block)) = assumed.or_else(|| free_space(&plan.live)) else {
+    let Some((available, block)) = assumed.or_else(|| free_space(&plan.target.live)) else {
         return Ok(());
     };
     let needed = space_needed(plan, block, write_dirs.len());
-    tracing::debug!(live = %plan.live.display(), needed, available, "free space checked");
+    tracing::debug!(live = %plan.target.live.display(), needed, available, "free space checked");
     if needed > available {
         return Err(Error::InsufficientSpace {
-            live: plan.live.clone(),
+            live: plan.target.live.clone(),
             needed,
             available,
         });
@@ -468,16 +548,16 @@ fn disk_full(error: Error, plan: &Plan, applied: impl IntoIterator<Item = String
     let applied_count = applied.len();
     applied.truncate(crate::error::APPLIED_LISTED);
     tracing::error!(
-        live = %plan.live.display(),
+        live = %plan.target.live.display(),
         applied = applied_count,
-        planned = plan.writes.len(),
+        planned = plan.ops.writes.len(),
         %error,
         "the file system is full; the sync stopped part way"
     );
     Error::DiskFull {
-        live: plan.live.clone(),
-        revision: plan.artifact.revision().id.clone(),
-        planned: plan.writes.len(),
+        live: plan.target.live.clone(),
+        revision: plan.target.artifact.revision().id.clone(),
+        planned: plan.ops.writes.len(),
         applied_count,
         applied,
         source: Box::new(error),
@@ -487,14 +567,15 @@ fn disk_full(error: Error, plan: &Plan, applied: impl IntoIterator<Item = String
 /// A dry run: the same report, computing content ids by reading (in chunks), writing nothing.
 fn dry_run_report(plan: Plan) -> Result<SyncReport> {
     let ids: Vec<Result<(String, ContentId, u64)>> = plan
+        .ops
         .writes
         .par_iter()
         .map(|write| {
             let (id, len) = content::hash_content(
-                plan.artifact.as_ref(),
+                plan.target.artifact.as_ref(),
                 &write.path,
                 &write.file,
-                &plan.context,
+                &plan.target.context,
             )?;
             Ok((write.path.clone(), id, len))
         })
@@ -506,26 +587,23 @@ fn dry_run_report(plan: Plan) -> Result<SyncReport> {
         bytes += len;
         map.insert(path, id);
     }
-    let warnings = plan.warnings.clone();
-    Ok(report(
-        &plan,
-        plan.unchanged() as u64,
-        warnings,
-        bytes,
-        |path| map.get(path).copied(),
-    ))
+    let warnings = plan.report.warnings.clone();
+    let unchanged = plan.unchanged() as u64;
+    Ok(report(&plan, unchanged, warnings, bytes, |path| {
+        map.get(path).copied()
+    }))
 }
 
 fn report(
     plan: &Plan,
     unchanged: u64,
-    warnings: Vec<String>,
+    warnings: Vec<Warning>,
     bytes_written: u64,
     id_of: impl Fn(&str) -> Option<ContentId>,
 ) -> SyncReport {
     let mut added = Vec::new();
     let mut modified = Vec::new();
-    for write in &plan.writes {
+    for write in &plan.ops.writes {
         let change = FileChange {
             path: write.path.clone(),
             content_id: id_of(&write.path),
@@ -547,17 +625,17 @@ fn report(
         .collect();
     deleted.sort_by(|a, b| a.path.cmp(&b.path));
     SyncReport {
-        revision: plan.artifact.revision().clone(),
-        profile: plan.profile.clone(),
-        dry_run: plan.dry_run,
+        revision: plan.target.artifact.revision().clone(),
+        profile: plan.target.profile.clone(),
+        dry_run: plan.target.dry_run,
         added,
         modified,
         deleted,
         unchanged,
         bytes_written,
-        warnings,
-        duration: plan.started.elapsed(),
-        projects: plan.projects.clone(),
+        warnings: warnings.iter().map(ToString::to_string).collect(),
+        duration: plan.target.started.elapsed(),
+        projects: plan.report.projects.clone(),
     }
 }
 
@@ -575,25 +653,27 @@ const REFRESH_LIMIT: usize = 1024;
 /// so the next scan lists that directory.
 #[allow(clippy::type_complexity)]
 fn directory_records(
-    plan: &mut Plan,
+    plan: &Plan,
+    mut dirs: BTreeMap<String, DirRecord>,
 ) -> (
     BTreeMap<String, DirRecord>,
     Vec<(String, Option<DirRecord>)>,
 ) {
-    let mut dirs = std::mem::take(&mut plan.dirs);
     let mut changed: BTreeSet<String> = BTreeSet::new();
     let mut parents_only: BTreeSet<&str> = BTreeSet::new();
     // (path, is a directory, only its parent changed)
     let changed_paths = plan
+        .ops
         .clears
         .iter()
         .map(|d| (d.path.as_str(), d.kind == LiveKind::Dir, false))
         .chain(
-            plan.deletes
+            plan.ops
+                .deletes
                 .iter()
                 .map(|d| (d.path.as_str(), d.kind == LiveKind::Dir, false)),
         )
-        .chain(plan.writes.iter().map(|w| {
+        .chain(plan.ops.writes.iter().map(|w| {
             // A file replaced in place changes its directory (the rename) and nothing above.
             (w.path.as_str(), false, w.kind == WriteKind::Modify)
         }));
@@ -629,7 +709,7 @@ fn directory_records(
         let dropped = changed.into_iter().map(|dir| (dir, None)).collect();
         return (dirs, dropped);
     }
-    let changes = live::refresh(&plan.live, &plan.desired.scope, &mut dirs, &changed);
+    let changes = live::refresh(&plan.target.live, &plan.desired.scope, &mut dirs, &changed);
     (dirs, changes)
 }
 

@@ -10,6 +10,7 @@ use stoker_core::{ContentId, EntryKind, Listing, MappingType, Profile, TemplateC
 
 use crate::error::{Error, Result};
 use crate::scope::{ManagedRoot, RootKind, Scope};
+use crate::warning::Skipped;
 
 /// How a desired file's content is made from its source file.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -63,7 +64,7 @@ pub struct DesiredSet {
     /// What may be touched.
     pub scope: Scope,
     /// Skipped entries and mappings, for the report.
-    pub warnings: Vec<String>,
+    pub warnings: Vec<Skipped>,
     /// Every mapping of the profile as rendered and resolved, in order.
     pub mappings: Vec<ResolvedMapping>,
 }
@@ -144,175 +145,44 @@ pub fn desired_set(
     let context = effective_context(profile, context);
     let excludes = profile.excludes()?;
     let protected = protected_globs();
-    let mut roots: Vec<ManagedRoot> = Vec::new();
-    let mut files: BTreeMap<String, DesiredFile> = BTreeMap::new();
-    let mut warnings = listing.warnings.clone();
-    // A scope without roots, only to ask "protected?" / "excluded?" while building.
-    let rules = Scope::new(Vec::new(), Vec::new(), excludes.clone(), protected.clone());
-
+    let mut builder = Builder {
+        listing,
+        context: &context,
+        // A scope without roots, only to ask "protected?" / "excluded?" while building.
+        rules: Scope::new(Vec::new(), Vec::new(), excludes.clone(), protected.clone()),
+        roots: Vec::new(),
+        files: BTreeMap::new(),
+        warnings: listing
+            .warnings
+            .iter()
+            .map(|note| Skipped::Listing(note.clone()))
+            .collect(),
+    };
     let mut resolved: Vec<ResolvedMapping> = Vec::with_capacity(profile.mappings.len());
     for (index, mapping) in profile.mappings.iter().enumerate() {
-        let Rendered {
-            source_raw,
-            destination_raw,
-            source,
-            destination,
-        } = render_mapping(index, mapping, &context)?;
-        let mapping_error = |message: String| Error::Mapping {
-            index,
-            source_path: source_raw.clone(),
-            destination: destination_raw.clone(),
-            message,
-        };
+        let rendered = render_mapping(index, mapping, &context)?;
         resolved.push(ResolvedMapping {
-            source: source.clone(),
-            destination: destination.clone(),
+            source: rendered.source.clone(),
+            destination: rendered.destination.clone(),
             kind: None,
         });
-
-        let source_entry = if source.is_empty() {
-            None
-        } else {
-            listing.get(&source)
+        let one = OneMapping {
+            index,
+            mapping,
+            rendered: &rendered,
         };
-        let has_children = listing.below(&source).next().is_some();
-        let inferred = match source_entry {
-            Some(entry) if entry.kind.is_regular() => Some(MappingType::File),
-            Some(entry) => {
-                let message = format!(
-                    "source {source:?} is a {} in the repository, never followed",
-                    kind_name(entry.kind)
-                );
-                // Nothing can be mapped from it: for a required mapping that is as bad as a
-                // missing source.
-                if mapping.required {
-                    return Err(mapping_error(message));
-                }
-                warnings.push(format!(
-                    "mappings[{index}]: {message}; mapping skipped, destination {destination:?} left as it is"
-                ));
-                continue;
-            }
-            None if has_children => Some(MappingType::Dir),
-            None => None,
-        };
-        let kind = match (mapping.kind, inferred) {
-            (_, None) => {
-                if mapping.required {
-                    return Err(mapping_error(format!(
-                        "required source {source:?} does not exist at revision {}",
-                        context.commit.as_deref().unwrap_or("(unknown)")
-                    )));
-                }
-                warnings.push(format!(
-                    "mappings[{index}]: source {source:?} does not exist; mapping skipped, destination {destination:?} left as it is"
-                ));
-                continue;
-            }
-            (Some(given), Some(found)) if given != found => {
-                return Err(mapping_error(format!(
-                    "type is {} but the source is a {}",
-                    type_name(given),
-                    type_name(found)
-                )));
-            }
-            (_, Some(found)) => found,
-        };
-        if kind == MappingType::File && destination.is_empty() {
-            return Err(mapping_error(
-                "a file mapping needs a destination file path, not the live root".to_owned(),
-            ));
-        }
-        if rules.is_protected(&destination) && !destination.is_empty() {
-            warnings.push(format!(
-                "mappings[{index}]: destination {destination:?} is protected; mapping skipped"
-            ));
-            continue;
-        }
-
-        let patch_rules = compile_patches(index, mapping, kind, &context, &mapping_error)?;
-        if let Some(last) = resolved.last_mut() {
+        if let Some(kind) = builder.add_mapping(&one)?
+            && let Some(last) = resolved.last_mut()
+        {
             last.kind = Some(kind);
         }
-        // Maps one source file; a warning when it is skipped for a reason the user must hear.
-        let mut add = |source_path: &str,
-                       relative: &str,
-                       entry: &stoker_core::Entry|
-         -> Result<Option<String>> {
-            let dest = join(&destination, relative);
-            if dest.len() > relpath::MAX_PATH_BYTES {
-                return Err(mapping_error(format!(
-                    "destination path for {source_path:?} is longer than 4096 bytes"
-                )));
-            }
-            if let Some(name) = relpath::too_long_component(relative) {
-                return Err(mapping_error(format!(
-                    "destination path for {source_path:?} has a name of {} bytes; file systems allow {}",
-                    name.len(),
-                    relpath::MAX_NAME_BYTES
-                )));
-            }
-            if crate::scope::file_name(&dest).starts_with(crate::scope::TEMP_PREFIX)
-                && !rules.is_excluded(&dest)
-            {
-                // The name would be taken for a temporary Stoker left behind, and removed.
-                return Ok(Some(format!(
-                    "skipped {source_path}: names starting with {:?} are reserved for Stoker's temporary files",
-                    crate::scope::TEMP_PREFIX
-                )));
-            }
-            if rules.is_protected_or_excluded(&dest) {
-                return Ok(None);
-            }
-            let file = desired_file(index, mapping, &patch_rules, &dest, relative, entry);
-            files.insert(dest, file);
-            Ok(None)
-        };
-
-        match kind {
-            MappingType::File => {
-                let entry = source_entry.ok_or_else(|| mapping_error("source vanished".into()))?;
-                warnings.extend(add(&source, "", entry)?);
-                roots.push(ManagedRoot {
-                    path: destination.clone(),
-                    kind: RootKind::File,
-                });
-            }
-            MappingType::Dir => {
-                for entry in listing.below(&source) {
-                    // Entry paths come from the source: a hostile archive or bucket can list
-                    // `../x` or `/x`, which would land outside the live directory. Only
-                    // normalised relative paths are mapped.
-                    if !is_normalized(&entry.path) {
-                        warnings.push(format!(
-                            "skipped {:?}: not a normalised relative path",
-                            entry.path
-                        ));
-                        continue;
-                    }
-                    let relative = if source.is_empty() {
-                        entry.path.as_str()
-                    } else {
-                        &entry.path[source.len() + 1..]
-                    };
-                    if !entry.kind.is_regular() {
-                        warnings.push(format!(
-                            "skipped {}: a {} in the repository is never followed",
-                            entry.path,
-                            kind_name(entry.kind)
-                        ));
-                        continue;
-                    }
-                    warnings.extend(add(&entry.path, relative, entry)?);
-                }
-                roots.push(ManagedRoot {
-                    path: destination.clone(),
-                    kind: RootKind::Dir,
-                });
-            }
-        }
     }
-
+    let Builder {
+        roots,
+        mut files,
+        warnings,
+        ..
+    } = builder;
     let scope = Scope::new(roots, held_destinations(&resolved), excludes, protected);
     if !scope.held().is_empty() {
         // What an enclosing mapping would put below a skipped mapping's destination stays out:
@@ -326,6 +196,212 @@ pub fn desired_set(
         warnings,
         mappings: resolved,
     })
+}
+
+/// The desired set as it is built, mapping after mapping.
+struct Builder<'a> {
+    listing: &'a Listing,
+    context: &'a TemplateContext,
+    /// Protected and excluded paths (no roots).
+    rules: Scope,
+    roots: Vec<ManagedRoot>,
+    files: BTreeMap<String, DesiredFile>,
+    warnings: Vec<Skipped>,
+}
+
+/// One mapping of the profile, rendered.
+struct OneMapping<'a> {
+    index: usize,
+    mapping: &'a stoker_core::Mapping,
+    rendered: &'a Rendered,
+}
+
+impl OneMapping<'_> {
+    /// An error naming the mapping.
+    fn error(&self, message: String) -> Error {
+        Error::Mapping {
+            index: self.index,
+            source_path: self.rendered.source_raw.clone(),
+            destination: self.rendered.destination_raw.clone(),
+            message,
+        }
+    }
+}
+
+impl Builder<'_> {
+    /// Adds what one mapping maps; its type, or `None` when it is skipped (with a warning).
+    fn add_mapping(&mut self, one: &OneMapping<'_>) -> Result<Option<MappingType>> {
+        let Some(kind) = self.mapping_type(one)? else {
+            return Ok(None);
+        };
+        let destination = &one.rendered.destination;
+        if self.rules.is_protected(destination) && !destination.is_empty() {
+            self.warnings.push(Skipped::MappingDestinationProtected {
+                index: one.index,
+                destination: destination.clone(),
+            });
+            return Ok(None);
+        }
+        let mapping_error = |message| one.error(message);
+        let rules = compile_patches(one.index, one.mapping, kind, self.context, &mapping_error)?;
+        let source = &one.rendered.source;
+        match kind {
+            MappingType::File => {
+                let entry = self
+                    .listing
+                    .get(source)
+                    .ok_or_else(|| one.error("source vanished".into()))?;
+                self.add_file(one, &rules, source, "", entry)?;
+            }
+            MappingType::Dir => self.add_dir(one, &rules)?,
+        }
+        self.roots.push(ManagedRoot {
+            path: destination.clone(),
+            kind: match kind {
+                MappingType::File => RootKind::File,
+                MappingType::Dir => RootKind::Dir,
+            },
+        });
+        Ok(Some(kind))
+    }
+
+    /// The mapping's type, inferred from the artifact and checked against the one given;
+    /// `None` (with a warning) when a mapping that is not required has nothing to map.
+    fn mapping_type(&mut self, one: &OneMapping<'_>) -> Result<Option<MappingType>> {
+        let Rendered {
+            source,
+            destination,
+            ..
+        } = one.rendered;
+        let source_entry = if source.is_empty() {
+            None
+        } else {
+            self.listing.get(source)
+        };
+        let has_children = self.listing.below(source).next().is_some();
+        let inferred = match source_entry {
+            Some(entry) if entry.kind.is_regular() => Some(MappingType::File),
+            Some(entry) => {
+                // Nothing can be mapped from it: for a required mapping that is as bad as a
+                // missing source.
+                if one.mapping.required {
+                    return Err(one.error(format!(
+                        "source {source:?} is a {} in the repository, never followed",
+                        kind_name(entry.kind)
+                    )));
+                }
+                self.warnings.push(Skipped::MappingSourceNotFollowed {
+                    index: one.index,
+                    source: source.clone(),
+                    kind: kind_name(entry.kind).to_owned(),
+                    destination: destination.clone(),
+                });
+                return Ok(None);
+            }
+            None if has_children => Some(MappingType::Dir),
+            None => None,
+        };
+        let kind = match (one.mapping.kind, inferred) {
+            (_, None) => {
+                if one.mapping.required {
+                    return Err(one.error(format!(
+                        "required source {source:?} does not exist at revision {}",
+                        self.context.commit.as_deref().unwrap_or("(unknown)")
+                    )));
+                }
+                self.warnings.push(Skipped::MappingSourceMissing {
+                    index: one.index,
+                    source: source.clone(),
+                    destination: destination.clone(),
+                });
+                return Ok(None);
+            }
+            (Some(given), Some(found)) if given != found => {
+                return Err(one.error(format!(
+                    "type is {} but the source is a {}",
+                    type_name(given),
+                    type_name(found)
+                )));
+            }
+            (_, Some(found)) => found,
+        };
+        if kind == MappingType::File && destination.is_empty() {
+            return Err(one.error(
+                "a file mapping needs a destination file path, not the live root".to_owned(),
+            ));
+        }
+        Ok(Some(kind))
+    }
+
+    /// Maps every file below a directory mapping's source.
+    fn add_dir(&mut self, one: &OneMapping<'_>, rules: &PatchRules) -> Result<()> {
+        let source = &one.rendered.source;
+        for entry in self.listing.below(source) {
+            // Entry paths come from the source: a hostile archive or bucket can list `../x` or
+            // `/x`, which would land outside the live directory. Only normalised relative paths
+            // are mapped.
+            if !is_normalized(&entry.path) {
+                self.warnings.push(Skipped::NotNormalized {
+                    path: entry.path.clone(),
+                });
+                continue;
+            }
+            let relative = if source.is_empty() {
+                entry.path.as_str()
+            } else {
+                &entry.path[source.len() + 1..]
+            };
+            if !entry.kind.is_regular() {
+                self.warnings.push(Skipped::NotFollowed {
+                    path: entry.path.clone(),
+                    kind: kind_name(entry.kind).to_owned(),
+                });
+                continue;
+            }
+            self.add_file(one, rules, &entry.path, relative, entry)?;
+        }
+        Ok(())
+    }
+
+    /// Maps one source file (at `relative` below the destination); a warning when it is
+    /// skipped for a reason the user must hear.
+    fn add_file(
+        &mut self,
+        one: &OneMapping<'_>,
+        rules: &PatchRules,
+        source_path: &str,
+        relative: &str,
+        entry: &stoker_core::Entry,
+    ) -> Result<()> {
+        let dest = join(&one.rendered.destination, relative);
+        if dest.len() > relpath::MAX_PATH_BYTES {
+            return Err(one.error(format!(
+                "destination path for {source_path:?} is longer than 4096 bytes"
+            )));
+        }
+        if let Some(name) = relpath::too_long_component(relative) {
+            return Err(one.error(format!(
+                "destination path for {source_path:?} has a name of {} bytes; file systems allow {}",
+                name.len(),
+                relpath::MAX_NAME_BYTES
+            )));
+        }
+        if crate::scope::file_name(&dest).starts_with(crate::scope::TEMP_PREFIX)
+            && !self.rules.is_excluded(&dest)
+        {
+            // The name would be taken for a temporary Stoker left behind, and removed.
+            self.warnings.push(Skipped::ReservedName {
+                path: source_path.to_owned(),
+            });
+            return Ok(());
+        }
+        if self.rules.is_protected_or_excluded(&dest) {
+            return Ok(());
+        }
+        let file = desired_file(one.index, one.mapping, rules, &dest, relative, entry);
+        self.files.insert(dest, file);
+        Ok(())
+    }
 }
 
 /// The destinations of the skipped mappings (see [`Scope`]: each is left as it is).

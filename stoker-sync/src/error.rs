@@ -209,6 +209,34 @@ impl From<stoker_core::Error> for Error {
 }
 
 impl Error {
+    /// A short, stable `snake_case` label of what went wrong, for metric labels and log fields
+    /// (one per variant; a core error is labelled by its own kind). Never changes for a
+    /// variant once released, whatever its message says.
+    ///
+    /// ```
+    /// let error = stoker_sync::Error::Task("cancelled".into());
+    /// assert_eq!(error.reason(), "task");
+    /// ```
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Error::Core(core) => core_reason(core),
+            Error::Mapping { .. } => "mapping",
+            Error::Conflict { .. } => "conflict",
+            Error::UnsafeLive { .. } => "unsafe_live",
+            Error::Locked { .. } => "locked",
+            Error::Io { .. } => "io",
+            Error::Content { .. } => "content",
+            Error::Manifest { .. } => "manifest",
+            Error::Json { .. } => "json",
+            Error::DesignerSessionsOpen { .. } => "designer_sessions_open",
+            Error::InsufficientSpace { .. } => "insufficient_space",
+            Error::DiskFull { .. } => "disk_full",
+            Error::TooLargeToTransform { .. } => "too_large_to_transform",
+            Error::Task(_) => "task",
+            Error::Injected(_) => "injected",
+        }
+    }
+
     pub(crate) fn io(
         action: &'static str,
         path: impl Into<PathBuf>,
@@ -239,9 +267,87 @@ impl Error {
 }
 
 /// `ENOSPC` or `EDQUOT`.
+/// [`Error::reason`] of a core error: its kind.
+fn core_reason(error: &stoker_core::Error) -> &'static str {
+    use stoker_core::Error as Core;
+    match error {
+        Core::Template { .. } => "template",
+        Core::TemplateLimit { .. } => "template_limit",
+        Core::Patch { .. } => "patch",
+        Core::InvalidPath { .. } => "invalid_path",
+        Core::Profile { .. } => "profile",
+        Core::NotFound { .. } => "not_found",
+        Core::Io { .. } => "core_io",
+        Core::Plugin { .. } => "plugin",
+        Core::Git { .. } => "git",
+        Core::Gateway { .. } => "gateway",
+        Core::GithubApp { .. } => "github_app",
+        // `stoker_core::Error` is non-exhaustive: a kind added later is labelled here first.
+        _ => "core",
+    }
+}
+
 pub(crate) fn is_disk_full_io(error: &std::io::Error) -> bool {
     matches!(
         error.kind(),
         std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each variant has its own label, `snake_case`, whatever its message.
+    #[test]
+    fn reasons_are_distinct_snake_case_labels() {
+        let io = || std::io::Error::other("x");
+        let errors = [
+            Error::from(stoker_core::Error::io("reading", "a", io())),
+            Error::Mapping {
+                index: 0,
+                source_path: "a".into(),
+                destination: "b".into(),
+                message: "m".into(),
+            },
+            Error::unsafe_live("a", "r"),
+            Error::Locked {
+                live: "a".into(),
+                lock: "b".into(),
+            },
+            Error::io("reading", "a", io()),
+            Error::DesignerSessionsOpen {
+                sessions: vec!["s".into()],
+                policy: "fail",
+            },
+            Error::InsufficientSpace {
+                live: "a".into(),
+                needed: 2,
+                available: 1,
+            },
+            Error::Task("t".into()),
+            Error::Injected(1),
+        ];
+        let reasons: Vec<&str> = errors.iter().map(Error::reason).collect();
+        assert_eq!(
+            reasons,
+            [
+                "core_io",
+                "mapping",
+                "unsafe_live",
+                "locked",
+                "io",
+                "designer_sessions_open",
+                "insufficient_space",
+                "task",
+                "injected"
+            ]
+        );
+        for reason in reasons {
+            assert!(
+                reason.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'),
+                "{reason}"
+            );
+        }
+    }
 }

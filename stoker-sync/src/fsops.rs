@@ -38,6 +38,7 @@ impl Steps {
 
     /// Disk-full tests: once `bytes` bytes of file content have been written, writing more
     /// fails with `ENOSPC`, as a full file system would (feature `fault-injection`).
+    #[cfg(any(test, feature = "testing", feature = "fault-injection"))]
     pub fn with_byte_budget(mut self, bytes: Option<u64>) -> Self {
         self.budget = bytes.map(AtomicU64::new);
         self
@@ -67,6 +68,7 @@ impl Steps {
     }
 
     /// Steps recorded so far.
+    #[cfg(any(test, feature = "testing"))]
     pub fn count(&self) -> u64 {
         self.done.load(Ordering::SeqCst)
     }
@@ -372,6 +374,7 @@ fn stat_written(target: &Path) -> Result<Stat> {
 /// Creates the directory `live/relative` and its missing parents. Every existing component
 /// must be a real directory: the plan has already cleared managed non-directories, so anything
 /// else here is refused.
+#[cfg(any(test, feature = "testing"))]
 pub fn create_dirs(live: &Path, relative: &str, steps: &Steps) -> Result<()> {
     create_dirs_once(live, relative, steps, &mut HashSet::new())
 }

@@ -94,7 +94,7 @@ pub struct LiveTree {
     /// Relative path → entry, including directories below directory roots.
     pub entries: BTreeMap<String, LiveEntry>,
     /// Entries skipped (non-UTF-8 names).
-    pub warnings: Vec<String>,
+    pub warnings: Vec<crate::Warning>,
     /// Directories holding entries the scan did not list (names that are not UTF-8, the content
     /// of a directory found where a file root is): the engine leaves those alone, so it can
     /// never empty these directories.
@@ -234,6 +234,7 @@ fn check_ancestors(live: &Path, root: &ManagedRoot, scope: &Scope) -> Result<boo
 
 /// Scans the live entries below every managed root, listing every directory. Protected
 /// directories (`.resources`, the engine's `.stoker`) are not entered.
+#[cfg(any(test, feature = "testing"))]
 pub fn scan(live: &Path, scope: &Scope) -> Result<LiveTree> {
     Ok(scan_guided(live, scope, None)?.tree)
 }
@@ -438,10 +439,10 @@ impl Walker<'_> {
             match entry.file_name().into_string() {
                 Ok(name) => names.push(name),
                 Err(_) => {
-                    self.scan.tree.warnings.push(format!(
-                        "left alone {}: file name is not valid UTF-8",
-                        entry.path().display()
-                    ));
+                    self.scan
+                        .tree
+                        .warnings
+                        .push(crate::Warning::LiveNameNotUtf8 { path: entry.path() });
                     // Its directory can never be emptied by the engine: remember it.
                     self.scan.tree.unlisted_in.insert(dir.to_owned());
                     recordable = false;

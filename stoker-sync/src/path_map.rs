@@ -18,7 +18,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 /// Paths and their values, sorted by path (byte order, as `str`'s `Ord`), each path once.
 ///
 /// ```
-/// use stoker_sync::PathMap;
+/// use stoker_sync::path_map::PathMap;
 /// let mut map: PathMap<u32> = [("b/x.json".to_owned(), 2), ("a.json".to_owned(), 1)]
 ///     .into_iter()
 ///     .collect();

@@ -91,7 +91,7 @@ impl SyncStrategy for MergeStrategy {
         )
     }
 
-    #[tracing::instrument(level = "debug", skip_all, fields(live = %plan.live.display()))]
+    #[tracing::instrument(level = "debug", skip_all, fields(live = %plan.target.live.display()))]
     fn apply(&self, plan: Plan) -> Result<SyncReport> {
         apply::apply(plan, &self.options)
     }

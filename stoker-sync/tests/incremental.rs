@@ -663,3 +663,31 @@ fn a_sync_after_an_interrupted_one_plans_every_file() {
     sync(&request(third, mappings(), fresh.path())).unwrap();
     assert_eq!(snapshot_live(live.path()), snapshot_live(fresh.path()));
 }
+
+/// A changed path the last desired set skipped with a warning (a symlink, a name reserved for
+/// Stoker's temporaries) may be skipped no longer: the full plan works out the warnings, and
+/// the sync ends as a full one does, without the stale warning.
+#[test]
+fn a_changed_path_that_was_skipped_falls_back_to_the_full_plan() {
+    let reserved = format!("projects/a/{}x.json", stoker_sync::scope::TEMP_PREFIX);
+    let cases = [
+        (
+            "a skipped symlink becomes a file",
+            commit1().with("projects/a/link", EntryKind::Symlink, "target"),
+            commit1()
+                .renamed("c2")
+                .file("projects/a/link", "now a file"),
+        ),
+        (
+            "a file with a reserved name is removed",
+            commit1().file(&reserved, "{}"),
+            commit1().renamed("c2"),
+        ),
+    ];
+    for (name, first, second) in cases {
+        let (incremental, report, _live) = compare_with_full(first, second, mappings(), |_| {});
+        assert!(!incremental, "{name}: the plan was incremental");
+        let report = report.unwrap();
+        assert!(report.warnings.is_empty(), "{name}: {:?}", report.warnings);
+    }
+}

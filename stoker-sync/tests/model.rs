@@ -285,7 +285,7 @@ fn summary(plan: &stoker_sync::Plan) -> PlanSummary {
             .map(|d| (d.path.clone(), d.kind, d.previous_id))
             .collect(),
         plan.unchanged(),
-        plan.warnings().to_vec(),
+        plan.warnings().iter().map(ToString::to_string).collect(),
     )
 }
 

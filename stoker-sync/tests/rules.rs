@@ -2290,8 +2290,9 @@ fn directory_changed_in_the_tick_of_the_manifest_write_is_listed_again() {
     assert_eq!(paths(&report.deleted), ["projects/a/stray.json"]);
 }
 
-/// A manifest of the previous format (version 1, without directory records) is ignored with a
-/// warning: every file is rehashed and every directory listed, and the result is the same.
+/// A manifest of another format version (the pre-release versions 1 to 4 among them) is
+/// ignored with a warning: every file is rehashed and every directory listed, the result is the
+/// same, and the manifest written is of this version.
 #[test]
 fn manifest_of_an_older_version_is_ignored_with_a_warning() {
     let artifact = MemArtifact::new("r1", true).file("projects/a/view.json", "a");
@@ -2302,63 +2303,31 @@ fn manifest_of_an_older_version_is_ignored_with_a_warning() {
         live.path(),
     );
     sync(&request).unwrap();
-    let old = r#"{"version":1,"revision":{"id":"r1"},"profile":"test","files":{"projects/a/view.json":{"id":"2e65efe2a145dda7ee51d1741299f848e5bf752e","size":1,"mtime":0,"ctime":0,"ino":0,"mode":33188}}}"#;
-    std::fs::remove_file(stoker_sync::manifest::path(live.path())).unwrap();
-    std::fs::write(stoker_sync::manifest::json_path(live.path()), old).unwrap();
-    write(live.path(), "projects/a/stray.json", "stray");
-    let report = sync(&request).unwrap();
-    assert_eq!(paths(&report.deleted), ["projects/a/stray.json"]);
-    assert!(
-        report.warnings.iter().any(|w| w.contains("version 1")),
-        "{:?}",
-        report.warnings
-    );
-    let (manifest, _) = stoker_sync::manifest::load(live.path());
-    assert_eq!(
-        manifest.unwrap().version,
-        stoker_sync::manifest::MANIFEST_VERSION
-    );
-    assert!(!stoker_sync::manifest::json_path(live.path()).exists());
-}
-
-/// A manifest of version 2 (JSON, `manifest.json`, as Stoker wrote before version 3) is read:
-/// the files it vouches for are not read again, and the next write replaces it.
-#[test]
-fn a_version_2_json_manifest_is_read_and_replaced() {
-    let artifact = Arc::new(MemArtifact::new("r1", true).file("projects/a/view.json", "a"));
-    let live = live();
-    let request = request(
-        artifact.clone(),
-        vec![map("projects", "projects")],
-        live.path(),
-    );
-    sync(&request).unwrap();
-    let (manifest, _) = stoker_sync::manifest::load(live.path());
-    let mut manifest = manifest.unwrap();
-    manifest.version = 2;
-    std::fs::remove_file(stoker_sync::manifest::path(live.path())).unwrap();
-    std::fs::write(
-        stoker_sync::manifest::json_path(live.path()),
-        serde_json::to_vec(&manifest).unwrap(),
-    )
-    .unwrap();
-    assert_eq!(
-        stoker_sync::manifest::last_revision(live.path()).map(|r| r.id),
-        Some("r1".to_owned())
-    );
-    // A stray file appears: the sync deletes it without reading the file the manifest vouches for.
-    write(live.path(), "projects/a/stray.json", "stray");
-    let reads = artifact.reads();
-    let report = sync(&request).unwrap();
-    assert_eq!(paths(&report.deleted), ["projects/a/stray.json"]);
-    assert!(report.warnings.is_empty(), "{:?}", report.warnings);
-    assert_eq!(
-        artifact.reads(),
-        reads,
-        "a file the manifest vouches for was read"
-    );
-    assert!(stoker_sync::manifest::path(live.path()).exists());
-    assert!(!stoker_sync::manifest::json_path(live.path()).exists());
+    let manifest_file = stoker_sync::manifest::path(live.path());
+    for version in [1u8, 2, 3, 4] {
+        // The version comes first, one byte for small numbers.
+        let mut bytes = std::fs::read(&manifest_file).unwrap();
+        assert_eq!(u32::from(bytes[0]), stoker_sync::manifest::MANIFEST_VERSION);
+        bytes[0] = version;
+        std::fs::remove_file(&manifest_file).unwrap();
+        std::fs::write(&manifest_file, bytes).unwrap();
+        write(live.path(), "projects/a/stray.json", "stray");
+        let report = sync(&request).unwrap();
+        assert_eq!(paths(&report.deleted), ["projects/a/stray.json"]);
+        assert!(
+            report
+                .warnings
+                .iter()
+                .any(|w| w.contains(&format!("version {version}"))),
+            "{:?}",
+            report.warnings
+        );
+        let (manifest, _) = stoker_sync::manifest::load(live.path());
+        assert_eq!(
+            manifest.unwrap().version,
+            stoker_sync::manifest::MANIFEST_VERSION
+        );
+    }
 }
 
 #[test]

@@ -323,7 +323,7 @@ fn manifest_path_that_is_a_directory_is_refused() {
     let repo = Repo::new();
     let live = live();
     sync(&revision(&repo, "r1", live.path())).unwrap();
-    for name in ["manifest.bin", "manifest.log", "manifest.json"] {
+    for name in ["manifest.bin", "manifest.log"] {
         let state = live.path().join(".stoker");
         let _ = std::fs::remove_file(state.join(name));
         write(&state, &format!("{name}/kept.txt"), "a person's file");
