@@ -26,7 +26,7 @@ impl RepoId {
     /// URL (no host: no push event can name it) and for anything without a path.
     pub fn parse(url: &str) -> Option<RepoId> {
         let (host, path) = host_and_path(url.trim())?;
-        let host = host.to_ascii_lowercase();
+        let host = host.to_lowercase();
         let path = path.trim_matches('/').to_lowercase();
         let path = path
             .strip_suffix(".git")
