@@ -148,6 +148,9 @@ struct Recorder<'a> {
     checksum: gix::hash::Hasher,
     crc32: crc32fast::Hasher,
     offset: u64,
+    /// Reading the input or writing the pack failed (the network or the disk, not the pack's
+    /// content).
+    io_failed: bool,
 }
 
 impl Recorder<'_> {
@@ -218,10 +221,13 @@ impl Recorder<'_> {
 
 impl Read for Recorder<'_> {
     fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
-        let buffer = self.input.fill_buf()?;
+        let buffer = self
+            .input
+            .fill_buf()
+            .inspect_err(|_| self.io_failed = true)?;
         let len = buffer.len().min(out.len());
         out[..len].copy_from_slice(&buffer[..len]);
-        self.take(len)?;
+        self.take(len).inspect_err(|_| self.io_failed = true)?;
         Ok(len)
     }
 }
@@ -240,6 +246,7 @@ fn stream(
         checksum: gix::hash::hasher(gix::hash::Kind::Sha1),
         crc32: crc32fast::Hasher::new(),
         offset: 0,
+        io_failed: false,
     };
     let mut header = [0u8; 12];
     recorder
@@ -271,8 +278,19 @@ fn stream(
         }
         let offset = recorder.offset;
         recorder.crc32 = crc32fast::Hasher::new();
-        let entry = gix::odb::pack::data::Entry::from_read(&mut recorder, offset, 20)
-            .or_raise(|| message!("receiving the entry header at {offset}"))?;
+        let entry = match gix::odb::pack::data::Entry::from_read(&mut recorder, offset, 20) {
+            Ok(entry) => entry,
+            // A header that does not parse (an unknown type, a size that overflows, the pack
+            // ending) is damage, as in the entry's data; a failed read is the network's.
+            Err(error) if !recorder.io_failed => {
+                return Err(corrupt(format!(
+                    "the entry header at {offset} is damaged: {error}"
+                )));
+            }
+            Err(error) => {
+                return Err(error).or_raise(|| message!("receiving the entry header at {offset}"));
+            }
+        };
         let size = entry.decompressed_size;
         let (base, id) = match entry.header {
             Header::OfsDelta { base_distance } => {
@@ -715,6 +733,21 @@ mod tests {
             format!("{error:#}").contains("entry header at 12"),
             "{error:#}"
         );
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+
+    /// An entry header of type 0 (or 5, reserved) is damage, like damaged entry data, not an
+    /// I/O failure that would be retried (found by the `index_pack` fuzz target).
+    #[test]
+    fn an_unknown_entry_type_is_corruption() {
+        let dir = tempfile::tempdir().unwrap();
+        for kind in [0u8, 5] {
+            let mut stream = b"PACK\0\0\0\x02\0\0\0\x01".to_vec();
+            stream.push(kind << 4);
+            stream.extend_from_slice(&[0; 20]);
+            let error = receive_from(&stream, dir.path(), 4096).unwrap_err();
+            assert!(error.is_corrupted(), "type {kind}: {error:#}");
+        }
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
     }
 
