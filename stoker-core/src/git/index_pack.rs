@@ -57,8 +57,8 @@ pub(crate) struct Entry {
 }
 
 impl Entry {
-    /// A whole object's entry (for the index encoder's tests).
-    #[cfg(any(test, feature = "testing"))]
+    /// A whole object's entry (for the fuzz targets' index encoder).
+    #[cfg(feature = "testing")]
     pub(crate) fn whole(id: ObjectId, crc32: u32, offset: u64) -> Entry {
         Entry {
             offset,
