@@ -130,6 +130,34 @@ impl Packs {
         })
     }
 
+    /// Where object `id` is, other than on the delta chain being walked (`chain`): a pack may
+    /// hold an object twice, once as a delta against its other copy (git accepts such packs),
+    /// and the copy [`Self::locate`] finds may be that delta itself.
+    fn locate_outside<I: Iterator<Item = (usize, u64)>>(
+        &self,
+        id: &gix::oid,
+        chain: impl Fn() -> I,
+    ) -> Option<(usize, u64)> {
+        let on_chain = |at: (usize, u64)| chain().any(|c| c == at);
+        let found = self.locate(id)?;
+        if !on_chain(found) {
+            return Some(found);
+        }
+        // Copies of an id are next to each other in an index, sorted by id.
+        self.packs.iter().enumerate().find_map(|(number, pack)| {
+            let index = &pack.index;
+            let hit = index.lookup(id)?;
+            let mut first = hit;
+            while first > 0 && index.oid_at_index(first - 1) == id {
+                first -= 1;
+            }
+            (first..index.num_objects())
+                .take_while(|&i| index.oid_at_index(i) == id)
+                .map(|i| (number, index.pack_offset_at_index(i)))
+                .find(|&at| !on_chain(at))
+        })
+    }
+
     /// The object `id`, decoded: `Ok(None)` when no pack has it.
     pub fn read(&self, id: &gix::oid) -> Result<Option<(Kind, Vec<u8>)>, String> {
         let Some((number, offset)) = self.locate(id) else {
@@ -244,9 +272,11 @@ impl Packs {
                         .ok_or_else(|| format!("delta at {at} points before the pack"))?;
                     (pack, base)
                 }
-                Header::RefDelta { base_id } => self
-                    .locate(&base_id)
-                    .ok_or_else(|| format!("delta base {base_id} is in no pack"))?,
+                Header::RefDelta { base_id } => {
+                    let chain = || deltas.iter().map(|(p, o, _)| (*p, *o)).chain([(pack, at)]);
+                    self.locate_outside(&base_id, chain)
+                        .ok_or_else(|| format!("delta base {base_id} is in no pack"))?
+                }
                 header => {
                     let kind = header
                         .as_kind()
@@ -845,6 +875,53 @@ mod tests {
         assert_eq!(
             apply_delta(&base, &delta).unwrap(),
             [&base[..], &base[..]].concat()
+        );
+    }
+
+    /// A pack holding an object twice, whole and as a delta against its own id, reads: the
+    /// delta's base is the other copy, not the delta itself (found by the `pack_read` and
+    /// `index_pack` fuzz targets as an endless chain).
+    #[test]
+    fn a_delta_against_its_own_id_takes_the_other_copy() {
+        let dir = tempfile::tempdir().unwrap();
+        let git_dir = dir.path().to_path_buf();
+        let pack_dir = git_dir.join("objects").join("pack");
+        std::fs::create_dir_all(&pack_dir).unwrap();
+        let id = gix::objs::compute_hash(gix::hash::Kind::Sha1, Kind::Blob, b"same").unwrap();
+        let mut stream = b"PACK\0\0\0\x02\0\0\0\x02".to_vec();
+        stream.push((3 << 4) | 4);
+        stream.extend_from_slice(&super::super::test_repo::deflated(b"same"));
+        // base 4, result 4, copy 0..4
+        stream.push((7 << 4) | 4);
+        stream.extend_from_slice(id.as_bytes());
+        stream.extend_from_slice(&super::super::test_repo::deflated(&[4, 4, 0x90, 4]));
+        let mut hasher = gix::hash::hasher(gix::hash::Kind::Sha1);
+        hasher.update(&stream);
+        stream.extend_from_slice(hasher.try_finalize().unwrap().as_bytes());
+        let mut input = std::io::BufReader::new(stream.as_slice());
+        super::super::index_pack::receive(
+            &mut input,
+            &pack_dir,
+            &mut gix::progress::Discard,
+            &std::sync::atomic::AtomicBool::new(false),
+        )
+        .unwrap();
+        let packs = Packs::open(&git_dir).unwrap();
+        let pack = &packs.packs[0];
+        assert_eq!(pack.index.num_objects(), 2);
+        // Whichever copy a lookup finds, both read.
+        for i in 0..2 {
+            let offset = pack.index.pack_offset_at_index(i);
+            let (kind, data) = packs.decode(0, offset, &mut Default::default()).unwrap();
+            assert_eq!(
+                (kind, &*data),
+                (Kind::Blob, &b"same"[..]),
+                "copy at {offset}"
+            );
+        }
+        assert_eq!(
+            packs.read(&id).unwrap(),
+            Some((Kind::Blob, b"same".to_vec()))
         );
     }
 
