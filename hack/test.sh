@@ -53,6 +53,9 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 step "cargo test (workspace)"
 cargo test --workspace --locked 2>&1 | tee -a "$results"
 
+step "stoker-core's Git pack layer against gix (needs the \`testing\` feature)"
+cargo test -p stoker-core --features testing --test git_pack_gix --locked 2>&1 | tee -a "$results"
+
 step "stoker-core without default features: builds, tests pass, only the promised dependencies"
 cargo test -p stoker-core --no-default-features --locked 2>&1 | tee -a "$results"
 deps=$(cargo tree -p stoker-core --no-default-features --edges normal --depth 1 --prefix none --locked \

@@ -18,10 +18,10 @@
 //! The index written is version 2 (`Documentation/gitformat-pack.txt`): the same bytes as
 //! `git index-pack` writes for the same pack (checked in the tests).
 
+use std::collections::HashMap;
 use std::fs::File;
 use std::io::{BufRead, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use gix::ObjectId;
@@ -48,12 +48,25 @@ pub(crate) struct Received {
 }
 
 /// One pack entry, as the stream showed it.
-struct Entry {
+pub(crate) struct Entry {
     offset: u64,
     crc32: u32,
     /// The object's id: known from the stream for whole objects, after resolution for deltas.
     id: Option<ObjectId>,
     base: Base,
+}
+
+impl Entry {
+    /// A whole object's entry (for the fuzz targets' index encoder).
+    #[cfg(feature = "testing")]
+    pub(crate) fn whole(id: ObjectId, crc32: u32, offset: u64) -> Entry {
+        Entry {
+            offset,
+            crc32,
+            id: Some(id),
+            base: Base::Whole(Kind::Blob),
+        }
+    }
 }
 
 /// What an entry needs before its object is known.
@@ -135,6 +148,9 @@ struct Recorder<'a> {
     checksum: gix::hash::Hasher,
     crc32: crc32fast::Hasher,
     offset: u64,
+    /// Reading the input or writing the pack failed (the network or the disk, not the pack's
+    /// content).
+    io_failed: bool,
 }
 
 impl Recorder<'_> {
@@ -205,10 +221,13 @@ impl Recorder<'_> {
 
 impl Read for Recorder<'_> {
     fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
-        let buffer = self.input.fill_buf()?;
+        let buffer = self
+            .input
+            .fill_buf()
+            .inspect_err(|_| self.io_failed = true)?;
         let len = buffer.len().min(out.len());
         out[..len].copy_from_slice(&buffer[..len]);
-        self.take(len)?;
+        self.take(len).inspect_err(|_| self.io_failed = true)?;
         Ok(len)
     }
 }
@@ -227,6 +246,7 @@ fn stream(
         checksum: gix::hash::hasher(gix::hash::Kind::Sha1),
         crc32: crc32fast::Hasher::new(),
         offset: 0,
+        io_failed: false,
     };
     let mut header = [0u8; 12];
     recorder
@@ -247,7 +267,9 @@ fn stream(
     objects.init(Some(count as usize), gix::progress::count("objects"));
     let mut received = progress.add_child("receiving".into());
     received.init(None, gix::progress::bytes());
-    let mut entries = Vec::with_capacity(count as usize);
+    // The count is the server's word: entries are only reserved for as many as a modest pack
+    // holds, and grow with what actually arrives.
+    let mut entries = Vec::with_capacity(count.min(1 << 16) as usize);
     let mut inflate = gix::zlib::Inflate::default();
     let mut scratch = vec![0u8; 64 << 10];
     for _ in 0..count {
@@ -256,8 +278,19 @@ fn stream(
         }
         let offset = recorder.offset;
         recorder.crc32 = crc32fast::Hasher::new();
-        let entry = gix::odb::pack::data::Entry::from_read(&mut recorder, offset, 20)
-            .or_raise(|| message!("receiving the entry header at {offset}"))?;
+        let entry = match gix::odb::pack::data::Entry::from_read(&mut recorder, offset, 20) {
+            Ok(entry) => entry,
+            // A header that does not parse (an unknown type, a size that overflows, the pack
+            // ending) is damage, as in the entry's data; a failed read is the network's.
+            Err(error) if !recorder.io_failed => {
+                return Err(corrupt(format!(
+                    "the entry header at {offset} is damaged: {error}"
+                )));
+            }
+            Err(error) => {
+                return Err(error).or_raise(|| message!("receiving the entry header at {offset}"));
+            }
+        };
         let size = entry.decompressed_size;
         let (base, id) = match entry.header {
             Header::OfsDelta { base_distance } => {
@@ -323,8 +356,10 @@ fn stream(
     })
 }
 
-/// The second pass: the ids of the deltas. Each base with deltas against it is read (and, if
-/// itself a delta, rebuilt) once; its deltas are applied while it is in hand, depth first.
+/// The second pass: the ids of the deltas, git's way. Every delta hangs below its base: an
+/// offset delta below the entry at its base offset, a delta against an id below whichever entry
+/// turns out to have that id. From each whole object with deltas below it, the tree is walked
+/// depth first, each delta inflated and applied once, with its base in hand.
 fn resolve_deltas(
     entries: &mut [Entry],
     pack: &PackFile,
@@ -338,9 +373,9 @@ fn resolve_deltas(
     let mut resolved_deltas = progress.add_child("resolving deltas".into());
     resolved_deltas.init(Some(deltas), gix::progress::count("deltas"));
 
-    // children[i]: the entries that are deltas against entry i.
+    // children[i]: the offset deltas against entry i; waiting: the deltas against an id.
     let mut children: Vec<Vec<u32>> = vec![Vec::new(); entries.len()];
-    let mut by_id: Vec<u32> = Vec::new();
+    let mut waiting: HashMap<ObjectId, Vec<u32>> = HashMap::new();
     for (index, entry) in entries.iter().enumerate() {
         match entry.base {
             Base::Whole(_) => {}
@@ -355,7 +390,7 @@ fn resolve_deltas(
                     })?;
                 children[base_index].push(index as u32);
             }
-            Base::Id(_) => by_id.push(index as u32),
+            Base::Id(id) => waiting.entry(id).or_default().push(index as u32),
         }
     }
 
@@ -363,60 +398,30 @@ fn resolve_deltas(
         pack,
         inflate: gix::zlib::Inflate::default(),
         cancel,
+        children,
+        waiting,
     };
-    let roots: Vec<u32> = (0..entries.len() as u32)
-        .filter(|&index| {
-            matches!(entries[index as usize].base, Base::Whole(_))
-                && !children[index as usize].is_empty()
-        })
-        .collect();
-    for root in roots {
-        let (kind, data) = walker.object(entries, root, 0)?;
-        walker.apply_below(entries, &children, root, kind, data, &resolved_deltas)?;
+    for root in 0..entries.len() {
+        let (Base::Whole(kind), Some(id)) = (entries[root].base, entries[root].id) else {
+            continue;
+        };
+        let below = walker.below(root, id);
+        if below.is_empty() {
+            continue;
+        }
+        let data = walker.inflated(&entries[root])?;
+        walker.apply_below(entries, kind, data, below, &resolved_deltas)?;
     }
 
-    // Deltas against an id: against an object of this pack whose id is known by now (a pack
-    // written without offset deltas), else the pack is thin, which an empty cache cannot
-    // complete.
-    while !by_id.is_empty() {
-        let mut known: Vec<(ObjectId, u32)> = entries
-            .iter()
-            .enumerate()
-            .filter_map(|(index, entry)| entry.id.map(|id| (id, index as u32)))
-            .collect();
-        known.sort_unstable();
-        let mut progressed = false;
-        let mut waiting = Vec::new();
-        for child in std::mem::take(&mut by_id) {
-            let Base::Id(base_id) = entries[child as usize].base else {
-                continue;
-            };
-            match known.binary_search_by_key(&base_id, |(id, _)| *id) {
-                Ok(found) => {
-                    let base = known[found].1;
-                    let (kind, data) = walker.object(entries, base, 0)?;
-                    let progress = &resolved_deltas;
-                    if let Some(object) =
-                        walker.resolve(entries, child, kind, &data, &children, progress)?
-                    {
-                        walker.apply_below(entries, &children, child, kind, object, progress)?;
-                    }
-                    progressed = true;
-                }
-                Err(_) => waiting.push(child),
-            }
-        }
-        if !progressed {
-            let child = &entries[waiting[0] as usize];
-            let Base::Id(base_id) = child.base else {
-                return Err(corrupt("a delta lost its base".to_owned()));
-            };
-            return Err(corrupt(format!(
-                "the delta at {} is against {base_id}, which is not in the pack (a thin pack into an empty cache)",
-                child.offset
-            )));
-        }
-        by_id = waiting;
+    // What is still waiting is against an object that is not in the pack: a thin pack, which
+    // an empty cache cannot complete.
+    if let Some((base_id, waiting)) = walker.waiting.iter().next() {
+        let offset = waiting
+            .first()
+            .map_or(0, |&child| entries[child as usize].offset);
+        return Err(corrupt(format!(
+            "the delta at {offset} is against {base_id}, which is not in the pack (a thin pack into an empty cache)"
+        )));
     }
     if let Some(entry) = entries.iter().find(|entry| entry.id.is_none()) {
         return Err(corrupt(format!(
@@ -432,37 +437,13 @@ struct Walker<'a> {
     pack: &'a PackFile,
     inflate: gix::zlib::Inflate,
     cancel: &'a AtomicBool,
+    /// The offset deltas against each entry, taken when the entry is resolved.
+    children: Vec<Vec<u32>>,
+    /// The deltas against an id, taken when an entry with that id is resolved.
+    waiting: HashMap<ObjectId, Vec<u32>>,
 }
 
 impl Walker<'_> {
-    /// The object of entry `index`, rebuilt through its delta chain if it is a delta.
-    fn object(
-        &mut self,
-        entries: &[Entry],
-        index: u32,
-        depth: usize,
-    ) -> gix::Result<(Kind, Arc<[u8]>)> {
-        if depth > entries.len() {
-            return Err(corrupt("the pack's deltas form a cycle".to_owned()));
-        }
-        let entry = &entries[index as usize];
-        let data = self.inflated(entry)?;
-        let base = match entry.base {
-            Base::Whole(kind) => return Ok((kind, data.into())),
-            Base::Offset(offset) => entries
-                .binary_search_by_key(&offset, |entry| entry.offset)
-                .map_err(|_| corrupt(format!("no entry starts at {offset}")))?,
-            Base::Id(id) => entries
-                .iter()
-                .position(|entry| entry.id == Some(id))
-                .ok_or_else(|| corrupt(format!("the delta base {id} is not in the pack")))?,
-        };
-        let (kind, base) = self.object(entries, base as u32, depth + 1)?;
-        let data = apply_delta(&base, &data)
-            .map_err(|error| corrupt(format!("the delta at {}: {error}", entry.offset)))?;
-        Ok((kind, data.into()))
-    }
-
     fn inflated(&mut self, entry: &Entry) -> gix::Result<Vec<u8>> {
         let (_, data) = self
             .pack
@@ -471,58 +452,71 @@ impl Walker<'_> {
         Ok(data)
     }
 
-    /// Applies the deltas against entry `parent` (whose object is `data`), and theirs, depth
-    /// first.
+    /// The deltas against entry `index`, whose object has id `id`: each is handed out once.
+    fn below(&mut self, index: usize, id: ObjectId) -> Vec<u32> {
+        let mut below = std::mem::take(&mut self.children[index]);
+        if let Some(by_id) = self.waiting.remove(&id) {
+            below.extend(by_id);
+        }
+        below
+    }
+
+    /// Applies the deltas `below` an object (`data`, of type `kind`), and theirs, depth first,
+    /// one at a time: only the objects on the path down to the delta being applied are held,
+    /// and a base goes as soon as its last delta is applied.
     fn apply_below(
         &mut self,
         entries: &mut [Entry],
-        children: &[Vec<u32>],
-        parent: u32,
         kind: Kind,
-        data: Arc<[u8]>,
+        data: Vec<u8>,
+        below: Vec<u32>,
         progress: &dyn Count,
     ) -> gix::Result<()> {
-        let mut pending = vec![(parent, data)];
-        while let Some((parent, data)) = pending.pop() {
-            for &child in &children[parent as usize] {
-                if let Some(result) =
-                    self.resolve(entries, child, kind, &data, children, progress)?
-                {
-                    pending.push((child, result));
-                }
+        let mut path = vec![(data, below)];
+        while let Some((base, pending)) = path.last_mut() {
+            let Some(child) = pending.pop() else {
+                path.pop();
+                continue;
+            };
+            let (object, id) = self.resolve(entries, child, kind, base, progress)?;
+            let base_done = pending.is_empty();
+            let below = self.below(child as usize, id);
+            if base_done {
+                path.pop();
+            }
+            if !below.is_empty() {
+                path.push((object, below));
             }
         }
         Ok(())
     }
 
-    /// Rebuilds delta `child` from `base` and records its id; returns its object when other
-    /// deltas are against it.
+    /// Rebuilds delta `child` from `base` and records its id; its object and id.
     fn resolve(
         &mut self,
         entries: &mut [Entry],
         child: u32,
         kind: Kind,
         base: &[u8],
-        children: &[Vec<u32>],
         progress: &dyn Count,
-    ) -> gix::Result<Option<Arc<[u8]>>> {
+    ) -> gix::Result<(Vec<u8>, ObjectId)> {
         if self.cancel.load(Ordering::Relaxed) {
             return Err(cancelled());
         }
+        let delta = self.inflated(&entries[child as usize])?;
         let entry = &mut entries[child as usize];
-        let delta = self.inflated(entry)?;
         let object = apply_delta(base, &delta)
             .map_err(|error| corrupt(format!("the delta at {}: {error}", entry.offset)))?;
         let id = gix::objs::compute_hash(gix::hash::Kind::Sha1, kind, &object)
             .or_raise(|| corruption(format!("hashing the object at {}", entry.offset)))?;
         entry.id = Some(id);
         progress.inc();
-        Ok((!children[child as usize].is_empty()).then(|| object.into()))
+        Ok((object, id))
     }
 }
 
 /// The version 2 index of `entries` (all resolved) for the pack whose checksum is `checksum`.
-fn encode_index(entries: &[Entry], checksum: &ObjectId) -> gix::Result<Vec<u8>> {
+pub(crate) fn encode_index(entries: &[Entry], checksum: &ObjectId) -> gix::Result<Vec<u8>> {
     let mut sorted: Vec<(ObjectId, u32, u64)> = Vec::with_capacity(entries.len());
     for entry in entries {
         let id = entry
@@ -585,7 +579,7 @@ fn cancelled() -> gix::Error {
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
-    use super::super::test_repo::{deltified_history, git};
+    use super::super::test_repo::{chain_pack, deltified_history, git, on_small_stack};
     use super::*;
     use std::io::BufReader;
 
@@ -725,6 +719,48 @@ mod tests {
             "{error:#}"
         );
         assert_eq!(std::fs::read_dir(&pack_dir).unwrap().count(), 0);
+    }
+
+    /// A pack whose header declares 100 million objects and then ends is refused without
+    /// reserving room for them first (found by the `index_pack` fuzz target).
+    #[test]
+    fn a_huge_declared_count_reserves_nothing_up_front() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut stream = b"PACK\0\0\0\x02".to_vec();
+        stream.extend_from_slice(&100_000_000u32.to_be_bytes());
+        let error = receive_from(&stream, dir.path(), 4096).unwrap_err();
+        assert!(
+            format!("{error:#}").contains("entry header at 12"),
+            "{error:#}"
+        );
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+
+    /// An entry header of type 0 (or 5, reserved) is damage, like damaged entry data, not an
+    /// I/O failure that would be retried (found by the `index_pack` fuzz target).
+    #[test]
+    fn an_unknown_entry_type_is_corruption() {
+        let dir = tempfile::tempdir().unwrap();
+        for kind in [0u8, 5] {
+            let mut stream = b"PACK\0\0\0\x02\0\0\0\x01".to_vec();
+            stream.push(kind << 4);
+            stream.extend_from_slice(&[0; 20]);
+            let error = receive_from(&stream, dir.path(), 4096).unwrap_err();
+            assert!(error.is_corrupted(), "type {kind}: {error:#}");
+        }
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+
+    /// A long chain of offset deltas with a delta against the id of its last object resolves,
+    /// on a thread with a small stack: nothing recurses per delta.
+    #[test]
+    fn a_long_delta_chain_resolves_on_a_small_stack() {
+        let dir = tempfile::tempdir().unwrap();
+        let pack_dir = dir.path().to_path_buf();
+        let stream = chain_pack(20_000, true);
+        let received =
+            on_small_stack(move || receive_from(&stream, &pack_dir, 1 << 16).map(|r| r.objects));
+        assert_eq!(received.unwrap(), 20_002);
     }
 
     #[test]

@@ -50,6 +50,9 @@ mod remote;
 mod ssh;
 #[cfg(test)]
 mod test_repo;
+#[cfg(feature = "testing")]
+#[doc(hidden)]
+pub mod testing;
 mod tree;
 
 use std::collections::HashMap;

@@ -130,13 +130,41 @@ impl Packs {
         })
     }
 
+    /// Where object `id` is, other than on the delta chain being walked (`chain`): a pack may
+    /// hold an object twice, once as a delta against its other copy (git accepts such packs),
+    /// and the copy [`Self::locate`] finds may be that delta itself.
+    fn locate_outside<I: Iterator<Item = (usize, u64)>>(
+        &self,
+        id: &gix::oid,
+        chain: impl Fn() -> I,
+    ) -> Option<(usize, u64)> {
+        let on_chain = |at: (usize, u64)| chain().any(|c| c == at);
+        let found = self.locate(id)?;
+        if !on_chain(found) {
+            return Some(found);
+        }
+        // Copies of an id are next to each other in an index, sorted by id.
+        self.packs.iter().enumerate().find_map(|(number, pack)| {
+            let index = &pack.index;
+            let hit = index.lookup(id)?;
+            let mut first = hit;
+            while first > 0 && index.oid_at_index(first - 1) == id {
+                first -= 1;
+            }
+            (first..index.num_objects())
+                .take_while(|&i| index.oid_at_index(i) == id)
+                .map(|i| (number, index.pack_offset_at_index(i)))
+                .find(|&at| !on_chain(at))
+        })
+    }
+
     /// The object `id`, decoded: `Ok(None)` when no pack has it.
     pub fn read(&self, id: &gix::oid) -> Result<Option<(Kind, Vec<u8>)>, String> {
         let Some((number, offset)) = self.locate(id) else {
             return Ok(None);
         };
         let mut inflate = self.inflater();
-        let result = self.decode(number, offset, &mut inflate, 0);
+        let result = self.decode(number, offset, &mut inflate);
         self.return_inflater(inflate);
         let (kind, data) = result.map_err(|error| format!("object {id}: {error}"))?;
         Ok(Some((kind, data.into_owned())))
@@ -218,52 +246,68 @@ impl Packs {
     }
 
     /// The object at `offset` of pack `number`, resolving deltas (bases from the cache when
-    /// they are there).
+    /// they are there). The chain is walked down to a whole object or a cached base, keeping
+    /// each delta, then applied upwards: a loop, not recursion, because a damaged or hostile
+    /// pack may chain up to [`MAX_CHAIN`] deltas and a reader thread's stack is small.
     fn decode(
         &self,
         number: usize,
         offset: u64,
         inflate: &mut gix::zlib::Inflate,
-        depth: usize,
     ) -> Result<(Kind, Bytes), String> {
-        if depth > MAX_CHAIN {
-            return Err(format!(
-                "delta chain longer than {MAX_CHAIN} at offset {offset}"
-            ));
-        }
-        let (entry, read, start) = self.packs[number].file.entry_with_data(offset)?;
-        let compressed = &read[start..];
-        let (base_pack, base_offset) = match entry.header {
-            Header::OfsDelta { base_distance } => {
-                let base = Header::verified_base_pack_offset(offset, base_distance)
-                    .ok_or_else(|| format!("delta at {offset} points before the pack"))?;
-                (number, base)
-            }
-            Header::RefDelta { base_id } => self
-                .locate(&base_id)
-                .ok_or_else(|| format!("delta base {base_id} is in no pack"))?,
-            header => {
-                let kind = header
-                    .as_kind()
-                    .ok_or_else(|| format!("entry at {offset} has no object kind"))?;
-                return Ok((
-                    kind,
-                    Bytes::Owned(PackFile::inflate(&entry, compressed, inflate)?),
+        // (pack, offset, inflated delta) from the object asked for down to its base.
+        let mut deltas: Vec<(usize, u64, Vec<u8>)> = Vec::new();
+        let (mut pack, mut at) = (number, offset);
+        let (kind, mut data) = loop {
+            if deltas.len() > MAX_CHAIN {
+                return Err(format!(
+                    "delta chain longer than {MAX_CHAIN} at offset {offset}"
                 ));
             }
-        };
-        let (kind, base) = match self.cached(base_pack, base_offset) {
-            Some(hit) => hit,
-            None => {
-                let (kind, base) = self.decode(base_pack, base_offset, inflate, depth + 1)?;
-                let base: Arc<[u8]> = base.into_shared();
-                self.keep(base_pack, base_offset, kind, &base);
-                (kind, Bytes::Shared(base))
+            let (entry, read, start) = self.packs[pack].file.entry_with_data(at)?;
+            let compressed = &read[start..];
+            let base = match entry.header {
+                Header::OfsDelta { base_distance } => {
+                    let base = Header::verified_base_pack_offset(at, base_distance)
+                        .ok_or_else(|| format!("delta at {at} points before the pack"))?;
+                    (pack, base)
+                }
+                Header::RefDelta { base_id } => {
+                    let chain = || deltas.iter().map(|(p, o, _)| (*p, *o)).chain([(pack, at)]);
+                    self.locate_outside(&base_id, chain)
+                        .ok_or_else(|| format!("delta base {base_id} is in no pack"))?
+                }
+                header => {
+                    let kind = header
+                        .as_kind()
+                        .ok_or_else(|| format!("entry at {at} has no object kind"))?;
+                    let whole = PackFile::inflate(&entry, compressed, inflate)?;
+                    if deltas.is_empty() {
+                        return Ok((kind, Bytes::Owned(whole)));
+                    }
+                    let whole: Arc<[u8]> = whole.into();
+                    self.keep(pack, at, kind, &whole);
+                    break (kind, Bytes::Shared(whole));
+                }
+            };
+            deltas.push((pack, at, PackFile::inflate(&entry, compressed, inflate)?));
+            if let Some(hit) = self.cached(base.0, base.1) {
+                break hit;
             }
+            (pack, at) = base;
         };
-        let delta = PackFile::inflate(&entry, compressed, inflate)?;
-        drop(read);
-        Ok((kind, Bytes::Owned(apply_delta(&base, &delta)?)))
+        while let Some((pack, at, delta)) = deltas.pop() {
+            let object = apply_delta(&data, &delta)?;
+            data = if deltas.is_empty() {
+                Bytes::Owned(object)
+            } else {
+                // The base of the next delta up: kept for its siblings.
+                let object: Arc<[u8]> = object.into();
+                self.keep(pack, at, kind, &object);
+                Bytes::Shared(object)
+            };
+        }
+        Ok((kind, data))
     }
 
     fn cached(&self, pack: usize, offset: u64) -> Option<(Kind, Bytes)> {
@@ -643,36 +687,66 @@ fn varint(data: &[u8]) -> Option<(u64, usize)> {
 }
 
 /// Applies a git delta (base size, result size, then copy and insert instructions) to `base`.
+///
+/// A first pass checks every instruction and adds up what they yield, so that the result is
+/// allocated once, at its true size: a size declared by the pack never decides an allocation
+/// on its own (a few bytes of delta could otherwise ask for gigabytes).
 pub(crate) fn apply_delta(base: &[u8], delta: &[u8]) -> Result<Vec<u8>, String> {
-    let corrupt = |what: &str| format!("corrupt delta: {what}");
-    let (base_size, used) = varint(delta).ok_or_else(|| corrupt("base size"))?;
-    let mut rest = &delta[used..];
-    let (result_size, used) = varint(rest).ok_or_else(|| corrupt("result size"))?;
-    rest = &rest[used..];
+    let (base_size, used) = varint(delta).ok_or_else(|| corrupt_delta("base size"))?;
+    let mut instructions = &delta[used..];
+    let (result_size, used) = varint(instructions).ok_or_else(|| corrupt_delta("result size"))?;
+    instructions = &instructions[used..];
     if base_size != base.len() as u64 {
-        return Err(corrupt(&format!(
+        return Err(corrupt_delta(&format!(
             "it expects a base of {base_size} bytes, the base has {}",
             base.len()
         )));
     }
-    // Each instruction yields at most 64 KiB (a copy) from at least one byte: a declared size
-    // beyond that is a lie, and must not be allocated.
-    let reachable = (rest.len() as u64).saturating_mul(0x10000);
-    if result_size > MAX_OBJECT_BYTES || result_size > reachable {
-        return Err(corrupt("result too large"));
+    if result_size > MAX_OBJECT_BYTES {
+        return Err(corrupt_delta("result too large"));
     }
-    let result_size = result_size as usize;
-    let mut out = Vec::with_capacity(result_size);
+    let mut yielded = 0u64;
+    delta_pieces(base, instructions, |piece| {
+        yielded += piece.len() as u64;
+        if yielded > result_size {
+            return Err(corrupt_delta("result larger than declared"));
+        }
+        Ok(())
+    })?;
+    if yielded != result_size {
+        return Err(corrupt_delta("result smaller than declared"));
+    }
+    let mut out = Vec::with_capacity(usize::try_from(result_size).unwrap_or(0));
+    delta_pieces(base, instructions, |piece| {
+        out.extend_from_slice(piece);
+        Ok(())
+    })?;
+    Ok(out)
+}
+
+fn corrupt_delta(what: &str) -> String {
+    format!("corrupt delta: {what}")
+}
+
+/// Hands each piece of the result the delta's `instructions` describe (a slice of `base` or of
+/// the instructions) to `sink`, in order.
+fn delta_pieces<'a>(
+    base: &'a [u8],
+    instructions: &'a [u8],
+    mut sink: impl FnMut(&'a [u8]) -> Result<(), String>,
+) -> Result<(), String> {
     let mut i = 0;
-    while i < rest.len() {
-        let command = rest[i];
+    while i < instructions.len() {
+        let command = instructions[i];
         i += 1;
         if command & 0x80 != 0 {
             let mut field = |bit: u8, shift: u32| -> Result<usize, String> {
                 if command & bit == 0 {
                     return Ok(0);
                 }
-                let byte = *rest.get(i).ok_or_else(|| corrupt("truncated copy"))?;
+                let byte = *instructions
+                    .get(i)
+                    .ok_or_else(|| corrupt_delta("truncated copy"))?;
                 i += 1;
                 Ok(usize::from(byte) << shift)
             };
@@ -684,26 +758,20 @@ pub(crate) fn apply_delta(base: &[u8], delta: &[u8]) -> Result<Vec<u8>, String> 
             let copied = offset
                 .checked_add(size)
                 .and_then(|end| base.get(offset..end))
-                .ok_or_else(|| corrupt("copy outside the base"))?;
-            out.extend_from_slice(copied);
+                .ok_or_else(|| corrupt_delta("copy outside the base"))?;
+            sink(copied)?;
         } else if command != 0 {
             let size = usize::from(command);
-            let inserted = rest
+            let inserted = instructions
                 .get(i..i + size)
-                .ok_or_else(|| corrupt("truncated insert"))?;
-            out.extend_from_slice(inserted);
+                .ok_or_else(|| corrupt_delta("truncated insert"))?;
+            sink(inserted)?;
             i += size;
         } else {
-            return Err(corrupt("reserved instruction 0"));
-        }
-        if out.len() > result_size {
-            return Err(corrupt("result larger than declared"));
+            return Err(corrupt_delta("reserved instruction 0"));
         }
     }
-    if out.len() != result_size {
-        return Err(corrupt("result smaller than declared"));
-    }
-    Ok(out)
+    Ok(())
 }
 
 /// An object's bytes: owned, or shared with the base cache.
@@ -727,13 +795,6 @@ impl Bytes {
         match self {
             Bytes::Owned(data) => data,
             Bytes::Shared(data) => data.to_vec(),
-        }
-    }
-
-    fn into_shared(self) -> Arc<[u8]> {
-        match self {
-            Bytes::Owned(data) => data.into(),
-            Bytes::Shared(data) => data,
         }
     }
 }
@@ -788,14 +849,107 @@ mod tests {
         assert!(apply_delta(base, &[12, 5, 0x91, 10, 5]).is_err());
         assert!(apply_delta(base, &[12, 5, 1, b'x']).is_err());
         assert!(apply_delta(base, &[12, 1, 0]).is_err());
-        // a declared result of 1 GiB from one instruction is refused before any allocation
+        // a declared result of 1 GiB from one instruction is found out before any allocation
         let huge = [12, 0x80, 0x80, 0x80, 0x80, 0x04, 0x91, 0, 5];
         assert_eq!(
             apply_delta(base, &huge).unwrap_err(),
-            "corrupt delta: result too large"
+            "corrupt delta: result smaller than declared"
         );
         assert!(varint(&[0x80, 0x80]).is_none());
         assert_eq!(varint(&[0x91, 0x01]), Some((145, 2)));
+    }
+
+    /// A copy may take up to 16 MiB in one instruction of four bytes (git writes at most
+    /// 64 KiB, other writers more): a 1 MiB result from a five-byte delta body is no lie (the
+    /// `pack_read` fuzz target found it refused as "result too large").
+    #[test]
+    fn one_copy_may_take_megabytes() {
+        let base: Vec<u8> = (0..1u32 << 20).map(|i| (i % 251) as u8).collect();
+        // base 1 MiB, result 1 MiB: copy offset 0, size 0x100000 (only the high size byte)
+        let delta = [0x80, 0x80, 0x40, 0x80, 0x80, 0x40, 0xc0, 0x10];
+        assert_eq!(apply_delta(&base, &delta).unwrap(), base);
+        // and a 2 MiB result from two such copies
+        let delta = [
+            0x80, 0x80, 0x40, 0x80, 0x80, 0x80, 0x01, 0xc0, 0x10, 0xc0, 0x10,
+        ];
+        assert_eq!(
+            apply_delta(&base, &delta).unwrap(),
+            [&base[..], &base[..]].concat()
+        );
+    }
+
+    /// A pack holding an object twice, whole and as a delta against its own id, reads: the
+    /// delta's base is the other copy, not the delta itself (found by the `pack_read` and
+    /// `index_pack` fuzz targets as an endless chain).
+    #[test]
+    fn a_delta_against_its_own_id_takes_the_other_copy() {
+        let dir = tempfile::tempdir().unwrap();
+        let git_dir = dir.path().to_path_buf();
+        let pack_dir = git_dir.join("objects").join("pack");
+        std::fs::create_dir_all(&pack_dir).unwrap();
+        let id = gix::objs::compute_hash(gix::hash::Kind::Sha1, Kind::Blob, b"same").unwrap();
+        let mut stream = b"PACK\0\0\0\x02\0\0\0\x02".to_vec();
+        stream.push((3 << 4) | 4);
+        stream.extend_from_slice(&super::super::test_repo::deflated(b"same"));
+        // base 4, result 4, copy 0..4
+        stream.push((7 << 4) | 4);
+        stream.extend_from_slice(id.as_bytes());
+        stream.extend_from_slice(&super::super::test_repo::deflated(&[4, 4, 0x90, 4]));
+        let mut hasher = gix::hash::hasher(gix::hash::Kind::Sha1);
+        hasher.update(&stream);
+        stream.extend_from_slice(hasher.try_finalize().unwrap().as_bytes());
+        let mut input = std::io::BufReader::new(stream.as_slice());
+        super::super::index_pack::receive(
+            &mut input,
+            &pack_dir,
+            &mut gix::progress::Discard,
+            &std::sync::atomic::AtomicBool::new(false),
+        )
+        .unwrap();
+        let packs = Packs::open(&git_dir).unwrap();
+        let pack = &packs.packs[0];
+        assert_eq!(pack.index.num_objects(), 2);
+        // Whichever copy a lookup finds, both read.
+        for i in 0..2 {
+            let offset = pack.index.pack_offset_at_index(i);
+            let (kind, data) = packs.decode(0, offset, &mut Default::default()).unwrap();
+            assert_eq!(
+                (kind, &*data),
+                (Kind::Blob, &b"same"[..]),
+                "copy at {offset}"
+            );
+        }
+        assert_eq!(
+            packs.read(&id).unwrap(),
+            Some((Kind::Blob, b"same".to_vec()))
+        );
+    }
+
+    /// The end of a chain of 9,000 offset deltas reads on a thread with a small stack: the
+    /// chain is walked in a loop, not by recursion.
+    #[test]
+    fn a_long_delta_chain_reads_on_a_small_stack() {
+        let dir = tempfile::tempdir().unwrap();
+        let git_dir = dir.path().to_path_buf();
+        let pack_dir = git_dir.join("objects").join("pack");
+        std::fs::create_dir_all(&pack_dir).unwrap();
+        let stream = super::super::test_repo::chain_pack(9_000, false);
+        let mut input = std::io::BufReader::new(stream.as_slice());
+        super::super::index_pack::receive(
+            &mut input,
+            &pack_dir,
+            &mut gix::progress::Discard,
+            &std::sync::atomic::AtomicBool::new(false),
+        )
+        .unwrap();
+        let last = gix::objs::compute_hash(gix::hash::Kind::Sha1, Kind::Blob, b"00009000").unwrap();
+        let read = super::super::test_repo::on_small_stack(move || {
+            let packs = Packs::open(&git_dir).unwrap();
+            let read = packs.read(&last).unwrap();
+            let size = packs.size(&last).unwrap();
+            (read, size)
+        });
+        assert_eq!(read, (Some((Kind::Blob, b"00009000".to_vec())), Some(8)));
     }
 
     /// Every object of a real, deltified pack reads back as gix reads it, and sizes match.
