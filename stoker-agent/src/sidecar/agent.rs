@@ -17,12 +17,12 @@ use stoker_core::error::chain;
 use stoker_core::profile::DesignerSessionPolicy;
 use stoker_k8s::crd::SyncStatus;
 use stoker_k8s::gateway_status::SyncResult;
-use stoker_sync::pipeline::{Pipeline, SyncJob};
+use stoker_sync::pipeline::{CheckFailure, Outcome, Pipeline, SyncJob};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::sidecar::config::SidecarConfig;
-use crate::sidecar::gateway::{GatewayCache, GatewayOptions, ScanRecorder};
+use crate::sidecar::gateway::{GatewayCache, GatewayOptions, recorded_rescan, scan_now};
 use crate::sidecar::metrics::{AgentMetrics, ErrorReason, SkipReason};
 use crate::sidecar::plan::{Attempt, Desired, Inputs, Observed, Plan, plan};
 use crate::sidecar::report::StatusReporter;
@@ -464,17 +464,14 @@ impl Agent {
             .clone()
             .map(|commit| (desired.reference.clone(), commit));
         let source = PinnedSource::new(git, pinned, self.metrics.clone());
-        let recorder = up.then(|| {
-            Arc::new(ScanRecorder::new(
-                gateway,
-                self.metrics.clone(),
-                desired.profile.designer_session_policy,
-            ))
-        });
         let mut pipeline = Pipeline::new(Arc::new(source));
         pipeline.designer_wait = self.config.designer_wait;
-        if let Some(recorder) = &recorder {
-            pipeline = pipeline.with_gateway(recorder.clone());
+        if up {
+            let metrics = self.metrics.clone();
+            pipeline = pipeline
+                .with_gateway(Arc::new(gateway.clone()))
+                .with_check_failure(CheckFailure::SyncUnderProceed)
+                .on_designer_sessions(move |open| metrics.designer_sessions(open.len()));
         }
         let outcome = pipeline
             .run(SyncJob {
@@ -485,8 +482,8 @@ impl Agent {
                 dry_run: desired.dry_run,
             })
             .await;
-        let report = match outcome {
-            Ok(report) => report,
+        let Outcome { report, rescan, .. } = match outcome {
+            Ok(outcome) => outcome,
             Err(error) => {
                 if let stoker_sync::Error::DesignerSessionsOpen { sessions, .. } = &error {
                     self.blocked = Some(Blocked {
@@ -549,13 +546,10 @@ impl Agent {
         if report.changed() > 0 && !up {
             self.scan_pending = true;
         }
-        let mut scan = recorder.as_ref().and_then(|r| r.take().scan);
+        let mut scan = recorded_rescan(&self.metrics, rescan);
         let post_commissioning = !self.commissioned;
-        if let Some(recorder) = &recorder
-            && scan.is_none()
-            && (self.scan_pending || !self.commissioned)
-        {
-            scan = Some(recorder.scan().await);
+        if up && scan.is_none() && (self.scan_pending || !self.commissioned) {
+            scan = Some(scan_now(&gateway, &self.metrics).await);
         }
         let mut scan_text = None;
         match scan {
@@ -846,7 +840,8 @@ mod tests {
     fn designer_refusals_are_classified() {
         let error = stoker_sync::Error::DesignerSessionsOpen {
             sessions: vec!["alice".into()],
-            policy: "fail",
+            policy: DesignerSessionPolicy::Fail,
+            gave_up: None,
         };
         assert_eq!(classify(&error), ErrorReason::DesignerSessions);
     }
