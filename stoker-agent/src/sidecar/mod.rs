@@ -28,6 +28,7 @@ pub mod metrics;
 pub mod plan;
 pub mod report;
 pub mod source;
+pub mod state;
 pub mod watch;
 
 use std::process::ExitCode;
