@@ -173,6 +173,7 @@ impl Agent {
             if let Observed::Present(pod) = &inputs.pod {
                 let gateway = self
                     .config
+                    .agent
                     .gateway_name
                     .clone()
                     .unwrap_or_else(|| pod.gateway_name.clone());
@@ -181,7 +182,7 @@ impl Agent {
             }
 
             let mut wake: Option<Instant> = None;
-            match plan(&self.config, &inputs) {
+            match plan(&self.config.agent, &inputs) {
                 Plan::Sync(desired) => {
                     if self.is_due(&desired).await {
                         let mut shutdown = self.shutdown.clone();
@@ -468,7 +469,7 @@ impl Agent {
                     auth: desired.auth.clone(),
                 },
                 &self.config.repo_path,
-                self.config.git.ca_file.as_deref(),
+                self.config.agent.git.ca_file.as_deref(),
             )
             .map_err(|error| Failure::new(ErrorReason::Git, chain(&error)))?;
         let pinned = desired
