@@ -12,9 +12,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use stoker_core::Health;
 use stoker_core::error::chain;
+use stoker_core::ignition::IgnitionGateway;
 use stoker_core::profile::DesignerSessionPolicy;
+use stoker_core::{Health, SyncReport};
 use stoker_k8s::crd::SyncStatus;
 use stoker_k8s::gateway_status::SyncResult;
 use stoker_sync::pipeline::{CheckFailure, Outcome, Pipeline, SyncJob};
@@ -431,17 +432,8 @@ impl Agent {
         }
     }
 
-    /// The sync proper; an `Err` is a failure to report with its reason.
-    async fn sync_inner(
-        &mut self,
-        desired: &Desired,
-        started: std::time::Instant,
-        changed_plan: bool,
-    ) -> Result<Ended, Failure> {
-        let gateway = self
-            .gateways
-            .get(&desired.gateway_url, &self.gateway_options)
-            .map_err(|error| Failure::new(ErrorReason::Config, chain(&error)))?;
+    /// Whether the gateway answers (never asked in a dry run); one that does not is polled.
+    async fn gateway_up(&mut self, desired: &Desired, gateway: &IgnitionGateway) -> bool {
         // In a dry run the gateway is never asked anything.
         let up = !desired.dry_run
             && match gateway.liveness().await {
@@ -460,7 +452,16 @@ impl Agent {
             };
         self.gateway
             .checked((!desired.dry_run).then_some(up), Instant::now());
+        up
+    }
 
+    /// Runs the engine's pipeline for `desired`; with the gateway when it is `up`.
+    async fn run_pipeline(
+        &mut self,
+        desired: &Desired,
+        gateway: &IgnitionGateway,
+        up: bool,
+    ) -> Result<Outcome, Failure> {
         let git = self
             .sources
             .get(
@@ -486,7 +487,7 @@ impl Agent {
                 .with_check_failure(CheckFailure::SyncUnderProceed)
                 .on_designer_sessions(move |open| metrics.designer_sessions(open.len()));
         }
-        let outcome = pipeline
+        pipeline
             .run(SyncJob {
                 reference: desired.reference.clone(),
                 profile: desired.profile.clone(),
@@ -494,8 +495,24 @@ impl Agent {
                 live: self.config.data_path.clone(),
                 dry_run: desired.dry_run,
             })
-            .await;
-        let Outcome { report, rescan, .. } = outcome.map_err(|error| Failure::of(&error))?;
+            .await
+            .map_err(|error| Failure::of(&error))
+    }
+
+    /// The sync proper; an `Err` is a failure to report with its reason.
+    async fn sync_inner(
+        &mut self,
+        desired: &Desired,
+        started: std::time::Instant,
+        changed_plan: bool,
+    ) -> Result<Ended, Failure> {
+        let gateway = self
+            .gateways
+            .get(&desired.gateway_url, &self.gateway_options)
+            .map_err(|error| Failure::new(ErrorReason::Config, chain(&error)))?;
+        let up = self.gateway_up(desired, &gateway).await;
+        let outcome = self.run_pipeline(desired, &gateway, up).await;
+        let Outcome { report, rescan, .. } = outcome?;
 
         let (added, modified, deleted) = (
             report.added.len() as u64,
@@ -523,25 +540,8 @@ impl Agent {
         };
 
         if report.dry_run {
-            result.status = SyncStatus::Pending;
-            result.message = Some(format!(
-                "dry run (dryRun: true) at {}: would change {}; nothing written",
-                short(&commit),
-                counts
-            ));
-            self.metrics
-                .sync_succeeded(&desired.profile.name, started.elapsed(), 0, 0, 0);
-            let changed = report.changed() > 0;
-            if self.status.record(result, None, None) && changed {
-                let note = format!(
-                    "dry run of {} at {}: would change {counts}",
-                    desired.reference,
-                    short(&commit)
-                );
-                self.status
-                    .event(false, reasons::DRY_RUN_COMPLETED, note)
-                    .await;
-            }
+            self.record_dry_run(desired, &report, result, &counts, started)
+                .await;
             return Ok(Ended::Ok);
         }
 
@@ -568,29 +568,8 @@ impl Agent {
                 }
             }
             Some(Err(error)) => {
-                self.gateway.rescan_failed();
-                let error = chain(&error);
-                let message = format!(
-                    "files synced at {} ({counts}), but the gateway rescan failed: {error}",
-                    short(&commit)
-                );
-                result.status = SyncStatus::Error;
-                result.message = Some(message.clone());
-                let profile = &desired.profile.name;
-                self.metrics
-                    .files_changed(profile, added, modified, deleted);
-                self.metrics
-                    .sync_failed(profile, started.elapsed(), ErrorReason::GatewayScan);
-                tracing::warn!(%error, "sync applied, rescan failed");
-                if self.status.record(
-                    result,
-                    Some(report.projects.clone()),
-                    Some(format!("failed: {error}")),
-                ) {
-                    self.status.event(true, reasons::SYNC_FAILED, message).await;
-                }
-                // The files are in place: the gateway may start.
-                self.mark_started(Progress::Fetched);
+                self.record_rescan_failure(desired, &report, result, &counts, &error, started)
+                    .await;
                 return Ok(Ended::Failed);
             }
             None => {}
@@ -637,6 +616,77 @@ impl Agent {
                 .await;
         }
         Ok(Ended::Ok)
+    }
+
+    /// Records a dry run: `Pending`, with what it would change.
+    async fn record_dry_run(
+        &mut self,
+        desired: &Desired,
+        report: &SyncReport,
+        mut result: SyncResult,
+        counts: &str,
+        started: std::time::Instant,
+    ) {
+        let commit = &report.revision.id;
+        result.status = SyncStatus::Pending;
+        result.message = Some(format!(
+            "dry run (dryRun: true) at {}: would change {}; nothing written",
+            short(commit),
+            counts
+        ));
+        self.metrics
+            .sync_succeeded(&desired.profile.name, started.elapsed(), 0, 0, 0);
+        let changed = report.changed() > 0;
+        if self.status.record(result, None, None) && changed {
+            let note = format!(
+                "dry run of {} at {}: would change {counts}",
+                desired.reference,
+                short(commit)
+            );
+            self.status
+                .event(false, reasons::DRY_RUN_COMPLETED, note)
+                .await;
+        }
+    }
+
+    /// Records files that landed but were not rescanned: `Error`, with the reason; the agent
+    /// is started all the same (the files are in place: the gateway may start).
+    async fn record_rescan_failure(
+        &mut self,
+        desired: &Desired,
+        report: &SyncReport,
+        mut result: SyncResult,
+        counts: &str,
+        error: &stoker_core::Error,
+        started: std::time::Instant,
+    ) {
+        self.gateway.rescan_failed();
+        let error = chain(error);
+        let message = format!(
+            "files synced at {} ({counts}), but the gateway rescan failed: {error}",
+            short(&report.revision.id)
+        );
+        let (added, modified, deleted) = (
+            result.files_added,
+            result.files_modified,
+            result.files_deleted,
+        );
+        result.status = SyncStatus::Error;
+        result.message = Some(message.clone());
+        let profile = &desired.profile.name;
+        self.metrics
+            .files_changed(profile, added, modified, deleted);
+        self.metrics
+            .sync_failed(profile, started.elapsed(), ErrorReason::GatewayScan);
+        tracing::warn!(%error, "sync applied, rescan failed");
+        if self.status.record(
+            result,
+            Some(report.projects.clone()),
+            Some(format!("failed: {error}")),
+        ) {
+            self.status.event(true, reasons::SYNC_FAILED, message).await;
+        }
+        self.mark_started(Progress::Fetched);
     }
 
     async fn fail(&mut self, desired: &Desired, failure: Failure, took: Duration) {
