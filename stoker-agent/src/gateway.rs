@@ -1,12 +1,9 @@
-//! The Ignition gateway for `stoker-agent sync --gateway-url`: what the sync asked of it, kept
+//! The Ignition gateway for `stoker-agent sync --gateway-url`, and what the sync asked of it,
 //! for the output.
 
-use std::sync::{Mutex, PoisonError};
-
-use async_trait::async_trait;
 use serde::Serialize;
 use stoker_core::ignition::{IgnitionConfig, IgnitionGateway, ScanOutcome};
-use stoker_core::{Gateway, GatewayErrorKind, Health, PreSyncCheck, SyncReport};
+use stoker_sync::pipeline::{DesignerCheck, Outcome, Rescan};
 
 use crate::cli::SyncArgs;
 
@@ -48,144 +45,30 @@ pub struct GatewayOutcome {
     pub rescan_owed: bool,
 }
 
-/// Wraps the Ignition client for the pipeline: records the Designer sessions seen and the
-/// rescan's outcome. A failed rescan is recorded, not returned, so that the pipeline still
-/// hands back the report of the files it wrote; [`Recorder::take_scan_error`] gives it back.
-pub struct Recorder {
-    inner: IgnitionGateway,
-    outcome: Mutex<GatewayOutcome>,
-    scan_error: Mutex<Option<stoker_core::Error>>,
-}
-
-impl Recorder {
-    /// Records what `inner` is asked.
-    pub fn new(inner: IgnitionGateway) -> Self {
-        let outcome = GatewayOutcome {
-            url: inner.url().to_owned(),
+impl GatewayOutcome {
+    /// What the pipeline's [`Outcome`] says the gateway at `url` answered.
+    pub fn new(url: &str, outcome: &Outcome) -> Self {
+        let mut gateway = GatewayOutcome {
+            url: url.to_owned(),
+            rescan_owed: outcome.rescan_owed(),
             ..GatewayOutcome::default()
         };
-        Recorder {
-            inner,
-            outcome: Mutex::new(outcome),
-            scan_error: Mutex::new(None),
-        }
-    }
-
-    /// What was recorded so far.
-    pub fn outcome(&self) -> GatewayOutcome {
-        self.outcome
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
-    }
-
-    /// The rescan's error, if it failed (once).
-    pub fn take_scan_error(&self) -> Option<stoker_core::Error> {
-        self.scan_error
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take()
-    }
-
-    fn update(&self, change: impl FnOnce(&mut GatewayOutcome)) {
-        change(&mut self.outcome.lock().unwrap_or_else(PoisonError::into_inner));
-    }
-}
-
-#[async_trait]
-impl Gateway for Recorder {
-    async fn pre_sync(&self) -> stoker_core::Result<PreSyncCheck> {
-        let check = match self.inner.pre_sync().await {
-            Ok(check) => check,
-            // No gateway running means no Designer connected to it either: sync the files
-            // (it reads them when it starts), owe the rescan.
-            Err(error) if is_down(&error) => {
-                let why = stoker_core::error::chain(&error);
-                tracing::warn!(error = %why, url = %self.inner.url(), "the gateway is not answering: syncing the files only");
-                self.update(|o| o.unreachable = Some(why));
-                return Ok(PreSyncCheck::default());
+        match &outcome.designers {
+            DesignerCheck::Answered(sessions) => {
+                gateway.designer_sessions = Some(sessions.clone());
             }
-            Err(error) => return Err(error),
-        };
-        self.update(|o| o.designer_sessions = Some(check.designer_sessions.clone()));
-        Ok(check)
-    }
-
-    async fn post_sync(&self, report: &SyncReport) -> stoker_core::Result<()> {
-        if self.outcome().unreachable.is_some() {
-            tracing::debug!(
-                changed = report.changed(),
-                "the gateway was down before the sync: not asking it to rescan"
-            );
-            self.update(|o| o.rescan_owed = true);
-            return Ok(());
-        }
-        tracing::debug!(changed = report.changed(), "asking the gateway to rescan");
-        match self.inner.scan().await {
-            Ok(scan) => self.update(|o| o.scan = Some(scan)),
-            Err(error) => {
-                self.update(|o| {
-                    o.scan_error = Some(stoker_core::error::chain(&error));
-                    o.rescan_owed = true;
-                });
-                *self
-                    .scan_error
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner) = Some(error);
+            DesignerCheck::Down(error) => {
+                gateway.unreachable = Some(stoker_core::error::chain(error));
             }
+            DesignerCheck::NotAsked | DesignerCheck::Failed(_) => {}
         }
-        Ok(())
-    }
-
-    async fn health(&self) -> stoker_core::Result<Health> {
-        self.inner.health().await
-    }
-}
-
-/// Whether a failed Designer-session check means the gateway is not running (yet): nothing
-/// answered, or it answered 503 (starting, commissioning). Decided on the error's kind and
-/// status, not its text.
-pub fn is_down(error: &stoker_core::Error) -> bool {
-    matches!(
-        error,
-        stoker_core::Error::Gateway {
-            kind: GatewayErrorKind::Unreachable,
-            ..
-        } | stoker_core::Error::Gateway {
-            status: Some(503),
-            ..
+        match &outcome.rescan {
+            Rescan::Done { scan, .. } => gateway.scan = Some(scan.clone()),
+            Rescan::Failed { error, .. } => {
+                gateway.scan_error = Some(stoker_core::error::chain(error));
+            }
+            Rescan::NotAsked | Rescan::Owed => {}
         }
-    )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn gateway_error(kind: GatewayErrorKind, status: Option<u16>) -> stoker_core::Error {
-        stoker_core::Error::Gateway {
-            method: "GET",
-            url: "http://127.0.0.1:1/data/api/v1/designers".into(),
-            status,
-            kind,
-            message: "test".into(),
-            source: None,
-        }
-    }
-
-    #[test]
-    fn only_no_answer_or_503_counts_as_down() {
-        assert!(is_down(&gateway_error(GatewayErrorKind::Unreachable, None)));
-        assert!(is_down(&gateway_error(GatewayErrorKind::Status, Some(503))));
-        assert!(!is_down(&gateway_error(
-            GatewayErrorKind::Status,
-            Some(500)
-        )));
-        assert!(!is_down(&gateway_error(GatewayErrorKind::Auth, Some(401))));
-        assert!(!is_down(&gateway_error(
-            GatewayErrorKind::Certificate,
-            None
-        )));
-        assert!(!is_down(&stoker_core::Error::template("t", "m")));
+        gateway
     }
 }

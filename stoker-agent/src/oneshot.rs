@@ -13,11 +13,11 @@ use stoker_core::spec::GatewaySyncDocument;
 use stoker_core::git::{GitAuth, GitSource, GitSourceConfig, RetryPolicy};
 use stoker_core::{GitErrorKind, LocalSource, Source, TemplateContext};
 use stoker_sync::lock::LiveLock;
-use stoker_sync::pipeline::{Pipeline, SyncJob};
+use stoker_sync::pipeline::{CheckFailure, Outcome, Pipeline, SyncJob};
 use stoker_sync::{ApplyOptions, MergeStrategy, PlanOptions};
 
 use crate::cli::{OutputFormat, SyncArgs};
-use crate::gateway::Recorder;
+use crate::gateway::GatewayOutcome;
 use crate::output;
 
 /// Reads a GatewaySync manifest; errors name the file.
@@ -124,9 +124,13 @@ pub async fn sync(args: SyncArgs) -> anyhow::Result<ExitCode> {
         full_drift_check: args.full_drift_check,
     });
     let mut pipeline = Pipeline::new(source).with_strategy(strategy);
-    let recorder = crate::gateway::from_args(&args)?.map(|g| Arc::new(Recorder::new(g)));
-    if let Some(recorder) = &recorder {
-        pipeline = pipeline.with_gateway(recorder.clone());
+    let gateway = crate::gateway::from_args(&args)?;
+    let url = gateway.as_ref().map(|gateway| gateway.url().to_owned());
+    if let Some(gateway) = gateway {
+        // No Designer can be connected to a gateway that is not running: sync its files.
+        pipeline = pipeline
+            .with_gateway(Arc::new(gateway))
+            .with_check_failure(CheckFailure::SyncWhenDown);
     }
     let job = SyncJob {
         reference,
@@ -135,29 +139,28 @@ pub async fn sync(args: SyncArgs) -> anyhow::Result<ExitCode> {
         live: args.dest.clone(),
         dry_run,
     };
-    let report = run_waiting_for_lock(&pipeline, job, args.wait.map(Duration::from_secs))
+    let outcome = run_waiting_for_lock(&pipeline, job, args.wait.map(Duration::from_secs))
         .await
         .map_err(|error| hint(error, &args))?;
+    let report = &outcome.report;
 
-    let gateway = recorder.as_ref().map(|r| r.outcome());
+    let gateway = url.map(|url| GatewayOutcome::new(&url, &outcome));
     // Buffered: stdout is line-buffered, and a report of a few hundred changes would otherwise
     // cost a write(2) per line.
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     match args.output {
         OutputFormat::Text => {
-            output::write_text(&mut out, &report, &args.dest, args.source.as_deref())?;
+            output::write_text(&mut out, report, &args.dest, args.source.as_deref())?;
             if let Some(gateway) = &gateway {
-                output::write_gateway_text(&mut out, gateway, &report)?;
+                output::write_gateway_text(&mut out, gateway, report)?;
             }
         }
-        OutputFormat::Json => output::write_json(&mut out, &report, gateway.as_ref())?,
+        OutputFormat::Json => output::write_json(&mut out, report, gateway.as_ref())?,
     }
     std::io::Write::flush(&mut out)?;
     drop(out);
     // The files are synced and reported; a rescan that is owed has its own exit status.
-    if let Some(recorder) = &recorder
-        && let Some(message) = rescan_owed_message(&recorder.outcome(), recorder.take_scan_error())
-    {
+    if let Some(message) = gateway.as_ref().and_then(rescan_owed_message) {
         eprintln!("error: {}", output::escape(&message));
         return Ok(crate::exit::code(crate::exit::RESCAN_OWED));
     }
@@ -175,7 +178,7 @@ pub async fn run_waiting_for_lock(
     pipeline: &Pipeline,
     job: SyncJob,
     wait: Option<Duration>,
-) -> stoker_sync::Result<stoker_core::SyncReport> {
+) -> stoker_sync::Result<Outcome> {
     let deadline = wait.map(|wait| Instant::now() + wait);
     loop {
         if let Some(deadline) = deadline {
@@ -217,18 +220,12 @@ async fn wait_for_free_lock(live: &Path, deadline: Instant) {
 
 /// The one line saying why the files were synced but the gateway did not rescan them, when it
 /// did not (exit status [`RESCAN_OWED`](crate::exit::RESCAN_OWED)).
-pub fn rescan_owed_message(
-    outcome: &crate::gateway::GatewayOutcome,
-    scan_error: Option<stoker_core::Error>,
-) -> Option<String> {
+pub fn rescan_owed_message(outcome: &GatewayOutcome) -> Option<String> {
     if !outcome.rescan_owed {
         return None;
     }
-    let why = match (scan_error, &outcome.unreachable) {
-        (Some(error), _) => format!(
-            "the gateway did not rescan them: {}",
-            stoker_core::error::chain(&error)
-        ),
+    let why = match (&outcome.scan_error, &outcome.unreachable) {
+        (Some(error), _) => format!("the gateway did not rescan them: {error}"),
         (None, Some(unreachable)) => format!(
             "the gateway is not answering, so it was not asked to rescan them: {unreachable}"
         ),
@@ -527,11 +524,11 @@ mod tests {
     #[test]
     fn a_rescan_is_owed_only_when_the_outcome_says_so() {
         let mut outcome = crate::gateway::GatewayOutcome::default();
-        assert_eq!(rescan_owed_message(&outcome, None), None);
+        assert_eq!(rescan_owed_message(&outcome), None);
         outcome.unreachable = Some("connection refused".into());
-        assert_eq!(rescan_owed_message(&outcome, None), None, "nothing changed");
+        assert_eq!(rescan_owed_message(&outcome), None, "nothing changed");
         outcome.rescan_owed = true;
-        let message = rescan_owed_message(&outcome, None).unwrap_or_default();
+        let message = rescan_owed_message(&outcome).unwrap_or_default();
         assert!(message.contains("not answering"), "{message}");
         assert!(message.contains("connection refused"), "{message}");
         assert!(message.contains("exit status 3"), "{message}");

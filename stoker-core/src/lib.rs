@@ -51,7 +51,7 @@ pub use error::{
     Error, GatewayErrorKind, GitErrorKind, GithubAppErrorKind, NotifyErrorKind, Result,
     TemplateLimit,
 };
-pub use gateway::{Gateway, Health, PreSyncCheck};
+pub use gateway::{EndpointCall, Gateway, Health, PreSyncCheck, ScanOutcome};
 #[cfg(feature = "git")]
 pub use git::{GitArtifact, GitAuth, GitSource, GitSourceConfig, RetryPolicy};
 #[cfg(feature = "local")]

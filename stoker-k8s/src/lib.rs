@@ -33,6 +33,8 @@
 //! - [`events`] — Event reasons, and which Events a reconciliation publishes (once per
 //!   change, never per pass).
 //! - [`admission`] — the two admission webhooks' answers.
+//! - [`agent::plan`] — the agent's planning: the metadata ConfigMap, its pod and its
+//!   environment ([`agent::AgentConfig`]) → what to sync, or why not.
 //! - [`receiver`] — the webhook receiver's decisions: the ref a payload asks for, Git hosts'
 //!   push events, request authentication, repository URL normalisation.
 //!
@@ -43,6 +45,8 @@
 //! - [`leader`] — leader election with a `Lease` (client-go's protocol and expiry rule).
 //! - [`webhook`] — the HTTPS server that carries the admission answers, and its self-managed
 //!   (or cert-manager) certificate.
+//! - [`agent::report`] and [`agent::watch`] — the agent's status ConfigMap and Events, and
+//!   its watches of the metadata ConfigMap and its own pod.
 //! - [`credentials`] — Git credentials read from Secrets and kept as private files.
 //! - [`github_token`] — the GitHub App installation token Secret `stoker-github-token-{cr}`
 //!   the operator keeps for the agents.
@@ -55,6 +59,7 @@
 #![forbid(unsafe_code)]
 
 pub mod admission;
+pub mod agent;
 pub mod aggregate;
 pub mod alerting;
 pub mod annotations;

@@ -1,6 +1,9 @@
 //! The one error type of `stoker-sync`.
 
 use std::path::PathBuf;
+use std::time::Duration;
+
+use stoker_core::DesignerSessionPolicy;
 
 /// Result with [`Error`] as the default error type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -103,13 +106,17 @@ pub enum Error {
         source: serde_json::Error,
     },
 
-    /// Ignition Designer sessions are open and the profile's policy says not to sync.
-    #[error("{count} Designer session(s) open ({sessions}); designerSessionPolicy is {policy}, sync not started", count = .sessions.len(), sessions = .sessions.join(", "))]
+    /// Ignition Designer sessions are open and the profile's policy says not to sync: nothing
+    /// was written.
+    #[error("{count} Designer session(s) open ({sessions}); designerSessionPolicy is {how}, sync not started", count = .sessions.len(), sessions = .sessions.join(", "), how = held_back(*.policy, *.gave_up))]
     DesignerSessionsOpen {
         /// The open sessions.
         sessions: Vec<String>,
-        /// `fail`, or `wait` after its deadline.
-        policy: &'static str,
+        /// The profile's policy: `fail`, or `wait`.
+        policy: DesignerSessionPolicy,
+        /// Under `wait`, how long it waited before giving up; `None` when `fail` refused at
+        /// once.
+        gave_up: Option<Duration>,
     },
 
     /// The live directory's file system has less free space than the plan's writes need:
@@ -183,6 +190,16 @@ pub enum Error {
 
 /// How many paths [`Error::DiskFull`] lists.
 pub const APPLIED_LISTED: usize = 20;
+
+/// How the policy held the sync back, for [`Error::DesignerSessionsOpen`]'s message.
+fn held_back(policy: DesignerSessionPolicy, gave_up: Option<Duration>) -> &'static str {
+    match (policy, gave_up) {
+        (DesignerSessionPolicy::Wait, Some(_)) => "wait (gave up after the deadline)",
+        (DesignerSessionPolicy::Wait, None) => "wait",
+        (DesignerSessionPolicy::Fail, _) => "fail",
+        (DesignerSessionPolicy::Proceed, _) => "proceed",
+    }
+}
 
 fn mib(bytes: u64) -> String {
     format!("{:.1}", bytes as f64 / f64::from(1 << 20))
@@ -318,7 +335,8 @@ mod tests {
             Error::io("reading", "a", io()),
             Error::DesignerSessionsOpen {
                 sessions: vec!["s".into()],
-                policy: "fail",
+                policy: DesignerSessionPolicy::Fail,
+                gave_up: None,
             },
             Error::InsufficientSpace {
                 live: "a".into(),

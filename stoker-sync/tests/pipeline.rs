@@ -120,7 +120,7 @@ async fn the_source_is_asked_what_changed_since_the_last_synced_revision() {
         source.asked.lock().unwrap().is_empty(),
         "nothing synced before"
     );
-    let report = pipeline.run(job("r2", &live)).await.unwrap();
+    let report = pipeline.run(job("r2", &live)).await.unwrap().report;
     assert_eq!(report.modified[0].path, "data/a.json");
     assert_eq!(report.unchanged, 1);
     // The same revision again: nothing to diff.
@@ -138,7 +138,7 @@ async fn a_failed_diff_means_a_full_plan_not_a_failed_sync() {
     let pipeline = Pipeline::new(source.clone());
     pipeline.run(job("r1", &live)).await.unwrap();
     std::fs::write(live.join("data/b.json"), "drifted").unwrap();
-    let report = pipeline.run(job("r2", &live)).await.unwrap();
+    let report = pipeline.run(job("r2", &live)).await.unwrap().report;
     assert_eq!(source.asked.lock().unwrap().len(), 1);
     let modified: Vec<&str> = report.modified.iter().map(|c| c.path.as_str()).collect();
     assert_eq!(modified, ["data/a.json", "data/b.json"]);

@@ -12,26 +12,26 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use stoker_core::Health;
 use stoker_core::error::chain;
+use stoker_core::ignition::IgnitionGateway;
 use stoker_core::profile::DesignerSessionPolicy;
+use stoker_core::{Health, SyncReport};
 use stoker_k8s::crd::SyncStatus;
 use stoker_k8s::gateway_status::SyncResult;
-use stoker_sync::pipeline::{Pipeline, SyncJob};
+use stoker_sync::pipeline::{CheckFailure, Outcome, Pipeline, SyncJob};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::sidecar::config::SidecarConfig;
-use crate::sidecar::gateway::{GatewayCache, GatewayOptions, ScanRecorder};
+use crate::sidecar::gateway::{GatewayCache, GatewayOptions, recorded_rescan, scan_now};
 use crate::sidecar::metrics::{AgentMetrics, ErrorReason, SkipReason};
 use crate::sidecar::plan::{Attempt, Desired, Inputs, Observed, Plan, plan};
 use crate::sidecar::report::StatusReporter;
 use crate::sidecar::source::{PinnedSource, SourceCache, SourceKey};
+use crate::sidecar::state::{GatewayTracker, Progress, Rescan};
 use stoker_k8s::probes::Probes;
 
-/// How often a gateway that was not answering is asked again (for the post-commissioning
-/// scan).
-pub const GATEWAY_POLL: Duration = Duration::from_secs(2);
+pub use crate::sidecar::state::GATEWAY_POLL;
 
 /// How soon a status write that failed (API server away) is tried again.
 pub const STATUS_RETRY: Duration = Duration::from_secs(5);
@@ -70,27 +70,45 @@ pub struct Agent {
     failures: u32,
     /// When the next resync (or retry) is due.
     next_run: Option<Instant>,
-    /// A rescan is owed: files changed while the gateway was not answering, or the rescan
-    /// failed.
-    scan_pending: bool,
-    /// The gateway did not answer at the last sync: poll it.
-    gateway_down: bool,
-    /// When to poll the gateway next.
-    next_gateway_poll: Option<Instant>,
-    /// The gateway has answered and rescanned since the agent started.
-    commissioned: bool,
-    /// The first sync finished (`/startupz` passes).
-    started: bool,
-    /// When the agent started, until the gateway first answers (for
-    /// `stoker_agent_gateway_startup_duration_seconds`).
-    waiting_for_gateway: Option<std::time::Instant>,
-    /// A fetch of the repository has succeeded since the agent started (until then a Git
-    /// failure is `CloneFailed`, as v0.5.1's initial clone).
-    fetched: bool,
-    /// What blocked the last sync, when open Designer sessions did.
-    blocked: Option<Blocked>,
+    /// The gateway: answered yet, rescanned yet, owed a rescan, to be polled.
+    gateway: GatewayTracker,
+    /// Started yet (`/startupz`), fetched yet (a Git failure before is `CloneFailed`).
+    progress: Progress,
     /// The current profile's sync period (for the heartbeat).
     sync_period: Duration,
+}
+
+/// A sync that failed: why, for the metrics' label, the status and the Events.
+struct Failure {
+    reason: ErrorReason,
+    message: String,
+    /// The open sessions, when they held the sync back.
+    blocked: Option<Blocked>,
+}
+
+impl Failure {
+    fn new(reason: ErrorReason, message: String) -> Self {
+        Failure {
+            reason,
+            message,
+            blocked: None,
+        }
+    }
+
+    /// A failed pipeline run, classified.
+    fn of(error: &stoker_sync::Error) -> Self {
+        let blocked = match error {
+            stoker_sync::Error::DesignerSessionsOpen { sessions, .. } => Some(Blocked {
+                sessions: sessions.clone(),
+            }),
+            _ => None,
+        };
+        Failure {
+            reason: classify(error),
+            message: chain(error),
+            blocked,
+        }
+    }
 }
 
 /// How a sync ended, for the loop's bookkeeping.
@@ -130,14 +148,8 @@ impl Agent {
             last_other: None,
             failures: 0,
             next_run: None,
-            scan_pending: false,
-            gateway_down: false,
-            next_gateway_poll: None,
-            commissioned: false,
-            started: false,
-            waiting_for_gateway: Some(std::time::Instant::now()),
-            fetched: false,
-            blocked: None,
+            gateway: GatewayTracker::new(),
+            progress: Progress::Starting,
             sync_period: Duration::from_secs(u64::from(stoker_core::profile::DEFAULT_SYNC_PERIOD)),
         }
     }
@@ -162,6 +174,7 @@ impl Agent {
             if let Observed::Present(pod) = &inputs.pod {
                 let gateway = self
                     .config
+                    .agent
                     .gateway_name
                     .clone()
                     .unwrap_or_else(|| pod.gateway_name.clone());
@@ -170,7 +183,7 @@ impl Agent {
             }
 
             let mut wake: Option<Instant> = None;
-            match plan(&self.config, &inputs) {
+            match plan(&self.config.agent, &inputs) {
                 Plan::Sync(desired) => {
                     if self.is_due(&desired).await {
                         let mut shutdown = self.shutdown.clone();
@@ -198,7 +211,7 @@ impl Agent {
                             SkipReason::CommitUnchanged
                         });
                     }
-                    wake = earliest(self.next_run, self.next_gateway_poll);
+                    wake = earliest(self.next_run, self.gateway.next_poll());
                 }
                 other => self.report_other(other).await,
             }
@@ -206,14 +219,14 @@ impl Agent {
 
             // Once running, a quiet agent still says it is alive now and then.
             let heartbeat_every = self.sync_period * HEARTBEAT_PERIODS;
-            if self.started {
+            if self.progress.started() {
                 self.status.heartbeat(heartbeat_every);
             }
             if let Err(error) = self.status.flush().await {
                 tracing::warn!(%error, "could not write the status ConfigMap; retrying");
                 wake = earliest(wake, Some(Instant::now() + STATUS_RETRY));
             }
-            if self.started {
+            if self.progress.started() {
                 wake = earliest(wake, Some(self.status.next_heartbeat(heartbeat_every)));
             }
 
@@ -253,17 +266,15 @@ impl Agent {
         if self.next_run.is_some_and(|at| now >= at) {
             return true;
         }
-        if self.gateway_down && self.next_gateway_poll.is_some_and(|at| now >= at) {
-            self.next_gateway_poll = Some(now + GATEWAY_POLL);
-            if let Ok(gateway) = self
+        if self.gateway.poll_due(now)
+            && let Ok(gateway) = self
                 .gateways
                 .get(&desired.gateway_url, &self.gateway_options)
-                && matches!(gateway.liveness().await, Ok(Health::Up))
-            {
-                self.gateway_answered();
-                tracing::info!(url = %desired.gateway_url, "the gateway answers now: syncing and asking it to rescan");
-                return true;
-            }
+            && matches!(gateway.liveness().await, Ok(Health::Up))
+        {
+            self.gateway_answered();
+            tracing::info!(url = %desired.gateway_url, "the gateway answers now: syncing and asking it to rescan");
+            return true;
         }
         false
     }
@@ -283,20 +294,20 @@ impl Agent {
         match &other {
             Plan::Starting(reason) => {
                 tracing::debug!(%reason, "starting");
-                if !self.started {
+                if !self.progress.started() {
                     self.probes.set_started(Err(reason.clone()));
                 }
             }
             Plan::Wait(reason) => {
                 tracing::info!(%reason, "waiting");
-                if !self.started {
+                if !self.progress.started() {
                     self.probes.set_started(Err(reason.clone()));
                 }
                 self.status.note(SyncStatus::Pending, reason, None, None);
             }
             Plan::Invalid(attempt) => {
                 tracing::error!(error = %attempt.message, "cannot sync");
-                if !self.started {
+                if !self.progress.started() {
                     self.probes.set_started(Err(attempt.message.clone()));
                 }
                 let gateway = self.status.report().gateway.clone();
@@ -313,7 +324,7 @@ impl Agent {
             }
             Plan::Paused(attempt) => {
                 tracing::info!(reason = %attempt.message, "paused");
-                self.mark_started();
+                self.mark_started(Progress::Started);
                 let status = match self.status.report().status {
                     SyncStatus::Synced => SyncStatus::Synced,
                     _ => SyncStatus::Pending,
@@ -330,18 +341,20 @@ impl Agent {
 
     /// The gateway answered: the first time, how long it took since the agent started.
     fn gateway_answered(&mut self) {
-        if let Some(since) = self.waiting_for_gateway.take() {
-            self.metrics.gateway_started(since.elapsed());
+        if let Some(took) = self.gateway.answered() {
+            self.metrics.gateway_started(took);
         }
     }
 
-    fn mark_started(&mut self) {
-        if !self.started {
-            self.started = true;
+    /// The agent has come this far: `Started` (paused), or `Fetched` (a sync's files in
+    /// place, or a dry run computed). The first time, `/startupz` and `/readyz` pass.
+    fn mark_started(&mut self, progress: Progress) {
+        if !self.progress.started() {
             self.probes.set_started(Ok(()));
             self.probes.set_ready(Ok(()));
             tracing::info!("initial sync done: /startupz and /readyz pass");
         }
+        self.progress = self.progress.max(progress);
     }
 
     fn backoff(&self) -> Duration {
@@ -390,8 +403,8 @@ impl Agent {
 
         let ended = match self.sync_inner(desired, started, changed_plan).await {
             Ok(ended) => ended,
-            Err((reason, message)) => {
-                self.fail(desired, reason, message, started.elapsed()).await;
+            Err(failure) => {
+                self.fail(desired, failure, started.elapsed()).await;
                 Ended::Failed
             }
         };
@@ -400,7 +413,8 @@ impl Agent {
             Ended::Ok => {
                 self.failures = 0;
                 self.next_run = Some(now + desired.sync_period);
-                self.mark_started();
+                // `Ok` comes only from a run that fetched.
+                self.mark_started(Progress::Fetched);
             }
             Ended::Failed => {
                 self.failures = self.failures.saturating_add(1);
@@ -418,17 +432,8 @@ impl Agent {
         }
     }
 
-    /// The sync proper; an `Err` is a failure to report with its reason.
-    async fn sync_inner(
-        &mut self,
-        desired: &Desired,
-        started: std::time::Instant,
-        changed_plan: bool,
-    ) -> Result<Ended, (ErrorReason, String)> {
-        let gateway = self
-            .gateways
-            .get(&desired.gateway_url, &self.gateway_options)
-            .map_err(|error| (ErrorReason::Config, chain(&error)))?;
+    /// Whether the gateway answers (never asked in a dry run); one that does not is polled.
+    async fn gateway_up(&mut self, desired: &Desired, gateway: &IgnitionGateway) -> bool {
         // In a dry run the gateway is never asked anything.
         let up = !desired.dry_run
             && match gateway.liveness().await {
@@ -445,9 +450,18 @@ impl Agent {
                     false
                 }
             };
-        self.gateway_down = !desired.dry_run && !up;
-        self.next_gateway_poll = self.gateway_down.then(|| Instant::now() + GATEWAY_POLL);
+        self.gateway
+            .checked((!desired.dry_run).then_some(up), Instant::now());
+        up
+    }
 
+    /// Runs the engine's pipeline for `desired`; with the gateway when it is `up`.
+    async fn run_pipeline(
+        &mut self,
+        desired: &Desired,
+        gateway: &IgnitionGateway,
+        up: bool,
+    ) -> Result<Outcome, Failure> {
         let git = self
             .sources
             .get(
@@ -456,27 +470,24 @@ impl Agent {
                     auth: desired.auth.clone(),
                 },
                 &self.config.repo_path,
-                self.config.git.ca_file.as_deref(),
+                self.config.agent.git.ca_file.as_deref(),
             )
-            .map_err(|error| (ErrorReason::Git, chain(&error)))?;
+            .map_err(|error| Failure::new(ErrorReason::Git, chain(&error)))?;
         let pinned = desired
             .pinned_commit
             .clone()
             .map(|commit| (desired.reference.clone(), commit));
         let source = PinnedSource::new(git, pinned, self.metrics.clone());
-        let recorder = up.then(|| {
-            Arc::new(ScanRecorder::new(
-                gateway,
-                self.metrics.clone(),
-                desired.profile.designer_session_policy,
-            ))
-        });
         let mut pipeline = Pipeline::new(Arc::new(source));
         pipeline.designer_wait = self.config.designer_wait;
-        if let Some(recorder) = &recorder {
-            pipeline = pipeline.with_gateway(recorder.clone());
+        if up {
+            let metrics = self.metrics.clone();
+            pipeline = pipeline
+                .with_gateway(Arc::new(gateway.clone()))
+                .with_check_failure(CheckFailure::SyncUnderProceed)
+                .on_designer_sessions(move |open| metrics.designer_sessions(open.len()));
         }
-        let outcome = pipeline
+        pipeline
             .run(SyncJob {
                 reference: desired.reference.clone(),
                 profile: desired.profile.clone(),
@@ -484,19 +495,24 @@ impl Agent {
                 live: self.config.data_path.clone(),
                 dry_run: desired.dry_run,
             })
-            .await;
-        let report = match outcome {
-            Ok(report) => report,
-            Err(error) => {
-                if let stoker_sync::Error::DesignerSessionsOpen { sessions, .. } = &error {
-                    self.blocked = Some(Blocked {
-                        sessions: sessions.clone(),
-                    });
-                }
-                return Err((classify(&error), chain(&error)));
-            }
-        };
-        self.fetched = true;
+            .await
+            .map_err(|error| Failure::of(&error))
+    }
+
+    /// The sync proper; an `Err` is a failure to report with its reason.
+    async fn sync_inner(
+        &mut self,
+        desired: &Desired,
+        started: std::time::Instant,
+        changed_plan: bool,
+    ) -> Result<Ended, Failure> {
+        let gateway = self
+            .gateways
+            .get(&desired.gateway_url, &self.gateway_options)
+            .map_err(|error| Failure::new(ErrorReason::Config, chain(&error)))?;
+        let up = self.gateway_up(desired, &gateway).await;
+        let outcome = self.run_pipeline(desired, &gateway, up).await;
+        let Outcome { report, rescan, .. } = outcome?;
 
         let (added, modified, deleted) = (
             report.added.len() as u64,
@@ -524,44 +540,22 @@ impl Agent {
         };
 
         if report.dry_run {
-            result.status = SyncStatus::Pending;
-            result.message = Some(format!(
-                "dry run (dryRun: true) at {}: would change {}; nothing written",
-                short(&commit),
-                counts
-            ));
-            self.metrics
-                .sync_succeeded(&desired.profile.name, started.elapsed(), 0, 0, 0);
-            let changed = report.changed() > 0;
-            if self.status.record(result, None, None) && changed {
-                let note = format!(
-                    "dry run of {} at {}: would change {counts}",
-                    desired.reference,
-                    short(&commit)
-                );
-                self.status
-                    .event(false, reasons::DRY_RUN_COMPLETED, note)
-                    .await;
-            }
+            self.record_dry_run(desired, &report, result, &counts, started)
+                .await;
             return Ok(Ended::Ok);
         }
 
         if report.changed() > 0 && !up {
-            self.scan_pending = true;
+            self.gateway.files_unscanned();
         }
-        let mut scan = recorder.as_ref().and_then(|r| r.take().scan);
-        let post_commissioning = !self.commissioned;
-        if let Some(recorder) = &recorder
-            && scan.is_none()
-            && (self.scan_pending || !self.commissioned)
-        {
-            scan = Some(recorder.scan().await);
+        let mut scan = recorded_rescan(&self.metrics, rescan);
+        if up && scan.is_none() && self.gateway.scan_owed() {
+            scan = Some(scan_now(&gateway, &self.metrics).await);
         }
         let mut scan_text = None;
         match scan {
             Some(Ok(outcome)) => {
-                self.scan_pending = false;
-                self.commissioned = true;
+                let post_commissioning = self.gateway.rescanned();
                 scan_text = Some(outcome.to_string());
                 if post_commissioning {
                     self.status
@@ -574,35 +568,14 @@ impl Agent {
                 }
             }
             Some(Err(error)) => {
-                self.scan_pending = true;
-                let error = chain(&error);
-                let message = format!(
-                    "files synced at {} ({counts}), but the gateway rescan failed: {error}",
-                    short(&commit)
-                );
-                result.status = SyncStatus::Error;
-                result.message = Some(message.clone());
-                let profile = &desired.profile.name;
-                self.metrics
-                    .files_changed(profile, added, modified, deleted);
-                self.metrics
-                    .sync_failed(profile, started.elapsed(), ErrorReason::GatewayScan);
-                tracing::warn!(%error, "sync applied, rescan failed");
-                if self.status.record(
-                    result,
-                    Some(report.projects.clone()),
-                    Some(format!("failed: {error}")),
-                ) {
-                    self.status.event(true, reasons::SYNC_FAILED, message).await;
-                }
-                // The files are in place: the gateway may start.
-                self.mark_started();
+                self.record_rescan_failure(desired, &report, result, &counts, &error, started)
+                    .await;
                 return Ok(Ended::Failed);
             }
             None => {}
         }
 
-        result.message = Some(if self.scan_pending {
+        result.message = Some(if self.gateway.rescan() == Rescan::Owed {
             format!("{counts}; the gateway is not answering yet: rescan when it does")
         } else {
             counts.clone()
@@ -645,13 +618,83 @@ impl Agent {
         Ok(Ended::Ok)
     }
 
-    async fn fail(
+    /// Records a dry run: `Pending`, with what it would change.
+    async fn record_dry_run(
         &mut self,
         desired: &Desired,
-        reason: ErrorReason,
-        message: String,
-        took: Duration,
+        report: &SyncReport,
+        mut result: SyncResult,
+        counts: &str,
+        started: std::time::Instant,
     ) {
+        let commit = &report.revision.id;
+        result.status = SyncStatus::Pending;
+        result.message = Some(format!(
+            "dry run (dryRun: true) at {}: would change {}; nothing written",
+            short(commit),
+            counts
+        ));
+        self.metrics
+            .sync_succeeded(&desired.profile.name, started.elapsed(), 0, 0, 0);
+        let changed = report.changed() > 0;
+        if self.status.record(result, None, None) && changed {
+            let note = format!(
+                "dry run of {} at {}: would change {counts}",
+                desired.reference,
+                short(commit)
+            );
+            self.status
+                .event(false, reasons::DRY_RUN_COMPLETED, note)
+                .await;
+        }
+    }
+
+    /// Records files that landed but were not rescanned: `Error`, with the reason; the agent
+    /// is started all the same (the files are in place: the gateway may start).
+    async fn record_rescan_failure(
+        &mut self,
+        desired: &Desired,
+        report: &SyncReport,
+        mut result: SyncResult,
+        counts: &str,
+        error: &stoker_core::Error,
+        started: std::time::Instant,
+    ) {
+        self.gateway.rescan_failed();
+        let error = chain(error);
+        let message = format!(
+            "files synced at {} ({counts}), but the gateway rescan failed: {error}",
+            short(&report.revision.id)
+        );
+        let (added, modified, deleted) = (
+            result.files_added,
+            result.files_modified,
+            result.files_deleted,
+        );
+        result.status = SyncStatus::Error;
+        result.message = Some(message.clone());
+        let profile = &desired.profile.name;
+        self.metrics
+            .files_changed(profile, added, modified, deleted);
+        self.metrics
+            .sync_failed(profile, started.elapsed(), ErrorReason::GatewayScan);
+        tracing::warn!(%error, "sync applied, rescan failed");
+        if self.status.record(
+            result,
+            Some(report.projects.clone()),
+            Some(format!("failed: {error}")),
+        ) {
+            self.status.event(true, reasons::SYNC_FAILED, message).await;
+        }
+        self.mark_started(Progress::Fetched);
+    }
+
+    async fn fail(&mut self, desired: &Desired, failure: Failure, took: Duration) {
+        let Failure {
+            reason,
+            message,
+            blocked,
+        } = failure;
         tracing::error!(error = %message, reason = reason.as_str(), "sync failed");
         if reason == ErrorReason::DesignerSessions {
             // v0.5.1 counted a sync held back by Designer sessions as skipped, not failed.
@@ -660,7 +703,7 @@ impl Agent {
             self.metrics
                 .sync_failed(&desired.profile.name, took, reason);
         }
-        if !self.started {
+        if !self.progress.started() {
             self.probes
                 .set_started(Err(format!("initial sync failed (retrying): {message}")));
         }
@@ -675,7 +718,6 @@ impl Agent {
             .pinned_commit
             .clone()
             .or_else(|| self.status.report().commit.clone());
-        let blocked = self.blocked.take();
         if !self.status.record(result, None, None) {
             // The same failure again: it was told already.
             return;
@@ -683,7 +725,7 @@ impl Agent {
         let events = failure_events(
             reason,
             &message,
-            self.fetched,
+            self.progress.fetched(),
             blocked.as_ref(),
             desired.profile.designer_session_policy,
             self.config.designer_wait,
@@ -846,7 +888,8 @@ mod tests {
     fn designer_refusals_are_classified() {
         let error = stoker_sync::Error::DesignerSessionsOpen {
             sessions: vec!["alice".into()],
-            policy: "fail",
+            policy: DesignerSessionPolicy::Fail,
+            gave_up: None,
         };
         assert_eq!(classify(&error), ErrorReason::DesignerSessions);
     }

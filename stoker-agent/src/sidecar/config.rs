@@ -8,6 +8,9 @@ use std::time::Duration;
 use clap::Args;
 use clap::builder::BoolishValueParser;
 
+// Checked here, kept in stoker-k8s, where the agent's planning, status and watches read them.
+pub use stoker_k8s::agent::{AgentConfig, GitFiles};
+
 /// The sidecar's flags. Each one reads the environment variable named in its `env` (what the
 /// injector sets); a flag given on the command line wins.
 #[derive(Debug, Clone, Args)]
@@ -219,38 +222,19 @@ impl Default for SidecarArgs {
 /// The checked configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SidecarConfig {
-    /// The gateway pod's name.
-    pub pod_name: String,
-    /// The gateway pod's namespace.
-    pub pod_namespace: String,
-    /// The GatewaySync's name.
-    pub cr_name: String,
-    /// The GatewaySync's namespace.
-    pub cr_namespace: String,
-    /// `GATEWAY_NAME`, if set.
-    pub gateway_name: Option<String>,
-    /// `PROFILE`, if set.
-    pub profile: Option<String>,
+    /// Who the agent is in Kubernetes and what planning reads (pod, GatewaySync, overrides,
+    /// Git credential files).
+    pub agent: AgentConfig,
     /// The Git cache directory.
     pub repo_path: PathBuf,
     /// The live data directory.
     pub data_path: PathBuf,
-    /// The gateway host.
-    pub gateway_host: String,
-    /// `GATEWAY_PORT`, if set.
-    pub gateway_port: Option<u16>,
-    /// `GATEWAY_TLS`, if set.
-    pub gateway_tls: Option<bool>,
     /// The Ignition API key file.
     pub api_key_file: Option<PathBuf>,
     /// Extra CA for the gateway.
     pub gateway_ca_file: Option<PathBuf>,
     /// Skip the gateway's certificate check.
     pub gateway_insecure_skip_tls_verify: bool,
-    /// Git credentials and trust.
-    pub git: GitFiles,
-    /// `SYNC_PERIOD`, if set.
-    pub sync_period: Option<Duration>,
     /// The probe server's address.
     pub probe_address: SocketAddr,
     /// The metrics server's address.
@@ -263,19 +247,6 @@ pub struct SidecarConfig {
     pub retry_initial: Duration,
     /// Backoff after failures: longest delay.
     pub retry_max: Duration,
-}
-
-/// Git credential files, as mounted from Secrets.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
-pub struct GitFiles {
-    /// `GIT_TOKEN_FILE`.
-    pub token_file: Option<PathBuf>,
-    /// `GIT_SSH_KEY_FILE`.
-    pub ssh_key_file: Option<PathBuf>,
-    /// `GIT_KNOWN_HOSTS_FILE`.
-    pub known_hosts_file: Option<PathBuf>,
-    /// `GIT_CA_FILE`.
-    pub ca_file: Option<PathBuf>,
 }
 
 /// A configuration problem, naming the environment variable to fix.
@@ -438,27 +409,29 @@ impl SidecarConfig {
             });
         }
         Ok(SidecarConfig {
-            pod_name,
-            pod_namespace,
-            cr_name,
-            cr_namespace,
-            gateway_name: non_blank(&args.gateway_name),
-            profile: non_blank(&args.profile),
+            agent: AgentConfig {
+                pod_name,
+                pod_namespace,
+                cr_name,
+                cr_namespace,
+                gateway_name: non_blank(&args.gateway_name),
+                profile: non_blank(&args.profile),
+                sync_period: args.sync_period.map(Duration::from_secs),
+                gateway_host,
+                gateway_port: args.gateway_port,
+                gateway_tls: args.gateway_tls,
+                git: GitFiles {
+                    token_file: args.git_token_file.clone(),
+                    ssh_key_file: args.git_ssh_key_file.clone(),
+                    known_hosts_file: args.git_known_hosts_file.clone(),
+                    ca_file: args.git_ca_file.clone(),
+                },
+            },
             repo_path,
             data_path,
-            gateway_host,
-            gateway_port: args.gateway_port,
-            gateway_tls: args.gateway_tls,
             api_key_file: args.api_key_file.clone(),
             gateway_ca_file: args.gateway_ca_file.clone(),
             gateway_insecure_skip_tls_verify: args.gateway_insecure_skip_tls_verify,
-            git: GitFiles {
-                token_file: args.git_token_file.clone(),
-                ssh_key_file: args.git_ssh_key_file.clone(),
-                known_hosts_file: args.git_known_hosts_file.clone(),
-                ca_file: args.git_ca_file.clone(),
-            },
-            sync_period: args.sync_period.map(Duration::from_secs),
             probe_address: args.probe_address,
             metrics_address: args.metrics_address,
             shutdown_grace: Duration::from_secs(args.shutdown_grace_seconds),
@@ -483,15 +456,7 @@ impl SidecarConfig {
     /// assert_eq!(config.gateway_url(8043, true), "https://127.0.0.1:8043");
     /// ```
     pub fn gateway_url(&self, spec_port: u16, spec_tls: bool) -> String {
-        let tls = self.gateway_tls.unwrap_or(spec_tls);
-        let port = self.gateway_port.unwrap_or(spec_port);
-        let scheme = if tls { "https" } else { "http" };
-        let host = if self.gateway_host.contains(':') && !self.gateway_host.starts_with('[') {
-            format!("[{}]", self.gateway_host)
-        } else {
-            self.gateway_host.clone()
-        };
-        format!("{scheme}://{host}:{port}")
+        self.agent.gateway_url(spec_port, spec_tls)
     }
 }
 
@@ -537,7 +502,7 @@ mod tests {
     #[test]
     fn a_complete_environment_is_accepted() {
         let config = SidecarConfig::from_args(&args()).unwrap();
-        assert_eq!(config.cr_namespace, "plant", "defaults to the pod's");
+        assert_eq!(config.agent.cr_namespace, "plant", "defaults to the pod's");
         assert_eq!(config.gateway_url(8088, false), "http://127.0.0.1:8088");
     }
 

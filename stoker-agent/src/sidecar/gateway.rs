@@ -1,14 +1,11 @@
 //! The Ignition gateway as the sidecar uses it: the client rebuilt only when its URL changes,
-//! and a per-sync wrapper that times the rescan and keeps its outcome, so that a sync whose
-//! files landed but whose rescan failed still reports its counts (as `Error`, with the reason).
+//! and its rescans timed and counted.
 
 use std::path::PathBuf;
-use std::sync::{Mutex, PoisonError};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use async_trait::async_trait;
 use stoker_core::ignition::{IgnitionConfig, IgnitionGateway, ScanOutcome};
-use stoker_core::{DesignerSessionPolicy, Gateway, Health, PreSyncCheck, SyncReport};
+use stoker_sync::pipeline::Rescan;
 
 use crate::sidecar::metrics::AgentMetrics;
 
@@ -55,89 +52,38 @@ impl GatewayCache {
     }
 }
 
-/// What one sync asked the gateway.
-#[derive(Debug, Default)]
-pub struct Asked {
-    /// Designer sessions seen by the last check.
-    pub designer_sessions: Option<Vec<String>>,
-    /// The rescan, when one was asked: its outcome or its error.
-    pub scan: Option<Result<ScanOutcome, stoker_core::Error>>,
+/// Asks for a rescan now (timed, recorded), whatever the last sync changed: after the gateway
+/// first answers, and to retry a rescan that failed.
+pub async fn scan_now(
+    gateway: &IgnitionGateway,
+    metrics: &AgentMetrics,
+) -> Result<ScanOutcome, stoker_core::Error> {
+    let started = Instant::now();
+    let outcome = gateway.scan().await;
+    record(metrics, started.elapsed(), outcome)
 }
 
-/// The gateway for one sync: Designer checks pass through (under `proceed`, a check that
-/// fails — no API key yet, say — is logged and the sync goes on, since its answer would not
-/// stop the sync anyway); the rescan is timed and its outcome kept instead of failing the
-/// pipeline (see [`ScanRecorder::take`]).
-pub struct ScanRecorder {
-    inner: IgnitionGateway,
-    metrics: AgentMetrics,
-    policy: DesignerSessionPolicy,
-    asked: Mutex<Asked>,
-}
-
-impl ScanRecorder {
-    /// Wraps `inner` for a profile with this Designer-session policy.
-    pub fn new(
-        inner: IgnitionGateway,
-        metrics: AgentMetrics,
-        policy: DesignerSessionPolicy,
-    ) -> Self {
-        ScanRecorder {
-            inner,
-            metrics,
-            policy,
-            asked: Mutex::new(Asked::default()),
-        }
-    }
-
-    /// Asks for a rescan now (timed, recorded), whatever the last sync changed: after the
-    /// gateway first answers, and to retry a rescan that failed.
-    pub async fn scan(&self) -> Result<ScanOutcome, stoker_core::Error> {
-        let started = Instant::now();
-        let outcome = self.inner.scan().await;
-        self.metrics.scanned(started.elapsed(), outcome.is_ok());
-        match &outcome {
-            Ok(scan) => tracing::info!(scan = %scan, "gateway rescanned"),
-            Err(error) => tracing::warn!(%error, "gateway rescan failed"),
-        }
-        outcome
-    }
-
-    /// What the sync asked (once).
-    pub fn take(&self) -> Asked {
-        std::mem::take(&mut *self.asked.lock().unwrap_or_else(PoisonError::into_inner))
-    }
-
-    fn update(&self, change: impl FnOnce(&mut Asked)) {
-        change(&mut self.asked.lock().unwrap_or_else(PoisonError::into_inner));
+/// The pipeline's rescan, recorded as [`scan_now`] records its own; `None` when none was asked.
+pub fn recorded_rescan(
+    metrics: &AgentMetrics,
+    rescan: Rescan,
+) -> Option<Result<ScanOutcome, stoker_core::Error>> {
+    match rescan {
+        Rescan::Done { scan, took } => Some(record(metrics, took, Ok(scan))),
+        Rescan::Failed { error, took } => Some(record(metrics, took, Err(error))),
+        Rescan::NotAsked | Rescan::Owed => None,
     }
 }
 
-#[async_trait]
-impl Gateway for ScanRecorder {
-    async fn pre_sync(&self) -> stoker_core::Result<PreSyncCheck> {
-        let check = match self.inner.pre_sync().await {
-            Ok(check) => check,
-            Err(error) if self.policy == DesignerSessionPolicy::Proceed => {
-                tracing::warn!(error = %stoker_core::error::chain(&error), "could not list Designer sessions; syncing anyway (designerSessionPolicy: proceed)");
-                return Ok(PreSyncCheck::default());
-            }
-            Err(error) => return Err(error),
-        };
-        let sessions = check.designer_sessions.clone();
-        self.metrics.designer_sessions(sessions.len());
-        self.update(|asked| asked.designer_sessions = Some(sessions));
-        Ok(check)
+fn record(
+    metrics: &AgentMetrics,
+    took: Duration,
+    outcome: Result<ScanOutcome, stoker_core::Error>,
+) -> Result<ScanOutcome, stoker_core::Error> {
+    metrics.scanned(took, outcome.is_ok());
+    match &outcome {
+        Ok(scan) => tracing::info!(scan = %scan, "gateway rescanned"),
+        Err(error) => tracing::warn!(%error, "gateway rescan failed"),
     }
-
-    async fn post_sync(&self, report: &SyncReport) -> stoker_core::Result<()> {
-        tracing::debug!(changed = report.changed(), "asking the gateway to rescan");
-        let outcome = self.scan().await;
-        self.update(|asked| asked.scan = Some(outcome));
-        Ok(())
-    }
-
-    async fn health(&self) -> stoker_core::Result<Health> {
-        self.inner.health().await
-    }
+    outcome
 }

@@ -4,7 +4,9 @@
 //! ConfigMap `stoker-metadata-{CR_NAME}` and its own pod ([`watch`]); decides what to sync
 //! ([`plan`]); syncs with the engine's `Pipeline`, the `git` source ([`source`]) and the
 //! Ignition gateway client ([`gateway`]); reports through its status ConfigMap and Events
-//! ([`report`]) and Prometheus metrics ([`metrics`]); all driven by one loop ([`agent`]).
+//! ([`report`]) and Prometheus metrics ([`metrics`]); all driven by one loop ([`agent`]),
+//! whose knowledge of the gateway and of its own start is typed ([`state`]). The Kubernetes
+//! parts ([`plan`], [`report`], [`watch`]) live in `stoker_k8s::agent`.
 //!
 //! Endpoints (on `PROBE_ADDRESS`, default `0.0.0.0:8082`):
 //!
@@ -25,10 +27,14 @@ pub mod agent;
 pub mod config;
 pub mod gateway;
 pub mod metrics;
-pub mod plan;
-pub mod report;
 pub mod source;
-pub mod watch;
+pub mod state;
+
+// The agent's Kubernetes logic lives in stoker-k8s; reachable here under its old paths.
+pub use stoker_k8s::agent::{plan, report, watch};
+
+/// The agent's version, as reported in `agentVersion`.
+pub const AGENT_VERSION: &str = env!("CARGO_PKG_VERSION");
 
 use std::process::ExitCode;
 
@@ -47,12 +53,12 @@ use stoker_k8s::probes::Probes;
 pub async fn run(args: SidecarArgs) -> anyhow::Result<ExitCode> {
     let config = SidecarConfig::from_args(&args)?;
     tracing::info!(
-        pod = %config.pod_name,
-        namespace = %config.pod_namespace,
-        gatewaysync = %config.cr_name,
+        pod = %config.agent.pod_name,
+        namespace = %config.agent.pod_namespace,
+        gatewaysync = %config.agent.cr_name,
         data = %config.data_path.display(),
         cache = %config.repo_path.display(),
-        version = report::AGENT_VERSION,
+        version = AGENT_VERSION,
         "stoker-agent sidecar starting"
     );
 
@@ -107,9 +113,9 @@ pub async fn run(args: SidecarArgs) -> anyhow::Result<ExitCode> {
     let client = kube::Client::try_default()
         .await
         .context("connecting to the Kubernetes API (in-cluster service account, or KUBECONFIG)")?;
-    let status = StatusReporter::load(client.clone(), &config).await;
+    let status = StatusReporter::load(client.clone(), &config.agent, AGENT_VERSION).await;
     let (inputs_tx, inputs_rx) = channel::channel(Inputs::default());
-    let watches = watch::spawn(client, &config, inputs_tx);
+    let watches = watch::spawn(client, &config.agent, inputs_tx);
 
     Agent::new(config, metrics, probes, status, inputs_rx, stop_rx)
         .run()

@@ -45,13 +45,14 @@ use std::path::Path;
 use async_trait::async_trait;
 use reqwest::header::{HeaderValue, LOCATION};
 use reqwest::{Method, StatusCode};
-use serde::Serialize;
 
 pub use config::{Backoff, IgnitionConfig};
 pub use response::{DesignerSession, GatewayInfo, parse_designers, parse_gateway_info};
 
 use crate::error::{Error, GatewayErrorKind, Result};
 use crate::{Gateway, Health, PreSyncCheck, SyncReport};
+// Defined with the trait (its rescan answers); kept reachable here, where they were first.
+pub use crate::gateway::{EndpointCall, ScanOutcome};
 
 /// The header carrying the API key.
 pub const API_TOKEN_HEADER: &str = "X-Ignition-API-Token";
@@ -88,43 +89,6 @@ impl std::fmt::Debug for IgnitionGateway {
                 &self.config.insecure_skip_tls_verify,
             )
             .finish_non_exhaustive()
-    }
-}
-
-/// The answer to one request that succeeded.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct EndpointCall {
-    /// `POST`, `GET`.
-    pub method: &'static str,
-    /// The endpoint's path (`/data/api/v1/scan/projects`).
-    pub endpoint: &'static str,
-    /// The HTTP status of the final answer.
-    pub status: u16,
-    /// Attempts it took (1 without retries).
-    pub attempts: u32,
-}
-
-/// The outcome of [`IgnitionGateway::scan`]: both rescans, in the order they were asked for.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct ScanOutcome {
-    /// `POST /data/api/v1/scan/projects`.
-    pub projects: EndpointCall,
-    /// `POST /data/api/v1/scan/config`.
-    pub config: EndpointCall,
-}
-
-impl std::fmt::Display for ScanOutcome {
-    /// `scan/projects 200, scan/config 200` (attempts shown when more than one).
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let one = |call: &EndpointCall| {
-            let name = call.endpoint.trim_start_matches("/data/api/v1/");
-            if call.attempts > 1 {
-                format!("{name} {} after {} attempts", call.status, call.attempts)
-            } else {
-                format!("{name} {}", call.status)
-            }
-        };
-        write!(f, "{}, {}", one(&self.projects), one(&self.config))
     }
 }
 
@@ -613,13 +577,13 @@ impl Gateway for IgnitionGateway {
         })
     }
 
-    async fn post_sync(&self, report: &SyncReport) -> Result<()> {
+    async fn post_sync(&self, report: &SyncReport) -> Result<ScanOutcome> {
         tracing::debug!(
             changed = report.changed(),
             projects = ?report.projects,
             "asking the gateway to rescan"
         );
-        self.scan().await.map(|_| ())
+        self.scan().await
     }
 
     async fn health(&self) -> Result<Health> {

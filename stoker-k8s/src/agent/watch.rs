@@ -3,23 +3,23 @@
 //! it last saw into the shared [`Inputs`]; the loop wakes only when something it plans from
 //! changed (a pod's status churn does not wake it).
 
+use crate::discovery::gateway_pod;
+use crate::metadata::{AgentMetadata, metadata_configmap_name};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod};
 use kube::api::Api;
 use kube::runtime::watcher::{self, Event};
 use kube::runtime::{WatchStreamExt, watcher as watch_stream};
-use stoker_k8s::discovery::gateway_pod;
-use stoker_k8s::metadata::{AgentMetadata, metadata_configmap_name};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::sidecar::config::SidecarConfig;
-use crate::sidecar::plan::{Inputs, Observed};
+use super::AgentConfig;
+use super::plan::{Inputs, Observed};
 
 /// Starts both watches; they run until the returned tasks are aborted.
 pub fn spawn(
     client: kube::Client,
-    config: &SidecarConfig,
+    config: &AgentConfig,
     inputs: watch::Sender<Inputs>,
 ) -> Vec<JoinHandle<()>> {
     let configmaps: Api<ConfigMap> = Api::namespaced(client.clone(), &config.cr_namespace);
@@ -38,7 +38,7 @@ pub fn spawn(
                         .owner_references
                         .iter()
                         .flatten()
-                        .find(|owner| owner.kind == stoker_k8s::crd::KIND)
+                        .find(|owner| owner.kind == crate::crd::KIND)
                         .map(|owner| owner.uid.clone());
                     let observed = match AgentMetadata::from_configmap(&configmap) {
                         Ok(metadata) => Observed::Present(metadata),

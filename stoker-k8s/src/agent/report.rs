@@ -5,22 +5,19 @@
 //! away) is retried on the loop's next turn. A resync that changes nothing and ends like the
 //! last one writes nothing, so an idle agent costs the API server no writes.
 
+use crate::crd::SyncStatus;
+use crate::gateway_status::{
+    GatewayStatusReport, SyncResult, pod_owner_reference, status_configmap_name,
+};
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::{ConfigMap, ObjectReference};
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::events::{Event, EventType, Reporter as EventReporter};
-use stoker_k8s::crd::SyncStatus;
-use stoker_k8s::gateway_status::{
-    GatewayStatusReport, SyncResult, pod_owner_reference, status_configmap_name,
-};
 
-use crate::sidecar::config::SidecarConfig;
+use super::AgentConfig;
 
 /// The field manager of everything the agent writes.
 pub const FIELD_MANAGER: &str = "stoker-agent";
-
-/// The agent's version, as reported in `agentVersion`.
-pub const AGENT_VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// The status ConfigMap and the Events recorder of one agent.
 pub struct StatusReporter {
@@ -39,6 +36,8 @@ pub struct StatusReporter {
     client: kube::Client,
     reporter: EventReporter,
     cr_name: String,
+    /// The agent's version, as reported in `agentVersion`.
+    agent_version: &'static str,
 }
 
 impl std::fmt::Debug for StatusReporter {
@@ -54,8 +53,12 @@ impl std::fmt::Debug for StatusReporter {
 
 impl StatusReporter {
     /// Starts from the ConfigMap a previous run of this agent left (its history is kept), or
-    /// from a fresh `Pending` report.
-    pub async fn load(client: kube::Client, config: &SidecarConfig) -> Self {
+    /// from a fresh `Pending` report. `agent_version` is reported as `agentVersion`.
+    pub async fn load(
+        client: kube::Client,
+        config: &AgentConfig,
+        agent_version: &'static str,
+    ) -> Self {
         let namespace = config.cr_namespace.clone();
         let api: Api<ConfigMap> = Api::namespaced(client.clone(), &namespace);
         let name = status_configmap_name(&config.cr_name, &config.pod_name);
@@ -68,14 +71,14 @@ impl StatusReporter {
                 &config.cr_name,
                 &gateway,
                 &config.pod_name,
-                AGENT_VERSION,
+                agent_version,
                 Timestamp::now(),
             )
         };
         let report = match api.get_opt(&name).await {
             Ok(Some(existing)) => match GatewayStatusReport::from_configmap(&existing) {
                 Ok(mut report) if report.pod == config.pod_name => {
-                    report.agent_version = AGENT_VERSION.to_owned();
+                    report.agent_version = agent_version.to_owned();
                     report
                 }
                 Ok(_) => fresh(),
@@ -110,6 +113,7 @@ impl StatusReporter {
             client,
             reporter,
             cr_name: config.cr_name.clone(),
+            agent_version,
         }
     }
 
@@ -162,7 +166,7 @@ impl StatusReporter {
         if let Some(scan) = scan {
             self.report.last_scan_result = Some(scan);
         }
-        self.report.agent_version = AGENT_VERSION.to_owned();
+        self.report.agent_version = self.agent_version.to_owned();
         self.report.record(result);
         self.dirty = true;
         true
@@ -259,8 +263,8 @@ impl StatusReporter {
     /// Publishes an Event on the GatewaySync (best effort: a failure is logged).
     pub async fn event(&self, warning: bool, reason: &str, note: String) {
         let reference = ObjectReference {
-            api_version: Some(stoker_k8s::crd::GROUP.to_owned() + "/" + stoker_k8s::crd::VERSION),
-            kind: Some(stoker_k8s::crd::KIND.to_owned()),
+            api_version: Some(crate::crd::GROUP.to_owned() + "/" + crate::crd::VERSION),
+            kind: Some(crate::crd::KIND.to_owned()),
             name: Some(self.cr_name.clone()),
             namespace: Some(self.namespace.clone()),
             uid: self.owner_uid.clone(),
@@ -278,7 +282,7 @@ impl StatusReporter {
             secondary: None,
         };
         if let Err(error) =
-            stoker_k8s::events::publish(&self.client, &self.reporter, &event, &reference).await
+            crate::events::publish(&self.client, &self.reporter, &event, &reference).await
         {
             tracing::warn!(%error, reason, "could not publish an Event");
         }

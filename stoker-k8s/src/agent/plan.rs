@@ -5,12 +5,11 @@
 
 use std::time::Duration;
 
+use super::AgentConfig;
+use crate::discovery::GatewayPod;
+use crate::metadata::{AgentMetadata, AuthType, metadata_configmap_name};
 use stoker_core::git::GitAuth;
 use stoker_core::{Profile, TemplateContext};
-use stoker_k8s::discovery::GatewayPod;
-use stoker_k8s::metadata::{AgentMetadata, AuthType, metadata_configmap_name};
-
-use crate::sidecar::config::SidecarConfig;
 
 /// The default resync period when neither the profile nor `SYNC_PERIOD` sets one.
 pub const DEFAULT_SYNC_PERIOD: Duration =
@@ -109,7 +108,7 @@ impl Desired {
 ///   metadata's ref at the metadata's commit (resolved by the operator).
 /// - The resync period is the profile's (or the defaults') explicit `syncPeriod`, else
 ///   `SYNC_PERIOD`, else 30 s.
-pub fn plan(config: &SidecarConfig, inputs: &Inputs) -> Plan {
+pub fn plan(config: &AgentConfig, inputs: &Inputs) -> Plan {
     let configmap = metadata_configmap_name(&config.cr_name);
     let metadata = match &inputs.metadata {
         Observed::Unknown => return Plan::Starting(format!("reading ConfigMap {configmap}")),
@@ -233,7 +232,7 @@ pub fn plan(config: &SidecarConfig, inputs: &Inputs) -> Plan {
 fn choose_profile(
     metadata: &AgentMetadata,
     pod: &GatewayPod,
-    config: &SidecarConfig,
+    config: &AgentConfig,
 ) -> Result<String, String> {
     let profiles = &metadata.sync.profiles;
     let names = || profiles.keys().cloned().collect::<Vec<_>>().join(", ");
@@ -268,7 +267,7 @@ fn choose_profile(
 }
 
 /// Git credentials for the metadata's auth type, from the mounted files.
-fn git_auth(metadata: &AgentMetadata, config: &SidecarConfig) -> Result<GitAuth, String> {
+fn git_auth(metadata: &AgentMetadata, config: &AgentConfig) -> Result<GitAuth, String> {
     let files = &config.git;
     match metadata.auth.auth_type {
         AuthType::None => Ok(GitAuth::None),
@@ -320,24 +319,23 @@ mod tests {
     use std::collections::BTreeMap;
 
     use super::*;
-    use crate::sidecar::config::SidecarArgs;
 
     const COMMIT: &str = "0123456789abcdef0123456789abcdef01234567";
 
-    fn config() -> SidecarConfig {
-        SidecarConfig::from_args(&SidecarArgs {
-            pod_name: Some("ignition-2".into()),
-            pod_namespace: Some("plant".into()),
-            cr_name: Some("site".into()),
-            repo_path: Some("/repo".into()),
-            data_path: Some("/data".into()),
-            ..SidecarArgs::default()
-        })
-        .unwrap()
+    /// As the sidecar's environment gives it with only the required variables set.
+    fn config() -> AgentConfig {
+        AgentConfig {
+            pod_name: "ignition-2".into(),
+            pod_namespace: "plant".into(),
+            cr_name: "site".into(),
+            cr_namespace: "plant".into(),
+            gateway_host: "127.0.0.1".into(),
+            ..AgentConfig::default()
+        }
     }
 
     fn metadata(spec: serde_json::Value) -> AgentMetadata {
-        let spec: stoker_k8s::GatewaySyncSpec = serde_json::from_value(spec).unwrap();
+        let spec: crate::GatewaySyncSpec = serde_json::from_value(spec).unwrap();
         AgentMetadata::from_spec("site", &spec, "main", COMMIT, Some(1))
     }
 
