@@ -1,14 +1,10 @@
 //! The engine's own state directory, `live/.stoker/`: nothing in it is followed through a
 //! symlink, and nothing there that Stoker did not write is deleted (issue 15, items 2 and 10).
 //! One regression test per bug, named after it.
-// Helpers outside `#[test]` functions panic on failure just as the tests do.
-#![allow(clippy::unwrap_used)]
-
-mod common;
 
 use std::path::Path;
 
-use common::*;
+use crate::common::*;
 use stoker_sync::{ApplyOptions, Error};
 
 fn live() -> tempfile::TempDir {

@@ -1,7 +1,5 @@
 //! The pipeline asks the source what changed since the revision the live directory was last
 //! synced to, and a failed diff only means "compare everything".
-// Helpers outside `#[test]` functions panic on failure just as the tests do.
-#![allow(clippy::unwrap_used)]
 
 use std::future::Future;
 use std::pin::Pin;
@@ -112,6 +110,7 @@ fn job(reference: &str, live: &std::path::Path) -> SyncJob {
 
 #[tokio::test]
 async fn the_source_is_asked_what_changed_since_the_last_synced_revision() {
+    let _no_fork = crate::common::no_fork();
     let (dir, source) = setup(false);
     let live = dir.path().join("live");
     let pipeline = Pipeline::new(source.clone());
@@ -133,6 +132,7 @@ async fn the_source_is_asked_what_changed_since_the_last_synced_revision() {
 
 #[tokio::test]
 async fn a_failed_diff_means_a_full_plan_not_a_failed_sync() {
+    let _no_fork = crate::common::no_fork();
     let (dir, source) = setup(true);
     let live = dir.path().join("live");
     let pipeline = Pipeline::new(source.clone());

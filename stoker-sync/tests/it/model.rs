@@ -6,9 +6,7 @@
 //! snapshots them. Each property is one `proptest!` test named after its invariant. The number
 //! of cases is `PROPTEST_CASES` when set, otherwise [`DEFAULT_CASES`].
 
-#[path = "model/spec.rs"]
 mod spec;
-#[path = "model/world.rs"]
 mod world;
 
 use std::collections::BTreeSet;

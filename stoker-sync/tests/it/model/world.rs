@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::Arc;
 
 use proptest::prelude::*;
 use proptest::sample::{Index, select};
@@ -18,6 +18,8 @@ use stoker_core::{
 use stoker_sync::MergeStrategy;
 
 use super::spec::{self, ArtEntry, ArtTree, Exclude, MapSpec, Node, ProfileSpec, SITE, Tree};
+use crate::common::spawn;
+pub use crate::common::without_fork;
 
 // ---------------------------------------------------------------------------------------------
 // Cases
@@ -517,26 +519,15 @@ fn set_mode(path: &Path, exec: bool) {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("chmod");
 }
 
-/// Creates `tree` below `root`.
-/// Held for reading by every sync, for writing while a child process is spawned.
-static FORK: RwLock<()> = RwLock::new(());
-
 /// The engine's result, its error boxed.
 pub type SyncResult = Result<SyncReport, Box<stoker_sync::Error>>;
 
-/// Runs a sync (never while this test process is spawning a child).
+/// Runs a sync (never while this test process is spawning a child: see `common::fork`).
 fn run(engine: &MergeStrategy, request: &SyncRequest) -> SyncResult {
-    let _no_fork = FORK.read().unwrap_or_else(PoisonError::into_inner);
-    engine.sync(request).map_err(Box::new)
+    without_fork(|| engine.sync(request).map_err(Box::new))
 }
 
-/// Runs `work` (a plan, which holds the live directory's lock) while no child process is being
-/// spawned.
-pub fn without_fork<T>(work: impl FnOnce() -> T) -> T {
-    let _no_fork = FORK.read().unwrap_or_else(PoisonError::into_inner);
-    work()
-}
-
+/// Creates `tree` below `root`.
 pub fn write_tree(root: &Path, tree: &Tree) {
     std::fs::create_dir_all(root).expect("mkdir root");
     for (path, node) in tree {
@@ -554,12 +545,9 @@ pub fn write_tree(root: &Path, tree: &Tree) {
             }
             Node::Fifo => {
                 std::fs::create_dir_all(full.parent().expect("parent")).expect("mkdir parent");
-                // No sync may run while a child process is forked: it would inherit the
-                // descriptor of that sync's lock and hold the lock after the sync ends.
-                let _no_sync = FORK.write().unwrap_or_else(PoisonError::into_inner);
-                let status = std::process::Command::new("mkfifo")
-                    .arg(&full)
-                    .status()
+                // Spawned while no sync runs: a child inherits the descriptor of a sync's lock.
+                let status = spawn(std::process::Command::new("mkfifo").arg(&full))
+                    .and_then(|mut child| child.wait())
                     .expect("run mkfifo");
                 assert!(status.success(), "mkfifo {}", full.display());
             }

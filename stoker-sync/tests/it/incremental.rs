@@ -2,14 +2,14 @@
 //! can diff plans only the changed paths' destinations, ends exactly where a full sync ends,
 //! leaves drift elsewhere to the next sync of the same revision, and falls back to the full plan
 //! whenever more than the changed paths could change.
-#![allow(clippy::unwrap_used)]
-
-mod common;
+//!
+//! The tests call the engine directly (plan, then apply), so each holds a `no_fork` guard
+//! throughout: a plan holds the live directory's lock (see `common::fork`).
 
 use std::path::Path;
 use std::sync::Arc;
 
-use common::*;
+use crate::common::*;
 use stoker_core::{EntryKind, Mapping, Revision, SyncReport, SyncRequest, SyncStrategy};
 use stoker_sync::{MergeStrategy, PlanOptions};
 
@@ -190,6 +190,7 @@ fn compare_with_full(
 
 #[test]
 fn a_commit_plans_only_what_it_changed_and_ends_where_a_full_sync_ends() {
+    let _no_fork = no_fork();
     let (incremental, report, live) = compare_with_full(commit1(), commit2(), mappings(), |_| {});
     assert!(incremental, "the plan was not incremental");
     let report = report.unwrap();
@@ -233,6 +234,7 @@ fn a_commit_plans_only_what_it_changed_and_ends_where_a_full_sync_ends() {
 
 #[test]
 fn a_patch_without_file_applies_to_the_mapped_file_in_an_incremental_plan_too() {
+    let _no_fork = no_fork();
     let mut patched = mappings();
     // config/db.json changes between the commits: the incremental plan patches it again.
     patched[2].patches = vec![stoker_core::Patch {
@@ -261,6 +263,7 @@ fn a_patch_without_file_applies_to_the_mapped_file_in_an_incremental_plan_too() 
 
 #[test]
 fn drift_outside_the_commit_waits_for_the_resync_or_is_repaired_at_once_on_request() {
+    let _no_fork = no_fork();
     for full_drift_check in [false, true] {
         let first = Arc::new(commit1());
         let second = Arc::new(commit2());
@@ -299,7 +302,7 @@ fn drift_outside_the_commit_waits_for_the_resync_or_is_repaired_at_once_on_reque
         );
 
         // The next sync of the same revision compares everything and repairs the drift.
-        let mut resync = common::request(second.clone(), mappings(), live.path());
+        let mut resync = crate::common::request(second.clone(), mappings(), live.path());
         resync.previous = Some(Revision::new("c2"));
         resync.changed_paths = Some(Vec::new());
         let plan = engine.plan(&resync).unwrap();
@@ -320,6 +323,7 @@ fn drift_outside_the_commit_waits_for_the_resync_or_is_repaired_at_once_on_reque
 
 #[test]
 fn a_change_beyond_the_changed_paths_falls_back_to_the_full_plan_and_ends_the_same() {
+    let _no_fork = no_fork();
     type Case = (
         &'static str,
         fn(MemArtifact) -> MemArtifact,
@@ -420,6 +424,7 @@ fn a_change_beyond_the_changed_paths_falls_back_to_the_full_plan_and_ends_the_sa
 
 #[test]
 fn files_the_manifest_cannot_vouch_for_are_checked_by_an_incremental_sync() {
+    let _no_fork = no_fork();
     let first = Arc::new(commit1());
     let second = Arc::new(commit2());
     let live = tempfile::tempdir().unwrap();
@@ -451,6 +456,7 @@ fn files_the_manifest_cannot_vouch_for_are_checked_by_an_incremental_sync() {
 
 #[test]
 fn a_changed_profile_or_variable_plans_everything() {
+    let _no_fork = no_fork();
     let first = Arc::new(commit1());
     let second = Arc::new(commit1().renamed("c2").file("config/db.json", "{}"));
     let live = tempfile::tempdir().unwrap();
@@ -472,6 +478,7 @@ fn a_changed_profile_or_variable_plans_everything() {
 
 #[test]
 fn templates_that_read_the_commit_are_rendered_again_by_every_sync() {
+    let _no_fork = no_fork();
     let mapping = Mapping {
         template: true,
         ..map("config", "config")
@@ -513,6 +520,7 @@ fn templates_that_read_the_commit_are_rendered_again_by_every_sync() {
 
 #[test]
 fn a_dry_run_plans_incrementally_and_writes_nothing() {
+    let _no_fork = no_fork();
     let first = Arc::new(commit1());
     let second = Arc::new(commit2());
     let live = tempfile::tempdir().unwrap();
@@ -534,6 +542,7 @@ fn a_dry_run_plans_incrementally_and_writes_nothing() {
 /// records.
 #[test]
 fn incremental_syncs_append_to_the_manifest_log_and_read_back_as_a_full_sync_records() {
+    let _no_fork = no_fork();
     use std::os::unix::fs::MetadataExt;
     let first = Arc::new(commit1());
     let second = Arc::new(commit2());
@@ -572,6 +581,7 @@ fn incremental_syncs_append_to_the_manifest_log_and_read_back_as_a_full_sync_rec
 /// plans every file, and writes the manifest whole again.
 #[test]
 fn a_torn_manifest_log_makes_the_next_sync_plan_every_file_and_rewrite_the_manifest() {
+    let _no_fork = no_fork();
     let first = Arc::new(commit1());
     let second = Arc::new(commit2());
     let live = tempfile::tempdir().unwrap();
@@ -616,6 +626,7 @@ fn a_torn_manifest_log_makes_the_next_sync_plan_every_file_and_rewrite_the_manif
 /// goes back to what the manifest recorded: the next sync plans every file and repairs it.
 #[test]
 fn a_sync_after_an_interrupted_one_plans_every_file() {
+    let _no_fork = no_fork();
     use stoker_sync::ApplyOptions;
     let first = Arc::new(commit1());
     let second = Arc::new(
@@ -669,6 +680,7 @@ fn a_sync_after_an_interrupted_one_plans_every_file() {
 /// the sync ends as a full one does, without the stale warning.
 #[test]
 fn a_changed_path_that_was_skipped_falls_back_to_the_full_plan() {
+    let _no_fork = no_fork();
     let reserved = format!("projects/a/{}x.json", stoker_sync::scope::TEMP_PREFIX);
     let cases = [
         (

@@ -1,14 +1,11 @@
 //! Issue 15 item 4: large files stream (read, hashed and written in chunks) and sparse files
 //! stay sparse. Memory is measured in `benches/` (`large-file-rss.sh`), not asserted here.
-#![allow(clippy::unwrap_used)]
-
-mod common;
 
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
-use common::*;
+use crate::common::*;
 use stoker_core::content_id::BlobHasher;
 use stoker_sync::Error;
 

@@ -1,11 +1,8 @@
 //! Issue 15 item 5: a sync that does not fit in the live file system's free space is refused
 //! before anything is written, and a file system that fills up part way through an apply says
 //! which files are already at the new revision; the next sync converges.
-#![allow(clippy::unwrap_used)]
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use stoker_sync::{ApplyOptions, Error};
 
 /// Ten files of 8 KiB each (one of them replacing an older version), one file that stays.
@@ -177,6 +174,11 @@ fn a_real_small_file_system_is_refused_then_fills_up_and_converges_after_growing
     assert!(temporaries(&live).is_empty());
 }
 
+/// Runs `command` to its end, spawned while no sync holds a lock (see `common::fork`).
+fn run(command: &mut std::process::Command) -> std::io::Result<std::process::ExitStatus> {
+    spawn(command)?.wait()
+}
+
 /// A tmpfs mounted on a temporary directory, unmounted when dropped.
 struct Tmpfs {
     dir: tempfile::TempDir,
@@ -185,29 +187,25 @@ struct Tmpfs {
 impl Tmpfs {
     fn mount(size: &str) -> Option<Tmpfs> {
         let dir = tempfile::tempdir().ok()?;
-        let status = std::process::Command::new("mount")
+        let status = run(std::process::Command::new("mount")
             .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
             .arg(dir.path())
-            .stderr(std::process::Stdio::null())
-            .status()
-            .ok()?;
+            .stderr(std::process::Stdio::null()))
+        .ok()?;
         status.success().then_some(Tmpfs { dir })
     }
 
     fn resize(&self, size: &str) {
-        let status = std::process::Command::new("mount")
+        let status = run(std::process::Command::new("mount")
             .args(["-o", &format!("remount,size={size}")])
-            .arg(self.dir.path())
-            .status()
-            .unwrap();
+            .arg(self.dir.path()))
+        .unwrap();
         assert!(status.success());
     }
 }
 
 impl Drop for Tmpfs {
     fn drop(&mut self) {
-        let _ = std::process::Command::new("umount")
-            .arg(self.dir.path())
-            .status();
+        let _ = run(std::process::Command::new("umount").arg(self.dir.path()));
     }
 }

@@ -14,6 +14,9 @@ use stoker_core::{
 };
 use stoker_sync::{ApplyOptions, MergeStrategy};
 
+mod fork;
+pub use fork::{no_fork, spawn, without_fork};
+
 /// Creates `path` (and its parents) with `bytes`.
 pub fn write(root: &Path, path: &str, bytes: impl AsRef<[u8]>) {
     let full = root.join(path);
@@ -126,19 +129,19 @@ pub fn request(artifact: Arc<dyn Artifact>, mappings: Vec<Mapping>, live: &Path)
 
 /// Plans and applies with default options.
 pub fn sync(request: &SyncRequest) -> stoker_sync::Result<SyncReport> {
-    MergeStrategy::default().sync(request)
+    without_fork(|| MergeStrategy::default().sync(request))
 }
 
 /// Plans and applies with the given options.
 pub fn sync_with(options: ApplyOptions, request: &SyncRequest) -> stoker_sync::Result<SyncReport> {
-    MergeStrategy::new(options).sync(request)
+    without_fork(|| MergeStrategy::new(options).sync(request))
 }
 
 /// A dry run of the request.
 pub fn dry_run(request: &SyncRequest) -> stoker_sync::Result<SyncReport> {
     let mut request = request.clone();
     request.dry_run = true;
-    MergeStrategy::default().sync(&request)
+    without_fork(|| MergeStrategy::default().sync(&request))
 }
 
 /// What a snapshot records at one path.
