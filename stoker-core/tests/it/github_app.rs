@@ -2,15 +2,11 @@
 //! HTTPS with the tokens it issues: through `GitAuth::GithubApp` (the operator's own ls-remote)
 //! and through a token file that is replaced between syncs (the agent, whose mounted Secret
 //! the kubelet updates in place when the operator refreshes the token).
-#![cfg(feature = "git")]
-#![allow(clippy::unwrap_used)]
-
-mod git_support;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use git_support::{TlsProxy, fast_retries, runtime};
+use crate::git_support::{TlsProxy, fast_retries, runtime};
 use stoker_core::git::{GitAuth, GitSource, GitSourceConfig, GithubApp};
 use stoker_core::{Error, GitErrorKind, GithubAppErrorKind, Source};
 use stoker_testkit::git::servers;

@@ -1,14 +1,10 @@
 //! The Git source against real servers on loopback (stoker-testkit): smart HTTP with and
 //! without a token, with injected failures; sshd with keys and known_hosts.
-#![cfg(feature = "git")]
-#![allow(clippy::unwrap_used)]
-
-mod git_support;
 
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use git_support::{TlsProxy, fast_retries, runtime};
+use crate::git_support::{TlsProxy, fast_retries, runtime};
 use stoker_core::git::{GitAuth, GitSource, GitSourceConfig, RetryPolicy};
 use stoker_core::{GitErrorKind, Source};
 use stoker_testkit::git::{Faults, servers};

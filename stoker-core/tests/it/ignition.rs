@@ -1,7 +1,5 @@
 //! The Ignition gateway client against the gateway simulator (stoker-testkit), over real HTTP
 //! and HTTPS on loopback.
-#![cfg(feature = "ignition")]
-#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers: a panic is the right failure
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};

@@ -1,14 +1,10 @@
 //! The fetch cache survives damage and crashes: corrupt files are detected and refetched, a
 //! fetch killed with SIGKILL at any point leaves a cache the next fetch repairs.
-#![cfg(feature = "git")]
-#![allow(clippy::unwrap_used)]
-
-mod git_support;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use git_support::{Fixture, git, ls_tree, runtime};
+use crate::git_support::{Fixture, git, ls_tree, runtime};
 use stoker_core::git::{GitSource, GitSourceConfig};
 use stoker_core::{Artifact, Revision, Source};
 
@@ -238,7 +234,8 @@ fn fetch_and_kill(fixture: &Fixture, cache: &Path, commit: &str, point: KillPoin
     let mut child = std::process::Command::new(std::env::current_exe().unwrap())
         .args([
             "--exact",
-            "kill_child_fetch",
+            // Its name in this binary: the module path without the crate.
+            "git_cache::kill_child_fetch",
             "--nocapture",
             "--test-threads=1",
         ])
@@ -310,7 +307,7 @@ fn a_fetch_killed_at_any_point_is_repaired_by_the_next_one() {
             "a pack without its index after killing at {point:?}"
         );
         // And the repository is healthy for git itself.
-        let fsck = git_support::git_command(source.cache_repository())
+        let fsck = crate::git_support::git_command(source.cache_repository())
             .args(["fsck", "--connectivity-only", "--no-dangling"])
             .output()
             .unwrap();

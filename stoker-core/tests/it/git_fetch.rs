@@ -1,12 +1,8 @@
 //! `GitSource::fetch`, the `GitArtifact` it returns, and `changed_paths`.
-#![cfg(feature = "git")]
-#![allow(clippy::unwrap_used)]
-
-mod git_support;
 
 use std::sync::Arc;
 
-use git_support::{Daemon, Fixture, fast_retries, git, git_bytes, ls_tree, runtime};
+use crate::git_support::{Daemon, Fixture, fast_retries, git, git_bytes, ls_tree, runtime};
 use stoker_core::git::{GitSource, GitSourceConfig};
 use stoker_core::{Artifact, EntryKind, GitErrorKind, Revision, Source};
 
@@ -141,7 +137,7 @@ fn the_first_fetch_is_shallow() {
     assert_eq!(shallow.trim(), revision.id);
     // Only the commit and its tree were fetched: no parent commits.
     let parent = fixture.rev("main~1");
-    let status = git_support::git_command(source.cache_repository())
+    let status = crate::git_support::git_command(source.cache_repository())
         .args(["cat-file", "-e", &parent])
         .status()
         .unwrap();
@@ -376,7 +372,7 @@ fn non_utf8_names_are_skipped_with_a_warning() {
     let fixture = Fixture::new();
     // Build a tree with a non-UTF-8 name by hand (the work tree may refuse such names).
     let blob = {
-        let mut child = git_support::git_command(&fixture.bare)
+        let mut child = crate::git_support::git_command(&fixture.bare)
             .args(["hash-object", "-w", "--stdin"])
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
@@ -390,7 +386,7 @@ fn non_utf8_names_are_skipped_with_a_warning() {
     tree_input.extend_from_slice(format!("100644 blob {blob}\t").as_bytes());
     tree_input.extend_from_slice(b"bad\xffname\0");
     let tree = {
-        let mut child = git_support::git_command(&fixture.bare)
+        let mut child = crate::git_support::git_command(&fixture.bare)
             .args(["mktree", "-z"])
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())

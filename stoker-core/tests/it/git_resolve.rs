@@ -1,10 +1,6 @@
 //! `GitSource::resolve`: references to commits without transferring objects.
-#![cfg(feature = "git")]
-#![allow(clippy::unwrap_used)]
 
-mod git_support;
-
-use git_support::{Daemon, Fixture, fast_retries, git, runtime};
+use crate::git_support::{Daemon, Fixture, fast_retries, git, runtime};
 use stoker_core::git::{GitSource, GitSourceConfig};
 use stoker_core::{GitErrorKind, Source};
 
@@ -110,7 +106,7 @@ fn a_missing_ref_names_the_ref_and_the_repository() {
 #[test]
 fn unreachable_servers_are_transient_and_never_show_credentials() {
     let dir = tempfile::tempdir().unwrap();
-    let port = git_support::free_port();
+    let port = crate::git_support::free_port();
     let url = format!("https://user:s3cr3t-token@127.0.0.1:{port}/repo.git");
     let source =
         GitSource::new(GitSourceConfig::new(&url, dir.path()).with_retry(fast_retries())).unwrap();
