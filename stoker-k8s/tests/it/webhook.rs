@@ -4,14 +4,11 @@
 //!
 //! Each test registers configurations restricted (by namespace selector) to its own namespace,
 //! so tests sharing the API server do not see each other's webhooks.
-#![allow(clippy::unwrap_used)]
-
-mod controller_support;
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use controller_support::{CONVERGE, World, spec};
+use crate::controller_support::{CONVERGE, World, spec};
 use k8s_openapi::api::admissionregistration::v1::{
     MutatingWebhookConfiguration, ValidatingWebhookConfiguration,
 };
@@ -525,14 +522,16 @@ async fn with_the_operator_down_pods_are_admitted_and_reported_missing_the_sidec
     world.set_phase("site-0", "Running").await;
     let gs = world
         .wait_gs("site", "SidecarInjected=False", |gs| {
-            controller_support::has(gs, "SidecarInjected", "False")
+            crate::controller_support::has(gs, "SidecarInjected", "False")
         })
         .await;
-    let (_, reason, message) = controller_support::condition(&gs, "SidecarInjected").unwrap();
+    let (_, reason, message) =
+        crate::controller_support::condition(&gs, "SidecarInjected").unwrap();
     assert_eq!(reason, "SidecarMissing");
     assert_eq!(message, "1 gateway(s) missing stoker-agent sidecar");
     // The pod is named in its own entry and in a MissingSidecar Event, once.
-    let (_, reason, message) = controller_support::condition(&gs, "AllGatewaysSynced").unwrap();
+    let (_, reason, message) =
+        crate::controller_support::condition(&gs, "AllGatewaysSynced").unwrap();
     assert_eq!(
         (reason.as_str(), message.as_str()),
         ("SyncInProgress", "0/1 synced (1 missing sidecar)")
@@ -541,7 +540,8 @@ async fn with_the_operator_down_pods_are_admitted_and_reported_missing_the_sidec
         "a MissingSidecar Event",
         std::time::Duration::from_secs(10),
         || async {
-            let notes = controller_support::event_notes(&world, "site", "MissingSidecar").await;
+            let notes =
+                crate::controller_support::event_notes(&world, "site", "MissingSidecar").await;
             (!notes.is_empty()).then_some(notes)
         },
     )
@@ -551,7 +551,7 @@ async fn with_the_operator_down_pods_are_admitted_and_reported_missing_the_sidec
         "{notes:?}"
     );
     tokio::time::sleep(std::time::Duration::from_secs(4)).await;
-    let counts = controller_support::event_counts(&world, "site").await;
+    let counts = crate::controller_support::event_counts(&world, "site").await;
     assert_eq!(counts.get("MissingSidecar"), Some(&1), "{counts:?}");
 }
 

@@ -3,9 +3,6 @@
 //! `/webhook/{namespace}/{name}` answers, and `/webhook/push` making a GatewaySync whose
 //! polling is off resolve a pushed commit at once. Requests are written by hand over TCP, so
 //! what is sent (headers, signature, body size) is exactly what the test says.
-#![allow(clippy::unwrap_used)]
-
-mod controller_support;
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -22,7 +19,7 @@ use stoker_k8s::receiver::{ReceiverConfig, Secrets};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::watch;
 
-use controller_support::{World, event_notes};
+use crate::controller_support::{World, event_notes};
 
 const GLOBAL: &str = "global-hook-secret";
 
@@ -143,7 +140,7 @@ async fn each_v0_5_1_payload_sets_the_requested_ref_and_answers_202() {
     let world = World::start("rx-ref").await;
     let rx = receiver(&world, global_secrets(), |_| {}).await;
     world
-        .create_gs("site", controller_support::spec("main"))
+        .create_gs("site", crate::controller_support::spec("main"))
         .await;
     let cases = [
         (
@@ -209,7 +206,7 @@ async fn bad_payloads_missing_resources_and_bad_signatures_get_v0_5_1_answers() 
     let world = World::start("rx-errors").await;
     let rx = receiver(&world, global_secrets(), |_| {}).await;
     world
-        .create_gs("site", controller_support::spec("main"))
+        .create_gs("site", crate::controller_support::spec("main"))
         .await;
     let path = ref_path(&world, "site");
 
@@ -265,7 +262,7 @@ async fn with_own_secret(world: &World, name: &str, value: &str) {
         .create(&PostParams::default(), &secret)
         .await
         .unwrap();
-    let mut spec = controller_support::spec("main");
+    let mut spec = crate::controller_support::spec("main");
     spec["webhook"] = json!({"secretRef": {"name": format!("{name}-hook")}});
     world.create_gs(name, spec).await;
 }
@@ -276,7 +273,7 @@ async fn a_gatewaysync_s_own_secret_lets_its_callers_in_and_reveals_nothing_else
     let rx = receiver(&world, global_secrets(), |_| {}).await;
     with_own_secret(&world, "team", "team-secret").await;
     world
-        .create_gs("other", controller_support::spec("main"))
+        .create_gs("other", crate::controller_support::spec("main"))
         .await;
     let body = br#"{"ref":"v3.0.0"}"#;
 
@@ -456,7 +453,7 @@ async fn a_push_makes_an_unpolled_gatewaysync_resolve_the_new_commit_at_once() {
 async fn a_push_touching_only_unmapped_paths_or_other_refs_triggers_nothing() {
     let world = World::start("rx-unmapped").await;
     let rx = receiver(&world, Secrets::default(), |_| {}).await;
-    let mut elsewhere = controller_support::spec("release");
+    let mut elsewhere = crate::controller_support::spec("release");
     elsewhere["polling"] = json!({"enabled": false});
     world.create_gs("release", elsewhere).await;
     let first = unpolled(&world, "site").await;
@@ -562,7 +559,7 @@ async fn a_body_over_1_mib_gets_413_and_one_of_1_mib_is_read() {
     let world = World::start("rx-size").await;
     let rx = receiver(&world, Secrets::default(), |_| {}).await;
     world
-        .create_gs("site", controller_support::spec("main"))
+        .create_gs("site", crate::controller_support::spec("main"))
         .await;
     let mut body = br#"{"ref":"v5"}"#.to_vec();
     body.resize(BODY_LIMIT, b' ');

@@ -3,9 +3,6 @@
 //! controller, watching only that namespace. Pods are objects whose phase the test sets (no
 //! kubelet); agents' status ConfigMaps are written by the test exactly as the agent writes them
 //! (`GatewayStatusReport`).
-#![allow(clippy::unwrap_used)]
-
-mod controller_support;
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -18,7 +15,7 @@ use serde_json::json;
 use stoker_k8s::crd::{RefResolutionStatus, SyncStatus};
 use stoker_k8s::metadata::{AgentMetadata, metadata_configmap_name};
 
-use controller_support::{World, condition, event_counts, event_notes, has, spec};
+use crate::controller_support::{World, condition, event_counts, event_notes, has, spec};
 use stoker_testkit::kube_api::wait_until;
 
 fn commit_is(gs: &stoker_k8s::GatewaySync, commit: &str) -> bool {
@@ -33,7 +30,7 @@ async fn metadata(world: &World, cr: &str) -> AgentMetadata {
     let api = world.configmaps();
     let configmap = wait_until(
         "the metadata ConfigMap exists",
-        controller_support::CONVERGE,
+        crate::controller_support::CONVERGE,
         || async { api.get_opt(&name).await.unwrap() },
     )
     .await;
@@ -269,7 +266,7 @@ async fn deleting_the_resource_removes_its_configmaps_through_the_finalizer() {
     let api = world.gs_api();
     wait_until(
         "the resource is gone",
-        controller_support::CONVERGE,
+        crate::controller_support::CONVERGE,
         || async { api.get_opt("doomed").await.unwrap().is_none().then_some(()) },
     )
     .await;
@@ -872,7 +869,7 @@ async fn agent_binding_with(world: &World, cr: &str, expected: &[&str]) -> RoleB
     let name = stoker_k8s::rbac::agent_role_binding_name(cr);
     wait_until(
         &format!("RoleBinding {name} binds {expected:?}"),
-        controller_support::CONVERGE,
+        crate::controller_support::CONVERGE,
         || async {
             api.get_opt(&name).await.unwrap().filter(|binding| {
                 let subjects: Vec<(&str, &str, Option<&str>)> = binding
@@ -1106,7 +1103,7 @@ async fn a_v051_agents_report_counts_until_ours_replaces_it() {
     let configmaps = world.configmaps();
     wait_until(
         "v0.5.1's status ConfigMap is deleted",
-        controller_support::CONVERGE,
+        crate::controller_support::CONVERGE,
         || async {
             configmaps
                 .get_opt("stoker-status-site")

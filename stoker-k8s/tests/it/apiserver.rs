@@ -4,34 +4,15 @@
 //! v0.5.1's CRD accepted (any polling interval, a patch without `file`), the status subresource
 //! takes what the aggregation computes, `kubectl get -o wide` shows the printer columns and
 //! `kubectl explain` the descriptions.
-#![allow(clippy::unwrap_used)]
-
-use std::time::Duration;
 
 use kube::Api;
 use kube::api::{Patch, PatchParams, PostParams};
 use serde_json::json;
 use stoker_k8s::GatewaySync;
 use stoker_k8s::aggregate::{AggregateInput, Revision, aggregate, record_resolution};
-use stoker_k8s::crd::crd;
-use stoker_testkit::kube_api::{Cluster, cluster};
-use tokio::sync::OnceCell;
+use stoker_testkit::kube_api::Cluster;
 
-static CRD_READY: OnceCell<()> = OnceCell::const_new();
-
-/// Applies the CRD once per test binary and waits until it is established.
-async fn with_crd() -> &'static Cluster {
-    stoker_testkit::kube_api::install_crypto_provider();
-    let c = cluster().unwrap();
-    CRD_READY
-        .get_or_init(|| async {
-            c.apply_crd(&crd(), "stoker-k8s-test", Duration::from_secs(30))
-                .await
-                .unwrap();
-        })
-        .await;
-    c
-}
+use crate::controller_support::with_crd;
 
 fn document(name: &str, spec: serde_json::Value) -> GatewaySync {
     serde_json::from_value(json!({

@@ -4,7 +4,6 @@
 //!
 //! Faults are real too: "the API server stops answering" is a loopback TCP relay between one
 //! candidate and the API server that stops relaying bytes (no mock of the API).
-#![allow(clippy::unwrap_used)]
 
 use std::net::SocketAddr;
 use std::sync::Arc;

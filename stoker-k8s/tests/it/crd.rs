@@ -1,7 +1,6 @@
 //! The generated `GatewaySync` CRD: the chart's copy is current, the schema is structural (what
 //! the API server requires), every field is described, and defaults, validation and printer
 //! columns are the documented ones. Documents in the stoker-operator v0.5 shape parse.
-#![allow(clippy::unwrap_used)]
 
 use std::path::Path;
 

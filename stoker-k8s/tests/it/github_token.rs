@@ -4,10 +4,7 @@
 //!
 //! The repository URL is plain `http://`, so the operator's own resolution refuses to send the
 //! token (`RefResolved=False`, reason `RefResolutionFailed`): these tests are about the Secret.
-//! stoker-core's tests/github_app.rs clones with an issued token over HTTPS.
-#![allow(clippy::unwrap_used)]
-
-mod controller_support;
+//! stoker-core's tests/it/github_app.rs clones with an issued token over HTTPS.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -20,7 +17,7 @@ use serde_json::json;
 use stoker_testkit::github_api::{GithubApiDouble, generate_private_key_pem};
 use stoker_testkit::kube_api::wait_until;
 
-use controller_support::{CONVERGE, World, condition, spec};
+use crate::controller_support::{CONVERGE, World, condition, spec};
 
 const APP_ID: u64 = 4242;
 const INSTALLATION: u64 = 99;
@@ -263,7 +260,7 @@ async fn a_rejected_app_gets_no_token_says_why_and_recovers_once_the_key_is_fixe
             .is_none()
     );
     // Published when the failure started, not at every retry.
-    let counts = controller_support::event_counts(&world, "site").await;
+    let counts = crate::controller_support::event_counts(&world, "site").await;
     assert_eq!(
         counts.get("GitHubAppExchangeFailed"),
         Some(&1),

@@ -1,9 +1,6 @@
 //! `spec.alerting` against a real kube-apiserver: the controller tells a recording webhook
 //! (stoker-testkit's `http_recorder`) once per fleet change, and reports a webhook that keeps
 //! failing as a condition, an Event and a metric.
-#![allow(clippy::unwrap_used)]
-
-mod controller_support;
 
 use std::time::Duration;
 
@@ -15,7 +12,7 @@ use stoker_k8s::crd::SyncStatus;
 use stoker_testkit::http_recorder::{RecordingServer, Reply};
 use stoker_testkit::kube_api::wait_until;
 
-use controller_support::{World, condition, event_notes, has, spec};
+use crate::controller_support::{World, condition, event_notes, has, spec};
 
 /// Bounded waits for deliveries (the dispatcher retries a failing webhook for about 7 s).
 const DELIVERY: Duration = Duration::from_secs(30);
