@@ -34,7 +34,7 @@ export STOKER_KUBE_BIN_DIR
 
 step "test infrastructure: helm (built from the Go module proxy once, cached)"
 bash hack/helm.sh install
-# The chart tests (stoker-operator/tests/chart.rs) run this helm.
+# The chart tests (stoker-operator/tests/it/chart.rs) run this helm.
 STOKER_HELM_BIN_DIR=$(bash hack/helm.sh bin-dir)
 export STOKER_HELM_BIN_DIR
 

@@ -11,8 +11,7 @@
 //!
 //! helm comes from `hack/helm.sh install` (built from the Go module proxy, cached), found through
 //! `STOKER_HELM_BIN_DIR`, else `hack/helm.sh bin-dir`; a test never builds it. That the chart's
-//! CRD is the generated one is checked in stoker-k8s (tests/crd.rs).
-#![allow(clippy::unwrap_used)]
+//! CRD is the generated one is checked in stoker-k8s (tests/it/crd.rs).
 
 use std::io::{Read as _, Write as _};
 use std::net::TcpStream;
@@ -23,13 +22,31 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_yaml::Value;
-use stoker_testkit::kube_api::{Cluster, cluster};
+use stoker_testkit::kube_api::{Cluster, ENV_KUBECONFIG, KubeBinaries};
 
 /// Env var: the directory holding `helm` (`hack/helm.sh install --print-bin-dir`).
 const ENV_HELM_BIN_DIR: &str = "STOKER_HELM_BIN_DIR";
 const CRD_NAME: &str = "gatewaysyncs.stoker.io";
 /// How long the operator gets to converge.
 const CONVERGE: Duration = Duration::from_secs(60);
+
+/// The chart tests' own API server, not the one the testkit starts for this binary: a real
+/// `helm install` registers cluster-wide admission webhooks and runs an operator watching every
+/// namespace, which would meet the objects of the operator binary's tests (`binary`) on a
+/// shared server. With `STOKER_TEST_KUBECONFIG` set, that server, as for every test.
+fn cluster() -> Result<&'static Cluster, String> {
+    static OWN: OnceLock<Result<Cluster, String>> = OnceLock::new();
+    if std::env::var_os(ENV_KUBECONFIG).is_some() {
+        return stoker_testkit::kube_api::cluster().map_err(|e| e.to_string());
+    }
+    OWN.get_or_init(|| {
+        KubeBinaries::locate()
+            .and_then(|bins| Cluster::start(None, bins))
+            .map_err(|e| format!("cannot start the chart tests' API server: {e}"))
+    })
+    .as_ref()
+    .map_err(Clone::clone)
+}
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -2,7 +2,6 @@
 //! etcd (stoker-testkit) and a real Git server on loopback: probes, metrics, the leader Lease,
 //! JSON logs, SIGTERM, and `--help`. The test plays the kubelet (pod phases) and the agent
 //! (status ConfigMaps); nothing is mocked.
-#![allow(clippy::unwrap_used)]
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
