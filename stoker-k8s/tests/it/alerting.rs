@@ -18,6 +18,7 @@ use crate::controller_support::{World, condition, event_notes, has, spec};
 const DELIVERY: Duration = Duration::from_secs(30);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[allow(clippy::too_many_lines)] // one scenario, step by step
 async fn a_fleet_reaching_its_commit_is_one_message_and_a_failing_webhook_is_reported() {
     let world = World::start("alerting").await;
     let slack = RecordingServer::start().unwrap();

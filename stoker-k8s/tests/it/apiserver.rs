@@ -85,6 +85,7 @@ async fn the_api_server_applies_the_defaults() {
 type Mutation = Box<dyn Fn(&mut serde_json::Value)>;
 
 #[tokio::test(flavor = "multi_thread")]
+#[allow(clippy::too_many_lines)] // a table of documents the API server must refuse
 async fn the_api_server_enforces_the_validation() {
     let c = with_crd().await;
     let ns = c.namespace("gs-invalid").await.unwrap();

@@ -497,6 +497,7 @@ async fn discovers_running_annotated_pods_and_names_them() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[allow(clippy::too_many_lines)] // one scenario, step by step
 async fn agents_reports_make_the_resource_ready_and_kubectl_shows_it() {
     let world = World::start("ready").await;
     world.create_gs("site", spec("main")).await;
@@ -1004,6 +1005,7 @@ fn summary_is(gs: &stoker_k8s::GatewaySync, summary: &str) -> bool {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[allow(clippy::too_many_lines)] // one scenario, step by step
 async fn a_v051_agents_report_counts_until_ours_replaces_it() {
     let world = World::start("v051").await;
     let first = world.repo.rev_parse("main").unwrap();

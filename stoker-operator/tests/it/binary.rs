@@ -291,6 +291,7 @@ fn sample(metrics: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[allow(clippy::too_many_lines)] // one scenario against the binary, step by step
 async fn the_binary_serves_probes_and_metrics_holds_the_lease_logs_json_and_stops_on_sigterm() {
     let cluster = cluster_with_crd().await;
     let client = cluster.client().unwrap();

@@ -488,6 +488,7 @@ fn helm_template_renders_the_operator_its_rbac_and_the_agent_role() {
 }
 
 #[test]
+#[allow(clippy::too_many_lines)] // the rendered objects checked one by one
 fn helm_template_scopes_the_operator_to_watch_namespaces() {
     let rendered = render(
         "gateways",
@@ -662,6 +663,7 @@ fn only_webhook<'a>(docs: &'a [Value], kind: &str, name: &str) -> &'a Value {
 }
 
 #[test]
+#[allow(clippy::too_many_lines)] // both configurations checked field by field
 fn helm_template_renders_both_admission_webhooks_with_exactly_their_fields() {
     let docs = manifests(&render("stoker", "stoker-system", &[]));
     let pod = only_webhook(
@@ -786,6 +788,7 @@ fn helm_template_renders_both_admission_webhooks_with_exactly_their_fields() {
 }
 
 #[test]
+#[allow(clippy::too_many_lines)] // one case per value, field by field
 fn helm_template_webhook_selectors_and_policies_follow_the_values() {
     // requireLabel: only labelled namespaces; watchNamespaces: only those; an object selector;
     // failure policies and timeout.
@@ -1168,6 +1171,7 @@ egress:
 }
 
 #[test]
+#[allow(clippy::too_many_lines)] // a values file's every key checked against what it renders
 fn helm_template_accepts_stoker_operator_v0_5_values_and_renders_optional_objects() {
     let v05 = fixture("stoker-operator-v0.5-values.yaml");
     let rendered = render("stoker", "stoker-system", &["-f", v05.to_str().unwrap()]);
@@ -1408,6 +1412,7 @@ fn dry_run(c: &Cluster, manifests: &str) -> String {
 }
 
 #[test]
+#[allow(clippy::too_many_lines)] // every rendering of the chart dry-run in turn
 fn everything_the_chart_renders_passes_a_server_side_dry_run() {
     let c = cluster_with_cert_manager_crds();
     let ns = namespace(c, "chart-dry");
@@ -1518,6 +1523,7 @@ fn everything_the_chart_renders_passes_a_server_side_dry_run() {
 }
 
 #[test]
+#[allow(clippy::too_many_lines)] // install, write the caBundle, upgrade, check: one scenario
 fn helm_upgrade_keeps_the_ca_bundle_written_outside_helm() {
     // The chart renders no caBundle: the operator (or cert-manager's CA injector) writes it
     // into the live webhook configurations. Helm's three-way merge must then leave it alone on
@@ -1638,6 +1644,7 @@ fn in_namespace(text: &str, namespace: &str) -> String {
 }
 
 #[test]
+#[allow(clippy::too_many_lines)] // every example dry-run in turn
 fn the_kubernetes_examples_pass_a_server_side_dry_run() {
     let c = cluster_with_crd();
     let ns = namespace(c, "chart-examples");
@@ -1810,6 +1817,7 @@ fn wait_for<T>(what: &str, log: &Path, mut probe: impl FnMut() -> Option<T>) -> 
 }
 
 #[test]
+#[allow(clippy::too_many_lines)] // one scenario: install, then each permission the operator and agent use
 fn helm_install_gives_the_operator_and_the_agent_the_permissions_they_use() {
     let c = cluster_with_crd();
     let system = namespace(c, "chart-system");
@@ -2396,6 +2404,7 @@ fn promql_metric_names_are_found_outside_label_values() {
 }
 
 #[test]
+#[allow(clippy::too_many_lines)] // every query checked against the exported metrics
 fn helm_template_renders_monitoring_whose_queries_use_only_exported_metrics() {
     let rendered = render(
         "stoker",
@@ -2630,6 +2639,7 @@ fn leaf_keys(value: &Value, prefix: &str, keys: &mut Vec<String>) {
 }
 
 #[test]
+#[allow(clippy::too_many_lines)] // a table of every v0.5.1 value and its effect
 fn every_stoker_operator_v0_5_1_value_takes_effect() {
     let every = fixture("stoker-operator-v0.5.1-every-key.yaml");
     let text = std::fs::read_to_string(&every).unwrap();

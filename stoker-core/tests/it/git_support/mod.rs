@@ -235,6 +235,7 @@ pub struct TlsProxy {
 }
 
 impl TlsProxy {
+    #[allow(clippy::too_many_lines)] // the proxy's certificates and accept loop together
     pub fn start(backend: std::net::SocketAddr) -> TlsProxy {
         use rustls::pki_types::pem::PemObject;
         use rustls::pki_types::{CertificateDer, PrivateKeyDer};

@@ -305,6 +305,7 @@ pub struct Desired {
 }
 
 /// Computes the desired set, or the reason the profile is invalid for this artifact.
+#[allow(clippy::too_many_lines)] // the desired-set rules as DESIGN §3 states them, one after another
 pub fn desired(art: &ArtTree, profile: &ProfileSpec) -> Result<Desired, String> {
     let mut excludes = Exclude::DEFAULTS.to_vec();
     excludes.extend(profile.excludes.iter().copied());
@@ -475,6 +476,7 @@ fn below<'a>(tree: &'a Tree, dir: &'a str) -> impl Iterator<Item = (&'a String, 
 }
 
 /// The model: the live tree after syncing `art` through `profile` into `live`.
+#[allow(clippy::too_many_lines)] // the model's sync, rule by rule in DESIGN §3's order
 pub fn sync(art: &ArtTree, profile: &ProfileSpec, live: &Tree) -> Outcome {
     let desired = match desired(art, profile) {
         Ok(desired) => desired,

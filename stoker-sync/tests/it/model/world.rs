@@ -1055,6 +1055,7 @@ fn remove_any(path: &Path) {
 
 impl World {
     /// Applies changes behind the engine's back.
+    #[allow(clippy::too_many_lines)] // one arm per kind of change made behind the engine's back
     pub fn mess(&self, mess: &[Mess]) {
         for change in mess {
             let tree = snapshot(&self.live, false).tree;
