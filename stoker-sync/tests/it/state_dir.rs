@@ -29,11 +29,7 @@ fn keeping_two() -> ApplyOptions {
 /// the revision) into `live`.
 fn revision(repo: &Repo, revision: &str, live: &Path) -> stoker_core::SyncRequest {
     repo.file("projects/a/project.json", revision);
-    request(
-        repo.artifact(revision),
-        vec![map("projects", "projects")],
-        live,
-    )
+    projects_request(repo.artifact(revision), live)
 }
 
 /// Asserts that `result` is the error refusing `path`, and that its message names it.
@@ -223,11 +219,7 @@ fn journal_that_is_a_directory_is_treated_as_corrupt() {
     let request = revision(&repo, "r2", live.path());
     let report = sync(&request).unwrap();
     assert_eq!(paths(&report.modified), ["projects/a/project.json"]);
-    assert!(
-        report.warnings.iter().any(|w| w.contains("journal.json")),
-        "{:?}",
-        report.warnings
-    );
+    assert_warned(&report, "journal.json");
     assert!(std::fs::symlink_metadata(&journal).is_err());
     let set_aside: Vec<String> = snapshot(&state)
         .into_keys()
@@ -246,11 +238,7 @@ fn journal_that_is_a_directory_is_treated_as_corrupt() {
     // An empty directory (what a bind mount of a missing file leaves) is simply removed.
     std::fs::create_dir(&journal).unwrap();
     let report = sync(&request).unwrap();
-    assert!(
-        report.warnings.iter().any(|w| w.contains("journal.json")),
-        "{:?}",
-        report.warnings
-    );
+    assert_warned(&report, "journal.json");
     assert!(std::fs::symlink_metadata(&journal).is_err());
     let entries_set_aside = std::fs::read_dir(&state)
         .unwrap()

@@ -127,6 +127,22 @@ pub fn request(artifact: Arc<dyn Artifact>, mappings: Vec<Mapping>, live: &Path)
     }
 }
 
+/// A request mapping the repository's `projects` to live's `projects`, the set-up most rules
+/// start from.
+pub fn projects_request(artifact: Arc<dyn Artifact>, live: &Path) -> SyncRequest {
+    request(artifact, vec![map("projects", "projects")], live)
+}
+
+/// Asserts that one of the report's warnings mentions `needle`.
+#[track_caller]
+pub fn assert_warned(report: &SyncReport, needle: &str) {
+    assert!(
+        report.warnings.iter().any(|w| w.contains(needle)),
+        "no warning mentions {needle:?}: {:?}",
+        report.warnings
+    );
+}
+
 /// Plans and applies with default options.
 pub fn sync(request: &SyncRequest) -> stoker_sync::Result<SyncReport> {
     without_fork(|| MergeStrategy::default().sync(request))

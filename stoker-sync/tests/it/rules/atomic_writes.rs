@@ -15,12 +15,7 @@ fn live_symlink_where_a_managed_dir_should_be_is_replaced_by_a_real_dir() {
         .file("projects/b/project.json", "{}");
     let live = live();
     symlink(live.path(), "projects", outside.path());
-    let report = sync(&request(
-        repo.artifact("r1"),
-        vec![map("projects", "projects")],
-        live.path(),
-    ))
-    .unwrap();
+    let report = sync(&projects_request(repo.artifact("r1"), live.path())).unwrap();
     assert_eq!(paths(&report.deleted), ["projects"]);
     let metadata = std::fs::symlink_metadata(live.path().join("projects")).unwrap();
     assert!(metadata.is_dir() && !metadata.file_type().is_symlink());
@@ -33,12 +28,7 @@ fn live_symlink_where_a_managed_dir_should_be_is_replaced_by_a_real_dir() {
     // Deeper: a symlinked directory below a managed root.
     std::fs::remove_dir_all(live.path().join("projects/b")).unwrap();
     symlink(live.path(), "projects/b", outside.path());
-    sync(&request(
-        repo.artifact("r1"),
-        vec![map("projects", "projects")],
-        live.path(),
-    ))
-    .unwrap();
+    sync(&projects_request(repo.artifact("r1"), live.path())).unwrap();
     assert!(
         std::fs::symlink_metadata(live.path().join("projects/b"))
             .unwrap()
@@ -162,11 +152,7 @@ fn live_lock_file_that_is_a_symlink_is_refused() {
     let live = live();
     mkdir(live.path(), ".stoker");
     symlink(live.path(), ".stoker/lock", outside.path().join("created"));
-    let request = request(
-        repo.artifact("r1"),
-        vec![map("projects", "projects")],
-        live.path(),
-    );
+    let request = projects_request(repo.artifact("r1"), live.path());
     for result in [sync(&request), dry_run(&request)] {
         assert!(
             matches!(result, Err(Error::UnsafeLive { .. })),
@@ -184,11 +170,7 @@ fn live_state_dir_that_is_a_symlink_is_refused() {
     repo.file("projects/a/project.json", "{}");
     let live = live();
     symlink(live.path(), ".stoker", outside.path());
-    let result = sync(&request(
-        repo.artifact("r1"),
-        vec![map("projects", "projects")],
-        live.path(),
-    ));
+    let result = sync(&projects_request(repo.artifact("r1"), live.path()));
     assert!(
         matches!(result, Err(Error::UnsafeLive { .. })),
         "{result:?}"
@@ -203,11 +185,7 @@ fn atomic_writes_leave_no_temporary_files() {
         repo.file(&format!("projects/p{}/f{i}.json", i % 5), format!("{i}"));
     }
     let live = live();
-    let request = request(
-        repo.artifact("r1"),
-        vec![map("projects", "projects")],
-        live.path(),
-    );
+    let request = projects_request(repo.artifact("r1"), live.path());
     sync(&request).unwrap();
     assert_eq!(temporaries(live.path()), Vec::<String>::new());
     for i in 0..50 {
@@ -391,11 +369,7 @@ fn hostile_journal_cannot_steer_cleanup_outside_what_the_engine_may_touch() {
     let repo = Repo::new();
     repo.file("projects/a/project.json", "{}");
     let live = live();
-    let request = request(
-        repo.artifact("r1"),
-        vec![map("projects", "projects")],
-        live.path(),
-    );
+    let request = projects_request(repo.artifact("r1"), live.path());
     sync(&request).unwrap();
     symlink(live.path(), "projects/link", outside.path().join("in"));
     mkdir(live.path(), "config/empty-unmanaged");

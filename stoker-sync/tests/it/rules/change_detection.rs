@@ -11,11 +11,7 @@ fn noop_resync_reads_nothing_from_a_source_with_content_ids() {
     }
     let artifact = Arc::new(artifact);
     let live = live();
-    let request = request(
-        artifact.clone(),
-        vec![map("projects", "projects")],
-        live.path(),
-    );
+    let request = projects_request(artifact.clone(), live.path());
     assert_eq!(sync(&request).unwrap().added.len(), 20);
     let after_first = artifact.reads();
     assert_eq!(after_first, 20, "each new file is read once");
@@ -64,11 +60,7 @@ fn mtime_of(path: &Path) -> SystemTime {
 fn drift_with_same_size_and_restored_mtime_is_detected_and_rewritten() {
     let artifact = Arc::new(MemArtifact::new("r1", true).file("projects/a/view.json", "original"));
     let live = live();
-    let request = request(
-        artifact.clone(),
-        vec![map("projects", "projects")],
-        live.path(),
-    );
+    let request = projects_request(artifact.clone(), live.path());
     sync(&request).unwrap();
     let path = live.path().join("projects/a/view.json");
     let mtime = mtime_of(&path);
@@ -93,11 +85,7 @@ fn drift_with_same_size_and_restored_mtime_is_detected_and_rewritten() {
 fn drift_by_replacing_the_file_is_detected_and_rewritten() {
     let artifact = Arc::new(MemArtifact::new("r1", true).file("projects/a/view.json", "original"));
     let live = live();
-    let request = request(
-        artifact.clone(),
-        vec![map("projects", "projects")],
-        live.path(),
-    );
+    let request = projects_request(artifact.clone(), live.path());
     sync(&request).unwrap();
     let path = live.path().join("projects/a/view.json");
     let mtime = mtime_of(&path);
@@ -123,11 +111,7 @@ fn drift_by_replacing_the_file_is_detected_and_rewritten() {
 fn drift_in_the_same_timestamp_tick_as_the_manifest_write_is_detected() {
     let artifact = Arc::new(MemArtifact::new("r1", true).file("projects/a/view.json", "original"));
     let live = live();
-    let request = request(
-        artifact.clone(),
-        vec![map("projects", "projects")],
-        live.path(),
-    );
+    let request = projects_request(artifact.clone(), live.path());
     sync(&request).unwrap();
     let path = live.path().join("projects/a/view.json");
     std::fs::write(&path, "tampered").unwrap();
@@ -183,21 +167,12 @@ fn directory_records_stay_valid_after_a_file_is_replaced_in_place() {
     let first = MemArtifact::new("r1", true)
         .file("projects/a/deep/view.json", "a")
         .file("projects/b/view.json", "b");
-    sync(&request(
-        Arc::new(first),
-        vec![map("projects", "projects")],
-        live.path(),
-    ))
-    .unwrap();
+    sync(&projects_request(Arc::new(first), live.path())).unwrap();
     let second = MemArtifact::new("r2", true)
         .file("projects/a/deep/view.json", "a, changed")
         .file("projects/b/view.json", "b")
         .file("projects/c/new/x.json", "x");
-    let request = request(
-        Arc::new(second),
-        vec![map("projects", "projects")],
-        live.path(),
-    );
+    let request = projects_request(Arc::new(second), live.path());
     let report = sync(&request).unwrap();
     assert_eq!(paths(&report.modified), ["projects/a/deep/view.json"]);
     assert_eq!(paths(&report.added), ["projects/c/new/x.json"]);
@@ -227,11 +202,7 @@ fn unchanged_directories_are_not_listed_again_and_a_changed_one_is() {
         .file("projects/b/view.json", "b")
         .file("projects/b/deep/x.json", "x");
     let live = live();
-    let request = request(
-        Arc::new(artifact),
-        vec![map("projects", "projects")],
-        live.path(),
-    );
+    let request = projects_request(Arc::new(artifact), live.path());
     sync(&request).unwrap();
     assert_every_directory_vouched(live.path(), &request, 4);
     let scope = scope_of(&request);
@@ -251,11 +222,7 @@ fn unchanged_directories_are_not_listed_again_and_a_changed_one_is() {
 fn directory_changed_in_the_tick_of_the_manifest_write_is_listed_again() {
     let artifact = MemArtifact::new("r1", true).file("projects/a/view.json", "a");
     let live = live();
-    let request = request(
-        Arc::new(artifact),
-        vec![map("projects", "projects")],
-        live.path(),
-    );
+    let request = projects_request(Arc::new(artifact), live.path());
     sync(&request).unwrap();
     write(live.path(), "projects/a/stray.json", "stray");
     // Simulate a coarse clock: the record carries the directory's stat after the change, but
@@ -286,11 +253,7 @@ fn directory_changed_in_the_tick_of_the_manifest_write_is_listed_again() {
 fn manifest_of_an_older_version_is_ignored_with_a_warning() {
     let artifact = MemArtifact::new("r1", true).file("projects/a/view.json", "a");
     let live = live();
-    let request = request(
-        Arc::new(artifact),
-        vec![map("projects", "projects")],
-        live.path(),
-    );
+    let request = projects_request(Arc::new(artifact), live.path());
     sync(&request).unwrap();
     let manifest_file = stoker_sync::manifest::path(live.path());
     for version in [1u8, 2, 3, 4] {
@@ -324,21 +287,13 @@ fn corrupt_manifest_is_ignored_and_everything_is_rehashed() {
     let repo = Repo::new();
     repo.file("projects/a/project.json", "{}");
     let live = live();
-    let request = request(
-        repo.artifact("r1"),
-        vec![map("projects", "projects")],
-        live.path(),
-    );
+    let request = projects_request(repo.artifact("r1"), live.path());
     sync(&request).unwrap();
     std::fs::write(stoker_sync::manifest::path(live.path()), "{not json").unwrap();
     write(live.path(), "projects/a/project.json", "[]");
     let report = sync(&request).unwrap();
     assert_eq!(paths(&report.modified), ["projects/a/project.json"]);
-    assert!(
-        report.warnings.iter().any(|w| w.contains("manifest")),
-        "{:?}",
-        report.warnings
-    );
+    assert_warned(&report, "manifest");
 }
 
 #[test]
@@ -347,11 +302,7 @@ fn a_held_lock_makes_a_sync_fail_with_locked_naming_the_dir() {
     repo.file("projects/a/project.json", "{}");
     let live = live();
     let lock = stoker_sync::lock::LiveLock::acquire(live.path()).unwrap();
-    let result = sync(&request(
-        repo.artifact("r1"),
-        vec![map("projects", "projects")],
-        live.path(),
-    ));
+    let result = sync(&projects_request(repo.artifact("r1"), live.path()));
     match &result {
         Err(error @ Error::Locked { live: locked, .. }) => {
             assert_eq!(locked, live.path());
@@ -365,12 +316,7 @@ fn a_held_lock_makes_a_sync_fail_with_locked_naming_the_dir() {
     }
     assert!(!live.path().join("projects").exists());
     drop(lock);
-    sync(&request(
-        repo.artifact("r1"),
-        vec![map("projects", "projects")],
-        live.path(),
-    ))
-    .unwrap();
+    sync(&projects_request(repo.artifact("r1"), live.path())).unwrap();
 }
 
 #[test]
@@ -380,11 +326,7 @@ fn noop_resync_does_not_rewrite_the_manifest() {
         artifact = artifact.file(&format!("projects/p/f{i}.json"), format!("content {i}"));
     }
     let live = live();
-    let request = request(
-        Arc::new(artifact),
-        vec![map("projects", "projects")],
-        live.path(),
-    );
+    let request = projects_request(Arc::new(artifact), live.path());
     sync(&request).unwrap();
     // The first resync may rehash files written in the manifest's own clock tick and record
     // them; from then on the manifest vouches for everything and is left alone.
@@ -419,9 +361,8 @@ fn local_source_id_cache_spares_rereading_unchanged_files() {
         .with_id_cache(cache.path().join("ids.json"))
         .with_id_cache_min_age(std::time::Duration::ZERO);
     let live = live();
-    let first = request(
+    let first = projects_request(
         Arc::new(source.artifact(stoker_core::Revision::new("1"))),
-        vec![map("projects", "projects")],
         live.path(),
     );
     assert_eq!(sync(&first).unwrap().added.len(), 5);
@@ -433,9 +374,8 @@ fn local_source_id_cache_spares_rereading_unchanged_files() {
         "ids recorded while writing are listed: {listing:?}"
     );
     write(repo.path(), "projects/p/f1.json", "changed");
-    let second = request(
+    let second = projects_request(
         Arc::new(source.artifact(stoker_core::Revision::new("3"))),
-        vec![map("projects", "projects")],
         live.path(),
     );
     let report = sync(&second).unwrap();

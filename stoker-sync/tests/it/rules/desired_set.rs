@@ -195,12 +195,7 @@ fn required_mapping_whose_source_is_a_symlink_is_an_error_naming_the_mapping() {
     assert!(text.contains("mappings[0]"), "{text}");
     assert!(text.contains("symlink"), "{text}");
     // Not required: skipped with a warning.
-    let report = sync(&request(
-        repo.artifact("r1"),
-        vec![map("projects", "projects")],
-        live.path(),
-    ))
-    .unwrap();
+    let report = sync(&projects_request(repo.artifact("r1"), live.path())).unwrap();
     assert!(
         report
             .warnings
@@ -434,12 +429,7 @@ fn default_excludes_drop_git_directories_and_gitkeep_files() {
         .file("projects/a/.github/ok.json", "kept")
         .file("projects/a/project.json", "{}");
     let live = live();
-    let report = sync(&request(
-        repo.artifact("r1"),
-        vec![map("projects", "projects")],
-        live.path(),
-    ))
-    .unwrap();
+    let report = sync(&projects_request(repo.artifact("r1"), live.path())).unwrap();
     assert_eq!(
         paths(&report.added),
         ["projects/a/.github/ok.json", "projects/a/project.json"]
@@ -457,11 +447,7 @@ fn excluded_files_are_neither_written_nor_deleted_in_live() {
     write(live.path(), "projects/b/keep.bak", "live only");
     write(live.path(), "projects/.git/config", "live git");
     write(live.path(), "projects/a/.gitkeep", "");
-    let mut request = request(
-        repo.artifact("r1"),
-        vec![map("projects", "projects")],
-        live.path(),
-    );
+    let mut request = projects_request(repo.artifact("r1"), live.path());
     request.profile.exclude_patterns.push("**/*.bak".into());
     let report = sync(&request).unwrap();
     assert_eq!(paths(&report.added), ["projects/a/project.json"]);
@@ -517,11 +503,7 @@ fn an_exclude_matching_a_directory_excludes_its_whole_subtree() {
     );
     write(live.path(), "projects/p/tags/local.json", "designer's");
     write(live.path(), "projects/p/stale.json", "an orphan");
-    let mut request = request(
-        repo.artifact("r1"),
-        vec![map("projects", "projects")],
-        live.path(),
-    );
+    let mut request = projects_request(repo.artifact("r1"), live.path());
     request.profile.exclude_patterns = vec!["**/views".into(), "**/tags".into()];
     let report = sync(&request).unwrap();
     assert_eq!(
@@ -558,12 +540,7 @@ fn symlinks_and_special_entries_in_the_artifact_are_skipped_with_warnings() {
         .with("projects/a/link.json", EntryKind::Symlink, "")
         .with("projects/a/submodule", EntryKind::Other, "");
     let live = live();
-    let report = sync(&request(
-        Arc::new(artifact),
-        vec![map("projects", "projects")],
-        live.path(),
-    ))
-    .unwrap();
+    let report = sync(&projects_request(Arc::new(artifact), live.path())).unwrap();
     assert_eq!(paths(&report.added), ["projects/a/project.json"]);
     assert_eq!(report.warnings.len(), 2, "{:?}", report.warnings);
     assert!(
@@ -588,18 +565,9 @@ fn special_files_in_a_local_repository_are_skipped_with_a_warning() {
     let _socket =
         std::os::unix::net::UnixListener::bind(repo.path().join("projects/a/agent.sock")).unwrap();
     let live = live();
-    let report = sync(&request(
-        repo.artifact("r1"),
-        vec![map("projects", "projects")],
-        live.path(),
-    ))
-    .unwrap();
+    let report = sync(&projects_request(repo.artifact("r1"), live.path())).unwrap();
     assert_eq!(paths(&report.added), ["projects/a/project.json"]);
-    assert!(
-        report.warnings.iter().any(|w| w.contains("agent.sock")),
-        "{:?}",
-        report.warnings
-    );
+    assert_warned(&report, "agent.sock");
 }
 
 #[test]
@@ -670,18 +638,9 @@ fn non_utf8_file_name_in_the_source_is_skipped_with_a_warning() {
     )
     .unwrap();
     let live = live();
-    let report = sync(&request(
-        repo.artifact("r1"),
-        vec![map("projects", "projects")],
-        live.path(),
-    ))
-    .unwrap();
+    let report = sync(&projects_request(repo.artifact("r1"), live.path())).unwrap();
     assert_eq!(paths(&report.added), ["projects/a/project.json"]);
-    assert!(
-        report.warnings.iter().any(|w| w.contains("UTF-8")),
-        "{:?}",
-        report.warnings
-    );
+    assert_warned(&report, "UTF-8");
 }
 
 /// Regression: entry paths from the artifact were trusted to be normalised; a hostile source
@@ -719,12 +678,7 @@ fn artifact_entries_with_engine_temporary_names_are_not_synced() {
         .file("projects/a/project.json", "{}")
         .file("projects/a/.stoker-tmp-1-2-3", "looks like ours");
     let live = live();
-    let report = sync(&request(
-        Arc::new(artifact),
-        vec![map("projects", "projects")],
-        live.path(),
-    ))
-    .unwrap();
+    let report = sync(&projects_request(Arc::new(artifact), live.path())).unwrap();
     assert_eq!(paths(&report.added), ["projects/a/project.json"]);
     assert_eq!(temporaries(live.path()), Vec::<String>::new());
     // Regression (issue 15 item 7): it was skipped silently.
@@ -745,11 +699,7 @@ fn a_destination_name_over_the_file_system_limit_is_an_error_naming_the_mapping(
         .file("projects/a/project.json", "{}")
         .file(&format!("projects/a/{long}.json"), "too long");
     let live = live();
-    let text = error_text(sync(&request(
-        Arc::new(artifact),
-        vec![map("projects", "projects")],
-        live.path(),
-    )));
+    let text = error_text(sync(&projects_request(Arc::new(artifact), live.path())));
     assert!(
         text.contains("mappings[0]")
             && text.contains("a name of 261 bytes; file systems allow 255"),

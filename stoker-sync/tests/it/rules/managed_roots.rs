@@ -207,12 +207,7 @@ fn orphans_under_a_dir_destination_are_deleted() {
     write(live.path(), "projects/old/project.json", "{}");
     write(live.path(), "projects/old/views/v/view.json", "{}");
     symlink(live.path(), "projects/a/dangling", "/nonexistent");
-    let report = sync(&request(
-        repo.artifact("r1"),
-        vec![map("projects", "projects")],
-        live.path(),
-    ))
-    .unwrap();
+    let report = sync(&projects_request(repo.artifact("r1"), live.path())).unwrap();
     assert_eq!(
         paths(&report.deleted),
         [
@@ -235,11 +230,7 @@ fn orphans_of_a_previous_revision_are_deleted() {
     repo.file("projects/a/project.json", "{}")
         .file("projects/a/old.json", "old");
     let live = live();
-    let request = request(
-        repo.artifact("r1"),
-        vec![map("projects", "projects")],
-        live.path(),
-    );
+    let request = projects_request(repo.artifact("r1"), live.path());
     sync(&request).unwrap();
     repo.remove("projects/a/old.json");
     let mut next = request.clone();
@@ -417,11 +408,7 @@ fn excluded_directories_are_not_pruned() {
     let live = live();
     write(live.path(), "projects/a/cache/old.json", "orphan");
     write(live.path(), "projects/b/cache/old.json", "orphan");
-    let mut request = request(
-        repo.artifact("r1"),
-        vec![map("projects", "projects")],
-        live.path(),
-    );
+    let mut request = projects_request(repo.artifact("r1"), live.path());
     // `**/cache` matches the directories, so what is below them is excluded too (issue 15:
     // before, their files were deleted as orphans and only the emptied directories stayed).
     request.profile.exclude_patterns.push("**/cache".into());
@@ -447,12 +434,7 @@ fn directories_with_left_alone_entries_are_not_removed() {
     write(live.path(), "projects/b/.resources/r.bin", "protected");
     write(live.path(), "projects/c/old.json", "orphan");
     write(live.path(), "projects/c/.gitkeep", "");
-    sync(&request(
-        repo.artifact("r1"),
-        vec![map("projects", "projects")],
-        live.path(),
-    ))
-    .unwrap();
+    sync(&projects_request(repo.artifact("r1"), live.path())).unwrap();
     let tree = snapshot_live(live.path());
     assert!(tree.contains_key("projects/b/.resources/r.bin"));
     assert!(tree.contains_key("projects/c/.gitkeep"));
@@ -473,17 +455,8 @@ fn non_utf8_file_name_in_live_is_left_alone() {
         .join(std::ffi::OsStr::from_bytes(b"bad\xffname.json"));
     std::fs::write(&odd, "x").unwrap();
     write(live.path(), "projects/old/orphan.json", "orphan");
-    let report = sync(&request(
-        repo.artifact("r1"),
-        vec![map("projects", "projects")],
-        live.path(),
-    ))
-    .unwrap();
+    let report = sync(&projects_request(repo.artifact("r1"), live.path())).unwrap();
     assert_eq!(paths(&report.deleted), ["projects/old/orphan.json"]);
-    assert!(
-        report.warnings.iter().any(|w| w.contains("UTF-8")),
-        "{:?}",
-        report.warnings
-    );
+    assert_warned(&report, "UTF-8");
     assert_eq!(std::fs::read(&odd).unwrap(), b"x");
 }

@@ -107,11 +107,7 @@ fn a_live_dir_holding_untouchable_entries_is_never_cleared_to_make_room_for_a_fi
             .unwrap();
         }
         let before = snapshot_live(live.path());
-        let result = sync(&request(
-            repo.artifact("r1"),
-            vec![map("projects", "projects")],
-            live.path(),
-        ));
+        let result = sync(&projects_request(repo.artifact("r1"), live.path()));
         match &result {
             Err(error @ Error::UnsafeLive { .. }) => {
                 assert!(

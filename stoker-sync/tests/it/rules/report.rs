@@ -50,11 +50,7 @@ fn dry_run_never_creates_the_lock_file() {
     let repo = Repo::new();
     repo.file("projects/a/project.json", "{}");
     let live = live();
-    let request = request(
-        repo.artifact("r1"),
-        vec![map("projects", "projects")],
-        live.path(),
-    );
+    let request = projects_request(repo.artifact("r1"), live.path());
     sync(&request).unwrap();
     std::fs::remove_file(live.path().join(".stoker/lock")).unwrap();
     write(live.path(), "projects/a/project.json", "changed");
@@ -70,12 +66,7 @@ fn dry_run_on_a_missing_live_dir_creates_nothing() {
     repo.file("projects/a/project.json", "{}");
     let parent = tempfile::tempdir().unwrap();
     let live = parent.path().join("not-yet");
-    let report = dry_run(&request(
-        repo.artifact("r1"),
-        vec![map("projects", "projects")],
-        &live,
-    ))
-    .unwrap();
+    let report = dry_run(&projects_request(repo.artifact("r1"), &live)).unwrap();
     assert_eq!(paths(&report.added), ["projects/a/project.json"]);
     assert!(!live.exists());
 }
@@ -86,11 +77,7 @@ fn sync_report_lists_changes_with_git_blob_ids() {
     repo.file("projects/a/project.json", "hello\n")
         .file("projects/a/old.json", "{\"a\":1}");
     let live = live();
-    let request = request(
-        repo.artifact("r1"),
-        vec![map("projects", "projects")],
-        live.path(),
-    );
+    let request = projects_request(repo.artifact("r1"), live.path());
     let first = sync(&request).unwrap();
     let hello = "ce013625030ba8dba906f756967f9e9ca394464a"; // git hash-object of "hello\n"
     let a1 = "daa5053ecf5f9a37b2de733d0751cc1ab53ac010"; // of {"a":1}
@@ -144,11 +131,7 @@ fn sync_report_counts_unchanged_bytes_written_and_projects() {
         .file("projects/beta/nested/project.json", "not a project marker")
         .file("projects/notaproject/resource.json", "{}");
     let live = live();
-    let request = request(
-        repo.artifact("r1"),
-        vec![map("projects", "projects")],
-        live.path(),
-    );
+    let request = projects_request(repo.artifact("r1"), live.path());
     let first = sync(&request).unwrap();
     assert_eq!(first.projects, ["alpha", "beta"]);
     assert_eq!((first.added.len(), first.unchanged), (5, 0));
@@ -176,11 +159,7 @@ fn json_diff_report_has_from_to_counts_and_changes() {
     repo.file("projects/a/project.json", "hello\n")
         .file("projects/a/gone.json", "x");
     let live = live();
-    let request = request(
-        repo.artifact("r1"),
-        vec![map("projects", "projects")],
-        live.path(),
-    );
+    let request = projects_request(repo.artifact("r1"), live.path());
     sync(&request).unwrap();
     repo.file("projects/a/project.json", "v2\n")
         .file("projects/a/new.json", "{\"a\":1}")
@@ -233,11 +212,7 @@ fn json_diff_reports_keep_only_the_newest() {
     };
     for revision in ["r1", "r2", "r3"] {
         repo.file("projects/a/project.json", revision);
-        let request = request(
-            repo.artifact(revision),
-            vec![map("projects", "projects")],
-            live.path(),
-        );
+        let request = projects_request(repo.artifact(revision), live.path());
         sync_with(options.clone(), &request).unwrap();
     }
     let mut kept: Vec<String> = std::fs::read_dir(live.path().join(".stoker/reports"))
