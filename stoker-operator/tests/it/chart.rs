@@ -185,6 +185,33 @@ fn namespace(c: &Cluster, prefix: &str) -> String {
     name
 }
 
+/// `helm install RELEASE charts/stoker --dry-run=client` in `namespace` with `args`, against
+/// the chart tests' API server: what it prints, the notes among it. With `rbac.create=false`:
+/// the real install's release owns the cluster-wide ClusterRole `stoker-agent` there, and Helm
+/// would refuse to adopt it.
+fn install_notes(release: &str, namespace: &str, args: &[&str]) -> String {
+    let chart = chart();
+    let kubeconfig = cluster()
+        .unwrap()
+        .kubeconfig_path()
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let mut all = vec![
+        "install",
+        release,
+        chart.to_str().unwrap(),
+        "--dry-run=client",
+        "--kubeconfig",
+        &kubeconfig,
+        "--namespace",
+        namespace,
+    ];
+    all.extend_from_slice(args);
+    all.extend(["--set", "rbac.create=false"]);
+    ok(helm(all), None)
+}
+
 /// The test API server with the chart's CRD installed and established.
 fn cluster_with_crd() -> &'static Cluster {
     static CRD: OnceLock<()> = OnceLock::new();
@@ -1267,25 +1294,7 @@ fn helm_template_accepts_stoker_operator_v0_5_values_and_renders_optional_object
     );
 
     // The install notes say where the webhook receiver is, and how pods get the agent.
-    let notes = ok(
-        helm([
-            "install",
-            "stoker",
-            chart().to_str().unwrap(),
-            "--dry-run=client",
-            "--kubeconfig",
-            cluster().unwrap().kubeconfig_path().to_str().unwrap(),
-            "--namespace",
-            "stoker-system",
-            "-f",
-            v05.to_str().unwrap(),
-            // The test cluster is shared with the real install, whose release owns the
-            // cluster-wide ClusterRole stoker-agent: Helm would refuse to adopt it.
-            "--set",
-            "rbac.create=false",
-        ]),
-        None,
-    );
+    let notes = install_notes("stoker", "stoker-system", &["-f", v05.to_str().unwrap()]);
     for expected in [
         "Webhook receiver (every replica, plain HTTP): Service stoker-webhook-receiver, port 9444.",
         "RoleBinding\n     stoker-agent-<cr>, rbac.autoBindAgent.enabled): nothing to do",
@@ -1309,42 +1318,18 @@ fn helm_template_accepts_stoker_operator_v0_5_values_and_renders_optional_object
         assert!(!notes.contains(unexpected), "{unexpected:?} in:\n{notes}");
     }
     // Without automatic bindings, the notes give the kubectl line, with the fixed role name.
-    let notes = ok(
-        helm([
-            "install",
-            "gateways",
-            chart().to_str().unwrap(),
-            "--dry-run=client",
-            "--kubeconfig",
-            cluster().unwrap().kubeconfig_path().to_str().unwrap(),
-            "--namespace",
-            "stoker-system",
-            "--set",
-            "rbac.autoBindAgent.enabled=false",
-            "--set",
-            "rbac.create=false",
-        ]),
-        None,
+    let notes = install_notes(
+        "gateways",
+        "stoker-system",
+        &["--set", "rbac.autoBindAgent.enabled=false"],
     );
     assert!(notes.contains("--clusterrole=stoker-agent "), "{notes}");
     // Without the webhook, the notes send the user to the manual sidecar, and say nothing of
     // the webhook's TLS.
-    let notes = ok(
-        helm([
-            "install",
-            "gateways",
-            chart().to_str().unwrap(),
-            "--dry-run=client",
-            "--kubeconfig",
-            cluster().unwrap().kubeconfig_path().to_str().unwrap(),
-            "--namespace",
-            "stoker-system",
-            "--set",
-            "webhook.enabled=false",
-            "--set",
-            "rbac.create=false",
-        ]),
-        None,
+    let notes = install_notes(
+        "gateways",
+        "stoker-system",
+        &["--set", "webhook.enabled=false"],
     );
     assert!(
         notes.contains("nothing injects the agent")
@@ -2812,22 +2797,13 @@ rules:
         open_ports.contains(&&yaml("{port: 9445, protocol: TCP}")),
         "{open_ports:?}"
     );
-    let notes = ok(
-        helm([
-            "install",
-            "stoker",
-            chart().to_str().unwrap(),
-            "--dry-run=client",
-            "--kubeconfig",
-            cluster().unwrap().kubeconfig_path().to_str().unwrap(),
-            "--namespace",
-            "plant-ops",
+    let notes = install_notes(
+        "stoker",
+        "plant-ops",
+        &[
             "-f",
             every.to_str().unwrap(),
-            // The shared test cluster's real install owns the ClusterRole stoker-agent, and
-            // has no cert-manager or prometheus-operator kinds for helm to map.
-            "--set",
-            "rbac.create=false",
+            // The test API server has no cert-manager or prometheus-operator kinds for helm to map.
             "--set",
             "certManager.enabled=false",
             "--set",
@@ -2836,8 +2812,7 @@ rules:
             "podMonitor.enabled=false",
             "--set",
             "prometheusRule.enabled=false",
-        ]),
-        None,
+        ],
     );
     for expected in [
         "Webhook receiver (every replica, plain HTTP): Service plant-gitops-webhook-receiver, port 9445, and the Ingress of the same name.",
