@@ -66,9 +66,7 @@ async fn a_fleet_reaching_its_commit_is_one_message_and_a_failing_webhook_is_rep
     world
         .report("site", &b, &commit, "main", SyncStatus::Synced, None)
         .await;
-    world
-        .wait_gs("site", "Ready=True", |gs| has(gs, "Ready", "True"))
-        .await;
+    world.wait_condition("site", "Ready", "True").await;
 
     // Then gw-b fails, and recovers. One webhook delivers in order: when the recovery has
     // arrived, anything queued before it has too.
@@ -83,16 +81,12 @@ async fn a_fleet_reaching_its_commit_is_one_message_and_a_failing_webhook_is_rep
         )
         .await;
     world
-        .wait_gs("site", "gw-b failed", |gs| {
-            has(gs, "AllGatewaysSynced", "False")
-        })
+        .wait_condition("site", "AllGatewaysSynced", "False")
         .await;
     world
         .report("site", &b, &commit, "main", SyncStatus::Synced, None)
         .await;
-    world
-        .wait_gs("site", "Ready=True again", |gs| has(gs, "Ready", "True"))
-        .await;
+    world.wait_condition("site", "Ready", "True").await;
     let requests = slack.wait_for(3, DELIVERY).await;
     let texts: Vec<String> = requests
         .iter()
@@ -143,9 +137,7 @@ async fn a_fleet_reaching_its_commit_is_one_message_and_a_failing_webhook_is_rep
     );
     assert!(world.metrics.encode().unwrap().contains(&series));
     let gs = world
-        .wait_gs("site", "NotificationsDelivered=False", |gs| {
-            has(gs, "NotificationsDelivered", "False")
-        })
+        .wait_condition("site", "NotificationsDelivered", "False")
         .await;
     let (_, reason, message) = condition(&gs, "NotificationsDelivered").unwrap();
     assert_eq!(reason, "DeliveryFailed");

@@ -4,10 +4,9 @@
 //! kubelet); agents' status ConfigMaps are written by the test exactly as the agent writes them
 //! (`GatewayStatusReport`).
 
-use std::collections::BTreeSet;
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{ConfigMap, Event};
+use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::api::rbac::v1::RoleBinding;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
 use kube::{Api, ResourceExt};
@@ -15,7 +14,9 @@ use serde_json::json;
 use stoker_k8s::crd::{RefResolutionStatus, SyncStatus};
 use stoker_k8s::metadata::{AgentMetadata, metadata_configmap_name};
 
-use crate::controller_support::{World, condition, event_counts, event_notes, has, spec};
+use crate::controller_support::{
+    World, condition, event_counts, event_notes, event_reasons, has, spec,
+};
 use stoker_testkit::kube_api::wait_until;
 
 fn commit_is(gs: &stoker_k8s::GatewaySync, commit: &str) -> bool {
@@ -35,19 +36,6 @@ async fn metadata(world: &World, cr: &str) -> AgentMetadata {
     )
     .await;
     AgentMetadata::from_configmap(&configmap).unwrap()
-}
-
-async fn event_reasons(world: &World, cr: &str) -> BTreeSet<String> {
-    let events: Api<Event> = Api::namespaced(world.client.clone(), &world.namespace);
-    events
-        .list(&ListParams::default())
-        .await
-        .unwrap()
-        .items
-        .into_iter()
-        .filter(|e| e.involved_object.name.as_deref() == Some(cr))
-        .filter_map(|e| e.reason)
-        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -159,11 +147,7 @@ async fn resolves_branch_lightweight_tag_and_annotated_tag_without_cloning() {
 async fn a_missing_ref_is_ref_resolved_false_naming_the_ref_and_repository() {
     let world = World::start("badref").await;
     world.create_gs("bad", spec("no-such-branch")).await;
-    let gs = world
-        .wait_gs("bad", "RefResolved=False", |gs| {
-            has(gs, "RefResolved", "False")
-        })
-        .await;
+    let gs = world.wait_condition("bad", "RefResolved", "False").await;
     let (_, reason, message) = condition(&gs, "RefResolved").unwrap();
     assert_eq!(reason, "RefResolutionFailed");
     // v0.5.1's wording: when it is tried again, then the error.
@@ -293,9 +277,7 @@ async fn deleting_the_resource_removes_its_configmaps_through_the_finalizer() {
 async fn paused_tells_agents_to_stop_and_is_not_ready() {
     let world = World::start("paused").await;
     world.create_gs("site", spec("main")).await;
-    world
-        .wait_gs("site", "resolved", |gs| has(gs, "RefResolved", "True"))
-        .await;
+    world.wait_condition("site", "RefResolved", "True").await;
     assert!(!metadata(&world, "site").await.paused);
     world
         .gs_api()
@@ -349,9 +331,7 @@ async fn the_requested_ref_annotation_wins_until_the_spec_catches_up() {
         .commit("main", &[("projects/demo/b.json", b"{}")], "second")
         .unwrap();
     world.create_gs("site", spec("main")).await;
-    world
-        .wait_gs("site", "main resolves", |gs| has(gs, "RefResolved", "True"))
-        .await;
+    world.wait_condition("site", "RefResolved", "True").await;
     // What the webhook receiver does on a release.
     world
         .gs_api()
@@ -547,9 +527,7 @@ async fn agents_reports_make_the_resource_ready_and_kubectl_shows_it() {
     world
         .report("site", &b, &commit, "main", SyncStatus::Synced, None)
         .await;
-    let gs = world
-        .wait_gs("site", "Ready=True", |gs| has(gs, "Ready", "True"))
-        .await;
+    let gs = world.wait_condition("site", "Ready", "True").await;
     let status = gs.status.as_ref().unwrap();
     assert_eq!(status.gateway_summary.as_deref(), Some("2/2 synced"));
     assert_eq!(
@@ -628,11 +606,7 @@ async fn agents_reports_make_the_resource_ready_and_kubectl_shows_it() {
             Some("scan/projects answered 500"),
         )
         .await;
-    let gs = world
-        .wait_gs("site", "Ready=False after an error", |gs| {
-            has(gs, "Ready", "False")
-        })
-        .await;
+    let gs = world.wait_condition("site", "Ready", "False").await;
     let failed = gs
         .status
         .as_ref()
@@ -695,9 +669,7 @@ async fn a_gateway_on_another_ref_is_ref_skew() {
     world
         .report("site", &b, &old, "v0.9", SyncStatus::Synced, None)
         .await;
-    let gs = world
-        .wait_gs("site", "RefSkew=True", |gs| has(gs, "RefSkew", "True"))
-        .await;
+    let gs = world.wait_condition("site", "RefSkew", "True").await;
     let (_, _, message) = condition(&gs, "RefSkew").unwrap();
     assert!(message.contains("gw-b"), "{message}");
 }
@@ -714,11 +686,7 @@ async fn two_resources_in_one_namespace_stay_isolated() {
     world
         .report("alpha", &a, &commit, "main", SyncStatus::Synced, None)
         .await;
-    let alpha = world
-        .wait_gs("alpha", "alpha is ready with its one gateway", |gs| {
-            has(gs, "Ready", "True")
-        })
-        .await;
+    let alpha = world.wait_condition("alpha", "Ready", "True").await;
     let beta = world
         .wait_gs("beta", "beta sees its two gateways", |gs| {
             gs.status

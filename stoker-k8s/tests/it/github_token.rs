@@ -6,18 +6,17 @@
 //! token (`RefResolved=False`, reason `RefResolutionFailed`): these tests are about the Secret.
 //! stoker-core's tests/it/github_app.rs clones with an issued token over HTTPS.
 
-use std::collections::BTreeSet;
 use std::time::Duration;
 
 use k8s_openapi::ByteString;
-use k8s_openapi::api::core::v1::{Event, Secret};
-use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use kube::{Api, ResourceExt};
 use serde_json::json;
 use stoker_testkit::github_api::{GithubApiDouble, generate_private_key_pem};
 use stoker_testkit::kube_api::wait_until;
 
-use crate::controller_support::{CONVERGE, World, condition, spec};
+use crate::controller_support::{CONVERGE, World, condition, event_reasons, spec};
 
 const APP_ID: u64 = 4242;
 const INSTALLATION: u64 = 99;
@@ -103,19 +102,6 @@ async fn wait_no_token_secret(world: &World, cr: &str, what: &str) {
         api.get_opt(&name).await.unwrap().is_none().then_some(())
     })
     .await;
-}
-
-async fn event_reasons(world: &World, cr: &str) -> BTreeSet<String> {
-    let events: Api<Event> = Api::namespaced(world.client.clone(), &world.namespace);
-    events
-        .list(&ListParams::default())
-        .await
-        .unwrap()
-        .items
-        .into_iter()
-        .filter(|e| e.involved_object.name.as_deref() == Some(cr))
-        .filter_map(|e| e.reason)
-        .collect()
 }
 
 fn expiry_metric(world: &World, cr: &str) -> Option<String> {

@@ -521,9 +521,7 @@ async fn with_the_operator_down_pods_are_admitted_and_reported_missing_the_sidec
     assert!(agent(&stored).is_none());
     world.set_phase("site-0", "Running").await;
     let gs = world
-        .wait_gs("site", "SidecarInjected=False", |gs| {
-            crate::controller_support::has(gs, "SidecarInjected", "False")
-        })
+        .wait_condition("site", "SidecarInjected", "False")
         .await;
     let (_, reason, message) =
         crate::controller_support::condition(&gs, "SidecarInjected").unwrap();

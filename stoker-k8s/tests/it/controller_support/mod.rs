@@ -115,6 +115,14 @@ impl World {
         self.stop = Some(stop);
     }
 
+    /// Waits until `name` has the condition `type_` with `status`; returns the resource.
+    pub async fn wait_condition(&self, name: &str, type_: &str, status: &str) -> GatewaySync {
+        self.wait_gs(name, &format!("{type_}={status}"), |gs| {
+            has(gs, type_, status)
+        })
+        .await
+    }
+
     pub fn gs_api(&self) -> Api<GatewaySync> {
         Api::namespaced(self.client.clone(), &self.namespace)
     }
@@ -314,6 +322,21 @@ pub fn condition(gs: &GatewaySync, type_: &str) -> Option<(String, String, Strin
         .iter()
         .find(|c| c.type_ == type_)
         .map(|c| (c.status.clone(), c.reason.clone(), c.message.clone()))
+}
+
+/// The reasons of the (core/v1) Events about `cr` in the world's namespace.
+pub async fn event_reasons(world: &World, cr: &str) -> std::collections::BTreeSet<String> {
+    use k8s_openapi::api::core::v1::Event;
+    let events: Api<Event> = Api::namespaced(world.client.clone(), &world.namespace);
+    events
+        .list(&kube::api::ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|e| e.involved_object.name.as_deref() == Some(cr))
+        .filter_map(|e| e.reason)
+        .collect()
 }
 
 /// The Events about `cr` in the world's namespace: reason → how many times it happened
