@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use crate::git_support::{Daemon, Fixture, fast_retries, git, git_bytes, ls_tree, runtime};
+use crate::git_support::{Fixture, fast_retries, git, git_bytes, ls_tree, runtime};
 use stoker_core::git::{GitSource, GitSourceConfig};
 use stoker_core::{Artifact, EntryKind, GitErrorKind, Revision, Source};
 
@@ -349,11 +349,7 @@ fn many_threads_read_at_once() {
 #[test]
 fn fetches_over_git_daemon() {
     let fixture = Fixture::new();
-    let daemon = Daemon::start(fixture.root.path());
-    let url = format!("git://127.0.0.1:{}/remote.git", daemon.port);
-    let source =
-        GitSource::new(GitSourceConfig::new(url, fixture.cache()).with_retry(fast_retries()))
-            .unwrap();
+    let (_daemon, source) = fixture.daemon_source();
     let rt = runtime();
     let revision = rt.block_on(source.resolve("main")).unwrap();
     let artifact = rt.block_on(source.fetch(&revision)).unwrap();

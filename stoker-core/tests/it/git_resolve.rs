@@ -1,6 +1,6 @@
 //! `GitSource::resolve`: references to commits without transferring objects.
 
-use crate::git_support::{Daemon, Fixture, fast_retries, git, runtime};
+use crate::git_support::{Fixture, fast_retries, git, runtime};
 use stoker_core::git::{GitSource, GitSourceConfig};
 use stoker_core::{GitErrorKind, Source};
 
@@ -151,11 +151,7 @@ fn credentials_are_never_sent_over_plain_http() {
 #[test]
 fn resolves_over_git_daemon() {
     let fixture = Fixture::new();
-    let daemon = Daemon::start(fixture.root.path());
-    let url = format!("git://127.0.0.1:{}/remote.git", daemon.port);
-    let source =
-        GitSource::new(GitSourceConfig::new(url, fixture.cache()).with_retry(fast_retries()))
-            .unwrap();
+    let (_daemon, source) = fixture.daemon_source();
     let rt = runtime();
     assert_eq!(
         rt.block_on(source.resolve("v1")).unwrap().id,

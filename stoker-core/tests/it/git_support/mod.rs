@@ -129,7 +129,18 @@ impl Fixture {
 
     /// A source for the fixture with fast retries.
     pub fn source(&self) -> GitSource {
-        GitSource::new(GitSourceConfig::new(self.url(), self.cache()).with_retry(fast_retries()))
+        self.source_at(self.url())
+    }
+
+    /// A `git daemon` serving the fixture, and a source reading it through the daemon.
+    pub fn daemon_source(&self) -> (Daemon, GitSource) {
+        let daemon = Daemon::start(self.root.path());
+        let url = format!("git://127.0.0.1:{}/remote.git", daemon.port);
+        (daemon, self.source_at(url))
+    }
+
+    fn source_at(&self, url: String) -> GitSource {
+        GitSource::new(GitSourceConfig::new(url, self.cache()).with_retry(fast_retries()))
             .expect("valid config")
     }
 }
