@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Go's text/template as an oracle for Stoker's template differential test
-# (stoker-core/tests/template_go.rs). Test infrastructure only, never shipped.
+# (stoker-core/tests/it/template_go.rs). Test infrastructure only, never shipped.
 #
 #   hack/gotemplate-oracle.sh install [--print-bin]  build hack/gotemplate-oracle/main.go (standard
 #                                                    library only, no module download) into the

@@ -7,7 +7,7 @@
 #   hack/helm.sh bin-dir                     print the cache directory of helm (never builds;
 #                                            exit 1 if it is not there)
 #
-# Tests (stoker-operator/tests/chart.rs) find helm through STOKER_HELM_BIN_DIR, else
+# Tests (stoker-operator/tests/it/chart.rs) find helm through STOKER_HELM_BIN_DIR, else
 # `hack/helm.sh bin-dir`; they never build it. helm.sh/helm/v3's go.mod has no replace
 # directives, so a plain `go install` works (unlike kube-apiserver: no wrapper module). Nothing
 # of this is committed; Go and the module proxy are used only to build this third-party test tool.

@@ -34,12 +34,12 @@ export STOKER_KUBE_BIN_DIR
 
 step "test infrastructure: helm (built from the Go module proxy once, cached)"
 bash hack/helm.sh install
-# The chart tests (stoker-operator/tests/chart.rs) run this helm.
+# The chart tests (stoker-operator/tests/it/chart.rs) run this helm.
 STOKER_HELM_BIN_DIR=$(bash hack/helm.sh bin-dir)
 export STOKER_HELM_BIN_DIR
 
 step "test infrastructure: Go text/template oracle (built from hack/gotemplate-oracle once, cached)"
-# stoker-core/tests/template_go.rs compares Stoker's templates with Go's on random templates;
+# stoker-core/tests/it/template_go.rs compares Stoker's templates with Go's on random templates;
 # it fails when this is unset. CI runs the default count (20,000 cases, well under a minute).
 STOKER_GOTEMPLATE_ORACLE=$(bash hack/gotemplate-oracle.sh install --print-bin)
 export STOKER_GOTEMPLATE_ORACLE

@@ -85,6 +85,7 @@ fn scans(world: &World) -> Vec<Endpoint> {
 /// a profile change re-syncs without a commit; pod label and ref-override changes apply without
 /// a restart; metrics and Events; SIGTERM exits 0.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[allow(clippy::too_many_lines)] // one end-to-end scenario, step by step
 async fn syncs_a_gateway_end_to_end() {
     let mut world = World::new("sidecar-e2e").await;
     let c1 = world.commit(
@@ -936,6 +937,7 @@ async fn sigkill_mid_sync_then_restart_converges_without_a_torn_file() {
 /// Three gateways, three profiles, one repository: `{{.GatewayName}}` and `{{.Labels.site}}`
 /// route each to its own files. A new commit reaches all three.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[allow(clippy::too_many_lines)] // one end-to-end scenario, step by step
 async fn three_gateways_get_their_own_files() {
     let mut world = World::new("sidecar-three").await;
     let c1 = world.commit(

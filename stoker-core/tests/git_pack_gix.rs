@@ -11,6 +11,8 @@
 #![cfg(feature = "testing")]
 #![allow(clippy::unwrap_used)]
 
+// Shared with the `it` binary's Git tests.
+#[path = "it/git_support/mod.rs"]
 mod git_support;
 
 use std::io::Write;

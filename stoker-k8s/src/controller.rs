@@ -533,6 +533,7 @@ pub fn backoff(initial: Duration, max: Duration, failures: u32) -> Duration {
     initial.saturating_mul(factor).min(max)
 }
 
+#[allow(clippy::too_many_lines)] // the reconciler's steps in order; issue 18 item 8 splits them
 async fn apply(gs: &GatewaySync, context: &Context) -> Result<Action> {
     let client = &context.client;
     let name = gs.name_any();

@@ -1,7 +1,9 @@
 //! The controller survives an API-server restart and converges afterwards. In its own test
-//! binary: the restart takes the API server away from every test sharing the binary.
+//! binary, not in `tests/it`: the testkit starts one API server per test binary, and the
+//! restart would take it away from every test sharing the binary.
 #![allow(clippy::unwrap_used)]
 
+#[path = "it/controller_support/mod.rs"]
 mod controller_support;
 
 use std::time::{Duration, Instant};

@@ -511,6 +511,7 @@ fn ready_when_serving(probes: &Probes, webhook: Option<Webhook>, stop: watch::Re
 
 /// Runs the operator until SIGTERM (or until it loses the leader lease, which is an error so
 /// that Kubernetes restarts it as a follower).
+#[allow(clippy::too_many_lines)] // starts the operator's tasks one after another, in order
 pub async fn run(args: Args) -> anyhow::Result<()> {
     let mut termination = termination()?;
     let client = kube::Client::try_default()

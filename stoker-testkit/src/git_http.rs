@@ -439,6 +439,7 @@ fn percent_decode(path: &str) -> String {
 
 /// Runs one CGI request through `git http-backend`.
 /// `stall`: the body stops for the duration once that many bytes are sent.
+#[allow(clippy::too_many_lines)] // one CGI exchange, request to response, in the order it happens
 async fn cgi(
     state: &GitHttpState,
     request: Request,

@@ -79,6 +79,7 @@ fn http(
 }
 
 #[test]
+#[allow(clippy::too_many_lines)] // one scenario against the simulator binary, step by step
 fn binary_checks_the_key_records_calls_and_obeys_the_admin_api() {
     let sim = start();
     let a = sim.addr;

@@ -602,6 +602,7 @@ async fn watch_statuses(
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+#[allow(clippy::too_many_lines)] // the benchmark's scenario, step by step
 async fn main() -> Result<()> {
     let settings = Settings::from_env()?;
     install_crypto_provider();

@@ -500,6 +500,7 @@ impl Agent {
     }
 
     /// The sync proper; an `Err` is a failure to report with its reason.
+    #[allow(clippy::too_many_lines)] // the sidecar's sync steps in order
     async fn sync_inner(
         &mut self,
         desired: &Desired,

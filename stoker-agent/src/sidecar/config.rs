@@ -328,6 +328,7 @@ impl SidecarConfig {
     /// Checks the flags/environment: required values present, names valid, paths absolute,
     /// the retry bounds in order. Files are not opened here (Secrets may be mounted late and
     /// are read on every use).
+    #[allow(clippy::too_many_lines)] // one check per flag
     pub fn from_args(args: &SidecarArgs) -> Result<Self, ConfigError> {
         let pod_name = name(
             &args.pod_name,

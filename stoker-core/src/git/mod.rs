@@ -283,6 +283,7 @@ impl Inner {
     }
 
     #[tracing::instrument(level = "debug", skip_all, fields(repo = %self.remote.redacted, revision = %revision))]
+    #[allow(clippy::too_many_lines)] // one fetch from cache check to artifact, step by step in order
     fn fetch(&self, revision: &Revision, cancel: &AtomicBool) -> Result<GitArtifact> {
         let reference = revision.reference.as_deref().unwrap_or(&revision.id);
         let error =

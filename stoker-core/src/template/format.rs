@@ -627,6 +627,7 @@ impl Printer {
         (arg_num, i + wid, ok)
     }
 
+    #[allow(clippy::too_many_lines)] // Go's printf verb loop, kept in one piece to compare with fmt's
     fn do_printf(&mut self, format: &[u8], args: &[Value<'_>]) {
         let end = format.len();
         let mut arg_num = 0;

@@ -108,6 +108,7 @@ impl Desired {
 ///   metadata's ref at the metadata's commit (resolved by the operator).
 /// - The resync period is the profile's (or the defaults') explicit `syncPeriod`, else
 ///   `SYNC_PERIOD`, else 30 s.
+#[allow(clippy::too_many_lines)] // one rule per bullet of the doc comment above
 pub fn plan(config: &AgentConfig, inputs: &Inputs) -> Plan {
     let configmap = metadata_configmap_name(&config.cr_name);
     let metadata = match &inputs.metadata {

@@ -1,0 +1,156 @@
+//! `spec.alerting` against a real kube-apiserver: the controller tells a recording webhook
+//! (stoker-testkit's `http_recorder`) once per fleet change, and reports a webhook that keeps
+//! failing as a condition, an Event and a metric.
+
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Secret;
+use kube::Api;
+use kube::api::PostParams;
+use serde_json::json;
+use stoker_k8s::crd::SyncStatus;
+use stoker_testkit::http_recorder::{RecordingServer, Reply};
+use stoker_testkit::kube_api::wait_until;
+
+use crate::controller_support::{World, condition, event_notes, has, spec};
+
+/// Bounded waits for deliveries (the dispatcher retries a failing webhook for about 7 s).
+const DELIVERY: Duration = Duration::from_secs(30);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[allow(clippy::too_many_lines)] // one scenario, step by step
+async fn a_fleet_reaching_its_commit_is_one_message_and_a_failing_webhook_is_reported() {
+    let world = World::start("alerting").await;
+    let slack = RecordingServer::start().unwrap();
+    let broken = RecordingServer::start().unwrap();
+    broken.set_default(Reply::status(500));
+    // Slack's URL is a credential: from a Secret.
+    let secrets: Api<Secret> = Api::namespaced(world.client.clone(), &world.namespace);
+    let secret: Secret = serde_json::from_value(json!({
+        "metadata": {"name": "slack-webhook"},
+        "stringData": {"url": slack.url()},
+    }))
+    .unwrap();
+    secrets
+        .create(&PostParams::default(), &secret)
+        .await
+        .unwrap();
+    let mut gs_spec = spec("main");
+    gs_spec["alerting"] = json!({"webhooks": [
+        {"type": "slack", "urlSecretRef": {"name": "slack-webhook", "key": "url"}},
+        {"type": "generic", "url": broken.url(), "on": ["SyncCompleted"]},
+    ]});
+    world.create_gs("site", gs_spec).await;
+    let commit = world.repo.rev_parse("main").unwrap();
+    let a = world.create_pod("gw-a", "site", &[], &[], true).await;
+    let b = world.create_pod("gw-b", "site", &[], &[], true).await;
+    world
+        .wait_gs("site", "resolved, two gateways", |gs| {
+            gs.status.as_ref().is_some_and(|s| {
+                s.last_sync_commit.as_deref() == Some(commit.as_str())
+                    && s.discovered_gateways.len() == 2
+            })
+        })
+        .await;
+    world
+        .report("site", &a, &commit, "main", SyncStatus::Synced, None)
+        .await;
+    world
+        .wait_gs("site", "1/2 synced", |gs| {
+            gs.status
+                .as_ref()
+                .and_then(|s| s.gateway_summary.as_deref())
+                == Some("1/2 synced")
+        })
+        .await;
+    world
+        .report("site", &b, &commit, "main", SyncStatus::Synced, None)
+        .await;
+    world.wait_condition("site", "Ready", "True").await;
+
+    // Then gw-b fails, and recovers. One webhook delivers in order: when the recovery has
+    // arrived, anything queued before it has too.
+    world
+        .report(
+            "site",
+            &b,
+            &commit,
+            "main",
+            SyncStatus::Error,
+            Some("disk full"),
+        )
+        .await;
+    world
+        .wait_condition("site", "AllGatewaysSynced", "False")
+        .await;
+    world
+        .report("site", &b, &commit, "main", SyncStatus::Synced, None)
+        .await;
+    world.wait_condition("site", "Ready", "True").await;
+    let requests = slack.wait_for(3, DELIVERY).await;
+    let texts: Vec<String> = requests
+        .iter()
+        .map(|r| r.json()["text"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    let subject = format!("{}/site", world.namespace);
+    assert_eq!(
+        texts,
+        [
+            format!(
+                ":white_check_mark: *SyncCompleted* {subject}: 2 of 2 gateways synced to main ({})",
+                &commit[..7]
+            ),
+            format!(
+                ":red_circle: *SyncFailed* {subject}: 1 of 2 gateways failed: gw-b (disk full)"
+            ),
+            format!(
+                ":large_green_circle: *SyncRecovered* {subject}: no gateway fails any more (failed: gw-b)"
+            ),
+        ],
+        "{requests:#?}"
+    );
+    assert!(
+        requests
+            .iter()
+            .all(|r| r.path == "/hook/T000/B000/s3cr3t-path")
+    );
+
+    // The generic webhook only wanted SyncCompleted, and always answers 500: tried 4 times,
+    // then reported as an Event, a metric and the condition, naming it by index and type.
+    let notes = wait_until("a NotificationFailed Event", DELIVERY, || async {
+        let notes = event_notes(&world, "site", "NotificationFailed").await;
+        (!notes.is_empty()).then_some(notes)
+    })
+    .await;
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    assert!(
+        notes[0].starts_with(
+            "SyncCompleted not delivered: notification to webhooks[1] (generic): HTTP 500"
+        ),
+        "{notes:?}"
+    );
+    assert!(!notes[0].contains("s3cr3t"), "{notes:?}");
+    assert_eq!(broken.requests().len(), 4);
+    let series = format!(
+        "stoker_controller_notifications_total{{name=\"site\",namespace=\"{}\",type=\"generic\",result=\"failed\"}} 1",
+        world.namespace
+    );
+    assert!(world.metrics.encode().unwrap().contains(&series));
+    let gs = world
+        .wait_condition("site", "NotificationsDelivered", "False")
+        .await;
+    let (_, reason, message) = condition(&gs, "NotificationsDelivered").unwrap();
+    assert_eq!(reason, "DeliveryFailed");
+    assert!(
+        message.starts_with("notification to webhooks[1] (generic): HTTP 500"),
+        "{message}"
+    );
+    assert!(!message.contains("s3cr3t"), "{message}");
+    // Delivery failures do not make the resource unready.
+    assert!(has(&gs, "Ready", "True"));
+    let delivered = format!(
+        "stoker_controller_notifications_total{{name=\"site\",namespace=\"{}\",type=\"slack\",result=\"delivered\"}} 3",
+        world.namespace
+    );
+    assert!(world.metrics.encode().unwrap().contains(&delivered));
+}
