@@ -65,7 +65,7 @@ base() {
     local start=$SECONDS
     log "making the base rootfs ($suite, minbase + ca-certificates + openssh-client) with mmdebstrap"
     # Documentation, manuals and translations are left out as in Debian's slim images.
-    mmdebstrap --quiet --variant=minbase --include=ca-certificates,openssh-client \
+    mmdebstrap --quiet --format=tar --variant=minbase --include=ca-certificates,openssh-client \
       --dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/doc/*' \
       --dpkgopt='path-include=/usr/share/doc/*/copyright' \
       --dpkgopt='path-exclude=/usr/share/locale/*' --dpkgopt='path-exclude=/usr/share/info/*' \
