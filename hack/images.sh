@@ -42,9 +42,11 @@ target_dir="${CARGO_TARGET_DIR:-$PWD/target}"
 images=(operator agent gateway-sim)
 
 # podman with runc: crun refuses this kind of machine's hybrid cgroup v1 layout. Ulimits stay
-# within the hard limits (no CAP_SYS_RESOURCE to raise them).
+# within the hard limits of podman's own processes (no CAP_SYS_RESOURCE to raise them; podman's
+# defaults ask for more): this shell's open files, and 4096 processes (podman's conmon may have
+# fewer than this shell).
 podman_() { podman --runtime runc "$@"; }
-ulimits=(--ulimit "nofile=$(ulimit -Hn):$(ulimit -Hn)")
+ulimits=(--ulimit "nofile=$(ulimit -Hn):$(ulimit -Hn)" --ulimit nproc=4096:4096)
 
 usage() { sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; }
 
@@ -55,7 +57,8 @@ install_tools() {
 # The base image: made once, imported into podman whenever podman does not have it.
 base() {
   install_tools
-  local tar="$cache_dir/base-$suite.tar"
+  # Bump the recipe number when the mmdebstrap command below changes: a new cached rootfs.
+  local tar="$cache_dir/base-$suite-r2.tar"
   if [ -f "$tar" ] && [ -n "$(find "$tar" -mtime +30)" ]; then
     log "base rootfs older than 30 days: rebuilding"
     rm -f "$tar"
@@ -64,11 +67,14 @@ base() {
     mkdir -p "$cache_dir"
     local start=$SECONDS
     log "making the base rootfs ($suite, minbase + ca-certificates + openssh-client) with mmdebstrap"
-    # Documentation, manuals and translations are left out as in Debian's slim images.
+    # As in Debian's slim images: documentation, manuals and translations left out (also from
+    # what the Dockerfile's apt-get installs: --dpkgopt stays in the image), and apt keeps no
+    # binary package caches (90 MB after an `apt-get update`) and fetches no translations.
     mmdebstrap --quiet --format=tar --variant=minbase --include=ca-certificates,openssh-client \
       --dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/doc/*' \
       --dpkgopt='path-include=/usr/share/doc/*/copyright' \
       --dpkgopt='path-exclude=/usr/share/locale/*' --dpkgopt='path-exclude=/usr/share/info/*' \
+      --customize-hook='printf "%s\n" "Dir::Cache::pkgcache \"\";" "Dir::Cache::srcpkgcache \"\";" "Acquire::Languages \"none\";" >"$1"/etc/apt/apt.conf.d/90stoker-slim' \
       --customize-hook='rm -rf "$1"/var/lib/apt/lists/* "$1"/var/cache/apt/* "$1"/var/log/*' \
       "$suite" "$tar.partial" "$mirror" >&2
     mv "$tar.partial" "$tar"
@@ -146,11 +152,12 @@ save_archives() {
     rm -f "$f"
     podman_ save --quiet --format oci-archive -o "$f" "localhost/stoker-$t:$version"
   done
-  log "image sizes (uncompressed; gzip -6 of the archive, what a registry transfers):"
+  # The archive's layers are gzip-compressed: its size is what a registry stores and a node pulls.
+  log "image sizes (uncompressed; compressed as pushed):"
   for t in "${images[@]}"; do
     f="$out_dir/stoker-$t.oci.tar"
     log "  stoker-$t: $(podman_ image inspect --format '{{.Size}}' "localhost/stoker-$t:$version" |
-      awk '{ printf "%.1f MB", $1 / 1e6 }'), $(gzip -6 -c "$f" | wc -c | awk '{ printf "%.1f MB", $1 / 1e6 }') compressed"
+      awk '{ printf "%.1f MB", $1 / 1e6 }'), $(stat -c %s "$f" | awk '{ printf "%.1f MB", $1 / 1e6 }') compressed"
   done
 }
 
