@@ -39,7 +39,7 @@ case "${1:-}" in
 esac
 
 setup() {
-  apt_ensure git:git curl:curl jq:jq
+  apt_ensure git:git jq:jq
   local start=$SECONDS
   bash hack/images.sh dir >/dev/null 2>&1 || bash hack/images.sh build
   log "images ready after $((SECONDS - start)) s"
@@ -53,8 +53,11 @@ setup() {
   git_server
 }
 
+main_pid=$BASHPID
 teardown() {
-  [ -n "${git_daemon_pid:-}" ] && kill "$git_daemon_pid" 2>/dev/null
+  # Subshells (each case runs in one) run this trap too: only the suite's own exit tears down.
+  [ "$BASHPID" = "$main_pid" ] || return 0
+  if [ -n "${git_daemon_pid:-}" ]; then kill "$git_daemon_pid" 2>/dev/null || true; fi
   if [ -z "$keep" ]; then bash hack/cluster.sh down >/dev/null 2>&1 || true; fi
 }
 trap teardown EXIT
@@ -135,11 +138,19 @@ case_inject_and_sync() {
   gateway_started=$(kubectl -n ignition get pod site1-0 \
     -o 'jsonpath={.status.containerStatuses[?(@.name=="gateway")].state.running.startedAt}')
   [ -n "$agent_started" ] && [ -n "$gateway_started" ] || fail "containers not both running"
+  # The kubelet starts the gateway only once the sidecar's startup probe passed, and the agent
+  # passes it only after its first sync: the probe must be there, and the order must show it.
+  local probe
+  probe=$(kubectl -n ignition get pod site1-0 \
+    -o 'jsonpath={.spec.initContainers[?(@.name=="stoker-agent")].startupProbe.httpGet.path}')
+  [ -n "$probe" ] || fail "the injected agent has no HTTP startup probe"
+  [[ ! "$gateway_started" < "$agent_started" ]] ||
+    fail "the gateway started ($gateway_started) before the agent ($agent_started)"
   synced_files ignition site1-0 || fail "no synced projects in site1-0's data volume"
   until_ok 60 sim_saw_scan ignition site1-0 >/dev/null || fail "the simulator in site1-0 saw no rescan"
   until_ok 120 gs_summary_is "1/1 synced" >/dev/null ||
     fail "kubectl get gs says '$(gs_summary)', not 1/1 synced"
-  note "agent started $agent_started, gateway $gateway_started; $(gs_summary)"
+  note "agent started $agent_started, gateway $gateway_started (startup probe $probe); $(gs_summary)"
 }
 
 synced_files() {
@@ -147,10 +158,11 @@ synced_files() {
     'test -n "$(find /usr/local/bin/ignition/data/projects -type f | head -1)"' >/dev/null 2>&1
 }
 
+# The simulator's record of the calls it answered (GET /_sim/calls), asked from inside the pod:
+# it listens on loopback only.
 sim_saw_scan() {
-  local ip
-  ip=$(kubectl -n "$1" get pod "$2" -o 'jsonpath={.status.podIP}')
-  curl -fsS "http://$ip:8088/_sim/calls" | grep -q scan
+  kubectl -n "$1" exec "$2" -c gateway -- bash -c 'exec 3<>/dev/tcp/127.0.0.1/8088
+    printf "GET /_sim/calls HTTP/1.0\r\nHost: localhost\r\n\r\n" >&3; cat <&3' | grep -q scan
 }
 
 gs_summary() { kubectl -n ignition get gs plant-gateways -o 'jsonpath={.status.gatewaySummary}'; }
@@ -215,12 +227,7 @@ case_leader_failover() {
   note "$old -> $new"
 }
 
-new_webhook_has_ca() {
-  [ -n "$(kubectl get mutatingwebhookconfiguration stoker-pod-injection \
-    -o 'jsonpath={.webhooks[0].clientConfig.caBundle}')" ]
-}
-
-lease_holder() {
+new_lease_holder() {
   local h
   h=$(lease_holder) && [ "$h" != "$1" ] && kubectl -n stoker-system get pod "$h" >/dev/null 2>&1 && echo "$h"
 }
