@@ -44,7 +44,8 @@ api_port=6443
 pause_image=stoker.local/pause:1
 admin_token=stoker-cluster-admin-token
 
-usage() { sed -n '2,27p' "$0" | sed 's/^# \{0,1\}//'; }
+# The header comment above, without its `#`.
+usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; }
 
 install_tools() {
   apt_ensure containerd:containerd runc:runc containernetworking-plugins:/usr/lib/cni/bridge \

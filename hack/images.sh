@@ -48,7 +48,8 @@ images=(operator agent gateway-sim)
 podman_() { podman --runtime runc "$@"; }
 ulimits=(--ulimit "nofile=$(ulimit -Hn):$(ulimit -Hn)" --ulimit nproc=4096:4096)
 
-usage() { sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; }
+# The header comment above, without its `#`.
+usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; }
 
 install_tools() {
   apt_ensure podman:podman runc:runc mmdebstrap:mmdebstrap uidmap:newuidmap
