@@ -2,9 +2,12 @@
 # A real Kubernetes API server for Stoker's tests: etcd + kube-apiserver on loopback, no kubelet
 # (envtest-style). See stoker-testkit/README.md and `hack/kube.sh --help`.
 #
-#   hack/kube.sh install [--print-bin-dir]   build etcd, kube-apiserver and kubectl from the Go
+#   hack/kube.sh install [--node] [--print-bin-dir]
+#                                            build etcd, kube-apiserver and kubectl from the Go
 #                                            module proxy once and cache them (slow the first
-#                                            time: tens of minutes on 2 cores; then instant)
+#                                            time: tens of minutes on 2 cores; then instant);
+#                                            --node adds kubelet, kube-controller-manager and
+#                                            kube-scheduler (hack/cluster.sh)
 #   hack/kube.sh bin-dir                     print the cache directory of the binaries (never
 #                                            builds; exit 1 if they are not all there)
 #   hack/kube.sh start                       start etcd + kube-apiserver (RBAC, a service-account
@@ -41,6 +44,8 @@ kube_dir="$cache_root/kube/$kube_version"
 bin_dir="$kube_dir/bin"
 state_dir="${STOKER_KUBE_STATE_DIR:-$PWD/target/kube}"
 binaries=(etcd kube-apiserver kubectl)
+# Opt-in (`install --node`): what a one-node cluster needs besides the above (hack/cluster.sh).
+node_binaries=(kubelet kube-controller-manager kube-scheduler)
 
 usage() {
   cat <<EOF
@@ -49,10 +54,13 @@ usage: hack/kube.sh COMMAND
 A real kube-apiserver + etcd on 127.0.0.1 for Stoker's tests (no kubelet, no controllers).
 
 commands:
-  install [--print-bin-dir]  build etcd, kube-apiserver and kubectl ($kube_version) from the Go
+  install [--node] [--print-bin-dir]
+                             build etcd, kube-apiserver and kubectl ($kube_version) from the Go
                              module proxy into the cache, unless already there (first build:
                              tens of minutes on 2 cores; cached: instant). With --print-bin-dir,
                              progress goes to stderr and the binaries' directory to stdout.
+                             With --node, also kubelet, kube-controller-manager and
+                             kube-scheduler (for hack/cluster.sh; a few minutes more).
   bin-dir                    print the binaries' directory; exit 1 if they are not all built
   start                      start etcd + kube-apiserver on free loopback ports (RBAC, TLS,
                              admin token, service-account key); print export lines; wait for
@@ -72,7 +80,7 @@ EOF
 
 have_binaries() {
   local b
-  for b in "${binaries[@]}"; do
+  for b in "${binaries[@]}" "$@"; do
     [ -x "$bin_dir/$b" ] || return 1
   done
 }
@@ -125,7 +133,7 @@ build_wrapper() {
     echo ")"
   } >"$dir/go.mod"
   log "$name: wrapper module $dir ($(grep -c ' => ' "$dir/go.mod") replace lines); building $* (go build)"
-  local out="$kube_dir/bin.partial"
+  local out="${wrapper_out:-$kube_dir/bin.partial}"
   mkdir -p "$out"
   # -mod=mod: the wrapper's go.sum is filled in as the build resolves modules.
   (cd "$dir" && GOFLAGS="-mod=mod -buildvcs=false" GOTOOLCHAIN=local CGO_ENABLED=0 \
@@ -133,15 +141,63 @@ build_wrapper() {
 }
 
 install() {
-  local print=
-  case "${1:-}" in
-    --print-bin-dir) print=1 ;;
-    "") ;;
-    *) die "install: unknown option $1" ;;
-  esac
+  local print= node=
+  while [ $# -gt 0 ]; do
+    case "$1" in
+      --print-bin-dir) print=1 ;;
+      --node) node=1 ;;
+      *) die "install: unknown option $1" ;;
+    esac
+    shift
+  done
+  install_base
+  if [ -n "$node" ]; then install_node; fi
+  [ -n "$print" ] && echo "$bin_dir"
+  return 0
+}
+
+# kube_ldflags: the version stamps `make` would set (kubectl version, /version, kubelet's node
+# status report them).
+kube_ldflags() {
+  local minor=${kube_version#v1.}
+  minor=${minor%%.*}
+  local x='k8s.io/component-base/version' c='k8s.io/client-go/pkg/version' flags= var
+  for var in gitVersion=$kube_version gitMajor=1 gitMinor=$minor gitTreeState=clean \
+    buildDate=1970-01-01T00:00:00Z; do
+    flags+=" -X $x.$var -X $c.$var"
+  done
+  echo "$flags"
+}
+
+# The node's components, from the same wrapper module as the API server (the Go build cache it
+# left makes this a few minutes, not another half hour).
+install_node() {
+  if have_binaries "${node_binaries[@]}"; then
+    log "kubelet, kube-controller-manager, kube-scheduler $kube_version already built: $bin_dir"
+    return 0
+  fi
+  use_go "kubelet"
+  local start=$SECONDS b
+  log "building kubelet, kube-controller-manager and kube-scheduler $kube_version into $bin_dir"
+  rm -rf "$kube_dir/node.partial"
+  wrapper_out="$kube_dir/node.partial" build_wrapper kubernetes-node k8s.io/kubernetes \
+    "$kube_version" "v0.${kube_version#v1.}" "$(kube_ldflags)" \
+    k8s.io/kubernetes/cmd/kubelet k8s.io/kubernetes/cmd/kube-controller-manager \
+    k8s.io/kubernetes/cmd/kube-scheduler
+  for b in "${node_binaries[@]}"; do
+    [ -x "$kube_dir/node.partial/$b" ] || die "build produced no $b in $kube_dir/node.partial"
+  done
+  mkdir -p "$bin_dir"
+  for b in "${node_binaries[@]}"; do
+    mv -f "$kube_dir/node.partial/$b" "$bin_dir/$b"
+  done
+  rm -rf "$kube_dir/node.partial" "$kube_dir/src/kubernetes-node"
+  log "node components built in $((SECONDS - start)) s"
+}
+
+install_base() {
   if have_binaries; then
-    [ -n "$print" ] && echo "$bin_dir"
-    [ -z "$print" ] && log "etcd, kube-apiserver, kubectl $kube_version already built: $bin_dir"
+    log "etcd, kube-apiserver, kubectl $kube_version already built: $bin_dir"
     return 0
   fi
   use_go "kube-apiserver"
@@ -159,16 +215,7 @@ install() {
   etcd_version=$(awk '$1 == "go.etcd.io/etcd/server/v3" { print $2; exit }' "$kube_gomod")
   [ -n "$etcd_version" ] || die "no go.etcd.io/etcd/server/v3 version in $kube_gomod"
 
-  local minor=${kube_version#v1.}
-  minor=${minor%%.*}
-  local x='k8s.io/component-base/version' c='k8s.io/client-go/pkg/version' kube_ldflags=
-  local var
-  for var in gitVersion=$kube_version gitMajor=1 gitMinor=$minor gitTreeState=clean \
-    buildDate=1970-01-01T00:00:00Z; do
-    kube_ldflags+=" -X $x.$var -X $c.$var"
-  done
-
-  build_wrapper kubernetes k8s.io/kubernetes "$kube_version" "$staging_version" "$kube_ldflags" \
+  build_wrapper kubernetes k8s.io/kubernetes "$kube_version" "$staging_version" "$(kube_ldflags)" \
     k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kubectl
   log "kube-apiserver and kubectl built after $((SECONDS - start)) s; now etcd $etcd_version"
   build_wrapper etcd go.etcd.io/etcd/server/v3 "$etcd_version" "$etcd_version" "" \
@@ -188,8 +235,6 @@ install() {
   done
   rm -rf "$kube_dir/bin.partial" "$kube_dir/src"
   log "built in $((SECONDS - start)) s: $("$bin_dir/kube-apiserver" --version 2>&1), etcd $("$bin_dir/etcd" --version 2>&1 | awk '/etcd Version/ {print $3}')"
-  [ -n "$print" ] && echo "$bin_dir"
-  return 0
 }
 
 bin_dir_cmd() {
