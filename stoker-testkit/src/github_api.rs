@@ -137,39 +137,8 @@ impl GithubApiDouble {
             calls: AtomicU64::new(0),
             issued: Mutex::new(Vec::new()),
         });
-        let listener = std::net::TcpListener::bind(crate::process::loopback(0))
-            .map_err(|e| Error::io("bind the GitHub API double", e))?;
-        listener
-            .set_nonblocking(true)
-            .map_err(|e| Error::io("set_nonblocking", e))?;
-        let addr = listener
-            .local_addr()
-            .map_err(|e| Error::io("local_addr", e))?;
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| Error::io("build tokio runtime", e))?;
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let router = router(shared.clone());
-        let thread = std::thread::Builder::new()
-            .name(format!("stoker-github-api-{}", addr.port()))
-            .spawn(move || {
-                runtime.block_on(async move {
-                    let Ok(listener) = tokio::net::TcpListener::from_std(listener) else {
-                        tracing::error!("stoker-github-api: listener");
-                        return;
-                    };
-                    tokio::select! {
-                        result = axum::serve(listener, router) => {
-                            if let Err(e) = result {
-                                tracing::error!(error = %e, "stoker-github-api stopped");
-                            }
-                        }
-                        _ = stopped => {}
-                    }
-                });
-            })
-            .map_err(|e| Error::io("spawn server thread", e))?;
+        let served = crate::axum_thread::serve("stoker-github-api", router(shared.clone()))?;
+        let (addr, stop, thread) = (served.addr, served.stop, served.thread);
         Ok(GithubApiDouble {
             shared,
             addr,

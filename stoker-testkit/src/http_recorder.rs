@@ -28,7 +28,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 
-use crate::{Error, Result};
+use crate::Result;
 
 /// One request as received.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -118,39 +118,11 @@ impl RecordingServer {
             default: Mutex::new(Reply::status(200)),
             count,
         });
-        let listener = std::net::TcpListener::bind(crate::process::loopback(0))
-            .map_err(|e| Error::io("bind the recording server", e))?;
-        listener
-            .set_nonblocking(true)
-            .map_err(|e| Error::io("set_nonblocking", e))?;
-        let addr = listener
-            .local_addr()
-            .map_err(|e| Error::io("local_addr", e))?;
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| Error::io("build tokio runtime", e))?;
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let router = Router::new().fallback(record).with_state(shared.clone());
-        let thread = std::thread::Builder::new()
-            .name(format!("stoker-recorder-{}", addr.port()))
-            .spawn(move || {
-                runtime.block_on(async move {
-                    let Ok(listener) = tokio::net::TcpListener::from_std(listener) else {
-                        tracing::error!("stoker-recorder: listener");
-                        return;
-                    };
-                    tokio::select! {
-                        result = axum::serve(listener, router) => {
-                            if let Err(e) = result {
-                                tracing::error!(error = %e, "stoker-recorder stopped");
-                            }
-                        }
-                        _ = stopped => {}
-                    }
-                });
-            })
-            .map_err(|e| Error::io("spawn server thread", e))?;
+        let served = crate::axum_thread::serve(
+            "stoker-recorder",
+            Router::new().fallback(record).with_state(shared.clone()),
+        )?;
+        let (addr, stop, thread) = (served.addr, served.stop, served.thread);
         Ok(RecordingServer {
             shared,
             addr,

@@ -30,6 +30,7 @@
 //! Nothing here ever talks to anything but 127.0.0.1.
 #![forbid(unsafe_code)]
 
+mod axum_thread;
 pub mod error;
 pub mod gateway_sim;
 pub mod git;
