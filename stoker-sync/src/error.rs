@@ -188,6 +188,41 @@ pub enum Error {
     Injected(u64),
 }
 
+/// What part of a sync an [`Error`] is about: stoker-core's categories
+/// ([`stoker_core::error::ErrorCategory`]) and Designer sessions holding the sync back.
+/// [`Error::category`] matches every variant by name, so a variant added later must be given
+/// its category; deliberately not `#[non_exhaustive]`, so that those matching on it (the
+/// agent's metric label) have to place a new category too.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorCategory {
+    /// Reading from the Git repository.
+    Git,
+    /// A request to the application gateway.
+    Gateway,
+    /// The profile, a mapping, a template or a file's content cannot be used as written.
+    Config,
+    /// Reading or writing the live directory or the engine's own files.
+    Filesystem,
+    /// Open Designer sessions and the profile's policy held the sync back
+    /// ([`Error::DesignerSessionsOpen`]).
+    DesignerSessions,
+    /// Anything else.
+    Other,
+}
+
+impl From<stoker_core::error::ErrorCategory> for ErrorCategory {
+    fn from(category: stoker_core::error::ErrorCategory) -> Self {
+        use stoker_core::error::ErrorCategory as Core;
+        match category {
+            Core::Git => ErrorCategory::Git,
+            Core::Gateway => ErrorCategory::Gateway,
+            Core::Config => ErrorCategory::Config,
+            Core::Filesystem => ErrorCategory::Filesystem,
+            Core::Other => ErrorCategory::Other,
+        }
+    }
+}
+
 /// How many paths [`Error::DiskFull`] lists.
 pub const APPLIED_LISTED: usize = 20;
 
@@ -254,6 +289,28 @@ impl Error {
         }
     }
 
+    /// What part of a sync this error is about ([`ErrorCategory`]); a core error has its own
+    /// category.
+    pub fn category(&self) -> ErrorCategory {
+        match self {
+            Error::Core(core) => core.category().into(),
+            Error::DesignerSessionsOpen { .. } => ErrorCategory::DesignerSessions,
+            Error::Mapping { .. }
+            | Error::Conflict { .. }
+            | Error::Content { .. }
+            | Error::Json { .. } => ErrorCategory::Config,
+            Error::UnsafeLive { .. } | Error::Locked { .. } | Error::Io { .. } => {
+                ErrorCategory::Filesystem
+            }
+            Error::Manifest { .. }
+            | Error::InsufficientSpace { .. }
+            | Error::DiskFull { .. }
+            | Error::TooLargeToTransform { .. }
+            | Error::Task(_)
+            | Error::Injected(_) => ErrorCategory::Other,
+        }
+    }
+
     pub(crate) fn io(
         action: &'static str,
         path: impl Into<PathBuf>,
@@ -314,6 +371,43 @@ pub(crate) fn is_disk_full_io(error: &std::io::Error) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn representative_errors_get_their_category() {
+        let io = || std::io::Error::other("x");
+        let errors = [
+            Error::from(stoker_core::Error::template("a", "unknown variable")),
+            Error::from(stoker_core::Error::io("reading", "a", io())),
+            Error::DesignerSessionsOpen {
+                sessions: vec!["s".into()],
+                policy: DesignerSessionPolicy::Wait,
+                gave_up: Some(Duration::from_secs(1)),
+            },
+            Error::Conflict {
+                path: "a".into(),
+                mapping: 0,
+                other: "a/b".into(),
+                other_mapping: 1,
+            },
+            Error::Locked {
+                live: "a".into(),
+                lock: "b".into(),
+            },
+            Error::Task("t".into()),
+        ];
+        let categories: Vec<ErrorCategory> = errors.iter().map(Error::category).collect();
+        assert_eq!(
+            categories,
+            [
+                ErrorCategory::Config,
+                ErrorCategory::Filesystem,
+                ErrorCategory::DesignerSessions,
+                ErrorCategory::Config,
+                ErrorCategory::Filesystem,
+                ErrorCategory::Other
+            ]
+        );
+    }
 
     /// Each variant has its own label, `snake_case`, whatever its message.
     #[test]

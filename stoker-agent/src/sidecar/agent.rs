@@ -104,7 +104,7 @@ impl Failure {
             _ => None,
         };
         Failure {
-            reason: classify(error),
+            reason: ErrorReason::from(error.category()),
             message: chain(error),
             blocked,
         }
@@ -824,31 +824,6 @@ fn short(commit: &str) -> &str {
     commit.get(..7).unwrap_or(commit)
 }
 
-/// The `reason` label of a failed pipeline run.
-pub fn classify(error: &stoker_sync::Error) -> ErrorReason {
-    use stoker_core::Error as Core;
-    use stoker_sync::Error as Sync;
-    match error {
-        Sync::DesignerSessionsOpen { .. } => ErrorReason::DesignerSessions,
-        Sync::Core(core) => match core.as_ref() {
-            Core::Git { .. } => ErrorReason::Git,
-            Core::Gateway { .. } => ErrorReason::Gateway,
-            Core::Template { .. }
-            | Core::Patch { .. }
-            | Core::InvalidPath { .. }
-            | Core::Profile { .. }
-            | Core::NotFound { .. } => ErrorReason::Config,
-            Core::Io { .. } => ErrorReason::Filesystem,
-            _ => ErrorReason::Other,
-        },
-        Sync::Mapping { .. } | Sync::Conflict { .. } | Sync::Content { .. } | Sync::Json { .. } => {
-            ErrorReason::Config
-        }
-        Sync::UnsafeLive { .. } | Sync::Locked { .. } | Sync::Io { .. } => ErrorReason::Filesystem,
-        _ => ErrorReason::Other,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -892,7 +867,28 @@ mod tests {
             policy: DesignerSessionPolicy::Fail,
             gave_up: None,
         };
-        assert_eq!(classify(&error), ErrorReason::DesignerSessions);
+        let failure = Failure::of(&error);
+        assert_eq!(failure.reason, ErrorReason::DesignerSessions);
+        assert_eq!(
+            failure.blocked.map(|b| b.sessions),
+            Some(vec!["alice".into()])
+        );
+    }
+
+    #[test]
+    fn pipeline_failures_are_labelled_by_their_category() {
+        let template = stoker_sync::Error::from(stoker_core::Error::template("a", "bad"));
+        let io = stoker_sync::Error::from(stoker_core::Error::io(
+            "reading",
+            "a",
+            std::io::Error::other("x"),
+        ));
+        let task = stoker_sync::Error::Task("cancelled".into());
+        let labels: Vec<&str> = [template, io, task]
+            .iter()
+            .map(|error| Failure::of(error).reason.as_str())
+            .collect();
+        assert_eq!(labels, ["config", "filesystem", "other"]);
     }
 
     #[test]

@@ -69,6 +69,22 @@ impl ErrorReason {
     }
 }
 
+/// A failed pipeline run's label: its error's category ([`stoker_sync::Error::category`]).
+/// `GatewayScan` is not a category: the rescan after a sync is not part of the pipeline.
+impl From<stoker_sync::ErrorCategory> for ErrorReason {
+    fn from(category: stoker_sync::ErrorCategory) -> Self {
+        use stoker_sync::ErrorCategory as Category;
+        match category {
+            Category::Git => ErrorReason::Git,
+            Category::Gateway => ErrorReason::Gateway,
+            Category::Config => ErrorReason::Config,
+            Category::Filesystem => ErrorReason::Filesystem,
+            Category::DesignerSessions => ErrorReason::DesignerSessions,
+            Category::Other => ErrorReason::Other,
+        }
+    }
+}
+
 /// Why no sync ran when one could have, as the `reason` label of
 /// `stoker_agent_sync_skipped_total` (v0.5.1's values).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
