@@ -170,7 +170,8 @@ pub enum Error {
 /// What part of a sync an [`Error`] is about, for labels that group errors (the agent's
 /// `reason` metric label). [`Error::category`] matches every variant by name, so a variant added
 /// later must be given its category. Deliberately not `#[non_exhaustive]`: a crate matching on
-/// it (stoker-sync's own category) then has to place a new category too.
+/// it (the agent's metric label, through stoker-sync's category) then has to place a new
+/// category too.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ErrorCategory {
     /// Reading from the Git repository.

@@ -188,39 +188,19 @@ pub enum Error {
     Injected(u64),
 }
 
-/// What part of a sync an [`Error`] is about: stoker-core's categories
-/// ([`stoker_core::error::ErrorCategory`]) and Designer sessions holding the sync back.
-/// [`Error::category`] matches every variant by name, so a variant added later must be given
-/// its category; deliberately not `#[non_exhaustive]`, so that those matching on it (the
-/// agent's metric label) have to place a new category too.
+/// What part of a sync an [`Error`] is about: one of the categories stoker-core's errors have
+/// too, or Designer sessions holding the sync back. [`Error::category`] matches every variant
+/// by name, so a variant added later must be given its category; deliberately not
+/// `#[non_exhaustive]`, so that those matching on it (the agent's metric label) have to place
+/// a new category too.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ErrorCategory {
-    /// Reading from the Git repository.
-    Git,
-    /// A request to the application gateway.
-    Gateway,
-    /// The profile, a mapping, a template or a file's content cannot be used as written.
-    Config,
-    /// Reading or writing the live directory or the engine's own files.
-    Filesystem,
+    /// Git, the gateway, the configuration, the file system, or other
+    /// ([`stoker_core::error::ErrorCategory`]).
+    General(stoker_core::error::ErrorCategory),
     /// Open Designer sessions and the profile's policy held the sync back
     /// ([`Error::DesignerSessionsOpen`]).
     DesignerSessions,
-    /// Anything else.
-    Other,
-}
-
-impl From<stoker_core::error::ErrorCategory> for ErrorCategory {
-    fn from(category: stoker_core::error::ErrorCategory) -> Self {
-        use stoker_core::error::ErrorCategory as Core;
-        match category {
-            Core::Git => ErrorCategory::Git,
-            Core::Gateway => ErrorCategory::Gateway,
-            Core::Config => ErrorCategory::Config,
-            Core::Filesystem => ErrorCategory::Filesystem,
-            Core::Other => ErrorCategory::Other,
-        }
-    }
 }
 
 /// How many paths [`Error::DiskFull`] lists.
@@ -292,23 +272,25 @@ impl Error {
     /// What part of a sync this error is about ([`ErrorCategory`]); a core error has its own
     /// category.
     pub fn category(&self) -> ErrorCategory {
-        match self {
-            Error::Core(core) => core.category().into(),
-            Error::DesignerSessionsOpen { .. } => ErrorCategory::DesignerSessions,
+        use stoker_core::error::ErrorCategory as General;
+        let general = match self {
+            Error::Core(core) => core.category(),
+            Error::DesignerSessionsOpen { .. } => return ErrorCategory::DesignerSessions,
             Error::Mapping { .. }
             | Error::Conflict { .. }
             | Error::Content { .. }
-            | Error::Json { .. } => ErrorCategory::Config,
+            | Error::Json { .. } => General::Config,
             Error::UnsafeLive { .. } | Error::Locked { .. } | Error::Io { .. } => {
-                ErrorCategory::Filesystem
+                General::Filesystem
             }
             Error::Manifest { .. }
             | Error::InsufficientSpace { .. }
             | Error::DiskFull { .. }
             | Error::TooLargeToTransform { .. }
             | Error::Task(_)
-            | Error::Injected(_) => ErrorCategory::Other,
-        }
+            | Error::Injected(_) => General::Other,
+        };
+        ErrorCategory::General(general)
     }
 
     pub(crate) fn io(
@@ -395,16 +377,17 @@ mod tests {
             },
             Error::Task("t".into()),
         ];
+        use stoker_core::error::ErrorCategory::{Config, Filesystem, Other};
         let categories: Vec<ErrorCategory> = errors.iter().map(Error::category).collect();
         assert_eq!(
             categories,
             [
-                ErrorCategory::Config,
-                ErrorCategory::Filesystem,
+                ErrorCategory::General(Config),
+                ErrorCategory::General(Filesystem),
                 ErrorCategory::DesignerSessions,
-                ErrorCategory::Config,
-                ErrorCategory::Filesystem,
-                ErrorCategory::Other
+                ErrorCategory::General(Config),
+                ErrorCategory::General(Filesystem),
+                ErrorCategory::General(Other)
             ]
         );
     }

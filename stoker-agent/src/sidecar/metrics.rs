@@ -73,14 +73,15 @@ impl ErrorReason {
 /// `GatewayScan` is not a category: the rescan after a sync is not part of the pipeline.
 impl From<stoker_sync::ErrorCategory> for ErrorReason {
     fn from(category: stoker_sync::ErrorCategory) -> Self {
+        use stoker_core::error::ErrorCategory as General;
         use stoker_sync::ErrorCategory as Category;
         match category {
-            Category::Git => ErrorReason::Git,
-            Category::Gateway => ErrorReason::Gateway,
-            Category::Config => ErrorReason::Config,
-            Category::Filesystem => ErrorReason::Filesystem,
+            Category::General(General::Git) => ErrorReason::Git,
+            Category::General(General::Gateway) => ErrorReason::Gateway,
+            Category::General(General::Config) => ErrorReason::Config,
+            Category::General(General::Filesystem) => ErrorReason::Filesystem,
+            Category::General(General::Other) => ErrorReason::Other,
             Category::DesignerSessions => ErrorReason::DesignerSessions,
-            Category::Other => ErrorReason::Other,
         }
     }
 }
