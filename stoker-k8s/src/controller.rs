@@ -38,7 +38,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
@@ -224,10 +224,7 @@ impl Context {
     }
 
     fn register_caches(&self, namespace: Option<String>, caches: Caches) {
-        let mut all = match self.caches.lock() {
-            Ok(guard) => guard,
-            Err(poisoned) => poisoned.into_inner(),
-        };
+        let mut all = self.caches.lock().unwrap_or_else(PoisonError::into_inner);
         all.retain(|(ns, _)| *ns != namespace);
         all.push((namespace, caches));
     }
@@ -235,10 +232,7 @@ impl Context {
     /// The caches covering `namespace`: its own, else the all-namespaces ones; none when the
     /// reconciler runs outside [`run`].
     fn caches_for(&self, namespace: &str) -> Option<Caches> {
-        let all = match self.caches.lock() {
-            Ok(guard) => guard,
-            Err(poisoned) => poisoned.into_inner(),
-        };
+        let all = self.caches.lock().unwrap_or_else(PoisonError::into_inner);
         all.iter()
             .find(|(ns, _)| ns.as_deref() == Some(namespace))
             .or_else(|| all.iter().find(|(ns, _)| ns.is_none()))
@@ -246,19 +240,13 @@ impl Context {
     }
 
     fn failures(&self) -> std::sync::MutexGuard<'_, HashMap<ObjectRef<GatewaySync>, u32>> {
-        match self.failures.lock() {
-            Ok(guard) => guard,
-            Err(poisoned) => poisoned.into_inner(),
-        }
+        self.failures.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// The status Events were last decided against for `gs` ([`Context::told`]); without one
     /// (first pass since start), the object's.
     fn last_told(&self, gs: &GatewaySync) -> crate::crd::GatewaySyncStatus {
-        let told = match self.told.lock() {
-            Ok(guard) => guard,
-            Err(poisoned) => poisoned.into_inner(),
-        };
+        let told = self.told.lock().unwrap_or_else(PoisonError::into_inner);
         told.get(&ObjectRef::from_obj(gs))
             .cloned()
             .or_else(|| gs.status.clone())
@@ -267,10 +255,7 @@ impl Context {
 
     /// Remembers `status` as told for `gs`; `None` forgets it (deletion).
     fn remember_told(&self, gs: &GatewaySync, status: Option<crate::crd::GatewaySyncStatus>) {
-        let mut told = match self.told.lock() {
-            Ok(guard) => guard,
-            Err(poisoned) => poisoned.into_inner(),
-        };
+        let mut told = self.told.lock().unwrap_or_else(PoisonError::into_inner);
         let key = ObjectRef::from_obj(gs);
         match status {
             Some(status) => told.insert(key, status),
@@ -280,10 +265,10 @@ impl Context {
 
     /// Records whether the token renewal of `gs` fails now; true when that is a change.
     fn token_failure_changed(&self, gs: &GatewaySync, failing: bool) -> bool {
-        let mut set = match self.token_failing.lock() {
-            Ok(guard) => guard,
-            Err(poisoned) => poisoned.into_inner(),
-        };
+        let mut set = self
+            .token_failing
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         let key = ObjectRef::from_obj(gs);
         if failing {
             set.insert(key)
@@ -673,14 +658,7 @@ async fn gateways_and_reports(
             .list(&ListParams::default().labels(&gateway_status::status_configmap_selector(name)))
             .await
             .map_err(|source| Error::kube("listing status ConfigMaps", namespace, source))?;
-        let legacy_name = legacy_status::legacy_status_configmap_name(name);
-        let legacy = configmaps
-            .get_opt(&legacy_name)
-            .await
-            .map_err(|source| Error::kube("reading ConfigMap", &legacy_name, source))?
-            .filter(|configmap| {
-                legacy_status::legacy_status_owner(configmap).as_deref() == Some(name)
-            });
+        let legacy = read_legacy_status(name, &configmaps).await?;
         return Ok((pod_list.items, reports.items, legacy));
     };
     let mut ready = caches.ready.clone();
@@ -932,21 +910,28 @@ async fn cleanup(gs: &GatewaySync, context: &Context) -> Result<Action> {
     Ok(Action::await_change())
 }
 
-/// Deletes stoker-operator v0.5.1's shared status ConfigMap of the resource `name`, as v0.5.1
-/// did on deletion. Only that one: a ConfigMap of ours can have the same name (our per-pod
-/// `stoker-status-{cr}-{pod}` of another resource), so the object is checked first and deleted
-/// only if it is still the object checked.
-async fn delete_legacy_status(name: &str, configmaps: &Api<ConfigMap>) -> Result<()> {
+/// stoker-operator v0.5.1's shared status ConfigMap of the resource `name`, if there is one and
+/// it is that (a ConfigMap of ours can have its name: the per-pod `stoker-status-{cr}-{pod}` of
+/// another resource).
+async fn read_legacy_status(name: &str, configmaps: &Api<ConfigMap>) -> Result<Option<ConfigMap>> {
     let legacy_name = legacy_status::legacy_status_configmap_name(name);
     let found = configmaps
         .get_opt(&legacy_name)
         .await
         .map_err(|source| Error::kube("reading ConfigMap", &legacy_name, source))?;
-    let Some(legacy) = found
-        .filter(|configmap| legacy_status::legacy_status_owner(configmap).as_deref() == Some(name))
-    else {
+    Ok(found
+        .filter(|configmap| legacy_status::legacy_status_owner(configmap).as_deref() == Some(name)))
+}
+
+/// Deletes stoker-operator v0.5.1's shared status ConfigMap of the resource `name`, as v0.5.1
+/// did on deletion. Only that one: a ConfigMap of ours can have the same name (our per-pod
+/// `stoker-status-{cr}-{pod}` of another resource), so the object is checked first and deleted
+/// only if it is still the object checked.
+async fn delete_legacy_status(name: &str, configmaps: &Api<ConfigMap>) -> Result<()> {
+    let Some(legacy) = read_legacy_status(name, configmaps).await? else {
         return Ok(());
     };
+    let legacy_name = legacy_status::legacy_status_configmap_name(name);
     let params = DeleteParams {
         preconditions: Some(kube::api::Preconditions {
             uid: legacy.metadata.uid.clone(),
