@@ -167,6 +167,25 @@ pub enum Error {
     },
 }
 
+/// What part of a sync an [`Error`] is about, for labels that group errors (the agent's
+/// `reason` metric label). [`Error::category`] matches every variant by name, so a variant added
+/// later must be given its category. Deliberately not `#[non_exhaustive]`: a crate matching on
+/// it (the agent's metric label, through stoker-sync's category) then has to place a new
+/// category too.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorCategory {
+    /// Reading from the Git repository.
+    Git,
+    /// A request to the application gateway.
+    Gateway,
+    /// The profile, a mapping, a template or a path in them cannot be used as written.
+    Config,
+    /// Reading or writing a local file or directory.
+    Filesystem,
+    /// Anything else (a limit, a plugin, a token exchange, a notification).
+    Other,
+}
+
 /// The class of a [`Error::Notify`] failure: whether another attempt may succeed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -329,6 +348,29 @@ impl std::fmt::Display for GitErrorKind {
 }
 
 impl Error {
+    /// What part of a sync this error is about ([`ErrorCategory`]).
+    ///
+    /// ```
+    /// use stoker_core::error::{Error, ErrorCategory};
+    /// assert_eq!(Error::template("x", "y").category(), ErrorCategory::Config);
+    /// ```
+    pub fn category(&self) -> ErrorCategory {
+        match self {
+            Error::Git { .. } => ErrorCategory::Git,
+            Error::Gateway { .. } => ErrorCategory::Gateway,
+            Error::Template { .. }
+            | Error::Patch { .. }
+            | Error::InvalidPath { .. }
+            | Error::Profile { .. }
+            | Error::NotFound { .. } => ErrorCategory::Config,
+            Error::Io { .. } => ErrorCategory::Filesystem,
+            Error::TemplateLimit { .. }
+            | Error::Plugin { .. }
+            | Error::GithubApp { .. }
+            | Error::Notify { .. } => ErrorCategory::Other,
+        }
+    }
+
     /// Shorthand for [`Error::Io`].
     pub fn io(action: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Error::Io {
@@ -506,6 +548,49 @@ mod tests {
             message: message.to_owned(),
             source: Some(Box::new(source)),
         }
+    }
+
+    #[test]
+    fn representative_errors_get_their_category() {
+        let git = Error::Git {
+            operation: "resolve",
+            url: "https://git.example/scada.git".into(),
+            reference: Some("main".into()),
+            kind: GitErrorKind::RefNotFound,
+            message: "no such ref".into(),
+            source: None,
+        };
+        let gateway = Error::Gateway {
+            method: "POST",
+            url: "http://gw:8088/data/api/v1/scan/projects".into(),
+            status: Some(503),
+            kind: GatewayErrorKind::Status,
+            message: "unavailable".into(),
+            source: None,
+        };
+        let not_found = Error::NotFound {
+            path: "projects".into(),
+            revision: "abc".into(),
+        };
+        let io = Error::io("reading", "/data", std::io::Error::other("x"));
+        let limit = Error::TemplateLimit {
+            template: "a".into(),
+            limit: TemplateLimit::Steps { max: 1 },
+        };
+        let categories: Vec<ErrorCategory> = [git, gateway, not_found, io, limit]
+            .iter()
+            .map(Error::category)
+            .collect();
+        assert_eq!(
+            categories,
+            [
+                ErrorCategory::Git,
+                ErrorCategory::Gateway,
+                ErrorCategory::Config,
+                ErrorCategory::Filesystem,
+                ErrorCategory::Other
+            ]
+        );
     }
 
     #[test]

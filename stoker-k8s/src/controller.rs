@@ -30,13 +30,15 @@
 //!    to their resource, so agents' reports show up without waiting for the next poll (an
 //!    agent's heartbeat alone updates the cache without triggering a reconciliation).
 //!
+//! `pass::apply` runs these steps in that order, one function each.
+//!
 //! On deletion the finalizer removes the metadata and status ConfigMaps (v0.5.1's shared one
 //! too) and the token Secret (owner references would do it too, but only where a garbage
 //! collector runs).
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
@@ -52,25 +54,24 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, Resource, ResourceExt};
 use stoker_core::{GitSource, GitSourceConfig, RetryPolicy, Source};
 
-use crate::aggregate::{self, AggregateInput, Revision};
-use crate::alerting::NOTIFICATIONS_DELIVERED;
+use crate::aggregate::Revision;
 use crate::annotations::{
     CR_NAME, FINALIZER, REQUESTED_AT, REQUESTED_BY, REQUESTED_REF, is_object_name,
 };
 use crate::conditions;
 use crate::crd::GatewaySync;
 use crate::credentials;
-use crate::discovery;
 use crate::error::{Error, Result};
 use crate::events::{self, ControllerEvent, reasons};
-use crate::gateway_status::{self, GatewayStatusReport};
+use crate::gateway_status;
 use crate::github_token::{self, Kept};
 use crate::legacy_status;
 use crate::metadata::{self, AgentMetadata};
 use crate::metrics::OperatorMetrics;
 use crate::rbac;
-use crate::refs;
 use crate::validation::{self, SecretInventory};
+
+mod pass;
 
 /// The field manager of everything the operator writes with server-side apply.
 pub const FIELD_MANAGER: &str = "stoker-operator";
@@ -223,10 +224,7 @@ impl Context {
     }
 
     fn register_caches(&self, namespace: Option<String>, caches: Caches) {
-        let mut all = match self.caches.lock() {
-            Ok(guard) => guard,
-            Err(poisoned) => poisoned.into_inner(),
-        };
+        let mut all = self.caches.lock().unwrap_or_else(PoisonError::into_inner);
         all.retain(|(ns, _)| *ns != namespace);
         all.push((namespace, caches));
     }
@@ -234,10 +232,7 @@ impl Context {
     /// The caches covering `namespace`: its own, else the all-namespaces ones; none when the
     /// reconciler runs outside [`run`].
     fn caches_for(&self, namespace: &str) -> Option<Caches> {
-        let all = match self.caches.lock() {
-            Ok(guard) => guard,
-            Err(poisoned) => poisoned.into_inner(),
-        };
+        let all = self.caches.lock().unwrap_or_else(PoisonError::into_inner);
         all.iter()
             .find(|(ns, _)| ns.as_deref() == Some(namespace))
             .or_else(|| all.iter().find(|(ns, _)| ns.is_none()))
@@ -245,19 +240,13 @@ impl Context {
     }
 
     fn failures(&self) -> std::sync::MutexGuard<'_, HashMap<ObjectRef<GatewaySync>, u32>> {
-        match self.failures.lock() {
-            Ok(guard) => guard,
-            Err(poisoned) => poisoned.into_inner(),
-        }
+        self.failures.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// The status Events were last decided against for `gs` ([`Context::told`]); without one
     /// (first pass since start), the object's.
     fn last_told(&self, gs: &GatewaySync) -> crate::crd::GatewaySyncStatus {
-        let told = match self.told.lock() {
-            Ok(guard) => guard,
-            Err(poisoned) => poisoned.into_inner(),
-        };
+        let told = self.told.lock().unwrap_or_else(PoisonError::into_inner);
         told.get(&ObjectRef::from_obj(gs))
             .cloned()
             .or_else(|| gs.status.clone())
@@ -266,10 +255,7 @@ impl Context {
 
     /// Remembers `status` as told for `gs`; `None` forgets it (deletion).
     fn remember_told(&self, gs: &GatewaySync, status: Option<crate::crd::GatewaySyncStatus>) {
-        let mut told = match self.told.lock() {
-            Ok(guard) => guard,
-            Err(poisoned) => poisoned.into_inner(),
-        };
+        let mut told = self.told.lock().unwrap_or_else(PoisonError::into_inner);
         let key = ObjectRef::from_obj(gs);
         match status {
             Some(status) => told.insert(key, status),
@@ -279,10 +265,10 @@ impl Context {
 
     /// Records whether the token renewal of `gs` fails now; true when that is a change.
     fn token_failure_changed(&self, gs: &GatewaySync, failing: bool) -> bool {
-        let mut set = match self.token_failing.lock() {
-            Ok(guard) => guard,
-            Err(poisoned) => poisoned.into_inner(),
-        };
+        let mut set = self
+            .token_failing
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         let key = ObjectRef::from_obj(gs);
         if failing {
             set.insert(key)
@@ -491,7 +477,7 @@ pub async fn reconcile(gs: Arc<GatewaySync>, context: Arc<Context>) -> Result<Ac
     let api: Api<GatewaySync> = Api::namespaced(context.client.clone(), &namespace);
     let outcome = finalizer(&api, FINALIZER, gs.clone(), |event| async {
         match event {
-            FinalizerEvent::Apply(gs) => apply(&gs, &context).await,
+            FinalizerEvent::Apply(gs) => pass::apply(&gs, &context).await,
             FinalizerEvent::Cleanup(gs) => cleanup(&gs, &context).await,
         }
     })
@@ -531,246 +517,6 @@ pub fn error_policy(gs: Arc<GatewaySync>, error: &Error, context: Arc<Context>) 
 pub fn backoff(initial: Duration, max: Duration, failures: u32) -> Duration {
     let factor = 2u32.saturating_pow(failures.saturating_sub(1).min(20));
     initial.saturating_mul(factor).min(max)
-}
-
-#[allow(clippy::too_many_lines)] // the reconciler's steps in order; issue 18 item 8 splits them
-async fn apply(gs: &GatewaySync, context: &Context) -> Result<Action> {
-    let client = &context.client;
-    let name = gs.name_any();
-    let namespace = gs.namespace().unwrap_or_default();
-    let generation = gs.metadata.generation.unwrap_or(0);
-    let now = Timestamp::now();
-    let previous = gs.status.clone().unwrap_or_default();
-    let told = context.last_told(gs);
-    let mut status = previous.clone();
-    status.observed_generation = Some(generation);
-    status.profile_count = i32::try_from(gs.spec.sync.profiles.len()).unwrap_or(i32::MAX);
-
-    // 1. Profiles and referenced Secrets (only those: a namespace's Secrets can be many and
-    // large, Helm keeps every release in one).
-    let secrets: Api<Secret> = Api::namespaced(client.clone(), &namespace);
-    let inventory = referenced_secret_inventory(&gs.spec, &secrets).await?;
-    let problems = validation::validate(&gs.spec, &inventory);
-    conditions::set(
-        &mut status.conditions,
-        validation::profiles_valid_condition(&problems, generation, now),
-    );
-
-    let polling = polling_period(gs, &mut status.conditions, generation, now);
-
-    // 2. Which ref.
-    let decision = refs::ref_to_resolve(&gs.spec.git.reference, gs.metadata.annotations.as_ref());
-    if decision.remove_annotation {
-        remove_requested_ref(gs, context).await?;
-    }
-
-    // 3. The agents' GitHub App token. Kept fresh even while paused: a renewed token changes
-    // nothing the agents sync, and they find it valid when the resource is resumed.
-    let github = keep_github_token(gs, &secrets, context).await;
-
-    // 4. Resolve (not while paused: nothing may change for the agents).
-    let mut transient: Option<Error> = None;
-    let resolved: Option<Revision> = if gs.spec.paused {
-        previous.last_sync_commit.clone().map(|commit| Revision {
-            reference: previous
-                .last_sync_ref
-                .clone()
-                .unwrap_or_else(|| decision.reference.clone()),
-            commit,
-        })
-    } else {
-        let started = Instant::now();
-        let outcome = resolve(gs, &decision.reference, &secrets, &github, context).await;
-        context
-            .metrics
-            .ref_resolved(&namespace, &name, started.elapsed(), outcome.is_ok());
-        match outcome {
-            Ok(commit) => {
-                let revision = Revision {
-                    reference: decision.reference.clone(),
-                    commit,
-                };
-                let first = told.last_sync_commit.is_none();
-                let changed = told.last_sync_commit.as_deref() != Some(revision.commit.as_str());
-                aggregate::record_resolution(&mut status, &revision, generation, now);
-                if first {
-                    context
-                        .event(
-                            gs,
-                            EventType::Normal,
-                            reasons::REF_RESOLVED,
-                            format!("{} resolved to {}", revision.reference, revision.commit),
-                        )
-                        .await;
-                } else if changed {
-                    context
-                        .event(
-                            gs,
-                            EventType::Normal,
-                            reasons::REF_UPDATED,
-                            format!(
-                                "{} moved from {} to {}",
-                                revision.reference,
-                                aggregate::short_commit(
-                                    told.last_sync_commit.as_deref().unwrap_or_default()
-                                ),
-                                revision.commit
-                            ),
-                        )
-                        .await;
-                }
-                Some(revision)
-            }
-            Err(error) => {
-                let message = error.to_string();
-                // Without a token, the exchange's failure is the cause, and step 3 published
-                // it when it started.
-                let no_token = matches!(error, Error::GithubAppTokenUnavailable { .. });
-                let reason = if no_token {
-                    conditions::reasons::GITHUB_APP_EXCHANGE_FAILED
-                } else {
-                    conditions::reasons::REF_RESOLUTION_FAILED
-                };
-                // When the next attempt comes: the error policy's backoff for a transient
-                // failure (or while the token fails), else the next poll.
-                let retry_in = if error.is_transient() || github.failure.is_some() {
-                    let failures = context
-                        .failures()
-                        .get(&ObjectRef::from_obj(gs))
-                        .copied()
-                        .unwrap_or(0);
-                    backoff(
-                        context.config.initial_backoff,
-                        context.config.max_backoff,
-                        failures.saturating_add(1),
-                    )
-                } else {
-                    polling.unwrap_or(IDLE_RESYNC)
-                };
-                aggregate::record_resolution_failure(
-                    &mut status,
-                    reason,
-                    &message,
-                    Some(retry_in),
-                    generation,
-                    now,
-                );
-                if events::resolution_failure_is_news(&told) && !no_token {
-                    context
-                        .event(
-                            gs,
-                            EventType::Warning,
-                            reasons::REF_RESOLUTION_FAILED,
-                            format!("Ref resolution failed: {message}"),
-                        )
-                        .await;
-                }
-                if error.is_transient() {
-                    transient = Some(error);
-                }
-                // Agents keep the last resolved commit.
-                previous.last_sync_commit.clone().map(|commit| Revision {
-                    reference: previous.last_sync_ref.clone().unwrap_or_default(),
-                    commit,
-                })
-            }
-        }
-    };
-
-    // 5. The agents' metadata.
-    if let Some(revision) = &resolved {
-        write_metadata(gs, revision, context).await?;
-    }
-
-    // 6. Gateways and their reports.
-    let (pod_list, report_list, legacy) = gateways_and_reports(&name, &namespace, context).await?;
-    let gateways = discovery::discover(&name, &pod_list);
-    let mut reports: Vec<GatewayStatusReport> = report_list
-        .iter()
-        .filter_map(|configmap| match GatewayStatusReport::from_configmap(configmap) {
-            Ok(report) => Some(report),
-            Err(error) => {
-                tracing::warn!(error = %stoker_core::error::chain(&error), configmap = %configmap.name_any(), "ignored an unreadable gateway status ConfigMap");
-                None
-            }
-        })
-        .collect();
-    // Gateways whose v0.5.1 agent is not replaced yet: its entry, where ours is missing.
-    if let Some(legacy) = &legacy {
-        let found = legacy_status::legacy_reports(&name, legacy, &gateways, &reports);
-        reports.extend(found);
-    }
-    aggregate::aggregate(
-        &mut status,
-        &AggregateInput {
-            gs,
-            pods: &gateways,
-            reports: &reports,
-            resolved: resolved.as_ref(),
-            now,
-        },
-    );
-    for event in events::status_events(&told, &status) {
-        context.publish(gs, &event).await;
-    }
-    // Notifications to people: decided against what was told, queued, never waited for.
-    match context.alerting.notify(gs, &told, &status, now).await {
-        Some(condition) => conditions::set(&mut status.conditions, condition),
-        None => conditions::remove(&mut status.conditions, NOTIFICATIONS_DELIVERED),
-    };
-    context.remember_told(gs, Some(status.clone()));
-
-    // The agents' permissions: every pod annotated for the resource counts, whatever its phase
-    // (an agent waiting for them keeps its pod Pending).
-    if context.config.auto_bind_agent
-        && let Err(error) = bind_agents(gs, &pod_list, context).await
-    {
-        let message = stoker_core::error::chain(&error);
-        tracing::warn!(error = %message, "could not write the agents' RoleBinding");
-        context
-            .event(
-                gs,
-                EventType::Warning,
-                reasons::RBAC_ERROR,
-                format!("Failed to create agent RoleBinding: {message}"),
-            )
-            .await;
-        if error.is_transient() && transient.is_none() {
-            transient = Some(error);
-        }
-    }
-
-    // 7. Status.
-    if status != previous {
-        let patch = serde_json::json!({
-            "apiVersion": "stoker.io/v1alpha1",
-            "kind": "GatewaySync",
-            "status": status,
-        });
-        let api: Api<GatewaySync> = Api::namespaced(client.clone(), &namespace);
-        api.patch_status(
-            &name,
-            &PatchParams::apply(FIELD_MANAGER).force(),
-            &Patch::Apply(&patch),
-        )
-        .await
-        .map_err(|source| Error::kube("writing status of GatewaySync", &name, source))?;
-    }
-    context.metrics.observe(gs, &status);
-    if let Some(error) = transient.or(github.failure) {
-        // Status and Events say what failed; the error policy retries with backoff.
-        return Err(error);
-    }
-    let period = polling.unwrap_or(IDLE_RESYNC);
-    // Back when the token is due, even if nothing else changes before.
-    let renewal = github.usable.as_ref().map(|token| {
-        token
-            .refresh_in(Timestamp::now(), context.config.github_token_refresh_margin)
-            .max(MIN_TOKEN_REQUEUE)
-    });
-    Ok(Action::requeue(
-        renewal.map_or(period, |due| due.min(period)),
-    ))
 }
 
 /// The polling period (`None`: polling is off). An interval that is not a positive Go
@@ -912,14 +658,7 @@ async fn gateways_and_reports(
             .list(&ListParams::default().labels(&gateway_status::status_configmap_selector(name)))
             .await
             .map_err(|source| Error::kube("listing status ConfigMaps", namespace, source))?;
-        let legacy_name = legacy_status::legacy_status_configmap_name(name);
-        let legacy = configmaps
-            .get_opt(&legacy_name)
-            .await
-            .map_err(|source| Error::kube("reading ConfigMap", &legacy_name, source))?
-            .filter(|configmap| {
-                legacy_status::legacy_status_owner(configmap).as_deref() == Some(name)
-            });
+        let legacy = read_legacy_status(name, &configmaps).await?;
         return Ok((pod_list.items, reports.items, legacy));
     };
     let mut ready = caches.ready.clone();
@@ -966,9 +705,9 @@ async fn gateways_and_reports(
     Ok((pods, reports, legacy))
 }
 
-/// Keeps of a pod what discovery ([`discovery::gateway_pod`]) and the watch's mapping read:
-/// metadata without managed fields, container names, the service account, the phase. A cache
-/// of every pod of the watched namespaces stays small that way.
+/// Keeps of a pod what discovery ([`crate::discovery::gateway_pod`]) and the watch's mapping
+/// read: metadata without managed fields, container names, the service account, the phase. A
+/// cache of every pod of the watched namespaces stays small that way.
 fn slim_pod(pod: &mut Pod) {
     use k8s_openapi::api::core::v1::{Container, PodSpec, PodStatus};
     pod.metadata.managed_fields = None;
@@ -1171,21 +910,28 @@ async fn cleanup(gs: &GatewaySync, context: &Context) -> Result<Action> {
     Ok(Action::await_change())
 }
 
-/// Deletes stoker-operator v0.5.1's shared status ConfigMap of the resource `name`, as v0.5.1
-/// did on deletion. Only that one: a ConfigMap of ours can have the same name (our per-pod
-/// `stoker-status-{cr}-{pod}` of another resource), so the object is checked first and deleted
-/// only if it is still the object checked.
-async fn delete_legacy_status(name: &str, configmaps: &Api<ConfigMap>) -> Result<()> {
+/// stoker-operator v0.5.1's shared status ConfigMap of the resource `name`, if there is one and
+/// it is that (a ConfigMap of ours can have its name: the per-pod `stoker-status-{cr}-{pod}` of
+/// another resource).
+async fn read_legacy_status(name: &str, configmaps: &Api<ConfigMap>) -> Result<Option<ConfigMap>> {
     let legacy_name = legacy_status::legacy_status_configmap_name(name);
     let found = configmaps
         .get_opt(&legacy_name)
         .await
         .map_err(|source| Error::kube("reading ConfigMap", &legacy_name, source))?;
-    let Some(legacy) = found
-        .filter(|configmap| legacy_status::legacy_status_owner(configmap).as_deref() == Some(name))
-    else {
+    Ok(found
+        .filter(|configmap| legacy_status::legacy_status_owner(configmap).as_deref() == Some(name)))
+}
+
+/// Deletes stoker-operator v0.5.1's shared status ConfigMap of the resource `name`, as v0.5.1
+/// did on deletion. Only that one: a ConfigMap of ours can have the same name (our per-pod
+/// `stoker-status-{cr}-{pod}` of another resource), so the object is checked first and deleted
+/// only if it is still the object checked.
+async fn delete_legacy_status(name: &str, configmaps: &Api<ConfigMap>) -> Result<()> {
+    let Some(legacy) = read_legacy_status(name, configmaps).await? else {
         return Ok(());
     };
+    let legacy_name = legacy_status::legacy_status_configmap_name(name);
     let params = DeleteParams {
         preconditions: Some(kube::api::Preconditions {
             uid: legacy.metadata.uid.clone(),
@@ -1204,6 +950,7 @@ async fn delete_legacy_status(name: &str, configmaps: &Api<ConfigMap>) -> Result
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::discovery;
 
     #[test]
     fn backoff_doubles_up_to_the_cap() {

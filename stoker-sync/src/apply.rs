@@ -31,11 +31,11 @@ pub struct ApplyOptions {
     /// Crash tests only: fail when this file-system step completes.
     pub fail_at_step: Option<u64>,
     /// How many threads produce, write and delete files at once, and look at the live files an
-    /// incremental plan checks (through [`crate::MergeStrategy`]; [`DEFAULT_IO_THREADS`] by
-    /// default). A file-system call mostly waits (for the disk, for a discard, for the file
-    /// system's locks), so more threads than cores pay off; producing the content (reading
-    /// blobs, rendering) is the only part that needs a core. `0` or `1`: no threads of its own,
-    /// the work runs on the caller's rayon pool.
+    /// incremental plan checks (through [`crate::MergeStrategy`];
+    /// [`crate::DEFAULT_IO_THREADS`] by default). A file-system call mostly waits (for the
+    /// disk, for a discard, for the file system's locks), so more threads than cores pay off;
+    /// producing the content (reading blobs, rendering) is the only part that needs a core.
+    /// `0` or `1`: no threads of its own, the work runs on the caller's rayon pool.
     pub io_threads: usize,
     /// Disk-space tests only (feature `fault-injection`): the free space the check before
     /// writing sees, instead of asking the file system.
@@ -48,20 +48,13 @@ pub struct ApplyOptions {
     pub disk_full_after_bytes: Option<u64>,
 }
 
-/// The default [`ApplyOptions::io_threads`]. Measured on ext4 (with `discard`) on a virtio
-/// disk, 2 cores: replacing 73 files took 6.5 ms on 2 threads and 4.8 ms on 4, 8 or 16. Each
-/// thread of its own costs memory in a large sync (its allocator arena keeps what it freed): a
-/// cold sync of 20k files peaked at 67 MB on the shared pool, 72 MB with 2 threads of its own,
-/// 74 MB with 4 and 75 MB with 8 (see `benches/README.md`).
-pub const DEFAULT_IO_THREADS: usize = 4;
-
 impl Default for ApplyOptions {
     fn default() -> Self {
         ApplyOptions {
             fsync: false,
             keep_reports: 20,
             fail_at_step: None,
-            io_threads: DEFAULT_IO_THREADS,
+            io_threads: crate::DEFAULT_IO_THREADS,
             #[cfg(feature = "fault-injection")]
             assume_free_bytes: None,
             #[cfg(feature = "fault-injection")]

@@ -188,6 +188,21 @@ pub enum Error {
     Injected(u64),
 }
 
+/// What part of a sync an [`Error`] is about: one of the categories stoker-core's errors have
+/// too, or Designer sessions holding the sync back. [`Error::category`] matches every variant
+/// by name, so a variant added later must be given its category; deliberately not
+/// `#[non_exhaustive]`, so that those matching on it (the agent's metric label) have to place
+/// a new category too.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorCategory {
+    /// Git, the gateway, the configuration, the file system, or other
+    /// ([`stoker_core::error::ErrorCategory`]).
+    General(stoker_core::error::ErrorCategory),
+    /// Open Designer sessions and the profile's policy held the sync back
+    /// ([`Error::DesignerSessionsOpen`]).
+    DesignerSessions,
+}
+
 /// How many paths [`Error::DiskFull`] lists.
 pub const APPLIED_LISTED: usize = 20;
 
@@ -254,6 +269,30 @@ impl Error {
         }
     }
 
+    /// What part of a sync this error is about ([`ErrorCategory`]); a core error has its own
+    /// category.
+    pub fn category(&self) -> ErrorCategory {
+        use stoker_core::error::ErrorCategory as General;
+        let general = match self {
+            Error::Core(core) => core.category(),
+            Error::DesignerSessionsOpen { .. } => return ErrorCategory::DesignerSessions,
+            Error::Mapping { .. }
+            | Error::Conflict { .. }
+            | Error::Content { .. }
+            | Error::Json { .. } => General::Config,
+            Error::UnsafeLive { .. } | Error::Locked { .. } | Error::Io { .. } => {
+                General::Filesystem
+            }
+            Error::Manifest { .. }
+            | Error::InsufficientSpace { .. }
+            | Error::DiskFull { .. }
+            | Error::TooLargeToTransform { .. }
+            | Error::Task(_)
+            | Error::Injected(_) => General::Other,
+        };
+        ErrorCategory::General(general)
+    }
+
     pub(crate) fn io(
         action: &'static str,
         path: impl Into<PathBuf>,
@@ -314,6 +353,44 @@ pub(crate) fn is_disk_full_io(error: &std::io::Error) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn representative_errors_get_their_category() {
+        let io = || std::io::Error::other("x");
+        let errors = [
+            Error::from(stoker_core::Error::template("a", "unknown variable")),
+            Error::from(stoker_core::Error::io("reading", "a", io())),
+            Error::DesignerSessionsOpen {
+                sessions: vec!["s".into()],
+                policy: DesignerSessionPolicy::Wait,
+                gave_up: Some(Duration::from_secs(1)),
+            },
+            Error::Conflict {
+                path: "a".into(),
+                mapping: 0,
+                other: "a/b".into(),
+                other_mapping: 1,
+            },
+            Error::Locked {
+                live: "a".into(),
+                lock: "b".into(),
+            },
+            Error::Task("t".into()),
+        ];
+        use stoker_core::error::ErrorCategory::{Config, Filesystem, Other};
+        let categories: Vec<ErrorCategory> = errors.iter().map(Error::category).collect();
+        assert_eq!(
+            categories,
+            [
+                ErrorCategory::General(Config),
+                ErrorCategory::General(Filesystem),
+                ErrorCategory::DesignerSessions,
+                ErrorCategory::General(Config),
+                ErrorCategory::General(Filesystem),
+                ErrorCategory::General(Other)
+            ]
+        );
+    }
 
     /// Each variant has its own label, `snake_case`, whatever its message.
     #[test]

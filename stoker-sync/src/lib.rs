@@ -30,8 +30,9 @@ pub mod lock;
 pub mod pipeline;
 pub mod warning;
 
-pub use apply::{ApplyOptions, DEFAULT_IO_THREADS};
-pub use error::{Error, Result};
+pub use apply::ApplyOptions;
+pub use error::{Error, ErrorCategory, Result};
+pub use io_threads::DEFAULT_IO_THREADS;
 pub use plan::{Delete, Plan, PlanOptions, Write, WriteKind};
 pub use strategy::MergeStrategy;
 pub use warning::{Skipped, Warning};

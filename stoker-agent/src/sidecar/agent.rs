@@ -104,7 +104,7 @@ impl Failure {
             _ => None,
         };
         Failure {
-            reason: classify(error),
+            reason: ErrorReason::from(error.category()),
             message: chain(error),
             blocked,
         }
@@ -500,7 +500,6 @@ impl Agent {
     }
 
     /// The sync proper; an `Err` is a failure to report with its reason.
-    #[allow(clippy::too_many_lines)] // the sidecar's sync steps in order
     async fn sync_inner(
         &mut self,
         desired: &Desired,
@@ -514,31 +513,8 @@ impl Agent {
         let up = self.gateway_up(desired, &gateway).await;
         let outcome = self.run_pipeline(desired, &gateway, up).await;
         let Outcome { report, rescan, .. } = outcome?;
-
-        let (added, modified, deleted) = (
-            report.added.len() as u64,
-            report.modified.len() as u64,
-            report.deleted.len() as u64,
-        );
-        let counts = format!(
-            "{added} added, {modified} modified, {deleted} deleted, {} unchanged",
-            report.unchanged
-        );
-        let commit = report.revision.id.clone();
-        let mut result = SyncResult {
-            time: jiff::Timestamp::now(),
-            commit: Some(commit.clone()),
-            reference: Some(desired.reference.clone()),
-            status: SyncStatus::Synced,
-            files_added: added,
-            files_modified: modified,
-            files_deleted: deleted,
-            files_unchanged: report.unchanged,
-            duration_ms: Some(u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX)),
-            // What the sync left or skipped (a data directory not adopted, symlinks in the
-            // repository) is news for whoever reads the status, not only the logs.
-            message: warnings_message(&report.warnings),
-        };
+        let mut result = synced_result(desired, &report, started);
+        let counts = file_counts(&report);
 
         if report.dry_run {
             self.record_dry_run(desired, &report, result, &counts, started)
@@ -546,35 +522,14 @@ impl Agent {
             return Ok(Ended::Ok);
         }
 
-        if report.changed() > 0 && !up {
-            self.gateway.files_unscanned();
-        }
-        let mut scan = recorded_rescan(&self.metrics, rescan);
-        if up && scan.is_none() && self.gateway.scan_owed() {
-            scan = Some(scan_now(&gateway, &self.metrics).await);
-        }
-        let mut scan_text = None;
-        match scan {
-            Some(Ok(outcome)) => {
-                let post_commissioning = self.gateway.rescanned();
-                scan_text = Some(outcome.to_string());
-                if post_commissioning {
-                    self.status
-                        .event(
-                            false,
-                            reasons::GATEWAY_RESCANNED,
-                            format!("the gateway answers; rescan requested ({outcome})"),
-                        )
-                        .await;
-                }
-            }
-            Some(Err(error)) => {
+        let scan_text = match self.rescan_after(&gateway, &report, rescan, up).await {
+            Ok(scan_text) => scan_text,
+            Err(error) => {
                 self.record_rescan_failure(desired, &report, result, &counts, &error, started)
                     .await;
                 return Ok(Ended::Failed);
             }
-            None => {}
-        }
+        };
 
         result.message = Some(if self.gateway.rescan() == Rescan::Owed {
             format!("{counts}; the gateway is not answering yet: rescan when it does")
@@ -584,25 +539,11 @@ impl Agent {
         self.metrics.sync_succeeded(
             &desired.profile.name,
             started.elapsed(),
-            added,
-            modified,
-            deleted,
+            result.files_added,
+            result.files_modified,
+            result.files_deleted,
         );
-        let elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-        if report.changed() > 0 || scan_text.is_some() || changed_plan {
-            tracing::info!(
-                commit = %short(&commit),
-                added,
-                modified,
-                deleted,
-                unchanged = report.unchanged,
-                elapsed_ms,
-                scan = scan_text.as_deref().unwrap_or("-"),
-                "synced"
-            );
-        } else {
-            tracing::debug!(commit = %short(&commit), unchanged = report.unchanged, elapsed_ms, "resynced: nothing changed");
-        }
+        log_synced(&report, scan_text.as_deref(), started, changed_plan);
         let recorded = self
             .status
             .record(result, Some(report.projects.clone()), scan_text);
@@ -610,13 +551,46 @@ impl Agent {
             let note = format!(
                 "synced {} at {}: {counts}",
                 desired.reference,
-                short(&commit)
+                short(&report.revision.id)
             );
             self.status
                 .event(false, reasons::SYNC_COMPLETED, note)
                 .await;
         }
         Ok(Ended::Ok)
+    }
+
+    /// The gateway's rescan after files landed: the pipeline's, or one owed from an earlier
+    /// sync (the gateway did not answer then) now that it answers. `Ok(None)`: none ran;
+    /// `Ok(Some(_))`: what the rescan said, for the status.
+    async fn rescan_after(
+        &mut self,
+        gateway: &IgnitionGateway,
+        report: &SyncReport,
+        rescan: stoker_sync::pipeline::Rescan,
+        up: bool,
+    ) -> Result<Option<String>, stoker_core::Error> {
+        if report.changed() > 0 && !up {
+            self.gateway.files_unscanned();
+        }
+        let mut scan = recorded_rescan(&self.metrics, rescan);
+        if up && scan.is_none() && self.gateway.scan_owed() {
+            scan = Some(scan_now(gateway, &self.metrics).await);
+        }
+        let Some(outcome) = scan.transpose()? else {
+            return Ok(None);
+        };
+        if self.gateway.rescanned() {
+            // The post-commissioning scan.
+            self.status
+                .event(
+                    false,
+                    reasons::GATEWAY_RESCANNED,
+                    format!("the gateway answers; rescan requested ({outcome})"),
+                )
+                .await;
+        }
+        Ok(Some(outcome.to_string()))
     }
 
     /// Records a dry run: `Pending`, with what it would change.
@@ -799,6 +773,66 @@ fn warnings_message(warnings: &[String]) -> Option<String> {
     Some(message)
 }
 
+/// The status' result of a pipeline run that went through (a dry run's too, before it says
+/// so).
+fn synced_result(
+    desired: &Desired,
+    report: &SyncReport,
+    started: std::time::Instant,
+) -> SyncResult {
+    SyncResult {
+        time: jiff::Timestamp::now(),
+        commit: Some(report.revision.id.clone()),
+        reference: Some(desired.reference.clone()),
+        status: SyncStatus::Synced,
+        files_added: report.added.len() as u64,
+        files_modified: report.modified.len() as u64,
+        files_deleted: report.deleted.len() as u64,
+        files_unchanged: report.unchanged,
+        duration_ms: Some(u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX)),
+        // What the sync left or skipped (a data directory not adopted, symlinks in the
+        // repository) is news for whoever reads the status, not only the logs.
+        message: warnings_message(&report.warnings),
+    }
+}
+
+/// A sync's file counts in words.
+fn file_counts(report: &SyncReport) -> String {
+    format!(
+        "{} added, {} modified, {} deleted, {} unchanged",
+        report.added.len(),
+        report.modified.len(),
+        report.deleted.len(),
+        report.unchanged
+    )
+}
+
+/// Logs a sync that went through: at `info` when it changed something (files, a rescan, the
+/// plan), else at `debug`.
+fn log_synced(
+    report: &SyncReport,
+    scan_text: Option<&str>,
+    started: std::time::Instant,
+    changed_plan: bool,
+) {
+    let commit = short(&report.revision.id);
+    let elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    if report.changed() > 0 || scan_text.is_some() || changed_plan {
+        tracing::info!(
+            %commit,
+            added = report.added.len() as u64,
+            modified = report.modified.len() as u64,
+            deleted = report.deleted.len() as u64,
+            unchanged = report.unchanged,
+            elapsed_ms,
+            scan = scan_text.unwrap_or("-"),
+            "synced"
+        );
+    } else {
+        tracing::debug!(%commit, unchanged = report.unchanged, elapsed_ms, "resynced: nothing changed");
+    }
+}
+
 fn failure_result(attempt: &Attempt, took: Option<Duration>) -> SyncResult {
     SyncResult {
         time: jiff::Timestamp::now(),
@@ -822,31 +856,6 @@ fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
 /// The first 7 characters of a commit.
 fn short(commit: &str) -> &str {
     commit.get(..7).unwrap_or(commit)
-}
-
-/// The `reason` label of a failed pipeline run.
-pub fn classify(error: &stoker_sync::Error) -> ErrorReason {
-    use stoker_core::Error as Core;
-    use stoker_sync::Error as Sync;
-    match error {
-        Sync::DesignerSessionsOpen { .. } => ErrorReason::DesignerSessions,
-        Sync::Core(core) => match core.as_ref() {
-            Core::Git { .. } => ErrorReason::Git,
-            Core::Gateway { .. } => ErrorReason::Gateway,
-            Core::Template { .. }
-            | Core::Patch { .. }
-            | Core::InvalidPath { .. }
-            | Core::Profile { .. }
-            | Core::NotFound { .. } => ErrorReason::Config,
-            Core::Io { .. } => ErrorReason::Filesystem,
-            _ => ErrorReason::Other,
-        },
-        Sync::Mapping { .. } | Sync::Conflict { .. } | Sync::Content { .. } | Sync::Json { .. } => {
-            ErrorReason::Config
-        }
-        Sync::UnsafeLive { .. } | Sync::Locked { .. } | Sync::Io { .. } => ErrorReason::Filesystem,
-        _ => ErrorReason::Other,
-    }
 }
 
 #[cfg(test)]
@@ -892,7 +901,28 @@ mod tests {
             policy: DesignerSessionPolicy::Fail,
             gave_up: None,
         };
-        assert_eq!(classify(&error), ErrorReason::DesignerSessions);
+        let failure = Failure::of(&error);
+        assert_eq!(failure.reason, ErrorReason::DesignerSessions);
+        assert_eq!(
+            failure.blocked.map(|b| b.sessions),
+            Some(vec!["alice".into()])
+        );
+    }
+
+    #[test]
+    fn pipeline_failures_are_labelled_by_their_category() {
+        let template = stoker_sync::Error::from(stoker_core::Error::template("a", "bad"));
+        let io = stoker_sync::Error::from(stoker_core::Error::io(
+            "reading",
+            "a",
+            std::io::Error::other("x"),
+        ));
+        let task = stoker_sync::Error::Task("cancelled".into());
+        let labels: Vec<&str> = [template, io, task]
+            .iter()
+            .map(|error| Failure::of(error).reason.as_str())
+            .collect();
+        assert_eq!(labels, ["config", "filesystem", "other"]);
     }
 
     #[test]

@@ -69,6 +69,23 @@ impl ErrorReason {
     }
 }
 
+/// A failed pipeline run's label: its error's category ([`stoker_sync::Error::category`]).
+/// `GatewayScan` is not a category: the rescan after a sync is not part of the pipeline.
+impl From<stoker_sync::ErrorCategory> for ErrorReason {
+    fn from(category: stoker_sync::ErrorCategory) -> Self {
+        use stoker_core::error::ErrorCategory as General;
+        use stoker_sync::ErrorCategory as Category;
+        match category {
+            Category::General(General::Git) => ErrorReason::Git,
+            Category::General(General::Gateway) => ErrorReason::Gateway,
+            Category::General(General::Config) => ErrorReason::Config,
+            Category::General(General::Filesystem) => ErrorReason::Filesystem,
+            Category::General(General::Other) => ErrorReason::Other,
+            Category::DesignerSessions => ErrorReason::DesignerSessions,
+        }
+    }
+}
+
 /// Why no sync ran when one could have, as the `reason` label of
 /// `stoker_agent_sync_skipped_total` (v0.5.1's values).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

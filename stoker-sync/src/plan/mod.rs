@@ -247,7 +247,7 @@ pub fn plan(request: &SyncRequest) -> Result<Plan> {
 /// comparing every desired file with the live directory.
 #[cfg(any(test, feature = "testing"))]
 pub fn plan_with(request: &SyncRequest, options: &PlanOptions) -> Result<Plan> {
-    plan_reading(request, options, None, crate::apply::DEFAULT_IO_THREADS)
+    plan_reading(request, options, None, crate::DEFAULT_IO_THREADS)
 }
 
 /// What an incremental attempt left for the full plan: the lock it took, and the manifest it
