@@ -48,8 +48,8 @@ pub use artifact::{Artifact, Entry, EntryKind, Listing};
 pub use content_id::ContentId;
 pub use context::TemplateContext;
 pub use error::{
-    Error, GatewayErrorKind, GitErrorKind, GithubAppErrorKind, NotifyErrorKind, Result,
-    TemplateLimit,
+    Error, ErrorCategory, GatewayErrorKind, GitErrorKind, GithubAppErrorKind, NotifyErrorKind,
+    Result, TemplateLimit,
 };
 pub use gateway::{EndpointCall, Gateway, Health, PreSyncCheck, ScanOutcome};
 #[cfg(feature = "git")]

@@ -8,7 +8,7 @@
 /// 4.8 ms on 4, 8 or 16, so more than 4 buys nothing. Each thread of its own costs memory in a
 /// large sync (its allocator arena keeps what it freed): a cold sync of 20k files peaked at
 /// 67 MB on the shared pool, 72 MB with 2 threads of its own, 74 MB with 4 and 75 MB with 8
-/// (see `benches/README.md`).
+/// (see `benches/HISTORY.md`).
 pub const DEFAULT_IO_THREADS: usize = 4;
 
 /// A pool made for one batch of file-system calls, or the caller's rayon pool when one would
