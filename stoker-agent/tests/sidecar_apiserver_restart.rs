@@ -3,6 +3,7 @@
 //! server is away, its watches reconnect, and a commit pushed afterwards converges.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers: a panic is the right failure
 
+#[path = "it/sidecar_support/mod.rs"]
 mod sidecar_support;
 
 use std::time::Duration;

@@ -1,6 +1,5 @@
 //! `stoker-agent sync` reading `spec.git` from a real Git repository (loopback servers from
 //! stoker-testkit, `file://`).
-#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers: a panic is the right failure
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -1,7 +1,6 @@
 //! `stoker-agent sync --gateway-url`: the real binary against the Ignition gateway simulator
 //! (stoker-testkit) on loopback: Designer-session policies, the rescan after a sync that
 //! changed files, failures, HTTPS.
-#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers: a panic is the right failure
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -1,6 +1,5 @@
 //! The gateway simulator's HTTP surface: the `stoker-gateway-sim` binary, its key check and its
 //! `/_sim/...` admin API, spoken to with plain HTTP/1.1 over loopback.
-#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers: a panic is the right failure
 
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::net::{SocketAddr, TcpStream};

@@ -1,6 +1,5 @@
 //! The test API server is real: namespaces, objects through the kube client and kubectl, data
 //! surviving an API server restart, RBAC refusing a service account without a binding.
-#![allow(clippy::unwrap_used)]
 
 use std::collections::BTreeMap;
 use std::io::{BufRead as _, BufReader};

@@ -3,16 +3,14 @@
 //! simulator. No mocks. Gateway pods go through the real injector (the webhook's admission) and
 //! the agent runs with the environment, Secrets and volumes of the pod the API server stored
 //! (see `sidecar_support`), never with a hand-written environment.
-#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers: a panic is the right failure
 
-mod sidecar_support;
 
 use std::time::{Duration, Instant};
 
 use kube::Api;
 use kube::api::{Patch, PatchParams};
 use serde_json::json;
-use sidecar_support::{World, pods, set_env, tree};
+use crate::sidecar_support::{World, pods, set_env, tree};
 use stoker_k8s::GatewaySync;
 use stoker_k8s::crd::SyncStatus;
 use stoker_testkit::gateway_sim::{Endpoint, Fault};
@@ -374,7 +372,7 @@ async fn syncs_a_gateway_end_to_end() {
         );
     }
     // The probe port serves the same metrics.
-    let on_probe_port = sidecar_support::http_get(world.agents[agent].probe_port, "/metrics")
+    let on_probe_port = crate::sidecar_support::http_get(world.agents[agent].probe_port, "/metrics")
         .unwrap()
         .1;
     assert_eq!(
@@ -1220,7 +1218,7 @@ async fn a_statefulset_pod_gets_its_files_in_the_claim() {
         "ignition-0",
         CR,
         &[],
-        &[("API_KEY_FILE", sidecar_support::API_KEY)],
+        &[("API_KEY_FILE", crate::sidecar_support::API_KEY)],
     );
     assert!(
         world
@@ -1308,7 +1306,7 @@ async fn ssh_key_auth_clones_with_the_injected_secrets() {
             "GIT_KNOWN_HOSTS_FILE",
         ],
         &[
-            ("API_KEY_FILE", sidecar_support::API_KEY),
+            ("API_KEY_FILE", crate::sidecar_support::API_KEY),
             ("GIT_SSH_KEY_FILE", &key),
             ("GIT_KNOWN_HOSTS_FILE", &known_hosts),
         ],
@@ -1358,7 +1356,7 @@ async fn ssh_key_auth_clones_with_the_injected_secrets() {
 /// tests.
 #[test]
 fn the_test_kubelet_maps_paths_and_refuses_what_it_does_not_understand() {
-    use sidecar_support::kubelet::{KubeletError, PodVolumes};
+    use crate::sidecar_support::kubelet::{KubeletError, PodVolumes};
     let dir = tempfile::tempdir().unwrap();
     let pod = |env: serde_json::Value, extra: serde_json::Value| {
         let mut container = json!({
@@ -1448,7 +1446,7 @@ fn the_test_kubelet_maps_paths_and_refuses_what_it_does_not_understand() {
 #[test]
 fn the_test_kubelet_projects_secrets_like_the_kubelet() {
     use k8s_openapi::api::core::v1::{Secret, SecretVolumeSource};
-    use sidecar_support::kubelet::{KubeletError, SecretFile, secret_files};
+    use crate::sidecar_support::kubelet::{KubeletError, SecretFile, secret_files};
     let secret: Secret = serde_json::from_value(json!({
         "metadata": {"name": "s"},
         "data": {"token": "c2VjcmV0", "other": "eA=="},

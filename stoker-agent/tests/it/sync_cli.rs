@@ -1,5 +1,4 @@
 //! `stoker-agent sync` as a user runs it: the real binary on the example repository.
-#![allow(clippy::unwrap_used)] // test helpers: a panic is the right failure
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
