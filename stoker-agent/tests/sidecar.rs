@@ -14,7 +14,7 @@ use kube::api::{Patch, PatchParams};
 use serde_json::json;
 use sidecar_support::{World, pods, set_env, tree};
 use stoker_k8s::GatewaySync;
-use stoker_k8s::crd::SyncStatus;
+use stoker_k8s::crd::{ScanStatus, SyncStatus};
 use stoker_testkit::gateway_sim::{Endpoint, Fault};
 use stoker_testkit::metrics::{AGENT, compare, parse};
 
@@ -597,6 +597,7 @@ async fn a_failing_rescan_is_an_error_with_the_reason_then_retried() {
     );
     assert_eq!(status.files_modified, 1, "the files were synced");
     assert!(status.last_scan_result.unwrap().starts_with("failed:"));
+    assert_eq!(status.last_scan_status, Some(ScanStatus::Failed));
     assert_eq!(
         std::fs::read_to_string(world.data("ignition-0").join("projects/demo/project.json"))
             .unwrap(),
@@ -622,6 +623,7 @@ async fn a_failing_rescan_is_an_error_with_the_reason_then_retried() {
         })
         .await;
     assert!(status.last_scan_result.unwrap().contains("scan/config 200"));
+    assert_eq!(status.last_scan_status, Some(ScanStatus::Succeeded));
     let calls = world.sim.calls();
     let last_scans: Vec<_> = calls
         .iter()
