@@ -556,6 +556,15 @@ async fn apply(gs: &GatewaySync, context: &Context) -> Result<Action> {
         validation::profiles_valid_condition(&problems, generation, now),
     );
 
+    // `spec.webhook.secretRef`: said on the resource, since the receiver may not say it.
+    crate::receiver::secret_ref::update_condition(
+        &gs.spec,
+        &secrets,
+        &mut status.conditions,
+        generation,
+        now,
+    )
+    .await;
     let polling = polling_period(gs, &mut status.conditions, generation, now);
 
     // 2. Which ref.
