@@ -273,6 +273,7 @@ pub fn merge_gateways(
                 gateway.agent_version =
                     Some(report.agent_version.clone()).filter(|v| !v.is_empty());
                 gateway.last_scan_result = report.last_scan_result.clone();
+                gateway.last_scan_status = report.last_scan_status;
                 gateway.files_changed = i64::try_from(report.files_changed()).unwrap_or(i64::MAX);
                 gateway.projects_synced = report.projects.clone();
                 gateway.message = report.message.clone();

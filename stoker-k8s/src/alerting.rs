@@ -8,7 +8,10 @@
 //! gateway), one `SyncFailed` naming the failing gateways when that set changes, one
 //! `SyncRecovered` when none fails any more (it resolves the PagerDuty incident), `RefUpdated`
 //! when the resolved commit moves, `RefSkew` when gateways stay at another revision once a
-//! rollout has settled (and `RefSkewCleared` when they no longer do).
+//! rollout has settled (and `RefSkewCleared` when they no longer do), one `ScanFailure` naming
+//! the gateways whose rescan after a sync failed when that set changes (their agents say so in
+//! the typed `lastScanStatus`; an agent that does not say is never counted as failing), and
+//! `ScanRecovered` when none does any more.
 //!
 //! ```
 //! use stoker_k8s::alerting::{FleetMemory, fleet_events};
@@ -29,7 +32,7 @@ use stoker_core::{Event, EventKind, Revision};
 
 use crate::aggregate::short_commit;
 use crate::conditions::{self, ALL_GATEWAYS_SYNCED, REF_SKEW, Status};
-use crate::crd::{GatewaySyncStatus, SecretKeyRef, SyncStatus};
+use crate::crd::{DiscoveredGateway, GatewaySyncStatus, ScanStatus, SecretKeyRef, SyncStatus};
 
 pub mod runtime;
 
@@ -144,6 +147,8 @@ pub struct FleetMemory {
     pub failing: BTreeSet<String>,
     /// The skew the last `RefSkew` described; `None`: no skew open.
     pub skew: Option<String>,
+    /// The gateways the last `ScanFailure` named; empty: no scan failure open.
+    pub scan_failing: BTreeSet<String>,
 }
 
 impl FleetMemory {
@@ -159,13 +164,14 @@ impl FleetMemory {
             resolved_commit: status.last_sync_commit.clone(),
             failing: failing(status),
             skew: settled_skew(status),
+            scan_failing: scan_failing(status),
         }
     }
 }
 
 /// The events that telling about `status` adds to what `memory` says was told, and `memory`
-/// updated: in this order `RefUpdated`, `SyncFailed` or `SyncRecovered`, `RefSkew` or
-/// `RefSkewCleared`, `SyncCompleted`. `subject` is what the events concern
+/// updated: in this order `RefUpdated`, `SyncFailed` or `SyncRecovered`, `ScanFailure` or
+/// `ScanRecovered`, `RefSkew` or `RefSkewCleared`, `SyncCompleted`. `subject` is what the events concern
 /// (`namespace/name`).
 pub fn fleet_events(
     memory: &mut FleetMemory,
@@ -213,6 +219,21 @@ pub fn fleet_events(
     }
     memory.failing = now_failing;
 
+    let now_scan_failing = scan_failing(status);
+    if now_scan_failing.is_empty() && !memory.scan_failing.is_empty() {
+        let was: Vec<&str> = memory.scan_failing.iter().map(String::as_str).collect();
+        events.push(event(
+            EventKind::ScanRecovered,
+            format!(
+                "no gateway's rescan fails any more (failed: {})",
+                was.join(", ")
+            ),
+        ));
+    } else if !now_scan_failing.is_empty() && now_scan_failing != memory.scan_failing {
+        events.push(event(EventKind::ScanFailure, scan_failure_message(status)));
+    }
+    memory.scan_failing = now_scan_failing;
+
     let skew_condition = conditions::is_true(&status.conditions, REF_SKEW);
     match settled_skew(status) {
         Some(skew) if memory.skew.as_ref() != Some(&skew) => {
@@ -257,29 +278,64 @@ fn failing(status: &GatewaySyncStatus) -> BTreeSet<String> {
         .collect()
 }
 
-/// `2 of 5 gateways failed: gw-a (error…); gw-b (error…)`.
-fn failure_message(status: &GatewaySyncStatus) -> String {
-    const MAX_DETAIL: usize = 200;
-    let failed: Vec<String> = status
+/// The names of the gateways whose agent says their last rescan failed. A gateway whose agent
+/// does not say (v0.5.1's agents, older Stoker agents) is not failing.
+fn scan_failing(status: &GatewaySyncStatus) -> BTreeSet<String> {
+    status
         .discovered_gateways
         .iter()
-        .filter(|gateway| gateway.sync_status == SyncStatus::Error)
-        .map(|gateway| {
-            let detail = gateway.message.as_deref().unwrap_or("no detail");
-            let detail: String = if detail.chars().count() > MAX_DETAIL {
-                detail.chars().take(MAX_DETAIL).chain(['…']).collect()
-            } else {
-                detail.to_owned()
-            };
-            format!("{} ({detail})", gateway.name)
-        })
-        .collect();
+        .filter(|gateway| gateway.last_scan_status == Some(ScanStatus::Failed))
+        .map(|gateway| gateway.name.clone())
+        .collect()
+}
+
+/// `2 of 5 gateways failed: gw-a (error…); gw-b (error…)`.
+fn failure_message(status: &GatewaySyncStatus) -> String {
+    let failed = named_with_detail(status, |gateway| {
+        (gateway.sync_status == SyncStatus::Error).then_some(gateway.message.as_deref())
+    });
     format!(
         "{} of {} gateways failed: {}",
         failed.len(),
         status.discovered_gateways.len(),
         failed.join("; ")
     )
+}
+
+/// `1 of 5 gateways could not rescan after a sync: gw-b (failed: …)`.
+fn scan_failure_message(status: &GatewaySyncStatus) -> String {
+    let failed = named_with_detail(status, |gateway| {
+        (gateway.last_scan_status == Some(ScanStatus::Failed))
+            .then_some(gateway.last_scan_result.as_deref())
+    });
+    format!(
+        "{} of {} gateways could not rescan after a sync: {}",
+        failed.len(),
+        status.discovered_gateways.len(),
+        failed.join("; ")
+    )
+}
+
+/// `gw-a (detail…)` for each gateway `pick` selects (with its detail, if any), the detail cut
+/// at 200 characters.
+fn named_with_detail(
+    status: &GatewaySyncStatus,
+    pick: impl Fn(&DiscoveredGateway) -> Option<Option<&str>>,
+) -> Vec<String> {
+    const MAX_DETAIL: usize = 200;
+    status
+        .discovered_gateways
+        .iter()
+        .filter_map(|gateway| {
+            let detail = pick(gateway)?.unwrap_or("no detail");
+            let detail: String = if detail.chars().count() > MAX_DETAIL {
+                detail.chars().take(MAX_DETAIL).chain(['…']).collect()
+            } else {
+                detail.to_owned()
+            };
+            Some(format!("{} ({detail})", gateway.name))
+        })
+        .collect()
 }
 
 /// The `RefSkew` condition's message while it is `True` and no gateway is `Pending`: the skew
@@ -536,6 +592,118 @@ mod tests {
         assert!(memory.failing.is_empty());
     }
 
+    /// `gateway` with its agent's word on the last rescan (`None`: the agent does not say).
+    fn scanned(mut gateway: DiscoveredGateway, scan: Option<ScanStatus>) -> DiscoveredGateway {
+        gateway.last_scan_status = scan;
+        gateway.last_scan_result = match scan {
+            Some(ScanStatus::Failed) => Some("failed: scan/projects: HTTP 500".to_owned()),
+            Some(ScanStatus::Succeeded) => Some("projects 200, config 200".to_owned()),
+            None => None,
+        };
+        gateway
+    }
+
+    /// Five gateways synced to `NEW`; those in `failed` say their rescan failed, the others
+    /// that it succeeded.
+    fn rescans(failed: &[usize]) -> GatewaySyncStatus {
+        let gateways = five(|_| (SyncStatus::Synced, NEW))
+            .into_iter()
+            .enumerate()
+            .map(|(i, g)| {
+                let scan = if failed.contains(&i) {
+                    ScanStatus::Failed
+                } else {
+                    ScanStatus::Succeeded
+                };
+                scanned(g, Some(scan))
+            })
+            .collect();
+        status(NEW, gateways)
+    }
+
+    #[test]
+    fn failed_rescans_are_one_fleet_event_told_once_per_change_then_recovered() {
+        let mut memory = FleetMemory::from_status(&rescans(&[]));
+        let one = rescans(&[2]);
+        let events = fleet_events(&mut memory, "plant/site", &one);
+        assert_eq!(kinds(&events), [EventKind::ScanFailure]);
+        assert_eq!(
+            events[0].message,
+            "1 of 5 gateways could not rescan after a sync: gw-2 (failed: scan/projects: HTTP 500)"
+        );
+        assert_eq!(events[0].gateway, "plant/site");
+        // The same gateways again: nothing.
+        assert!(fleet_events(&mut memory, "plant/site", &one).is_empty());
+        // Another one too: told again, naming both.
+        let events = fleet_events(&mut memory, "plant/site", &rescans(&[2, 4]));
+        assert_eq!(kinds(&events), [EventKind::ScanFailure]);
+        assert!(
+            events[0]
+                .message
+                .starts_with("2 of 5 gateways could not rescan after a sync: gw-2 (")
+                && events[0].message.contains("; gw-4 ("),
+            "{}",
+            events[0].message
+        );
+        // One of them rescans again: the set changed, still failing.
+        let events = fleet_events(&mut memory, "plant/site", &rescans(&[4]));
+        assert_eq!(kinds(&events), [EventKind::ScanFailure]);
+        // All rescan again: one recovery, which resolves the ScanFailure.
+        let events = fleet_events(&mut memory, "plant/site", &rescans(&[]));
+        assert_eq!(kinds(&events), [EventKind::ScanRecovered]);
+        assert_eq!(events[0].kind.resolves(), Some(EventKind::ScanFailure));
+        assert_eq!(
+            events[0].message,
+            "no gateway's rescan fails any more (failed: gw-4)"
+        );
+        assert!(fleet_events(&mut memory, "plant/site", &rescans(&[])).is_empty());
+    }
+
+    #[test]
+    fn a_rescan_failure_also_failing_the_sync_is_both_events() {
+        let mut memory = FleetMemory::from_status(&rescans(&[]));
+        let mut failing = rescans(&[1]);
+        failing.discovered_gateways[1].sync_status = SyncStatus::Error;
+        let events = fleet_events(&mut memory, "plant/site", &failing);
+        assert_eq!(
+            kinds(&events),
+            [EventKind::SyncFailed, EventKind::ScanFailure]
+        );
+        let events = fleet_events(&mut memory, "plant/site", &rescans(&[]));
+        assert_eq!(
+            kinds(&events),
+            [EventKind::SyncRecovered, EventKind::ScanRecovered]
+        );
+    }
+
+    #[test]
+    fn an_agent_that_does_not_report_its_rescan_is_never_a_scan_failure() {
+        // Older agents (and v0.5.1's) leave `lastScanStatus` out, even when their sync failed.
+        let unknown = status(
+            NEW,
+            five(|_| (SyncStatus::Synced, NEW))
+                .into_iter()
+                .map(|g| scanned(g, None))
+                .collect(),
+        );
+        let mut memory = FleetMemory::from_status(&unknown);
+        assert!(memory.scan_failing.is_empty());
+        let mut errored = unknown.clone();
+        errored.discovered_gateways[0].sync_status = SyncStatus::Error;
+        errored.discovered_gateways[0].last_scan_result = Some("error: HTTP 500".to_owned());
+        assert_eq!(
+            kinds(&fleet_events(&mut memory, "plant/site", &errored)),
+            [EventKind::SyncFailed]
+        );
+        // A failed gateway that is then replaced by one that does not say clears the failure.
+        let mut memory = FleetMemory::from_status(&rescans(&[0]));
+        assert_eq!(memory.scan_failing.len(), 1);
+        assert_eq!(
+            kinds(&fleet_events(&mut memory, "plant/site", &unknown)),
+            [EventKind::ScanRecovered]
+        );
+    }
+
     #[test]
     fn skew_is_told_once_the_rollout_has_settled() {
         let mut memory =
@@ -583,6 +751,9 @@ mod tests {
         let done = status(NEW, five(|_| (SyncStatus::Synced, NEW)));
         let mut memory = FleetMemory::from_status(&done);
         assert!(fleet_events(&mut memory, "plant/site", &done).is_empty());
+        let scan_failing = rescans(&[3]);
+        let mut memory = FleetMemory::from_status(&scan_failing);
+        assert!(fleet_events(&mut memory, "plant/site", &scan_failing).is_empty());
     }
 
     #[test]

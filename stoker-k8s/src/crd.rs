@@ -439,6 +439,10 @@ pub struct DiscoveredGateway {
     /// The outcome of the last gateway rescan request.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_scan_result: Option<String>,
+    /// Whether the gateway's last rescan after a sync `Succeeded` or `Failed` (ours; absent
+    /// when the agent does not say, as stoker-operator v0.5.1's agents do not).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_scan_status: Option<ScanStatus>,
     /// Files added, modified or deleted by the last sync.
     #[serde(default)]
     pub files_changed: i64,
@@ -495,6 +499,48 @@ impl std::str::FromStr for SyncStatus {
 }
 
 impl std::fmt::Display for SyncStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How the gateway's last rescan went, as its agent reports it (`lastScanStatus`). An agent
+/// that does not say (stoker-operator v0.5.1's, or an older Stoker agent) leaves it unknown,
+/// which is never taken for a failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[schemars(description = "")]
+pub enum ScanStatus {
+    /// The gateway accepted the rescan request.
+    Succeeded,
+    /// The rescan request failed (the files are in place, the gateway has not loaded them).
+    Failed,
+}
+
+impl ScanStatus {
+    /// The spelling used in status and ConfigMaps.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ScanStatus::Succeeded => "Succeeded",
+            ScanStatus::Failed => "Failed",
+        }
+    }
+
+    /// The status spelled `value`; `None` for any other spelling (a newer agent's word this
+    /// operator does not know is "unknown", not an unreadable report).
+    ///
+    /// ```
+    /// use stoker_k8s::crd::ScanStatus;
+    /// assert_eq!(ScanStatus::parse("Failed"), Some(ScanStatus::Failed));
+    /// assert_eq!(ScanStatus::parse("failed"), None);
+    /// ```
+    pub fn parse(value: &str) -> Option<ScanStatus> {
+        [ScanStatus::Succeeded, ScanStatus::Failed]
+            .into_iter()
+            .find(|status| status.as_str() == value)
+    }
+}
+
+impl std::fmt::Display for ScanStatus {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
     }

@@ -71,6 +71,9 @@ pub mod reasons {
     pub const WEBHOOK_RECEIVED: &str = "WebhookReceived";
     /// Normal: the gateway answered for the first time and was asked to rescan (agent; ours).
     pub const GATEWAY_RESCANNED: &str = "GatewayRescanned";
+    /// Warning: `spec.webhook.secretRef` names a Secret or key that is missing or empty, so
+    /// requests relying on it are refused (operator; ours).
+    pub const WEBHOOK_SECRET_MISSING: &str = "WebhookSecretMissing";
 }
 
 /// An Event the operator publishes because the status changed ([`status_events`]).
@@ -111,6 +114,11 @@ pub enum ControllerEvent {
         /// The short commit.
         commit: String,
     },
+    /// `WebhookSecretReady` turned `False`, or says something new (ours).
+    WebhookSecretMissing {
+        /// Why (the condition's message, naming the Secret and key).
+        message: String,
+    },
 }
 
 impl ControllerEvent {
@@ -123,6 +131,7 @@ impl ControllerEvent {
             ControllerEvent::MissingSidecar { .. } => reasons::MISSING_SIDECAR,
             ControllerEvent::SyncFailed { .. } => reasons::SYNC_FAILED,
             ControllerEvent::SyncCompleted { .. } => reasons::SYNC_COMPLETED,
+            ControllerEvent::WebhookSecretMissing { .. } => reasons::WEBHOOK_SECRET_MISSING,
         }
     }
 
@@ -133,6 +142,7 @@ impl ControllerEvent {
             ControllerEvent::ProfilesInvalid { .. }
                 | ControllerEvent::MissingSidecar { .. }
                 | ControllerEvent::SyncFailed { .. }
+                | ControllerEvent::WebhookSecretMissing { .. }
         )
     }
 
@@ -157,6 +167,7 @@ impl ControllerEvent {
             ControllerEvent::SyncCompleted { summary, commit } => {
                 format!("All gateways synced to {commit} ({summary})")
             }
+            ControllerEvent::WebhookSecretMissing { message } => message.clone(),
         }
     }
 }
@@ -165,8 +176,9 @@ impl ControllerEvent {
 /// order: `Paused` (the `Ready` reason became `Paused`), `ProfilesInvalid` (`ProfilesValid`
 /// became `False` or its message changed), `GatewaysDiscovered` (the count changed),
 /// `MissingSidecar` (per pod that became `MissingSidecar`), `SyncFailed` (per gateway that
-/// became `Error`), `SyncCompleted` (`AllGatewaysSynced` became `True`). Equal statuses give
-/// none.
+/// became `Error`), `SyncCompleted` (`AllGatewaysSynced` became `True`),
+/// `WebhookSecretMissing` (`WebhookSecretReady` became `False` or its message changed). Equal
+/// statuses give none.
 pub fn status_events(
     previous: &GatewaySyncStatus,
     current: &GatewaySyncStatus,
@@ -215,6 +227,19 @@ pub fn status_events(
             summary: current.gateway_summary.clone().unwrap_or_default(),
             commit: current.last_sync_commit_short.clone().unwrap_or_default(),
         });
+    }
+    let webhook_secret = crate::receiver::secret_ref::WEBHOOK_SECRET_READY;
+    if let Some(missing) = conditions::find(&current.conditions, webhook_secret)
+        .filter(|_| conditions::is_false(&current.conditions, webhook_secret))
+    {
+        let before = conditions::find(&previous.conditions, webhook_secret);
+        let news = !conditions::is_false(&previous.conditions, webhook_secret)
+            || before.is_some_and(|b| b.message != missing.message);
+        if news {
+            events.push(ControllerEvent::WebhookSecretMissing {
+                message: missing.message.clone(),
+            });
+        }
     }
     events
 }
@@ -311,6 +336,47 @@ mod tests {
             "bad",
         );
         assert!(status_events(&status, &status).is_empty());
+    }
+
+    #[test]
+    fn a_missing_webhook_secret_is_a_warning_once_per_new_message() {
+        use crate::receiver::secret_ref::WEBHOOK_SECRET_READY;
+        let found = with_condition(
+            GatewaySyncStatus::default(),
+            WEBHOOK_SECRET_READY,
+            Status::True,
+            "SecretFound",
+            "set",
+        );
+        let missing = |message| {
+            with_condition(
+                found.clone(),
+                WEBHOOK_SECRET_READY,
+                Status::False,
+                "SecretNotFound",
+                message,
+            )
+        };
+        let gone = missing("Secret \"hooks\" not found");
+        let events = status_events(&found, &gone);
+        assert_eq!(
+            events,
+            [ControllerEvent::WebhookSecretMissing {
+                message: "Secret \"hooks\" not found".to_owned()
+            }]
+        );
+        assert_eq!(
+            (events[0].reason(), events[0].is_warning()),
+            ("WebhookSecretMissing", true)
+        );
+        assert!(status_events(&gone, &gone).is_empty());
+        assert_eq!(
+            status_events(&gone, &missing("Secret \"hooks\" has no key \"k\"")).len(),
+            1
+        );
+        assert!(status_events(&gone, &found).is_empty());
+        // Appearing already missing (the first reconciliation) is news too.
+        assert_eq!(status_events(&GatewaySyncStatus::default(), &gone).len(), 1);
     }
 
     #[test]

@@ -15,7 +15,8 @@
 //!   (`Pending`, `Synced`, `Error`), `filesAdded`, `filesModified`, `filesDeleted`,
 //!   `filesUnchanged`, `message`, `agentVersion`, `lastSyncTime` (RFC 3339),
 //!   `lastSyncDuration` (a Go duration, `1.234s`), `projectsSynced` (JSON array),
-//!   `lastScanResult`, `history` (JSON array of the last [`HISTORY_LIMIT`] results, newest
+//!   `lastScanResult`, `lastScanStatus` (`Succeeded` or `Failed`: how the last rescan went;
+//!   absent from agents that do not say), `history` (JSON array of the last [`HISTORY_LIMIT`] results, newest
 //!   first), `lastHeartbeatTime` (RFC 3339: the agent refreshes it when it has written
 //!   nothing for two sync periods, so the operator can tell a quiet agent from a gone one).
 //!
@@ -51,7 +52,7 @@ use crate::annotations::{
     COMPONENT_GATEWAY_STATUS, COMPONENT_LABEL, LABEL_CR_NAME, LABEL_POD_NAME, MANAGED_BY_AGENT,
     MANAGED_BY_LABEL, label_value, object_name,
 };
-use crate::crd::{SyncStatus, parse_go_duration};
+use crate::crd::{ScanStatus, SyncStatus, parse_go_duration};
 use crate::error::{Error, Result};
 use crate::metadata::Reader;
 
@@ -94,6 +95,8 @@ pub mod keys {
     pub const PROJECTS_SYNCED: &str = "projectsSynced";
     /// The outcome of the last gateway rescan.
     pub const LAST_SCAN_RESULT: &str = "lastScanResult";
+    /// Whether the last gateway rescan `Succeeded` or `Failed`.
+    pub const LAST_SCAN_STATUS: &str = "lastScanStatus";
     /// JSON array of past results, newest first.
     pub const HISTORY: &str = "history";
     /// When the agent last said it is alive (RFC 3339), written when nothing else was for a
@@ -246,6 +249,9 @@ pub struct GatewayStatusReport {
     pub projects: Vec<String>,
     /// The outcome of the last gateway rescan.
     pub last_scan_result: Option<String>,
+    /// Whether the last gateway rescan succeeded; `None`: the agent did not say (an older
+    /// agent, stoker-operator v0.5.1's, or no rescan yet).
+    pub last_scan_status: Option<ScanStatus>,
     /// Past results, newest first, at most [`HISTORY_LIMIT`].
     pub history: Vec<SyncResult>,
     /// When the agent last refreshed the report only to say it is alive.
@@ -281,6 +287,7 @@ impl GatewayStatusReport {
             duration: None,
             projects: Vec::new(),
             last_scan_result: None,
+            last_scan_status: None,
             history: Vec::new(),
             heartbeat: None,
             origin: ReportOrigin::Agent,
@@ -357,6 +364,9 @@ impl GatewayStatusReport {
         if let Some(result) = &self.last_scan_result {
             put(keys::LAST_SCAN_RESULT, result.clone());
         }
+        if let Some(status) = self.last_scan_status {
+            put(keys::LAST_SCAN_STATUS, status.as_str().to_owned());
+        }
         put(
             keys::HISTORY,
             serde_json::to_string(&self.history).map_err(|source| Error::Serialize {
@@ -404,6 +414,9 @@ impl GatewayStatusReport {
             duration,
             projects: reader.json(keys::PROJECTS_SYNCED)?.unwrap_or_default(),
             last_scan_result: reader.optional(keys::LAST_SCAN_RESULT).map(str::to_owned),
+            last_scan_status: reader
+                .optional(keys::LAST_SCAN_STATUS)
+                .and_then(ScanStatus::parse),
             history: reader.json(keys::HISTORY)?.unwrap_or_default(),
             heartbeat: reader.parsed(keys::LAST_HEARTBEAT_TIME)?,
             origin: ReportOrigin::Agent,
@@ -534,6 +547,28 @@ mod tests {
         assert_eq!(data[keys::PROJECTS_SYNCED], r#"["Main","Shared"]"#);
         assert_eq!(GatewayStatusReport::from_data("cm", &data).unwrap(), report);
         assert_eq!(report.files_changed(), 2);
+    }
+
+    #[test]
+    fn the_scan_status_is_typed_and_absent_means_unknown() {
+        let mut report = GatewayStatusReport::new("c", "g", "p", "v", Timestamp::UNIX_EPOCH);
+        let data = report.to_data().unwrap();
+        assert!(!data.contains_key(keys::LAST_SCAN_STATUS));
+        // A report without the key (an older agent) reads as unknown, never as a failure.
+        assert_eq!(
+            GatewayStatusReport::from_data("cm", &data)
+                .unwrap()
+                .last_scan_status,
+            None
+        );
+        report.last_scan_status = Some(ScanStatus::Failed);
+        let mut data = report.to_data().unwrap();
+        assert_eq!(data[keys::LAST_SCAN_STATUS], "Failed");
+        assert_eq!(GatewayStatusReport::from_data("cm", &data).unwrap(), report);
+        // A word this operator does not know is unknown too, and the rest of the report reads.
+        data.insert(keys::LAST_SCAN_STATUS.into(), "Deferred".into());
+        let read = GatewayStatusReport::from_data("cm", &data).unwrap();
+        assert_eq!((read.last_scan_status, read.pod.as_str()), (None, "p"));
     }
 
     #[test]

@@ -26,7 +26,7 @@ use crate::sidecar::config::SidecarConfig;
 use crate::sidecar::gateway::{GatewayCache, GatewayOptions, recorded_rescan, scan_now};
 use crate::sidecar::metrics::{AgentMetrics, ErrorReason, SkipReason};
 use crate::sidecar::plan::{Attempt, Desired, Inputs, Observed, Plan, plan};
-use crate::sidecar::report::StatusReporter;
+use crate::sidecar::report::{ScanReport, StatusReporter};
 use crate::sidecar::source::{PinnedSource, SourceCache, SourceKey};
 use crate::sidecar::state::{GatewayTracker, Progress, Rescan};
 use stoker_k8s::probes::Probes;
@@ -544,9 +544,11 @@ impl Agent {
             result.files_deleted,
         );
         log_synced(&report, scan_text.as_deref(), started, changed_plan);
-        let recorded = self
-            .status
-            .record(result, Some(report.projects.clone()), scan_text);
+        let recorded = self.status.record(
+            result,
+            Some(report.projects.clone()),
+            scan_text.map(ScanReport::succeeded),
+        );
         if recorded && report.changed() > 0 {
             let note = format!(
                 "synced {} at {}: {counts}",
@@ -657,7 +659,7 @@ impl Agent {
         if self.status.record(
             result,
             Some(report.projects.clone()),
-            Some(format!("failed: {error}")),
+            Some(ScanReport::failed(format!("failed: {error}"))),
         ) {
             self.status.event(true, reasons::SYNC_FAILED, message).await;
         }

@@ -4,15 +4,14 @@
 //! the agent runs with the environment, Secrets and volumes of the pod the API server stored
 //! (see `sidecar_support`), never with a hand-written environment.
 
-
 use std::time::{Duration, Instant};
 
+use crate::sidecar_support::{World, pods, set_env, tree};
 use kube::Api;
 use kube::api::{Patch, PatchParams};
 use serde_json::json;
-use crate::sidecar_support::{World, pods, set_env, tree};
 use stoker_k8s::GatewaySync;
-use stoker_k8s::crd::SyncStatus;
+use stoker_k8s::crd::{ScanStatus, SyncStatus};
 use stoker_testkit::gateway_sim::{Endpoint, Fault};
 use stoker_testkit::metrics::{AGENT, compare, parse};
 
@@ -372,9 +371,10 @@ async fn syncs_a_gateway_end_to_end() {
         );
     }
     // The probe port serves the same metrics.
-    let on_probe_port = crate::sidecar_support::http_get(world.agents[agent].probe_port, "/metrics")
-        .unwrap()
-        .1;
+    let on_probe_port =
+        crate::sidecar_support::http_get(world.agents[agent].probe_port, "/metrics")
+            .unwrap()
+            .1;
     assert_eq!(
         parse(&on_probe_port).keys().collect::<Vec<_>>(),
         parse(&metrics).keys().collect::<Vec<_>>()
@@ -595,6 +595,7 @@ async fn a_failing_rescan_is_an_error_with_the_reason_then_retried() {
     );
     assert_eq!(status.files_modified, 1, "the files were synced");
     assert!(status.last_scan_result.unwrap().starts_with("failed:"));
+    assert_eq!(status.last_scan_status, Some(ScanStatus::Failed));
     assert_eq!(
         std::fs::read_to_string(world.data("ignition-0").join("projects/demo/project.json"))
             .unwrap(),
@@ -620,6 +621,7 @@ async fn a_failing_rescan_is_an_error_with_the_reason_then_retried() {
         })
         .await;
     assert!(status.last_scan_result.unwrap().contains("scan/config 200"));
+    assert_eq!(status.last_scan_status, Some(ScanStatus::Succeeded));
     let calls = world.sim.calls();
     let last_scans: Vec<_> = calls
         .iter()
@@ -1445,8 +1447,8 @@ fn the_test_kubelet_maps_paths_and_refuses_what_it_does_not_understand() {
 /// applies, a missing Secret or key fails unless the volume is optional.
 #[test]
 fn the_test_kubelet_projects_secrets_like_the_kubelet() {
-    use k8s_openapi::api::core::v1::{Secret, SecretVolumeSource};
     use crate::sidecar_support::kubelet::{KubeletError, SecretFile, secret_files};
+    use k8s_openapi::api::core::v1::{Secret, SecretVolumeSource};
     let secret: Secret = serde_json::from_value(json!({
         "metadata": {"name": "s"},
         "data": {"token": "c2VjcmV0", "other": "eA=="},

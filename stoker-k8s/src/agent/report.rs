@@ -5,7 +5,7 @@
 //! away) is retried on the loop's next turn. A resync that changes nothing and ends like the
 //! last one writes nothing, so an idle agent costs the API server no writes.
 
-use crate::crd::SyncStatus;
+use crate::crd::{ScanStatus, SyncStatus};
 use crate::gateway_status::{
     GatewayStatusReport, SyncResult, pod_owner_reference, status_configmap_name,
 };
@@ -148,12 +148,13 @@ impl StatusReporter {
     }
 
     /// Records a finished sync, unless it repeats the current state exactly (same outcome,
-    /// target and message, nothing written, no rescan). Returns whether it was recorded.
+    /// target and message, nothing written, no rescan). `scan` is the rescan asked after it,
+    /// if any. Returns whether it was recorded.
     pub fn record(
         &mut self,
         result: SyncResult,
         projects: Option<Vec<String>>,
-        scan: Option<String>,
+        scan: Option<ScanReport>,
     ) -> bool {
         let repeat = is_repeat(&self.report, &result, scan.is_some())
             && projects.as_ref().is_none_or(|p| *p == self.report.projects);
@@ -164,7 +165,8 @@ impl StatusReporter {
             self.report.projects = projects;
         }
         if let Some(scan) = scan {
-            self.report.last_scan_result = Some(scan);
+            self.report.last_scan_result = Some(scan.detail);
+            self.report.last_scan_status = Some(scan.status);
         }
         self.report.agent_version = self.agent_version.to_owned();
         self.report.record(result);
@@ -285,6 +287,34 @@ impl StatusReporter {
             crate::events::publish(&self.client, &self.reporter, &event, &reference).await
         {
             tracing::warn!(%error, reason, "could not publish an Event");
+        }
+    }
+}
+
+/// A gateway rescan the agent asked for: how it went (`lastScanStatus`, which the operator's
+/// `ScanFailure` notifications are decided from) and its detail (`lastScanResult`, for people).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScanReport {
+    /// Whether it succeeded.
+    pub status: ScanStatus,
+    /// The gateway's answer, or the error.
+    pub detail: String,
+}
+
+impl ScanReport {
+    /// A rescan the gateway accepted, with its answer.
+    pub fn succeeded(detail: String) -> Self {
+        ScanReport {
+            status: ScanStatus::Succeeded,
+            detail,
+        }
+    }
+
+    /// A rescan that failed, with the error.
+    pub fn failed(detail: String) -> Self {
+        ScanReport {
+            status: ScanStatus::Failed,
+            detail,
         }
     }
 }

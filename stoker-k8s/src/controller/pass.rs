@@ -105,6 +105,15 @@ impl<'a> Pass<'a> {
             &mut self.status.conditions,
             validation::profiles_valid_condition(&problems, self.generation, self.now),
         );
+        // `spec.webhook.secretRef`: said on the resource, since the receiver may not say it.
+        crate::receiver::secret_ref::update_condition(
+            &self.gs.spec,
+            &self.secrets,
+            &mut self.status.conditions,
+            self.generation,
+            self.now,
+        )
+        .await;
         self.polling = polling_period(
             self.gs,
             &mut self.status.conditions,

@@ -3,13 +3,15 @@
 //! ([`auth`]), one name per repository whatever its URL's spelling ([`repo_url`]), and the
 //! bounded memories of who asked lately ([`limits`]). The HTTP server ([`server`]), started by
 //! `stoker-operator` on every replica, reads requests, calls these, and annotates the
-//! `GatewaySync`s.
+//! `GatewaySync`s. The controller reports an unusable `spec.webhook.secretRef` on the resource
+//! ([`secret_ref`]).
 
 pub mod auth;
 pub mod limits;
 pub mod payload;
 pub mod push;
 pub mod repo_url;
+pub mod secret_ref;
 pub mod server;
 
 pub use auth::Secrets;

@@ -1,14 +1,17 @@
 //! `spec.alerting` against a real kube-apiserver: the controller tells a recording webhook
 //! (stoker-testkit's `http_recorder`) once per fleet change, and reports a webhook that keeps
-//! failing as a condition, an Event and a metric.
+//! failing as a condition, an Event and a metric; a failed gateway rescan, reported by the
+//! agent's typed `lastScanStatus`, is one `ScanFailure` that PagerDuty resolves when it clears.
 
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::Secret;
-use kube::Api;
-use kube::api::PostParams;
+use jiff::Timestamp;
+use k8s_openapi::api::core::v1::{Pod, Secret};
+use kube::api::{Patch, PatchParams, PostParams};
+use kube::{Api, ResourceExt};
 use serde_json::json;
-use stoker_k8s::crd::SyncStatus;
+use stoker_k8s::crd::{ScanStatus, SyncStatus};
+use stoker_k8s::gateway_status::{GatewayStatusReport, SyncResult, pod_owner_reference};
 use stoker_testkit::http_recorder::{RecordingServer, Reply};
 use stoker_testkit::kube_api::wait_until;
 
@@ -153,4 +156,125 @@ async fn a_fleet_reaching_its_commit_is_one_message_and_a_failing_webhook_is_rep
         world.namespace
     );
     assert!(world.metrics.encode().unwrap().contains(&delivered));
+}
+
+/// Writes `pod`'s status report as an agent would after a sync of `commit` whose rescan went
+/// as `scan` says (`None`: an agent that does not say, like v0.5.1's).
+async fn report_scan(world: &World, cr: &str, pod: &Pod, commit: &str, scan: Option<ScanStatus>) {
+    let name = pod.name_any();
+    let mut report = GatewayStatusReport::new(cr, &name, &name, "test", Timestamp::now());
+    let failed = scan == Some(ScanStatus::Failed);
+    report.record(SyncResult {
+        time: Timestamp::now(),
+        commit: Some(commit.to_owned()),
+        reference: Some("main".to_owned()),
+        status: if failed {
+            SyncStatus::Error
+        } else {
+            SyncStatus::Synced
+        },
+        files_added: 2,
+        message: failed.then(|| "files synced, but the gateway rescan failed".to_owned()),
+        ..SyncResult::default()
+    });
+    report.last_scan_status = scan;
+    report.last_scan_result = scan.map(|scan| match scan {
+        ScanStatus::Failed => "failed: scan/projects: HTTP 500".to_owned(),
+        ScanStatus::Succeeded => "projects 200, config 200".to_owned(),
+    });
+    let owner = pod_owner_reference(&name, &pod.uid().unwrap());
+    let configmap = report.to_configmap(&world.namespace, Some(owner)).unwrap();
+    world
+        .configmaps()
+        .patch(
+            &configmap.name_any(),
+            &PatchParams::apply("stoker-agent").force(),
+            &Patch::Apply(&configmap),
+        )
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_rescan_triggers_one_scan_failure_and_its_recovery_resolves_it() {
+    let world = World::start("scanalert").await;
+    let pagerduty = RecordingServer::start().unwrap();
+    pagerduty.set_default(Reply::status(202));
+    let secrets: Api<Secret> = Api::namespaced(world.client.clone(), &world.namespace);
+    let secret: Secret = serde_json::from_value(json!({
+        "metadata": {"name": "pagerduty"},
+        "stringData": {"routingKey": "R0UT1NG"},
+    }))
+    .unwrap();
+    secrets
+        .create(&PostParams::default(), &secret)
+        .await
+        .unwrap();
+    let mut gs_spec = spec("main");
+    gs_spec["alerting"] = json!({"webhooks": [{
+        "type": "pagerduty",
+        "url": pagerduty.url(),
+        "secretRef": {"name": "pagerduty", "key": "routingKey"},
+        "on": ["ScanFailure"],
+    }]});
+    world.create_gs("site", gs_spec).await;
+    let commit = world.repo.rev_parse("main").unwrap();
+    let a = world.create_pod("gw-a", "site", &[], &[], true).await;
+    let b = world.create_pod("gw-b", "site", &[], &[], true).await;
+    world
+        .wait_gs("site", "resolved, two gateways", |gs| {
+            gs.status.as_ref().is_some_and(|s| {
+                s.last_sync_commit.as_deref() == Some(commit.as_str())
+                    && s.discovered_gateways.len() == 2
+            })
+        })
+        .await;
+    // gw-a's agent does not say how its rescan went (an older agent): never a scan failure.
+    report_scan(&world, "site", &a, &commit, None).await;
+    report_scan(&world, "site", &b, &commit, Some(ScanStatus::Succeeded)).await;
+    world.wait_condition("site", "Ready", "True").await;
+
+    report_scan(&world, "site", &b, &commit, Some(ScanStatus::Failed)).await;
+    let gs = world
+        .wait_gs("site", "gw-b's rescan failed", |gs| {
+            gs.status.as_ref().is_some_and(|s| {
+                s.discovered_gateways
+                    .iter()
+                    .any(|g| g.last_scan_status == Some(ScanStatus::Failed))
+            })
+        })
+        .await;
+    let failed: Vec<&str> = gs
+        .status
+        .as_ref()
+        .unwrap()
+        .discovered_gateways
+        .iter()
+        .filter(|g| g.last_scan_status == Some(ScanStatus::Failed))
+        .map(|g| g.name.as_str())
+        .collect();
+    assert_eq!(failed, ["gw-b"]);
+    report_scan(&world, "site", &b, &commit, Some(ScanStatus::Succeeded)).await;
+    world.wait_condition("site", "Ready", "True").await;
+
+    // One webhook delivers in order: trigger, then resolve, with the same dedup key.
+    let requests = pagerduty.wait_for(2, DELIVERY).await;
+    let bodies: Vec<serde_json::Value> = requests.iter().map(|r| r.json()).collect();
+    let dedup_key = format!("stoker/{}/site/ScanFailure", world.namespace);
+    // Exactly these two, in this order: the SyncFailed that came with the scan failure is not
+    // in `on`, and an unknown rescan (gw-a) was never told.
+    assert_eq!(bodies.len(), 2, "{bodies:#?}");
+    assert_eq!(bodies[0]["event_action"], "trigger", "{bodies:#?}");
+    assert_eq!(bodies[0]["dedup_key"], dedup_key.as_str());
+    assert_eq!(bodies[0]["routing_key"], "R0UT1NG");
+    let summary = bodies[0]["payload"]["summary"].as_str().unwrap_or_default();
+    assert!(
+        summary.contains(
+            "1 of 2 gateways could not rescan after a sync: gw-b (failed: scan/projects: HTTP 500)"
+        ),
+        "{bodies:#?}"
+    );
+    assert_eq!(bodies[0]["payload"]["class"], "ScanFailure");
+    assert_eq!(bodies[1]["event_action"], "resolve", "{bodies:#?}");
+    assert_eq!(bodies[1]["dedup_key"], dedup_key.as_str());
 }

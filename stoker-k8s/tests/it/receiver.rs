@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::Secret;
 use kube::ResourceExt;
-use kube::api::{Api, PostParams};
+use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
 use stoker_k8s::metrics::OperatorMetrics;
 use stoker_k8s::receiver::auth::hub_signature;
@@ -19,7 +19,9 @@ use stoker_k8s::receiver::{ReceiverConfig, Secrets};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::watch;
 
-use crate::controller_support::{World, event_notes};
+use stoker_testkit::kube_api::wait_until;
+
+use crate::controller_support::{World, condition, event_notes, has};
 
 const GLOBAL: &str = "global-hook-secret";
 
@@ -308,6 +310,66 @@ async fn a_gatewaysync_s_own_secret_lets_its_callers_in_and_reveals_nothing_else
     );
     assert_eq!((missing.status, &missing.body), (wrong.status, &wrong.body));
     assert!(annotation(&world.get_gs("other").await, "stoker.io/requested-ref").is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_own_secret_or_key_is_said_on_the_gatewaysync() {
+    let world = World::start("rx-secretref").await;
+    let mut spec = crate::controller_support::spec("main");
+    spec["webhook"] = json!({"secretRef": {"name": "late-hook", "key": "token"}});
+    world.create_gs("late", spec).await;
+    let gs = world
+        .wait_condition("late", "WebhookSecretReady", "False")
+        .await;
+    let (_, reason, message) = condition(&gs, "WebhookSecretReady").unwrap();
+    assert_eq!(reason, "SecretNotFound");
+    assert!(
+        message.contains("Secret \"late-hook\" not found") && message.contains("(401)"),
+        "{message}"
+    );
+    let notes = wait_until(
+        "a WebhookSecretMissing Event",
+        Duration::from_secs(30),
+        || async {
+            let notes = event_notes(&world, "late", "WebhookSecretMissing").await;
+            (!notes.is_empty()).then_some(notes)
+        },
+    )
+    .await;
+    assert!(notes[0].contains("late-hook"), "{notes:?}");
+    // It does not make the resource unready: polling still syncs it.
+    assert!(has(&gs, "ProfilesValid", "True"));
+
+    // The Secret appears without the key: said so, naming the key (polling refreshes it).
+    let secrets: Api<Secret> = Api::namespaced(world.client.clone(), &world.namespace);
+    let secret: Secret = serde_json::from_value(json!({
+        "metadata": {"name": "late-hook"},
+        "stringData": {"webhook-secret": "s3cr3t"},
+    }))
+    .unwrap();
+    secrets
+        .create(&PostParams::default(), &secret)
+        .await
+        .unwrap();
+    let gs = world
+        .wait_gs("late", "KeyNotFound", |gs| {
+            condition(gs, "WebhookSecretReady").is_some_and(|(_, r, _)| r == "KeyNotFound")
+        })
+        .await;
+    let (_, _, message) = condition(&gs, "WebhookSecretReady").unwrap();
+    assert!(message.contains("no key \"token\""), "{message}");
+    // Then the key: True, and the message never carries the value.
+    let patch = json!({"stringData": {"token": "s3cr3t"}});
+    secrets
+        .patch("late-hook", &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .unwrap();
+    let gs = world
+        .wait_condition("late", "WebhookSecretReady", "True")
+        .await;
+    let (_, reason, message) = condition(&gs, "WebhookSecretReady").unwrap();
+    assert_eq!(reason, "SecretFound");
+    assert!(!message.contains("s3cr3t"), "{message}");
 }
 
 /// The GitHub push fixture, for `world`'s repository: `before` → `after` on main, changing
