@@ -33,15 +33,15 @@ summary() {
   [ "${#failed[@]}" -eq 0 ]
 }
 
-# until_ok SECONDS COMMAND...: runs COMMAND every second until it succeeds (printing its output)
-# or SECONDS pass (status 1).
+# until_ok SECONDS COMMAND...: runs COMMAND every second (every $poll seconds when set) until it
+# succeeds (printing its output) or SECONDS pass (status 1).
 until_ok() {
   local deadline=$((SECONDS + $1))
   shift
   while :; do
     if "$@"; then return 0; fi
     [ "$SECONDS" -ge "$deadline" ] && return 1
-    sleep 1
+    sleep "${poll:-1}"
   done
 }
 

@@ -18,7 +18,12 @@
 #   scale-to-3            3 replicas: every one synced, 3/3 synced
 #   ref-change            a new commit on the branch reaches every replica
 #   pod-replaced          a deleted pod's replacement syncs into its fresh volume
-#   leader-failover       the leader pod killed: the standby takes the Lease
+#   leader-failover       the leader pod killed while idle: the standby takes the Lease, and a
+#                         new commit still reaches the gateways
+#   failover-mid-rollout  the GatewaySync switched to another branch, and the leader killed the
+#                         moment it publishes the new commit to the agents: the standby takes
+#                         the Lease and the rollout completes, every replica on the new commit,
+#                         3/3 synced
 #   gc-on-delete          `kubectl delete gs`: what it owned is garbage-collected
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -61,6 +66,9 @@ teardown() {
   if [ -z "$keep" ]; then bash hack/cluster.sh down >/dev/null 2>&1 || true; fi
 }
 trap teardown EXIT
+# Killed (CI's timeout, ^C): leave through the EXIT trap, which takes the cluster down.
+trap 'exit 143' TERM
+trap 'exit 130' INT
 
 # The repository the GatewaySync follows: examples/repo as commit 1 of `main`, served by
 # `git daemon` on the host's end of the node's veth (pods reach 10.87.0.1).
@@ -83,14 +91,27 @@ git_server() {
 }
 
 # commit_file PATH CONTENT: a new commit on main changing one file.
-commit_file() {
+commit_file() { commit_file_to main "$@"; }
+
+# commit_file_to BRANCH PATH CONTENT: the same on BRANCH, which is checked out.
+commit_file_to() {
   local work="$PWD/target/e2e/work"
-  mkdir -p "$(dirname "$work/$1")"
-  printf '%s' "$2" >"$work/$1"
+  mkdir -p "$(dirname "$work/$2")"
+  printf '%s' "$3" >"$work/$2"
   git -C "$work" add -A
-  git -C "$work" -c user.name=e2e -c user.email=e2e@invalid commit -q -m "change $1"
-  git -C "$work" push -q "$git_root/plant.git" main
+  git -C "$work" -c user.name=e2e -c user.email=e2e@invalid commit -q -m "change $2"
+  git -C "$work" push -q "$git_root/plant.git" "$1"
   git -C "$work" rev-parse HEAD
+}
+
+# commit_on_branch BRANCH PATH CONTENT: a new commit on BRANCH (made from main if new) changing
+# one file.
+commit_on_branch() {
+  local work="$PWD/target/e2e/work" commit
+  git -C "$work" checkout -q -B "$1"
+  commit=$(commit_file_to "$1" "$2" "$3")
+  git -C "$work" checkout -q main
+  echo "$commit"
 }
 
 case_operator_ready() {
@@ -227,6 +248,53 @@ case_leader_failover() {
   note "$old -> $new"
 }
 
+case_failover_mid_rollout() {
+  local commit old new at_kill p
+  commit=$(commit_on_branch release shared/versions.json '{"e2e": "mid-rollout"}')
+  old=$(lease_holder) || fail "no Lease holder"
+  # The rollout starts when the leader writes the new commit into the metadata ConfigMap the
+  # agents watch; the leader dies at that moment, watched for, not polled: the agents sync
+  # within a second or two of it, and the status that counts them is written after.
+  local fd watcher line found=
+  exec {fd}< <(exec "$kube_bin/kubectl" -n ignition get configmap stoker-metadata-plant-gateways \
+    --watch -o 'jsonpath={.data.commit}{"\n"}')
+  watcher=$!
+  kubectl -n ignition patch gs plant-gateways --type merge -p '{"spec":{"git":{"ref":"release"}}}' >/dev/null
+  while read -r -t 120 -u "$fd" line; do
+    if [ "$line" = "$commit" ]; then
+      found=1
+      break
+    fi
+  done
+  kill "$watcher" 2>/dev/null || true
+  exec {fd}<&-
+  [ -n "$found" ] || fail "$old never published ${commit:0:7} of branch release to the agents"
+  kubectl -n stoker-system delete pod "$old" --grace-period=0 --force >/dev/null 2>&1
+  at_kill=$(gateways_on "$commit")
+  new=$(until_ok 120 new_lease_holder "$old") || fail "no new Lease holder after $old was killed"
+  for p in site1-0 site1-1 site1-2; do
+    until_ok 180 file_contains ignition "$p" .versions.json mid-rollout >/dev/null ||
+      fail "$p did not get ${commit:0:7} (.versions.json: $(read_file ignition "$p" .versions.json))"
+  done
+  until_ok 120 gs_summary_is "3/3 synced" >/dev/null ||
+    fail "kubectl get gs says '$(gs_summary)', not 3/3 synced"
+  gs_commit_full_is "$commit" || fail "the GatewaySync no longer reports ${commit:0:7}"
+  local shown
+  shown=$(kubectl -n ignition get gs plant-gateways --no-headers)
+  [[ "$shown" == *"3/3 synced"* ]] || fail "kubectl get gs shows: $shown"
+  note "$old killed as it published ${commit:0:7} ($at_kill of 3 gateways reported on it just after); $new took the Lease; $(gs_summary)"
+}
+
+gs_commit_full_is() {
+  [ "$(kubectl -n ignition get gs plant-gateways -o 'jsonpath={.status.lastSyncCommit}')" = "$1" ]
+}
+
+# gateways_on COMMIT: how many discovered gateways report COMMIT as synced.
+gateways_on() {
+  kubectl -n ignition get gs plant-gateways -o json |
+    jq --arg c "$1" '[.status.discoveredGateways[]? | select(.syncedCommit == $c)] | length'
+}
+
 new_lease_holder() {
   local h
   h=$(lease_holder) && [ "$h" != "$1" ] && kubectl -n stoker-system get pod "$h" >/dev/null 2>&1 && echo "$h"
@@ -257,5 +325,6 @@ run_case scale-to-3 case_scale_to_3
 run_case ref-change case_ref_change
 run_case pod-replaced case_pod_replaced
 run_case leader-failover case_leader_failover
+run_case failover-mid-rollout case_failover_mid_rollout
 run_case gc-on-delete case_gc_on_delete
 summary
