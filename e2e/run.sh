@@ -20,10 +20,10 @@
 #   pod-replaced          a deleted pod's replacement syncs into its fresh volume
 #   leader-failover       the leader pod killed while idle: the standby takes the Lease, and a
 #                         new commit still reaches the gateways
-#   failover-mid-rollout  the GatewaySync switched to another branch, and the leader killed the
-#                         moment it publishes the new commit to the agents: the standby takes
-#                         the Lease and the rollout completes, every replica on the new commit,
-#                         3/3 synced
+#   failover-mid-rollout  the GatewaySync switched to another branch, and the leader's process
+#                         SIGKILLed the moment it publishes the new commit to the agents (then
+#                         its pod deleted): the standby takes the Lease once it expires, and the
+#                         rollout completes, every replica on the new commit, 3/3 synced
 #   gc-on-delete          `kubectl delete gs`: what it owned is garbage-collected
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -51,10 +51,7 @@ setup() {
   bash hack/cluster.sh down >/dev/null 2>&1 || true
   bash hack/cluster.sh up >/dev/null
   log "cluster up after $((SECONDS - start)) s"
-  kube_bin=$(bash hack/kube.sh bin-dir)
-  helm_bin=$(bash hack/helm.sh install --print-bin-dir)
-  export KUBECONFIG="$PWD/target/cluster/kubeconfig"
-  version=$(awk -F'"' '/^version = / { print $2; exit }' Cargo.toml)
+  cluster_env
   git_server
 }
 
@@ -70,56 +67,8 @@ trap teardown EXIT
 trap 'exit 143' TERM
 trap 'exit 130' INT
 
-# The repository the GatewaySync follows: examples/repo as commit 1 of `main`, served by
-# `git daemon` on the host's end of the node's veth (pods reach 10.87.0.1).
-git_server() {
-  git_root="$PWD/target/e2e/git"
-  rm -rf "$git_root" "$PWD/target/e2e/work"
-  mkdir -p "$git_root"
-  git init -q --bare -b main "$git_root/plant.git"
-  git -C "$git_root/plant.git" config daemon.receivepack false
-  local work="$PWD/target/e2e/work"
-  git init -q -b main "$work"
-  cp -r examples/repo/. "$work/"
-  git -C "$work" add -A
-  git -C "$work" -c user.name=e2e -c user.email=e2e@invalid commit -q -m "examples/repo"
-  git -C "$work" push -q "$git_root/plant.git" main
-  git daemon --export-all --base-path="$git_root" --listen=10.87.0.1 --port=9418 \
-    --reuseaddr >"$PWD/target/e2e/git-daemon.log" 2>&1 &
-  git_daemon_pid=$!
-  git_url=git://10.87.0.1:9418/plant.git
-}
-
-# commit_file PATH CONTENT: a new commit on main changing one file.
-commit_file() { commit_file_to main "$@"; }
-
-# commit_file_to BRANCH PATH CONTENT: the same on BRANCH, which is checked out.
-commit_file_to() {
-  local work="$PWD/target/e2e/work"
-  mkdir -p "$(dirname "$work/$2")"
-  printf '%s' "$3" >"$work/$2"
-  git -C "$work" add -A
-  git -C "$work" -c user.name=e2e -c user.email=e2e@invalid commit -q -m "change $2"
-  git -C "$work" push -q "$git_root/plant.git" "$1"
-  git -C "$work" rev-parse HEAD
-}
-
-# commit_on_branch BRANCH PATH CONTENT: a new commit on BRANCH (made from main if new) changing
-# one file.
-commit_on_branch() {
-  local work="$PWD/target/e2e/work" commit
-  git -C "$work" checkout -q -B "$1"
-  commit=$(commit_file_to "$1" "$2" "$3")
-  git -C "$work" checkout -q main
-  echo "$commit"
-}
-
 case_operator_ready() {
-  helm install stoker charts/stoker -n stoker-system --create-namespace --wait --timeout 180s \
-    --set replicaCount=2 \
-    --set image.repository=localhost/stoker-operator --set image.tag="$version" \
-    --set agentImage.repository=localhost/stoker-agent --set agentImage.tag="$version" \
-    --set image.pullPolicy=Never --set agentImage.pullPolicy=Never >/dev/null
+  install_chart --set replicaCount=2 >/dev/null
   kubectl -n stoker-system rollout status deployment/stoker-controller-manager --timeout=120s >/dev/null
   # The operator writes its CA into the webhook configurations at start; until then pods would
   # be created without the agent (failurePolicy Ignore).
@@ -143,9 +92,10 @@ lease_holder() {
 
 case_inject_and_sync() {
   kubectl create namespace ignition >/dev/null
-  sed "s#https://git.example.invalid/controls/plant-gateways.git#$git_url#" \
-    examples/gatewaysync.yaml | kubectl apply -f - >/dev/null
-  sed "s#IMAGE#localhost/stoker-gateway-sim:$version#" e2e/gateway.yaml | kubectl apply -f - >/dev/null
+  # Polling every 10 s rather than the default minute: the cases that wait for a new commit
+  # take seconds instead of a minute each.
+  gatewaysync ignition polling-interval 10s | kubectl apply -f - >/dev/null
+  gateways ignition 1 | kubectl apply -f - >/dev/null
   until_ok 120 pod_ready ignition site1-0 >/dev/null || fail "site1-0 not Ready: $(pod_summary ignition site1-0)"
   local sidecar
   sidecar=$(kubectl -n ignition get pod site1-0 \
@@ -252,9 +202,18 @@ case_failover_mid_rollout() {
   local commit old new at_kill p
   commit=$(commit_on_branch release shared/versions.json '{"e2e": "mid-rollout"}')
   old=$(lease_holder) || fail "no Lease holder"
+  local container
+  container=$(kubectl -n stoker-system get pod "$old" \
+    -o 'jsonpath={.status.containerStatuses[?(@.name=="operator")].containerID}')
+  container=${container#containerd://}
+  [ -n "$container" ] || fail "no container id for the operator in $old"
   # The rollout starts when the leader writes the new commit into the metadata ConfigMap the
   # agents watch; the leader dies at that moment, watched for, not polled: the agents sync
-  # within a second or two of it, and the status that counts them is written after.
+  # within a second or two of it, and the status that counts them is written after. It dies
+  # as in a crash or an OOM kill (SIGKILL through the node's containerd, quicker than a pod
+  # deletion, whose container the kubelet stops later and with SIGTERM): it releases nothing,
+  # and the standby takes the Lease once it expires. The pod is then deleted, so that the
+  # restarted container does not come back under the same identity.
   local fd watcher line found=
   exec {fd}< <(exec "$kube_bin/kubectl" -n ignition get configmap stoker-metadata-plant-gateways \
     --watch -o 'jsonpath={.data.commit}{"\n"}')
@@ -269,8 +228,9 @@ case_failover_mid_rollout() {
   kill "$watcher" 2>/dev/null || true
   exec {fd}<&-
   [ -n "$found" ] || fail "$old never published ${commit:0:7} of branch release to the agents"
-  kubectl -n stoker-system delete pod "$old" --grace-period=0 --force >/dev/null 2>&1
+  kill_container "$container" || fail "could not kill the operator container of $old"
   at_kill=$(gateways_on "$commit")
+  kubectl -n stoker-system delete pod "$old" --grace-period=0 --force >/dev/null 2>&1
   new=$(until_ok 120 new_lease_holder "$old") || fail "no new Lease holder after $old was killed"
   for p in site1-0 site1-1 site1-2; do
     until_ok 180 file_contains ignition "$p" .versions.json mid-rollout >/dev/null ||
@@ -282,7 +242,7 @@ case_failover_mid_rollout() {
   local shown
   shown=$(kubectl -n ignition get gs plant-gateways --no-headers)
   [[ "$shown" == *"3/3 synced"* ]] || fail "kubectl get gs shows: $shown"
-  note "$old killed as it published ${commit:0:7} ($at_kill of 3 gateways reported on it just after); $new took the Lease; $(gs_summary)"
+  note "$old killed as it published ${commit:0:7}, with $at_kill of 3 gateways counted on it; $new took the Lease; $(gs_summary)"
 }
 
 gs_commit_full_is() {
