@@ -14,7 +14,7 @@
 # built from the debug binaries `cargo test --workspace` leaves in target/debug (no release
 # build). On a 2-core machine it adds about 17 minutes to a cold run (nothing in
 # ~/.cache/stoker-hack/: the node's binaries about 10, the base image about 3, the images, the
-# cluster and the cases the rest) and about 5 minutes to a warm one; the cluster is always taken
+# cluster and the cases the rest) and about 4 minutes to a warm one; the cluster is always taken
 # down, also when a case fails or the run is interrupted.
 set -euo pipefail
 cd "$(dirname "$0")/.."
