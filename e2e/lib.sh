@@ -140,9 +140,37 @@ commit_file_to() {
 # one file.
 commit_on_branch() {
   local work="$PWD/target/e2e/work" commit
-  git -C "$work" checkout -q -B "$1"
+  git -C "$work" checkout -q "$1" 2>/dev/null || git -C "$work" checkout -q -b "$1"
   commit=$(commit_file_to "$1" "$2" "$3")
   git -C "$work" checkout -q main
   echo "$commit"
 }
 
+
+# push_payload BRANCH BEFORE AFTER: GitHub's push event for one commit on BRANCH of the suite's
+# repository changing shared/versions.json.
+push_payload() {
+  jq -cn --arg ref "refs/heads/$1" --arg before "$2" --arg after "$3" --arg url "$git_url" '{
+    ref: $ref, before: $before, after: $after, created: false, forced: false,
+    commits: [{id: $after, added: [], removed: [], modified: ["shared/versions.json"]}],
+    total_commits: 1,
+    repository: {clone_url: $url, default_branch: "main"}
+  }'
+}
+
+# post_push IP BODY DELIVERY: POSTs BODY to the receiver at IP:9444 as GitHub would, signed with
+# $receiver_secret; prints the answer.
+post_push() {
+  local sig
+  sig=$(printf %s "$2" | openssl dgst -sha256 -hmac "$receiver_secret" -r | cut -d' ' -f1)
+  curl -fsS -X POST "http://$1:9444/webhook/push" -H 'Content-Type: application/json' \
+    -H 'X-GitHub-Event: push' -H "X-GitHub-Delivery: $3" \
+    -H "X-Hub-Signature-256: sha256=$sig" --data-binary "$2"
+}
+
+# receiver_ip: the pod IP of a running operator replica (every replica serves the receiver; the
+# host reaches pod IPs).
+receiver_ip() {
+  kubectl -n stoker-system get pods -l app.kubernetes.io/component=operator \
+    --field-selector status.phase=Running -o 'jsonpath={.items[0].status.podIP}'
+}

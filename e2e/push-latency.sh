@@ -46,12 +46,11 @@ setup() {
   apt_ensure git:git jq:jq openssl:openssl curl:curl
   cluster_env
   git_server
-  secret=$(openssl rand -hex 16)
+  receiver_secret=$(openssl rand -hex 16)
   install_chart --set replicaCount=1 --set webhookReceiver.enabled=true \
-    --set webhookReceiver.hmac.secret="$secret" >/dev/null
+    --set webhookReceiver.hmac.secret="$receiver_secret" >/dev/null
   kubectl -n stoker-system rollout status deployment/stoker-controller-manager --timeout=120s >/dev/null
-  receiver_ip=$(kubectl -n stoker-system get pods -l app.kubernetes.io/component=operator \
-    --field-selector status.phase=Running -o 'jsonpath={.items[0].status.podIP}')
+  receiver_ip=$(receiver_ip)
   [ -n "$receiver_ip" ] || die "no running operator pod"
   until_ok 60 curl -fsS "http://$receiver_ip:9444/healthz" >/dev/null || die "the receiver at $receiver_ip:9444 does not answer"
   kubectl delete namespace "$ns" --wait=true --ignore-not-found >/dev/null
@@ -66,32 +65,19 @@ setup() {
 
 summary_is() { [ "$(kubectl -n "$ns" get gs plant-gateways -o 'jsonpath={.status.gatewaySummary}')" = "$1" ]; }
 
-# GitHub's push event for one commit on main changing shared/versions.json.
-push_payload() {
-  jq -cn --arg before "$1" --arg after "$2" --arg url "$git_url" '{
-    ref: "refs/heads/main", before: $before, after: $after, created: false, forced: false,
-    commits: [{id: $after, added: [], removed: [], modified: ["shared/versions.json"]}],
-    total_commits: 1,
-    repository: {clone_url: $url, default_branch: "main"}
-  }'
-}
-
 # one_run I: prints "RESOLVED SYNCED", seconds from the POST.
 one_run() {
-  local before after body sig fd watcher line t0 now resolved= synced= c summary
+  local before after body fd watcher line t0 now resolved= synced= c summary
   before=$(git -C "$PWD/target/e2e/work" rev-parse HEAD)
   after=$(commit_file shared/versions.json "{\"push-latency\": \"run $1 $RANDOM\"}")
-  body=$(push_payload "$before" "$after")
-  sig=$(printf %s "$body" | openssl dgst -sha256 -hmac "$secret" -r | cut -d' ' -f1)
+  body=$(push_payload main "$before" "$after")
   exec {fd}< <(exec "$kube_bin/kubectl" -n "$ns" get gs plant-gateways --watch \
     -o 'jsonpath={.status.lastSyncCommit} {.status.gatewaySummary}{"\n"}')
   watcher=$!
   # The first line is the current state: from then on the watch is established.
   read -r -t 30 -u "$fd" line || die "the watch on the GatewaySync gave nothing"
   t0=$EPOCHREALTIME
-  curl -fsS -X POST "http://$receiver_ip:9444/webhook/push" -H 'Content-Type: application/json' \
-    -H 'X-GitHub-Event: push' -H "X-GitHub-Delivery: push-latency-$$-$1" \
-    -H "X-Hub-Signature-256: sha256=$sig" --data-binary "$body" >/dev/null
+  post_push "$receiver_ip" "$body" "push-latency-$$-$1" >/dev/null
   while read -r -t 120 -u "$fd" c summary; do
     now=$EPOCHREALTIME
     [ "$c" = "$after" ] || continue

@@ -10,7 +10,8 @@
 #   e2e/run.sh --keep     leave the cluster up afterwards (hack/cluster.sh down to remove it)
 #
 # Cases (each prints `ok` or `FAIL` with what it saw):
-#   operator-ready        helm install; both operator replicas Ready; one holds the Lease
+#   operator-ready        helm install (2 replicas, the webhook receiver on with an HMAC
+#                         secret); both operator replicas Ready; one holds the Lease
 #   inject-and-sync       a gateway StatefulSet of the simulator with v0.5.1's annotations: the
 #                         agent is injected as a native sidecar, the gateway container starts
 #                         only after the first sync, the files are in the gateway's volume, the
@@ -24,6 +25,8 @@
 #                         SIGKILLed the moment it publishes the new commit to the agents (then
 #                         its pod deleted): the standby takes the Lease once it expires, and the
 #                         rollout completes, every replica on the new commit, 3/3 synced
+#   push-receiver         polling off; a GitHub push event POSTed (signed) to the operator's
+#                         webhook receiver brings the new commit to every replica, 3/3 synced
 #   gc-on-delete          `kubectl delete gs`: what it owned is garbage-collected
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -44,7 +47,7 @@ case "${1:-}" in
 esac
 
 setup() {
-  apt_ensure git:git jq:jq
+  apt_ensure git:git jq:jq openssl:openssl curl:curl
   local start=$SECONDS
   bash hack/images.sh dir >/dev/null 2>&1 || bash hack/images.sh build
   log "images ready after $((SECONDS - start)) s"
@@ -53,6 +56,7 @@ setup() {
   log "cluster up after $((SECONDS - start)) s"
   cluster_env
   git_server
+  receiver_secret=$(openssl rand -hex 16)
 }
 
 main_pid=$BASHPID
@@ -68,7 +72,8 @@ trap 'exit 143' TERM
 trap 'exit 130' INT
 
 case_operator_ready() {
-  install_chart --set replicaCount=2 >/dev/null
+  install_chart --set replicaCount=2 --set webhookReceiver.enabled=true \
+    --set webhookReceiver.hmac.secret="$receiver_secret" >/dev/null
   kubectl -n stoker-system rollout status deployment/stoker-controller-manager --timeout=120s >/dev/null
   # The operator writes its CA into the webhook configurations at start; until then pods would
   # be created without the agent (failurePolicy Ignore).
@@ -245,6 +250,36 @@ case_failover_mid_rollout() {
   note "$old killed as it published ${commit:0:7}, with $at_kill of 3 gateways counted on it; $new took the Lease; $(gs_summary)"
 }
 
+case_push_receiver() {
+  # Polling off first (and seen by the leader), so that only the push can bring the commit.
+  kubectl -n ignition patch gs plant-gateways --type merge -p '{"spec":{"polling":{"enabled":false}}}' >/dev/null
+  until_ok 60 gs_generation_observed >/dev/null || fail "the leader did not reconcile the polling change"
+  local before commit ip answer p
+  before=$(git -C "$PWD/target/e2e/work" rev-parse release)
+  commit=$(commit_on_branch release shared/versions.json '{"e2e": "pushed"}')
+  ip=$(receiver_ip)
+  [ -n "$ip" ] || fail "no running operator pod"
+  answer=$(post_push "$ip" "$(push_payload release "$before" "$commit")" "e2e-$commit") ||
+    fail "the receiver at $ip:9444 refused the push"
+  [ "$(jq -r .triggered <<<"$answer")" = 1 ] || fail "the receiver triggered nothing: $answer"
+  for p in site1-0 site1-1 site1-2; do
+    until_ok 120 file_contains ignition "$p" .versions.json pushed >/dev/null ||
+      fail "$p did not get ${commit:0:7} (.versions.json: $(read_file ignition "$p" .versions.json))"
+  done
+  until_ok 60 gs_summary_is "3/3 synced" >/dev/null ||
+    fail "kubectl get gs says '$(gs_summary)', not 3/3 synced"
+  gs_commit_full_is "$commit" || fail "the GatewaySync does not report ${commit:0:7}"
+  local annotated
+  annotated=$(kubectl -n ignition get gs plant-gateways -o 'jsonpath={.metadata.annotations.stoker\.io/push-commit}')
+  [ "$annotated" = "$commit" ] || fail "stoker.io/push-commit is '$annotated', not $commit"
+  note "receiver on $ip answered $answer; every replica on ${commit:0:7}, polling off"
+}
+
+gs_generation_observed() {
+  [ "$(kubectl -n ignition get gs plant-gateways -o 'jsonpath={.metadata.generation}')" = \
+    "$(kubectl -n ignition get gs plant-gateways -o 'jsonpath={.status.observedGeneration}')" ]
+}
+
 gs_commit_full_is() {
   [ "$(kubectl -n ignition get gs plant-gateways -o 'jsonpath={.status.lastSyncCommit}')" = "$1" ]
 }
@@ -286,5 +321,6 @@ run_case ref-change case_ref_change
 run_case pod-replaced case_pod_replaced
 run_case leader-failover case_leader_failover
 run_case failover-mid-rollout case_failover_mid_rollout
+run_case push-receiver case_push_receiver
 run_case gc-on-delete case_gc_on_delete
 summary

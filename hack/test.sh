@@ -12,9 +12,9 @@
 # `hack/kube.sh install --node`). Not root: the run stops at once saying so; outside CI,
 # STOKER_E2E=skip leaves the suite out (and the closing line says it was skipped). Its images are
 # built from the debug binaries `cargo test --workspace` leaves in target/debug (no release
-# build). On a 2-core machine it adds about 17 minutes to a cold run (nothing in
+# build). On a 2-core machine it adds about 15 minutes to a cold run (nothing in
 # ~/.cache/stoker-hack/: the node's binaries about 10, the base image about 3, the images, the
-# cluster and the cases the rest) and about 4 minutes to a warm one; the cluster is always taken
+# cluster and the cases the rest) and about 3 minutes to a warm one; the cluster is always taken
 # down, also when a case fails or the run is interrupted.
 set -euo pipefail
 cd "$(dirname "$0")/.."
