@@ -10,7 +10,8 @@
 #   e2e/run.sh --keep     leave the cluster up afterwards (hack/cluster.sh down to remove it)
 #
 # Cases (each prints `ok` or `FAIL` with what it saw):
-#   operator-ready        helm install; both operator replicas Ready; one holds the Lease
+#   operator-ready        helm install (2 replicas, the webhook receiver on with an HMAC
+#                         secret); both operator replicas Ready; one holds the Lease
 #   inject-and-sync       a gateway StatefulSet of the simulator with v0.5.1's annotations: the
 #                         agent is injected as a native sidecar, the gateway container starts
 #                         only after the first sync, the files are in the gateway's volume, the
@@ -18,7 +19,14 @@
 #   scale-to-3            3 replicas: every one synced, 3/3 synced
 #   ref-change            a new commit on the branch reaches every replica
 #   pod-replaced          a deleted pod's replacement syncs into its fresh volume
-#   leader-failover       the leader pod killed: the standby takes the Lease
+#   leader-failover       the leader pod killed while idle: the standby takes the Lease, and a
+#                         new commit still reaches the gateways
+#   failover-mid-rollout  the GatewaySync switched to another branch, and the leader's process
+#                         SIGKILLed the moment it publishes the new commit to the agents (then
+#                         its pod deleted): the standby takes the Lease once it expires, and the
+#                         rollout completes, every replica on the new commit, 3/3 synced
+#   push-receiver         polling off; a GitHub push event POSTed (signed) to the operator's
+#                         webhook receiver brings the new commit to every replica, 3/3 synced
 #   gc-on-delete          `kubectl delete gs`: what it owned is garbage-collected
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -39,18 +47,16 @@ case "${1:-}" in
 esac
 
 setup() {
-  apt_ensure git:git jq:jq
+  apt_ensure git:git jq:jq openssl:openssl curl:curl
   local start=$SECONDS
   bash hack/images.sh dir >/dev/null 2>&1 || bash hack/images.sh build
   log "images ready after $((SECONDS - start)) s"
   bash hack/cluster.sh down >/dev/null 2>&1 || true
   bash hack/cluster.sh up >/dev/null
   log "cluster up after $((SECONDS - start)) s"
-  kube_bin=$(bash hack/kube.sh bin-dir)
-  helm_bin=$(bash hack/helm.sh install --print-bin-dir)
-  export KUBECONFIG="$PWD/target/cluster/kubeconfig"
-  version=$(awk -F'"' '/^version = / { print $2; exit }' Cargo.toml)
+  cluster_env
   git_server
+  receiver_secret=$(openssl rand -hex 16)
 }
 
 main_pid=$BASHPID
@@ -61,44 +67,13 @@ teardown() {
   if [ -z "$keep" ]; then bash hack/cluster.sh down >/dev/null 2>&1 || true; fi
 }
 trap teardown EXIT
-
-# The repository the GatewaySync follows: examples/repo as commit 1 of `main`, served by
-# `git daemon` on the host's end of the node's veth (pods reach 10.87.0.1).
-git_server() {
-  git_root="$PWD/target/e2e/git"
-  rm -rf "$git_root" "$PWD/target/e2e/work"
-  mkdir -p "$git_root"
-  git init -q --bare -b main "$git_root/plant.git"
-  git -C "$git_root/plant.git" config daemon.receivepack false
-  local work="$PWD/target/e2e/work"
-  git init -q -b main "$work"
-  cp -r examples/repo/. "$work/"
-  git -C "$work" add -A
-  git -C "$work" -c user.name=e2e -c user.email=e2e@invalid commit -q -m "examples/repo"
-  git -C "$work" push -q "$git_root/plant.git" main
-  git daemon --export-all --base-path="$git_root" --listen=10.87.0.1 --port=9418 \
-    --reuseaddr >"$PWD/target/e2e/git-daemon.log" 2>&1 &
-  git_daemon_pid=$!
-  git_url=git://10.87.0.1:9418/plant.git
-}
-
-# commit_file PATH CONTENT: a new commit on main changing one file.
-commit_file() {
-  local work="$PWD/target/e2e/work"
-  mkdir -p "$(dirname "$work/$1")"
-  printf '%s' "$2" >"$work/$1"
-  git -C "$work" add -A
-  git -C "$work" -c user.name=e2e -c user.email=e2e@invalid commit -q -m "change $1"
-  git -C "$work" push -q "$git_root/plant.git" main
-  git -C "$work" rev-parse HEAD
-}
+# Killed (CI's timeout, ^C): leave through the EXIT trap, which takes the cluster down.
+trap 'exit 143' TERM
+trap 'exit 130' INT
 
 case_operator_ready() {
-  helm install stoker charts/stoker -n stoker-system --create-namespace --wait --timeout 180s \
-    --set replicaCount=2 \
-    --set image.repository=localhost/stoker-operator --set image.tag="$version" \
-    --set agentImage.repository=localhost/stoker-agent --set agentImage.tag="$version" \
-    --set image.pullPolicy=Never --set agentImage.pullPolicy=Never >/dev/null
+  install_chart --set replicaCount=2 --set webhookReceiver.enabled=true \
+    --set webhookReceiver.hmac.secret="$receiver_secret" >/dev/null
   kubectl -n stoker-system rollout status deployment/stoker-controller-manager --timeout=120s >/dev/null
   # The operator writes its CA into the webhook configurations at start; until then pods would
   # be created without the agent (failurePolicy Ignore).
@@ -122,9 +97,10 @@ lease_holder() {
 
 case_inject_and_sync() {
   kubectl create namespace ignition >/dev/null
-  sed "s#https://git.example.invalid/controls/plant-gateways.git#$git_url#" \
-    examples/gatewaysync.yaml | kubectl apply -f - >/dev/null
-  sed "s#IMAGE#localhost/stoker-gateway-sim:$version#" e2e/gateway.yaml | kubectl apply -f - >/dev/null
+  # Polling every 10 s rather than the default minute: the cases that wait for a new commit
+  # take seconds instead of a minute each.
+  gatewaysync ignition polling-interval 10s | kubectl apply -f - >/dev/null
+  gateways ignition 1 | kubectl apply -f - >/dev/null
   until_ok 120 pod_ready ignition site1-0 >/dev/null || fail "site1-0 not Ready: $(pod_summary ignition site1-0)"
   local sidecar
   sidecar=$(kubectl -n ignition get pod site1-0 \
@@ -227,6 +203,93 @@ case_leader_failover() {
   note "$old -> $new"
 }
 
+case_failover_mid_rollout() {
+  local commit old new at_kill p
+  commit=$(commit_on_branch release shared/versions.json '{"e2e": "mid-rollout"}')
+  old=$(lease_holder) || fail "no Lease holder"
+  local container
+  container=$(kubectl -n stoker-system get pod "$old" \
+    -o 'jsonpath={.status.containerStatuses[?(@.name=="operator")].containerID}')
+  container=${container#containerd://}
+  [ -n "$container" ] || fail "no container id for the operator in $old"
+  # The rollout starts when the leader writes the new commit into the metadata ConfigMap the
+  # agents watch; the leader dies at that moment, watched for, not polled: the agents sync
+  # within a second or two of it, and the status that counts them is written after. It dies
+  # as in a crash or an OOM kill (SIGKILL through the node's containerd, quicker than a pod
+  # deletion, whose container the kubelet stops later and with SIGTERM): it releases nothing,
+  # and the standby takes the Lease once it expires. The pod is then deleted, so that the
+  # restarted container does not come back under the same identity.
+  local fd watcher line found=
+  exec {fd}< <(exec "$kube_bin/kubectl" -n ignition get configmap stoker-metadata-plant-gateways \
+    --watch -o 'jsonpath={.data.commit}{"\n"}')
+  watcher=$!
+  kubectl -n ignition patch gs plant-gateways --type merge -p '{"spec":{"git":{"ref":"release"}}}' >/dev/null
+  while read -r -t 120 -u "$fd" line; do
+    if [ "$line" = "$commit" ]; then
+      found=1
+      break
+    fi
+  done
+  kill "$watcher" 2>/dev/null || true
+  exec {fd}<&-
+  [ -n "$found" ] || fail "$old never published ${commit:0:7} of branch release to the agents"
+  kill_container "$container" || fail "could not kill the operator container of $old"
+  at_kill=$(gateways_on "$commit")
+  kubectl -n stoker-system delete pod "$old" --grace-period=0 --force >/dev/null 2>&1
+  new=$(until_ok 120 new_lease_holder "$old") || fail "no new Lease holder after $old was killed"
+  for p in site1-0 site1-1 site1-2; do
+    until_ok 180 file_contains ignition "$p" .versions.json mid-rollout >/dev/null ||
+      fail "$p did not get ${commit:0:7} (.versions.json: $(read_file ignition "$p" .versions.json))"
+  done
+  until_ok 120 gs_summary_is "3/3 synced" >/dev/null ||
+    fail "kubectl get gs says '$(gs_summary)', not 3/3 synced"
+  gs_commit_full_is "$commit" || fail "the GatewaySync no longer reports ${commit:0:7}"
+  local shown
+  shown=$(kubectl -n ignition get gs plant-gateways --no-headers)
+  [[ "$shown" == *"3/3 synced"* ]] || fail "kubectl get gs shows: $shown"
+  note "$old killed as it published ${commit:0:7}, with $at_kill of 3 gateways counted on it; $new took the Lease; $(gs_summary)"
+}
+
+case_push_receiver() {
+  # Polling off first (and seen by the leader), so that only the push can bring the commit.
+  kubectl -n ignition patch gs plant-gateways --type merge -p '{"spec":{"polling":{"enabled":false}}}' >/dev/null
+  until_ok 60 gs_generation_observed >/dev/null || fail "the leader did not reconcile the polling change"
+  local before commit ip answer p
+  before=$(git -C "$PWD/target/e2e/work" rev-parse release)
+  commit=$(commit_on_branch release shared/versions.json '{"e2e": "pushed"}')
+  ip=$(receiver_ip)
+  [ -n "$ip" ] || fail "no running operator pod"
+  answer=$(post_push "$ip" "$(push_payload release "$before" "$commit")" "e2e-$commit") ||
+    fail "the receiver at $ip:9444 refused the push"
+  [ "$(jq -r .triggered <<<"$answer")" = 1 ] || fail "the receiver triggered nothing: $answer"
+  for p in site1-0 site1-1 site1-2; do
+    until_ok 120 file_contains ignition "$p" .versions.json pushed >/dev/null ||
+      fail "$p did not get ${commit:0:7} (.versions.json: $(read_file ignition "$p" .versions.json))"
+  done
+  until_ok 60 gs_summary_is "3/3 synced" >/dev/null ||
+    fail "kubectl get gs says '$(gs_summary)', not 3/3 synced"
+  gs_commit_full_is "$commit" || fail "the GatewaySync does not report ${commit:0:7}"
+  local annotated
+  annotated=$(kubectl -n ignition get gs plant-gateways -o 'jsonpath={.metadata.annotations.stoker\.io/push-commit}')
+  [ "$annotated" = "$commit" ] || fail "stoker.io/push-commit is '$annotated', not $commit"
+  note "receiver on $ip answered $answer; every replica on ${commit:0:7}, polling off"
+}
+
+gs_generation_observed() {
+  [ "$(kubectl -n ignition get gs plant-gateways -o 'jsonpath={.metadata.generation}')" = \
+    "$(kubectl -n ignition get gs plant-gateways -o 'jsonpath={.status.observedGeneration}')" ]
+}
+
+gs_commit_full_is() {
+  [ "$(kubectl -n ignition get gs plant-gateways -o 'jsonpath={.status.lastSyncCommit}')" = "$1" ]
+}
+
+# gateways_on COMMIT: how many discovered gateways report COMMIT as synced.
+gateways_on() {
+  kubectl -n ignition get gs plant-gateways -o json |
+    jq --arg c "$1" '[.status.discoveredGateways[]? | select(.syncedCommit == $c)] | length'
+}
+
 new_lease_holder() {
   local h
   h=$(lease_holder) && [ "$h" != "$1" ] && kubectl -n stoker-system get pod "$h" >/dev/null 2>&1 && echo "$h"
@@ -257,5 +320,7 @@ run_case scale-to-3 case_scale_to_3
 run_case ref-change case_ref_change
 run_case pod-replaced case_pod_replaced
 run_case leader-failover case_leader_failover
+run_case failover-mid-rollout case_failover_mid_rollout
+run_case push-receiver case_push_receiver
 run_case gc-on-delete case_gc_on_delete
 summary

@@ -2,9 +2,15 @@
 # Stoker's container images, built here from the repository's Dockerfile with podman + runc, on a
 # machine that cannot pull from any registry (see docs/kubernetes.md, "Try it without a cluster").
 #
-#   hack/images.sh build    the base image (cached), the release binaries, the operator, agent
+#   hack/images.sh build [--binaries DIR]
+#                           the base image (cached), the release binaries, the operator, agent
 #                           and gateway-simulator images; smoke-tests each; saves them as OCI
-#                           archives in target/images/ and prints their sizes
+#                           archives in target/images/ and prints their sizes. With --binaries,
+#                           no cargo build: stoker-operator, stoker-agent and stoker-gateway-sim
+#                           are taken from DIR as they are (hack/test.sh passes the debug
+#                           binaries `cargo test --workspace` left in target/debug: a release
+#                           build would cost CI 8-10 minutes more; the sizes printed are then
+#                           those of debug images)
 #   hack/images.sh base     only the base image (a Debian rootfs made with mmdebstrap, imported)
 #   hack/images.sh dir      print the directory of the OCI archives (exit 1 if not built)
 #
@@ -52,7 +58,7 @@ ulimits=(--ulimit "nofile=$(ulimit -Hn):$(ulimit -Hn)" --ulimit nproc=4096:4096)
 usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; }
 
 install_tools() {
-  apt_ensure podman:podman runc:runc mmdebstrap:mmdebstrap uidmap:newuidmap
+  apt_ensure podman:podman runc:runc mmdebstrap:mmdebstrap uidmap:newuidmap binutils:objcopy
 }
 
 # The base image: made once, imported into podman whenever podman does not have it.
@@ -87,22 +93,31 @@ base() {
   fi
 }
 
-# The release binaries, built on the host into a throw-away build context with the Dockerfile.
+# The binaries (release, built here; or those in $1), copied into a throw-away build context
+# with the Dockerfile.
 binaries() {
-  local start=$SECONDS
-  log "cargo build --release (stoker-operator, stoker-agent, stoker-gateway-sim)"
-  cargo build --release --locked -p stoker-operator -p stoker-agent -p stoker-testkit \
-    --bin stoker-operator --bin stoker-agent --bin stoker-gateway-sim >&2
-  log "release binaries built in $((SECONDS - start)) s"
+  local from=${1:-} b
+  if [ -z "$from" ]; then
+    local start=$SECONDS
+    log "cargo build --release (stoker-operator, stoker-agent, stoker-gateway-sim)"
+    cargo build --release --locked -p stoker-operator -p stoker-agent -p stoker-testkit \
+      --bin stoker-operator --bin stoker-agent --bin stoker-gateway-sim >&2
+    log "release binaries built in $((SECONDS - start)) s"
+    from="$target_dir/release"
+  else
+    for b in stoker-operator stoker-agent stoker-gateway-sim; do
+      [ -x "$from/$b" ] || die "no $from/$b (cargo test --workspace, or cargo build, builds it)"
+    done
+    log "binaries from $from (no cargo build)"
+  fi
   local ctx="$out_dir/context"
   rm -rf "$ctx"
   mkdir -p "$ctx/prebuilt"
   cp Dockerfile hack/lib/gateway-sim.Containerfile "$ctx/"
-  local b
   for b in stoker-operator stoker-agent stoker-gateway-sim; do
     # Symbols and line tables are dropped in the images (as a distribution's packages do); a
     # backtrace still names the functions.
-    objcopy --strip-debug "$target_dir/release/$b" "$ctx/prebuilt/$b"
+    objcopy --strip-debug "$from/$b" "$ctx/prebuilt/$b"
   done
 }
 
@@ -130,6 +145,20 @@ smoke_test() {
     log "localhost/stoker-$t:$version --version: $out"
     case "$out" in *"$version"*) ;; *) die "stoker-$t --version does not name $version: $out" ;; esac
   done
+  # The runtime is only what the binaries run (Dockerfile, stage rootfs): sh and ssh load their
+  # libraries, ssh knows user 65532 (it refuses to run for a user it cannot look up, before
+  # connecting), and the CA bundle is there.
+  for t in operator agent; do
+    out=$(podman_ run --rm "${ulimits[@]}" --network none --entrypoint /bin/sh \
+      "localhost/stoker-$t:$version" -c \
+      'ssh -o BatchMode=yes -o ConnectTimeout=5 127.0.0.1 true 2>&1; test -s /etc/ssl/certs/ca-certificates.crt && echo ca-bundle' ||
+      true)
+    case "$out" in
+      *"connect to host 127.0.0.1 port 22"*ca-bundle*) ;;
+      *) die "stoker-$t: ssh, sh or the CA bundle unusable as 65532: $out" ;;
+    esac
+  done
+  log "operator and agent images: sh, ssh (as 65532) and the CA bundle work"
   local dest
   dest=$(mktemp -d "$out_dir/smoke.XXXXXX")
   chown 65532:65532 "$dest"
@@ -163,10 +192,19 @@ save_archives() {
 }
 
 build() {
+  local from=
+  case "${1:-}" in
+    --binaries)
+      [ -n "${2:-}" ] || die "usage: hack/images.sh build [--binaries DIR]"
+      from=$(cd "$2" && pwd) || die "no directory $2"
+      ;;
+    "") ;;
+    *) die "usage: hack/images.sh build [--binaries DIR]" ;;
+  esac
   local start=$SECONDS
   mkdir -p "$out_dir"
   base
-  binaries
+  binaries "$from"
   build_images
   smoke_test
   save_archives
@@ -182,7 +220,10 @@ dir_cmd() {
 }
 
 case "${1:-}" in
-  build) build ;;
+  build)
+    shift
+    build "$@"
+    ;;
   base) base ;;
   dir) dir_cmd ;;
   -h | --help | help) usage ;;

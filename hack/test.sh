@@ -1,9 +1,21 @@
 #!/usr/bin/env bash
-# Runs Stoker's whole test suite: formatting, lints, every test of every crate.
+# Runs Stoker's whole test suite: formatting, lints, every test of every crate, then the
+# end-to-end suite (e2e/run.sh) on a real one-node cluster.
 # CI runs exactly this (see .ci/run). Test infrastructure is installed by the scripts next to this
 # one (hack/git-servers.sh: git and sshd from Debian; hack/kube.sh: etcd, kube-apiserver and
 # kubectl built from the Go module proxy, cached; hack/helm.sh: helm, likewise); the tests start
 # and stop the servers.
+#
+# The end-to-end suite needs root on Linux (hack/cluster.sh makes a network namespace and runs
+# containerd and the kubelet; hack/images.sh runs podman), the Debian mirror (podman, containerd,
+# mmdebstrap, …) and the Go module proxy (kubelet, kube-controller-manager and kube-scheduler,
+# `hack/kube.sh install --node`). Not root: the run stops at once saying so; outside CI,
+# STOKER_E2E=skip leaves the suite out (and the closing line says it was skipped). Its images are
+# built from the debug binaries `cargo test --workspace` leaves in target/debug (no release
+# build). On a 2-core machine it adds about 15 minutes to a cold run (nothing in
+# ~/.cache/stoker-hack/: the node's binaries about 10, the base image about 3, the images, the
+# cluster and the cases the rest) and about 3 minutes to a warm one; the cluster is always taken
+# down, also when a case fails or the run is interrupted.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,15 +31,45 @@ if [ "${CI:-}" = true ]; then export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 
 step() { printf '\n==> %s\n' "$*"; }
 
-# Every `cargo test` below is logged here too, for the summary line at the end.
+# Every `cargo test` below is logged here too, for the summary line at the end; so is e2e/run.sh.
 results=$(mktemp)
-trap 'rm -f "$results"' EXIT
+e2e_started=
+cleanup() {
+  rm -f "$results"
+  # e2e/run.sh takes its cluster down itself; this covers a run stopped while it was starting.
+  if [ -n "$e2e_started" ]; then bash hack/cluster.sh down >/dev/null 2>&1 || true; fi
+}
+trap cleanup EXIT
+trap 'exit 143' TERM
+trap 'exit 130' INT
+
+# The end-to-end suite runs last, but what it needs is checked first: no half-hour of cargo
+# before finding out.
+e2e=run
+if [ "${STOKER_E2E:-}" = skip ]; then
+  if [ "${CI:-}" = true ]; then
+    echo "STOKER_E2E=skip is not allowed in CI: the end-to-end suite is part of the test suite" >&2
+    exit 1
+  fi
+  e2e=skip
+elif [ "$(id -u)" -ne 0 ] || [ "$(uname -s)" != Linux ]; then
+  echo "the end-to-end suite (e2e/run.sh) needs root on Linux: it creates a network namespace and" >&2
+  echo "runs containerd, the kubelet and podman. Run hack/test.sh as root, or STOKER_E2E=skip" >&2
+  echo "hack/test.sh to leave it out (not in CI)." >&2
+  exit 1
+fi
 
 step "test infrastructure: git, git-http-backend, git daemon, sshd (installed once, cached)"
 bash hack/git-servers.sh install
 
 step "test infrastructure: etcd, kube-apiserver, kubectl (built from the Go module proxy once, cached)"
 bash hack/kube.sh install
+if [ "$e2e" = run ]; then
+  step "end-to-end infrastructure: kubelet, kube-controller-manager, kube-scheduler (built once, cached)"
+  bash hack/kube.sh install --node
+  step "end-to-end infrastructure: podman and the images' Debian base (made once, cached)"
+  bash hack/images.sh base
+fi
 # Tests start their API servers from these binaries (stoker_testkit::kube_api).
 STOKER_KUBE_BIN_DIR=$(bash hack/kube.sh bin-dir)
 export STOKER_KUBE_BIN_DIR
@@ -71,5 +113,29 @@ cargo check --manifest-path fuzz/Cargo.toml --locked
 step "benchmarks compile"
 cargo bench -p stoker-benches --no-run --locked
 
-# One closing line for people and CI: every test of every `cargo test` run above.
-awk '/^test result:/ { passed += $4; failed += $6 } END { printf "\ntests: %d passed, %d failed\n", passed, failed }' "$results"
+e2e_status=0
+if [ "$e2e" = run ]; then
+  step "end-to-end suite: images of the debug binaries above, a one-node cluster, e2e/run.sh"
+  e2e_started=1
+  # The binaries `cargo test --workspace` built for the integration tests, as the tests build
+  # them (dev profile, the dev-dependencies' features unified in): the suite tests the code and
+  # the images' runtime, not the release profile.
+  if bash hack/images.sh build --binaries "${CARGO_TARGET_DIR:-target}/debug"; then
+    bash e2e/run.sh 2>&1 | tee -a "$results" || e2e_status=$?
+  else
+    e2e_status=1
+  fi
+fi
+
+# One closing line for people and CI: every test of every `cargo test` run above, and the cases
+# of the end-to-end suite.
+awk -v e2e="$e2e" '
+  /^test result:/ { passed += $4; failed += $6 }
+  /^e2e: [0-9]+ passed, [0-9]+ failed/ { e2e_line = $0 }
+  END {
+    printf "\ntests: %d passed, %d failed", passed, failed
+    if (e2e == "skip") print "; e2e: skipped (STOKER_E2E=skip)"
+    else if (e2e_line == "") print "; e2e: did not finish (see its output above)"
+    else { sub(/^e2e: /, "", e2e_line); print "; e2e: " e2e_line }
+  }' "$results"
+exit "$e2e_status"
