@@ -13,7 +13,7 @@
 # fresh cgroup /sys/fs/cgroup/memory/stoker-bench-<pid>-<n>/ with memory.limit_in_bytes set,
 # the command joining it through cgroup.procs before it starts. An attempt fails when the
 # command exits non-zero, the cgroup's memory.oom_control counts an OOM kill, or it runs longer
-# than RUN_TIMEOUT seconds (default 120: near the limit a process can thrash instead of being
+# than RUN_TIMEOUT seconds (default 300: near the limit a process can thrash instead of being
 # killed). Peak RSS (GNU time's %M) of the run at HIGH_MIB is reported beside: it counts clean
 # pages of mapped files, which a limit reclaims, so it is not the measure.
 #
@@ -28,7 +28,7 @@ ROUNDS=${ROUNDS:-1}
 LOW_MIB=${LOW_MIB:-8}
 HIGH_MIB=${HIGH_MIB:-1024}
 STEP_MIB=${STEP_MIB:-2}
-RUN_TIMEOUT=${RUN_TIMEOUT:-120}
+RUN_TIMEOUT=${RUN_TIMEOUT:-300}
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 DATA=$ROOT/target/bench-data
 RUN=$DATA/run-memory
@@ -102,21 +102,23 @@ command_of() {
 # RSS (peak RSS in MiB).
 ATTEMPT=0
 attempt() {
-  local name=$1 mib=$2 cg status=0 kills
+  local name=$1 mib=$2 cg status=0 kills started took
   ATTEMPT=$((ATTEMPT + 1))
   cg=$CGPREFIX-$ATTEMPT
   mkdir "$cg"
   echo $((mib << 20)) >"$cg/memory.limit_in_bytes"
   rm -rf "$RUN/work" && mkdir -p "$RUN/work"
+  started=$SECONDS
   # The shell joins the cgroup, then becomes the command (so all it starts is inside too).
   /usr/bin/time -f %M -o "$RUN/rss" timeout "$RUN_TIMEOUT" \
     sh -c 'echo $$ >"$1/cgroup.procs" && shift && exec "$@"' sh "$cg" $(command_of "$name") \
     >"$RUN/out" 2>"$RUN/err" || status=$?
+  took=$((SECONDS - started))
   kills=$(awk '$1 == "oom_kill" { print $2 }' "$cg/memory.oom_control")
   rmdir "$cg" 2>/dev/null || true
   rm -rf "$RUN/work"
   RSS=$(awk 'END { printf "%.0f", $1 / 1024 }' "$RUN/rss")
-  printf '    %-4s %5d MiB: exit %d, OOM kills %s, peak RSS %s MiB\n' "$name" "$mib" "$status" "${kills:-0}" "$RSS" >&2
+  printf '    %-4s %5d MiB: exit %d, OOM kills %s, peak RSS %s MiB, %d s\n' "$name" "$mib" "$status" "${kills:-0}" "$RSS" "$took" >&2
   [ "$status" -eq 0 ] && [ "${kills:-0}" -eq 0 ]
 }
 
@@ -130,6 +132,7 @@ search() {
     ((mid > low)) || mid=$((low + STEP_MIB))
     if attempt "$name" "$mid"; then high=$mid; else low=$mid; fi
   done
+  ((low > LOW_MIB)) || log "$name passed at every limit tried; $LOW_MIB MiB itself was not tried (lower LOW_MIB to look further)"
   LIMIT=$high
 }
 
