@@ -96,7 +96,7 @@ step "cargo test (workspace)"
 cargo test --workspace --locked 2>&1 | tee -a "$results"
 
 step "stoker-core's Git pack layer against gix (needs the \`testing\` feature)"
-cargo test -p stoker-core --features testing --test git_pack_gix --locked 2>&1 | tee -a "$results"
+cargo test -p stoker-core --features testing --test git_pack_gix --test git_gix_path --locked 2>&1 | tee -a "$results"
 
 step "stoker-core without default features: builds, tests pass, only the promised dependencies"
 cargo test -p stoker-core --no-default-features --locked 2>&1 | tee -a "$results"

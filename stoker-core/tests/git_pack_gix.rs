@@ -223,3 +223,73 @@ proptest! {
         }
     }
 }
+
+/// This process's peak virtual memory (`VmPeak`), in bytes: what it ever reserved, touched or
+/// not.
+fn peak_virtual() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmPeak:")).unwrap();
+    let kib: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+    kib << 10
+}
+
+/// A one-entry pack of a blob whose header records `declared` bytes, over `data` deflated.
+fn lying_pack(declared: u64, data: &[u8]) -> Vec<u8> {
+    let mut pack = b"PACK\0\0\0\x02\0\0\0\x01".to_vec();
+    // Type 3 (blob) and the size's low four bits, then seven bits a byte.
+    let mut byte = (3u8 << 4) | (declared & 0x0f) as u8;
+    let mut rest = declared >> 4;
+    while rest != 0 {
+        pack.push(byte | 0x80);
+        byte = (rest & 0x7f) as u8;
+        rest >>= 7;
+    }
+    pack.push(byte);
+    pack.extend_from_slice(&stoker_core::git::testing::deflate(data));
+    // The trailing checksum: neither reader below gets as far as checking it.
+    pack.extend_from_slice(&[7; 20]);
+    pack
+}
+
+/// A pack entry whose header records 4 GiB (the largest object the layer decodes) over 4.5 MiB
+/// of incompressible data (so zlib's 1032:1 bound does not rule it out) fails as damage, in the
+/// cache's reader (whole and streamed) and in the first fetch's indexer, and the process never
+/// reserves the recorded size: buffers grow with the inflated data.
+#[test]
+fn a_pack_recording_a_huge_object_fails_without_allocating_it() {
+    let declared: u64 = 4 << 30;
+    let mut state = 0x2545_F491_4F6C_DD1Du64;
+    let data: Vec<u8> = (0..(9 << 19) / 8)
+        .flat_map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state.to_le_bytes()
+        })
+        .collect();
+    let pack = lying_pack(declared, &data);
+    let dir = tempfile::tempdir().unwrap();
+    let pack_dir = dir.path().join("objects/pack");
+    std::fs::create_dir_all(&pack_dir).unwrap();
+    let id = [1u8; 20];
+    std::fs::write(pack_dir.join("pack-1.pack"), &pack).unwrap();
+    std::fs::write(
+        pack_dir.join("pack-1.idx"),
+        stoker_core::git::testing::encode_index(&[(id, 0, 12)], [7; 20]),
+    )
+    .unwrap();
+
+    let before = peak_virtual();
+    let reader = PackReader::open(dir.path()).unwrap();
+    assert_eq!(reader.size(id).unwrap(), Some(declared));
+    let whole = reader.read(id).unwrap_err();
+    assert!(whole.contains("inflates to fewer bytes"), "{whole}");
+    let streamed = reader.read_opened(id).unwrap_err();
+    assert!(streamed.contains(&format!("{}", data.len())), "{streamed}");
+    let fetched = dir.path().join("fetched");
+    std::fs::create_dir_all(&fetched).unwrap();
+    let failure = receive(&pack, 64 << 10, &fetched).unwrap_err();
+    assert!(failure.corrupted, "{}", failure.message);
+    let grown = peak_virtual().saturating_sub(before);
+    assert!(grown < 1 << 30, "peak virtual memory grew by {grown} bytes");
+}

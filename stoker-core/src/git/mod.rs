@@ -74,6 +74,25 @@ use refs::RefQuery;
 use remote::{Failure, Remote, with_retry};
 use tree::TreeError;
 
+/// Whether this process fetches and reads on gix's own path instead of the hand-written pack
+/// layer: a measurement switch (`testing::use_gix_path`), compiled in with the `testing`
+/// feature only; always `false` in the binaries.
+fn gix_path() -> bool {
+    #[cfg(feature = "testing")]
+    return testing::gix_path();
+    #[cfg(not(feature = "testing"))]
+    false
+}
+
+/// The cache's packs as the pack layer reads them; on gix's own path ([`gix_path`]) none, so
+/// that every tree and blob is read through gix's object database.
+fn open_packs(git_dir: &Path) -> std::result::Result<pack::Packs, String> {
+    if gix_path() {
+        return Ok(pack::Packs::none());
+    }
+    pack::Packs::open(git_dir)
+}
+
 /// A Git repository as a [`Source`]. Cheap to clone; clones share the token cache.
 #[derive(Clone)]
 pub struct GitSource {
@@ -311,7 +330,7 @@ impl Inner {
             // which an incremental sync of a few changed paths does not.
             match tree::checked_root(&local, id) {
                 Ok(root) => {
-                    let packs = pack::Packs::open(local.git_dir()).map_err(corrupt)?;
+                    let packs = open_packs(local.git_dir()).map_err(corrupt)?;
                     return Ok(self.artifact(revision, repo, root, packs, None));
                 }
                 Err(TreeError::Missing) => {}
@@ -388,7 +407,7 @@ impl Inner {
                     return Err(error(failure));
                 }
             }
-            let listed = pack::Packs::open(local.git_dir())
+            let listed = open_packs(local.git_dir())
                 .map_err(TreeError::Corrupt)
                 .and_then(|packs| {
                     let root = tree::checked_root(&local, id)?;
@@ -464,7 +483,7 @@ impl Inner {
             .unwrap_or_else(PoisonError::into_inner)
             .upgrade();
         // No artifact alive (a diff on its own): open the packs; gix reads what they cannot.
-        let packs = shared.or_else(|| pack::Packs::open(repo.git_dir()).ok().map(Arc::new));
+        let packs = shared.or_else(|| open_packs(repo.git_dir()).ok().map(Arc::new));
         match tree::changed_paths(repo, packs.as_deref(), from_id, to_id) {
             Ok(paths) => Ok(paths),
             // Beyond the shallow boundary, or not fetched: the engine compares everything.

@@ -41,7 +41,10 @@ const BASE_CACHE_MAX_OBJECT: usize = 1 << 20;
 /// Longest delta chain followed before the pack is taken as damaged (a cycle).
 const MAX_CHAIN: usize = 10_000;
 
-/// Largest object decoded (a corrupt size must not allocate the machine away).
+/// Largest object decoded whole (a tree, a delta, a delta's result), and so the largest size a
+/// pack may record for one. Objects stored whole are streamed whatever their size
+/// ([`Packs::open_object`]). The recorded size only bounds; what is allocated grows with the
+/// data (see `PackFile::inflate` and [`apply_delta`]).
 const MAX_OBJECT_BYTES: u64 = 4 << 30;
 
 /// The kind of a decoded object.
@@ -112,6 +115,11 @@ impl Packs {
         // Largest first: most lookups hit the big pack of the first fetch.
         packs.sort_by_key(|p| std::cmp::Reverse(p.index.num_objects()));
         Ok(Packs::from_packs(packs))
+    }
+
+    /// No packs: every lookup misses, and the callers read through gix.
+    pub fn none() -> Packs {
+        Packs::from_packs(Vec::new())
     }
 
     fn from_packs(packs: Vec<Pack>) -> Packs {
@@ -447,46 +455,70 @@ impl PackFile {
             .map_err(|error| format!("{}: reading at {offset}: {error}", self.path.display()))
     }
 
-    /// The entry's data, inflated to exactly its recorded size.
+    /// The entry's data, inflated to exactly its recorded size. The recorded size comes from
+    /// the pack and is not trusted with an allocation: at most [`INFLATE_RESERVE_BYTES`] are
+    /// reserved up front, and the buffer grows with what the stream actually inflates to.
     fn inflate(
         entry: &EntryAt,
         compressed: &[u8],
         inflate: &mut gix::zlib::Inflate,
     ) -> Result<Vec<u8>, String> {
-        if entry.size > MAX_OBJECT_BYTES {
-            return Err(format!("entry of {} bytes: too large", entry.size));
-        }
-        // zlib cannot inflate beyond 1032:1: a larger recorded size is damage, and must not be
-        // allocated.
+        let at = entry.data.start;
+        let size = usize::try_from(entry.size)
+            .ok()
+            .filter(|size| *size as u64 <= MAX_OBJECT_BYTES)
+            .ok_or_else(|| format!("the entry at {at} records {} bytes: too large", entry.size))?;
+        // zlib cannot inflate beyond 1032:1: a larger recorded size is damage.
         if entry.size
             > (compressed.len() as u64)
                 .saturating_mul(1032)
                 .saturating_add(64)
         {
             return Err(format!(
-                "the entry at {} records {} bytes from {} compressed: damaged",
-                entry.data.start,
-                entry.size,
+                "the entry at {at} records {size} bytes from {} compressed: damaged",
                 compressed.len()
             ));
         }
-        let size = entry.size as usize;
         // One spare byte: a stream that inflates to more than the recorded size is caught.
-        let mut out = vec![0u8; size + 1];
+        let limit = size + 1;
+        let mut out = Vec::with_capacity(limit.min(INFLATE_RESERVE_BYTES));
+        let mut input = compressed;
         inflate.reset();
-        let (status, _, written) = inflate
-            .once(compressed, &mut out)
-            .map_err(|error| format!("inflating the entry at {}: {error}", entry.data.start))?;
-        if status != gix::zlib::Status::StreamEnd || written != size {
-            return Err(format!(
-                "the entry at {} inflates to {written} bytes (status {status:?}), its header says {size}",
-                entry.data.start
-            ));
+        loop {
+            if out.len() == out.capacity() {
+                // Double what arrived so far, never past the recorded size.
+                out.reserve_exact(out.len().max(INFLATE_RESERVE_BYTES).min(limit - out.len()));
+            }
+            let start = out.len();
+            out.resize(out.capacity().min(limit), 0);
+            let (status, read, written) = inflate
+                .prefix(input, &mut out[start..])
+                .map_err(|error| format!("inflating the entry at {at}: {error}"))?;
+            out.truncate(start + written);
+            input = &input[read..];
+            let inflated = out.len();
+            if status == gix::zlib::Status::StreamEnd && inflated == size {
+                return Ok(out);
+            }
+            if status == gix::zlib::Status::StreamEnd || inflated == limit {
+                return Err(format!(
+                    "the entry at {at} inflates to {} bytes, its header says {size}",
+                    if inflated == limit { "more" } else { "fewer" }
+                ));
+            }
+            if read == 0 && written == 0 {
+                return Err(format!(
+                    "the entry at {at} does not inflate past {inflated} bytes (status {status:?}), its header says {size}"
+                ));
+            }
         }
-        out.truncate(size);
-        Ok(out)
     }
 }
+
+/// Bytes reserved before an entry is inflated: a recorded size up to this is allocated at
+/// once; beyond it the buffer grows with the inflated data, so a damaged or hostile size never
+/// decides an allocation on its own.
+const INFLATE_RESERVE_BYTES: usize = 1 << 20;
 
 /// Objects stored whole from this size up are streamed by [`Packs::open_object`].
 pub(crate) const STREAM_MIN_BYTES: u64 = 256 << 10;

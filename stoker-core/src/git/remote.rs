@@ -393,8 +393,9 @@ impl Remote {
         let started = Instant::now();
         // The first fetch into an empty cache, the big one, goes through Stoker's own pack
         // indexer (see `first_fetch`); later ones, small and possibly thin, through gix's. (A
-        // pack without its index was removed when the cache was opened.)
-        let first = super::cache::pack_count(repo.git_dir()) == 0;
+        // pack without its index was removed when the cache was opened.) The measurement switch
+        // of the `testing` feature (`super::gix_path`) sends the first fetch to gix's too.
+        let first = super::cache::pack_count(repo.git_dir()) == 0 && !super::gix_path();
         let result = (|| -> gix::Result<Option<u32>> {
             let remote = self.remote(repo, refspecs)?;
             let shallow = match std::num::NonZeroU32::new(depth) {

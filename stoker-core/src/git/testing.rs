@@ -1,16 +1,34 @@
 //! The hand-written pack layer, reachable from outside the crate for the fuzz targets
-//! (`fuzz/`) and the property tests only (feature `testing`). Not API: nothing here is stable,
-//! and it never appears in a release build of the binaries.
+//! (`fuzz/`), the property tests and the memory measurement ([`use_gix_path`]) only (feature
+//! `testing`). Not API: nothing here is stable, and it never appears in a release build of the
+//! binaries.
 //!
 //! Objects and ids cross this boundary as plain bytes (a pack's type number, a 20-byte SHA-1)
 //! so that the fuzz crate needs no gix of its own.
 
 use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::index_pack;
 use super::pack::{Kind, Opened, Packs};
+
+/// Set by [`use_gix_path`]: read at the two places where Stoker's pack layer stands in for gix's.
+static GIX_PATH: AtomicBool = AtomicBool::new(false);
+
+/// A measurement switch for the whole process (benches/memory-limit.sh): with `true`, the first
+/// fetch into an empty cache goes through gix's own `prepare_fetch(..).receive(..)` (gix's
+/// indexer) and trees and blobs are read through gix's object database (its memory-mapped
+/// packs) instead of the hand-written pack layer. Set it before the first fetch; `false` (the
+/// default) is the production path.
+pub fn use_gix_path(on: bool) {
+    GIX_PATH.store(on, Ordering::Relaxed);
+}
+
+/// Whether [`use_gix_path`] turned the hand-written pack layer off.
+pub(crate) fn gix_path() -> bool {
+    GIX_PATH.load(Ordering::Relaxed)
+}
 
 /// Applies the git delta `delta` to `base` ([`super::pack`]'s decoder).
 pub fn apply_delta(base: &[u8], delta: &[u8]) -> Result<Vec<u8>, String> {

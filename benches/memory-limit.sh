@@ -1,0 +1,160 @@
+#!/usr/bin/env bash
+# Memory as a container limit sees it (DESIGN §6, issue 18 item 10): the smallest cgroup v1
+# memory limit under which a cold fetch + sync of the 20k-file repository (from
+# ../shared/bench/gen-ignition-repo, served over smart HTTP on loopback by stoker-git-http, as in
+# compare-git.sh) still succeeds, for
+#
+#   ours   stoker-bench-git-memory --path ours sync ...   Stoker's pack layer (what the agent runs)
+#   gix    stoker-bench-git-memory --path gix sync ...    gix's own fetch and memory-mapped reads
+#   git    git clone --depth 1 URL DIR                    the baseline
+#
+# each into an empty cache and an empty destination. Binary search between LOW_MIB (default 8)
+# and HIGH_MIB (default 1024) to a resolution of STEP_MIB (default 2); each attempt runs in a
+# fresh cgroup /sys/fs/cgroup/memory/stoker-bench-<pid>-<n>/ with memory.limit_in_bytes set,
+# the command joining it through cgroup.procs before it starts. An attempt fails when the
+# command exits non-zero, the cgroup's memory.oom_control counts an OOM kill, or it runs longer
+# than RUN_TIMEOUT seconds (default 300: near the limit a process can thrash instead of being
+# killed). Peak RSS (GNU time's %M) of the run at HIGH_MIB is reported beside: it counts clean
+# pages of mapped files, which a limit reclaims, so it is not the measure.
+#
+# ROUNDS (default 1) repeats every search; with more than one the table gives the median and the
+# range. Memory limits do not depend on timing, so a busy machine changes little. Needs root and
+# a cgroup v1 memory controller; hack/bench-deps.sh's GNU time. BENCH and HTTP may name prebuilt
+# stoker-bench-git-memory and stoker-git-http binaries (then nothing is built).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+ROUNDS=${ROUNDS:-1}
+LOW_MIB=${LOW_MIB:-8}
+HIGH_MIB=${HIGH_MIB:-1024}
+STEP_MIB=${STEP_MIB:-2}
+RUN_TIMEOUT=${RUN_TIMEOUT:-300}
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
+DATA=$ROOT/target/bench-data
+RUN=$DATA/run-memory
+CGROOT=/sys/fs/cgroup/memory
+CGPREFIX=$CGROOT/stoker-bench-$$
+log() { printf '==> %s\n' "$*" >&2; }
+
+[ -w "$CGROOT" ] || { echo "needs root and a cgroup v1 memory controller at $CGROOT" >&2; exit 1; }
+bash hack/bench-deps.sh >&2
+if [ -z "${BENCH:-}" ] || [ -z "${HTTP:-}" ]; then
+  cargo build --release --quiet -p stoker-benches --bin stoker-bench-git-memory -p stoker-testkit --bin stoker-git-http
+fi
+BENCH=${BENCH:-$CARGO_TARGET_DIR/release/stoker-bench-git-memory}
+HTTP=${HTTP:-$CARGO_TARGET_DIR/release/stoker-git-http}
+
+REPO=$DATA/repo-20000
+mkdir -p "$DATA"
+if [ ! -d "$REPO" ]; then
+  log "generating the 20k-file repository"
+  python3 ../shared/bench/gen-ignition-repo "$REPO" --files 20000 --commits 2 --churn 1 >"$DATA/repo-20000.json"
+fi
+COMMIT=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["commits"][0])' "$DATA/repo-20000.json")
+
+# Stops the server and removes every cgroup this run made (after an interruption, once the
+# attempt's processes in it have gone).
+cleanup() {
+  local dir
+  for dir in "$CGPREFIX"-*; do
+    [ -d "$dir" ] || continue
+    for _ in $(seq 50); do
+      pids=$(cat "$dir/cgroup.procs" 2>/dev/null || true)
+      [ -z "$pids" ] && break
+      kill $pids 2>/dev/null || true
+      sleep 0.2
+    done
+    rmdir "$dir" 2>/dev/null || echo "could not remove $dir" >&2
+  done
+  [ -n "${HTTP_PID:-}" ] && kill "$HTTP_PID" 2>/dev/null || true
+  rm -rf "$RUN"
+}
+trap cleanup EXIT
+
+rm -rf "$RUN" && mkdir -p "$RUN"
+"$HTTP" --root "$DATA" >"$RUN/http.json" 2>"$RUN/http.log" &
+HTTP_PID=$!
+for _ in $(seq 100); do [ -s "$RUN/http.json" ] && break; sleep 0.1; done
+BASE=$(python3 -c 'import json,sys; print(json.loads(open(sys.argv[1]).readline())["url"])' "$RUN/http.json")
+URL=${BASE%/}/repo-20000
+log "serving $URL"
+cat >"$RUN/gs.yaml" <<YAML
+apiVersion: stoker.io/v1alpha1
+kind: GatewaySync
+metadata: {name: bench}
+spec:
+  git: {repo: "$URL", ref: main}
+  sync:
+    profiles:
+      default:
+        mappings: [{source: ".", destination: "."}]
+YAML
+
+# The command of PATH_NAME into the empty directories $RUN/work.
+command_of() {
+  case $1 in
+    ours | gix) echo "$BENCH --path $1 sync --config $RUN/gs.yaml --cache-dir $RUN/work/cache --dest $RUN/work/dest --ref $COMMIT --output json" ;;
+    git) echo "git clone -q --depth 1 $URL $RUN/work/clone" ;;
+  esac
+}
+
+# attempt PATH_NAME MIB: runs the command under a limit of MIB MiB; succeeds when it did. Sets
+# RSS (peak RSS in MiB).
+ATTEMPT=0
+attempt() {
+  local name=$1 mib=$2 cg status=0 kills started took
+  ATTEMPT=$((ATTEMPT + 1))
+  cg=$CGPREFIX-$ATTEMPT
+  mkdir "$cg"
+  echo $((mib << 20)) >"$cg/memory.limit_in_bytes"
+  rm -rf "$RUN/work" && mkdir -p "$RUN/work"
+  started=$SECONDS
+  # The shell joins the cgroup, then becomes the command (so all it starts is inside too).
+  /usr/bin/time -f %M -o "$RUN/rss" timeout "$RUN_TIMEOUT" \
+    sh -c 'echo $$ >"$1/cgroup.procs" && shift && exec "$@"' sh "$cg" $(command_of "$name") \
+    >"$RUN/out" 2>"$RUN/err" || status=$?
+  took=$((SECONDS - started))
+  kills=$(awk '$1 == "oom_kill" { print $2 }' "$cg/memory.oom_control")
+  rmdir "$cg" 2>/dev/null || true
+  rm -rf "$RUN/work"
+  RSS=$(awk 'END { printf "%.0f", $1 / 1024 }' "$RUN/rss")
+  printf '    %-4s %5d MiB: exit %d, OOM kills %s, peak RSS %s MiB, %d s\n' "$name" "$mib" "$status" "${kills:-0}" "$RSS" "$took" >&2
+  [ "$status" -eq 0 ] && [ "${kills:-0}" -eq 0 ]
+}
+
+# search PATH_NAME: the smallest passing limit in MiB (LIMIT) and the unlimited run's RSS (PEAK).
+search() {
+  local name=$1 low=$LOW_MIB high=$HIGH_MIB mid
+  attempt "$name" "$high" || { echo "$name fails even under $HIGH_MIB MiB: $(tail -n 3 "$RUN/err")" >&2; exit 1; }
+  PEAK=$RSS
+  while ((high - low > STEP_MIB)); do
+    mid=$(((low + high) / 2 / STEP_MIB * STEP_MIB))
+    ((mid > low)) || mid=$((low + STEP_MIB))
+    if attempt "$name" "$mid"; then high=$mid; else low=$mid; fi
+  done
+  ((low > LOW_MIB)) || log "$name passed at every limit tried; $LOW_MIB MiB itself was not tried (lower LOW_MIB to look further)"
+  LIMIT=$high
+}
+
+median() { printf '%s\n' "$@" | sort -g | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
+range() { printf '%s\n' "$@" | sort -g | awk 'NR == 1 { lo = $1 } { hi = $1 } END { print lo "–" hi }'; }
+
+declare -A LIMITS PEAKS
+for ((r = 1; r <= ROUNDS; r++)); do
+  for name in ours gix git; do
+    log "round $r: $name"
+    search "$name"
+    LIMITS[$name]+="$LIMIT " && PEAKS[$name]+="$PEAK "
+    log "round $r: $name needs $LIMIT MiB (peak RSS $PEAK MiB unlimited)"
+  done
+done
+
+printf '\nCold fetch + sync of the 20k-file repository under a cgroup v1 memory limit — %s, %s, %d cores, load %s; %d round(s), resolution %d MiB\n\n' \
+  "$(date -u +%FT%RZ)" "$(uname -r)" "$(nproc)" "$(cut -d' ' -f1-3 /proc/loadavg)" "$ROUNDS" "$STEP_MIB"
+printf '| path | smallest limit (MiB) | range | × ours | peak RSS unlimited (MiB) |\n|---|---:|---:|---:|---:|\n'
+ours=$(median ${LIMITS[ours]})
+for name in ours gix git; do
+  limit=$(median ${LIMITS[$name]})
+  printf '| %s | %s | %s | %.2f× | %s |\n' "$name" "$limit" "$(range ${LIMITS[$name]})" \
+    "$(awk -v a="$limit" -v b="$ours" 'BEGIN { print a / b }')" "$(median ${PEAKS[$name]})"
+done
