@@ -24,13 +24,9 @@
 # --checksum; no-op ≤ 1.0× rsync -a --delete. Needs benches/compare.sh's data (generated here when
 # missing) and hack/bench-deps.sh's rsync and GNU time.
 set -euo pipefail
-cd "$(dirname "$0")/.."
-ROOT=$(pwd)
+. "$(dirname "$0")/lib.sh"
 ROUNDS=${ROUNDS:-3}
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
-DATA=$ROOT/target/bench-data
 RUN=$DATA/run-git
-log() { printf '==> %s\n' "$*" >&2; }
 
 bash hack/bench-deps.sh >&2
 if [ -z "${AGENT:-}" ] || [ -z "${HTTP:-}" ]; then
@@ -39,38 +35,15 @@ fi
 AGENT=${AGENT:-$CARGO_TARGET_DIR/release/stoker-agent}
 HTTP=${HTTP:-$CARGO_TARGET_DIR/release/stoker-git-http}
 
-REPO=$DATA/repo-20000
-mkdir -p "$DATA"
-if [ ! -d "$REPO" ]; then
-  log "generating the 20k-file repository"
-  python3 ../shared/bench/gen-ignition-repo "$REPO" --files 20000 --commits 2 --churn 1 >"$DATA/repo-20000.json"
-fi
-mapfile -t COMMITS < <(python3 -c 'import json,sys; print("\n".join(json.load(open(sys.argv[1]))["commits"]))' "$DATA/repo-20000.json")
+bench_repo_20000
 for i in 0 1; do
   dir=$DATA/repo-20000-c$((i + 1))
   [ -d "$dir" ] || { mkdir -p "$dir" && git -C "$REPO" archive "${COMMITS[$i]}" | tar -x -C "$dir"; }
 done
 
 rm -rf "$RUN" && mkdir -p "$RUN"
-"$HTTP" --root "$DATA" >"$RUN/http.json" 2>"$RUN/http.log" &
-HTTP_PID=$!
-trap 'kill $HTTP_PID 2>/dev/null || true; rm -rf "$RUN"' EXIT
-for _ in $(seq 100); do [ -s "$RUN/http.json" ] && break; sleep 0.1; done
-BASE=$(python3 -c 'import json,sys; print(json.loads(open(sys.argv[1]).readline())["url"])' "$RUN/http.json")
-URL=${BASE%/}/repo-20000
-log "serving $URL"
-
-cat >"$RUN/gs.yaml" <<YAML
-apiVersion: stoker.io/v1alpha1
-kind: GatewaySync
-metadata: {name: bench}
-spec:
-  git: {repo: "$URL", ref: main}
-  sync:
-    profiles:
-      default:
-        mappings: [{source: ".", destination: "."}]
-YAML
+trap 'kill ${HTTP_PID:-} 2>/dev/null || true; rm -rf "$RUN"' EXIT
+serve_repo_20000 "$RUN"
 
 # settle: write back everything the steps before left dirty. One `sync` is not enough on ext4
 # with delayed allocation: the writeback it waits for dirties the new files' inodes again (their

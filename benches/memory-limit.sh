@@ -22,19 +22,15 @@
 # a cgroup v1 memory controller; hack/bench-deps.sh's GNU time. BENCH and HTTP may name prebuilt
 # stoker-bench-git-memory and stoker-git-http binaries (then nothing is built).
 set -euo pipefail
-cd "$(dirname "$0")/.."
-ROOT=$(pwd)
+. "$(dirname "$0")/lib.sh"
 ROUNDS=${ROUNDS:-1}
 LOW_MIB=${LOW_MIB:-8}
 HIGH_MIB=${HIGH_MIB:-1024}
 STEP_MIB=${STEP_MIB:-2}
 RUN_TIMEOUT=${RUN_TIMEOUT:-300}
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
-DATA=$ROOT/target/bench-data
 RUN=$DATA/run-memory
 CGROOT=/sys/fs/cgroup/memory
 CGPREFIX=$CGROOT/stoker-bench-$$
-log() { printf '==> %s\n' "$*" >&2; }
 
 [ -w "$CGROOT" ] || { echo "needs root and a cgroup v1 memory controller at $CGROOT" >&2; exit 1; }
 bash hack/bench-deps.sh >&2
@@ -44,13 +40,8 @@ fi
 BENCH=${BENCH:-$CARGO_TARGET_DIR/release/stoker-bench-git-memory}
 HTTP=${HTTP:-$CARGO_TARGET_DIR/release/stoker-git-http}
 
-REPO=$DATA/repo-20000
-mkdir -p "$DATA"
-if [ ! -d "$REPO" ]; then
-  log "generating the 20k-file repository"
-  python3 ../shared/bench/gen-ignition-repo "$REPO" --files 20000 --commits 2 --churn 1 >"$DATA/repo-20000.json"
-fi
-COMMIT=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["commits"][0])' "$DATA/repo-20000.json")
+bench_repo_20000
+COMMIT=${COMMITS[0]}
 
 # Stops the server and removes every cgroup this run made (after an interruption, once the
 # attempt's processes in it have gone).
@@ -72,23 +63,7 @@ cleanup() {
 trap cleanup EXIT
 
 rm -rf "$RUN" && mkdir -p "$RUN"
-"$HTTP" --root "$DATA" >"$RUN/http.json" 2>"$RUN/http.log" &
-HTTP_PID=$!
-for _ in $(seq 100); do [ -s "$RUN/http.json" ] && break; sleep 0.1; done
-BASE=$(python3 -c 'import json,sys; print(json.loads(open(sys.argv[1]).readline())["url"])' "$RUN/http.json")
-URL=${BASE%/}/repo-20000
-log "serving $URL"
-cat >"$RUN/gs.yaml" <<YAML
-apiVersion: stoker.io/v1alpha1
-kind: GatewaySync
-metadata: {name: bench}
-spec:
-  git: {repo: "$URL", ref: main}
-  sync:
-    profiles:
-      default:
-        mappings: [{source: ".", destination: "."}]
-YAML
+serve_repo_20000 "$RUN"
 
 # The command of PATH_NAME into the empty directories $RUN/work.
 command_of() {

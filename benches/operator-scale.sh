@@ -25,19 +25,8 @@
 # and the agents (status ConfigMaps); no kubelet, scheduler or controller-manager run.
 set -euo pipefail
 
-cd "$(dirname "$0")/.."
-ROOT=$(pwd)
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
-
-log() { printf '==> %s\n' "$*" >&2; }
-
-if [ -z "${STOKER_KUBE_BIN_DIR:-}" ]; then
-  STOKER_KUBE_BIN_DIR=$(bash hack/kube.sh bin-dir) || {
-    log "kube-apiserver is not built: run hack/kube.sh install first"
-    exit 1
-  }
-  export STOKER_KUBE_BIN_DIR
-fi
+. "$(dirname "$0")/lib.sh"
+need_kube_bins
 
 log "building the release operator and benchmark binaries"
 cargo build --release --quiet -p stoker-operator --bin stoker-operator

@@ -11,21 +11,7 @@
 # the test kube-apiserver (hack/kube.sh's binaries; STOKER_TEST_KUBECONFIG to reuse one).
 set -euo pipefail
 
-cd "$(dirname "$0")/.."
-ROOT=$(pwd)
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
+. "$(dirname "$0")/lib.sh"
+need_kube_bins
 
-log() { printf '==> %s\n' "$*" >&2; }
-
-if [ -z "${STOKER_KUBE_BIN_DIR:-}" ]; then
-  STOKER_KUBE_BIN_DIR=$(bash hack/kube.sh bin-dir) || {
-    log "kube-apiserver is not built: run hack/kube.sh install first"
-    exit 1
-  }
-  export STOKER_KUBE_BIN_DIR
-fi
-
-log "building the release benchmark binary"
-cargo build --release --quiet -p stoker-benches --bin stoker-bench-receiver
-log "$(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)"
-exec "$CARGO_TARGET_DIR/release/stoker-bench-receiver"
+exec_release_bench stoker-bench-receiver

@@ -1,0 +1,68 @@
+# What the benchmark scripts share. Sourced (`. "$(dirname "$0")/lib.sh"`), never run: it moves
+# to the repository root and sets ROOT, CARGO_TARGET_DIR (default target/) and DATA
+# (target/bench-data/, where generated repositories are cached).
+# shellcheck shell=bash
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+ROOT=$(pwd)
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
+DATA=$ROOT/target/bench-data
+
+log() { printf '==> %s\n' "$*" >&2; }
+
+# Exports STOKER_KUBE_BIN_DIR (where the test kube-apiserver and etcd are), or stops saying how
+# to build them.
+need_kube_bins() {
+  if [ -z "${STOKER_KUBE_BIN_DIR:-}" ]; then
+    STOKER_KUBE_BIN_DIR=$(bash hack/kube.sh bin-dir) || {
+      log "kube-apiserver is not built: run hack/kube.sh install first"
+      exit 1
+    }
+    export STOKER_KUBE_BIN_DIR
+  fi
+}
+
+# Builds the release benchmark binary NAME (package stoker-benches), says how busy the machine
+# is, and replaces the shell with it.
+exec_release_bench() {
+  log "building the release benchmark binary"
+  cargo build --release --quiet -p stoker-benches --bin "$1"
+  log "$(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)"
+  exec "$CARGO_TARGET_DIR/release/$1"
+}
+
+# The 20k-file repository of ../shared/bench/gen-ignition-repo (two commits, 1% churn),
+# generated once into $DATA/repo-20000: sets REPO and COMMITS (its two commits, oldest first).
+bench_repo_20000() {
+  REPO=$DATA/repo-20000
+  mkdir -p "$DATA"
+  if [ ! -d "$REPO" ]; then
+    log "generating the 20k-file repository"
+    python3 ../shared/bench/gen-ignition-repo "$REPO" --files 20000 --commits 2 --churn 1 >"$DATA/repo-20000.json"
+  fi
+  mapfile -t COMMITS < <(python3 -c 'import json,sys; print("\n".join(json.load(open(sys.argv[1]))["commits"]))' "$DATA/repo-20000.json")
+}
+
+# Serves $DATA's repositories over smart HTTP on loopback with the stoker-git-http binary $HTTP,
+# logging into the directory $1: sets HTTP_PID and URL (of repo-20000) and writes $1/gs.yaml, a
+# GatewaySync of that repository mapping the whole tree. The caller stops $HTTP_PID.
+serve_repo_20000() {
+  "$HTTP" --root "$DATA" >"$1/http.json" 2>"$1/http.log" &
+  HTTP_PID=$!
+  for _ in $(seq 100); do [ -s "$1/http.json" ] && break; sleep 0.1; done
+  local base
+  base=$(python3 -c 'import json,sys; print(json.loads(open(sys.argv[1]).readline())["url"])' "$1/http.json")
+  URL=${base%/}/repo-20000
+  log "serving $URL"
+  cat >"$1/gs.yaml" <<YAML
+apiVersion: stoker.io/v1alpha1
+kind: GatewaySync
+metadata: {name: bench}
+spec:
+  git: {repo: "$URL", ref: main}
+  sync:
+    profiles:
+      default:
+        mappings: [{source: ".", destination: "."}]
+YAML
+}
