@@ -220,3 +220,25 @@ impl Artifact for KnownIds {
         self.inner.local_path(path)
     }
 }
+
+/// Creates the GatewaySync `name` in namespace `ns`: repository `repo` at `main`, one profile
+/// mapping `projects`. What the Kubernetes benchmarks need one of; its content does not matter
+/// to them.
+pub async fn create_gateway_sync(
+    client: &kube::Client,
+    ns: &str,
+    name: &str,
+    repo: &str,
+) -> anyhow::Result<()> {
+    let object: stoker_k8s::GatewaySync = serde_json::from_value(serde_json::json!({
+        "apiVersion": "stoker.io/v1alpha1", "kind": "GatewaySync",
+        "metadata": {"name": name},
+        "spec": {"git": {"repo": repo, "ref": "main"},
+                 "sync": {"profiles": {"default": {"mappings": [
+                     {"source": "projects", "destination": "projects"}]}}}}
+    }))?;
+    kube::Api::<stoker_k8s::GatewaySync>::namespaced(client.clone(), ns)
+        .create(&kube::api::PostParams::default(), &object)
+        .await?;
+    Ok(())
+}

@@ -47,7 +47,13 @@ async fn main() -> Result<()> {
     let client = c.client()?;
     let ns = c.namespace("bench-admission").await?;
     for n in 0..gateway_syncs {
-        create_gateway_sync(&client, &ns, &format!("site-{n}")).await?;
+        stoker_benches::create_gateway_sync(
+            &client,
+            &ns,
+            &format!("site-{n}"),
+            "https://git.example/plant.git",
+        )
+        .await?;
     }
     let metrics = OperatorMetrics::new();
     let (_stop, shutdown) = tokio::sync::watch::channel(false);
@@ -116,20 +122,6 @@ async fn time_lists(
         cached.push(started.elapsed());
     }
     Ok((quorum, cached))
-}
-
-async fn create_gateway_sync(client: &kube::Client, ns: &str, name: &str) -> Result<()> {
-    let object: stoker_k8s::GatewaySync = serde_json::from_value(json!({
-        "apiVersion": "stoker.io/v1alpha1", "kind": "GatewaySync",
-        "metadata": {"name": name},
-        "spec": {"git": {"repo": "https://git.example/plant.git", "ref": "main"},
-                 "sync": {"profiles": {"default": {"mappings": [
-                     {"source": "projects", "destination": "projects"}]}}}}
-    }))?;
-    Api::<stoker_k8s::GatewaySync>::namespaced(client.clone(), ns)
-        .create(&PostParams::default(), &object)
-        .await?;
-    Ok(())
 }
 
 async fn register(client: &kube::Client, ns: &str, port: u16) -> Result<()> {

@@ -26,8 +26,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, bail};
-use kube::Api;
-use kube::api::PostParams;
 use serde_json::json;
 use stoker_k8s::crd::crd;
 use stoker_k8s::metrics::OperatorMetrics;
@@ -68,10 +66,11 @@ async fn main() -> Result<()> {
         .await?;
     let client = c.client()?;
     let ns = c.namespace("bench-receiver").await?;
-    create_gateway_sync(&client, &ns, "site", "https://git.example/plant/site.git").await?;
+    stoker_benches::create_gateway_sync(&client, &ns, "site", "https://git.example/plant/site.git")
+        .await?;
     for n in 0..others {
         let repo = format!("https://git.example/plant/other-{n}.git");
-        create_gateway_sync(&client, &ns, &format!("other-{n}"), &repo).await?;
+        stoker_benches::create_gateway_sync(&client, &ns, &format!("other-{n}"), &repo).await?;
     }
 
     let mut config = ReceiverConfig::new(
@@ -259,25 +258,6 @@ async fn exchange(
     let mut rest = vec![0; length];
     stream.read_exact(&mut rest).await?;
     Ok(status)
-}
-
-async fn create_gateway_sync(
-    client: &kube::Client,
-    ns: &str,
-    name: &str,
-    repo: &str,
-) -> Result<()> {
-    let object: stoker_k8s::GatewaySync = serde_json::from_value(json!({
-        "apiVersion": "stoker.io/v1alpha1", "kind": "GatewaySync",
-        "metadata": {"name": name},
-        "spec": {"git": {"repo": repo, "ref": "main"},
-                 "sync": {"profiles": {"default": {"mappings": [
-                     {"source": "projects", "destination": "projects"}]}}}}
-    }))?;
-    Api::<stoker_k8s::GatewaySync>::namespaced(client.clone(), ns)
-        .create(&PostParams::default(), &object)
-        .await?;
-    Ok(())
 }
 
 fn print_row(
