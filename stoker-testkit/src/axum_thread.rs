@@ -1,6 +1,9 @@
-//! An axum router served on a loopback port by a thread of its own (with its own
-//! current-thread runtime), so that synchronous tests and `#[tokio::test]`s alike can use it.
+//! A server served on a loopback port by a thread of its own (with its own current-thread
+//! runtime), so that synchronous tests and `#[tokio::test]`s alike can use it. Dropping the
+//! handle stops it at once.
 
+use std::fmt::Display;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::thread::JoinHandle;
 
@@ -9,14 +12,34 @@ use tokio::sync::oneshot;
 
 use crate::error::{Error, Result};
 
-/// A running server: its address, the sender that stops it, and its thread.
+/// A running server: its address, and what stops it. Dropping it (or [`Served::stop`]) stops
+/// the server and waits for its thread.
+#[derive(Debug)]
 pub(crate) struct Served {
-    /// Where it listens (127.0.0.1, a free port).
+    /// Where it listens.
     pub addr: SocketAddr,
-    /// Dropping or sending stops the server.
-    pub stop: oneshot::Sender<()>,
-    /// The thread serving it.
-    pub thread: JoinHandle<()>,
+    /// Sending (or dropping) stops the server; `None` once stopped.
+    stop: Option<oneshot::Sender<()>>,
+    /// The thread serving it; `None` once joined.
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Served {
+    /// Stops the server and waits for its thread; does nothing the second time.
+    pub fn stop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        self.stop();
+    }
 }
 
 /// Binds a free loopback port and serves `router` there; `name` names the thread and the
@@ -24,6 +47,24 @@ pub(crate) struct Served {
 pub(crate) fn serve(name: &'static str, router: Router) -> Result<Served> {
     let listener = std::net::TcpListener::bind(crate::process::loopback(0))
         .map_err(|e| Error::io("bind a loopback test server", e))?;
+    serve_with(name, listener, move |listener| async move {
+        axum::serve(listener, router).await
+    })
+}
+
+/// Runs `serve` on `listener` (already bound) until stopped; `name` names the thread
+/// (`{name}-{port}`) and the log lines. Stopping drops the runtime, which cancels in-flight
+/// requests.
+pub(crate) fn serve_with<F, Fut, E>(
+    name: &'static str,
+    listener: std::net::TcpListener,
+    serve: F,
+) -> Result<Served>
+where
+    F: FnOnce(tokio::net::TcpListener) -> Fut + Send + 'static,
+    Fut: Future<Output = std::result::Result<(), E>>,
+    E: Display,
+{
     listener
         .set_nonblocking(true)
         .map_err(|e| Error::io("set_nonblocking", e))?;
@@ -39,12 +80,16 @@ pub(crate) fn serve(name: &'static str, router: Router) -> Result<Served> {
         .name(format!("{name}-{}", addr.port()))
         .spawn(move || {
             runtime.block_on(async move {
-                let Ok(listener) = tokio::net::TcpListener::from_std(listener) else {
-                    tracing::error!(server = name, "listener");
-                    return;
+                // Turning the listener into Tokio's needs the runtime, hence here.
+                let listener = match tokio::net::TcpListener::from_std(listener) {
+                    Ok(listener) => listener,
+                    Err(e) => {
+                        tracing::error!(server = name, error = %e, "listener");
+                        return;
+                    }
                 };
                 tokio::select! {
-                    result = axum::serve(listener, router) => {
+                    result = serve(listener) => {
                         if let Err(e) = result {
                             tracing::error!(server = name, error = %e, "stopped");
                         }
@@ -54,5 +99,9 @@ pub(crate) fn serve(name: &'static str, router: Router) -> Result<Served> {
             });
         })
         .map_err(|e| Error::io("spawn server thread", e))?;
-    Ok(Served { addr, stop, thread })
+    Ok(Served {
+        addr,
+        stop: Some(stop),
+        thread: Some(thread),
+    })
 }

@@ -926,10 +926,8 @@ async fn bind_again(addr: SocketAddr) -> Result<tokio::net::TcpListener> {
 #[derive(Debug)]
 pub struct GatewaySim {
     state: SimState,
-    addr: SocketAddr,
     https: bool,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    served: crate::axum_thread::Served,
 }
 
 impl GatewaySim {
@@ -947,60 +945,29 @@ impl GatewaySim {
         };
         let listener = std::net::TcpListener::bind(config.listen)
             .map_err(|e| Error::io(format!("bind {}", config.listen), e))?;
-        listener
-            .set_nonblocking(true)
-            .map_err(|e| Error::io("set_nonblocking", e))?;
-        let addr = listener
-            .local_addr()
-            .map_err(|e| Error::io("local_addr", e))?;
         let state = SimState::new(config.api_key.as_deref(), &config.name);
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| Error::io("build tokio runtime", e))?;
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let served = state.clone();
+        let shared = state.clone();
         let https = acceptor.is_some();
-        let thread = std::thread::Builder::new()
-            .name(format!("stoker-gateway-sim-{}", addr.port()))
-            .spawn(move || {
-                runtime.block_on(async move {
-                    let listener = match tokio::net::TcpListener::from_std(listener) {
-                        Ok(l) => l,
-                        Err(e) => {
-                            tracing::error!(error = %e, "stoker-gateway-sim: listener");
-                            return;
-                        }
-                    };
-                    tokio::select! {
-                        result = serve(listener, served, acceptor) => {
-                            if let Err(e) = result {
-                                tracing::error!(error = %e, "stoker-gateway-sim stopped");
-                            }
-                        }
-                        _ = stopped => {}
-                    }
-                });
-            })
-            .map_err(|e| Error::io("spawn simulator thread", e))?;
+        let served =
+            crate::axum_thread::serve_with("stoker-gateway-sim", listener, move |listener| {
+                serve(listener, shared, acceptor)
+            })?;
         Ok(GatewaySim {
             state,
-            addr,
             https,
-            stop: Some(stop),
-            thread: Some(thread),
+            served,
         })
     }
 
     /// `http://127.0.0.1:PORT` or `https://127.0.0.1:PORT` (no trailing slash).
     pub fn url(&self) -> String {
         let scheme = if self.https { "https" } else { "http" };
-        format!("{scheme}://{}", self.addr)
+        format!("{scheme}://{}", self.served.addr)
     }
 
     /// The address it listens on.
     pub fn addr(&self) -> SocketAddr {
-        self.addr
+        self.served.addr
     }
 
     /// The shared state (also reachable through `Deref`).
@@ -1015,14 +982,14 @@ impl GatewaySim {
         self.state.set_mode(mode, duration);
         let deadline = std::time::Instant::now() + Duration::from_secs(5);
         loop {
-            let listening = crate::process::is_listening(self.addr);
+            let listening = crate::process::is_listening(self.served.addr);
             if listening != (mode == Mode::Refuse) {
                 return Ok(());
             }
             if std::time::Instant::now() >= deadline {
                 return Err(Error::Invalid(format!(
                     "the simulator at {} did not switch to {mode:?} in time",
-                    self.addr
+                    self.served.addr
                 )));
             }
             std::thread::sleep(Duration::from_millis(10));
@@ -1031,16 +998,7 @@ impl GatewaySim {
 
     /// Stops the simulator and waits for its thread.
     pub fn shutdown(mut self) {
-        self.stop_now();
-    }
-
-    fn stop_now(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
+        self.served.stop();
     }
 }
 
@@ -1049,12 +1007,6 @@ impl std::ops::Deref for GatewaySim {
 
     fn deref(&self) -> &SimState {
         &self.state
-    }
-}
-
-impl Drop for GatewaySim {
-    fn drop(&mut self) {
-        self.stop_now();
     }
 }
 
@@ -1076,36 +1028,22 @@ impl TestCerts {
     pub fn generate(dir: &Path) -> Result<TestCerts> {
         std::fs::create_dir_all(dir)
             .map_err(|e| Error::io(format!("create {}", dir.display()), e))?;
-        let openssl = |args: &[&str]| -> Result<()> {
-            crate::process::run(Command::new("openssl").args(args).current_dir(dir)).map(|_| ())
-        };
-        openssl(&[
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=stoker gateway-sim test CA",
-            "-keyout",
-            "ca.key",
-            "-out",
-            "ca.pem",
-        ])?;
-        openssl(&[
-            "req",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-subj",
-            "/CN=127.0.0.1",
-            "-keyout",
-            "server.key",
-            "-out",
-            "server.csr",
-        ])?;
+        new_self_signed(dir, "/CN=stoker gateway-sim test CA", &[], "ca")?;
+        openssl(
+            dir,
+            &[
+                "req",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-subj",
+                "/CN=127.0.0.1",
+                "-keyout",
+                "server.key",
+                "-out",
+                "server.csr",
+            ],
+        )?;
         let ext = dir.join("server.ext");
         std::fs::write(
             &ext,
@@ -1113,62 +1051,51 @@ impl TestCerts {
              extendedKeyUsage=serverAuth\n",
         )
         .map_err(|e| Error::io(format!("write {}", ext.display()), e))?;
-        openssl(&[
-            "x509",
-            "-req",
-            "-in",
-            "server.csr",
-            "-CA",
-            "ca.pem",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-days",
-            "2",
-            "-extfile",
-            "server.ext",
-            "-out",
-            "server.pem",
-        ])?;
+        openssl(
+            dir,
+            &[
+                "x509",
+                "-req",
+                "-in",
+                "server.csr",
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-days",
+                "2",
+                "-extfile",
+                "server.ext",
+                "-out",
+                "server.pem",
+            ],
+        )?;
         Ok(TestCerts {
             ca_file: dir.join("ca.pem"),
             cert_file: dir.join("server.pem"),
             key_file: dir.join("server.key"),
         })
     }
-}
 
-impl TestCerts {
     /// Writes a self-signed certificate for `127.0.0.1` (`basicConstraints CA:FALSE`, as a
     /// server certificate must be to be trusted as its own anchor) and its key into `dir`:
     /// `self-signed.pem` is both `ca_file` and `cert_file`.
     pub fn generate_self_signed(dir: &Path) -> Result<TestCerts> {
         std::fs::create_dir_all(dir)
             .map_err(|e| Error::io(format!("create {}", dir.display()), e))?;
-        crate::process::run(
-            Command::new("openssl")
-                .args([
-                    "req",
-                    "-x509",
-                    "-newkey",
-                    "rsa:2048",
-                    "-nodes",
-                    "-days",
-                    "2",
-                    "-subj",
-                    "/CN=127.0.0.1",
-                    "-addext",
-                    "subjectAltName=IP:127.0.0.1,DNS:localhost",
-                    "-addext",
-                    "basicConstraints=critical,CA:FALSE",
-                    "-addext",
-                    "extendedKeyUsage=serverAuth",
-                    "-keyout",
-                    "self-signed.key",
-                    "-out",
-                    "self-signed.pem",
-                ])
-                .current_dir(dir),
+        new_self_signed(
+            dir,
+            "/CN=127.0.0.1",
+            &[
+                "-addext",
+                "subjectAltName=IP:127.0.0.1,DNS:localhost",
+                "-addext",
+                "basicConstraints=critical,CA:FALSE",
+                "-addext",
+                "extendedKeyUsage=serverAuth",
+            ],
+            "self-signed",
         )?;
         Ok(TestCerts {
             ca_file: dir.join("self-signed.pem"),
@@ -1176,6 +1103,23 @@ impl TestCerts {
             key_file: dir.join("self-signed.key"),
         })
     }
+}
+
+/// Runs `openssl ARGS` in `dir`.
+fn openssl(dir: &Path, args: &[&str]) -> Result<()> {
+    crate::process::run(Command::new("openssl").args(args).current_dir(dir)).map(|_| ())
+}
+
+/// A new RSA key `{name}.key` and a certificate `{name}.pem` it signs itself, for `subject`,
+/// valid for two days, with the `extensions` (`-addext …`) given.
+fn new_self_signed(dir: &Path, subject: &str, extensions: &[&str], name: &str) -> Result<()> {
+    let (key, cert) = (format!("{name}.key"), format!("{name}.pem"));
+    let mut args = vec![
+        "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", subject,
+    ];
+    args.extend_from_slice(extensions);
+    args.extend_from_slice(&["-keyout", &key, "-out", &cert]);
+    openssl(dir, &args)
 }
 
 #[cfg(test)]

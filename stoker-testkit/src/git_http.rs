@@ -610,9 +610,7 @@ async fn cgi(
 #[derive(Debug)]
 pub struct GitHttpServer {
     state: GitHttpState,
-    addr: SocketAddr,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    served: crate::axum_thread::Served,
 }
 
 impl GitHttpServer {
@@ -647,57 +645,22 @@ impl GitHttpServer {
 
     /// Serves `state` on `listener` from a thread of its own.
     fn serve_state(listener: std::net::TcpListener, state: GitHttpState) -> Result<Self> {
-        listener
-            .set_nonblocking(true)
-            .map_err(|e| Error::io("set_nonblocking", e))?;
-        let addr = listener
-            .local_addr()
-            .map_err(|e| Error::io("local_addr", e))?;
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| Error::io("build tokio runtime", e))?;
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let served = state.clone();
-        let thread = std::thread::Builder::new()
-            .name(format!("stoker-git-http-{}", addr.port()))
-            .spawn(move || {
-                runtime.block_on(async move {
-                    let listener = match tokio::net::TcpListener::from_std(listener) {
-                        Ok(l) => l,
-                        Err(e) => {
-                            tracing::error!(error = %e, "stoker-git-http: listener");
-                            return;
-                        }
-                    };
-                    tokio::select! {
-                        result = serve(listener, served, std::future::pending()) => {
-                            if let Err(e) = result {
-                                tracing::error!(error = %e, "stoker-git-http stopped");
-                            }
-                        }
-                        _ = stopped => {}
-                    }
-                });
-                // Dropping the runtime here cancels in-flight requests.
-            })
-            .map_err(|e| Error::io("spawn server thread", e))?;
-        Ok(Self {
-            state,
-            addr,
-            stop: Some(stop),
-            thread: Some(thread),
-        })
+        let shared = state.clone();
+        let served =
+            crate::axum_thread::serve_with("stoker-git-http", listener, move |listener| {
+                serve(listener, shared, std::future::pending())
+            })?;
+        Ok(Self { state, served })
     }
 
     /// `http://127.0.0.1:PORT` (no trailing slash); a repository is at `{url}/{name}`.
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("http://{}", self.served.addr)
     }
 
     /// The address it listens on.
     pub fn addr(&self) -> SocketAddr {
-        self.addr
+        self.served.addr
     }
 
     /// The server's state (faults, counters).
@@ -722,22 +685,7 @@ impl GitHttpServer {
 
     /// Stops the server and waits for its thread.
     pub fn shutdown(mut self) {
-        self.stop_now();
-    }
-
-    fn stop_now(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
-
-impl Drop for GitHttpServer {
-    fn drop(&mut self) {
-        self.stop_now();
+        self.served.stop();
     }
 }
 

@@ -30,7 +30,6 @@
 //! ```
 
 use std::collections::BTreeSet;
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -107,15 +106,13 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 /// The GitHub API double, serving on a loopback port from a thread of its own until dropped.
 pub struct GithubApiDouble {
     shared: Arc<Shared>,
-    addr: SocketAddr,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    served: crate::axum_thread::Served,
 }
 
 impl std::fmt::Debug for GithubApiDouble {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("GithubApiDouble")
-            .field("addr", &self.addr)
+            .field("addr", &self.served.addr)
             .field("app_id", &self.shared.app_id)
             .field("installations", &self.shared.installations)
             .finish_non_exhaustive()
@@ -138,18 +135,12 @@ impl GithubApiDouble {
             issued: Mutex::new(Vec::new()),
         });
         let served = crate::axum_thread::serve("stoker-github-api", router(shared.clone()))?;
-        let (addr, stop, thread) = (served.addr, served.stop, served.thread);
-        Ok(GithubApiDouble {
-            shared,
-            addr,
-            stop: Some(stop),
-            thread: Some(thread),
-        })
+        Ok(GithubApiDouble { shared, served })
     }
 
     /// `http://127.0.0.1:PORT`: the App's API base URL.
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("http://{}", self.served.addr)
     }
 
     /// The App's id.
@@ -194,17 +185,6 @@ impl GithubApiDouble {
         Arc::new(move |user: &str, password: &str| {
             user == "x-access-token" && shared.is_valid_token(password)
         })
-    }
-}
-
-impl Drop for GithubApiDouble {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
     }
 }
 

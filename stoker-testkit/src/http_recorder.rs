@@ -18,7 +18,6 @@
 //! ```
 
 use std::collections::{BTreeMap, VecDeque};
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -95,15 +94,13 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 /// The recording server, serving from a thread of its own until dropped.
 pub struct RecordingServer {
     shared: Arc<Shared>,
-    addr: SocketAddr,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    served: crate::axum_thread::Served,
 }
 
 impl std::fmt::Debug for RecordingServer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RecordingServer")
-            .field("addr", &self.addr)
+            .field("addr", &self.served.addr)
             .finish_non_exhaustive()
     }
 }
@@ -122,23 +119,17 @@ impl RecordingServer {
             "stoker-recorder",
             Router::new().fallback(record).with_state(shared.clone()),
         )?;
-        let (addr, stop, thread) = (served.addr, served.stop, served.thread);
-        Ok(RecordingServer {
-            shared,
-            addr,
-            stop: Some(stop),
-            thread: Some(thread),
-        })
+        Ok(RecordingServer { shared, served })
     }
 
     /// `http://127.0.0.1:PORT/hook/<secret-looking path>`: any path is served.
     pub fn url(&self) -> String {
-        format!("http://{}/hook/T000/B000/s3cr3t-path", self.addr)
+        format!("http://{}/hook/T000/B000/s3cr3t-path", self.served.addr)
     }
 
     /// `http://127.0.0.1:PORT`.
     pub fn base_url(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("http://{}", self.served.addr)
     }
 
     /// The next requests get these replies, in order; later ones the default.
@@ -162,17 +153,6 @@ impl RecordingServer {
         let mut count = self.shared.count.subscribe();
         let _ = tokio::time::timeout(timeout, count.wait_for(|seen| *seen >= n)).await;
         self.requests()
-    }
-}
-
-impl Drop for RecordingServer {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
     }
 }
 
