@@ -7,9 +7,10 @@
 //! exits — normally, by panic, or by `SIGKILL` — the kernel closes the pipe, the wrapper reads
 //! EOF and kills the server. No signal handlers, no `unsafe`.
 
+use std::convert::Infallible;
 use std::ffi::OsStr;
 use std::fs::File;
-use std::io::Read;
+use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
@@ -222,6 +223,41 @@ pub fn wait_closed(addr: SocketAddr, timeout: Duration) -> bool {
             return false;
         }
         std::thread::sleep(Duration::from_millis(25));
+    }
+}
+
+/// `export NAME='value'` lines for a POSIX shell, one a pair, as the `stoker-git-servers` and
+/// `stoker-kube` binaries print them; with `env_file`, also written there through a temporary
+/// file renamed into place, so that a script waiting for the file never reads half of it.
+pub fn export_env(env: &[(&str, String)], env_file: Option<&Path>) -> Result<String> {
+    let mut text = String::new();
+    for (name, value) in env {
+        text.push_str(&format!(
+            "export {name}='{}'\n",
+            value.replace('\'', r"'\''")
+        ));
+    }
+    if let Some(path) = env_file {
+        let tmp = path.with_extension("tmp");
+        std::fs::write(&tmp, &text)
+            .map_err(|e| Error::io(format!("write {}", tmp.display()), e))?;
+        std::fs::rename(&tmp, path)
+            .map_err(|e| Error::io(format!("rename to {}", path.display()), e))?;
+    }
+    Ok(text)
+}
+
+/// Prints `text` on stdout (flushed, so a script reading it sees it now), then parks this
+/// thread for ever: the servers a test-server binary started keep running until it is killed.
+pub fn print_and_park(text: &str) -> Result<Infallible> {
+    let mut stdout = std::io::stdout().lock();
+    stdout
+        .write_all(text.as_bytes())
+        .map_err(|e| Error::io("write stdout", e))?;
+    stdout.flush().map_err(|e| Error::io("flush stdout", e))?;
+    drop(stdout);
+    loop {
+        std::thread::park();
     }
 }
 

@@ -7,7 +7,6 @@
 //! faults, mode).
 #![forbid(unsafe_code)]
 
-use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -77,11 +76,7 @@ fn main() -> anyhow::Result<()> {
     if let Some(ca_file) = ca_file {
         line["ca_file"] = serde_json::json!(ca_file);
     }
-    let mut stdout = std::io::stdout().lock();
-    writeln!(stdout, "{line}").context("write stdout")?;
-    stdout.flush().context("flush stdout")?;
-    drop(stdout);
-    loop {
-        std::thread::park();
-    }
+    // Never returns but with an error: the simulator runs until this process is killed.
+    match stoker_testkit::process::print_and_park(&format!("{line}\n"))
+        .context("print the simulator's address")? {}
 }

@@ -5,12 +5,12 @@
 //! dies — `SIGTERM`, `SIGKILL`, anything — its servers stop (see `stoker_testkit::process`).
 #![forbid(unsafe_code)]
 
-use std::io::Write as _;
 use std::path::PathBuf;
 
 use anyhow::Context as _;
 use clap::Parser;
 use stoker_testkit::git::GitServers;
+use stoker_testkit::process::{export_env, print_and_park};
 
 /// Start smart HTTP (open and token), git daemon and sshd over one root of bare repositories.
 #[derive(Debug, Parser)]
@@ -32,23 +32,8 @@ fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let servers = GitServers::start(args.root.as_deref(), args.state.as_deref())
         .context("start the Git test servers")?;
-    let mut text = String::new();
-    for (name, value) in servers.env() {
-        text.push_str(&format!(
-            "export {name}='{}'\n",
-            value.replace('\'', r"'\''")
-        ));
-    }
-    if let Some(path) = &args.env_file {
-        let tmp = path.with_extension("tmp");
-        std::fs::write(&tmp, &text).with_context(|| format!("write {}", tmp.display()))?;
-        std::fs::rename(&tmp, path).with_context(|| format!("rename to {}", path.display()))?;
-    }
-    let mut stdout = std::io::stdout().lock();
-    stdout.write_all(text.as_bytes()).context("write stdout")?;
-    stdout.flush().context("flush stdout")?;
-    drop(stdout);
-    loop {
-        std::thread::park();
-    }
+    let text =
+        export_env(&servers.env(), args.env_file.as_deref()).context("write the export lines")?;
+    // Never returns but with an error: the servers run until this process is killed.
+    match print_and_park(&text).context("print the export lines")? {}
 }

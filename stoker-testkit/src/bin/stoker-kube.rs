@@ -6,12 +6,12 @@
 //! (see `stoker_testkit::process`).
 #![forbid(unsafe_code)]
 
-use std::io::Write as _;
 use std::path::PathBuf;
 
 use anyhow::Context as _;
 use clap::Parser;
 use stoker_testkit::kube_api::{Cluster, KubeBinaries};
+use stoker_testkit::process::{export_env, print_and_park};
 
 /// Start etcd and kube-apiserver (RBAC, TLS, admin token) on free 127.0.0.1 ports.
 #[derive(Debug, Parser)]
@@ -39,23 +39,8 @@ fn main() -> anyhow::Result<()> {
     .context("find the Kubernetes binaries")?;
     let cluster = Cluster::start(args.state.as_deref(), bins)
         .context("start the test Kubernetes API server")?;
-    let mut text = String::new();
-    for (name, value) in cluster.env() {
-        text.push_str(&format!(
-            "export {name}='{}'\n",
-            value.replace('\'', r"'\''")
-        ));
-    }
-    if let Some(path) = &args.env_file {
-        let tmp = path.with_extension("tmp");
-        std::fs::write(&tmp, &text).with_context(|| format!("write {}", tmp.display()))?;
-        std::fs::rename(&tmp, path).with_context(|| format!("rename to {}", path.display()))?;
-    }
-    let mut stdout = std::io::stdout().lock();
-    stdout.write_all(text.as_bytes()).context("write stdout")?;
-    stdout.flush().context("flush stdout")?;
-    drop(stdout);
-    loop {
-        std::thread::park();
-    }
+    let text =
+        export_env(&cluster.env(), args.env_file.as_deref()).context("write the export lines")?;
+    // Never returns but with an error: the servers run until this process is killed.
+    match print_and_park(&text).context("print the export lines")? {}
 }
