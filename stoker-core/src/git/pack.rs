@@ -870,6 +870,24 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
 
+    /// A temporary Git directory whose `objects/pack` holds the pack `stream`, received as the
+    /// first fetch receives one: the directory (removed when dropped) and the Git directory.
+    fn received(stream: &[u8]) -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let git_dir = dir.path().to_path_buf();
+        let pack_dir = git_dir.join("objects").join("pack");
+        std::fs::create_dir_all(&pack_dir).unwrap();
+        let mut input = std::io::BufReader::new(stream);
+        super::super::index_pack::receive(
+            &mut input,
+            &pack_dir,
+            &mut gix::progress::Discard,
+            &std::sync::atomic::AtomicBool::new(false),
+        )
+        .unwrap();
+        (dir, git_dir)
+    }
+
     #[test]
     fn deltas_copy_and_insert() {
         let base = b"hello, world";
@@ -915,10 +933,6 @@ mod tests {
     /// `index_pack` fuzz targets as an endless chain).
     #[test]
     fn a_delta_against_its_own_id_takes_the_other_copy() {
-        let dir = tempfile::tempdir().unwrap();
-        let git_dir = dir.path().to_path_buf();
-        let pack_dir = git_dir.join("objects").join("pack");
-        std::fs::create_dir_all(&pack_dir).unwrap();
         let id = gix::objs::compute_hash(gix::hash::Kind::Sha1, Kind::Blob, b"same").unwrap();
         let mut stream = b"PACK\0\0\0\x02\0\0\0\x02".to_vec();
         stream.push((3 << 4) | 4);
@@ -930,14 +944,7 @@ mod tests {
         let mut hasher = gix::hash::hasher(gix::hash::Kind::Sha1);
         hasher.update(&stream);
         stream.extend_from_slice(hasher.try_finalize().unwrap().as_bytes());
-        let mut input = std::io::BufReader::new(stream.as_slice());
-        super::super::index_pack::receive(
-            &mut input,
-            &pack_dir,
-            &mut gix::progress::Discard,
-            &std::sync::atomic::AtomicBool::new(false),
-        )
-        .unwrap();
+        let (_dir, git_dir) = received(&stream);
         let packs = Packs::open(&git_dir).unwrap();
         let pack = &packs.packs[0];
         assert_eq!(pack.index.num_objects(), 2);
@@ -961,19 +968,8 @@ mod tests {
     /// chain is walked in a loop, not by recursion.
     #[test]
     fn a_long_delta_chain_reads_on_a_small_stack() {
-        let dir = tempfile::tempdir().unwrap();
-        let git_dir = dir.path().to_path_buf();
-        let pack_dir = git_dir.join("objects").join("pack");
-        std::fs::create_dir_all(&pack_dir).unwrap();
         let stream = super::super::test_repo::chain_pack(9_000, false);
-        let mut input = std::io::BufReader::new(stream.as_slice());
-        super::super::index_pack::receive(
-            &mut input,
-            &pack_dir,
-            &mut gix::progress::Discard,
-            &std::sync::atomic::AtomicBool::new(false),
-        )
-        .unwrap();
+        let (_dir, git_dir) = received(&stream);
         let last = gix::objs::compute_hash(gix::hash::Kind::Sha1, Kind::Blob, b"00009000").unwrap();
         let read = super::super::test_repo::on_small_stack(move || {
             let packs = Packs::open(&git_dir).unwrap();

@@ -894,15 +894,8 @@ pub(super) fn format_float(v: f64, verb: char, prec: Option<usize>) -> Vec<u8> {
     }
     match verb {
         'b' => {
-            let bits = a.to_bits();
-            let mut exp = ((bits >> 52) & 0x7ff) as i64;
-            let mut mant = bits & ((1 << 52) - 1);
-            if exp == 0 {
-                exp += 1;
-            } else {
-                mant |= 1 << 52;
-            }
-            exp += -1023 - 52;
+            let (mant, exp) = float_parts(a);
+            let exp = exp - 1023 - 52;
             out.extend_from_slice(
                 format!("{mant}p{}{exp}", if exp >= 0 { "+" } else { "" }).as_bytes(),
             );
@@ -1013,17 +1006,24 @@ fn fmt_f(out: &mut Vec<u8>, d: &Digits, prec: i64) {
     }
 }
 
+/// The 53-bit mantissa of `a` (with the implicit leading 1 of a normal number) and its biased
+/// binary exponent (1 for a subnormal, whose mantissa has no implicit 1), as Go's `strconv`
+/// splits a float64 before formatting it as `%b` or `%x`.
+fn float_parts(a: f64) -> (u64, i64) {
+    let bits = a.to_bits();
+    let exp = ((bits >> 52) & 0x7ff) as i64;
+    let mant = bits & ((1 << 52) - 1);
+    if exp == 0 {
+        (mant, 1)
+    } else {
+        (mant | (1 << 52), exp)
+    }
+}
+
 /// Go's `%x` for floats: `0x1.8p+01`.
 fn format_hex_float(a: f64, verb: char, prec: Option<usize>) -> Vec<u8> {
-    let bits = a.to_bits();
-    let mut exp = ((bits >> 52) & 0x7ff) as i64;
-    let mut mant = bits & ((1 << 52) - 1);
-    if exp == 0 {
-        exp += 1;
-    } else {
-        mant |= 1 << 52;
-    }
-    exp -= 1023;
+    let (mut mant, exp) = float_parts(a);
+    let mut exp = exp - 1023;
     if mant == 0 {
         exp = 0;
     }
