@@ -699,14 +699,27 @@ mod tests {
         names
     }
 
+    /// Swaps `new` in at `target` (neither executable nor synced).
+    fn swap_in_new(target: &Path, steps: &Steps) -> Swapped {
+        write_atomic_swapping(target, &mut &b"new"[..], 3, false, false, steps).unwrap()
+    }
+
+    /// A symlink at `link` to a file `outside.json` in `dir` holding `not ours` (a file Stoker
+    /// must never touch through the link); that file's path.
+    fn link_to_outside(dir: &Path, link: &Path) -> PathBuf {
+        let outside = dir.join("outside.json");
+        std::fs::write(&outside, "not ours").unwrap();
+        std::os::unix::fs::symlink(&outside, link).unwrap();
+        outside
+    }
+
     #[test]
     fn a_swapped_file_is_in_place_and_the_old_one_waits_for_its_removal() {
         let dir = tempfile::tempdir().unwrap();
         let target = dir.path().join("view.json");
         std::fs::write(&target, "old").unwrap();
         let steps = Steps::default();
-        let swapped =
-            write_atomic_swapping(&target, &mut &b"new"[..], 3, false, false, &steps).unwrap();
+        let swapped = swap_in_new(&target, &steps);
         assert_eq!(std::fs::read(&target).unwrap(), b"new");
         assert_eq!(
             swapped.stat,
@@ -758,13 +771,10 @@ mod tests {
     #[test]
     fn a_symlink_at_the_target_is_replaced_and_removed_without_following_it() {
         let dir = tempfile::tempdir().unwrap();
-        let outside = dir.path().join("outside.json");
-        std::fs::write(&outside, "not ours").unwrap();
         let target = dir.path().join("view.json");
-        std::os::unix::fs::symlink(&outside, &target).unwrap();
+        let outside = link_to_outside(dir.path(), &target);
         let steps = Steps::default();
-        let swapped =
-            write_atomic_swapping(&target, &mut &b"new"[..], 3, false, false, &steps).unwrap();
+        let swapped = swap_in_new(&target, &steps);
         assert!(std::fs::symlink_metadata(&target).unwrap().is_file());
         assert_eq!(std::fs::read(&target).unwrap(), b"new");
         remove_replaced(&swapped.replaced.unwrap(), &steps).unwrap();
@@ -777,15 +787,13 @@ mod tests {
     #[test]
     fn recovery_removes_swapped_out_entries_but_never_a_directory() {
         let dir = tempfile::tempdir().unwrap();
-        let outside = dir.path().join("outside.json");
-        std::fs::write(&outside, "not ours").unwrap();
         let link = dir.path().join("link.json");
-        std::os::unix::fs::symlink(&outside, &link).unwrap();
+        let outside = link_to_outside(dir.path(), &link);
         let file = dir.path().join("file.json");
         std::fs::write(&file, "old").unwrap();
         let steps = Steps::default();
-        write_atomic_swapping(&link, &mut &b"new"[..], 3, false, false, &steps).unwrap();
-        write_atomic_swapping(&file, &mut &b"new"[..], 3, false, false, &steps).unwrap();
+        swap_in_new(&link, &steps);
+        swap_in_new(&file, &steps);
         let odd_dir = dir.path().join(format!("{TEMP_PREFIX}a-directory"));
         std::fs::create_dir(&odd_dir).unwrap();
         assert_eq!(remove_temporaries(dir.path()).unwrap(), 2);

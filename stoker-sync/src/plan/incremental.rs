@@ -85,8 +85,10 @@ pub(crate) struct Incremental {
 
 /// Why the incremental checks stopped: the full plan is needed (and why, for the log), or
 /// something failed.
-enum Stop {
+pub(crate) enum Stop {
+    /// The full plan is needed, for this reason.
     Fallback(&'static str),
+    /// A check failed.
     Failed(Error),
 }
 
@@ -103,7 +105,7 @@ impl From<stoker_core::Error> for Stop {
 }
 
 /// The outcome of one check.
-type Check<T> = std::result::Result<T, Stop>;
+pub(crate) type Check<T> = std::result::Result<T, Stop>;
 
 /// Falls back to the full plan when `condition` holds.
 fn unless(condition: bool, why: &'static str) -> Check<()> {
@@ -114,17 +116,10 @@ fn unless(condition: bool, why: &'static str) -> Check<()> {
     }
 }
 
-/// Plans the changed paths' destinations, or says the full plan is needed (`Ok(None)`).
-/// `written` is when the manifest was written.
-pub(crate) fn prepare(
-    request: &SyncRequest,
-    context: &TemplateContext,
-    key: &PlanKey,
-    manifest: &Manifest,
-    written: Option<i64>,
-    io_threads: usize,
-) -> Result<Option<Incremental>> {
-    match checked(request, context, key, manifest, written, io_threads) {
+/// What [`prepare`] found: the changed paths' destinations planned, or the full plan needed
+/// (`Ok(None)`, the reason logged), or the error.
+pub(crate) fn or_full_plan(check: Check<Incremental>) -> Result<Option<Incremental>> {
+    match check {
         Ok(prepared) => Ok(Some(prepared)),
         Err(Stop::Fallback(why)) => {
             tracing::debug!(reason = why, "planning every file");
@@ -134,8 +129,9 @@ pub(crate) fn prepare(
     }
 }
 
-/// The checks, in order, and what they found.
-fn checked(
+/// Plans the changed paths' destinations: the checks, in order, and what they found (see
+/// [`or_full_plan`]). `written` is when the manifest was written.
+pub(crate) fn prepare(
     request: &SyncRequest,
     context: &TemplateContext,
     key: &PlanKey,

@@ -339,14 +339,14 @@ impl Attempt<'_> {
                 manifest: Some(manifest),
                 warning: None,
                 written,
-            } => incremental::prepare(
+            } => incremental::or_full_plan(incremental::prepare(
                 self.request,
                 self.context,
                 self.key,
                 manifest,
                 *written,
                 self.io_threads,
-            )?,
+            ))?,
             _ => None,
         };
         let Some(prepared) = prepared else {
