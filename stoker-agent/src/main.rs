@@ -10,27 +10,7 @@ use stoker_agent::cli::LogFormat;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(&cli.log_level, cli.log_format);
-    // One crypto provider for the whole process (kube's, reqwest's and gix's rustls): feature
-    // unification may enable more than one, and then rustls refuses to choose. Only here, in
-    // `main`: a library must not decide it for the program that embeds it.
-    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(error) => {
-            eprintln!("error: starting the async runtime: {error}");
-            return ExitCode::FAILURE;
-        }
-    };
-    // Prints a failure itself (one line on stderr; JSON on stdout with --output json).
-    let code = runtime.block_on(stoker_agent::run(cli));
-    // Do not wait for blocking work still running (a sync abandoned at the end of the
-    // shutdown grace): every write is atomic, the next start converges.
-    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
-    code
+    stoker_agent::run_main(cli)
 }
 
 fn init_logging(level: &str, format: LogFormat) {

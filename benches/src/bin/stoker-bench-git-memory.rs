@@ -37,20 +37,6 @@ fn main() -> ExitCode {
         }
     };
     stoker_core::git::testing::use_gix_path(gix);
-    // As the agent's `main`: one crypto provider for the process.
-    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(error) => {
-            eprintln!("error: starting the async runtime: {error}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let code = runtime.block_on(stoker_agent::run(cli));
-    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
-    code
+    // As the agent's `main`: its crypto provider and runtime.
+    stoker_agent::run_main(cli)
 }
