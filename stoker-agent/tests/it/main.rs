@@ -12,6 +12,7 @@
 // Test helpers: a panic is the right failure.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod cli_support;
 mod sidecar_support;
 
 mod sidecar;

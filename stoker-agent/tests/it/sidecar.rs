@@ -12,6 +12,7 @@ use kube::api::{Patch, PatchParams};
 use serde_json::json;
 use stoker_k8s::GatewaySync;
 use stoker_k8s::crd::{ScanStatus, SyncStatus};
+use stoker_k8s::gateway_status::GatewayStatusReport;
 use stoker_testkit::gateway_sim::{Endpoint, Fault};
 use stoker_testkit::metrics::{AGENT, compare, parse};
 
@@ -54,6 +55,33 @@ fn ready(gs: &GatewaySync, summary: &str) -> bool {
         status.gateway_summary.as_deref() == Some(summary)
             && condition(gs, "Ready").is_some_and(|c| c.status == "True")
     })
+}
+
+/// [`ready`], and the last sync was at `commit`.
+fn ready_at(gs: &GatewaySync, summary: &str, commit: &str) -> bool {
+    ready(gs, summary) && gs.status.as_ref().unwrap().last_sync_commit.as_deref() == Some(commit)
+}
+
+/// A check for [`World::wait_status`]: the gateway reports `status` at `commit`.
+fn at(status: SyncStatus, commit: &str) -> impl Fn(&GatewayStatusReport) -> bool + '_ {
+    move |s| s.status == status && s.commit.as_deref() == Some(commit)
+}
+
+/// Waits until `pod` of [`CR`] reports Synced at `commit`; `what` names the wait in its
+/// failure. The report.
+async fn wait_synced(world: &World, pod: &str, what: &str, commit: &str) -> GatewayStatusReport {
+    world
+        .wait_status(CR, pod, what, at(SyncStatus::Synced, commit))
+        .await
+}
+
+/// Waits until agent `agent`'s `/startupz` passes; `what` names the wait in its failure.
+async fn wait_started(world: &World, agent: usize, what: &str) {
+    world
+        .wait_for(what, || async {
+            world.agents[agent].probe("/startupz") == Some(200)
+        })
+        .await;
 }
 
 fn condition<'a>(
@@ -122,11 +150,7 @@ async fn syncs_a_gateway_end_to_end() {
     // write (checked at the end).
     set_env(&mut env, "SYNC_PERIOD", "2");
     let agent = world.start_agent("ignition-0", env);
-    world
-        .wait_for("/startupz to pass", || async {
-            world.agents[agent].probe("/startupz") == Some(200)
-        })
-        .await;
+    wait_started(&world, agent, "/startupz to pass").await;
     let startup = started.elapsed();
     eprintln!("MEASURE startup (process start -> /startupz 200): {startup:?}");
     assert_eq!(world.agents[agent].probe("/readyz"), Some(200));
@@ -168,11 +192,7 @@ async fn syncs_a_gateway_end_to_end() {
         "the rescan carries the API key"
     );
 
-    let status = world
-        .wait_status(CR, "ignition-0", "Synced at c1", |s| {
-            s.status == SyncStatus::Synced && s.commit.as_deref() == Some(c1.as_str())
-        })
-        .await;
+    let status = wait_synced(&world, "ignition-0", "Synced at c1", &c1).await;
     assert_eq!(status.reference.as_deref(), Some("main"));
     assert_eq!(status.gateway, "blue");
     assert_eq!(status.profile.as_deref(), Some("standard"));
@@ -221,21 +241,14 @@ async fn syncs_a_gateway_end_to_end() {
         "second",
     );
     world.request_ref(CR, "main").await;
-    let status = world
-        .wait_status(CR, "ignition-0", "Synced at c2", |s| {
-            s.status == SyncStatus::Synced && s.commit.as_deref() == Some(c2.as_str())
-        })
-        .await;
+    let status = wait_synced(&world, "ignition-0", "Synced at c2", &c2).await;
     let latency = pushed.elapsed();
     eprintln!(
         "MEASURE push -> agent reports Synced (requested-ref, operator in the loop): {latency:?}"
     );
     assert!(latency < Duration::from_secs(10), "{latency:?}");
     world
-        .wait_gs(CR, "1/1 synced at c2", |gs| {
-            ready(gs, "1/1 synced")
-                && gs.status.as_ref().unwrap().last_sync_commit.as_deref() == Some(c2.as_str())
-        })
+        .wait_gs(CR, "1/1 synced at c2", |gs| ready_at(gs, "1/1 synced", &c2))
         .await;
     eprintln!(
         "MEASURE push -> GatewaySync Ready, 1/1 synced at the new commit: {:?}",
@@ -330,11 +343,7 @@ async fn syncs_a_gateway_end_to_end() {
     world
         .patch_pod("ignition-0", &[("stoker.io/ref-override", None)], &[])
         .await;
-    world
-        .wait_status(CR, "ignition-0", "back on main", |s| {
-            s.status == SyncStatus::Synced && s.commit.as_deref() == Some(c2.as_str())
-        })
-        .await;
+    wait_synced(&world, "ignition-0", "back on main", &c2).await;
     assert!(status.history.len() >= 5, "{:?}", status.history);
 
     // Metrics, scraped from the metrics port: exactly the families and label keys listed in
@@ -432,11 +441,7 @@ async fn synced_world(
     world.create_pod("ignition-0", CR, &[], &[]).await;
     let env = world.agent_env("ignition-0");
     world.start_agent("ignition-0", env);
-    world
-        .wait_status(CR, "ignition-0", "Synced at c1", |s| {
-            s.status == SyncStatus::Synced && s.commit.as_deref() == Some(c1.as_str())
-        })
-        .await;
+    wait_synced(&world, "ignition-0", "Synced at c1", &c1).await;
     (world, c1)
 }
 
@@ -462,9 +467,7 @@ async fn an_open_designer_session_with_policy_fail_refuses_the_sync() {
     let c2 = world.commit(&[("projects/demo/project.json", "v2")], "second");
     world.request_ref(CR, "main").await;
     let status = world
-        .wait_status(CR, "ignition-0", "Error at c2", |s| {
-            s.status == SyncStatus::Error && s.commit.as_deref() == Some(c2.as_str())
-        })
+        .wait_status(CR, "ignition-0", "Error at c2", at(SyncStatus::Error, &c2))
         .await;
     let message = status.message.unwrap();
     assert!(
@@ -538,14 +541,13 @@ async fn an_open_designer_session_with_policy_fail_refuses_the_sync() {
     );
 
     assert!(world.sim.close_designer(&session.id));
-    world
-        .wait_status(
-            CR,
-            "ignition-0",
-            "Synced at c2 once the session closed",
-            |s| s.status == SyncStatus::Synced && s.commit.as_deref() == Some(c2.as_str()),
-        )
-        .await;
+    wait_synced(
+        &world,
+        "ignition-0",
+        "Synced at c2 once the session closed",
+        &c2,
+    )
+    .await;
     assert_eq!(
         std::fs::read_to_string(world.data("ignition-0").join("projects/demo/project.json"))
             .unwrap(),
@@ -582,9 +584,7 @@ async fn a_failing_rescan_is_an_error_with_the_reason_then_retried() {
     let c2 = world.commit(&[("projects/demo/project.json", "v2")], "second");
     world.request_ref(CR, "main").await;
     let status = world
-        .wait_status(CR, "ignition-0", "Error at c2", |s| {
-            s.status == SyncStatus::Error && s.commit.as_deref() == Some(c2.as_str())
-        })
+        .wait_status(CR, "ignition-0", "Error at c2", at(SyncStatus::Error, &c2))
         .await;
     let message = status.message.clone().unwrap();
     assert!(
@@ -615,11 +615,7 @@ async fn a_failing_rescan_is_an_error_with_the_reason_then_retried() {
     );
 
     world.sim.clear_faults();
-    let status = world
-        .wait_status(CR, "ignition-0", "Synced once the rescan works", |s| {
-            s.status == SyncStatus::Synced && s.commit.as_deref() == Some(c2.as_str())
-        })
-        .await;
+    let status = wait_synced(&world, "ignition-0", "Synced once the rescan works", &c2).await;
     assert!(status.last_scan_result.unwrap().contains("scan/config 200"));
     assert_eq!(status.last_scan_status, Some(ScanStatus::Succeeded));
     let calls = world.sim.calls();
@@ -662,11 +658,7 @@ async fn files_land_before_the_gateway_starts_then_it_is_rescanned() {
     world.create_pod("ignition-0", CR, &[], &[]).await;
     let env = world.agent_env("ignition-0");
     let agent = world.start_agent("ignition-0", env);
-    world
-        .wait_for("/startupz with the gateway down", || async {
-            world.agents[agent].probe("/startupz") == Some(200)
-        })
-        .await;
+    wait_started(&world, agent, "/startupz with the gateway down").await;
     assert!(
         world
             .data("ignition-0")
@@ -775,11 +767,7 @@ async fn dry_run_and_paused_write_nothing() {
     world.create_pod("ignition-0", CR, &[], &[]).await;
     let env = world.agent_env("ignition-0");
     let agent = world.start_agent("ignition-0", env);
-    world
-        .wait_for("/startupz after a dry run", || async {
-            world.agents[agent].probe("/startupz") == Some(200)
-        })
-        .await;
+    wait_started(&world, agent, "/startupz after a dry run").await;
     let status = world
         .wait_status(CR, "ignition-0", "a dry run", |s| {
             s.message.as_deref().is_some_and(|m| m.contains("dry run"))
@@ -917,11 +905,7 @@ async fn sigkill_mid_sync_then_restart_converges_without_a_torn_file() {
     // Restart: converges to c2 exactly.
     let env = world.agents[0].env.clone();
     world.start_agent("ignition-0-restarted", env);
-    world
-        .wait_status(CR, "ignition-0", "Synced at c2 after the restart", |s| {
-            s.status == SyncStatus::Synced && s.commit.as_deref() == Some(c2.as_str())
-        })
-        .await;
+    wait_synced(&world, "ignition-0", "Synced at c2 after the restart", &c2).await;
     let expected: std::collections::BTreeMap<String, String> = v2
         .into_iter()
         .filter_map(|(p, c)| c.map(|c| (p, c)))
@@ -984,11 +968,7 @@ async fn three_gateways_get_their_own_files() {
         world.start_agent(pod, env);
     }
     for pod in ["alpha-0", "north-0", "beta-0"] {
-        world
-            .wait_status(CR, pod, "Synced at c1", |s| {
-                s.status == SyncStatus::Synced && s.commit.as_deref() == Some(c1.as_str())
-            })
-            .await;
+        wait_synced(&world, pod, "Synced at c1", &c1).await;
     }
     world
         .wait_gs(CR, "Ready with 3/3 synced", |gs| ready(gs, "3/3 synced"))
@@ -1029,21 +1009,14 @@ async fn three_gateways_get_their_own_files() {
     );
     world.request_ref(CR, "main").await;
     for pod in ["alpha-0", "north-0", "beta-0"] {
-        world
-            .wait_status(CR, pod, "Synced at c2", |s| {
-                s.status == SyncStatus::Synced && s.commit.as_deref() == Some(c2.as_str())
-            })
-            .await;
+        wait_synced(&world, pod, "Synced at c2", &c2).await;
     }
     eprintln!(
         "MEASURE push -> 3 agents report Synced (requested-ref, operator in the loop): {:?}",
         pushed.elapsed()
     );
     world
-        .wait_gs(CR, "3/3 synced at c2", |gs| {
-            ready(gs, "3/3 synced")
-                && gs.status.as_ref().unwrap().last_sync_commit.as_deref() == Some(c2.as_str())
-        })
+        .wait_gs(CR, "3/3 synced at c2", |gs| ready_at(gs, "3/3 synced", &c2))
         .await;
     eprintln!(
         "MEASURE push -> GatewaySync Ready, 3/3 synced at the new commit: {:?}",
@@ -1076,11 +1049,7 @@ async fn without_an_api_key_yet_files_sync_and_the_rescan_waits_for_the_key() {
         .unwrap();
     assert!(!key.exists());
     let agent = world.start_agent("ignition-0", env);
-    world
-        .wait_for("/startupz without a key", || async {
-            world.agents[agent].probe("/startupz") == Some(200)
-        })
-        .await;
+    wait_started(&world, agent, "/startupz without a key").await;
     assert_eq!(
         std::fs::read_to_string(world.data("ignition-0").join("projects/demo/project.json"))
             .unwrap(),
@@ -1230,11 +1199,7 @@ async fn a_statefulset_pod_gets_its_files_in_the_claim() {
 
     let env = world.agent_env("ignition-0");
     world.start_agent("ignition-0", env);
-    world
-        .wait_status(CR, "ignition-0", "Synced at c1", |s| {
-            s.status == SyncStatus::Synced && s.commit.as_deref() == Some(c1.as_str())
-        })
-        .await;
+    wait_synced(&world, "ignition-0", "Synced at c1", &c1).await;
     let expected: std::collections::BTreeMap<String, String> = [
         (
             "config/identity.txt",
@@ -1336,11 +1301,7 @@ async fn ssh_key_auth_clones_with_the_injected_secrets() {
 
     let env = world.agent_env("ignition-0");
     world.start_agent("ignition-0", env);
-    let status = world
-        .wait_status(CR, "ignition-0", "Synced at c1", |s| {
-            s.status == SyncStatus::Synced && s.commit.as_deref() == Some(c1.as_str())
-        })
-        .await;
+    let status = wait_synced(&world, "ignition-0", "Synced at c1", &c1).await;
     assert_eq!(status.profile.as_deref(), Some("private"));
     assert_eq!(status.gateway, "vault");
     let files = tree(&world.data("ignition-0"));

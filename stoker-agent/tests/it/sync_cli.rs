@@ -22,18 +22,39 @@ fn agent(args: &[&str]) -> Output {
         .expect("run stoker-agent")
 }
 
-fn sync(dest: &Path, extra: &[&str]) -> Output {
+/// The example manifest and repository, relative to the workspace.
+const EXAMPLE_CONFIG: &str = "examples/gatewaysync.yaml";
+const EXAMPLE_REPO: &str = "examples/repo";
+
+/// `sync --config CONFIG --source SOURCE --dest DEST extra…`.
+fn sync_args<'a>(
+    config: &'a str,
+    source: &'a str,
+    dest: &'a str,
+    extra: &[&'a str],
+) -> Vec<&'a str> {
     let mut args = vec![
-        "sync",
-        "--config",
-        "examples/gatewaysync.yaml",
-        "--source",
-        "examples/repo",
-        "--dest",
-        dest.to_str().unwrap(),
+        "sync", "--config", config, "--source", source, "--dest", dest,
     ];
     args.extend_from_slice(extra);
-    agent(&args)
+    args
+}
+
+/// `stoker-agent sync` of the example repository into `dest`.
+fn sync(dest: &Path, extra: &[&str]) -> Output {
+    agent(&sync_args(
+        EXAMPLE_CONFIG,
+        EXAMPLE_REPO,
+        dest.to_str().unwrap(),
+        extra,
+    ))
+}
+
+/// [`sync`], which must succeed.
+fn sync_ok(dest: &Path, extra: &[&str]) -> Output {
+    let output = sync(dest, extra);
+    assert!(output.status.success(), "{}", stderr(&output));
+    output
 }
 
 fn stdout(output: &Output) -> String {
@@ -47,8 +68,7 @@ fn stderr(output: &Output) -> String {
 #[test]
 fn example_syncs_gateway_files_and_prints_a_summary() {
     let dest = tempfile::tempdir().unwrap();
-    let output = sync(dest.path(), &["--gateway-name", "site1"]);
-    assert!(output.status.success(), "{}", stderr(&output));
+    let output = sync_ok(dest.path(), &["--gateway-name", "site1"]);
     let text = stdout(&output);
     assert!(
         text.contains("11 added, 0 modified, 0 deleted, 0 unchanged"),
@@ -89,8 +109,7 @@ fn resources_and_unmanaged_files_survive_a_profile_switch() {
     std::fs::create_dir_all(live.join("logs")).unwrap();
     std::fs::write(live.join("logs/wrapper.log"), "log").unwrap();
 
-    let output = sync(live, &["--gateway-name", "site1", "--profile", "dev"]);
-    assert!(output.status.success(), "{}", stderr(&output));
+    let output = sync_ok(live, &["--gateway-name", "site1", "--profile", "dev"]);
     let text = stdout(&output);
     assert!(
         text.contains("- config/resources/core/ignition/database-connection/plantdb/config.json"),
@@ -140,11 +159,10 @@ fn second_run_changes_nothing() {
 #[test]
 fn json_output_is_the_sync_report() {
     let dest = tempfile::tempdir().unwrap();
-    let output = sync(
+    let output = sync_ok(
         dest.path(),
         &["--gateway-name", "site2", "--output", "json"],
     );
-    assert!(output.status.success(), "{}", stderr(&output));
     let report: stoker_core::SyncReport = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(report.added.len(), 11);
     assert_eq!(report.profile, "default");
@@ -201,71 +219,38 @@ fn bad_inputs_name_the_input() {
     let d = dest.path().to_str().unwrap();
     let cases: Vec<(Vec<&str>, &str)> = vec![
         (
-            vec![
-                "sync",
-                "--config",
-                "examples/nope.yaml",
-                "--source",
-                "examples/repo",
-                "--dest",
-                d,
-            ],
+            sync_args("examples/nope.yaml", EXAMPLE_REPO, d, &[]),
             "examples/nope.yaml",
         ),
         (
-            vec![
-                "sync",
-                "--config",
-                "examples/gatewaysync.yaml",
-                "--source",
-                "examples/nope",
-                "--dest",
-                d,
-            ],
+            sync_args(EXAMPLE_CONFIG, "examples/nope", d, &[]),
             "examples/nope",
         ),
         (
-            vec![
-                "sync",
-                "--config",
-                "examples/gatewaysync.yaml",
-                "--source",
-                "examples/repo",
-                "--dest",
+            sync_args(
+                EXAMPLE_CONFIG,
+                EXAMPLE_REPO,
                 d,
-                "--profile",
-                "prod",
-                "--gateway-name",
-                "x",
-            ],
+                &["--profile", "prod", "--gateway-name", "x"],
+            ),
             "\"prod\"",
         ),
         (
-            vec![
-                "sync",
-                "--config",
-                "examples/gatewaysync.yaml",
-                "--source",
-                "examples/repo",
-                "--dest",
+            sync_args(
+                EXAMPLE_CONFIG,
+                EXAMPLE_REPO,
                 d,
-                "--gateway-name",
-                "nosuchsite",
-            ],
+                &["--gateway-name", "nosuchsite"],
+            ),
             "services/nosuchsite/projects",
         ),
         (
-            vec![
-                "sync",
-                "--config",
-                "examples/gatewaysync.yaml",
-                "--source",
-                "examples/repo",
-                "--dest",
+            sync_args(
+                EXAMPLE_CONFIG,
+                EXAMPLE_REPO,
                 d,
-                "--gateway-name",
-                "../../etc",
-            ],
+                &["--gateway-name", "../../etc"],
+            ),
             "..",
         ),
     ];
@@ -301,15 +286,12 @@ fn manifest_typos_and_wrong_kinds_are_rejected() {
         (&typo, "destinaton"),
         (&wrong, "no document of kind GatewaySync"),
     ] {
-        let output = agent(&[
-            "sync",
-            "--config",
+        let output = agent(&sync_args(
             file.to_str().unwrap(),
-            "--source",
-            "examples/repo",
-            "--dest",
+            EXAMPLE_REPO,
             dest.to_str().unwrap(),
-        ]);
+            &[],
+        ));
         assert!(!output.status.success());
         let err = stderr(&output);
         assert!(
@@ -377,15 +359,12 @@ fn a_file_system_error_prints_each_cause_once() {
     assert_no_repeated_sentence(&err);
 
     // A manifest that does not exist: the same.
-    let output = agent(&[
-        "sync",
-        "--config",
+    let output = agent(&sync_args(
         "examples/nope.yaml",
-        "--source",
-        "examples/repo",
-        "--dest",
+        EXAMPLE_REPO,
         dest.to_str().unwrap(),
-    ]);
+        &[],
+    ));
     let err = stderr(&output);
     assert!(err.contains("examples/nope.yaml"), "{err}");
     assert_no_repeated_sentence(&err);
@@ -410,16 +389,12 @@ fn agent_in(dir: &Path, args: &[&str]) -> Output {
 
 /// `stoker-agent sync` run in `dir` (see [`agent_in`]) from the directory `source`.
 fn sync_in(dir: &Path, config: &Path, source: &Path, dest: &Path, extra: &[&str]) -> Output {
-    let mut args = vec![
-        "sync",
-        "--config",
+    let args = sync_args(
         config.to_str().unwrap(),
-        "--source",
         source.to_str().unwrap(),
-        "--dest",
         dest.to_str().unwrap(),
-    ];
-    args.extend_from_slice(extra);
+        extra,
+    );
     agent_in(dir, &args)
 }
 
@@ -461,8 +436,7 @@ fn a_dest_that_is_a_file_or_a_dangling_symlink_says_so() {
     std::fs::create_dir(dir.path().join("real")).unwrap();
     let to_dir = dir.path().join("to-dir");
     std::os::unix::fs::symlink(dir.path().join("real"), &to_dir).unwrap();
-    let output = sync(&to_dir, &["--gateway-name", "site1"]);
-    assert!(output.status.success(), "{}", stderr(&output));
+    sync_ok(&to_dir, &["--gateway-name", "site1"]);
     assert!(dir.path().join("real/.versions.json").is_file());
 }
 
@@ -470,7 +444,7 @@ fn a_dest_that_is_a_file_or_a_dangling_symlink_says_so() {
 fn a_missing_or_empty_source_says_which() {
     let dir = tempfile::tempdir().unwrap();
     let dest = dir.path().join("live");
-    let manifest = workspace().join("examples/gatewaysync.yaml");
+    let manifest = workspace().join(EXAMPLE_CONFIG);
     let run = |source: &Path| {
         sync_in(
             dir.path(),
@@ -510,6 +484,20 @@ fn git_manifest(dir: &Path, repo: &str) -> PathBuf {
     path
 }
 
+/// `stoker-agent sync --config MANIFEST --dest live extra…` in `dir` (see [`agent_in`]): from
+/// the manifest's Git repository, as no `--source` is given.
+fn sync_from_git_in(dir: &Path, manifest: &Path, extra: &[&str]) -> Output {
+    let mut args = vec![
+        "sync",
+        "--config",
+        manifest.to_str().unwrap(),
+        "--dest",
+        "live",
+    ];
+    args.extend_from_slice(extra);
+    agent_in(dir, &args)
+}
+
 #[test]
 fn an_ext_url_is_a_protocol_that_is_not_allowed() {
     let dir = tempfile::tempdir().unwrap();
@@ -518,16 +506,7 @@ fn an_ext_url_is_a_protocol_that_is_not_allowed() {
         dir.path(),
         &format!("ext::sh -c touch% {}", pwned.display()),
     );
-    let err = one_error_line(&agent_in(
-        dir.path(),
-        &[
-            "sync",
-            "--config",
-            manifest.to_str().unwrap(),
-            "--dest",
-            "live",
-        ],
-    ));
+    let err = one_error_line(&sync_from_git_in(dir.path(), &manifest, &[]));
     assert!(err.contains("the ext:: protocol is not allowed"), "{err}");
     assert!(!err.contains("credentials"), "{err}");
     assert!(!pwned.exists(), "the command ran");
@@ -539,17 +518,10 @@ fn ssh_without_known_hosts_names_the_flags() {
     // Nothing listens there: the check comes before any connection.
     let manifest = git_manifest(dir.path(), "ssh://git@127.0.0.1:1/plant.git");
     std::fs::write(dir.path().join("key"), "not really a key\n").unwrap();
-    let err = one_error_line(&agent_in(
+    let err = one_error_line(&sync_from_git_in(
         dir.path(),
-        &[
-            "sync",
-            "--config",
-            manifest.to_str().unwrap(),
-            "--dest",
-            "live",
-            "--git-ssh-key-file",
-            "key",
-        ],
+        &manifest,
+        &["--git-ssh-key-file", "key"],
     ));
     assert!(err.contains("--git-known-hosts-file FILE"), "{err}");
     assert!(err.contains("--git-insecure-skip-host-key-check"), "{err}");
@@ -567,17 +539,12 @@ fn text_output_escapes_paths_so_a_file_name_cannot_forge_a_line() {
     let run = |dest: &str, output: &str| {
         agent_in(
             dir.path(),
-            &[
-                "sync",
-                "--config",
+            &sync_args(
                 manifest.to_str().unwrap(),
-                "--source",
                 "repo",
-                "--dest",
                 dest,
-                "--output",
-                output,
-            ],
+                &["--output", output],
+            ),
         )
     };
     let output = run("live", "text");
@@ -637,17 +604,12 @@ fn version_names_the_commit_and_help_the_sidecar() {
 #[test]
 fn json_output_reports_errors_as_json() {
     let dest = tempfile::tempdir().unwrap();
-    let output = agent(&[
-        "sync",
-        "--config",
-        "examples/gatewaysync.yaml",
-        "--source",
+    let output = agent(&sync_args(
+        EXAMPLE_CONFIG,
         "examples/nope",
-        "--dest",
         dest.path().to_str().unwrap(),
-        "--output",
-        "json",
-    ]);
+        &["--output", "json"],
+    ));
     assert_eq!(output.status.code(), Some(1));
     let json: serde_json::Value = serde_json::from_slice(&output.stdout)
         .unwrap_or_else(|e| panic!("{e}: {}", stdout(&output)));
@@ -663,8 +625,7 @@ fn json_output_reports_errors_as_json() {
 #[test]
 fn text_output_of_a_source_directory_shows_a_fingerprint_not_a_ref() {
     let dest = tempfile::tempdir().unwrap();
-    let output = sync(dest.path(), &["--gateway-name", "site1"]);
-    assert!(output.status.success(), "{}", stderr(&output));
+    let output = sync_ok(dest.path(), &["--gateway-name", "site1"]);
     let text = stdout(&output);
     let first = text.lines().next().unwrap();
     assert!(
@@ -730,19 +691,17 @@ fn a_held_lock_has_its_own_exit_status_and_wait_waits_for_it() {
     assert!(live.join(".versions.json").is_file());
 
     // --wait without a value parses (and a free lock is not waited for).
-    let output = sync(&live, &["--wait", "--gateway-name", "site1"]);
-    assert!(output.status.success(), "{}", stderr(&output));
+    sync_ok(&live, &["--wait", "--gateway-name", "site1"]);
 }
 
 #[test]
 fn logs_to_a_pipe_carry_no_colour_codes() {
     let dest = tempfile::tempdir().unwrap();
     // stderr is a pipe here.
-    let output = sync(
+    let output = sync_ok(
         dest.path(),
         &["--gateway-name", "site1", "--log-level", "debug"],
     );
-    assert!(output.status.success(), "{}", stderr(&output));
     let err = stderr(&output);
     assert!(err.contains("resolved"), "logs expected: {err}");
     assert!(!err.contains('\x1b'), "ANSI codes in: {err:?}");
@@ -753,7 +712,7 @@ fn copy_of_examples(dir: &Path, name: &str) -> PathBuf {
     let copy = dir.join(name);
     let status = Command::new("cp")
         .arg("-a")
-        .arg(workspace().join("examples/repo"))
+        .arg(workspace().join(EXAMPLE_REPO))
         .arg(&copy)
         .status()
         .unwrap();
@@ -769,7 +728,7 @@ fn dangerous_destinations_are_refused_unless_allowed() {
     let work = dir.path().join("work");
     std::fs::create_dir(&work).unwrap();
     let source = copy_of_examples(&work, "repo");
-    let config = workspace().join("examples/gatewaysync.yaml");
+    let config = workspace().join(EXAMPLE_CONFIG);
     let run = |dest: &Path, extra: &[&str]| {
         let mut args = vec!["--gateway-name", "site1"];
         args.extend_from_slice(extra);

@@ -7,6 +7,8 @@ use std::process::{Command, Output};
 
 use stoker_testkit::gateway_sim::{Endpoint, Fault, GatewaySim, SimConfig, TestCerts};
 
+use crate::cli_support::ok;
+
 const KEY: &str = "stoker-agent-test:c2VjcmV0LWtleQ";
 
 const MANIFEST: &str = r#"apiVersion: stoker.io/v1alpha1
@@ -69,13 +71,6 @@ impl Setup {
     /// [`Setup::sync`] with another gateway URL.
     fn sync_to(&self, url: &str, extra: &[&str]) -> Output {
         let mut args = vec![
-            "sync",
-            "--config",
-            "gs.yaml",
-            "--source",
-            "repo",
-            "--dest",
-            "live",
             "--cache-dir",
             "cache",
             "--gateway-url",
@@ -84,8 +79,16 @@ impl Setup {
             "api-key",
         ];
         args.extend_from_slice(extra);
+        self.sync_with(&args)
+    }
+
+    /// `stoker-agent sync` from `repo/` into `live/` with only the flags `args`.
+    fn sync_with(&self, args: &[&str]) -> Output {
         Command::new(env!("CARGO_BIN_EXE_stoker-agent"))
-            .args(&args)
+            .args([
+                "sync", "--config", "gs.yaml", "--source", "repo", "--dest", "live",
+            ])
+            .args(args)
             .current_dir(self.root())
             .env_remove("GATEWAY_NAME")
             .env_remove("RUST_LOG")
@@ -101,15 +104,6 @@ impl Setup {
             .map(|c| c.endpoint().expect("a known endpoint"))
             .collect()
     }
-}
-
-fn ok(output: &Output) -> String {
-    assert!(
-        output.status.success(),
-        "stoker-agent failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
 fn failure(output: &Output) -> (String, String) {
@@ -241,21 +235,7 @@ fn a_wrong_key_stops_before_writing_and_is_never_printed() {
 #[test]
 fn gateway_flags_need_the_url() {
     let setup = Setup::new("");
-    let output = Command::new(env!("CARGO_BIN_EXE_stoker-agent"))
-        .args([
-            "sync",
-            "--config",
-            "gs.yaml",
-            "--source",
-            "repo",
-            "--dest",
-            "live",
-            "--gateway-api-key-file",
-            "api-key",
-        ])
-        .current_dir(setup.root())
-        .output()
-        .unwrap();
+    let output = setup.sync_with(&["--gateway-api-key-file", "api-key"]);
     let (_, stderr) = failure(&output);
     assert!(stderr.contains("--gateway-url"), "{stderr}");
     let help = Command::new(env!("CARGO_BIN_EXE_stoker-agent"))

@@ -6,6 +6,8 @@ use std::process::{Command, Output};
 
 use stoker_testkit::repo::Repo;
 
+use crate::cli_support::ok;
+
 const MANIFEST: &str = r#"apiVersion: stoker.io/v1alpha1
 kind: GatewaySync
 metadata: {name: plant, namespace: ignition}
@@ -61,8 +63,33 @@ impl Setup {
     }
 
     fn sync(&self, extra: &[&str]) -> Output {
-        let root = &self.root;
-        let mut args: Vec<String> = [
+        sync_in(&self.root, extra)
+            .output()
+            .expect("run stoker-agent")
+    }
+
+    /// A second commit on `main`: `view.json` becomes `{"v": 2}`.
+    fn commit_view_2(&self) {
+        self.repo
+            .commit(
+                "main",
+                &[("services/site1/a/view.json", b"{\"v\": 2}".as_slice())],
+                "second",
+            )
+            .unwrap();
+    }
+
+    fn live(&self, path: &str) -> PathBuf {
+        self.root.join("live").join(path)
+    }
+}
+
+/// `stoker-agent sync` of `gs.yaml` in `root` into `live/` for gateway `site1`, with `extra`;
+/// no Git credentials come from the environment.
+fn sync_in(root: &Path, extra: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_stoker-agent"));
+    command
+        .args([
             "sync",
             "--config",
             "gs.yaml",
@@ -72,34 +99,14 @@ impl Setup {
             "cache",
             "--gateway-name",
             "site1",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-        args.extend(extra.iter().map(|s| s.to_string()));
-        Command::new(env!("CARGO_BIN_EXE_stoker-agent"))
-            .args(&args)
-            .current_dir(root)
-            .env_remove("GIT_TOKEN_FILE")
-            .env_remove("GIT_SSH_KEY_FILE")
-            .env_remove("GIT_KNOWN_HOSTS_FILE")
-            .env_remove("GITHUB_APP_KEY_FILE")
-            .output()
-            .expect("run stoker-agent")
-    }
-
-    fn live(&self, path: &str) -> PathBuf {
-        self.root.join("live").join(path)
-    }
-}
-
-fn ok(output: &Output) -> String {
-    assert!(
-        output.status.success(),
-        "stoker-agent failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).into_owned()
+        ])
+        .args(extra)
+        .current_dir(root)
+        .env_remove("GIT_TOKEN_FILE")
+        .env_remove("GIT_SSH_KEY_FILE")
+        .env_remove("GIT_KNOWN_HOSTS_FILE")
+        .env_remove("GITHUB_APP_KEY_FILE");
+    command
 }
 
 fn failure(output: &Output) -> String {
@@ -126,14 +133,7 @@ fn syncs_spec_git_then_only_what_the_next_commit_changed() {
     // The cache is a bare repository: no checkout anywhere.
     assert!(setup.root.join("cache/git").is_dir());
 
-    setup
-        .repo
-        .commit(
-            "main",
-            &[("services/site1/a/view.json", b"{\"v\": 2}".as_slice())],
-            "second",
-        )
-        .unwrap();
+    setup.commit_view_2();
     let text = ok(&setup.sync(&[]));
     assert!(
         text.contains("0 added, 2 modified, 0 deleted, 1 unchanged"),
@@ -153,14 +153,7 @@ fn a_new_commit_leaves_hand_edits_elsewhere_to_the_resync_unless_full_drift_chec
         ok(&setup.sync(&[]));
         // Edited by hand, in a file the next commit does not touch.
         std::fs::write(setup.live("projects/a/project.json"), "edited by hand").unwrap();
-        setup
-            .repo
-            .commit(
-                "main",
-                &[("services/site1/a/view.json", b"{\"v\": 2}".as_slice())],
-                "second",
-            )
-            .unwrap();
+        setup.commit_view_2();
         let flags: &[&str] = if full_drift_check {
             &["--full-drift-check"]
         } else {
@@ -195,14 +188,7 @@ fn a_new_commit_leaves_hand_edits_elsewhere_to_the_resync_unless_full_drift_chec
 fn ref_flag_syncs_a_tag_and_names_a_missing_ref() {
     let setup = Setup::new("");
     setup.repo.tag("v1.0.0", "main").unwrap();
-    setup
-        .repo
-        .commit(
-            "main",
-            &[("services/site1/a/view.json", b"{\"v\": 2}".as_slice())],
-            "second",
-        )
-        .unwrap();
+    setup.commit_view_2();
     ok(&setup.sync(&["--ref", "v1.0.0"]));
     assert_eq!(read(&setup.live("projects/a/view.json")), "{\"v\": 1}");
     assert!(read(&setup.live(".versions.json")).contains("\"ref\": \"v1.0.0\""));
@@ -279,30 +265,18 @@ fn ssh_trusts_the_users_known_hosts_without_a_known_hosts_file() {
     let home = root.join("home");
     std::fs::create_dir_all(home.join(".ssh")).unwrap();
     let run = || {
-        Command::new(env!("CARGO_BIN_EXE_stoker-agent"))
-            .args([
-                "sync",
-                "--config",
-                "gs.yaml",
-                "--dest",
-                "live",
-                "--cache-dir",
-                "cache",
-                "--gateway-name",
-                "site1",
+        sync_in(
+            root,
+            &[
                 "--git-ssh-key-file",
                 ssh.key.to_str().unwrap(),
                 "--git-attempts",
                 "1",
-            ])
-            .current_dir(root)
-            .env("HOME", &home)
-            .env_remove("GIT_TOKEN_FILE")
-            .env_remove("GIT_SSH_KEY_FILE")
-            .env_remove("GIT_KNOWN_HOSTS_FILE")
-            .env_remove("GITHUB_APP_KEY_FILE")
-            .output()
-            .expect("run stoker-agent")
+            ],
+        )
+        .env("HOME", &home)
+        .output()
+        .expect("run stoker-agent")
     };
 
     let err = failure(&run());
