@@ -1639,6 +1639,18 @@ fn dry_run_in(c: &Cluster, manifests: &str, namespace: &str, jsonpath: &str) -> 
     )
 }
 
+/// Dry-runs the example `manifests` in `namespace` and asserts that the objects `expected`
+/// (`Kind/name`) are among those created.
+fn dry_run_lists(c: &Cluster, manifests: &str, namespace: &str, expected: &[&str]) {
+    let out = dry_run_in(c, manifests, namespace, KIND_SLASH_NAME);
+    for expected in expected {
+        assert!(
+            out.lines().any(|l| l == *expected),
+            "{expected} missing: {out}"
+        );
+    }
+}
+
 #[test]
 #[allow(clippy::too_many_lines)] // every example dry-run in turn
 fn the_kubernetes_examples_pass_a_server_side_dry_run() {
@@ -1658,18 +1670,17 @@ fn the_kubernetes_examples_pass_a_server_side_dry_run() {
     let statefulset =
         std::fs::read_to_string(root().join("examples/kubernetes/gateway-statefulset.yaml"))
             .unwrap();
-    let out = dry_run_in(c, &statefulset, &ns, KIND_SLASH_NAME);
-    for expected in [
-        "ServiceAccount/ignition",
-        "RoleBinding/stoker-agent",
-        "Service/site1",
-        "StatefulSet/site1",
-    ] {
-        assert!(
-            out.lines().any(|l| l == expected),
-            "{expected} missing: {out}"
-        );
-    }
+    dry_run_lists(
+        c,
+        &statefulset,
+        &ns,
+        &[
+            "ServiceAccount/ignition",
+            "RoleBinding/stoker-agent",
+            "Service/site1",
+            "StatefulSet/site1",
+        ],
+    );
     // The API server's defaulting kept the agent a native sidecar with its startup probe.
     let sidecar = dry_run_in(
         c,
@@ -1684,17 +1695,16 @@ fn the_kubernetes_examples_pass_a_server_side_dry_run() {
         root().join("examples/kubernetes/gateway-statefulset-injected.yaml"),
     )
     .unwrap();
-    let out = dry_run_in(c, &injected, &ns, KIND_SLASH_NAME);
-    for expected in [
-        "ServiceAccount/ignition",
-        "Service/site1",
-        "StatefulSet/site1",
-    ] {
-        assert!(
-            out.lines().any(|l| l == expected),
-            "{expected} missing: {out}"
-        );
-    }
+    dry_run_lists(
+        c,
+        &injected,
+        &ns,
+        &[
+            "ServiceAccount/ignition",
+            "Service/site1",
+            "StatefulSet/site1",
+        ],
+    );
     let docs = manifests(&injected);
     let template = &find(&docs, "StatefulSet", "site1")["spec"]["template"];
     let annotations = &template["metadata"]["annotations"];
