@@ -739,6 +739,28 @@ mod tests {
         );
     }
 
+    /// [`run`] at the first commit and the epoch, for tests where neither matters.
+    fn run_at_epoch(
+        gs: &GatewaySync,
+        status: &mut GatewaySyncStatus,
+        pods: &[GatewayPod],
+        reports: &[GatewayStatusReport],
+    ) {
+        run(
+            gs,
+            status,
+            pods,
+            reports,
+            &revision(C1),
+            Timestamp::UNIX_EPOCH,
+        );
+    }
+
+    /// A condition's status, reason and message, to assert all three at once.
+    fn said(c: &Condition) -> (&str, &str, &str) {
+        (c.status.as_str(), c.reason.as_str(), c.message.as_str())
+    }
+
     fn condition<'a>(status: &'a GatewaySyncStatus, type_: &str) -> &'a Condition {
         conditions::find(&status.conditions, type_).unwrap()
     }
@@ -753,14 +775,8 @@ mod tests {
             report("c", C1, SyncStatus::Error),
         ];
         let mut status = GatewaySyncStatus::default();
-        run(
-            &gs,
-            &mut status,
-            &pods,
-            &reports,
-            &revision(C1),
-            at("2026-01-01T00:02:00Z"),
-        );
+        let now = at("2026-01-01T00:02:00Z");
+        run(&gs, &mut status, &pods, &reports, &revision(C1), now);
         assert_eq!(status.gateway_summary.as_deref(), Some("2/3 synced"));
         let synced = condition(&status, ALL_GATEWAYS_SYNCED);
         assert_eq!(synced.status, "False");
@@ -806,11 +822,7 @@ mod tests {
         );
         let sidecars = condition(&status, SIDECAR_INJECTED);
         assert_eq!(
-            (
-                sidecars.status.as_str(),
-                sidecars.reason.as_str(),
-                sidecars.message.as_str()
-            ),
+            said(sidecars),
             (
                 "True",
                 "SidecarPresent",
@@ -819,11 +831,7 @@ mod tests {
         );
         let agents = condition(&status, AGENT_READY);
         assert_eq!(
-            (
-                agents.status.as_str(),
-                agents.reason.as_str(),
-                agents.message.as_str()
-            ),
+            said(agents),
             ("True", "AgentsReporting", "2/2 agents reporting")
         );
         assert_eq!(condition(&status, REF_RESOLVED).message, C1);
@@ -848,14 +856,8 @@ mod tests {
             report("b", C1, SyncStatus::Synced),
         ];
         let mut status = GatewaySyncStatus::default();
-        run(
-            &gs,
-            &mut status,
-            &pods,
-            &reports,
-            &revision(C1),
-            at("2026-01-01T00:00:00Z"),
-        );
+        let now = at("2026-01-01T00:00:00Z");
+        run(&gs, &mut status, &pods, &reports, &revision(C1), now);
         let t = at("2026-01-01T00:02:00Z");
         run(&gs, &mut status, &pods, &reports, &revision(C2), t);
         assert_eq!(status.last_sync_commit.as_deref(), Some(C2));
@@ -884,14 +886,7 @@ mod tests {
         pinned.ref_override = Some("hotfix".to_owned());
         let reports = [report("a", C2, SyncStatus::Synced)];
         let mut status = GatewaySyncStatus::default();
-        run(
-            &gs,
-            &mut status,
-            &[pinned],
-            &reports,
-            &revision(C1),
-            Timestamp::UNIX_EPOCH,
-        );
+        run_at_epoch(&gs, &mut status, &[pinned], &reports);
         assert_eq!(
             status.discovered_gateways[0].sync_status,
             SyncStatus::Synced
@@ -910,14 +905,7 @@ mod tests {
         let gs = basic();
         let pods = [pod("a", false), pod("b", true)];
         let mut status = GatewaySyncStatus::default();
-        run(
-            &gs,
-            &mut status,
-            &pods,
-            &[],
-            &revision(C1),
-            Timestamp::UNIX_EPOCH,
-        );
+        run_at_epoch(&gs, &mut status, &pods, &[]);
         assert_eq!(
             status.discovered_gateways[0].sync_status,
             SyncStatus::MissingSidecar
@@ -946,11 +934,7 @@ mod tests {
         // Neither has reported: no agent is ready.
         let agents = condition(&status, AGENT_READY);
         assert_eq!(
-            (
-                agents.status.as_str(),
-                agents.reason.as_str(),
-                agents.message.as_str()
-            ),
+            said(agents),
             ("False", "AgentsNotReporting", "0/2 agents reporting")
         );
     }
@@ -968,14 +952,7 @@ mod tests {
         let pods = [pod("asked", false), not_asked];
         let earlier = report("manual", C1, SyncStatus::Synced);
         let mut status = GatewaySyncStatus::default();
-        run(
-            &gs,
-            &mut status,
-            &pods,
-            &[earlier],
-            &revision(C1),
-            Timestamp::UNIX_EPOCH,
-        );
+        run_at_epoch(&gs, &mut status, &pods, &[earlier]);
         let [asked, manual] = &status.discovered_gateways[..] else {
             panic!("{:?}", status.discovered_gateways)
         };
@@ -1002,14 +979,7 @@ mod tests {
         other.cr_name = "other".to_owned();
         let stale = report("gone", C1, SyncStatus::Synced);
         let mut status = GatewaySyncStatus::default();
-        run(
-            &gs,
-            &mut status,
-            &[pod("a", true)],
-            &[other, stale],
-            &revision(C1),
-            Timestamp::UNIX_EPOCH,
-        );
+        run_at_epoch(&gs, &mut status, &[pod("a", true)], &[other, stale]);
         assert_eq!(status.discovered_gateways.len(), 1);
         assert_eq!(
             status.discovered_gateways[0].sync_status,
@@ -1022,49 +992,23 @@ mod tests {
         let gs = basic();
         let mut status = GatewaySyncStatus::default();
         // A gateway first, then none: `SidecarInjected` goes with it.
-        run(
-            &gs,
-            &mut status,
-            &[pod("a", true)],
-            &[],
-            &revision(C1),
-            Timestamp::UNIX_EPOCH,
-        );
+        run_at_epoch(&gs, &mut status, &[pod("a", true)], &[]);
         assert!(conditions::find(&status.conditions, SIDECAR_INJECTED).is_some());
-        run(
-            &gs,
-            &mut status,
-            &[],
-            &[],
-            &revision(C1),
-            Timestamp::UNIX_EPOCH,
-        );
+        run_at_epoch(&gs, &mut status, &[], &[]);
         let synced = condition(&status, ALL_GATEWAYS_SYNCED);
         assert_eq!(
-            (
-                synced.status.as_str(),
-                synced.reason.as_str(),
-                synced.message.as_str()
-            ),
+            said(synced),
             ("False", "NoGatewaysDiscovered", "0/0 synced")
         );
         let ready = condition(&status, READY);
         assert_eq!(
-            (
-                ready.status.as_str(),
-                ready.reason.as_str(),
-                ready.message.as_str()
-            ),
+            said(ready),
             ("False", "Reconciling", "Waiting for gateways to sync")
         );
         assert!(conditions::find(&status.conditions, SIDECAR_INJECTED).is_none());
         let agents = condition(&status, AGENT_READY);
         assert_eq!(
-            (
-                agents.status.as_str(),
-                agents.reason.as_str(),
-                agents.message.as_str()
-            ),
+            said(agents),
             ("False", "NoGatewaysDiscovered", "0/0 agents reporting")
         );
     }
@@ -1143,7 +1087,7 @@ mod tests {
         let all = [sighting(true, Some("2026-01-01T00:09:00Z")), silent];
         let c = agent_ready(&all, 1, now);
         assert_eq!(
-            (c.status.as_str(), c.reason.as_str(), c.message.as_str()),
+            said(&c),
             ("False", "AgentsNotReporting", "1/2 agents reporting")
         );
         let c = agent_ready(&all[..1], 1, now);
@@ -1161,13 +1105,14 @@ mod tests {
         quiet.heartbeat = Some(at("2026-01-01T00:09:00Z"));
         let silent = report("b", C1, SyncStatus::Synced);
         let mut status = GatewaySyncStatus::default();
+        let now = at("2026-01-01T00:10:00Z");
         run(
             &gs,
             &mut status,
             &pods,
             &[quiet, silent],
             &revision(C1),
-            at("2026-01-01T00:10:00Z"),
+            now,
         );
         assert_eq!(
             condition(&status, AGENT_READY).message,
@@ -1195,14 +1140,8 @@ mod tests {
         let mut legacy = report("a", C1, SyncStatus::Synced);
         legacy.origin = ReportOrigin::StokerOperatorV051;
         let mut status = GatewaySyncStatus::default();
-        run(
-            &gs,
-            &mut status,
-            &pods,
-            &[legacy],
-            &revision(C1),
-            at("2026-01-01T01:00:00Z"),
-        );
+        let now = at("2026-01-01T01:00:00Z");
+        run(&gs, &mut status, &pods, &[legacy], &revision(C1), now);
         assert_eq!(status.gateway_summary.as_deref(), Some("1/1 synced"));
         assert_eq!(
             condition(&status, AGENT_READY).message,
@@ -1250,36 +1189,15 @@ mod tests {
             }))
         };
         let mut status = GatewaySyncStatus::default();
-        run(
-            &with(false),
-            &mut status,
-            &[],
-            &[],
-            &revision(C1),
-            Timestamp::UNIX_EPOCH,
-        );
+        run_at_epoch(&with(false), &mut status, &[], &[]);
         let condition_ = condition(&status, SSH_HOST_KEY_VERIFICATION);
         assert_eq!(
             (condition_.status.as_str(), condition_.reason.as_str()),
             ("False", reasons::HOST_KEY_VERIFICATION_DISABLED)
         );
-        run(
-            &with(true),
-            &mut status,
-            &[],
-            &[],
-            &revision(C1),
-            Timestamp::UNIX_EPOCH,
-        );
+        run_at_epoch(&with(true), &mut status, &[], &[]);
         assert_eq!(condition(&status, SSH_HOST_KEY_VERIFICATION).status, "True");
-        run(
-            &basic(),
-            &mut status,
-            &[],
-            &[],
-            &revision(C1),
-            Timestamp::UNIX_EPOCH,
-        );
+        run_at_epoch(&basic(), &mut status, &[], &[]);
         assert!(conditions::find(&status.conditions, SSH_HOST_KEY_VERIFICATION).is_none());
     }
 

@@ -28,8 +28,9 @@ use k8s_openapi::api::core::v1::ResourceRequirements;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
     CustomResourceDefinition, JSONSchemaProps,
 };
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
-use kube::{CustomResource, CustomResourceExt};
+use kube::{CustomResource, CustomResourceExt, Resource, ResourceExt};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 pub use stoker_core::spec::{
@@ -201,6 +202,22 @@ pub struct PollingSpec {
     /// the `PollingIntervalValid` condition.
     #[serde(default = "default_polling_interval")]
     pub interval: String,
+}
+
+impl GatewaySync {
+    /// The owner reference that makes this GatewaySync the controller of an object, which is
+    /// then garbage-collected with it.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::MissingUid`] when it was not read from the API server.
+    pub(crate) fn controller_ref(&self) -> Result<OwnerReference> {
+        self.controller_owner_ref(&())
+            .ok_or_else(|| Error::MissingUid {
+                kind: "GatewaySync",
+                name: self.name_any(),
+            })
+    }
 }
 
 impl Default for PollingSpec {

@@ -54,7 +54,7 @@ use crate::annotations::{
 };
 use crate::crd::{ScanStatus, SyncStatus, parse_go_duration};
 use crate::error::{Error, Result};
-use crate::metadata::Reader;
+use crate::metadata::{Reader, configmap_data};
 
 /// How many past results a status ConfigMap keeps in `history`.
 pub const HISTORY_LIMIT: usize = 10;
@@ -453,15 +453,8 @@ impl GatewayStatusReport {
 
     /// Reads a status ConfigMap.
     pub fn from_configmap(configmap: &ConfigMap) -> Result<Self> {
-        let empty = BTreeMap::new();
-        Self::from_data(
-            configmap
-                .metadata
-                .name
-                .as_deref()
-                .unwrap_or("stoker-status"),
-            configmap.data.as_ref().unwrap_or(&empty),
-        )
+        let (name, data) = configmap_data(configmap, "stoker-status");
+        Self::from_data(name, data)
     }
 }
 

@@ -36,7 +36,7 @@ use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{DeleteParams, ObjectMeta, Patch, PatchParams, Preconditions};
-use kube::{Api, Resource, ResourceExt};
+use kube::{Api, ResourceExt};
 use stoker_core::git::GithubApp;
 
 use crate::annotations::{LABEL_GATEWAYSYNC, MANAGED_BY_LABEL, MANAGED_BY_OPERATOR, label_value};
@@ -160,12 +160,7 @@ pub fn is_token_secret_of(secret: &Secret, owner: &GatewaySync) -> bool {
 /// [`Error::MissingUid`] when `owner` was not read from the API server.
 pub fn token_secret(owner: &GatewaySync, app: &GithubApp, token: &StoredToken) -> Result<Secret> {
     let name = owner.name_any();
-    let owner_ref = owner
-        .controller_owner_ref(&())
-        .ok_or_else(|| Error::MissingUid {
-            kind: "GatewaySync",
-            name: name.clone(),
-        })?;
+    let owner_ref = owner.controller_ref()?;
     Ok(Secret {
         metadata: ObjectMeta {
             name: Some(github_token_secret_name(&name)),

@@ -498,88 +498,78 @@ mod tests {
         Duration::from_secs(n)
     }
 
+    /// One observer, as candidate "me" with the default lease duration, and when it started.
+    struct Sightings {
+        observer: LeaseObserver,
+        start: Instant,
+    }
+
+    impl Sightings {
+        fn new() -> Self {
+            Self {
+                observer: LeaseObserver::default(),
+                start: Instant::now(),
+            }
+        }
+
+        /// The verdict on `spec` seen `secs_in` seconds after the start.
+        fn after(&mut self, secs_in: u64, spec: &LeaseSpec) -> Verdict {
+            self.observer
+                .observe(spec, self.start + secs(secs_in), "me", DEFAULT)
+        }
+    }
+
     #[test]
     fn a_lease_expires_after_its_duration_without_change_as_seen_locally() {
-        let start = Instant::now();
-        let mut observer = LeaseObserver::default();
+        let mut seen = Sightings::new();
         let spec = held_by("other", jiff::Timestamp::now(), 15);
-        assert_eq!(observer.observe(&spec, start, "me", DEFAULT), Verdict::Live);
-        assert_eq!(
-            observer.observe(&spec, start + secs(14), "me", DEFAULT),
-            Verdict::Live
-        );
-        assert_eq!(
-            observer.observe(&spec, start + secs(15), "me", DEFAULT),
-            Verdict::Expired
-        );
+        assert_eq!(seen.after(0, &spec), Verdict::Live);
+        assert_eq!(seen.after(14, &spec), Verdict::Live);
+        assert_eq!(seen.after(15, &spec), Verdict::Expired);
     }
 
     #[test]
     fn the_renew_time_never_decides_expiry() {
-        let start = Instant::now();
-        let mut observer = LeaseObserver::default();
+        let mut seen = Sightings::new();
         // Renewed "an hour ago" by the holder's clock: first seen now, so live for 15 s.
         let an_hour_ago = jiff::Timestamp::now()
             .checked_sub(jiff::SignedDuration::from_hours(1))
             .unwrap();
         let old = held_by("other", an_hour_ago, 15);
-        assert_eq!(observer.observe(&old, start, "me", DEFAULT), Verdict::Live);
+        assert_eq!(seen.after(0, &old), Verdict::Live);
         // Renewed with a time even further back (a holder whose clock jumped back): it changed,
         // so the count starts again.
         let older = held_by("other", an_hour_ago.checked_sub(secs(1)).unwrap(), 15);
-        assert_eq!(
-            observer.observe(&older, start + secs(10), "me", DEFAULT),
-            Verdict::Live
-        );
-        assert_eq!(
-            observer.observe(&older, start + secs(24), "me", DEFAULT),
-            Verdict::Live
-        );
-        assert_eq!(
-            observer.observe(&older, start + secs(25), "me", DEFAULT),
-            Verdict::Expired
-        );
+        assert_eq!(seen.after(10, &older), Verdict::Live);
+        assert_eq!(seen.after(24, &older), Verdict::Live);
+        assert_eq!(seen.after(25, &older), Verdict::Expired);
     }
 
     #[test]
     fn free_and_own_leases_are_told_apart_from_held_ones() {
-        let start = Instant::now();
-        let mut observer = LeaseObserver::default();
+        let mut seen = Sightings::new();
         let released = LeaseSpec {
             lease_duration_seconds: Some(1),
             ..LeaseSpec::default()
         };
-        assert_eq!(
-            observer.observe(&released, start, "me", DEFAULT),
-            Verdict::Free
-        );
+        assert_eq!(seen.after(0, &released), Verdict::Free);
         let ours = held_by("me", jiff::Timestamp::now(), 15);
-        assert_eq!(observer.observe(&ours, start, "me", DEFAULT), Verdict::Ours);
+        assert_eq!(seen.after(0, &ours), Verdict::Ours);
         // What we wrote counts as seen when we wrote it.
         let other = held_by("other", jiff::Timestamp::now(), 15);
-        observer.wrote(Some(other.clone()), start);
-        assert_eq!(
-            observer.observe(&other, start + secs(15), "me", DEFAULT),
-            Verdict::Expired
-        );
+        seen.observer.wrote(Some(other.clone()), seen.start);
+        assert_eq!(seen.after(15, &other), Verdict::Expired);
     }
 
     #[test]
     fn a_lease_without_a_duration_lasts_ours() {
-        let start = Instant::now();
-        let mut observer = LeaseObserver::default();
+        let mut seen = Sightings::new();
         let spec = LeaseSpec {
             holder_identity: Some("other".into()),
             ..LeaseSpec::default()
         };
-        assert_eq!(observer.observe(&spec, start, "me", DEFAULT), Verdict::Live);
-        assert_eq!(
-            observer.observe(&spec, start + secs(14), "me", DEFAULT),
-            Verdict::Live
-        );
-        assert_eq!(
-            observer.observe(&spec, start + secs(15), "me", DEFAULT),
-            Verdict::Expired
-        );
+        assert_eq!(seen.after(0, &spec), Verdict::Live);
+        assert_eq!(seen.after(14, &spec), Verdict::Live);
+        assert_eq!(seen.after(15, &spec), Verdict::Expired);
     }
 }

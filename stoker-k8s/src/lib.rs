@@ -58,6 +58,7 @@
 //! webhook server names aws-lc-rs itself when none is installed).
 #![forbid(unsafe_code)]
 
+mod accept;
 pub mod admission;
 pub mod agent;
 pub mod aggregate;

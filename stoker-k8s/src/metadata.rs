@@ -45,8 +45,8 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::ConfigMap;
+use kube::ResourceExt;
 use kube::api::ObjectMeta;
-use kube::{Resource, ResourceExt};
 
 use crate::annotations::{
     COMPONENT_LABEL, COMPONENT_METADATA, LABEL_CR_NAME, MANAGED_BY_LABEL, MANAGED_BY_OPERATOR,
@@ -356,12 +356,7 @@ impl AgentMetadata {
     ///
     /// [`Error::MissingUid`] when `owner` was not read from the API server.
     pub fn to_configmap(&self, owner: &GatewaySync) -> Result<ConfigMap> {
-        let owner_ref = owner
-            .controller_owner_ref(&())
-            .ok_or_else(|| Error::MissingUid {
-                kind: "GatewaySync",
-                name: owner.name_any(),
-            })?;
+        let owner_ref = owner.controller_ref()?;
         Ok(ConfigMap {
             metadata: ObjectMeta {
                 name: Some(metadata_configmap_name(&self.cr_name)),
@@ -381,15 +376,8 @@ impl AgentMetadata {
 
     /// Reads a metadata ConfigMap.
     pub fn from_configmap(configmap: &ConfigMap) -> Result<Self> {
-        let empty = BTreeMap::new();
-        Self::from_data(
-            configmap
-                .metadata
-                .name
-                .as_deref()
-                .unwrap_or("stoker-metadata"),
-            configmap.data.as_ref().unwrap_or(&empty),
-        )
+        let (name, data) = configmap_data(configmap, "stoker-metadata");
+        Self::from_data(name, data)
     }
 }
 
@@ -445,6 +433,19 @@ fn cr_name(reader: &Reader<'_>) -> Result<String> {
                 key: keys::CR_NAME,
             }),
     }
+}
+
+/// A ConfigMap's name (`fallback` when it has none) and its data (empty when it has none), as
+/// `from_data` reads them.
+pub(crate) fn configmap_data<'a>(
+    configmap: &'a ConfigMap,
+    fallback: &'a str,
+) -> (&'a str, &'a BTreeMap<String, String>) {
+    static EMPTY: BTreeMap<String, String> = BTreeMap::new();
+    (
+        configmap.metadata.name.as_deref().unwrap_or(fallback),
+        configmap.data.as_ref().unwrap_or(&EMPTY),
+    )
 }
 
 pub(crate) struct Reader<'a> {

@@ -34,15 +34,15 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::api::rbac::v1::{RoleBinding, RoleRef, Subject};
+use kube::ResourceExt;
 use kube::api::ObjectMeta;
-use kube::{Resource, ResourceExt};
 
 use crate::annotations::{
     CR_NAME, LABEL_GATEWAYSYNC, MANAGED_BY_LABEL, MANAGED_BY_OPERATOR, label_value, object_name,
 };
 use crate::crd::GatewaySync;
 use crate::discovery;
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 /// The ClusterRole the agents' service accounts are bound to. A fixed name, whatever the Helm
 /// release is called (the chart creates it), as stoker-operator v0.5 and users' own
@@ -89,16 +89,11 @@ fn is_terminated(pod: &Pod) -> bool {
 ///
 /// # Errors
 ///
-/// [`Error::MissingUid`] when `owner` was not read from the API server.
+/// [`Error::MissingUid`](crate::Error::MissingUid) when `owner` was not read from the API server.
 pub fn agent_role_binding(owner: &GatewaySync, pods: &[Pod]) -> Result<RoleBinding> {
     let name = owner.name_any();
     let namespace = owner.namespace().unwrap_or_default();
-    let owner_ref = owner
-        .controller_owner_ref(&())
-        .ok_or_else(|| Error::MissingUid {
-            kind: "GatewaySync",
-            name: name.clone(),
-        })?;
+    let owner_ref = owner.controller_ref()?;
     let subjects = agent_service_accounts(&name, pods)
         .into_iter()
         .map(|account| Subject {
@@ -131,6 +126,7 @@ pub fn agent_role_binding(owner: &GatewaySync, pods: &[Pod]) -> Result<RoleBindi
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::Error;
     use k8s_openapi::api::core::v1::{PodSpec, PodStatus};
 
     fn pod(name: &str, cr: &str, account: Option<&str>, phase: &str) -> Pod {

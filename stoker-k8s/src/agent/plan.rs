@@ -69,6 +69,18 @@ pub struct Attempt {
     pub commit: Option<String>,
 }
 
+impl Attempt {
+    /// An attempt that failed before any of the target (profile, ref, commit) was known.
+    fn without_target(message: &str) -> Self {
+        Self {
+            message: message.to_owned(),
+            profile: None,
+            reference: None,
+            commit: None,
+        }
+    }
+}
+
 /// One sync, fully decided. Two equal values sync the same thing.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Desired {
@@ -120,12 +132,7 @@ pub fn plan(config: &AgentConfig, inputs: &Inputs) -> Plan {
             ));
         }
         Observed::Invalid(message) => {
-            return Plan::Invalid(Attempt {
-                message: message.clone(),
-                profile: None,
-                reference: None,
-                commit: None,
-            });
+            return Plan::Invalid(Attempt::without_target(message));
         }
         Observed::Present(metadata) => metadata,
     };
@@ -138,12 +145,7 @@ pub fn plan(config: &AgentConfig, inputs: &Inputs) -> Plan {
             ));
         }
         Observed::Invalid(message) => {
-            return Plan::Invalid(Attempt {
-                message: message.clone(),
-                profile: None,
-                reference: None,
-                commit: None,
-            });
+            return Plan::Invalid(Attempt::without_target(message));
         }
         Observed::Present(pod) => pod,
     };

@@ -44,6 +44,7 @@ use super::auth::Secrets;
 use super::limits::{RateLimit, RateLimiter, ReplayCache};
 use super::payload::requested_ref;
 use super::push::{self, Delivery, PushEvent};
+use crate::accept::next_connection;
 use crate::annotations::{
     PUSH_COMMIT, PUSH_RECEIVED_AT, REQUESTED_AT, REQUESTED_BY, REQUESTED_REF, is_object_name,
 };
@@ -748,20 +749,9 @@ async fn trigger(
 /// answers the requests in flight and returns.
 async fn serve(listener: TcpListener, router: Router, mut shutdown: watch::Receiver<bool>) {
     let graceful = GracefulShutdown::new();
-    loop {
-        let accepted = tokio::select! {
-            accepted = listener.accept() => accepted,
-            _ = shutdown.wait_for(|stop| *stop) => break,
-        };
-        let (tcp, peer) = match accepted {
-            Ok(accepted) => accepted,
-            Err(error) => {
-                // Usually out of file descriptors: wait a little rather than spin.
-                tracing::warn!(%error, "webhook receiver: accepting a connection");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            }
-        };
+    while let Some((tcp, peer)) =
+        next_connection(&listener, &mut shutdown, "webhook receiver").await
+    {
         let _ = tcp.set_nodelay(true);
         let service = TowerToHyperService::new(router.clone().layer(Extension(Peer(peer))));
         let watcher = graceful.watcher();

@@ -28,6 +28,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 
+use crate::accept::next_connection;
 use crate::crd::GatewaySync;
 use crate::injector::InjectorConfig;
 use crate::metrics::OperatorMetrics;
@@ -272,20 +273,8 @@ pub(crate) async fn serve(
 ) {
     let acceptor = TlsAcceptor::from(Arc::new(tls));
     let graceful = GracefulShutdown::new();
-    loop {
-        let accepted = tokio::select! {
-            accepted = listener.accept() => accepted,
-            _ = shutdown.wait_for(|stop| *stop) => break,
-        };
-        let (tcp, peer) = match accepted {
-            Ok(accepted) => accepted,
-            Err(error) => {
-                // Usually out of file descriptors: wait a little rather than spin.
-                tracing::warn!(%error, "webhook server: accepting a connection");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            }
-        };
+    while let Some((tcp, peer)) = next_connection(&listener, &mut shutdown, "webhook server").await
+    {
         // Answers are small and wanted at once: without this, Nagle's algorithm holds the
         // last bytes of an answer until the API server acknowledges the first ones, which it
         // may delay by up to 40 ms.

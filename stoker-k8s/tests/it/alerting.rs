@@ -6,16 +6,15 @@
 use std::time::Duration;
 
 use jiff::Timestamp;
-use k8s_openapi::api::core::v1::{Pod, Secret};
-use kube::api::{Patch, PatchParams, PostParams};
-use kube::{Api, ResourceExt};
+use k8s_openapi::api::core::v1::Pod;
+use kube::ResourceExt;
 use serde_json::json;
 use stoker_k8s::crd::{ScanStatus, SyncStatus};
 use stoker_k8s::gateway_status::{GatewayStatusReport, SyncResult, pod_owner_reference};
 use stoker_testkit::http_recorder::{RecordingServer, Reply};
 use stoker_testkit::kube_api::wait_until;
 
-use crate::controller_support::{World, condition, event_notes, has, spec};
+use crate::controller_support::{World, condition, event_notes, has, spec, summary_is};
 
 /// Bounded waits for deliveries (the dispatcher retries a failing webhook for about 7 s).
 const DELIVERY: Duration = Duration::from_secs(30);
@@ -28,43 +27,20 @@ async fn a_fleet_reaching_its_commit_is_one_message_and_a_failing_webhook_is_rep
     let broken = RecordingServer::start().unwrap();
     broken.set_default(Reply::status(500));
     // Slack's URL is a credential: from a Secret.
-    let secrets: Api<Secret> = Api::namespaced(world.client.clone(), &world.namespace);
-    let secret: Secret = serde_json::from_value(json!({
-        "metadata": {"name": "slack-webhook"},
-        "stringData": {"url": slack.url()},
-    }))
-    .unwrap();
-    secrets
-        .create(&PostParams::default(), &secret)
-        .await
-        .unwrap();
+    world
+        .create_secret("slack-webhook", json!({"url": slack.url()}))
+        .await;
     let mut gs_spec = spec("main");
     gs_spec["alerting"] = json!({"webhooks": [
         {"type": "slack", "urlSecretRef": {"name": "slack-webhook", "key": "url"}},
         {"type": "generic", "url": broken.url(), "on": ["SyncCompleted"]},
     ]});
-    world.create_gs("site", gs_spec).await;
-    let commit = world.repo.rev_parse("main").unwrap();
-    let a = world.create_pod("gw-a", "site", &[], &[], true).await;
-    let b = world.create_pod("gw-b", "site", &[], &[], true).await;
-    world
-        .wait_gs("site", "resolved, two gateways", |gs| {
-            gs.status.as_ref().is_some_and(|s| {
-                s.last_sync_commit.as_deref() == Some(commit.as_str())
-                    && s.discovered_gateways.len() == 2
-            })
-        })
-        .await;
+    let (commit, a, b) = world.two_gateway_site(gs_spec).await;
     world
         .report("site", &a, &commit, "main", SyncStatus::Synced, None)
         .await;
     world
-        .wait_gs("site", "1/2 synced", |gs| {
-            gs.status
-                .as_ref()
-                .and_then(|s| s.gateway_summary.as_deref())
-                == Some("1/2 synced")
-        })
+        .wait_gs("site", "1/2 synced", |gs| summary_is(gs, "1/2 synced"))
         .await;
     world
         .report("site", &b, &commit, "main", SyncStatus::Synced, None)
@@ -184,15 +160,7 @@ async fn report_scan(world: &World, cr: &str, pod: &Pod, commit: &str, scan: Opt
     });
     let owner = pod_owner_reference(&name, &pod.uid().unwrap());
     let configmap = report.to_configmap(&world.namespace, Some(owner)).unwrap();
-    world
-        .configmaps()
-        .patch(
-            &configmap.name_any(),
-            &PatchParams::apply("stoker-agent").force(),
-            &Patch::Apply(&configmap),
-        )
-        .await
-        .unwrap();
+    world.apply_configmap(&configmap, "stoker-agent").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -200,16 +168,9 @@ async fn a_failed_rescan_triggers_one_scan_failure_and_its_recovery_resolves_it(
     let world = World::start("scanalert").await;
     let pagerduty = RecordingServer::start().unwrap();
     pagerduty.set_default(Reply::status(202));
-    let secrets: Api<Secret> = Api::namespaced(world.client.clone(), &world.namespace);
-    let secret: Secret = serde_json::from_value(json!({
-        "metadata": {"name": "pagerduty"},
-        "stringData": {"routingKey": "R0UT1NG"},
-    }))
-    .unwrap();
-    secrets
-        .create(&PostParams::default(), &secret)
-        .await
-        .unwrap();
+    world
+        .create_secret("pagerduty", json!({"routingKey": "R0UT1NG"}))
+        .await;
     let mut gs_spec = spec("main");
     gs_spec["alerting"] = json!({"webhooks": [{
         "type": "pagerduty",
@@ -217,18 +178,7 @@ async fn a_failed_rescan_triggers_one_scan_failure_and_its_recovery_resolves_it(
         "secretRef": {"name": "pagerduty", "key": "routingKey"},
         "on": ["ScanFailure"],
     }]});
-    world.create_gs("site", gs_spec).await;
-    let commit = world.repo.rev_parse("main").unwrap();
-    let a = world.create_pod("gw-a", "site", &[], &[], true).await;
-    let b = world.create_pod("gw-b", "site", &[], &[], true).await;
-    world
-        .wait_gs("site", "resolved, two gateways", |gs| {
-            gs.status.as_ref().is_some_and(|s| {
-                s.last_sync_commit.as_deref() == Some(commit.as_str())
-                    && s.discovered_gateways.len() == 2
-            })
-        })
-        .await;
+    let (commit, a, b) = world.two_gateway_site(gs_spec).await;
     // gw-a's agent does not say how its rescan went (an older agent): never a scan failure.
     report_scan(&world, "site", &a, &commit, None).await;
     report_scan(&world, "site", &b, &commit, Some(ScanStatus::Succeeded)).await;

@@ -15,16 +15,9 @@ use stoker_k8s::crd::{RefResolutionStatus, SyncStatus};
 use stoker_k8s::metadata::{AgentMetadata, metadata_configmap_name};
 
 use crate::controller_support::{
-    World, condition, event_counts, event_notes, event_reasons, has, spec,
+    World, commit_is, condition, event_counts, event_notes, event_reasons, has, spec, summary_is,
 };
 use stoker_testkit::kube_api::wait_until;
-
-fn commit_is(gs: &stoker_k8s::GatewaySync, commit: &str) -> bool {
-    gs.status
-        .as_ref()
-        .and_then(|s| s.last_sync_commit.as_deref())
-        == Some(commit)
-}
 
 async fn metadata(world: &World, cr: &str) -> AgentMetadata {
     let name = metadata_configmap_name(cr);
@@ -480,29 +473,12 @@ async fn discovers_running_annotated_pods_and_names_them() {
 #[allow(clippy::too_many_lines)] // one scenario, step by step
 async fn agents_reports_make_the_resource_ready_and_kubectl_shows_it() {
     let world = World::start("ready").await;
-    world.create_gs("site", spec("main")).await;
-    let commit = world.repo.rev_parse("main").unwrap();
-    let a = world.create_pod("gw-a", "site", &[], &[], true).await;
-    let b = world.create_pod("gw-b", "site", &[], &[], true).await;
-    world
-        .wait_gs("site", "resolved, two gateways", |gs| {
-            commit_is(gs, &commit)
-                && gs
-                    .status
-                    .as_ref()
-                    .is_some_and(|s| s.discovered_gateways.len() == 2)
-        })
-        .await;
+    let (commit, a, b) = world.two_gateway_site(spec("main")).await;
     world
         .report("site", &a, &commit, "main", SyncStatus::Synced, None)
         .await;
     let gs = world
-        .wait_gs("site", "1/2 synced", |gs| {
-            gs.status
-                .as_ref()
-                .and_then(|s| s.gateway_summary.as_deref())
-                == Some("1/2 synced")
-        })
+        .wait_gs("site", "1/2 synced", |gs| summary_is(gs, "1/2 synced"))
         .await;
     assert_eq!(
         condition(&gs, "AllGatewaysSynced").unwrap(),
@@ -954,22 +930,7 @@ async fn write_v051_status(world: &World, cr: &str, entries: &[(&str, String)]) 
         "data": data
     }))
     .unwrap();
-    world
-        .configmaps()
-        .patch(
-            &configmap.name_any(),
-            &PatchParams::apply("stoker-agent-v051").force(),
-            &Patch::Apply(&configmap),
-        )
-        .await
-        .unwrap();
-}
-
-fn summary_is(gs: &stoker_k8s::GatewaySync, summary: &str) -> bool {
-    gs.status
-        .as_ref()
-        .and_then(|s| s.gateway_summary.as_deref())
-        == Some(summary)
+    world.apply_configmap(&configmap, "stoker-agent-v051").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -182,14 +182,17 @@ async fn after_stepping_down_a_candidate_never_takes_the_lease_again() {
     assert_eq!(holder(&lease(&client, &ns).await), Some("b"));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_expired_lease_is_taken_over_with_transitions_incremented() {
-    let (_, client, ns) = setup("leader-expiry").await;
-    let a = candidate(&client, &ns, "a");
-    let b = candidate(&client, &ns, "b");
-    // `a` acquires once and then stops renewing (as if its process had died).
+/// `a` acquires the lease once and then stops renewing (as if its process had died); `b`, in
+/// single rounds, follows while the lease lasts and takes it over, counting a transition, once
+/// it has expired. Returns the lease as `a` held it and as `b` took it.
+async fn b_outlives_a(
+    client: &Client,
+    ns: &str,
+    a: &LeaderElector,
+    b: &LeaderElector,
+) -> (LeaseSpec, LeaseSpec) {
     assert_eq!(a.try_acquire_or_renew().await.unwrap(), Attempt::Leading);
-    let held = lease(&client, &ns).await;
+    let held = lease(client, ns).await;
     assert_eq!(b.try_acquire_or_renew().await.unwrap(), Attempt::Following);
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(
@@ -199,9 +202,18 @@ async fn an_expired_lease_is_taken_over_with_transitions_incremented() {
     );
     tokio::time::sleep(Duration::from_millis(1200)).await;
     assert_eq!(b.try_acquire_or_renew().await.unwrap(), Attempt::Leading);
-    let taken = lease(&client, &ns).await;
+    let taken = lease(client, ns).await;
     assert_eq!(holder(&taken), Some("b"));
     assert_eq!(taken.lease_transitions, Some(1));
+    (held, taken)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_lease_is_taken_over_with_transitions_incremented() {
+    let (_, client, ns) = setup("leader-expiry").await;
+    let a = candidate(&client, &ns, "a");
+    let b = candidate(&client, &ns, "b");
+    let (held, taken) = b_outlives_a(&client, &ns, &a, &b).await;
     assert!(taken.acquire_time.as_ref().unwrap().0 > held.acquire_time.as_ref().unwrap().0);
     // `a` comes back: the lease is b's now.
     assert_eq!(a.try_acquire_or_renew().await.unwrap(), Attempt::Following);
@@ -284,21 +296,7 @@ async fn a_candidate_whose_clock_runs_fast_takes_over_once_the_holder_stops_rene
     let (_, client, ns) = setup("leader-fast-expiry").await;
     let a = candidate(&client, &ns, "a");
     let b = skewed(&client, &ns, "b", 60);
-    // `a` acquires once and then stops renewing (as if its process had died).
-    assert_eq!(a.try_acquire_or_renew().await.unwrap(), Attempt::Leading);
-    let held = lease(&client, &ns).await;
-    assert_eq!(b.try_acquire_or_renew().await.unwrap(), Attempt::Following);
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    assert_eq!(
-        b.try_acquire_or_renew().await.unwrap(),
-        Attempt::Following,
-        "2 s into a 3 s lease"
-    );
-    tokio::time::sleep(Duration::from_millis(1200)).await;
-    assert_eq!(b.try_acquire_or_renew().await.unwrap(), Attempt::Leading);
-    let taken = lease(&client, &ns).await;
-    assert_eq!(holder(&taken), Some("b"));
-    assert_eq!(taken.lease_transitions, Some(1));
+    let (held, taken) = b_outlives_a(&client, &ns, &a, &b).await;
     // b wrote its own (fast) clock's time: the skew is real, not ignored.
     let ahead = taken
         .acquire_time

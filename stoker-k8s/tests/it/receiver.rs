@@ -7,9 +7,8 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::core::v1::Secret;
 use kube::ResourceExt;
-use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::api::{Patch, PatchParams};
 use serde_json::{Value, json};
 use stoker_k8s::metrics::OperatorMetrics;
 use stoker_k8s::receiver::auth::hub_signature;
@@ -253,17 +252,9 @@ async fn bad_payloads_missing_resources_and_bad_signatures_get_v0_5_1_answers() 
 
 /// A GatewaySync with its own secret, and the Secret.
 async fn with_own_secret(world: &World, name: &str, value: &str) {
-    let secret: Secret = serde_json::from_value(json!({
-        "apiVersion": "v1", "kind": "Secret",
-        "metadata": {"name": format!("{name}-hook")},
-        "stringData": {"webhook-secret": value},
-    }))
-    .unwrap();
-    let secrets: Api<Secret> = Api::namespaced(world.client.clone(), &world.namespace);
-    secrets
-        .create(&PostParams::default(), &secret)
-        .await
-        .unwrap();
+    world
+        .create_secret(&format!("{name}-hook"), json!({"webhook-secret": value}))
+        .await;
     let mut spec = crate::controller_support::spec("main");
     spec["webhook"] = json!({"secretRef": {"name": format!("{name}-hook")}});
     world.create_gs(name, spec).await;
@@ -341,16 +332,9 @@ async fn a_missing_own_secret_or_key_is_said_on_the_gatewaysync() {
     assert!(has(&gs, "ProfilesValid", "True"));
 
     // The Secret appears without the key: said so, naming the key (polling refreshes it).
-    let secrets: Api<Secret> = Api::namespaced(world.client.clone(), &world.namespace);
-    let secret: Secret = serde_json::from_value(json!({
-        "metadata": {"name": "late-hook"},
-        "stringData": {"webhook-secret": "s3cr3t"},
-    }))
-    .unwrap();
-    secrets
-        .create(&PostParams::default(), &secret)
-        .await
-        .unwrap();
+    world
+        .create_secret("late-hook", json!({"webhook-secret": "s3cr3t"}))
+        .await;
     let gs = world
         .wait_gs("late", "KeyNotFound", |gs| {
             condition(gs, "WebhookSecretReady").is_some_and(|(_, r, _)| r == "KeyNotFound")
@@ -360,7 +344,8 @@ async fn a_missing_own_secret_or_key_is_said_on_the_gatewaysync() {
     assert!(message.contains("no key \"token\""), "{message}");
     // Then the key: True, and the message never carries the value.
     let patch = json!({"stringData": {"token": "s3cr3t"}});
-    secrets
+    world
+        .secrets()
         .patch("late-hook", &PatchParams::default(), &Patch::Merge(&patch))
         .await
         .unwrap();
@@ -380,9 +365,7 @@ fn github_push(world: &World, before: &str, after: &str, paths: &[&str]) -> Vec<
         "/tests/fixtures/receiver/github-push.json"
     );
     let mut push: Value = serde_json::from_slice(&std::fs::read(fixture).unwrap()).unwrap();
-    for key in ["clone_url", "html_url", "git_url", "ssh_url"] {
-        push["repository"][key] = json!(world.repo_url);
-    }
+    set_repository_url(&mut push, &world.repo_url);
     push["before"] = json!(before);
     push["after"] = json!(after);
     push["head_commit"]["id"] = json!(after);
@@ -390,11 +373,38 @@ fn github_push(world: &World, before: &str, after: &str, paths: &[&str]) -> Vec<
     serde_json::to_vec(&push).unwrap()
 }
 
+/// Points every URL of a GitHub push's repository at `url`.
+fn set_repository_url(push: &mut Value, url: &str) {
+    for key in ["clone_url", "html_url", "git_url", "ssh_url"] {
+        push["repository"][key] = json!(url);
+    }
+}
+
 fn github_headers(secret: &str, body: &[u8], delivery: &str) -> Vec<(&'static str, String)> {
     let mut headers = signed(secret, body);
     headers.push(("X-GitHub-Event", "push".to_owned()));
     headers.push(("X-GitHub-Delivery", delivery.to_owned()));
     headers
+}
+
+/// `POST /webhook/push` of a GitHub push `body`, signed with `secret`, as delivery `delivery`.
+async fn post_push(rx: &Rx, secret: &str, body: &[u8], delivery: &str) -> Reply {
+    post(
+        rx,
+        "/webhook/push",
+        &github_headers(secret, body, delivery),
+        body,
+    )
+    .await
+}
+
+/// The receiver accepted a push, triggering and skipping that many GatewaySyncs.
+fn assert_push_answer(reply: &Reply, triggered: u64, skipped: u64) {
+    assert_eq!(reply.status, 202, "{reply:?}");
+    assert_eq!(
+        reply.json(),
+        json!({"accepted": true, "triggered": triggered, "skipped": skipped})
+    );
 }
 
 fn commit_of(gs: &stoker_k8s::GatewaySync) -> Option<String> {
@@ -449,18 +459,8 @@ async fn a_push_makes_an_unpolled_gatewaysync_resolve_the_new_commit_at_once() {
 
     let body = github_push(&world, &first, &second, &["projects/demo/view.json"]);
     let sent = Instant::now();
-    let reply = post(
-        &rx,
-        "/webhook/push",
-        &github_headers(GLOBAL, &body, "d-1"),
-        &body,
-    )
-    .await;
-    assert_eq!(reply.status, 202, "{reply:?}");
-    assert_eq!(
-        reply.json(),
-        json!({"accepted": true, "triggered": 1, "skipped": 0})
-    );
+    let reply = post_push(&rx, GLOBAL, &body, "d-1").await;
+    assert_push_answer(&reply, 1, 0);
     let gs = world
         .wait_gs("site", "the pushed commit resolves", |gs| {
             commit_of(gs).as_deref() == Some(second.as_str())
@@ -486,13 +486,7 @@ async fn a_push_makes_an_unpolled_gatewaysync_resolve_the_new_commit_at_once() {
     assert!(counted(&rx, "github", 202));
 
     // The same delivery again (a host's redelivery, or someone replaying it): not acted on.
-    let reply = post(
-        &rx,
-        "/webhook/push",
-        &github_headers(GLOBAL, &body, "d-1"),
-        &body,
-    )
-    .await;
+    let reply = post_push(&rx, GLOBAL, &body, "d-1").await;
     assert_eq!(reply.status, 200, "{reply:?}");
     assert_eq!(
         reply.json(),
@@ -524,19 +518,9 @@ async fn a_push_touching_only_unmapped_paths_or_other_refs_triggers_nothing() {
         .commit("main", &[("docs/README.md", b"words")], "docs only")
         .unwrap();
     let body = github_push(&world, &first, &second, &["docs/README.md"]);
-    let reply = post(
-        &rx,
-        "/webhook/push",
-        &github_headers("unused", &body, "d-2"),
-        &body,
-    )
-    .await;
-    assert_eq!(reply.status, 202, "{reply:?}");
+    let reply = post_push(&rx, "unused", &body, "d-2").await;
     // `site` is skipped; `release` is on a ref the push did not move: not counted at all.
-    assert_eq!(
-        reply.json(),
-        json!({"accepted": true, "triggered": 0, "skipped": 1})
-    );
+    assert_push_answer(&reply, 0, 1);
     tokio::time::sleep(Duration::from_secs(2)).await;
     let gs = world.get_gs("site").await;
     assert!(annotation(&gs, "stoker.io/push-received-at").is_none());
@@ -554,43 +538,19 @@ async fn pushes_need_the_operator_s_or_a_matching_gatewaysync_s_secret() {
         .commit("main", &[("projects/demo/a.json", b"{}")], "second")
         .unwrap();
     let body = github_push(&world, &first, &second, &["projects/demo/a.json"]);
-    let wrong = post(
-        &rx,
-        "/webhook/push",
-        &github_headers("nope", &body, "w"),
-        &body,
-    )
-    .await;
+    let wrong = post_push(&rx, "nope", &body, "w").await;
     // A push to a repository nobody syncs, signed with the team's secret: the same 401.
     let mut elsewhere: Value = serde_json::from_slice(&body).unwrap();
-    for key in ["clone_url", "html_url", "git_url", "ssh_url"] {
-        elsewhere["repository"][key] = json!("https://git.example/none/such.git");
-    }
+    set_repository_url(&mut elsewhere, "https://git.example/none/such.git");
     let elsewhere = serde_json::to_vec(&elsewhere).unwrap();
-    let nothing = post(
-        &rx,
-        "/webhook/push",
-        &github_headers("team-secret", &elsewhere, "n"),
-        &elsewhere,
-    )
-    .await;
+    let nothing = post_push(&rx, "team-secret", &elsewhere, "n").await;
     assert_eq!(
         (wrong.status, &wrong.body),
         (401, &"unauthorized\n".to_owned())
     );
     assert_eq!((nothing.status, &nothing.body), (wrong.status, &wrong.body));
-    let reply = post(
-        &rx,
-        "/webhook/push",
-        &github_headers("team-secret", &body, "t"),
-        &body,
-    )
-    .await;
-    assert_eq!(reply.status, 202, "{reply:?}");
-    assert_eq!(
-        reply.json(),
-        json!({"accepted": true, "triggered": 1, "skipped": 0})
-    );
+    let reply = post_push(&rx, "team-secret", &body, "t").await;
+    assert_push_answer(&reply, 1, 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

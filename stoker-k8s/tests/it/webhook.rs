@@ -12,7 +12,7 @@ use crate::controller_support::{CONVERGE, World, spec};
 use k8s_openapi::api::admissionregistration::v1::{
     MutatingWebhookConfiguration, ValidatingWebhookConfiguration,
 };
-use k8s_openapi::api::core::v1::{Pod, Secret};
+use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, DeleteParams, PostParams};
 use serde_json::json;
 use stoker_k8s::metrics::OperatorMetrics;
@@ -91,15 +91,9 @@ fn setup(world: &World, secret: &str, lifetimes: Lifetimes) -> SelfSigned {
     }
 }
 
-async fn start(world: &World, setup: SelfSigned) -> Admission {
+/// Starts the webhook server with `config`; it stops when the returned sender is dropped.
+async fn serve(world: &World, config: WebhookConfig) -> (Webhook, watch::Sender<bool>) {
     let (stop, shutdown) = watch::channel(false);
-    let secret = setup.secret.clone();
-    let mut config = WebhookConfig::new(
-        "127.0.0.1:0".parse().unwrap(),
-        CertificateSource::SelfSigned(setup),
-    );
-    config.poll = Duration::from_secs(1);
-    config.namespaces = vec![world.namespace.clone()];
     let webhook = webhook::start(
         world.client.clone(),
         config,
@@ -108,11 +102,29 @@ async fn start(world: &World, setup: SelfSigned) -> Admission {
     )
     .await
     .unwrap();
+    (webhook, stop)
+}
+
+/// Starts the webhook server on `listen` with self-signed certificates (`setup`), for `world`'s
+/// namespace, looking at its Secret every second.
+async fn start_on(world: &World, listen: &str, setup: SelfSigned) -> Admission {
+    let secret = setup.secret.clone();
+    let mut config = WebhookConfig::new(
+        listen.parse().unwrap(),
+        CertificateSource::SelfSigned(setup),
+    );
+    config.poll = Duration::from_secs(1);
+    config.namespaces = vec![world.namespace.clone()];
+    let (webhook, stop) = serve(world, config).await;
     Admission {
         webhook,
         _stop: stop,
         secret,
     }
+}
+
+async fn start(world: &World, setup: SelfSigned) -> Admission {
+    start_on(world, "127.0.0.1:0", setup).await
 }
 
 /// Registers the webhooks (failure policy `Fail`, so that any TLS or server failure shows) and
@@ -122,26 +134,12 @@ async fn admission(world: &World, lifetimes: Lifetimes) -> Admission {
     let port = listener.local_addr().unwrap().port();
     drop(listener);
     register(world, port, "Fail").await;
-    let (stop, shutdown) = watch::channel(false);
-    let mut config = WebhookConfig::new(
-        format!("127.0.0.1:{port}").parse().unwrap(),
-        CertificateSource::SelfSigned(setup(world, "stoker-webhook-tls", lifetimes)),
-    );
-    config.poll = Duration::from_secs(1);
-    config.namespaces = vec![world.namespace.clone()];
-    let webhook = webhook::start(
-        world.client.clone(),
-        config,
-        OperatorMetrics::new(),
-        shutdown,
+    let admission = start_on(
+        world,
+        &format!("127.0.0.1:{port}"),
+        setup(world, "stoker-webhook-tls", lifetimes),
     )
-    .await
-    .unwrap();
-    let admission = Admission {
-        webhook,
-        _stop: stop,
-        secret: "stoker-webhook-tls".to_owned(),
-    };
+    .await;
     wait_admitting(world).await;
     admission
 }
@@ -429,7 +427,7 @@ async fn certificates_rotate_while_pods_are_created_without_a_failed_admission()
     world.create_gs("site", spec("main")).await;
     let mut served = BTreeSet::new();
     let mut authorities = BTreeSet::new();
-    let secrets: Api<Secret> = Api::namespaced(world.client.clone(), &world.namespace);
+    let secrets = world.secrets();
     let end = Instant::now() + Duration::from_secs(40);
     let mut created = 0;
     while Instant::now() < end {
@@ -474,7 +472,7 @@ async fn replicas_share_one_secret_and_serve_the_same_certificate() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     // And they keep agreeing: nobody rewrites the Secret in a loop.
-    let secrets: Api<Secret> = Api::namespaced(world.client.clone(), &world.namespace);
+    let secrets = world.secrets();
     let version = secrets
         .get(&a.secret)
         .await
@@ -606,20 +604,12 @@ async fn certificate_files_are_served_and_reloaded_when_they_change() {
     };
     let (ca, cert, key) = issued();
     write(&cert, &key);
-    let (_stop, shutdown) = watch::channel(false);
     let mut config = WebhookConfig::new(
         "127.0.0.1:0".parse().unwrap(),
         CertificateSource::Files(dir.path().to_owned()),
     );
     config.poll = Duration::from_millis(200);
-    let webhook = webhook::start(
-        world.client.clone(),
-        config,
-        OperatorMetrics::new(),
-        shutdown,
-    )
-    .await
-    .unwrap();
+    let (webhook, _stop) = serve(&world, config).await;
     webhook.serving().await;
     let der = |pem: &str| {
         use rustls::pki_types::pem::PemObject as _;
@@ -647,7 +637,7 @@ async fn certificate_files_are_served_and_reloaded_when_they_change() {
         webhook.serving_certificate().as_deref(),
         Some(cert2.as_str())
     );
-    let secrets: Api<Secret> = Api::namespaced(world.client.clone(), &world.namespace);
+    let secrets = world.secrets();
     assert!(
         secrets
             .list(&Default::default())

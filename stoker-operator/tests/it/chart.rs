@@ -212,31 +212,30 @@ fn install_notes(release: &str, namespace: &str, args: &[&str]) -> String {
     ok(helm(all), None)
 }
 
+/// Applies the CRDs of `file` (server-side) and waits until `crds` (`crd/NAME`) are established.
+fn establish(c: &Cluster, file: &Path, crds: &[&str]) {
+    kubectl(
+        c,
+        &[
+            "apply",
+            "--server-side",
+            "--field-manager=stoker-chart-test",
+            "-f",
+            file.to_str().unwrap(),
+        ],
+    );
+    let mut wait = vec!["wait", "--for=condition=Established", "--timeout=60s"];
+    wait.extend_from_slice(crds);
+    kubectl(c, &wait);
+}
+
 /// The test API server with the chart's CRD installed and established.
 fn cluster_with_crd() -> &'static Cluster {
     static CRD: OnceLock<()> = OnceLock::new();
     let c = cluster().unwrap();
     CRD.get_or_init(|| {
         let crd = chart().join("crds/gatewaysyncs.stoker.io.yaml");
-        kubectl(
-            c,
-            &[
-                "apply",
-                "--server-side",
-                "--field-manager=stoker-chart-test",
-                "-f",
-                crd.to_str().unwrap(),
-            ],
-        );
-        kubectl(
-            c,
-            &[
-                "wait",
-                "--for=condition=Established",
-                "--timeout=60s",
-                &format!("crd/{CRD_NAME}"),
-            ],
-        );
+        establish(c, &crd, &[&format!("crd/{CRD_NAME}")]);
     });
     c
 }
@@ -253,6 +252,17 @@ fn render(release: &str, namespace: &str, extra: &[&str]) -> String {
     ];
     args.extend_from_slice(extra);
     ok(helm(&args), None)
+}
+
+/// `helm template stoker charts/stoker EXTRA...`, which must fail; returns what it printed on
+/// stderr.
+fn template_refused(extra: &[&str]) -> String {
+    let chart = chart();
+    let mut args = vec!["template", "stoker", chart.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    let (what, out) = output(helm(&args), None);
+    assert!(!out.status.success(), "{what} succeeded");
+    String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
 /// The (kind, namespace, name) of every object of a `helm template` output (our chart's
@@ -940,22 +950,10 @@ matchExpressions:
 
     // A misspelt failure policy is refused rather than sent to the API server (by the values
     // schema, before the template's own check).
-    let (_, out) = output(
-        helm([
-            "template",
-            "stoker",
-            chart().to_str().unwrap(),
-            "--set",
-            "webhook.failurePolicy=fail",
-        ]),
-        None,
-    );
-    assert!(!out.status.success());
+    let stderr = template_refused(&["--set", "webhook.failurePolicy=fail"]);
     assert!(
-        String::from_utf8_lossy(&out.stderr)
-            .contains("at '/webhook/failurePolicy': value must be one of 'Ignore', 'Fail'"),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+        stderr.contains("at '/webhook/failurePolicy': value must be one of 'Ignore', 'Fail'"),
+        "{stderr}"
     );
 }
 
@@ -1273,24 +1271,15 @@ fn helm_template_accepts_stoker_operator_v0_5_values_and_renders_optional_object
         "monitoring",
         "stoker-metrics-monitor"
     ));
-    let (_, out) = output(
-        helm([
-            "template",
-            "stoker",
-            chart().to_str().unwrap(),
-            "--set",
-            "serviceMonitor.enabled=true",
-            "--set",
-            "metrics.enabled=false",
-        ]),
-        None,
-    );
-    assert!(!out.status.success());
+    let stderr = template_refused(&[
+        "--set",
+        "serviceMonitor.enabled=true",
+        "--set",
+        "metrics.enabled=false",
+    ]);
     assert!(
-        String::from_utf8_lossy(&out.stderr)
-            .contains("serviceMonitor.enabled needs metrics.enabled"),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+        stderr.contains("serviceMonitor.enabled needs metrics.enabled"),
+        "{stderr}"
     );
 
     // The install notes say where the webhook receiver is, and how pods get the agent.
@@ -1348,22 +1337,10 @@ fn cluster_with_cert_manager_crds() -> &'static Cluster {
     let c = cluster().unwrap();
     CRDS.get_or_init(|| {
         let crds = fixture("cert-manager-crds.yaml");
-        kubectl(
+        establish(
             c,
+            &crds,
             &[
-                "apply",
-                "--server-side",
-                "--field-manager=stoker-chart-test",
-                "-f",
-                crds.to_str().unwrap(),
-            ],
-        );
-        kubectl(
-            c,
-            &[
-                "wait",
-                "--for=condition=Established",
-                "--timeout=60s",
                 "crd/certificates.cert-manager.io",
                 "crd/issuers.cert-manager.io",
             ],
@@ -1507,6 +1484,39 @@ fn everything_the_chart_renders_passes_a_server_side_dry_run() {
     }
 }
 
+/// `helm ARGS --kubeconfig KUBECONFIG --namespace NAMESPACE`, which must succeed; its stdout.
+fn helm_release(args: &[&str], kubeconfig: &str, namespace: &str) -> String {
+    let mut all = args.to_vec();
+    all.extend(["--kubeconfig", kubeconfig, "--namespace", namespace]);
+    ok(helm(all), None)
+}
+
+/// The kind and name of the release's two admission webhook configurations.
+fn webhook_configurations(release: &str) -> [(&'static str, String); 2] {
+    [
+        (
+            "mutatingwebhookconfiguration",
+            format!("{release}-pod-injection"),
+        ),
+        (
+            "validatingwebhookconfiguration",
+            format!("{release}-gatewaysync-validation"),
+        ),
+    ]
+}
+
+/// Runs `kubectl ARGS` (an `auth can-i` question) and asserts its answer is `allowed`.
+fn assert_can_i(c: &Cluster, args: &[&str], allowed: bool) {
+    let (what, out) = output(c.kubectl_command(args), None);
+    let answer = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    assert_eq!(
+        answer == "yes",
+        allowed,
+        "{what}: {answer} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 #[test]
 #[allow(clippy::too_many_lines)] // install, write the caBundle, upgrade, check: one scenario
 fn helm_upgrade_keeps_the_ca_bundle_written_outside_helm() {
@@ -1552,16 +1562,7 @@ fn helm_upgrade_keeps_the_ca_bundle_written_outside_helm() {
     );
     let ca_bundle = ca_bundle.trim();
     assert!(!ca_bundle.is_empty());
-    let configurations = [
-        (
-            "mutatingwebhookconfiguration",
-            format!("{release}-pod-injection"),
-        ),
-        (
-            "validatingwebhookconfiguration",
-            format!("{release}-gatewaysync-validation"),
-        ),
-    ];
+    let configurations = webhook_configurations(&release);
     let patch = format!(
         r#"[{{"op": "add", "path": "/webhooks/0/clientConfig/caBundle", "value": "{ca_bundle}"}}]"#
     );
@@ -1606,17 +1607,7 @@ fn helm_upgrade_keeps_the_ca_bundle_written_outside_helm() {
             );
         }
     }
-    ok(
-        helm([
-            "uninstall",
-            &release,
-            "--kubeconfig",
-            &kubeconfig,
-            "--namespace",
-            &ns,
-        ]),
-        None,
-    );
+    helm_release(&["uninstall", &release], &kubeconfig, &ns);
     for (kind, name) in &configurations {
         let (_, out) = output(c.kubectl_command(["get", kind, name.as_str()]), None);
         assert!(!out.status.success(), "{kind} {name} outlived the release");
@@ -1626,6 +1617,38 @@ fn helm_upgrade_keeps_the_ca_bundle_written_outside_helm() {
 /// `text` with every `namespace: ignition` of the examples moved to `namespace`.
 fn in_namespace(text: &str, namespace: &str) -> String {
     text.replace("namespace: ignition", &format!("namespace: {namespace}"))
+}
+
+/// A JSONPath printing `Kind/name`, one object a line.
+const KIND_SLASH_NAME: &str = "{range .items[*]}{.kind}/{.metadata.name}{\"\\n\"}{end}";
+
+/// `kubectl apply --dry-run=server` of the example `manifests` moved to `namespace`, printed
+/// with the JSONPath `jsonpath`.
+fn dry_run_in(c: &Cluster, manifests: &str, namespace: &str, jsonpath: &str) -> String {
+    kubectl_stdin(
+        c,
+        &[
+            "apply",
+            "--dry-run=server",
+            "-f",
+            "-",
+            "-o",
+            &format!("jsonpath={jsonpath}"),
+        ],
+        &in_namespace(manifests, namespace),
+    )
+}
+
+/// Dry-runs the example `manifests` in `namespace` and asserts that the objects `expected`
+/// (`Kind/name`) are among those created.
+fn dry_run_lists(c: &Cluster, manifests: &str, namespace: &str, expected: &[&str]) {
+    let out = dry_run_in(c, manifests, namespace, KIND_SLASH_NAME);
+    for expected in expected {
+        assert!(
+            out.lines().any(|l| l == *expected),
+            "{expected} missing: {out}"
+        );
+    }
 }
 
 #[test]
@@ -1647,41 +1670,23 @@ fn the_kubernetes_examples_pass_a_server_side_dry_run() {
     let statefulset =
         std::fs::read_to_string(root().join("examples/kubernetes/gateway-statefulset.yaml"))
             .unwrap();
-    let out = kubectl_stdin(
+    dry_run_lists(
         c,
+        &statefulset,
+        &ns,
         &[
-            "apply",
-            "--dry-run=server",
-            "-f",
-            "-",
-            "-o",
-            "jsonpath={range .items[*]}{.kind}/{.metadata.name}{\"\\n\"}{end}",
+            "ServiceAccount/ignition",
+            "RoleBinding/stoker-agent",
+            "Service/site1",
+            "StatefulSet/site1",
         ],
-        &in_namespace(&statefulset, &ns),
     );
-    for expected in [
-        "ServiceAccount/ignition",
-        "RoleBinding/stoker-agent",
-        "Service/site1",
-        "StatefulSet/site1",
-    ] {
-        assert!(
-            out.lines().any(|l| l == expected),
-            "{expected} missing: {out}"
-        );
-    }
     // The API server's defaulting kept the agent a native sidecar with its startup probe.
-    let sidecar = kubectl_stdin(
+    let sidecar = dry_run_in(
         c,
-        &[
-            "apply",
-            "--dry-run=server",
-            "-f",
-            "-",
-            "-o",
-            "jsonpath={range .items[?(@.kind==\"StatefulSet\")]}{.spec.template.spec.initContainers[0].name} {.spec.template.spec.initContainers[0].restartPolicy} {.spec.template.spec.initContainers[0].startupProbe.httpGet.path}{end}",
-        ],
-        &in_namespace(&statefulset, &ns),
+        &statefulset,
+        &ns,
+        "{range .items[?(@.kind==\"StatefulSet\")]}{.spec.template.spec.initContainers[0].name} {.spec.template.spec.initContainers[0].restartPolicy} {.spec.template.spec.initContainers[0].startupProbe.httpGet.path}{end}",
     );
     assert_eq!(sidecar.trim(), "stoker-agent Always /startupz");
 
@@ -1690,28 +1695,16 @@ fn the_kubernetes_examples_pass_a_server_side_dry_run() {
         root().join("examples/kubernetes/gateway-statefulset-injected.yaml"),
     )
     .unwrap();
-    let out = kubectl_stdin(
+    dry_run_lists(
         c,
+        &injected,
+        &ns,
         &[
-            "apply",
-            "--dry-run=server",
-            "-f",
-            "-",
-            "-o",
-            "jsonpath={range .items[*]}{.kind}/{.metadata.name}{\"\\n\"}{end}",
+            "ServiceAccount/ignition",
+            "Service/site1",
+            "StatefulSet/site1",
         ],
-        &in_namespace(&injected, &ns),
     );
-    for expected in [
-        "ServiceAccount/ignition",
-        "Service/site1",
-        "StatefulSet/site1",
-    ] {
-        assert!(
-            out.lines().any(|l| l == expected),
-            "{expected} missing: {out}"
-        );
-    }
     let docs = manifests(&injected);
     let template = &find(&docs, "StatefulSet", "site1")["spec"]["template"];
     let annotations = &template["metadata"]["annotations"];
@@ -1810,30 +1803,13 @@ fn helm_install_gives_the_operator_and_the_agent_the_permissions_they_use() {
     let release = format!("stoker-t{}", std::process::id());
     let chart = chart();
     let kubeconfig = c.kubeconfig_path().to_str().unwrap().to_owned();
-    let out = ok(
-        helm([
-            "install",
-            &release,
-            chart.to_str().unwrap(),
-            "--kubeconfig",
-            &kubeconfig,
-            "--namespace",
-            &system,
-        ]),
-        None,
+    let out = helm_release(
+        &["install", &release, chart.to_str().unwrap()],
+        &kubeconfig,
+        &system,
     );
     assert!(out.contains("STATUS: deployed"), "{out}");
-    let status = ok(
-        helm([
-            "status",
-            &release,
-            "--kubeconfig",
-            &kubeconfig,
-            "--namespace",
-            &system,
-        ]),
-        None,
-    );
+    let status = helm_release(&["status", &release], &kubeconfig, &system);
     assert!(status.contains("STATUS: deployed"), "{status}");
 
     // The agent: the example's service account and RoleBinding, bound to the agent's
@@ -1868,16 +1844,10 @@ fn helm_install_gives_the_operator_and_the_agent_the_permissions_they_use() {
         ("patch", "gatewaysyncs.stoker.io", false),
         ("update", "gatewaysyncs.stoker.io/status", false),
     ] {
-        let (what, out) = output(
-            c.kubectl_command(["auth", "can-i", verb, resource, "-n", &app, "--as", &agent]),
-            None,
-        );
-        let answer = String::from_utf8_lossy(&out.stdout).trim().to_owned();
-        assert_eq!(
-            answer == "yes",
+        assert_can_i(
+            c,
+            &["auth", "can-i", verb, resource, "-n", &app, "--as", &agent],
             allowed,
-            "{what}: {answer} {}",
-            String::from_utf8_lossy(&out.stderr)
         );
     }
     // Not outside the namespace it is bound in.
@@ -1970,8 +1940,9 @@ fn helm_install_gives_the_operator_and_the_agent_the_permissions_they_use() {
         ("delete", "secrets", app_ns, true),
         ("update", "secrets", app_ns, false),
     ] {
-        let (what, out) = output(
-            c.kubectl_command([
+        assert_can_i(
+            c,
+            &[
                 &sa_kubeconfig_arg,
                 "auth",
                 "can-i",
@@ -1979,15 +1950,8 @@ fn helm_install_gives_the_operator_and_the_agent_the_permissions_they_use() {
                 resource,
                 "-n",
                 namespace,
-            ]),
-            None,
-        );
-        let answer = String::from_utf8_lossy(&out.stdout).trim().to_owned();
-        assert_eq!(
-            answer == "yes",
+            ],
             allowed,
-            "{what}: {answer} {}",
-            String::from_utf8_lossy(&out.stderr)
         );
     }
 
@@ -2182,16 +2146,7 @@ spec:
     for key in ["ca.crt", "tls.crt", "tls.key"] {
         assert!(secret_keys.contains(&format!("\"{key}\"")), "{secret_keys}");
     }
-    let configurations = [
-        (
-            "mutatingwebhookconfiguration",
-            format!("{release}-pod-injection"),
-        ),
-        (
-            "validatingwebhookconfiguration",
-            format!("{release}-gatewaysync-validation"),
-        ),
-    ];
+    let configurations = webhook_configurations(&release);
     let ca_bundle = |kind: &str, name: &str| {
         jsonpath(kind, name, &system, "{.webhooks[0].clientConfig.caBundle}")
             .filter(|bundle| !bundle.is_empty())
@@ -2279,19 +2234,16 @@ spec:
     // With the operator stopped (so it cannot write the caBundle again), a `helm upgrade`
     // that changes the webhooks keeps the caBundle it wrote: the chart renders none.
     drop(_operator);
-    ok(
-        helm([
+    helm_release(
+        &[
             "upgrade",
             &release,
             chart.to_str().unwrap(),
-            "--kubeconfig",
-            &kubeconfig,
-            "--namespace",
-            &system,
             "--set",
             "webhook.timeoutSeconds=5",
-        ]),
-        None,
+        ],
+        &kubeconfig,
+        &system,
     );
     for ((kind, name), bundle) in configurations.iter().zip(&bundles) {
         assert_eq!(
@@ -2308,17 +2260,7 @@ spec:
     }
 
     // A clean uninstall (the CRD stays, as Helm keeps crds/).
-    ok(
-        helm([
-            "uninstall",
-            &release,
-            "--kubeconfig",
-            &kubeconfig,
-            "--namespace",
-            &system,
-        ]),
-        None,
-    );
+    helm_release(&["uninstall", &release], &kubeconfig, &system);
     kubectl(c, &["get", "crd", CRD_NAME]);
     for role in [agent_role, legacy_agent_role.as_str()] {
         let (_, out) = output(c.kubectl_command(["get", "clusterrole", role]), None);
@@ -2937,30 +2879,13 @@ fn refused_for(args: &[&str], key: &str) {
 fn a_misspelt_value_is_an_error_naming_it() {
     let chart = chart();
     let chart = chart.to_str().unwrap();
-    refused_for(
-        &["template", "stoker", chart, "--set", "webhok.enabled=true"],
-        "webhok",
-    );
-    refused_for(
-        &[
-            "template",
-            "stoker",
-            chart,
-            "--set",
-            "rbac.autoBindAgent.enabeld=false",
-        ],
-        "enabeld",
-    );
-    refused_for(
-        &[
-            "template",
-            "stoker",
-            chart,
-            "--set",
-            "podMonitor.scrapeTimout=5s",
-        ],
-        "scrapeTimout",
-    );
+    for (set, key) in [
+        ("webhok.enabled=true", "webhok"),
+        ("rbac.autoBindAgent.enabeld=false", "enabeld"),
+        ("podMonitor.scrapeTimout=5s", "scrapeTimout"),
+    ] {
+        refused_for(&["template", "stoker", chart, "--set", set], key);
+    }
     let dir = tempfile::tempdir().unwrap();
     let values = dir.path().join("values.yaml");
     std::fs::write(
@@ -2985,11 +2910,7 @@ fn a_misspelt_value_is_an_error_naming_it() {
         "nmae",
     );
     // A wrong type or value is refused too; the monitoring sections take any settings.
-    let (_, out) = output(
-        helm(["template", "stoker", chart, "--set", "logFormat=xml"]),
-        None,
-    );
-    assert!(!out.status.success());
+    template_refused(&["--set", "logFormat=xml"]);
     ok(
         helm([
             "template",

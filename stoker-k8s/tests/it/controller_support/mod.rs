@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
-use k8s_openapi::api::core::v1::{ConfigMap, Pod};
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret};
 use kube::api::{Patch, PatchParams, PostParams};
 use kube::{Api, Client, ResourceExt};
 use serde_json::json;
@@ -135,22 +135,40 @@ impl World {
         Api::namespaced(self.client.clone(), &self.namespace)
     }
 
+    pub fn secrets(&self) -> Api<Secret> {
+        Api::namespaced(self.client.clone(), &self.namespace)
+    }
+
+    /// Creates the Secret `name` with `string_data` as its `stringData`.
+    pub async fn create_secret(&self, name: &str, string_data: serde_json::Value) {
+        let secret = json!({"metadata": {"name": name}, "stringData": string_data});
+        create_json(&self.secrets(), secret).await;
+    }
+
+    /// Writes `configmap` by server-side apply as field manager `manager`, as an agent does.
+    pub async fn apply_configmap(&self, configmap: &ConfigMap, manager: &str) {
+        self.configmaps()
+            .patch(
+                &configmap.name_any(),
+                &PatchParams::apply(manager).force(),
+                &Patch::Apply(configmap),
+            )
+            .await
+            .unwrap();
+    }
+
     /// Creates a GatewaySync with `spec` (git.repo defaults to this world's repository).
     pub async fn create_gs(&self, name: &str, mut spec: serde_json::Value) -> GatewaySync {
         if spec["git"]["repo"].is_null() {
             spec["git"]["repo"] = json!(self.repo_url);
         }
-        let gs: GatewaySync = serde_json::from_value(json!({
+        let gs = json!({
             "apiVersion": "stoker.io/v1alpha1",
             "kind": "GatewaySync",
             "metadata": {"name": name},
             "spec": spec,
-        }))
-        .unwrap();
-        self.gs_api()
-            .create(&PostParams::default(), &gs)
-            .await
-            .unwrap()
+        });
+        create_json(&self.gs_api(), gs).await
     }
 
     pub async fn get_gs(&self, name: &str) -> GatewaySync {
@@ -182,6 +200,29 @@ impl World {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+    }
+
+    /// Waits until `name` has resolved `commit` and discovered `gateways` gateways.
+    pub async fn wait_resolved(&self, name: &str, commit: &str, gateways: usize) -> GatewaySync {
+        self.wait_gs(name, &format!("resolved, {gateways} gateway(s)"), |gs| {
+            commit_is(gs, commit)
+                && gs
+                    .status
+                    .as_ref()
+                    .is_some_and(|s| s.discovered_gateways.len() == gateways)
+        })
+        .await
+    }
+
+    /// A GatewaySync `site` with `spec` and two running gateways, `gw-a` and `gw-b`, once it has
+    /// resolved main and discovered both; returns main's commit and the two pods.
+    pub async fn two_gateway_site(&self, spec: serde_json::Value) -> (String, Pod, Pod) {
+        self.create_gs("site", spec).await;
+        let commit = self.repo.rev_parse("main").unwrap();
+        let a = self.create_pod("gw-a", "site", &[], &[], true).await;
+        let b = self.create_pod("gw-b", "site", &[], &[], true).await;
+        self.wait_resolved("site", &commit, 2).await;
+        (commit, a, b)
     }
 
     /// Creates a gateway pod annotated for `cr` (plus `annotations` / `labels`) and, when
@@ -282,14 +323,7 @@ impl World {
         });
         let owner = pod_owner_reference(&pod.name_any(), &pod.uid().unwrap());
         let configmap = report.to_configmap(&self.namespace, Some(owner)).unwrap();
-        self.configmaps()
-            .patch(
-                &configmap.name_any(),
-                &PatchParams::apply("stoker-agent").force(),
-                &Patch::Apply(&configmap),
-            )
-            .await
-            .unwrap();
+        self.apply_configmap(&configmap, "stoker-agent").await;
     }
 
     /// Stops the controller and waits for it to finish.
@@ -301,6 +335,15 @@ impl World {
             let _ = tokio::time::timeout(Duration::from_secs(10), handle).await;
         }
     }
+}
+
+/// Creates the object `object` (JSON as `kubectl create` takes it) through `api`.
+async fn create_json<K>(api: &Api<K>, object: serde_json::Value) -> K
+where
+    K: kube::Resource + Clone + std::fmt::Debug + serde::Serialize + serde::de::DeserializeOwned,
+{
+    let object: K = serde_json::from_value(object).unwrap();
+    api.create(&PostParams::default(), &object).await.unwrap()
 }
 
 impl Drop for World {
@@ -324,36 +367,46 @@ pub fn condition(gs: &GatewaySync, type_: &str) -> Option<(String, String, Strin
         .map(|c| (c.status.clone(), c.reason.clone(), c.message.clone()))
 }
 
-/// The reasons of the (core/v1) Events about `cr` in the world's namespace.
-pub async fn event_reasons(world: &World, cr: &str) -> std::collections::BTreeSet<String> {
-    use k8s_openapi::api::core::v1::Event;
-    let events: Api<Event> = Api::namespaced(world.client.clone(), &world.namespace);
-    events
-        .list(&kube::api::ListParams::default())
+/// Every object of kind `K` in the world's namespace.
+async fn list_all<K>(world: &World) -> Vec<K>
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + std::fmt::Debug
+        + serde::de::DeserializeOwned,
+    K::DynamicType: Default,
+{
+    let api: Api<K> = Api::namespaced(world.client.clone(), &world.namespace);
+    api.list(&kube::api::ListParams::default())
         .await
         .unwrap()
         .items
+}
+
+/// The reasons of the (core/v1) Events about `cr` in the world's namespace.
+pub async fn event_reasons(world: &World, cr: &str) -> std::collections::BTreeSet<String> {
+    list_all::<k8s_openapi::api::core::v1::Event>(world)
+        .await
         .into_iter()
         .filter(|e| e.involved_object.name.as_deref() == Some(cr))
         .filter_map(|e| e.reason)
         .collect()
 }
 
+/// The (events.k8s.io/v1) Events about `cr` in the world's namespace.
+async fn events_about(world: &World, cr: &str) -> Vec<k8s_openapi::api::events::v1::Event> {
+    list_all::<k8s_openapi::api::events::v1::Event>(world)
+        .await
+        .into_iter()
+        .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(cr))
+        .collect()
+}
+
 /// The Events about `cr` in the world's namespace: reason → how many times it happened
 /// (an Event repeated by the recorder counts each repetition, through its series).
 pub async fn event_counts(world: &World, cr: &str) -> BTreeMap<String, i32> {
-    use k8s_openapi::api::events::v1::Event;
-    let events: Api<Event> = Api::namespaced(world.client.clone(), &world.namespace);
     let mut counts = BTreeMap::new();
-    for event in events
-        .list(&kube::api::ListParams::default())
-        .await
-        .unwrap()
-        .items
-    {
-        if event.regarding.as_ref().and_then(|r| r.name.as_deref()) != Some(cr) {
-            continue;
-        }
+    for event in events_about(world, cr).await {
         let times = event.series.as_ref().map_or(1, |series| series.count);
         *counts.entry(event.reason.unwrap_or_default()).or_insert(0) += times;
     }
@@ -362,18 +415,28 @@ pub async fn event_counts(world: &World, cr: &str) -> BTreeMap<String, i32> {
 
 /// The notes of the Events about `cr` with this reason.
 pub async fn event_notes(world: &World, cr: &str, reason: &str) -> Vec<String> {
-    use k8s_openapi::api::events::v1::Event;
-    let events: Api<Event> = Api::namespaced(world.client.clone(), &world.namespace);
-    events
-        .list(&kube::api::ListParams::default())
+    events_about(world, cr)
         .await
-        .unwrap()
-        .items
         .into_iter()
-        .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(cr))
         .filter(|e| e.reason.as_deref() == Some(reason))
         .filter_map(|e| e.note)
         .collect()
+}
+
+/// True when the resource has resolved `commit`.
+pub fn commit_is(gs: &GatewaySync, commit: &str) -> bool {
+    gs.status
+        .as_ref()
+        .and_then(|s| s.last_sync_commit.as_deref())
+        == Some(commit)
+}
+
+/// True when the resource's gateway summary is `summary` (`1/2 synced`).
+pub fn summary_is(gs: &GatewaySync, summary: &str) -> bool {
+    gs.status
+        .as_ref()
+        .and_then(|s| s.gateway_summary.as_deref())
+        == Some(summary)
 }
 
 /// True when the condition has this status.
