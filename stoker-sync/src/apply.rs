@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use rayon::prelude::*;
 use stoker_core::relpath;
-use stoker_core::{ContentId, FileChange, SyncReport};
+use stoker_core::{ContentId, FileChange, Revision, SyncReport};
 
 use crate::content;
 use crate::diff_report;
@@ -17,7 +17,7 @@ use crate::live::{self, DirRecord, LiveKind};
 use crate::manifest::PlanRecord;
 use crate::manifest::{self, MANIFEST_VERSION, Manifest, ManifestEntry};
 use crate::path_map::PathMap;
-use crate::plan::{Delete, ManifestUpdate, Plan, WriteKind};
+use crate::plan::{Delete, ManifestUpdate, Plan, Target, WriteKind};
 use crate::warning::Warning;
 
 /// Knobs for `apply`.
@@ -85,7 +85,16 @@ pub fn apply(mut plan: Plan, options: &ApplyOptions) -> Result<SyncReport> {
     let report = report(&plan, unchanged, warnings, done.bytes_written, |path| {
         done.ids.get(path).copied()
     });
-    keep_report(&plan, &report, options);
+    // The report now says all that is left to say: the plan's file lists and the written
+    // files' ids go before the diff report is written (for a cold sync of 20k files they
+    // were a third of the peak heap). The lock, in the target, is held until the end.
+    drop(done.ids);
+    let Plan {
+        target,
+        report: inputs,
+        ..
+    } = plan;
+    keep_report(&target, inputs.previous.as_ref(), &report, options);
     Ok(report)
 }
 
@@ -339,9 +348,13 @@ fn append_to_manifest(
 
 /// Keeps the JSON diff report and logs the sync. The sync itself succeeded: a report that
 /// could not be kept is worth a warning only.
-fn keep_report(plan: &Plan, report: &SyncReport, options: &ApplyOptions) {
-    let live = &plan.target.live;
-    let previous = plan.report.previous.as_ref();
+fn keep_report(
+    target: &Target,
+    previous: Option<&Revision>,
+    report: &SyncReport,
+    options: &ApplyOptions,
+) {
+    let live = &target.live;
     if let Err(error) = diff_report::store(live, previous, report, options.keep_reports) {
         tracing::warn!(live = %live.display(), %error, "could not keep the JSON diff report");
     }

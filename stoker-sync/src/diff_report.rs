@@ -1,5 +1,6 @@
 //! The JSON diff report kept per sync in `live/.stoker/reports/`.
 
+use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
@@ -29,9 +30,9 @@ pub struct Counts {
 /// One line of the diff.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Change {
+pub struct Change<'a> {
     /// Live path.
-    pub path: String,
+    pub path: &'a str,
     /// `added`, `modified` or `deleted`.
     pub action: &'static str,
     /// Content id after.
@@ -45,24 +46,25 @@ pub struct Change {
 /// The JSON diff report (`fromCommit`, `toCommit`, counts, `changes[]`).
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct DiffReport {
+pub struct DiffReport<'a> {
     /// Revision synced before, if known.
-    pub from_commit: Option<String>,
+    pub from_commit: Option<&'a str>,
     /// Revision synced now.
-    pub to_commit: String,
+    pub to_commit: &'a str,
     /// Profile used.
-    pub profile: String,
+    pub profile: &'a str,
     /// When (RFC 3339, UTC).
     pub time: String,
     /// Counts by action.
     pub counts: Counts,
     /// Every change.
-    pub changes: Vec<Change>,
+    pub changes: Vec<Change<'a>>,
 }
 
-impl DiffReport {
-    /// Builds the diff report of a sync.
-    pub fn new(from: Option<&Revision>, report: &SyncReport) -> Self {
+impl<'a> DiffReport<'a> {
+    /// Builds the diff report of a sync, borrowing the report's paths (a cold sync's report
+    /// lists every file).
+    pub fn new(from: Option<&'a Revision>, report: &'a SyncReport) -> Self {
         let mut changes = Vec::with_capacity(report.changed());
         let lines = [
             ("added", &report.added),
@@ -71,17 +73,17 @@ impl DiffReport {
         ];
         for (action, list) in lines {
             changes.extend(list.iter().map(|change| Change {
-                path: change.path.clone(),
+                path: &change.path,
                 action,
                 content_id: change.content_id.map(|id| id.to_string()),
                 previous_content_id: change.previous_content_id.map(|id| id.to_string()),
             }));
         }
-        changes.sort_by(|a, b| a.path.cmp(&b.path));
+        changes.sort_by(|a, b| a.path.cmp(b.path));
         DiffReport {
-            from_commit: from.map(|r| r.id.clone()),
-            to_commit: report.revision.id.clone(),
-            profile: report.profile.clone(),
+            from_commit: from.map(|r| r.id.as_str()),
+            to_commit: &report.revision.id,
+            profile: &report.profile,
             time: jiff::Timestamp::now().to_string(),
             counts: Counts {
                 added: report.added.len(),
@@ -132,11 +134,13 @@ pub fn store(live: &Path, from: Option<&Revision>, report: &SyncReport, keep: us
     };
     let diff = DiffReport::new(from, report);
     let file = dir.join(file_name(jiff::Timestamp::now(), &report.revision));
-    let bytes = serde_json::to_vec_pretty(&diff).map_err(|source| Error::Json {
-        path: file.clone(),
-        source,
+    // Streamed to the file: a cold sync's report lists every file, and for 20k files the
+    // whole text in memory was the largest single allocation of the sync.
+    fsops::write_record_file(&file, |out| {
+        let mut out = BufWriter::new(out);
+        serde_json::to_writer_pretty(&mut out, &diff)?;
+        out.flush()
     })?;
-    fsops::write_record_file(&file, &bytes)?;
     let mut existing = Vec::new();
     for entry in std::fs::read_dir(&dir).map_err(|source| Error::io("listing", &dir, source))? {
         let entry = entry.map_err(|source| Error::io("listing", &dir, source))?;

@@ -607,16 +607,26 @@ pub fn open_state_file_creating(file: &Path) -> std::io::Result<File> {
 /// Writes one of the engine's own state files atomically and durably (fsync of the file and of
 /// its directory).
 pub fn write_state_file(target: &Path, bytes: &[u8]) -> Result<()> {
-    write_whole(target, bytes, true)
+    write_whole(target, true, |file| file.write_all(bytes))
 }
 
 /// Writes a file for people to read (a diff report) atomically, without waiting for the disk:
-/// no state depends on it, and a power cut right after loses at most that file.
-pub fn write_record_file(target: &Path, bytes: &[u8]) -> Result<()> {
-    write_whole(target, bytes, false)
+/// no state depends on it, and a power cut right after loses at most that file. `write` writes
+/// the content into the new file.
+pub fn write_record_file(
+    target: &Path,
+    write: impl FnOnce(&mut File) -> std::io::Result<()>,
+) -> Result<()> {
+    write_whole(target, false, write)
 }
 
-fn write_whole(target: &Path, bytes: &[u8], durable: bool) -> Result<()> {
+/// Writes `target` as a new file beside it, renamed into place once `write` succeeded (removed
+/// when anything failed).
+fn write_whole(
+    target: &Path,
+    durable: bool,
+    write: impl FnOnce(&mut File) -> std::io::Result<()>,
+) -> Result<()> {
     let parent = target
         .parent()
         .ok_or_else(|| Error::unsafe_live(target, "has no parent directory"))?;
@@ -626,7 +636,7 @@ fn write_whole(target: &Path, bytes: &[u8], durable: bool) -> Result<()> {
             .write(true)
             .create_new(true)
             .open(&temp)?;
-        file.write_all(bytes)?;
+        write(&mut file)?;
         if durable {
             file.sync_all()?;
         }
