@@ -3,9 +3,9 @@
 //! The library behind the `stoker-agent` binary: command-line parsing ([`cli`]), the one-shot
 //! `sync` command ([`oneshot`], with its [`destination`] checks, [`output`] and the Ignition
 //! gateway rescan in [`gateway`]), exit statuses ([`exit`]), and the long-running Kubernetes
-//! sidecar ([`sidecar`]). The binary parses the command line, starts logging and calls
-//! [`run_main`], which installs the process's rustls crypto provider (aws-lc-rs) and runs
-//! [`run`] on the agent's runtime; only a program's `main` may call it.
+//! sidecar ([`sidecar`]). The binary parses the command line, starts logging, installs the
+//! process's rustls crypto provider (aws-lc-rs; this library never does) and calls
+//! [`run_on_runtime`], which runs [`run`] on the agent's runtime.
 #![forbid(unsafe_code)]
 
 pub mod cli;
@@ -37,16 +37,11 @@ pub async fn run(cli: Cli) -> std::process::ExitCode {
     }
 }
 
-/// What a program's `main` does once the command line is parsed and logging started: installs
-/// the process's rustls crypto provider (aws-lc-rs), then runs [`run`] on a runtime of two
-/// workers and returns its exit status.
-///
-/// Only for a `main` (the `stoker-agent` binary, the Git memory benchmark): one crypto provider
-/// for the whole process (kube's, reqwest's and gix's rustls), as feature unification may enable
-/// more than one and then rustls refuses to choose; a library embedding this one must not have
-/// it decided for it.
-pub fn run_main(cli: Cli) -> std::process::ExitCode {
-    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+/// Runs [`run`] on the agent's runtime (two workers) and returns its exit status: what the
+/// `stoker-agent` binary and the Git memory benchmark do once the command line is parsed,
+/// logging started and the crypto provider installed (by their `main`: a library must not
+/// choose the process's provider for the program that embeds it).
+pub fn run_on_runtime(cli: Cli) -> std::process::ExitCode {
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -10,7 +10,11 @@ use stoker_agent::cli::LogFormat;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(&cli.log_level, cli.log_format);
-    stoker_agent::run_main(cli)
+    // One crypto provider for the whole process (kube's, reqwest's and gix's rustls): feature
+    // unification may enable more than one, and then rustls refuses to choose. Only here, in
+    // `main`: a library must not decide it for the program that embeds it.
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    stoker_agent::run_on_runtime(cli)
 }
 
 fn init_logging(level: &str, format: LogFormat) {

@@ -37,6 +37,7 @@ fn main() -> ExitCode {
         }
     };
     stoker_core::git::testing::use_gix_path(gix);
-    // As the agent's `main`: its crypto provider and runtime.
-    stoker_agent::run_main(cli)
+    // As the agent's `main`: its crypto provider, then its runtime.
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    stoker_agent::run_on_runtime(cli)
 }
