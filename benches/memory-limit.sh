@@ -17,13 +17,16 @@
 # killed). Peak RSS (GNU time's %M) of the run at HIGH_MIB is reported beside: it counts clean
 # pages of mapped files, which a limit reclaims, so it is not the measure.
 #
-# ROUNDS (default 1) repeats every search; with more than one the table gives the median and the
-# range. Memory limits do not depend on timing, so a busy machine changes little. Needs root and
-# a cgroup v1 memory controller; hack/bench-deps.sh's GNU time. BENCH and HTTP may name prebuilt
-# stoker-bench-git-memory and stoker-git-http binaries (then nothing is built).
+# PATHS (default "ours gix git") chooses the paths (the "× ours" column is against the first
+# when ours is not among them). ROUNDS (default 1) repeats every search; with more than one the
+# table gives the median and the range. Memory limits do not depend on timing, so a busy
+# machine changes little. Needs root and a cgroup v1 memory controller; hack/bench-deps.sh's GNU
+# time. BENCH and HTTP may name prebuilt stoker-bench-git-memory and stoker-git-http binaries
+# (then nothing is built). benches/memory-breakdown.sh says what fills the memory.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 ROUNDS=${ROUNDS:-1}
+PATHS=${PATHS:-ours gix git}
 LOW_MIB=${LOW_MIB:-8}
 HIGH_MIB=${HIGH_MIB:-1024}
 STEP_MIB=${STEP_MIB:-2}
@@ -116,7 +119,7 @@ range() { printf '%s\n' "$@" | sort -g | awk 'NR == 1 { lo = $1 } { hi = $1 } EN
 
 declare -A LIMITS PEAKS
 for ((r = 1; r <= ROUNDS; r++)); do
-  for name in ours gix git; do
+  for name in $PATHS; do
     log "round $r: $name"
     search "$name"
     LIMITS[$name]+="$LIMIT " && PEAKS[$name]+="$PEAK "
@@ -127,8 +130,8 @@ done
 printf '\nCold fetch + sync of the 20k-file repository under a cgroup v1 memory limit — %s, %s, %d cores, load %s; %d round(s), resolution %d MiB\n\n' \
   "$(date -u +%FT%RZ)" "$(uname -r)" "$(nproc)" "$(cut -d' ' -f1-3 /proc/loadavg)" "$ROUNDS" "$STEP_MIB"
 printf '| path | smallest limit (MiB) | range | × ours | peak RSS unlimited (MiB) |\n|---|---:|---:|---:|---:|\n'
-ours=$(median ${LIMITS[ours]})
-for name in ours gix git; do
+ours=$(median ${LIMITS[ours]:-${LIMITS[${PATHS%% *}]}})
+for name in $PATHS; do
   limit=$(median ${LIMITS[$name]})
   printf '| %s | %s | %s | %.2f× | %s |\n' "$name" "$limit" "$(range ${LIMITS[$name]})" \
     "$(awk -v a="$limit" -v b="$ours" 'BEGIN { print a / b }')" "$(median ${PEAKS[$name]})"

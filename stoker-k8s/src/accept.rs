@@ -8,7 +8,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
 /// The next connection on `listener`, or `None` once `shutdown` turns true (or its sender is
-/// gone). `server` names the server in the log line of a failed accept.
+/// gone). `server` names the server in the log line of a failed accept (its `server` field).
 pub(crate) async fn next_connection(
     listener: &TcpListener,
     shutdown: &mut watch::Receiver<bool>,
@@ -23,7 +23,7 @@ pub(crate) async fn next_connection(
             Ok(accepted) => return Some(accepted),
             Err(error) => {
                 // Usually out of file descriptors: wait a little rather than spin.
-                tracing::warn!(%error, "{server}: accepting a connection");
+                tracing::warn!(%error, server, "accepting a connection failed; retrying");
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
         }
