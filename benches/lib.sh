@@ -66,3 +66,33 @@ spec:
         mappings: [{source: ".", destination: "."}]
 YAML
 }
+
+# For the cgroup memory benchmarks (memory-limit.sh, memory-breakdown.sh), which set RUN,
+# CGPREFIX, BENCH, COMMIT and URL.
+
+# Stops the server and removes every cgroup $CGPREFIX-* this run made (after an interruption,
+# once the processes in it have gone), then $RUN. For `trap cgroup_cleanup EXIT`.
+cgroup_cleanup() {
+  local dir pids
+  for dir in "$CGPREFIX"-*; do
+    [ -d "$dir" ] || continue
+    for _ in $(seq 50); do
+      pids=$(cat "$dir/cgroup.procs" 2>/dev/null || true)
+      [ -z "$pids" ] && break
+      kill $pids 2>/dev/null || true
+      sleep 0.2
+    done
+    rmdir "$dir" 2>/dev/null || echo "could not remove $dir" >&2
+  done
+  [ -n "${HTTP_PID:-}" ] && kill "$HTTP_PID" 2>/dev/null || true
+  rm -rf "$RUN"
+}
+
+# The cold fetch + sync of path $1 (ours, gix: stoker-bench-git-memory; git: git clone) into the
+# empty directory $RUN/work.
+git_memory_command() {
+  case $1 in
+    ours | gix) echo "$BENCH --path $1 sync --config $RUN/gs.yaml --cache-dir $RUN/work/cache --dest $RUN/work/dest --ref $COMMIT --output json" ;;
+    git) echo "git clone -q --depth 1 $URL $RUN/work/clone" ;;
+  esac
+}

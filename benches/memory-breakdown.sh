@@ -37,28 +37,9 @@ HTTP=${HTTP:-$CARGO_TARGET_DIR/release/stoker-git-http}
 bench_repo_20000
 COMMIT=${COMMITS[0]}
 
-cleanup() {
-  local dir
-  for dir in "$CGPREFIX"-*; do
-    [ -d "$dir" ] || continue
-    kill $(cat "$dir/cgroup.procs" 2>/dev/null) 2>/dev/null || true
-    sleep 0.2
-    rmdir "$dir" 2>/dev/null || echo "could not remove $dir" >&2
-  done
-  [ -n "${HTTP_PID:-}" ] && kill "$HTTP_PID" 2>/dev/null || true
-  rm -rf "$RUN"
-}
-trap cleanup EXIT
-
+trap cgroup_cleanup EXIT
 rm -rf "$RUN" && mkdir -p "$RUN"
 serve_repo_20000 "$RUN"
-
-command_of() {
-  case $1 in
-    ours | gix) echo "$BENCH --path $1 sync --config $RUN/gs.yaml --cache-dir $RUN/work/cache --dest $RUN/work/dest --ref $COMMIT --output json" ;;
-    git) echo "git clone -q --depth 1 $URL $RUN/work/clone" ;;
-  esac
-}
 
 # measure PATH_NAME: one run; prints "total anon cache dirty mapped kmem" in MiB.
 N=0
@@ -69,7 +50,7 @@ measure() {
   mkdir "$cg"
   rm -rf "$RUN/work" && mkdir -p "$RUN/work"
   sync && echo 1 >/proc/sys/vm/drop_caches
-  sh -c 'echo $$ >"$1/cgroup.procs" && shift && exec "$@"' sh "$cg" $(command_of "$1") \
+  sh -c 'echo $$ >"$1/cgroup.procs" && shift && exec "$@"' sh "$cg" $(git_memory_command "$1") \
     >"$RUN/out" 2>"$RUN/err" &
   pid=$!
   : >"$RUN/samples"

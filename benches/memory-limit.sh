@@ -46,35 +46,9 @@ HTTP=${HTTP:-$CARGO_TARGET_DIR/release/stoker-git-http}
 bench_repo_20000
 COMMIT=${COMMITS[0]}
 
-# Stops the server and removes every cgroup this run made (after an interruption, once the
-# attempt's processes in it have gone).
-cleanup() {
-  local dir
-  for dir in "$CGPREFIX"-*; do
-    [ -d "$dir" ] || continue
-    for _ in $(seq 50); do
-      pids=$(cat "$dir/cgroup.procs" 2>/dev/null || true)
-      [ -z "$pids" ] && break
-      kill $pids 2>/dev/null || true
-      sleep 0.2
-    done
-    rmdir "$dir" 2>/dev/null || echo "could not remove $dir" >&2
-  done
-  [ -n "${HTTP_PID:-}" ] && kill "$HTTP_PID" 2>/dev/null || true
-  rm -rf "$RUN"
-}
-trap cleanup EXIT
-
+trap cgroup_cleanup EXIT
 rm -rf "$RUN" && mkdir -p "$RUN"
 serve_repo_20000 "$RUN"
-
-# The command of PATH_NAME into the empty directories $RUN/work.
-command_of() {
-  case $1 in
-    ours | gix) echo "$BENCH --path $1 sync --config $RUN/gs.yaml --cache-dir $RUN/work/cache --dest $RUN/work/dest --ref $COMMIT --output json" ;;
-    git) echo "git clone -q --depth 1 $URL $RUN/work/clone" ;;
-  esac
-}
 
 # attempt PATH_NAME MIB: runs the command under a limit of MIB MiB; succeeds when it did. Sets
 # RSS (peak RSS in MiB).
@@ -89,7 +63,7 @@ attempt() {
   started=$SECONDS
   # The shell joins the cgroup, then becomes the command (so all it starts is inside too).
   /usr/bin/time -f %M -o "$RUN/rss" timeout "$RUN_TIMEOUT" \
-    sh -c 'echo $$ >"$1/cgroup.procs" && shift && exec "$@"' sh "$cg" $(command_of "$name") \
+    sh -c 'echo $$ >"$1/cgroup.procs" && shift && exec "$@"' sh "$cg" $(git_memory_command "$name") \
     >"$RUN/out" 2>"$RUN/err" || status=$?
   took=$((SECONDS - started))
   kills=$(awk '$1 == "oom_kill" { print $2 }' "$cg/memory.oom_control")
