@@ -67,8 +67,25 @@ spec:
 YAML
 }
 
-# For the cgroup memory benchmarks (memory-limit.sh, memory-breakdown.sh), which set RUN,
-# CGPREFIX, BENCH, COMMIT and URL.
+# For the cgroup memory benchmarks (memory-limit.sh, memory-breakdown.sh), which set RUN and
+# CGPREFIX (under CGROOT) first.
+
+# Checks for root and a cgroup v1 memory controller, builds what BENCH and HTTP do not name,
+# serves the 20k-file repository (sets COMMIT, its first commit, and URL) and cleans up at exit.
+git_memory_setup() {
+  [ -w "$CGROOT" ] || { echo "needs root and a cgroup v1 memory controller at $CGROOT" >&2; exit 1; }
+  bash hack/bench-deps.sh >&2
+  if [ -z "${BENCH:-}" ] || [ -z "${HTTP:-}" ]; then
+    cargo build --release --quiet -p stoker-benches --bin stoker-bench-git-memory -p stoker-testkit --bin stoker-git-http
+  fi
+  BENCH=${BENCH:-$CARGO_TARGET_DIR/release/stoker-bench-git-memory}
+  HTTP=${HTTP:-$CARGO_TARGET_DIR/release/stoker-git-http}
+  bench_repo_20000
+  COMMIT=${COMMITS[0]}
+  trap cgroup_cleanup EXIT
+  rm -rf "$RUN" && mkdir -p "$RUN"
+  serve_repo_20000 "$RUN"
+}
 
 # Stops the server and removes every cgroup $CGPREFIX-* this run made (after an interruption,
 # once the processes in it have gone), then $RUN. For `trap cgroup_cleanup EXIT`.

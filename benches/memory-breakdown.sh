@@ -27,19 +27,7 @@ RUN=$DATA/run-breakdown
 CGROOT=/sys/fs/cgroup/memory
 CGPREFIX=$CGROOT/stoker-breakdown-$$
 
-[ -w "$CGROOT" ] || { echo "needs root and a cgroup v1 memory controller at $CGROOT" >&2; exit 1; }
-if [ -z "${BENCH:-}" ] || [ -z "${HTTP:-}" ]; then
-  cargo build --release --quiet -p stoker-benches --bin stoker-bench-git-memory -p stoker-testkit --bin stoker-git-http
-fi
-BENCH=${BENCH:-$CARGO_TARGET_DIR/release/stoker-bench-git-memory}
-HTTP=${HTTP:-$CARGO_TARGET_DIR/release/stoker-git-http}
-
-bench_repo_20000
-COMMIT=${COMMITS[0]}
-
-trap cgroup_cleanup EXIT
-rm -rf "$RUN" && mkdir -p "$RUN"
-serve_repo_20000 "$RUN"
+git_memory_setup
 
 # measure PATH_NAME: one run; prints "total anon cache dirty mapped kmem" in MiB.
 N=0

@@ -35,20 +35,7 @@ RUN=$DATA/run-memory
 CGROOT=/sys/fs/cgroup/memory
 CGPREFIX=$CGROOT/stoker-bench-$$
 
-[ -w "$CGROOT" ] || { echo "needs root and a cgroup v1 memory controller at $CGROOT" >&2; exit 1; }
-bash hack/bench-deps.sh >&2
-if [ -z "${BENCH:-}" ] || [ -z "${HTTP:-}" ]; then
-  cargo build --release --quiet -p stoker-benches --bin stoker-bench-git-memory -p stoker-testkit --bin stoker-git-http
-fi
-BENCH=${BENCH:-$CARGO_TARGET_DIR/release/stoker-bench-git-memory}
-HTTP=${HTTP:-$CARGO_TARGET_DIR/release/stoker-git-http}
-
-bench_repo_20000
-COMMIT=${COMMITS[0]}
-
-trap cgroup_cleanup EXIT
-rm -rf "$RUN" && mkdir -p "$RUN"
-serve_repo_20000 "$RUN"
+git_memory_setup
 
 # attempt PATH_NAME MIB: runs the command under a limit of MIB MiB; succeeds when it did. Sets
 # RSS (peak RSS in MiB).
